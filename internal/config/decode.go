@@ -74,14 +74,55 @@ var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 // syntax turns a yaml.v3 parser error ("yaml: line 3: did not find expected
 // key") into a Problem, so malformed files get FILE:LINE like every other
 // problem.
-func (d *decoder) syntax(err error) {
+func (d *decoder) syntax(data []byte, err error) {
 	msg := err.Error()
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		d.addf(line, "", "malformed YAML: %s", m[2])
+	m := yamlLineRE.FindStringSubmatch(msg)
+	if m == nil {
+		d.addf(0, "", "malformed YAML: %s", strings.TrimPrefix(msg, "yaml: "))
 		return
 	}
-	d.addf(0, "", "malformed YAML: %s", strings.TrimPrefix(msg, "yaml: "))
+	line, _ := strconv.Atoi(m[1])
+	d.addf(offendingLine(data, line, m[2]), "", "malformed YAML: %s", m[2])
+}
+
+// offendingLine sharpens yaml.v3's error position. For parser errors yaml.v3
+// reports where the enclosing construct started (a badly indented key on
+// line 40 of a tenant list is reported at the list's first line), which is
+// useless in a long inventory. The first line that makes the document fail
+// with the same message is where the operator has to look; prefixes that end
+// before it parse or fail differently, so a binary search finds it with
+// O(log n) parses. reported stays the lower bound: the problem cannot be
+// before the construct yaml.v3 was in.
+func offendingLine(data []byte, reported int, msg string) int {
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	fails := func(k int) bool {
+		dec := yaml.NewDecoder(bytes.NewReader(bytes.Join(lines[:k], nil)))
+		for {
+			var n yaml.Node
+			err := dec.Decode(&n)
+			if err == nil {
+				continue
+			}
+			if errors.Is(err, io.EOF) {
+				return false
+			}
+			m := yamlLineRE.FindStringSubmatch(err.Error())
+			return m != nil && m[2] == msg
+		}
+	}
+	lo, hi := max(reported, 1), len(lines)
+	if lo > hi || !fails(hi) {
+		return reported
+	}
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if fails(mid) {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo
 }
 
 // parse reads exactly one YAML document and returns its root, or nil when the
@@ -91,7 +132,7 @@ func (d *decoder) parse(data []byte) *yaml.Node {
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if !errors.Is(err, io.EOF) {
-			d.syntax(err)
+			d.syntax(data, err)
 		}
 		return nil
 	}
@@ -102,7 +143,7 @@ func (d *decoder) parse(data []byte) *yaml.Node {
 		d.addf(extra.Line, "", "a second YAML document starts here; only one is read, so put everything in one document")
 	case errors.Is(err, io.EOF):
 	default:
-		d.syntax(err)
+		d.syntax(data, err)
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode {
@@ -215,24 +256,28 @@ func (d *decoder) mapEntries(f field) []entry {
 	return out
 }
 
-// str returns f's scalar text, "" when absent. Any scalar is accepted (site:
-// 1234 is a fine site name); structure where a string belongs is a problem.
-func (d *decoder) str(f field) string {
+// optional returns f's scalar text and true when f is present and a scalar;
+// structure where a string belongs is reported.
+func (d *decoder) optional(f field) (string, bool) {
 	if !f.present() {
-		return ""
+		return "", false
 	}
 	if f.node.Kind != yaml.ScalarNode {
 		d.errf(f, "must be a string")
-		return ""
+		return "", false
 	}
-	return f.node.Value
+	return f.node.Value, true
 }
 
-// required is str plus a problem when the value is absent or blank.
+// required is optional plus a problem when the value is absent or blank.
 func (d *decoder) required(f field) (string, bool) {
-	s := d.str(f)
 	if f.present() && f.node.Kind != yaml.ScalarNode {
+		d.errf(f, "must be a string")
 		return "", false
+	}
+	s := ""
+	if f.present() {
+		s = f.node.Value
 	}
 	if strings.TrimSpace(s) == "" {
 		d.errf(f, "required")

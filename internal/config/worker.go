@@ -1,0 +1,649 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// WorkerConfig is how a worker or the operator CLI reaches Temporal and the
+// systems it drives. Paths (TLS files, the simulated world, file:
+// references) are used as written, that is relative to the working
+// directory, so that a config in configs/ can name configs/sim/demo.yaml
+// when run from the repository root.
+type WorkerConfig struct {
+	// File is the path the config was read from ("" for defaults only).
+	File     string
+	Temporal TemporalConfig
+	// Roles are the task queues this worker serves; never empty.
+	Roles    []Role
+	LogLevel string // debug | info | warn | error
+	// Simulate, when set, makes the worker serve a simulated world on
+	// loopback instead of reaching Microsoft 365 and Exchange.
+	Simulate *SimulateConfig
+	// Credentials by name; tenants refer to them by that name.
+	Credentials map[string]Credential
+	// OnPremSites and LyncSites are onprem.sites and lync.sites: how to
+	// reach PowerShell at each site this worker may serve.
+	OnPremSites    map[string]SiteConfig
+	LyncSites      map[string]SiteConfig
+	MetricsAddress string // listen address for metrics; "" = off
+}
+
+// TemporalConfig is the Temporal client connection.
+type TemporalConfig struct {
+	Address   string // host:port
+	Namespace string
+	Identity  string // "" = the SDK's default (pid@host)
+	// TLS is nil for a plaintext connection (the local dev server). The SDK
+	// turns TLS on by itself when APIKey is set.
+	TLS *TLSConfig
+	// APIKey is a credential reference (env:NAME or file:PATH), "" for none;
+	// resolve it with ResolveSecret.
+	APIKey string
+}
+
+// TLSConfig is TLS or mTLS to Temporal. All fields are optional: an empty
+// block means TLS with the system roots.
+type TLSConfig struct {
+	CAFile     string
+	CertFile   string // with KeyFile: client certificate for mTLS
+	KeyFile    string
+	ServerName string
+}
+
+// SimulateConfig selects the simulated world.
+type SimulateConfig struct {
+	World string // path of the world YAML
+	Seed  int64
+}
+
+// SiteConfig is one on-premises (Exchange or Lync) site.
+type SiteConfig struct {
+	Shell ShellConfig
+}
+
+// ShellConfig starts the long-lived PowerShell host of a site.
+type ShellConfig struct {
+	// Command is the argv of the PowerShell host; the bootstrap script is fed
+	// on standard input.
+	Command []string
+	// Session is SessionLocalSnapin or SessionRemote.
+	Session string
+	// ConnectionURI is the remote PowerShell endpoint, set only for
+	// SessionRemote. http is allowed because Exchange remote PowerShell over
+	// Kerberos is normally served on http and encrypted by Kerberos itself.
+	ConnectionURI string
+	// CallTimeout bounds one cmdlet call.
+	CallTimeout time.Duration
+}
+
+// Shell session kinds.
+const (
+	SessionLocalSnapin = "local-snapin"
+	SessionRemote      = "remote"
+)
+
+// Credential is a named way for a worker to obtain tokens. It carries
+// references only; Secret, Certificate and CertificatePassword are resolved
+// with ResolveSecret when the credential is used.
+type Credential struct {
+	Name                string
+	Kind                CredentialKind
+	ClientID            string // application (client) id
+	Secret              string // reference, client-secret only
+	Certificate         string // reference to PEM or PKCS#12, client-certificate only
+	CertificatePassword string // reference, optional, client-certificate only
+}
+
+// CredentialKind mirrors the azidentity credential types.
+type CredentialKind string
+
+// Credential kinds.
+const (
+	CredentialClientSecret      CredentialKind = "client-secret"
+	CredentialClientCertificate CredentialKind = "client-certificate"
+	CredentialManagedIdentity   CredentialKind = "managed-identity"
+	CredentialWorkloadIdentity  CredentialKind = "workload-identity"
+	CredentialAzureCLI          CredentialKind = "azure-cli"
+)
+
+var credentialKinds = []string{
+	string(CredentialClientSecret), string(CredentialClientCertificate), string(CredentialManagedIdentity),
+	string(CredentialWorkloadIdentity), string(CredentialAzureCLI),
+}
+
+// RoleKind is the kind of task queue a worker serves.
+type RoleKind string
+
+// Role kinds.
+const (
+	RoleCloud  RoleKind = "cloud"  // workflows, Graph and Exchange Online activities
+	RoleOnPrem RoleKind = "onprem" // on-prem Exchange activities of one site
+	RoleLync   RoleKind = "lync"   // Lync/Skype activities of one site
+)
+
+// Role is one task queue a worker serves: cloud, onprem:<site> or
+// lync:<site>.
+type Role struct {
+	Kind RoleKind
+	Site string // "" for RoleCloud
+}
+
+// String returns the role in the syntax ParseRole reads.
+func (r Role) String() string {
+	if r.Site == "" {
+		return string(r.Kind)
+	}
+	return string(r.Kind) + ":" + r.Site
+}
+
+// ParseRole reads cloud, onprem:<site> or lync:<site>.
+func ParseRole(s string) (Role, error) {
+	kind, site, hasSite := strings.Cut(s, ":")
+	switch RoleKind(kind) {
+	case RoleCloud:
+		if hasSite {
+			return Role{}, fmt.Errorf("role %q: the cloud role takes no site", s)
+		}
+		return Role{Kind: RoleCloud}, nil
+	case RoleOnPrem, RoleLync:
+		if !hasSite {
+			return Role{}, fmt.Errorf("role %q needs a site: %s:<site>", s, kind)
+		}
+		if m := siteMsg(site); m != "" {
+			return Role{}, fmt.Errorf("role %q: %s", s, m)
+		}
+		return Role{Kind: RoleKind(kind), Site: site}, nil
+	}
+	return Role{}, fmt.Errorf("%q is not a role (want cloud, onprem:<site> or lync:<site>)", s)
+}
+
+// Defaults for a worker config; an absent file means all of them.
+const (
+	DefaultTemporalAddress = "127.0.0.1:7233"
+	DefaultNamespace       = "default"
+	DefaultLogLevel        = "info"
+	defaultCallTimeout     = 2 * time.Minute
+	defaultSeed            = 1
+)
+
+// defaultShellCommand is Windows PowerShell because the Exchange and Lync
+// management snap-ins/modules are built for it; pwsh works with remote
+// sessions.
+var defaultShellCommand = []string{"powershell.exe", "-NoLogo", "-NoProfile", "-NonInteractive", "-Command", "-"}
+
+var logLevels = []string{"debug", "info", "warn", "error"}
+
+// namespaceRE is deliberately looser than any one deployment's rule (Temporal
+// Cloud uses name.account); it only keeps out what cannot be a namespace.
+var namespaceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$`)
+
+func namespaceMsg(s string) string {
+	if namespaceRE.MatchString(s) {
+		return ""
+	}
+	return fmt.Sprintf("%q is not a namespace name (letters, digits, dots, hyphens, underscores)", s)
+}
+
+func logLevelMsg(s string) string {
+	if contains(logLevels, s) {
+		return ""
+	}
+	return fmt.Sprintf("unknown log level %q (valid: %s)", s, strings.Join(logLevels, ", "))
+}
+
+// LoadWorkerConfig reads and validates a worker config, then applies the
+// HYBRIDFLOW_* environment overrides looked up with getenv (nil means
+// os.Getenv). path "" means no file: defaults plus environment.
+func LoadWorkerConfig(path string, getenv func(string) string) (*WorkerConfig, error) {
+	var data []byte
+	if path != "" {
+		var err error
+		if data, err = os.ReadFile(path); err != nil {
+			return nil, fmt.Errorf("read worker config: %w", err)
+		}
+	}
+	return ParseWorkerConfig(path, data, getenv)
+}
+
+// ParseWorkerConfig validates worker config YAML (empty data = defaults) and
+// applies the environment overrides (getenv nil means os.Getenv). file is
+// used only in problem messages. On any problem it returns nil and a
+// Problems error.
+func ParseWorkerConfig(file string, data []byte, getenv func(string) string) (*WorkerConfig, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	d := &decoder{file: file}
+	cfg := &WorkerConfig{
+		File:        file,
+		Temporal:    TemporalConfig{Address: DefaultTemporalAddress, Namespace: DefaultNamespace},
+		Roles:       []Role{{Kind: RoleCloud}},
+		LogLevel:    DefaultLogLevel,
+		Credentials: map[string]Credential{},
+		OnPremSites: map[string]SiteConfig{},
+		LyncSites:   map[string]SiteConfig{},
+	}
+	// where remembers the source of values that cross-checks complain
+	// about, since the environment may have replaced them.
+	where := map[string]Problem{}
+	if root := d.parse(data); root != nil {
+		d.worker(field{node: root}, cfg, where)
+	}
+	d.applyEnv(cfg, getenv, where)
+	d.crossCheck(cfg, where)
+	if err := d.err(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func (d *decoder) at(f field) Problem { return Problem{File: d.file, Line: f.line(), Field: f.path} }
+
+func (d *decoder) worker(root field, cfg *WorkerConfig, where map[string]Problem) {
+	fs, ok := d.mapping(root, "temporal", "roles", "log_level", "simulate", "credentials", "onprem", "lync", "metrics_address")
+	if !ok {
+		return
+	}
+	d.temporal(fs.get("temporal"), &cfg.Temporal, where)
+
+	if rf := fs.get("roles"); rf.present() {
+		where["roles"] = d.at(rf)
+		items := d.list(rf)
+		if rf.node.Kind == yaml.SequenceNode && len(rf.node.Content) == 0 {
+			d.errf(rf, "no roles; list at least one (cloud, onprem:<site>, lync:<site>)")
+		}
+		var roles []Role
+		seen := map[Role]int{}
+		for _, item := range items {
+			s, ok := d.optional(item)
+			if !ok {
+				continue
+			}
+			r, err := ParseRole(s)
+			if err != nil {
+				d.errf(item, "%v", err)
+				continue
+			}
+			if line, dup := seen[r]; dup {
+				d.errf(item, "role %s listed twice (first at line %d)", r, line)
+				continue
+			}
+			seen[r] = item.line()
+			where["role:"+r.String()] = d.at(item)
+			roles = append(roles, r)
+		}
+		if len(roles) > 0 {
+			cfg.Roles = roles
+		}
+	}
+
+	if lf := fs.get("log_level"); lf.present() {
+		if v, ok := d.optional(lf); ok && d.check(lf, logLevelMsg(v)) {
+			cfg.LogLevel = v
+		}
+	}
+
+	// "simulate:" with nothing under it is kept as a request to simulate,
+	// so that the missing world is reported rather than silently ignored.
+	if sf := fs.get("simulate"); sf.node != nil {
+		sim := &SimulateConfig{Seed: defaultSeed}
+		if ss, ok := d.mapping(sf, "world", "seed"); ok || !sf.present() {
+			if v, ok := d.required(ss.get("world")); ok {
+				sim.World = v
+			}
+			if seed, ok := d.int64(ss.get("seed")); ok {
+				sim.Seed = seed
+			}
+		}
+		cfg.Simulate = sim
+	}
+
+	for _, e := range d.mapEntries(fs.get("credentials")) {
+		if !d.check(e.key, nameMsg(e.name)) {
+			continue
+		}
+		if c, ok := d.credential(e.val); ok {
+			c.Name = e.name
+			cfg.Credentials[e.name] = c
+		}
+	}
+
+	d.sites(fs.get("onprem"), cfg.OnPremSites)
+	d.sites(fs.get("lync"), cfg.LyncSites)
+
+	if mf := fs.get("metrics_address"); mf.present() {
+		if v, ok := d.optional(mf); ok && d.check(mf, hostPortMsg(v, true)) {
+			cfg.MetricsAddress = v
+		}
+	}
+}
+
+func (d *decoder) temporal(f field, t *TemporalConfig, where map[string]Problem) {
+	fs, ok := d.mapping(f, "address", "namespace", "identity", "tls", "api_key")
+	if !ok {
+		return
+	}
+	if af := fs.get("address"); af.present() {
+		if v, ok := d.optional(af); ok && d.check(af, hostPortMsg(v, false)) {
+			t.Address = v
+		}
+	}
+	if nf := fs.get("namespace"); nf.present() {
+		if v, ok := d.optional(nf); ok && d.check(nf, namespaceMsg(v)) {
+			t.Namespace = v
+		}
+	}
+	if v, ok := d.optional(fs.get("identity")); ok {
+		t.Identity = v
+	}
+	// "tls:" with nothing under it still means "use TLS".
+	if tf := fs.get("tls"); tf.node != nil {
+		t.TLS = &TLSConfig{}
+		where["temporal.tls"] = d.at(tf)
+		if ts, ok := d.mapping(tf, "ca_file", "cert_file", "key_file", "server_name"); ok {
+			t.TLS.CAFile, _ = d.optional(ts.get("ca_file"))
+			t.TLS.CertFile, _ = d.optional(ts.get("cert_file"))
+			t.TLS.KeyFile, _ = d.optional(ts.get("key_file"))
+			sn := ts.get("server_name")
+			if v, ok := d.optional(sn); ok && d.check(sn, hostMsg(v)) {
+				t.TLS.ServerName = v
+			}
+		}
+	}
+	kf := fs.get("api_key")
+	if v, ok := d.optional(kf); ok && d.check(kf, refMsg(v)) {
+		t.APIKey = v
+	}
+}
+
+func (d *decoder) credential(f field) (Credential, bool) {
+	var c Credential
+	fs, ok := d.mapping(f, "kind", "client_id", "secret", "certificate", "certificate_password")
+	if !ok {
+		if !f.present() {
+			d.errf(f, "must be a mapping with at least kind")
+		}
+		return c, false
+	}
+	valid := true
+	kf := fs.get("kind")
+	if v, ok := d.required(kf); !ok {
+		valid = false
+	} else if !contains(credentialKinds, v) {
+		d.errf(kf, "unknown credential kind %q (valid: %s)", v, strings.Join(credentialKinds, ", "))
+		valid = false
+	} else {
+		c.Kind = CredentialKind(v)
+	}
+	idf := fs.get("client_id")
+	if v, ok := d.optional(idf); ok {
+		if d.check(idf, guidMsg(v)) {
+			c.ClientID = strings.ToLower(v)
+		} else {
+			valid = false
+		}
+	}
+	ref := func(key string, dst *string) field {
+		rf := fs.get(key)
+		if v, ok := d.optional(rf); ok {
+			if d.check(rf, refMsg(v)) {
+				*dst = v
+			} else {
+				valid = false
+			}
+		}
+		return rf
+	}
+	sf := ref("secret", &c.Secret)
+	cf := ref("certificate", &c.Certificate)
+	pf := ref("certificate_password", &c.CertificatePassword)
+	if c.Kind == "" {
+		return c, false
+	}
+
+	// Which settings each kind needs follows the azidentity constructors;
+	// a setting a kind ignores is reported because it usually means the
+	// wrong kind was chosen.
+	need := func(f field, what string) {
+		if !f.present() {
+			d.errf(f, "required for kind %s (%s)", c.Kind, what)
+			valid = false
+		}
+	}
+	forbid := func(f field) {
+		if f.present() {
+			d.errf(f, "not used by kind %s; remove it or change kind", c.Kind)
+			valid = false
+		}
+	}
+	switch c.Kind {
+	case CredentialClientSecret:
+		need(idf, "the application id")
+		need(sf, "a reference such as env:HF_SECRET")
+		forbid(cf)
+		forbid(pf)
+	case CredentialClientCertificate:
+		need(idf, "the application id")
+		need(cf, "a reference such as file:/path/cert.pem")
+		forbid(sf)
+	case CredentialWorkloadIdentity:
+		need(idf, "the application id")
+		forbid(sf)
+		forbid(cf)
+		forbid(pf)
+	case CredentialManagedIdentity:
+		// client_id is optional: it selects a user-assigned identity.
+		forbid(sf)
+		forbid(cf)
+		forbid(pf)
+	case CredentialAzureCLI:
+		forbid(idf)
+		forbid(sf)
+		forbid(cf)
+		forbid(pf)
+	}
+	return c, valid
+}
+
+func (d *decoder) sites(f field, into map[string]SiteConfig) {
+	fs, ok := d.mapping(f, "sites")
+	if !ok {
+		return
+	}
+	for _, e := range d.mapEntries(fs.get("sites")) {
+		if !d.check(e.key, siteMsg(e.name)) {
+			continue
+		}
+		sc := SiteConfig{Shell: ShellConfig{
+			Command:     append([]string(nil), defaultShellCommand...),
+			Session:     SessionLocalSnapin,
+			CallTimeout: defaultCallTimeout,
+		}}
+		ss, _ := d.mapping(e.val, "shell")
+		d.shell(ss.get("shell"), &sc.Shell)
+		into[e.name] = sc
+	}
+}
+
+func (d *decoder) shell(f field, sh *ShellConfig) {
+	fs, ok := d.mapping(f, "command", "session", "connection_uri", "call_timeout")
+	if !ok {
+		return
+	}
+	if cf := fs.get("command"); cf.present() {
+		var argv []string
+		for _, item := range d.list(cf) {
+			v, ok := d.optional(item)
+			switch {
+			case ok && v != "":
+				argv = append(argv, v)
+			case ok || !item.present():
+				d.errf(item, "empty argument")
+			}
+		}
+		if cf.node.Kind == yaml.SequenceNode && len(cf.node.Content) == 0 {
+			d.errf(cf, "empty command; give the PowerShell host's argv or leave command out")
+		}
+		if len(argv) > 0 {
+			sh.Command = argv
+		}
+	}
+	sf := fs.get("session")
+	if v, ok := d.optional(sf); ok {
+		if v == SessionLocalSnapin || v == SessionRemote {
+			sh.Session = v
+		} else {
+			d.errf(sf, "unknown session %q (valid: %s, %s)", v, SessionLocalSnapin, SessionRemote)
+		}
+	}
+	uf := fs.get("connection_uri")
+	if v, ok := d.optional(uf); ok && d.check(uf, urlMsg(v, "http", "https")) {
+		sh.ConnectionURI = v
+	}
+	switch {
+	case sh.Session == SessionRemote && !uf.present():
+		d.errf(uf, "required when session is remote")
+	case sh.Session == SessionLocalSnapin && uf.present():
+		d.errf(uf, "only used when session is remote")
+	}
+	tf := fs.get("call_timeout")
+	if v, ok := d.optional(tf); ok && d.check(tf, durationMsg(v)) {
+		sh.CallTimeout, _ = time.ParseDuration(v)
+	}
+}
+
+// applyEnv applies the HYBRIDFLOW_* overrides. Only the worker config is
+// overridable: an inventory is data about tenants, not deployment, and must
+// mean the same thing wherever it is read.
+func (d *decoder) applyEnv(cfg *WorkerConfig, getenv func(string) string, where map[string]Problem) {
+	env := func(name string, check func(string) string, apply func(string)) {
+		v := getenv(name)
+		if v == "" {
+			return
+		}
+		if check != nil {
+			if m := check(v); m != "" {
+				d.probs = append(d.probs, Problem{File: "environment", Field: name, Message: m})
+				return
+			}
+		}
+		apply(v)
+	}
+	tls := func(set func(*TLSConfig, string)) func(string) {
+		return func(v string) {
+			if cfg.Temporal.TLS == nil {
+				cfg.Temporal.TLS = &TLSConfig{}
+			}
+			if _, fromFile := where["temporal.tls"]; !fromFile {
+				where["temporal.tls"] = Problem{File: "environment", Field: "HYBRIDFLOW_TEMPORAL_TLS_*"}
+			}
+			set(cfg.Temporal.TLS, v)
+		}
+	}
+	env("HYBRIDFLOW_TEMPORAL_ADDRESS", func(v string) string { return hostPortMsg(v, false) },
+		func(v string) { cfg.Temporal.Address = v })
+	env("HYBRIDFLOW_TEMPORAL_NAMESPACE", namespaceMsg, func(v string) { cfg.Temporal.Namespace = v })
+	env("HYBRIDFLOW_TEMPORAL_IDENTITY", nil, func(v string) { cfg.Temporal.Identity = v })
+	env("HYBRIDFLOW_TEMPORAL_TLS_CA_FILE", nil, tls(func(t *TLSConfig, v string) { t.CAFile = v }))
+	env("HYBRIDFLOW_TEMPORAL_TLS_CERT_FILE", nil, tls(func(t *TLSConfig, v string) { t.CertFile = v }))
+	env("HYBRIDFLOW_TEMPORAL_TLS_KEY_FILE", nil, tls(func(t *TLSConfig, v string) { t.KeyFile = v }))
+	env("HYBRIDFLOW_TEMPORAL_TLS_SERVER_NAME", hostMsg, tls(func(t *TLSConfig, v string) { t.ServerName = v }))
+	env("HYBRIDFLOW_LOG_LEVEL", logLevelMsg, func(v string) { cfg.LogLevel = v })
+	env("HYBRIDFLOW_METRICS_ADDRESS", func(v string) string { return hostPortMsg(v, true) },
+		func(v string) { cfg.MetricsAddress = v })
+	env("HYBRIDFLOW_SIMULATE_WORLD", nil, func(v string) {
+		if cfg.Simulate == nil {
+			cfg.Simulate = &SimulateConfig{Seed: defaultSeed}
+		}
+		cfg.Simulate.World = v
+	})
+	env("HYBRIDFLOW_ROLES", nil, func(v string) {
+		roles, err := parseRoleList(v)
+		if err != nil {
+			d.probs = append(d.probs, Problem{File: "environment", Field: "HYBRIDFLOW_ROLES", Message: err.Error()})
+			return
+		}
+		cfg.Roles = roles
+		for k := range where {
+			if strings.HasPrefix(k, "role:") {
+				delete(where, k)
+			}
+		}
+		where["roles"] = Problem{File: "environment", Field: "HYBRIDFLOW_ROLES"}
+	})
+}
+
+// parseRoleList reads the comma-separated HYBRIDFLOW_ROLES, reporting every
+// bad entry at once like the file does.
+func parseRoleList(s string) ([]Role, error) {
+	var roles []Role
+	var errs []error
+	seen := map[Role]bool{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		r, err := ParseRole(part)
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case seen[r]:
+			errs = append(errs, fmt.Errorf("role %s listed twice", r))
+		default:
+			seen[r] = true
+			roles = append(roles, r)
+		}
+	}
+	if len(roles) == 0 && len(errs) == 0 {
+		errs = append(errs, errors.New("no roles"))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return roles, nil
+}
+
+func (d *decoder) crossCheck(cfg *WorkerConfig, where map[string]Problem) {
+	report := func(key, format string, args ...any) {
+		p, ok := where[key]
+		if !ok {
+			p = Problem{File: d.file, Field: key}
+		}
+		p.Message = fmt.Sprintf(format, args...)
+		d.probs = append(d.probs, p)
+	}
+	// A simulated worker plays every site itself; a real one must know how
+	// to start PowerShell for each site it serves, or it would accept
+	// activities it can only fail.
+	if cfg.Simulate == nil {
+		for _, r := range cfg.Roles {
+			var sites map[string]SiteConfig
+			switch r.Kind {
+			case RoleOnPrem:
+				sites = cfg.OnPremSites
+			case RoleLync:
+				sites = cfg.LyncSites
+			default:
+				continue
+			}
+			if _, ok := sites[r.Site]; !ok {
+				key := "role:" + r.String()
+				if _, ok := where[key]; !ok {
+					key = "roles"
+				}
+				report(key, "role %s has no %s.sites.%s entry (how to start PowerShell there); add one or use simulate", r, r.Kind, r.Site)
+			}
+		}
+	}
+	if t := cfg.Temporal.TLS; t != nil && (t.CertFile == "") != (t.KeyFile == "") {
+		report("temporal.tls", "cert_file and key_file go together (mTLS needs both)")
+	}
+}

@@ -1,0 +1,136 @@
+// Command hybridflow-worker serves hybridflow's task queues: the cloud role
+// (workflows, Graph, Exchange Online) and on-prem / Lync roles per site.
+// With a simulated world it starts the simulator on loopback and points
+// the real clients at it; nothing else changes.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/hybridflow/hybridflow/internal/config"
+	"github.com/hybridflow/hybridflow/internal/logging"
+	"github.com/hybridflow/hybridflow/internal/temporalx"
+	"github.com/hybridflow/hybridflow/internal/workerhost"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := rootCommand(os.Stdout, os.Stderr, os.Getenv).ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	configPath string
+	roles      []string
+	simulate   string
+	logLevel   string
+	identity   string
+}
+
+func rootCommand(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {
+	var o options
+	cmd := &cobra.Command{
+		Use:   "hybridflow-worker",
+		Short: "Serve hybridflow's Temporal task queues",
+		Long: `hybridflow-worker polls the task queues of its roles:
+  cloud            hybridflow-cloud: every workflow, and the Graph / Exchange Online activities
+  onprem:<site>    hybridflow-onprem-<site>: on-prem Exchange activities (PowerShell host)
+  lync:<site>      hybridflow-lync-<site>: Lync / Skype for Business activities
+
+Workers only dial out to Temporal. SIGINT/SIGTERM stop polling, let running
+activities finish (up to 30s) and exit.`,
+		Example:       "  hybridflow-worker --config configs/worker.example.yaml\n  hybridflow-worker --role cloud --role onprem:site-a --simulate configs/sim/demo.yaml",
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return serve(cmd.Context(), o, getenv)
+		},
+	}
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
+	f := cmd.Flags()
+	f.StringVarP(&o.configPath, "config", "c", "", "worker config file (env HYBRIDFLOW_CONFIG)")
+	f.StringArrayVar(&o.roles, "role", nil, "role to serve, repeatable: cloud, onprem:<site>, lync:<site> (overrides config)")
+	f.StringVar(&o.simulate, "simulate", "", "serve a simulated world from this YAML file instead of real systems")
+	f.StringVar(&o.logLevel, "log-level", "", "debug, info, warn or error (overrides config)")
+	f.StringVar(&o.identity, "identity", "", "worker identity shown in Temporal (default pid@host)")
+	return cmd
+}
+
+func serve(ctx context.Context, o options, getenv func(string) string) error {
+	path := o.configPath
+	if path == "" {
+		path = getenv("HYBRIDFLOW_CONFIG")
+	}
+	cfg, err := config.LoadWorkerConfig(path, getenv)
+	if err != nil {
+		return err
+	}
+	if o.logLevel != "" {
+		cfg.LogLevel = o.logLevel
+	}
+	if o.simulate != "" {
+		cfg.Simulate = &config.SimulateConfig{World: o.simulate}
+	}
+	if len(o.roles) > 0 {
+		cfg.Roles = nil
+		for _, r := range o.roles {
+			role, err := config.ParseRole(r)
+			if err != nil {
+				return fmt.Errorf("--role: %w", err)
+			}
+			cfg.Roles = append(cfg.Roles, role)
+		}
+	}
+	logger, err := logging.New(cfg.LogLevel, false)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = logger.Sync() }()
+
+	be, err := newBackends(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer be.Close()
+
+	c, err := temporalx.Dial(ctx, cfg.Temporal, logger, getenv)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	identity := o.identity
+	if identity == "" {
+		identity = cfg.Temporal.Identity
+	}
+	logger.Info("hybridflow worker starting", zap.String("temporal", cfg.Temporal.Address),
+		zap.String("namespace", cfg.Temporal.Namespace), zap.Stringers("roles", rolesOf(cfg.Roles)), zap.String("backend", be.Kind()))
+	err = workerhost.Run(ctx, c, cfg.Roles, be.Register, logger, workerhost.Options{Identity: identity})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+func rolesOf(rs []config.Role) []fmt.Stringer {
+	out := make([]fmt.Stringer, len(rs))
+	for i, r := range rs {
+		out[i] = r
+	}
+	return out
+}

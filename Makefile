@@ -1,0 +1,122 @@
+# hybridflow — two commands matter: `make run` (the demo on a local dev
+# server and a simulated world) and `make test` (everything CI runs).
+# Only Go is needed; the Temporal CLI is built from the Go module proxy.
+
+SHELL := /bin/bash
+GO ?= go
+export GOFLAGS ?= -buildvcs=false
+
+BIN        := $(CURDIR)/bin
+DATA       := $(CURDIR)/.data
+TEMPORAL   := $(BIN)/temporal
+TEMPORAL_CLI_VERSION := v1.5.1
+TEMPORAL_PORT ?= 7233
+UI_PORT    ?= 8233
+ADDRESS    := 127.0.0.1:$(TEMPORAL_PORT)
+# Custom search attributes; workflows/searchattrs.go is the source of truth
+# and a test keeps this list equal to it.
+SEARCH_ATTRIBUTES := HybridflowCloud HybridflowState HybridflowStep HybridflowTenant
+WORKER_CONFIG ?= configs/worker.dev.yaml
+INVENTORY  ?= configs/inventory.demo.yaml
+
+HYBRIDFLOW := $(BIN)/hybridflow
+WORKER     := $(BIN)/hybridflow-worker
+
+.PHONY: all build run server worker stop test test-unit vet fmt-check clean help
+
+all: build
+
+help:
+	@echo "make run    build, start the dev server and a simulated worker, check health (the demo)"
+	@echo "make test   vet, format check, PowerShell grammar check, unit + integration tests"
+	@echo "make stop   stop what make started (PIDs in .data/)"
+	@echo "make server / make worker   start only that part; both do nothing if already running"
+
+# The CLI is built only when missing: the first build takes minutes.
+$(TEMPORAL):
+	@mkdir -p $(BIN)
+	@echo "building the Temporal CLI $(TEMPORAL_CLI_VERSION) into bin/ (first time only, ~4 min)"
+	GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION)
+
+build:
+	$(GO) build -o $(HYBRIDFLOW) ./starter
+	$(GO) build -o $(WORKER) ./worker
+
+$(DATA):
+	@mkdir -p $(DATA)
+
+# Starts the dev server unless something already answers on $(ADDRESS);
+# state survives restarts in .data/temporal.db.
+server: $(TEMPORAL) | $(DATA)
+	@if $(TEMPORAL) operator cluster health --address $(ADDRESS) >/dev/null 2>&1; then \
+		echo "Temporal already running at $(ADDRESS)"; \
+	else \
+		echo "starting Temporal dev server at $(ADDRESS) (state: .data/temporal.db, log: .data/temporal.log)"; \
+		nohup $(TEMPORAL) server start-dev --ip 127.0.0.1 --port $(TEMPORAL_PORT) --ui-port $(UI_PORT) \
+			--db-filename $(DATA)/temporal.db --log-level warn \
+			$(foreach sa,$(SEARCH_ATTRIBUTES),--search-attribute $(sa)=Keyword) \
+			>$(DATA)/temporal.log 2>&1 </dev/null & echo $$! >$(DATA)/temporal.pid; \
+		for i in $$(seq 1 90); do \
+			$(TEMPORAL) operator cluster health --address $(ADDRESS) >/dev/null 2>&1 && break; \
+			if ! kill -0 $$(cat $(DATA)/temporal.pid) 2>/dev/null; then echo "dev server exited:"; tail -20 $(DATA)/temporal.log; exit 1; fi; \
+			sleep 1; \
+		done; \
+		$(TEMPORAL) operator cluster health --address $(ADDRESS) >/dev/null || { echo "dev server did not answer in 90s"; exit 1; }; \
+	fi
+	@# A server we did not start may lack the attributes; creating an existing one fails harmlessly.
+	@for sa in $(SEARCH_ATTRIBUTES); do \
+		$(TEMPORAL) operator search-attribute create --address $(ADDRESS) --name $$sa --type Keyword >/dev/null 2>&1 || true; \
+	done
+
+# Starts the simulated worker unless the one make started is still alive.
+worker: build | $(DATA)
+	@if [ -f $(DATA)/worker.pid ] && kill -0 $$(cat $(DATA)/worker.pid) 2>/dev/null; then \
+		echo "worker already running (pid $$(cat $(DATA)/worker.pid))"; \
+	else \
+		echo "starting hybridflow-worker with $(WORKER_CONFIG) (log: .data/worker.log)"; \
+		HYBRIDFLOW_TEMPORAL_ADDRESS=$(ADDRESS) nohup $(WORKER) --config $(WORKER_CONFIG) \
+			>$(DATA)/worker.log 2>&1 </dev/null & echo $$! >$(DATA)/worker.pid; \
+		sleep 2; \
+		if ! kill -0 $$(cat $(DATA)/worker.pid) 2>/dev/null; then \
+			echo "the worker exited at start:"; tail -20 $(DATA)/worker.log; rm -f $(DATA)/worker.pid; exit 1; \
+		fi; \
+	fi
+
+run: build server worker
+	@$(HYBRIDFLOW) doctor --address $(ADDRESS) -f $(INVENTORY) --wait 60s
+	@echo
+	@echo "Temporal Web UI: http://localhost:$(UI_PORT)/namespaces/default/workflows"
+	@echo "Stop everything with: make stop"
+
+# Ends only what make started, newest first.
+stop:
+	@for p in worker temporal; do \
+		f=$(DATA)/$$p.pid; \
+		if [ -f $$f ]; then \
+			pid=$$(cat $$f); \
+			if kill -0 $$pid 2>/dev/null; then \
+				kill -TERM $$pid; \
+				for i in $$(seq 1 40); do kill -0 $$pid 2>/dev/null || break; sleep 0.5; done; \
+				kill -0 $$pid 2>/dev/null && kill -KILL $$pid; \
+				echo "stopped $$p (pid $$pid)"; \
+			fi; \
+			rm -f $$f; \
+		fi; \
+	done
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './bin/*')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+# Windows build of everything: the on-prem worker runs on Windows hosts.
+windows-build:
+	GOOS=windows GOARCH=amd64 $(GO) build ./...
+
+test: $(TEMPORAL) vet fmt-check windows-build
+	$(GO) test -count=1 -timeout 30m ./...
+
+clean: stop
+	rm -rf $(DATA)

@@ -22,7 +22,7 @@ INVENTORY  ?= configs/inventory.demo.yaml
 HYBRIDFLOW := $(BIN)/hybridflow
 WORKER     := $(BIN)/hybridflow-worker
 
-.PHONY: all build run server worker stop test test-unit vet fmt-check clean help
+.PHONY: all build run server worker stop test vet fmt-check windows-build clean help
 
 all: build
 
@@ -111,11 +111,40 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './bin/*')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
+# The PowerShell host bootstrap script is checked with a real PowerShell
+# grammar (tree-sitter's, as WebAssembly, from npm); the check is only
+# trustworthy if it can fail, so a deliberately broken script must be
+# rejected with status 1 (a syntax error, not the tool failing).
+PSGRAMMAR_DIR     ?= internal/exchange/shell/testdata/psgrammar
+PSGRAMMAR_SCRIPTS ?= internal/exchange/shell/bootstrap.ps1
+PSGRAMMAR_BROKEN  ?= $(PSGRAMMAR_DIR)/testdata/broken.ps1
+PSGRAMMAR_NODE    ?= node
+PSGRAMMAR_NPM     ?= npm
+
+# npm writes node_modules/.package-lock.json on every install, so it marks an
+# install that matches the committed lock file: npm ci runs when
+# node_modules is missing or the lock file changed, and never otherwise.
+# --ignore-scripts: only the grammar's .wasm is used; its native-addon
+# install hook would just probe for prebuilt binaries we do not need.
+$(PSGRAMMAR_DIR)/node_modules/.package-lock.json: $(PSGRAMMAR_DIR)/package.json $(PSGRAMMAR_DIR)/package-lock.json
+	$(PSGRAMMAR_NPM) ci --prefix $(PSGRAMMAR_DIR) --ignore-scripts --no-audit --no-fund
+	@touch $@
+
+.PHONY: psgrammar-check
+psgrammar-check: $(PSGRAMMAR_DIR)/node_modules/.package-lock.json
+	$(PSGRAMMAR_NODE) $(PSGRAMMAR_DIR)/check.mjs $(PSGRAMMAR_SCRIPTS)
+	@status=0; out=$$($(PSGRAMMAR_NODE) $(PSGRAMMAR_DIR)/check.mjs $(PSGRAMMAR_BROKEN) 2>&1) || status=$$?; \
+	if [ $$status -ne 1 ]; then \
+		echo "psgrammar-check: $(PSGRAMMAR_BROKEN) must be rejected with status 1, got $$status:"; \
+		echo "$$out"; exit 1; \
+	fi; \
+	echo "psgrammar: $(PSGRAMMAR_BROKEN): rejected as expected ($$(echo "$$out" | head -n 1))"
+
 # Windows build of everything: the on-prem worker runs on Windows hosts.
 windows-build:
 	GOOS=windows GOARCH=amd64 $(GO) build ./...
 
-test: $(TEMPORAL) vet fmt-check windows-build
+test: $(TEMPORAL) vet fmt-check windows-build psgrammar-check
 	$(GO) test -count=1 -timeout 30m ./...
 
 clean: stop

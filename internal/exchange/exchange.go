@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -141,4 +143,34 @@ func Allowed(cmdlet string) bool {
 		}
 	}
 	return false
+}
+
+// --- server versions (added with the on-prem PowerShell host, shell/) ---
+
+// adminDisplayVersionRE matches AdminDisplayVersion as Exchange prints it,
+// "Version 15.2 (Build 1748.24)", and a bare build "15.2.1748.24".
+var adminDisplayVersionRE = regexp.MustCompile(`^\s*(?:Version\s+(\d+)\.(\d+)\s+\(Build\s+(\d+)\.(\d+)\)|(\d+)\.(\d+)\.(\d+)\.(\d+))\s*$`)
+
+// ParseAdminDisplayVersion turns Get-ExchangeServer's AdminDisplayVersion
+// into its build, "15.2.1748.24", comparable with FACTS §2's minimums.
+// AdminDisplayVersion is the field to read: it is the only version
+// property that arrives the same way from the local snap-in and from a
+// remote session, where the rich ServerVersion object is flattened to
+// this text.
+func ParseAdminDisplayVersion(s string) (major, minor, build, revision int, err error) {
+	m := adminDisplayVersionRE.FindStringSubmatch(s)
+	if m == nil {
+		return 0, 0, 0, 0, fmt.Errorf("exchange: %q is not an Exchange server version", s)
+	}
+	parts := m[1:5]
+	if m[1] == "" {
+		parts = m[5:9]
+	}
+	var v [4]int
+	for i, p := range parts {
+		if v[i], err = strconv.Atoi(p); err != nil {
+			return 0, 0, 0, 0, fmt.Errorf("exchange: version %q: %w", s, err)
+		}
+	}
+	return v[0], v[1], v[2], v[3], nil
 }

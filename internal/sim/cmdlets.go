@@ -25,6 +25,9 @@ type Call struct {
 	Side   Side
 	Org    *ExchangeOrg // nil for Lync
 	Params Params
+	// Warnings collects what the cmdlet wrote to the warning stream
+	// (InvokeWithWarnings; EXO returns them as @adminapi.warnings).
+	Warnings []string
 }
 
 // Params are a cmdlet's parameters as decoded from JSON.
@@ -57,18 +60,24 @@ func Cmdlets(side Side) []string {
 // the single entry point of both the PowerShell-host and the InvokeCommand
 // servers, so both protocols share one set of semantics.
 func (w *World) Invoke(side Side, tenantID string, cmd exchange.Command) ([]exchange.Row, *exchange.Error) {
+	rows, _, err := w.InvokeWithWarnings(side, tenantID, cmd)
+	return rows, err
+}
+
+// InvokeWithWarnings is Invoke that also returns the cmdlet's warnings.
+func (w *World) InvokeWithWarnings(side Side, tenantID string, cmd exchange.Command) ([]exchange.Row, []string, *exchange.Error) {
 	if !exchange.Allowed(cmd.Cmdlet) {
-		return nil, &exchange.Error{Cmdlet: cmd.Cmdlet, Type: exchange.TypeCmdletNotAllowed, Message: fmt.Sprintf("The term '%s' is not allowed by the host.", cmd.Cmdlet), Category: "PermissionDenied"}
+		return nil, nil, &exchange.Error{Cmdlet: cmd.Cmdlet, Type: exchange.TypeCmdletNotAllowed, Message: fmt.Sprintf("The term '%s' is not allowed by the host.", cmd.Cmdlet), Category: "PermissionDenied"}
 	}
 	f := registry[side][strings.ToLower(cmd.Cmdlet)]
 	if f == nil {
-		return nil, &exchange.Error{Cmdlet: cmd.Cmdlet, Type: "System.Management.Automation.CommandNotFoundException", Message: fmt.Sprintf("The term '%s' is not recognized as the name of a cmdlet.", cmd.Cmdlet), Category: "ObjectNotFound"}
+		return nil, nil, &exchange.Error{Cmdlet: cmd.Cmdlet, Type: "System.Management.Automation.CommandNotFoundException", Message: fmt.Sprintf("The term '%s' is not recognized as the name of a cmdlet.", cmd.Cmdlet), Category: "ObjectNotFound"}
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	t := w.tenant(tenantID)
 	if t == nil {
-		return nil, &exchange.Error{Cmdlet: cmd.Cmdlet, Type: exchange.TypeAccessDenied, Message: fmt.Sprintf("no organisation for tenant %s", tenantID), Category: "PermissionDenied"}
+		return nil, nil, &exchange.Error{Cmdlet: cmd.Cmdlet, Type: exchange.TypeAccessDenied, Message: fmt.Sprintf("no organisation for tenant %s", tenantID), Category: "PermissionDenied"}
 	}
 	c := &Call{World: w, Tenant: t, Side: side, Params: Params(cmd.Parameters)}
 	switch side {
@@ -81,7 +90,7 @@ func (w *World) Invoke(side Side, tenantID string, cmd exchange.Command) ([]exch
 	if err != nil && err.Cmdlet == "" {
 		err.Cmdlet = cmd.Cmdlet
 	}
-	return rows, err
+	return rows, c.Warnings, err
 }
 
 // String returns a string parameter ("" when absent).
@@ -168,4 +177,12 @@ func invalid(format string, args ...any) *exchange.Error {
 func (c *Call) touch() {
 	c.Tenant.Behaviour.PendingPropagation = c.Tenant.Behaviour.PropagationChecks
 	c.World.countWrite(c.Tenant.ID)
+}
+
+// --- warnings (added with the Exchange Online endpoint, exo.go) ---
+
+// Warn writes to the cmdlet's warning stream, as WriteWarning does: the
+// call still succeeds, and callers see the text next to the rows.
+func (c *Call) Warn(format string, args ...any) {
+	c.Warnings = append(c.Warnings, fmt.Sprintf(format, args...))
 }

@@ -30,6 +30,16 @@ type World struct {
 	Faults   []FaultRule   `yaml:"faults,omitempty"`
 	Tenants  []*Tenant     `yaml:"tenants"`
 
+	// LegacyFirstPartyBlocked overrides the 31 Oct 2025 block of EWS through
+	// the shared first-party service principal (oauth.go,
+	// LegacyFirstPartyBlockedByDefault): nil follows FACTS §2, false lifts
+	// it (tests of legacy mode), true enforces it in every cloud.
+	LegacyFirstPartyBlocked *bool `yaml:"legacy_first_party_blocked,omitempty"`
+	// EXOPageSize is how many rows one InvokeCommand page carries before
+	// @odata.nextLink (exo.go); 0 means the default. Small values let tests
+	// exercise paging.
+	EXOPageSize int `yaml:"exo_page_size,omitempty"`
+
 	clock   func() time.Time
 	byID    map[string]*Tenant
 	faults  *injector

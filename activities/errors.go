@@ -1,0 +1,83 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/hybridflow/hybridflow/internal/exchange"
+	"github.com/hybridflow/hybridflow/internal/exchange/online"
+	"github.com/hybridflow/hybridflow/internal/graph"
+)
+
+// Stable error types the workflows, the operator view and search filters
+// rely on. Backend-specific types (an Exchange exception's short name) are
+// kept as they are; these cover the decisions the product itself makes.
+const (
+	ErrInvalidInput       = "InvalidInput"       // bad inventory value or discovered data; a person must fix it
+	ErrMissingPermission  = "MissingPermission"  // 401/403 from Graph or Exchange Online
+	ErrUnsupportedVersion = "UnsupportedVersion" // Exchange builds too old for the chosen mode
+	ErrThrottled          = "Throttled"          // 429 after in-client retries
+	ErrTransient          = "Transient"          // 5xx, dropped connection, host restart
+	ErrConflict           = "Conflict"           // an object in the way that is not ours
+	ErrVerification       = "VerificationFailed" // Test-OAuthConnectivity reported an error
+)
+
+// nonRetryable returns an application error that Temporal will not retry.
+func nonRetryable(typ, format string, args ...any) error {
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), typ, nil)
+}
+
+// classify turns a backend error into a Temporal application error with a
+// stable type, deciding retryability once, here (activity contract §3).
+// what names the step for the message ("create auth server evoSTS").
+func classify(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := fmt.Sprintf("%s: %v", what, err)
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return err // already classified by a callee
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return temporal.NewApplicationErrorWithCause(msg, ErrTransient, err)
+	}
+	if ge := new(graph.Error); errors.As(err, &ge) {
+		switch ge.Kind {
+		case graph.Throttled:
+			return temporal.NewApplicationErrorWithOptions(msg, ErrThrottled, temporal.ApplicationErrorOptions{Cause: err, NextRetryDelay: ge.RetryAfter})
+		case graph.Server:
+			return temporal.NewApplicationErrorWithOptions(msg, ErrTransient, temporal.ApplicationErrorOptions{Cause: err, NextRetryDelay: ge.RetryAfter})
+		case graph.Forbidden, graph.Unauthorized:
+			return temporal.NewNonRetryableApplicationError(msg, ErrMissingPermission, err)
+		case graph.Conflict, graph.Ambiguous:
+			return temporal.NewNonRetryableApplicationError(msg, ErrConflict, err)
+		case graph.Invalid:
+			return temporal.NewNonRetryableApplicationError(msg, ErrInvalidInput, err)
+		default:
+			return temporal.NewApplicationErrorWithCause(msg, "Graph"+ge.Kind.String(), err)
+		}
+	}
+	if d, ok := online.RetryAfter(err); ok {
+		return temporal.NewApplicationErrorWithOptions(msg, ErrThrottled, temporal.ApplicationErrorOptions{Cause: err, NextRetryDelay: d})
+	}
+	if ad := new(online.AccessDeniedError); errors.As(err, &ad) {
+		return temporal.NewNonRetryableApplicationError(msg, ErrMissingPermission, err)
+	}
+	if xe := new(exchange.Error); errors.As(err, &xe) {
+		typ := exchange.ShortType(xe.Type)
+		switch {
+		case exchange.HasType(err, exchange.TypeAccessDenied):
+			return temporal.NewNonRetryableApplicationError(msg, ErrMissingPermission, err)
+		case exchange.Retryable(err):
+			return temporal.NewApplicationErrorWithCause(msg, typ, err)
+		default:
+			return temporal.NewNonRetryableApplicationError(msg, typ, err)
+		}
+	}
+	// Transport errors (connection refused, reset) are worth another try.
+	return temporal.NewApplicationErrorWithCause(msg, ErrTransient, err)
+}

@@ -1,0 +1,701 @@
+// Package graph is hybridflow's Microsoft Graph client: the handful of
+// Entra operations the setup steps need (FACTS §1 steps 4–5, §2), on top
+// of msgraph-sdk-go and an azidentity credential, with plain Go types in
+// and out and errors classified into *Error kinds the activities can act
+// on. The same code talks to real Graph in every cloud and to the
+// simulator (internal/sim), which only changes the base URL, the token
+// authority and the CA the transport trusts.
+//
+// Graph semantics callers must respect (FACTS §3): a PATCH of keyCredentials
+// or servicePrincipalNames replaces the whole collection, so read, merge and
+// send everything you keep; reads here always $select keyCredentials so that
+// retained keys come back with their key bytes.
+package graph
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/google/uuid"
+	khttp "github.com/microsoft/kiota-http-go"
+	msgraphsdk "github.com/microsoftgraph/msgraph-sdk-go"
+	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
+	azauth "github.com/microsoftgraph/msgraph-sdk-go-core/authentication"
+	"github.com/microsoftgraph/msgraph-sdk-go/applications"
+	"github.com/microsoftgraph/msgraph-sdk-go/models"
+	"github.com/microsoftgraph/msgraph-sdk-go/serviceprincipals"
+
+	"github.com/hybridflow/hybridflow/internal/cloud"
+)
+
+// Defaults of Options.
+const (
+	DefaultMaxRetries   = 3
+	DefaultMaxRetryWait = 30 * time.Second
+	defaultTimeout      = 100 * time.Second
+)
+
+// DefaultDuplicateAssignmentPhrases is how Graph words a duplicate app role
+// assignment (FACTS §2, unconfirmed); see Options.DuplicateAssignmentPhrases.
+var DefaultDuplicateAssignmentPhrases = []string{"Permission being assigned already exists"}
+
+// Options configures New.
+type Options struct {
+	// Cloud gives the Graph host and the token scope (required).
+	Cloud cloud.Profile
+	// TenantID is the directory the client works in (required).
+	TenantID string
+	// Credential obtains tokens for Cloud.GraphScope() (required); see NewCredential.
+	Credential azcore.TokenCredential
+	// BaseURL overrides Cloud.GraphBaseURL(), e.g. the simulator's
+	// https://127.0.0.1:<port>/v1.0. Tokens are sent to its host only.
+	BaseURL string
+	// HTTPClient supplies the transport (e.g. one trusting the simulator's
+	// CA) and the overall timeout; its own middleware is not used. Nil uses
+	// the default transport and a 100 s timeout.
+	HTTPClient *http.Client
+	// MaxRetries bounds the in-call retries of 429/503/504 (Kiota's retry
+	// handler, honouring Retry-After). 0 means DefaultMaxRetries; negative
+	// disables in-call retries.
+	MaxRetries int
+	// MaxRetryWait bounds the total time one call may spend waiting for
+	// Retry-After. A longer wait is not slept inside the call: the
+	// Throttled error carries RetryAfter so the activity layer can hand it
+	// to Temporal as the next retry delay. 0 means DefaultMaxRetryWait.
+	MaxRetryWait time.Duration
+	// DuplicateAssignmentPhrases recognise a duplicate app role assignment
+	// in a 400's message; nil means DefaultDuplicateAssignmentPhrases. When
+	// none matches, AssignAppRole still detects the duplicate by reading the
+	// assignments back, so a changed wording is not fatal.
+	DuplicateAssignmentPhrases []string
+}
+
+// Client performs Graph operations for one tenant. It is safe for
+// concurrent use.
+type Client struct {
+	sdk      *msgraphsdk.GraphServiceClient
+	tenantID string
+	dupText  []string
+}
+
+// New builds a client. It makes no request.
+func New(opts Options) (*Client, error) {
+	switch {
+	case opts.Credential == nil:
+		return nil, errors.New("graph: new client: no credential")
+	case opts.TenantID == "":
+		return nil, errors.New("graph: new client: no tenant ID")
+	case opts.Cloud.GraphHost == "":
+		return nil, errors.New("graph: new client: no cloud profile")
+	}
+	base := strings.TrimSuffix(opts.BaseURL, "/")
+	if base == "" {
+		base = opts.Cloud.GraphBaseURL()
+	}
+	u, err := url.Parse(base)
+	if err != nil || u.Hostname() == "" {
+		return nil, fmt.Errorf("graph: new client: base URL %q is not an absolute URL", base)
+	}
+	// The token is for the cloud's Graph resource even when the base URL
+	// points elsewhere (the simulator checks that audience), and it is only
+	// attached to requests for the base URL's host.
+	auth, err := azauth.NewAzureIdentityAuthenticationProviderWithScopesAndValidHosts(
+		opts.Credential, []string{opts.Cloud.GraphScope()}, []string{u.Hostname()})
+	if err != nil {
+		return nil, fmt.Errorf("graph: new client: %w", err)
+	}
+	parent := http.RoundTripper(http.DefaultTransport)
+	timeout := defaultTimeout
+	if opts.HTTPClient != nil {
+		if opts.HTTPClient.Transport != nil {
+			parent = opts.HTTPClient.Transport
+		}
+		if opts.HTTPClient.Timeout > 0 {
+			timeout = opts.HTTPClient.Timeout
+		}
+	}
+	clientOpts := msgraphsdk.GetDefaultClientOptions()
+	// The order is fixed (Kiota's default builds it from a map): compression
+	// outside the retry handler, so a retried PATCH re-sends the same
+	// compressed body instead of compressing twice.
+	middleware := []khttp.Middleware{
+		msgraphcore.NewGraphTelemetryHandler(&clientOpts),
+		khttp.NewUserAgentHandler(),
+		khttp.NewParametersNameDecodingHandler(),
+		khttp.NewCompressionHandler(),
+		khttp.NewRetryHandlerWithOptions(retryOptions(opts.MaxRetries, opts.MaxRetryWait)),
+		khttp.NewRedirectHandler(),
+		khttp.NewHeadersInspectionHandler(),
+		freshBodyHandler{},
+	}
+	httpClient := &http.Client{
+		Transport: khttp.NewCustomTransportWithParentTransport(parent, middleware...),
+		Timeout:   timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse // the redirect middleware decides
+		},
+	}
+	adapter, err := msgraphsdk.NewGraphRequestAdapterWithParseNodeFactoryAndSerializationWriterFactoryAndHttpClient(auth, nil, nil, httpClient)
+	if err != nil {
+		return nil, fmt.Errorf("graph: new client: %w", err)
+	}
+	adapter.SetBaseUrl(base)
+	dup := opts.DuplicateAssignmentPhrases
+	if dup == nil {
+		dup = DefaultDuplicateAssignmentPhrases
+	}
+	return &Client{sdk: msgraphsdk.NewGraphServiceClient(adapter), tenantID: opts.TenantID, dupText: dup}, nil
+}
+
+// TenantID is the tenant the client was built for.
+func (c *Client) TenantID() string { return c.tenantID }
+
+// retryOptions configures Kiota's retry handler: at most maxRetries
+// retries, and only while the waits add up to no more than maxWait.
+func retryOptions(maxRetries int, maxWait time.Duration) khttp.RetryHandlerOptions {
+	if maxRetries == 0 {
+		maxRetries = DefaultMaxRetries
+	}
+	if maxWait <= 0 {
+		maxWait = DefaultMaxRetryWait
+	}
+	const backoffSeconds = 3 // Kiota's exponential back-off base without Retry-After
+	return khttp.RetryHandlerOptions{
+		MaxRetries:   max(maxRetries, 1),
+		DelaySeconds: backoffSeconds,
+		ShouldRetry: func(waited time.Duration, attempt int, _ *http.Request, resp *http.Response) bool {
+			if maxRetries < 0 {
+				return false
+			}
+			next := time.Duration(backoffSeconds<<attempt)*time.Second + time.Second
+			if h := resp.Header.Get("Retry-After"); h != "" {
+				next = parseRetryAfter(h, time.Now())
+			}
+			return waited+next <= maxWait
+		},
+	}
+}
+
+var (
+	spSelect  = []string{"id", "appId", "displayName", "keyCredentials", "servicePrincipalNames", "appRoles"}
+	appSelect = []string{"id", "appId", "displayName", "signInAudience", "requiredResourceAccess", "keyCredentials"}
+)
+
+// odataQuote escapes a string literal for $filter.
+func odataQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+func invalidf(op, format string, args ...any) error {
+	return &Error{Op: op, Kind: Invalid, Message: fmt.Sprintf(format, args...)}
+}
+
+// --- service principals -----------------------------------------------------
+
+// ServicePrincipalByAppID finds the tenant's service principal of an
+// application, keys included. NotFound when the tenant has none.
+func (c *Client) ServicePrincipalByAppID(ctx context.Context, appID string) (*ServicePrincipal, error) {
+	const op = "ServicePrincipalByAppID"
+	filter := "appId eq " + odataQuote(appID)
+	resp, err := c.sdk.ServicePrincipals().Get(ctx, &serviceprincipals.ServicePrincipalsRequestBuilderGetRequestConfiguration{
+		QueryParameters: &serviceprincipals.ServicePrincipalsRequestBuilderGetQueryParameters{Filter: &filter, Select: spSelect},
+	})
+	if err != nil {
+		return nil, classify(op, err)
+	}
+	var found []models.ServicePrincipalable
+	for {
+		found = append(found, resp.GetValue()...)
+		next := resp.GetOdataNextLink()
+		if next == nil || *next == "" {
+			break
+		}
+		if resp, err = c.sdk.ServicePrincipals().WithUrl(*next).Get(ctx, nil); err != nil {
+			return nil, classify(op, err)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, &Error{Op: op, Kind: NotFound, Message: fmt.Sprintf("no service principal for appId %s in tenant %s", appID, c.tenantID)}
+	case 1:
+		return fromSDKServicePrincipal(found[0]), nil
+	}
+	return nil, &Error{Op: op, Kind: Ambiguous, Message: fmt.Sprintf("%d service principals for appId %s", len(found), appID)}
+}
+
+// ServicePrincipalByID reads a service principal by object ID, keys included.
+func (c *Client) ServicePrincipalByID(ctx context.Context, id string) (*ServicePrincipal, error) {
+	sp, err := c.sdk.ServicePrincipals().ByServicePrincipalId(id).Get(ctx, &serviceprincipals.ServicePrincipalItemRequestBuilderGetRequestConfiguration{
+		QueryParameters: &serviceprincipals.ServicePrincipalItemRequestBuilderGetQueryParameters{Select: spSelect},
+	})
+	if err != nil {
+		return nil, classify("ServicePrincipalByID", err)
+	}
+	return fromSDKServicePrincipal(sp), nil
+}
+
+// UpdateServicePrincipal sends one PATCH with whichever collections p
+// sets, each replacing the server's collection. A Patch that sets nothing
+// sends nothing.
+func (c *Client) UpdateServicePrincipal(ctx context.Context, id string, p Patch) error {
+	const op = "UpdateServicePrincipal"
+	if p.KeyCredentials == nil && p.ServicePrincipalNames == nil {
+		return nil
+	}
+	body := models.NewServicePrincipal()
+	if p.KeyCredentials != nil {
+		keys, err := toSDKKeys(op, *p.KeyCredentials)
+		if err != nil {
+			return err
+		}
+		body.SetKeyCredentials(keys)
+	}
+	if p.ServicePrincipalNames != nil {
+		// Non-nil even when empty: an empty list is a real request to clear.
+		body.SetServicePrincipalNames(append([]string{}, *p.ServicePrincipalNames...))
+	}
+	_, err := c.sdk.ServicePrincipals().ByServicePrincipalId(id).Patch(ctx, body, nil)
+	return classify(op, err)
+}
+
+// CreateServicePrincipal instantiates an application in the tenant.
+// Conflict when it already has one.
+func (c *Client) CreateServicePrincipal(ctx context.Context, appID string) (*ServicePrincipal, error) {
+	body := models.NewServicePrincipal()
+	body.SetAppId(&appID)
+	sp, err := c.sdk.ServicePrincipals().Post(ctx, body, nil)
+	if err != nil {
+		return nil, classify("CreateServicePrincipal", err)
+	}
+	return fromSDKServicePrincipal(sp), nil
+}
+
+// DeleteServicePrincipal removes a service principal (undo of CreateServicePrincipal).
+func (c *Client) DeleteServicePrincipal(ctx context.Context, id string) error {
+	return classify("DeleteServicePrincipal", c.sdk.ServicePrincipals().ByServicePrincipalId(id).Delete(ctx, nil))
+}
+
+// --- app role assignments ------------------------------------------------------
+
+// AppRoleAssignments lists the app roles granted to a service principal.
+func (c *Client) AppRoleAssignments(ctx context.Context, spID string) ([]AppRoleAssignment, error) {
+	const op = "AppRoleAssignments"
+	b := c.sdk.ServicePrincipals().ByServicePrincipalId(spID).AppRoleAssignments()
+	resp, err := b.Get(ctx, nil)
+	if err != nil {
+		return nil, classify(op, err)
+	}
+	var out []AppRoleAssignment
+	for {
+		for _, a := range resp.GetValue() {
+			out = append(out, fromSDKAssignment(a))
+		}
+		next := resp.GetOdataNextLink()
+		if next == nil || *next == "" {
+			return out, nil
+		}
+		if resp, err = b.WithUrl(*next).Get(ctx, nil); err != nil {
+			return nil, classify(op, err)
+		}
+	}
+}
+
+// AssignAppRole grants principalID the app role appRoleID of the resource
+// service principal resourceID (admin consent for an application
+// permission). An existing identical assignment is a Conflict error;
+// whether that counts as done is the caller's decision.
+func (c *Client) AssignAppRole(ctx context.Context, principalID, resourceID, appRoleID string) (*AppRoleAssignment, error) {
+	const op = "AssignAppRole"
+	var ids [3]uuid.UUID
+	for i, s := range []string{principalID, resourceID, appRoleID} {
+		u, err := uuid.Parse(s)
+		if err != nil {
+			return nil, invalidf(op, "%q is not a GUID", s)
+		}
+		ids[i] = u
+	}
+	body := models.NewAppRoleAssignment()
+	body.SetPrincipalId(&ids[0])
+	body.SetResourceId(&ids[1])
+	body.SetAppRoleId(&ids[2])
+	a, err := c.sdk.ServicePrincipals().ByServicePrincipalId(principalID).AppRoleAssignments().Post(ctx, body, nil)
+	if err == nil {
+		out := fromSDKAssignment(a)
+		return &out, nil
+	}
+	e := classify(op, err)
+	var ge *Error
+	if errors.As(e, &ge) && ge.Kind == Invalid {
+		if c.isDuplicateAssignment(ctx, ge, principalID, resourceID, appRoleID) {
+			ge.Kind = Conflict
+		}
+	}
+	return nil, e
+}
+
+// isDuplicateAssignment recognises Graph's 400 for an existing assignment
+// by its wording or, failing that, by finding the assignment.
+func (c *Client) isDuplicateAssignment(ctx context.Context, e *Error, principalID, resourceID, appRoleID string) bool {
+	for _, p := range c.dupText {
+		if p != "" && strings.Contains(strings.ToLower(e.Message), strings.ToLower(p)) {
+			return true
+		}
+	}
+	have, err := c.AppRoleAssignments(ctx, principalID)
+	if err != nil {
+		return false
+	}
+	for _, a := range have {
+		if strings.EqualFold(a.ResourceID, resourceID) && strings.EqualFold(a.AppRoleID, appRoleID) {
+			return true
+		}
+	}
+	return false
+}
+
+// RemoveAppRoleAssignment revokes an assignment (undo of AssignAppRole).
+func (c *Client) RemoveAppRoleAssignment(ctx context.Context, principalID, assignmentID string) error {
+	err := c.sdk.ServicePrincipals().ByServicePrincipalId(principalID).AppRoleAssignments().ByAppRoleAssignmentId(assignmentID).Delete(ctx, nil)
+	return classify("RemoveAppRoleAssignment", err)
+}
+
+// --- applications ------------------------------------------------------------------
+
+// ApplicationByDisplayName finds the one application with this display
+// name, keys included. NotFound when there is none; Ambiguous when
+// several share the name, because picking one would be a guess.
+func (c *Client) ApplicationByDisplayName(ctx context.Context, name string) (*Application, error) {
+	const op = "ApplicationByDisplayName"
+	filter := "displayName eq " + odataQuote(name)
+	resp, err := c.sdk.Applications().Get(ctx, &applications.ApplicationsRequestBuilderGetRequestConfiguration{
+		QueryParameters: &applications.ApplicationsRequestBuilderGetQueryParameters{Filter: &filter, Select: appSelect},
+	})
+	if err != nil {
+		return nil, classify(op, err)
+	}
+	var found []models.Applicationable
+	for {
+		found = append(found, resp.GetValue()...)
+		next := resp.GetOdataNextLink()
+		if next == nil || *next == "" {
+			break
+		}
+		if resp, err = c.sdk.Applications().WithUrl(*next).Get(ctx, nil); err != nil {
+			return nil, classify(op, err)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, &Error{Op: op, Kind: NotFound, Message: fmt.Sprintf("no application named %q in tenant %s", name, c.tenantID)}
+	case 1:
+		return fromSDKApplication(found[0]), nil
+	}
+	return nil, &Error{Op: op, Kind: Ambiguous, Message: fmt.Sprintf("%d applications are named %q", len(found), name)}
+}
+
+// ApplicationByID reads an application by object ID, keys included. Use it
+// after CreateApplication: a $filter may not see a new object for a while.
+func (c *Client) ApplicationByID(ctx context.Context, id string) (*Application, error) {
+	a, err := c.sdk.Applications().ByApplicationId(id).Get(ctx, &applications.ApplicationItemRequestBuilderGetRequestConfiguration{
+		QueryParameters: &applications.ApplicationItemRequestBuilderGetQueryParameters{Select: appSelect},
+	})
+	if err != nil {
+		return nil, classify("ApplicationByID", err)
+	}
+	return fromSDKApplication(a), nil
+}
+
+// CreateApplication registers an application.
+func (c *Client) CreateApplication(ctx context.Context, name, signInAudience string, rra []RequiredResourceAccess) (*Application, error) {
+	const op = "CreateApplication"
+	body := models.NewApplication()
+	body.SetDisplayName(&name)
+	if signInAudience != "" {
+		body.SetSignInAudience(&signInAudience)
+	}
+	if rra != nil {
+		r, err := toSDKRequiredResourceAccess(op, rra)
+		if err != nil {
+			return nil, err
+		}
+		body.SetRequiredResourceAccess(r)
+	}
+	a, err := c.sdk.Applications().Post(ctx, body, nil)
+	if err != nil {
+		return nil, classify(op, err)
+	}
+	return fromSDKApplication(a), nil
+}
+
+// UpdateApplication sends one PATCH with whichever collections p sets,
+// each replacing the server's collection. A patch that sets nothing sends
+// nothing.
+func (c *Client) UpdateApplication(ctx context.Context, id string, p ApplicationPatch) error {
+	const op = "UpdateApplication"
+	if p.KeyCredentials == nil && p.RequiredResourceAccess == nil {
+		return nil
+	}
+	body := models.NewApplication()
+	if p.KeyCredentials != nil {
+		keys, err := toSDKKeys(op, *p.KeyCredentials)
+		if err != nil {
+			return err
+		}
+		body.SetKeyCredentials(keys)
+	}
+	if p.RequiredResourceAccess != nil {
+		r, err := toSDKRequiredResourceAccess(op, *p.RequiredResourceAccess)
+		if err != nil {
+			return err
+		}
+		body.SetRequiredResourceAccess(r)
+	}
+	_, err := c.sdk.Applications().ByApplicationId(id).Patch(ctx, body, nil)
+	return classify(op, err)
+}
+
+// DeleteApplication removes an application and its service principal
+// (undo of CreateApplication).
+func (c *Client) DeleteApplication(ctx context.Context, id string) error {
+	return classify("DeleteApplication", c.sdk.Applications().ByApplicationId(id).Delete(ctx, nil))
+}
+
+// --- directory --------------------------------------------------------------------
+
+// Domains lists the tenant's domains.
+func (c *Client) Domains(ctx context.Context) ([]Domain, error) {
+	const op = "Domains"
+	resp, err := c.sdk.Domains().Get(ctx, nil)
+	if err != nil {
+		return nil, classify(op, err)
+	}
+	var out []Domain
+	for {
+		for _, d := range resp.GetValue() {
+			out = append(out, Domain{ID: deref(d.GetId()), IsDefault: derefBool(d.GetIsDefault()), IsInitial: derefBool(d.GetIsInitial()), IsVerified: derefBool(d.GetIsVerified())})
+		}
+		next := resp.GetOdataNextLink()
+		if next == nil || *next == "" {
+			return out, nil
+		}
+		if resp, err = c.sdk.Domains().WithUrl(*next).Get(ctx, nil); err != nil {
+			return nil, classify(op, err)
+		}
+	}
+}
+
+// Organization reads the tenant's organization object.
+func (c *Client) Organization(ctx context.Context) (*Organization, error) {
+	const op = "Organization"
+	resp, err := c.sdk.Organization().Get(ctx, nil)
+	if err != nil {
+		return nil, classify(op, err)
+	}
+	vs := resp.GetValue()
+	if len(vs) == 0 {
+		return nil, &Error{Op: op, Kind: NotFound, Message: "no organization object"}
+	}
+	o := &Organization{ID: deref(vs[0].GetId()), DisplayName: deref(vs[0].GetDisplayName())}
+	for _, d := range vs[0].GetVerifiedDomains() {
+		o.VerifiedDomains = append(o.VerifiedDomains, VerifiedDomain{Name: deref(d.GetName()), IsDefault: derefBool(d.GetIsDefault()), IsInitial: derefBool(d.GetIsInitial())})
+	}
+	return o, nil
+}
+
+// --- conversions --------------------------------------------------------------------
+
+func fromSDKServicePrincipal(sp models.ServicePrincipalable) *ServicePrincipal {
+	out := &ServicePrincipal{
+		ID:                    deref(sp.GetId()),
+		AppID:                 deref(sp.GetAppId()),
+		DisplayName:           deref(sp.GetDisplayName()),
+		ServicePrincipalNames: sp.GetServicePrincipalNames(),
+		KeyCredentials:        fromSDKKeys(sp.GetKeyCredentials()),
+	}
+	for _, r := range sp.GetAppRoles() {
+		out.AppRoles = append(out.AppRoles, AppRole{ID: uuidString(r.GetId()), Value: deref(r.GetValue())})
+	}
+	return out
+}
+
+func fromSDKApplication(a models.Applicationable) *Application {
+	out := &Application{
+		ID:             deref(a.GetId()),
+		AppID:          deref(a.GetAppId()),
+		DisplayName:    deref(a.GetDisplayName()),
+		SignInAudience: deref(a.GetSignInAudience()),
+		KeyCredentials: fromSDKKeys(a.GetKeyCredentials()),
+	}
+	for _, r := range a.GetRequiredResourceAccess() {
+		x := RequiredResourceAccess{ResourceAppID: deref(r.GetResourceAppId())}
+		for _, ra := range r.GetResourceAccess() {
+			x.ResourceAccess = append(x.ResourceAccess, ResourceAccess{ID: uuidString(ra.GetId()), Type: deref(ra.GetTypeEscaped())})
+		}
+		out.RequiredResourceAccess = append(out.RequiredResourceAccess, x)
+	}
+	return out
+}
+
+func fromSDKAssignment(a models.AppRoleAssignmentable) AppRoleAssignment {
+	return AppRoleAssignment{
+		ID:          deref(a.GetId()),
+		PrincipalID: uuidString(a.GetPrincipalId()),
+		ResourceID:  uuidString(a.GetResourceId()),
+		AppRoleID:   uuidString(a.GetAppRoleId()),
+	}
+}
+
+func fromSDKKeys(ks []models.KeyCredentialable) []KeyCredential {
+	if ks == nil {
+		return nil
+	}
+	out := make([]KeyCredential, 0, len(ks))
+	for _, k := range ks {
+		kc := KeyCredential{
+			KeyID:       uuidString(k.GetKeyId()),
+			DisplayName: deref(k.GetDisplayName()),
+			Type:        deref(k.GetTypeEscaped()),
+			Usage:       deref(k.GetUsage()),
+			Key:         k.GetKey(),
+		}
+		if b := k.GetCustomKeyIdentifier(); len(b) > 0 {
+			kc.CustomKeyIdentifier = strings.ToUpper(hex.EncodeToString(b))
+		}
+		if t := k.GetStartDateTime(); t != nil {
+			kc.Start = t.UTC()
+		}
+		if t := k.GetEndDateTime(); t != nil {
+			kc.End = t.UTC()
+		}
+		out = append(out, kc)
+	}
+	return out
+}
+
+// toSDKKeys converts keys for a PATCH. Every key must carry its DER:
+// Graph replaces the collection and cannot keep a key it is not sent.
+// Fields left zero are left out, so a retained key can be re-sent as just
+// {key, type, usage} (FACTS §2).
+func toSDKKeys(op string, ks []KeyCredential) ([]models.KeyCredentialable, error) {
+	out := make([]models.KeyCredentialable, 0, len(ks))
+	for i, k := range ks {
+		if len(k.Key) == 0 {
+			return nil, invalidf(op, "keyCredentials[%d] (keyId %q) has no key bytes; read keys with keyCredentials selected before patching", i, k.KeyID)
+		}
+		m := models.NewKeyCredential()
+		m.SetKey(k.Key)
+		typ, usage := k.Type, k.Usage
+		if typ == "" {
+			typ = KeyTypeX509
+		}
+		if usage == "" {
+			usage = KeyUsageVerify
+		}
+		m.SetTypeEscaped(&typ)
+		m.SetUsage(&usage)
+		if k.KeyID != "" {
+			id, err := uuid.Parse(k.KeyID)
+			if err != nil {
+				return nil, invalidf(op, "keyCredentials[%d]: keyId %q is not a GUID", i, k.KeyID)
+			}
+			m.SetKeyId(&id)
+		}
+		if k.CustomKeyIdentifier != "" {
+			b, err := hex.DecodeString(k.CustomKeyIdentifier)
+			if err != nil {
+				return nil, invalidf(op, "keyCredentials[%d]: customKeyIdentifier %q is not hex", i, k.CustomKeyIdentifier)
+			}
+			m.SetCustomKeyIdentifier(b)
+		}
+		if k.DisplayName != "" {
+			name := k.DisplayName
+			m.SetDisplayName(&name)
+		}
+		if !k.Start.IsZero() {
+			t := k.Start.UTC()
+			m.SetStartDateTime(&t)
+		}
+		if !k.End.IsZero() {
+			t := k.End.UTC()
+			m.SetEndDateTime(&t)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+func toSDKRequiredResourceAccess(op string, rra []RequiredResourceAccess) ([]models.RequiredResourceAccessable, error) {
+	out := make([]models.RequiredResourceAccessable, 0, len(rra))
+	for _, r := range rra {
+		m := models.NewRequiredResourceAccess()
+		appID := r.ResourceAppID
+		m.SetResourceAppId(&appID)
+		acc := make([]models.ResourceAccessable, 0, len(r.ResourceAccess))
+		for _, a := range r.ResourceAccess {
+			id, err := uuid.Parse(a.ID)
+			if err != nil {
+				return nil, invalidf(op, "resource access id %q is not a GUID", a.ID)
+			}
+			x := models.NewResourceAccess()
+			typ := a.Type
+			x.SetId(&id)
+			x.SetTypeEscaped(&typ)
+			acc = append(acc, x)
+		}
+		m.SetResourceAccess(acc)
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+func uuidString(u *uuid.UUID) string {
+	if u == nil {
+		return ""
+	}
+	return u.String()
+}
+
+func derefBool(b *bool) bool { return b != nil && *b }
+
+// freshBodyHandler gives every attempt of a request its own copy of the
+// body. Kiota's retry handler rewinds the one body it has and sends it
+// again, but when the server answers (429/503) before reading the body,
+// the transport may still be consuming that body for the first attempt,
+// and the retry goes out empty. It must be the innermost middleware.
+type freshBodyHandler struct{}
+
+// snapshotBody is a request body read once; retries seek it, attempts copy it.
+type snapshotBody struct {
+	*bytes.Reader
+	data []byte
+}
+
+func (snapshotBody) Close() error { return nil }
+
+func (freshBodyHandler) Intercept(p khttp.Pipeline, i int, req *http.Request) (*http.Response, error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return p.Next(req, i)
+	}
+	snap, ok := req.Body.(snapshotBody)
+	if !ok {
+		data, err := io.ReadAll(req.Body)
+		_ = req.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read request body: %w", err)
+		}
+		snap = snapshotBody{Reader: bytes.NewReader(data), data: data}
+		req.Body = snap
+	}
+	attempt := req.Clone(req.Context())
+	attempt.Body = io.NopCloser(bytes.NewReader(snap.data))
+	attempt.ContentLength = int64(len(snap.data))
+	attempt.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(snap.data)), nil }
+	return p.Next(attempt, i)
+}

@@ -1,0 +1,438 @@
+package sim
+
+// The simulated PowerShell host. The real client (internal/exchange/shell)
+// spawns a host process and speaks JSON lines with it; to test exactly
+// that code, the simulator ships a host program too:
+//
+//	shell.Shell --stdin/stdout--> RunHost (a relay process) --TCP loopback--> ServeShell --> World.Invoke
+//
+// The relay stands where powershell.exe and bootstrap.ps1 stand in
+// production. It does not interpret requests: it forwards each line to the
+// simulator and each reply back, so parameters arrive in the cmdlet engine
+// exactly as the client encoded them. A "drop" fault makes the server
+// close the connection, and the relay then exits mid-call: the client sees
+// its host die, as it would when powershell.exe crashes.
+//
+// Between relay and server the protocol is the host protocol itself, after
+// one hello line from the relay:
+//
+//	relay -> server  {"hello":{"side":"onprem","tenant":"<id>","pid":123},"config":{...client's config line...}}
+//	server -> relay  {"ready":true,"version":1,"session":"..."}   (or ready:false with an error)
+//	then one request line, one reply line, in lockstep.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hybridflow/hybridflow/internal/exchange"
+	"github.com/hybridflow/hybridflow/internal/exchange/shell"
+)
+
+// HostEnv makes a binary act as a simulated host: the value is
+// "connect,side,tenant" (e.g. "127.0.0.1:4711,onprem,<tenant id>"), and
+// MaybeRunHost, called first thing in main (or from a test file's init),
+// then runs the relay instead of the program.
+const HostEnv = "HYBRIDFLOW_SIM_HOST"
+
+// ErrHostDropped is RunHost's error when the simulator dropped the
+// connection (a "drop" fault): the relay must exit like a crashed host.
+var ErrHostDropped = errors.New("sim: the simulator dropped the connection (simulated host crash)")
+
+// HostCommand returns the argv and extra environment that make the current
+// executable a simulated host for one organisation. The executable must
+// call MaybeRunHost before doing anything else.
+func HostCommand(connect string, side Side, tenantID string) (argv, env []string, err error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, nil, fmt.Errorf("sim: host command: %w", err)
+	}
+	if strings.Contains(connect, ",") || strings.Contains(tenantID, ",") {
+		return nil, nil, fmt.Errorf("sim: host command: address %q or tenant %q contains a comma", connect, tenantID)
+	}
+	return []string{exe}, []string{fmt.Sprintf("%s=%s,%s,%s", HostEnv, connect, side, tenantID)}, nil
+}
+
+// ParseHostSpec splits a HostEnv value.
+func ParseHostSpec(spec string) (connect string, side Side, tenantID string, err error) {
+	parts := strings.SplitN(spec, ",", 3)
+	if len(parts) != 3 || parts[0] == "" || parts[2] == "" {
+		return "", "", "", fmt.Errorf("sim: %s=%q: want connect,side,tenant", HostEnv, spec)
+	}
+	side = Side(parts[1])
+	if side != OnPrem && side != Lync {
+		return "", "", "", fmt.Errorf("sim: %s=%q: side must be %s or %s", HostEnv, spec, OnPrem, Lync)
+	}
+	return parts[0], side, parts[2], nil
+}
+
+// MaybeRunHost runs the relay and exits the process when HostEnv is set;
+// otherwise it returns at once. Exit status: 0 when the client closed
+// stdin, 3 when the simulator dropped the host, 2 on a bad setup.
+func MaybeRunHost() {
+	spec, ok := os.LookupEnv(HostEnv)
+	if !ok {
+		return
+	}
+	connect, side, tenant, err := ParseHostSpec(spec)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	if err := RunHost(os.Stdin, os.Stdout, connect, side, tenant); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		if errors.Is(err, ErrHostDropped) {
+			os.Exit(3)
+		}
+		os.Exit(2)
+	}
+	os.Exit(0)
+}
+
+// relayHello is the relay's first line to the server.
+type relayHello struct {
+	Hello struct {
+		Side   Side   `json:"side"`
+		Tenant string `json:"tenant"`
+		PID    int    `json:"pid"`
+	} `json:"hello"`
+	Config json.RawMessage `json:"config,omitempty"`
+}
+
+// RunHost is the relay: the host protocol on stdin/stdout, forwarded to
+// the simulator's shell server at connect. It returns nil when stdin ends
+// (the client's goodbye) and ErrHostDropped when the server drops it.
+func RunHost(stdin io.Reader, stdout io.Writer, connect string, side Side, tenantID string) error {
+	in := bufio.NewReader(stdin)
+	out := bufio.NewWriter(stdout)
+	emit := func(line []byte) error {
+		if _, err := out.Write(append(line, '\n')); err != nil {
+			return err
+		}
+		return out.Flush()
+	}
+	notReady := func(typ, format string, args ...any) error {
+		msg := fmt.Sprintf(format, args...)
+		b, _ := json.Marshal(shell.Ready{Ready: false, Version: shell.ProtocolVersion, Error: &exchange.Error{Type: typ, Message: msg, Category: "OpenError"}})
+		_ = emit(b)
+		return errors.New("sim host: " + msg)
+	}
+
+	first, err := relayReadLine(in)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		return fmt.Errorf("sim host: read config: %w", err)
+	}
+	var cfg struct {
+		Config json.RawMessage `json:"config"`
+	}
+	if err := json.Unmarshal(first, &cfg); err != nil || len(cfg.Config) == 0 {
+		return notReady(shell.TypeProtocol, "the first input line must be {\"config\":{...}}")
+	}
+
+	conn, err := net.DialTimeout("tcp", connect, 5*time.Second)
+	if err != nil {
+		return notReady("System.Management.Automation.Remoting.PSRemotingTransportException", "Connecting to remote server %s failed: %v", connect, err)
+	}
+	defer conn.Close()
+	var hello relayHello
+	hello.Hello.Side, hello.Hello.Tenant, hello.Hello.PID = side, tenantID, os.Getpid()
+	hello.Config = cfg.Config
+	hb, err := json.Marshal(hello)
+	if err != nil {
+		return fmt.Errorf("sim host: encode hello: %w", err)
+	}
+	if _, err := conn.Write(append(hb, '\n')); err != nil {
+		return fmt.Errorf("%w: %v", ErrHostDropped, err)
+	}
+	server := bufio.NewReader(conn)
+	ready, err := relayReadLine(server)
+	if err != nil {
+		return fmt.Errorf("%w: before ready: %v", ErrHostDropped, err)
+	}
+	if err := emit(ready); err != nil {
+		return fmt.Errorf("sim host: write ready: %w", err)
+	}
+	var r shell.Ready
+	if json.Unmarshal(ready, &r) != nil || !r.Ready {
+		return errors.New("sim host: session setup refused by the simulator")
+	}
+
+	for {
+		line, err := relayReadLine(in)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("sim host: read request: %w", err)
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		if _, err := conn.Write(append(line, '\n')); err != nil {
+			return fmt.Errorf("%w: %v", ErrHostDropped, err)
+		}
+		reply, err := relayReadLine(server)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrHostDropped, err)
+		}
+		if err := emit(reply); err != nil {
+			return fmt.Errorf("sim host: write reply: %w", err)
+		}
+	}
+}
+
+// relayMaxLine bounds one line; the client's own bound is larger.
+const relayMaxLine = 32 << 20
+
+// relayReadLine reads one line without its terminator; a final line
+// without a newline still counts, EOF alone is io.EOF.
+func relayReadLine(r *bufio.Reader) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := r.ReadSlice('\n')
+		line = append(line, chunk...)
+		if len(line) > relayMaxLine {
+			return nil, fmt.Errorf("line longer than %d bytes", relayMaxLine)
+		}
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case err == nil:
+			return bytes.TrimRight(line, "\r\n"), nil
+		case errors.Is(err, io.EOF) && len(line) > 0:
+			return line, nil
+		default:
+			return nil, err
+		}
+	}
+}
+
+// ServeShell serves the relay side of the host protocol on l until l is
+// closed (then it returns nil after closing every connection). Each
+// request goes through World.Decide (faults) and World.Invoke (the cmdlet
+// engine) and is counted once, as one host round trip.
+func ServeShell(l net.Listener, w *World) error {
+	srv := &shellServer{w: w, quit: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			srv.shutdown()
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("sim: shell server: %w", err)
+		}
+		srv.mu.Lock()
+		srv.conns[c] = struct{}{}
+		srv.mu.Unlock()
+		srv.wg.Add(1)
+		go func() {
+			defer srv.wg.Done()
+			srv.serve(c)
+			srv.mu.Lock()
+			delete(srv.conns, c)
+			srv.mu.Unlock()
+			_ = c.Close()
+		}()
+	}
+}
+
+type shellServer struct {
+	w        *World
+	quit     chan struct{}
+	mu       sync.Mutex
+	conns    map[net.Conn]struct{}
+	wg       sync.WaitGroup
+	sessions atomic.Int64
+}
+
+func (s *shellServer) shutdown() {
+	close(s.quit)
+	s.mu.Lock()
+	for c := range s.conns {
+		_ = c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// sleep waits d unless the server shuts down first.
+func (s *shellServer) sleep(d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.quit:
+		return false
+	}
+}
+
+func (s *shellServer) serve(c net.Conn) {
+	r := bufio.NewReader(c)
+	send := func(v any) bool {
+		b, err := json.Marshal(v)
+		if err != nil {
+			b, _ = json.Marshal(shell.Reply{Error: &exchange.Error{Type: shell.TypeProtocol, Message: "sim: encode reply: " + err.Error()}})
+		}
+		_, err = c.Write(append(b, '\n'))
+		return err == nil
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, err := relayReadLine(r)
+	if err != nil {
+		return
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	var hello relayHello
+	if err := json.Unmarshal(line, &hello); err != nil {
+		send(shell.Ready{Version: shell.ProtocolVersion, Error: &exchange.Error{Type: shell.TypeProtocol, Message: "sim: malformed hello"}})
+		return
+	}
+	side, tenant := hello.Hello.Side, hello.Hello.Tenant
+	if e := s.setup(side, tenant); e != nil {
+		send(shell.Ready{Version: shell.ProtocolVersion, Error: e})
+		return
+	}
+	session := fmt.Sprintf("sim-%s-%d-%d", side, hello.Hello.PID, s.sessions.Add(1))
+	if !send(shell.Ready{Ready: true, Version: shell.ProtocolVersion, Session: session}) {
+		return
+	}
+	for {
+		line, err := relayReadLine(r)
+		if err != nil {
+			return
+		}
+		reply, drop := s.handle(side, tenant, line)
+		if drop {
+			return
+		}
+		if !send(reply) {
+			return
+		}
+	}
+}
+
+// setup plays session setup: the organisation must exist, and a Lync
+// session needs a Lync deployment (Import-Module would fail otherwise).
+func (s *shellServer) setup(side Side, tenant string) *exchange.Error {
+	if side != OnPrem && side != Lync {
+		return &exchange.Error{Type: shell.TypeProtocol, Message: fmt.Sprintf("sim: side %q is not served by the PowerShell host", side), Category: "OpenError"}
+	}
+	hasLync := false
+	if !s.w.View(tenant, func(t *Tenant) { hasLync = t.Lync != nil }) {
+		return &exchange.Error{Type: "System.Management.Automation.Remoting.PSRemotingTransportException",
+			Message: fmt.Sprintf("Connecting to remote server failed: no on-premises organisation for tenant %s.", tenant), Category: "OpenError"}
+	}
+	if side == Lync && !hasLync {
+		return &exchange.Error{Type: "System.IO.FileNotFoundException",
+			Message: "The specified module 'Lync' was not loaded because no valid module file was found in any module directory.", Category: "ResourceUnavailable"}
+	}
+	return nil
+}
+
+// handle answers one request line; drop means close the connection
+// without a reply.
+func (s *shellServer) handle(side Side, tenant string, line []byte) (reply any, drop bool) {
+	var req shell.Request
+	if err := json.Unmarshal(line, &req); err != nil {
+		return shell.Reply{Error: &exchange.Error{Type: shell.TypeProtocol, Message: "sim: malformed request: " + err.Error(), Category: "ParserError"}}, false
+	}
+	single := req.Batch == nil
+	cmds := req.Batch
+	if single {
+		if req.Cmdlet == "" {
+			return shell.Reply{ID: req.ID, Error: &exchange.Error{Type: shell.TypeProtocol, Message: "sim: request has neither cmdlet nor batch", Category: "ParserError"}}, false
+		}
+		cmds = []exchange.Command{{Cmdlet: req.Cmdlet, Parameters: req.Parameters}}
+	}
+	write := false
+	for _, c := range cmds {
+		write = write || shellIsWrite(c.Cmdlet)
+	}
+	s.w.CountRequest(ProtoShell, tenant, write)
+
+	results := make([]exchange.Result, len(cmds))
+	for i, cmd := range cmds {
+		f := s.w.Decide(ProtoShell, cmd.Cmdlet, tenant)
+		if !s.sleep(f.Delay) {
+			return nil, true
+		}
+		if f.Kind == FaultDrop {
+			return nil, true
+		}
+		var rows []exchange.Row
+		e := shellFault(cmd.Cmdlet, f)
+		if e == nil {
+			rows, e = s.w.Invoke(side, tenant, cmd)
+		}
+		if rows == nil {
+			rows = []exchange.Row{}
+		}
+		results[i] = exchange.Result{Rows: rows, Error: e}
+	}
+	if single {
+		return shellSingleReply{ID: req.ID, Rows: results[0].Rows, Error: results[0].Error}, false
+	}
+	return shellBatchReply{ID: req.ID, Results: results}, false
+}
+
+// Replies spell out rows and error (null) as bootstrap.ps1 does, rather
+// than omitting empty members as shell.Reply's encoding would.
+type shellSingleReply struct {
+	ID    uint64          `json:"id"`
+	Rows  []exchange.Row  `json:"rows"`
+	Error *exchange.Error `json:"error"`
+}
+
+type shellBatchReply struct {
+	ID      uint64            `json:"id"`
+	Results []exchange.Result `json:"results"`
+}
+
+// shellFault turns an injected fault into the cmdlet error a host would
+// report: throttling and server trouble as Exchange's transient AD errors
+// (retryable), "fail" as the rule's own type.
+func shellFault(cmdlet string, f Fault) *exchange.Error {
+	switch f.Kind {
+	case FaultThrottle:
+		msg := "The server is busy (throttled)."
+		if f.RetryAfter > 0 {
+			msg = fmt.Sprintf("The server is busy (throttled). Try again after %d seconds.", int(f.RetryAfter.Round(time.Second)/time.Second))
+		}
+		return &exchange.Error{Cmdlet: cmdlet, Type: exchange.TypeThrottled, Message: msg, Category: "LimitsExceeded"}
+	case FaultServer:
+		return &exchange.Error{Cmdlet: cmdlet, Type: exchange.TypeTransient, Message: "Active Directory operation failed: the server is not operational.", Category: "NotSpecified"}
+	case FaultFail:
+		typ, msg := f.ErrorType, f.Message
+		if typ == "" {
+			typ = exchange.TypeTransient
+		}
+		if msg == "" {
+			msg = "Injected failure."
+		}
+		return &exchange.Error{Cmdlet: cmdlet, Type: typ, Message: msg, Category: "NotSpecified"}
+	}
+	return nil
+}
+
+// shellIsWrite: Get-/Test- read, every other verb may change state.
+func shellIsWrite(cmdlet string) bool {
+	verb, _, _ := strings.Cut(strings.ToLower(cmdlet), "-")
+	return verb != "get" && verb != "test"
+}

@@ -1,0 +1,162 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// Operator updates. A step whose activity still fails after its retry
+// policy pauses the workflow; an operator answers with one of these.
+const (
+	UpdateRetry = "retry" // run the failed step again
+	UpdateSkip  = "skip"  // mark it skipped and go on
+	UpdateAbort = "abort" // undo this run's changes in reverse and stop
+)
+
+// QueryState returns the workflow's plan and per-step state.
+const QueryState = "state"
+
+// Failure policies: what a step failure that survives retries does.
+const (
+	PolicyPause      = "pause"      // wait for retry / skip / abort (default)
+	PolicyCompensate = "compensate" // undo this run's changes, then fail
+	PolicyFail       = "fail"       // fail as is, leaving changes in place
+)
+
+// Step statuses as shown by the query and the HybridflowState attribute.
+const (
+	StatusPending     = "pending"
+	StatusRunning     = "running"
+	StatusDone        = "done"
+	StatusSkipped     = "skipped"
+	StatusPaused      = "paused"
+	StatusFailed      = "failed"
+	StatusCompensated = "compensated"
+	StatusNotNeeded   = "not-needed"
+)
+
+// Workflow-level states (HybridflowState).
+const (
+	StateRunning      = "running"
+	StatePaused       = "paused"
+	StateVerified     = "verified"
+	StatePlanned      = "planned" // dry run finished
+	StateCompensating = "compensating"
+	StateAborted      = "aborted"
+	StateFailed       = "failed"
+)
+
+// StepState is one step's progress as the query shows it.
+type StepState struct {
+	Step      string    `json:"step"`
+	Status    string    `json:"status"`
+	Change    string    `json:"change,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	Outcome   string    `json:"outcome,omitempty"`
+	Detail    string    `json:"detail,omitempty"`
+	Attempts  int       `json:"attempts"`
+	Started   time.Time `json:"started,omitempty"`
+	Finished  time.Time `json:"finished,omitempty"`
+	LastError string    `json:"last_error,omitempty"`
+	ErrorType string    `json:"error_type,omitempty"`
+}
+
+// Pause describes what the workflow is waiting on.
+type Pause struct {
+	Step      string    `json:"step"`
+	Error     string    `json:"error"`
+	ErrorType string    `json:"error_type"`
+	Since     time.Time `json:"since"`
+}
+
+// OperatorAction is an update's argument (optional note for the history).
+type OperatorAction struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// errAborted ends a run after an operator abort or a compensate policy.
+var errAborted = errors.New("aborted")
+
+// operator is the pause / decision machinery shared by the setup and Lync
+// workflows: it registers the three updates, and turns a step failure into
+// a pause that waits for a decision.
+type operator struct {
+	policy   string
+	paused   *Pause
+	decision string
+	// onState lets the owner mirror state into search attributes.
+	onState func(ctx workflow.Context, state, step string)
+}
+
+func (o *operator) register(ctx workflow.Context) error {
+	for _, name := range []string{UpdateRetry, UpdateSkip, UpdateAbort} {
+		name := name
+		err := workflow.SetUpdateHandlerWithOptions(ctx, name,
+			func(ctx workflow.Context, _ OperatorAction) (string, error) {
+				step := o.paused.Step
+				o.decision = name
+				return step, nil
+			},
+			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, _ OperatorAction) error {
+				if o.paused == nil {
+					return fmt.Errorf("%s: the workflow is not paused; %s is accepted only while a step waits for an operator", name, name)
+				}
+				if o.decision != "" {
+					return fmt.Errorf("%s: a decision (%s) is already being applied", name, o.decision)
+				}
+				return nil
+			}})
+		if err != nil {
+			return fmt.Errorf("register update %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// onFailure decides what a failed step does next according to the policy:
+// it returns UpdateRetry, UpdateSkip or UpdateAbort.
+func (o *operator) onFailure(ctx workflow.Context, st *StepState, err error) (string, error) {
+	switch o.policy {
+	case PolicyFail:
+		return "", err
+	case PolicyCompensate:
+		return UpdateAbort, nil
+	}
+	o.paused = &Pause{Step: st.Step, Error: st.LastError, ErrorType: st.ErrorType, Since: workflow.Now(ctx)}
+	st.Status = StatusPaused
+	o.setState(ctx, StatePaused, st.Step)
+	workflow.GetLogger(ctx).Warn("step paused for an operator", "step", st.Step, "error", st.LastError, "error_type", st.ErrorType)
+	if werr := workflow.Await(ctx, func() bool { return o.decision != "" }); werr != nil {
+		o.paused = nil
+		return "", werr // cancelled while paused
+	}
+	d := o.decision
+	o.decision, o.paused = "", nil
+	workflow.GetLogger(ctx).Info("operator decided", "step", st.Step, "decision", d)
+	o.setState(ctx, StateRunning, st.Step)
+	return d, nil
+}
+
+func (o *operator) setState(ctx workflow.Context, state, step string) {
+	if o.onState != nil {
+		o.onState(ctx, state, step)
+	}
+}
+
+// describeError extracts the message and the stable type of an activity
+// failure for the query and the pause.
+func describeError(err error) (msg, typ string) {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return app.Message(), app.Type()
+	}
+	var to *temporal.TimeoutError
+	if errors.As(err, &to) {
+		return to.Error(), "Timeout"
+	}
+	return err.Error(), "Unknown"
+}

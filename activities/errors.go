@@ -30,6 +30,11 @@ func nonRetryable(typ, format string, args ...any) error {
 	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), typ, nil)
 }
 
+// retryable returns an application error Temporal retries per policy.
+func retryable(typ, format string, args ...any) error {
+	return temporal.NewApplicationError(fmt.Sprintf(format, args...), typ)
+}
+
 // classify turns a backend error into a Temporal application error with a
 // stable type, deciding retryability once, here (activity contract §3).
 // what names the step for the message ("create auth server evoSTS").

@@ -127,7 +127,7 @@ var AllowedCmdlets = []string{
 	"Get-AcceptedDomain", "Get-WebServicesVirtualDirectory", "Get-MapiVirtualDirectory", "Get-OABVirtualDirectory", "Get-AutodiscoverVirtualDirectory",
 	"Get-ExchangeServer", "Get-OrganizationConfig", "Get-IntraOrganizationConfiguration",
 	"Get-SettingOverride", "New-SettingOverride", "Remove-SettingOverride", "Get-ExchangeDiagnosticInfo",
-	"Test-OAuthConnectivity",
+	"Get-Mailbox", "Test-OAuthConnectivity",
 	// Lync Server / Skype for Business
 	"Get-CsAccessEdgeConfiguration", "Set-CsAccessEdgeConfiguration",
 	"Get-CsHostingProvider", "New-CsHostingProvider", "Set-CsHostingProvider", "Remove-CsHostingProvider",

@@ -106,7 +106,6 @@ type graphCall struct {
 	query  url.Values
 	base   string // https://host/v1.0
 	wrote  bool   // a state change happened
-	now    time.Time
 	entity string // for error messages
 }
 
@@ -179,7 +178,7 @@ func (h *graphHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		scheme = "http"
 	}
 	h.w.mu.Lock()
-	c := &graphCall{h: h, r: r, t: h.w.tenant(tok.TenantID), segs: segs, query: r.URL.Query(), base: scheme + "://" + r.Host + "/v1.0", now: h.w.Now()}
+	c := &graphCall{h: h, r: r, t: h.w.tenant(tok.TenantID), segs: segs, query: r.URL.Query(), base: scheme + "://" + r.Host + "/v1.0"}
 	var rep graphReply
 	var gerr *graphError
 	if c.t == nil {

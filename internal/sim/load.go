@@ -9,7 +9,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
 
@@ -114,7 +114,11 @@ func (w *World) Clone() *World {
 		panic("sim: clone: " + err.Error())
 	}
 	w.mu.Lock()
-	c.Generate = w.Generate
+	if w.Generate != nil {
+		g := *w.Generate
+		g.Clouds = slices.Clone(g.Clouds)
+		c.Generate = &g
+	}
 	c.clock = w.clock
 	w.mu.Unlock()
 	c.reindex()
@@ -419,13 +423,4 @@ func yamlFields(t reflect.Type) map[string]bool {
 	}
 	fieldCache.Store(t, m)
 	return m
-}
-
-// quoteList is for error messages listing valid values.
-func quoteList(vs []string) string {
-	q := make([]string, len(vs))
-	for i, v := range vs {
-		q[i] = strconv.Quote(v)
-	}
-	return strings.Join(q, ", ")
 }

@@ -166,6 +166,11 @@ func TestContractEveryCmdletRoundTrips(t *testing.T) {
 		{sim.OnPrem, psCommand("Get-ExchangeDiagnosticInfo", "Process", "Microsoft.Exchange.Directory.TopologyService", "Component", "VariantConfiguration", "Argument", "Refresh"), nil},
 		{sim.OnPrem, psCommand("Remove-SettingOverride", "Identity", "EnableExchangeHybrid3PAppFeature"), nil},
 		{sim.OnPrem, psCommand("Remove-AuthServer", "Identity", "WindowsAzureACS"), nil},
+		{sim.OnPrem, psCommand("Get-Mailbox", "ResultSize", 1), func(t *testing.T, rows []exchange.Row) {
+			if len(rows) != 1 || rows[0]["PrimarySmtpAddress"] == "" {
+				t.Fatalf("Get-Mailbox -ResultSize 1: %v", rows)
+			}
+		}},
 		{sim.Lync, psCommand("Get-CsAccessEdgeConfiguration"), nil},
 		{sim.Lync, psCommand("Set-CsAccessEdgeConfiguration", "AllowFederatedUsers", true), nil},
 		{sim.Lync, psCommand("New-CsHostingProvider", "Identity", "Exchange Online", "Enabled", true, "EnabledSharedAddressSpace", true, "HostsOCSUsers", false,

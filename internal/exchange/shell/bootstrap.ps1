@@ -44,6 +44,7 @@ $AllowedCmdlets = @(
     'Get-AcceptedDomain', 'Get-WebServicesVirtualDirectory', 'Get-MapiVirtualDirectory', 'Get-OABVirtualDirectory', 'Get-AutodiscoverVirtualDirectory',
     'Get-ExchangeServer', 'Get-OrganizationConfig', 'Get-IntraOrganizationConfiguration',
     'Get-SettingOverride', 'New-SettingOverride', 'Remove-SettingOverride', 'Get-ExchangeDiagnosticInfo',
+    'Get-Mailbox',
     'Test-OAuthConnectivity',
     'Get-CsAccessEdgeConfiguration', 'Set-CsAccessEdgeConfiguration',
     'Get-CsHostingProvider', 'New-CsHostingProvider', 'Set-CsHostingProvider', 'Remove-CsHostingProvider',

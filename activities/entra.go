@@ -1,0 +1,524 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hybridflow/hybridflow/internal/certs"
+	"github.com/hybridflow/hybridflow/internal/cloud"
+	"github.com/hybridflow/hybridflow/internal/graph"
+	"github.com/hybridflow/hybridflow/internal/plan"
+)
+
+// GraphClients hands out a tenant's Microsoft Graph client.
+type GraphClients interface {
+	Graph(t Target) (*graph.Client, error)
+}
+
+// Entra runs the Microsoft Graph steps (4, 5, the dedicated application
+// and the legacy-key removal) on the cloud task queue.
+type Entra struct {
+	Clients GraphClients
+	// Now is the clock for key expiry; activities may read the clock (they
+	// are not replayed), but tests pin it.
+	Now func() time.Time
+}
+
+func (a *Entra) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now().UTC()
+}
+
+func (a *Entra) client(t Target) (*graph.Client, error) {
+	c, err := a.Clients.Graph(t)
+	if err != nil {
+		return nil, nonRetryable(ErrInvalidInput, "Graph client for %s: %v", t.TenantID, err)
+	}
+	return c, nil
+}
+
+// EntraDiscoverInput names the dedicated application to look for.
+type EntraDiscoverInput struct {
+	Target           Target `json:"target"`
+	DedicatedAppName string `json:"dedicated_app_name,omitempty"`
+}
+
+// DiscoverEntra reads the first-party service principal (keys and SPNs), the
+// dedicated application, its service principal and consent, and the
+// tenant's domains: the Entra half of plan.Observed.
+func (a *Entra) DiscoverEntra(ctx context.Context, in EntraDiscoverInput) (plan.Observed, error) {
+	var o plan.Observed
+	c, err := a.client(in.Target)
+	if err != nil {
+		return o, err
+	}
+	sp, err := c.ServicePrincipalByAppID(ctx, cloud.FirstPartyAppID)
+	if err != nil && !errors.Is(err, graph.ErrNotFound) {
+		return o, classify("read the Exchange Online service principal", err)
+	}
+	if sp != nil {
+		o.FirstPartySP = plan.ServicePrincipal{ID: sp.ID, Keys: toPlanKeys(sp.KeyCredentials), SPNs: sp.ServicePrincipalNames}
+	}
+	if in.DedicatedAppName != "" {
+		app, err := c.ApplicationByDisplayName(ctx, in.DedicatedAppName)
+		switch {
+		case errors.Is(err, graph.ErrNotFound):
+		case err != nil:
+			return o, classify("read application "+in.DedicatedAppName, err)
+		default:
+			o.DedicatedApp = plan.Application{Exists: true, ID: app.ID, AppID: app.AppID, Keys: toPlanKeys(app.KeyCredentials), HasFullAccessAsApp: hasFullAccess(app.RequiredResourceAccess)}
+			dsp, err := c.ServicePrincipalByAppID(ctx, app.AppID)
+			switch {
+			case errors.Is(err, graph.ErrNotFound):
+			case err != nil:
+				return o, classify("read the dedicated application's service principal", err)
+			default:
+				o.DedicatedSP = plan.DedicatedSP{Exists: true, ID: dsp.ID}
+				if sp != nil {
+					as, err := c.AppRoleAssignments(ctx, dsp.ID)
+					if err != nil {
+						return o, classify("read app role assignments", err)
+					}
+					o.ConsentGranted = hasConsent(as, sp.ID)
+				}
+			}
+		}
+	}
+	ds, err := c.Domains(ctx)
+	if err != nil {
+		return o, classify("read tenant domains", err)
+	}
+	for _, d := range ds {
+		if d.IsVerified {
+			o.TenantDomains = append(o.TenantDomains, d.ID)
+		}
+	}
+	return o, nil
+}
+
+func hasFullAccess(rra []graph.RequiredResourceAccess) bool {
+	for _, r := range rra {
+		if !strings.EqualFold(r.ResourceAppID, cloud.FirstPartyAppID) {
+			continue
+		}
+		for _, ra := range r.ResourceAccess {
+			if strings.EqualFold(ra.ID, plan.FullAccessAsAppRoleID) && ra.Type == "Role" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func hasConsent(as []graph.AppRoleAssignment, resourceID string) bool {
+	for _, x := range as {
+		if strings.EqualFold(x.ResourceID, resourceID) && strings.EqualFold(x.AppRoleID, plan.FullAccessAsAppRoleID) {
+			return true
+		}
+	}
+	return false
+}
+
+// FirstPartyInput is what steps 4 (legacy) and 5 write to the Exchange
+// Online first-party service principal, in one PATCH.
+type FirstPartyInput struct {
+	Target Target     `json:"target"`
+	Keys   []plan.Key `json:"keys,omitempty"` // legacy mode only
+	SPNs   []string   `json:"spns,omitempty"`
+}
+
+// EnsureFirstPartyServicePrincipal merges keys (FACTS §3: keep every
+// unexpired key, drop expired ones only when writing anyway, never
+// duplicate a thumbprint) and unions SPNs, then writes both in ONE PATCH,
+// or nothing when both are already there.
+func (a *Entra) EnsureFirstPartyServicePrincipal(ctx context.Context, in FirstPartyInput) (StepResult, error) {
+	c, err := a.client(in.Target)
+	if err != nil {
+		return StepResult{}, err
+	}
+	sp, err := c.ServicePrincipalByAppID(ctx, cloud.FirstPartyAppID)
+	if err != nil {
+		return StepResult{}, classify("read the Exchange Online service principal", err)
+	}
+	if err := checkUploads(in.Keys, a.now()); err != nil {
+		return StepResult{}, err
+	}
+	kd := plan.MergeKeys(toPlanKeys(sp.KeyCredentials), in.Keys, a.now(), plan.MergeOptions{})
+	if len(kd.MissingDER) > 0 {
+		return StepResult{}, retryable(ErrTransient, "Graph returned keys without their certificate (%s); re-reading before any write", strings.Join(kd.MissingDER, ", "))
+	}
+	sd := plan.UnionSPNs(sp.ServicePrincipalNames, in.SPNs)
+	if len(in.Keys) == 0 {
+		kd.Reason = "" // an SPN-only call has nothing to say about keys
+	}
+	if len(in.SPNs) == 0 {
+		sd.Reason = ""
+	}
+	if !kd.Changed && !sd.Changed {
+		return StepResult{Outcome: Unchanged, ObjectID: sp.ID, Detail: joinReasons(kd.Reason, sd.Reason)}, nil
+	}
+	var p graph.Patch
+	res := StepResult{Outcome: Updated, ObjectID: sp.ID, Detail: joinReasons(kd.Reason, sd.Reason)}
+	if kd.Changed {
+		keys := toGraphKeys(kd.Keys)
+		p.KeyCredentials = &keys
+		if len(kd.Added) > 0 {
+			res.Undo = append(res.Undo, UndoRecord{System: SystemEntra, Kind: UndoRemoveKeys, ObjectKind: "servicePrincipal", ObjectID: sp.ID, Thumbprints: kd.Added})
+		}
+		if len(kd.Dropped) > 0 {
+			res.Undo = append(res.Undo, UndoRecord{System: SystemEntra, Kind: UndoRestoreKeys, ObjectKind: "servicePrincipal", ObjectID: sp.ID, Keys: droppedKeys(kd.Dropped)})
+		}
+	}
+	if sd.Changed {
+		p.ServicePrincipalNames = &sd.SPNs
+		res.Undo = append(res.Undo, UndoRecord{System: SystemEntra, Kind: UndoRemoveSPNs, ObjectKind: "servicePrincipal", ObjectID: sp.ID, SPNs: sd.Added})
+	}
+	if err := c.UpdateServicePrincipal(ctx, sp.ID, p); err != nil {
+		return StepResult{}, classify("update the Exchange Online service principal", err)
+	}
+	return res, nil
+}
+
+// checkUploads refuses certificates that must never be uploaded (issue:
+// parseable X.509, not expired, key ≥ 2048 bits) before any write.
+func checkUploads(keys []plan.Key, now time.Time) error {
+	for _, k := range keys {
+		if _, err := certs.Check(k.DER, now, false); err != nil {
+			return nonRetryable(ErrInvalidInput, "refusing to upload %s: %v", k.Thumbprint, err)
+		}
+	}
+	return nil
+}
+
+func joinReasons(rs ...string) string {
+	var out []string
+	for _, r := range rs {
+		if r != "" {
+			out = append(out, r)
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+func droppedKeys(ds []plan.Dropped) []plan.Key {
+	out := make([]plan.Key, len(ds))
+	for i, d := range ds {
+		out[i] = d.Key
+	}
+	return out
+}
+
+// DedicatedAppInput names the dedicated Exchange hybrid application.
+type DedicatedAppInput struct {
+	Target Target `json:"target"`
+	Name   string `json:"name"` // ExchangeServerApp-<organization GUID>
+}
+
+var fullAccessRRA = graph.RequiredResourceAccess{ResourceAppID: cloud.FirstPartyAppID,
+	ResourceAccess: []graph.ResourceAccess{{ID: plan.FullAccessAsAppRoleID, Type: "Role"}}}
+
+// EnsureDedicatedApplication finds or creates ExchangeServerApp-<org GUID>
+// (single tenant) asking for full_access_as_app on Exchange Online (FACTS
+// §2, steps 1–2 of ConfigureExchangeHybridApplication.ps1).
+func (a *Entra) EnsureDedicatedApplication(ctx context.Context, in DedicatedAppInput) (StepResult, error) {
+	c, err := a.client(in.Target)
+	if err != nil {
+		return StepResult{}, err
+	}
+	app, err := c.ApplicationByDisplayName(ctx, in.Name)
+	if errors.Is(err, graph.ErrNotFound) {
+		app, err = c.CreateApplication(ctx, in.Name, "AzureADMyOrg", []graph.RequiredResourceAccess{fullAccessRRA})
+		if err != nil {
+			return StepResult{}, classify("create application "+in.Name, err)
+		}
+		return StepResult{Outcome: Created, AppID: app.AppID, ObjectID: app.ID, Detail: fmt.Sprintf("created application %s (appId %s)", in.Name, app.AppID),
+			Undo: []UndoRecord{{System: SystemEntra, Kind: UndoDeleteApplication, ObjectKind: "application", ObjectID: app.ID, Name: in.Name}}}, nil
+	}
+	if err != nil {
+		return StepResult{}, classify("read application "+in.Name, err)
+	}
+	if hasFullAccess(app.RequiredResourceAccess) {
+		return StepResult{Outcome: Unchanged, AppID: app.AppID, ObjectID: app.ID, Detail: fmt.Sprintf("application %s exists with full_access_as_app", in.Name)}, nil
+	}
+	prev := app.RequiredResourceAccess
+	rra := append(append([]graph.RequiredResourceAccess{}, prev...), fullAccessRRA)
+	if err := c.UpdateApplication(ctx, app.ID, graph.ApplicationPatch{RequiredResourceAccess: &rra}); err != nil {
+		return StepResult{}, classify("add full_access_as_app to "+in.Name, err)
+	}
+	return StepResult{Outcome: Updated, AppID: app.AppID, ObjectID: app.ID, Detail: "added full_access_as_app to " + in.Name,
+		Undo: []UndoRecord{{System: SystemEntra, Kind: UndoRestoreRRA, ObjectKind: "application", ObjectID: app.ID, RequiredResourceAccess: toRRA(prev)}}}, nil
+}
+
+// AppIDInput names the dedicated application by appId.
+type AppIDInput struct {
+	Target Target `json:"target"`
+	AppID  string `json:"app_id"`
+}
+
+// EnsureDedicatedServicePrincipal creates the application's service
+// principal when missing, then grants admin consent for full_access_as_app
+// on the first-party principal (FACTS §2.3) — two objects, each with its
+// own undo.
+func (a *Entra) EnsureDedicatedServicePrincipal(ctx context.Context, in AppIDInput) (StepResult, error) {
+	c, err := a.client(in.Target)
+	if err != nil {
+		return StepResult{}, err
+	}
+	var res StepResult
+	sp, err := c.ServicePrincipalByAppID(ctx, in.AppID)
+	switch {
+	case errors.Is(err, graph.ErrNotFound):
+		if sp, err = c.CreateServicePrincipal(ctx, in.AppID); err != nil {
+			return res, classify("create service principal for "+in.AppID, err)
+		}
+		res.Merge(StepResult{Outcome: Created, ObjectID: sp.ID, Detail: "created its service principal",
+			Undo: []UndoRecord{{System: SystemEntra, Kind: UndoDeleteSP, ObjectKind: "servicePrincipal", ObjectID: sp.ID}}})
+	case err != nil:
+		return res, classify("read service principal for "+in.AppID, err)
+	default:
+		res.Merge(StepResult{Outcome: Unchanged, ObjectID: sp.ID, Detail: "service principal exists"})
+	}
+	fp, err := c.ServicePrincipalByAppID(ctx, cloud.FirstPartyAppID)
+	if err != nil {
+		return res, classify("read the Exchange Online service principal", err)
+	}
+	as, err := c.AppRoleAssignments(ctx, sp.ID)
+	if err != nil {
+		return res, classify("read app role assignments", err)
+	}
+	if hasConsent(as, fp.ID) {
+		res.Merge(StepResult{Outcome: Unchanged, Detail: "full_access_as_app consented"})
+		return res, nil
+	}
+	asg, err := c.AssignAppRole(ctx, sp.ID, fp.ID, plan.FullAccessAsAppRoleID)
+	if err != nil && !errors.Is(err, graph.ErrConflict) {
+		return res, classify("grant full_access_as_app", err)
+	}
+	r := StepResult{Outcome: Created, Detail: "granted admin consent for full_access_as_app"}
+	if asg != nil {
+		r.Undo = []UndoRecord{{System: SystemEntra, Kind: UndoRemoveAssignment, ObjectKind: "servicePrincipal", ObjectID: sp.ID, AssignmentID: asg.ID}}
+	}
+	res.Merge(r)
+	return res, nil
+}
+
+// AppKeysInput uploads auth certificates to the dedicated application.
+type AppKeysInput struct {
+	Target Target     `json:"target"`
+	AppID  string     `json:"app_id"`
+	Name   string     `json:"name"`
+	Keys   []plan.Key `json:"keys"`
+}
+
+// EnsureApplicationKeys is step 4 in dedicated mode: the current (and
+// staged next) auth certificate on the application's keyCredentials, with
+// the same merge rules as the first-party principal.
+func (a *Entra) EnsureApplicationKeys(ctx context.Context, in AppKeysInput) (StepResult, error) {
+	c, err := a.client(in.Target)
+	if err != nil {
+		return StepResult{}, err
+	}
+	if err := checkUploads(in.Keys, a.now()); err != nil {
+		return StepResult{}, err
+	}
+	app, err := c.ApplicationByDisplayName(ctx, in.Name)
+	if err != nil {
+		return StepResult{}, classify("read application "+in.Name, err)
+	}
+	kd := plan.MergeKeys(toPlanKeys(app.KeyCredentials), in.Keys, a.now(), plan.MergeOptions{})
+	if len(kd.MissingDER) > 0 {
+		return StepResult{}, retryable(ErrTransient, "Graph returned keys without their certificate (%s); re-reading before any write", strings.Join(kd.MissingDER, ", "))
+	}
+	if !kd.Changed {
+		return StepResult{Outcome: Unchanged, ObjectID: app.ID, Detail: kd.Reason}, nil
+	}
+	keys := toGraphKeys(kd.Keys)
+	if err := c.UpdateApplication(ctx, app.ID, graph.ApplicationPatch{KeyCredentials: &keys}); err != nil {
+		return StepResult{}, classify("upload keys to "+in.Name, err)
+	}
+	res := StepResult{Outcome: Updated, ObjectID: app.ID, Detail: kd.Reason}
+	if len(kd.Added) > 0 {
+		res.Undo = append(res.Undo, UndoRecord{System: SystemEntra, Kind: UndoRemoveKeys, ObjectKind: "application", ObjectID: app.ID, Thumbprints: kd.Added})
+	}
+	if len(kd.Dropped) > 0 {
+		res.Undo = append(res.Undo, UndoRecord{System: SystemEntra, Kind: UndoRestoreKeys, ObjectKind: "application", ObjectID: app.ID, Keys: droppedKeys(kd.Dropped)})
+	}
+	return res, nil
+}
+
+// RemoveLegacyKeysInput names the on-prem auth certificates to take off
+// the first-party service principal.
+type RemoveLegacyKeysInput struct {
+	Target      Target   `json:"target"`
+	Thumbprints []string `json:"thumbprints"`
+}
+
+// RemoveLegacyKeys is the clean-up of FACTS §2.6: PATCH the first-party
+// service principal's keyCredentials without the on-prem auth certificates
+// (and expired keys), keeping everything else; SPNs are not touched. The
+// removed keys go into the undo record so a failed verification can put
+// them back.
+func (a *Entra) RemoveLegacyKeys(ctx context.Context, in RemoveLegacyKeysInput) (StepResult, error) {
+	c, err := a.client(in.Target)
+	if err != nil {
+		return StepResult{}, err
+	}
+	sp, err := c.ServicePrincipalByAppID(ctx, cloud.FirstPartyAppID)
+	if err != nil {
+		return StepResult{}, classify("read the Exchange Online service principal", err)
+	}
+	kd := plan.RemoveKeys(toPlanKeys(sp.KeyCredentials), in.Thumbprints, a.now())
+	if len(kd.MissingDER) > 0 {
+		return StepResult{}, retryable(ErrTransient, "Graph returned keys without their certificate (%s); re-reading before any write", strings.Join(kd.MissingDER, ", "))
+	}
+	if !kd.Changed {
+		return StepResult{Outcome: Unchanged, ObjectID: sp.ID, Detail: kd.Reason}, nil
+	}
+	keys := toGraphKeys(kd.Keys)
+	if err := c.UpdateServicePrincipal(ctx, sp.ID, graph.Patch{KeyCredentials: &keys}); err != nil {
+		return StepResult{}, classify("remove legacy keys from the Exchange Online service principal", err)
+	}
+	return StepResult{Outcome: Removed, ObjectID: sp.ID, Detail: kd.Reason,
+		Undo: []UndoRecord{{System: SystemEntra, Kind: UndoRestoreKeys, ObjectKind: "servicePrincipal", ObjectID: sp.ID, Keys: droppedKeys(kd.Dropped)}}}, nil
+}
+
+// UndoEntra reverses one Entra change this product made, touching only the keys,
+// names or objects the record lists.
+func (a *Entra) UndoEntra(ctx context.Context, in UndoInput) error {
+	c, err := a.client(in.Target)
+	if err != nil {
+		return err
+	}
+	rec := in.Record
+	what := fmt.Sprintf("undo %s on %s %s", rec.Kind, rec.ObjectKind, rec.ObjectID)
+	switch rec.Kind {
+	case UndoDeleteApplication:
+		err = c.DeleteApplication(ctx, rec.ObjectID)
+	case UndoDeleteSP:
+		err = c.DeleteServicePrincipal(ctx, rec.ObjectID)
+	case UndoRemoveAssignment:
+		err = c.RemoveAppRoleAssignment(ctx, rec.ObjectID, rec.AssignmentID)
+	case UndoRestoreRRA:
+		rra := fromRRA(rec.RequiredResourceAccess)
+		err = c.UpdateApplication(ctx, rec.ObjectID, graph.ApplicationPatch{RequiredResourceAccess: &rra})
+	case UndoRemoveKeys, UndoRestoreKeys, UndoRemoveSPNs:
+		return classify(what, a.undoCollections(ctx, c, rec))
+	default:
+		return nonRetryable(ErrInvalidInput, "Entra undo: unknown kind %q", rec.Kind)
+	}
+	if errors.Is(err, graph.ErrNotFound) {
+		return nil
+	}
+	return classify(what, err)
+}
+
+// undoCollections re-reads the object and writes back its collection minus
+// (or plus) exactly the recorded items, so changes others made since stay.
+func (a *Entra) undoCollections(ctx context.Context, c *graph.Client, rec UndoRecord) error {
+	var keys []graph.KeyCredential
+	var spns []string
+	if rec.ObjectKind == "application" {
+		app, err := c.ApplicationByID(ctx, rec.ObjectID)
+		if errors.Is(err, graph.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		keys = app.KeyCredentials
+	} else {
+		sp, err := c.ServicePrincipalByID(ctx, rec.ObjectID)
+		if errors.Is(err, graph.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		keys, spns = sp.KeyCredentials, sp.ServicePrincipalNames
+	}
+	var kd plan.KeyDecision
+	switch rec.Kind {
+	case UndoRemoveKeys:
+		kd = plan.UndoAdd(toPlanKeys(keys), rec.Thumbprints)
+	case UndoRestoreKeys:
+		kd = plan.UndoRemove(toPlanKeys(keys), rec.Keys)
+	case UndoRemoveSPNs:
+		sd := plan.UndoSPNs(spns, rec.SPNs)
+		if !sd.Changed {
+			return nil
+		}
+		return c.UpdateServicePrincipal(ctx, rec.ObjectID, graph.Patch{ServicePrincipalNames: &sd.SPNs})
+	}
+	if !kd.Changed {
+		return nil
+	}
+	gk := toGraphKeys(kd.Keys)
+	if rec.ObjectKind == "application" {
+		return c.UpdateApplication(ctx, rec.ObjectID, graph.ApplicationPatch{KeyCredentials: &gk})
+	}
+	return c.UpdateServicePrincipal(ctx, rec.ObjectID, graph.Patch{KeyCredentials: &gk})
+}
+
+func toPlanKeys(ks []graph.KeyCredential) []plan.Key {
+	out := make([]plan.Key, len(ks))
+	for i, k := range ks {
+		out[i] = plan.Key{KeyID: k.KeyID, Thumbprint: k.Thumbprint(), DisplayName: k.DisplayName, Type: k.Type, Usage: k.Usage, Start: k.Start, End: k.End, DER: k.Key}
+		if out[i].Thumbprint == "" {
+			out[i].Thumbprint = strings.ToUpper(k.CustomKeyIdentifier)
+		}
+	}
+	return out
+}
+
+// toGraphKeys re-sends kept keys as {key, type, usage} plus what Graph
+// showed (FACTS §3); new keys carry the certificate's validity.
+func toGraphKeys(ks []plan.Key) []graph.KeyCredential {
+	out := make([]graph.KeyCredential, len(ks))
+	for i, k := range ks {
+		typ, usage := k.Type, k.Usage
+		if typ == "" {
+			typ = graph.KeyTypeX509
+		}
+		if usage == "" {
+			usage = graph.KeyUsageVerify
+		}
+		out[i] = graph.KeyCredential{KeyID: k.KeyID, CustomKeyIdentifier: k.Thumbprint, DisplayName: k.DisplayName, Type: typ, Usage: usage, Start: k.Start, End: k.End, Key: k.DER}
+	}
+	return out
+}
+
+func toRRA(in []graph.RequiredResourceAccess) []RRA {
+	out := make([]RRA, 0, len(in))
+	for _, r := range in {
+		x := RRA{ResourceAppID: r.ResourceAppID}
+		for _, ra := range r.ResourceAccess {
+			if ra.Type == "Role" {
+				x.Roles = append(x.Roles, ra.ID)
+			} else {
+				x.Scopes = append(x.Scopes, ra.ID)
+			}
+		}
+		out = append(out, x)
+	}
+	return out
+}
+
+func fromRRA(in []RRA) []graph.RequiredResourceAccess {
+	out := make([]graph.RequiredResourceAccess, 0, len(in))
+	for _, r := range in {
+		x := graph.RequiredResourceAccess{ResourceAppID: r.ResourceAppID}
+		for _, id := range r.Roles {
+			x.ResourceAccess = append(x.ResourceAccess, graph.ResourceAccess{ID: id, Type: "Role"})
+		}
+		for _, id := range r.Scopes {
+			x.ResourceAccess = append(x.ResourceAccess, graph.ResourceAccess{ID: id, Type: "Scope"})
+		}
+		out = append(out, x)
+	}
+	return out
+}

@@ -1,0 +1,387 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/hybridflow/hybridflow/internal/cloud"
+	"github.com/hybridflow/hybridflow/internal/exchange"
+	"github.com/hybridflow/hybridflow/internal/plan"
+)
+
+// OnPremHosts hands out the PowerShell host of a tenant's on-prem Exchange.
+type OnPremHosts interface {
+	OnPrem(t Target) exchange.Runner
+}
+
+// OnPrem runs the on-prem Exchange steps (1, 2, 3, 6, 8, the dedicated-app
+// auth-server and setting-override steps, verification to the cloud) on
+// the hybridflow-onprem-<site> task queue, next to Exchange.
+type OnPrem struct {
+	Hosts OnPremHosts
+}
+
+// onPremDiscovery is the one batched round trip that reads everything the
+// plan needs from on-prem Exchange (issue: one discovery call per system).
+var onPremDiscovery = []exchange.Command{
+	cmd("Get-OrganizationConfig"),
+	cmd("Get-ExchangeServer"),
+	cmd("Get-AcceptedDomain"),
+	cmd("Get-WebServicesVirtualDirectory"),
+	cmd("Get-MapiVirtualDirectory"),
+	cmd("Get-OABVirtualDirectory"),
+	cmd("Get-AutodiscoverVirtualDirectory"),
+	cmd("Get-AuthServer"),
+	cmd("Get-PartnerApplication"),
+	cmd("Get-AuthConfig"),
+	cmd("Get-ExchangeCertificate"),
+	cmd("Get-IntraOrganizationConnector"),
+	cmd("Get-AvailabilityAddressSpace"),
+	cmd("Get-SettingOverride"),
+	cmd("Get-Mailbox", "ResultSize", 1),
+}
+
+var vdirKinds = map[string]string{
+	"Get-WebServicesVirtualDirectory":  plan.VDirWebServices,
+	"Get-MapiVirtualDirectory":         plan.VDirMapi,
+	"Get-OABVirtualDirectory":          plan.VDirOAB,
+	"Get-AutodiscoverVirtualDirectory": plan.VDirAutodiscover,
+}
+
+// DiscoverOnPrem reads the on-prem organisation (FACTS §1 discovery) and returns
+// it as the on-prem half of plan.Observed. Step 3 (export the auth
+// certificate) happens here too: only the public DER of the certificates
+// Get-AuthConfig names is kept, so the payload stays small.
+func (a *OnPrem) DiscoverOnPrem(ctx context.Context, t Target) (plan.Observed, error) {
+	var o plan.Observed
+	res, err := a.Hosts.OnPrem(t).RunBatch(ctx, onPremDiscovery)
+	if err != nil {
+		return o, classify("discover on-prem Exchange for "+t.TenantID, err)
+	}
+	for i, c := range onPremDiscovery {
+		rows, err := batchRows(res, i, onPremDiscovery)
+		if err != nil {
+			// A missing mailbox list or vdir kind is survivable; the rest is not.
+			if c.Cmdlet == "Get-Mailbox" || vdirKinds[c.Cmdlet] != "" {
+				continue
+			}
+			return o, classify("discover on-prem Exchange for "+t.TenantID, err)
+		}
+		switch c.Cmdlet {
+		case "Get-OrganizationConfig":
+			if len(rows) > 0 {
+				o.OrganizationGUID = strings.ToLower(rowString(rows[0], "Guid"))
+			}
+		case "Get-ExchangeServer":
+			for _, r := range rows {
+				o.Servers = append(o.Servers, plan.ExchangeServer{Name: rowString(r, "Name"), Version: rowString(r, "AdminDisplayVersion"), Roles: rowString(r, "ServerRole")})
+			}
+		case "Get-AcceptedDomain":
+			for _, r := range rows {
+				o.AcceptedDomains = append(o.AcceptedDomains, plan.AcceptedDomain{DomainName: rowString(r, "DomainName"), Default: rowBool(r, "Default")})
+			}
+		case "Get-AuthServer":
+			for _, r := range rows {
+				o.AuthServers = append(o.AuthServers, plan.AuthServer{Name: rowString(r, "Name"), Type: rowString(r, "Type"),
+					MetadataURL: rowString(r, "AuthMetadataUrl"), Enabled: rowBool(r, "Enabled"),
+					ApplicationIdentifier: rowString(r, "ApplicationIdentifier"), DomainName: rowStrings(r, "DomainName")})
+			}
+		case "Get-PartnerApplication":
+			for _, r := range rows {
+				if strings.EqualFold(rowString(r, "ApplicationIdentifier"), cloud.FirstPartyAppID) && rowString(r, "Realm") == "" {
+					o.PartnerApp = plan.PartnerApp{Found: true, Name: rowString(r, "Name"), Enabled: rowBool(r, "Enabled")}
+				}
+			}
+		case "Get-AuthConfig":
+			if len(rows) > 0 {
+				r := rows[0]
+				o.AuthConfig = plan.AuthConfig{CurrentThumbprint: rowString(r, "CurrentCertificateThumbprint"), NextThumbprint: rowString(r, "NextCertificateThumbprint"),
+					NextEffective: rowTime(r, "NextCertificateEffectiveDate"), PreviousThumbprint: rowString(r, "PreviousCertificateThumbprint")}
+			}
+		case "Get-ExchangeCertificate":
+			for _, r := range rows {
+				o.Certificates = append(o.Certificates, plan.Certificate{Thumbprint: rowString(r, "Thumbprint"), Subject: rowString(r, "Subject"),
+					NotBefore: rowTime(r, "NotBefore"), NotAfter: rowTime(r, "NotAfter"), DER: rowBytes(r, "RawData")})
+			}
+		case "Get-IntraOrganizationConnector":
+			for _, r := range rows {
+				o.OnPremIOCs = append(o.OnPremIOCs, iocFromRow(r))
+			}
+		case "Get-AvailabilityAddressSpace":
+			for _, r := range rows {
+				o.AvailabilitySpaces = append(o.AvailabilitySpaces, plan.AvailabilitySpace{ForestName: rowString(r, "ForestName"),
+					AccessMethod: rowString(r, "AccessMethod"), ProxyURL: rowString(r, "ProxyUrl")})
+			}
+		case "Get-SettingOverride":
+			for _, r := range rows {
+				o.SettingOverrides = append(o.SettingOverrides, plan.SettingOverride{Name: rowString(r, "Name"), Component: rowString(r, "ComponentName"),
+					Section: rowString(r, "SectionName"), Parameters: rowStrings(r, "Parameters")})
+			}
+		case "Get-Mailbox":
+			for _, r := range rows {
+				o.OnPremMailboxes = append(o.OnPremMailboxes, rowString(r, "PrimarySmtpAddress"))
+			}
+		default:
+			for _, r := range rows {
+				o.VirtualDirectories = append(o.VirtualDirectories, plan.VirtualDirectory{Kind: vdirKinds[c.Cmdlet], Server: rowString(r, "Server"),
+					InternalURL: rowString(r, "InternalUrl"), ExternalURL: rowString(r, "ExternalUrl")})
+			}
+		}
+	}
+	o.Certificates = authCertificatesOnly(o.Certificates, o.AuthConfig)
+	return o, nil
+}
+
+// authCertificatesOnly keeps the certificates Get-AuthConfig names: the
+// machine store holds many (IIS, SMTP) that the plan has no use for.
+func authCertificatesOnly(cs []plan.Certificate, ac plan.AuthConfig) []plan.Certificate {
+	var out []plan.Certificate
+	for _, c := range cs {
+		for _, tp := range []string{ac.CurrentThumbprint, ac.NextThumbprint, ac.PreviousThumbprint} {
+			if tp != "" && strings.EqualFold(c.Thumbprint, tp) {
+				out = append(out, c)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// AuthServersInput is step 1's desired state.
+type AuthServersInput struct {
+	Target  Target                `json:"target"`
+	Servers []plan.AuthServerSpec `json:"servers"`
+}
+
+// EnsureAuthServers creates the ACS and evoSTS auth servers (step 1) unless
+// servers of the same type and metadata URL exist under any name (HCW
+// names them "ACS - <guid>" / "EvoSts - <guid>"); a disabled one is
+// enabled. A server that has our name but another URL is not ours: it is
+// reported, not changed.
+func (a *OnPrem) EnsureAuthServers(ctx context.Context, in AuthServersInput) (StepResult, error) {
+	r := a.Hosts.OnPrem(in.Target)
+	rows, err := r.Run(ctx, cmd("Get-AuthServer"))
+	if err != nil {
+		return StepResult{}, classify("read auth servers", err)
+	}
+	var res StepResult
+	for _, spec := range in.Servers {
+		var match, sameName exchange.Row
+		for _, row := range rows {
+			if strings.EqualFold(rowString(row, "Type"), spec.Type) && sameURL(rowString(row, "AuthMetadataUrl"), spec.MetadataURL) {
+				match = row
+			}
+			if strings.EqualFold(rowString(row, "Name"), spec.Name) {
+				sameName = row
+			}
+		}
+		switch {
+		case match != nil && rowBool(match, "Enabled"):
+			res.Merge(StepResult{Outcome: Unchanged, Detail: fmt.Sprintf("%s present as %q", spec.Name, rowString(match, "Name"))})
+		case match != nil:
+			name := rowString(match, "Name")
+			if _, err := r.Run(ctx, cmd("Set-AuthServer", "Identity", name, "Enabled", true)); err != nil {
+				return res, classify("enable auth server "+name, err)
+			}
+			res.Merge(StepResult{Outcome: Updated, Detail: fmt.Sprintf("enabled auth server %q", name),
+				Undo: []UndoRecord{{System: SystemOnPrem, Kind: UndoSetAuthServerEnabled, Name: name, Enabled: false}}})
+		case sameName != nil:
+			return res, nonRetryable(ErrConflict, "auth server %q exists with type %s and metadata URL %s, not %s %s; it was not created by hybridflow: correct or remove it, then retry",
+				spec.Name, rowString(sameName, "Type"), rowString(sameName, "AuthMetadataUrl"), spec.Type, spec.MetadataURL)
+		default:
+			p := []any{"Name", spec.Name, "AuthMetadataUrl", spec.MetadataURL}
+			if spec.Type == plan.AuthServerTypeAzureAD {
+				p = append(p, "Type", "AzureAD")
+			}
+			if _, err := r.Run(ctx, cmd("New-AuthServer", p...)); err != nil {
+				return res, classify("create auth server "+spec.Name, err)
+			}
+			res.Merge(StepResult{Outcome: Created, Detail: fmt.Sprintf("created auth server %s (%s)", spec.Name, spec.MetadataURL),
+				Undo: []UndoRecord{{System: SystemOnPrem, Kind: UndoRemoveAuthServer, Name: spec.Name}}})
+		}
+	}
+	return res, nil
+}
+
+// EnablePartnerApplication enables the Exchange Online partner application
+// (step 2): ApplicationIdentifier 00000002-0000-0ff1-ce00-000000000000, empty realm.
+func (a *OnPrem) EnablePartnerApplication(ctx context.Context, t Target) (StepResult, error) {
+	r := a.Hosts.OnPrem(t)
+	rows, err := r.Run(ctx, cmd("Get-PartnerApplication"))
+	if err != nil {
+		return StepResult{}, classify("read partner applications", err)
+	}
+	for _, row := range rows {
+		if !strings.EqualFold(rowString(row, "ApplicationIdentifier"), cloud.FirstPartyAppID) || rowString(row, "Realm") != "" {
+			continue
+		}
+		name := rowString(row, "Name")
+		if rowBool(row, "Enabled") {
+			return StepResult{Outcome: Unchanged, Detail: fmt.Sprintf("partner application %q already enabled", name)}, nil
+		}
+		if _, err := r.Run(ctx, cmd("Set-PartnerApplication", "Identity", name, "Enabled", true)); err != nil {
+			return StepResult{}, classify("enable partner application "+name, err)
+		}
+		return StepResult{Outcome: Updated, Detail: fmt.Sprintf("enabled partner application %q", name),
+			Undo: []UndoRecord{{System: SystemOnPrem, Kind: UndoSetPartnerAppEnabled, Name: name, Enabled: false}}}, nil
+	}
+	return StepResult{}, nonRetryable(ErrInvalidInput, "no partner application %s with an empty realm exists; Exchange creates it at setup — check the organisation", cloud.FirstPartyAppID)
+}
+
+// AuthServerAppInput points the evoSTS auth server at the dedicated app.
+type AuthServerAppInput struct {
+	Target  Target              `json:"target"`
+	EvoSTS  plan.AuthServerSpec `json:"evo_sts"`
+	AppID   string              `json:"app_id"`
+	Domains []string            `json:"domains"`
+}
+
+// SetAuthServerApplication runs Set-AuthServer -ApplicationIdentifier
+// -DomainName on the evoSTS auth server (FACTS §2.5), found by type and
+// metadata URL; the previous values are kept for undo.
+func (a *OnPrem) SetAuthServerApplication(ctx context.Context, in AuthServerAppInput) (StepResult, error) {
+	r := a.Hosts.OnPrem(in.Target)
+	rows, err := r.Run(ctx, cmd("Get-AuthServer"))
+	if err != nil {
+		return StepResult{}, classify("read auth servers", err)
+	}
+	for _, row := range rows {
+		if !strings.EqualFold(rowString(row, "Type"), plan.AuthServerTypeAzureAD) || !sameURL(rowString(row, "AuthMetadataUrl"), in.EvoSTS.MetadataURL) {
+			continue
+		}
+		name := rowString(row, "Name")
+		prevApp, prevDomains := rowString(row, "ApplicationIdentifier"), rowStrings(row, "DomainName")
+		if strings.EqualFold(prevApp, in.AppID) && sameFold(prevDomains, in.Domains) {
+			return StepResult{Outcome: Unchanged, Detail: fmt.Sprintf("auth server %q already uses application %s", name, in.AppID)}, nil
+		}
+		if _, err := r.Run(ctx, cmd("Set-AuthServer", "Identity", name, "ApplicationIdentifier", in.AppID, "DomainName", in.Domains)); err != nil {
+			return StepResult{}, classify("set application identifier on auth server "+name, err)
+		}
+		return StepResult{Outcome: Updated, Detail: fmt.Sprintf("auth server %q now uses application %s for %s", name, in.AppID, strings.Join(in.Domains, ", ")),
+			Undo: []UndoRecord{{System: SystemOnPrem, Kind: UndoRestoreAuthServerApp, Name: name, ApplicationIdentifier: prevApp, DomainName: prevDomains}}}, nil
+	}
+	return StepResult{}, nonRetryable(ErrInvalidInput, "no AzureAD auth server with metadata URL %s: step 1 must run first", in.EvoSTS.MetadataURL)
+}
+
+// EnsureSettingOverride creates the EnableExchangeHybrid3PAppFeature
+// override unless one for its section exists (FACTS §2.5), then refreshes
+// the VariantConfiguration so it takes effect without a restart.
+func (a *OnPrem) EnsureSettingOverride(ctx context.Context, t Target) (StepResult, error) {
+	r := a.Hosts.OnPrem(t)
+	rows, err := r.Run(ctx, cmd("Get-SettingOverride"))
+	if err != nil {
+		return StepResult{}, classify("read setting overrides", err)
+	}
+	for _, row := range rows {
+		if strings.EqualFold(rowString(row, "SectionName"), plan.OverrideSection) {
+			return StepResult{Outcome: Unchanged, Detail: fmt.Sprintf("setting override %q for %s exists", rowString(row, "Name"), plan.OverrideSection)}, nil
+		}
+	}
+	if _, err := r.Run(ctx, cmd("New-SettingOverride", "Name", plan.OverrideName, "Component", plan.OverrideComponent,
+		"Section", plan.OverrideSection, "Parameters", []string{plan.OverrideParameter}, "Reason", "Exchange hybrid dedicated application (hybridflow)")); err != nil && !exchange.IsAlreadyExists(err) {
+		return StepResult{}, classify("create setting override "+plan.OverrideName, err)
+	}
+	res := StepResult{Outcome: Created, Detail: "created setting override " + plan.OverrideName,
+		Undo: []UndoRecord{{System: SystemOnPrem, Kind: UndoRemoveSettingOverride, Name: plan.OverrideName}}}
+	if err := refreshVariantConfig(ctx, r); err != nil {
+		// The override exists: report the undo so compensation can remove it.
+		return res, classify("refresh VariantConfiguration", err)
+	}
+	res.Detail += " and refreshed VariantConfiguration"
+	return res, nil
+}
+
+func refreshVariantConfig(ctx context.Context, r exchange.Runner) error {
+	_, err := r.Run(ctx, cmd("Get-ExchangeDiagnosticInfo", "Process", "Microsoft.Exchange.Directory.TopologyService",
+		"Component", "VariantConfiguration", "Argument", "Refresh"))
+	return err
+}
+
+// IOCInput is a connector spec for steps 6 and 7.
+type IOCInput struct {
+	Target Target       `json:"target"`
+	Spec   plan.IOCSpec `json:"spec"`
+}
+
+// EnsureOnPremConnector is step 6: the on-prem → Exchange Online connector.
+func (a *OnPrem) EnsureOnPremConnector(ctx context.Context, in IOCInput) (StepResult, error) {
+	return ensureIOC(ctx, a.Hosts.OnPrem(in.Target), SystemOnPrem, in.Spec)
+}
+
+// AvailabilityInput is step 8's address space.
+type AvailabilityInput struct {
+	Target Target                `json:"target"`
+	Spec   plan.AvailabilitySpec `json:"spec"`
+}
+
+// EnsureAvailabilityAddressSpace is step 8, for organisations with servers
+// older than Exchange 2013 SP1. An address space for the forest that
+// differs is not ours to replace (there is no Set- cmdlet): it is reported.
+func (a *OnPrem) EnsureAvailabilityAddressSpace(ctx context.Context, in AvailabilityInput) (StepResult, error) {
+	r := a.Hosts.OnPrem(in.Target)
+	rows, err := r.Run(ctx, cmd("Get-AvailabilityAddressSpace"))
+	if err != nil {
+		return StepResult{}, classify("read availability address spaces", err)
+	}
+	for _, row := range rows {
+		if !strings.EqualFold(rowString(row, "ForestName"), in.Spec.ForestName) {
+			continue
+		}
+		if strings.EqualFold(rowString(row, "AccessMethod"), "InternalProxy") && sameURL(rowString(row, "ProxyUrl"), in.Spec.ProxyURL) {
+			return StepResult{Outcome: Unchanged, Detail: "availability address space for " + in.Spec.ForestName + " exists"}, nil
+		}
+		return StepResult{}, nonRetryable(ErrConflict, "availability address space %s exists with access method %s and proxy URL %s, not InternalProxy %s; it was not created by hybridflow: fix or remove it, then retry",
+			in.Spec.ForestName, rowString(row, "AccessMethod"), rowString(row, "ProxyUrl"), in.Spec.ProxyURL)
+	}
+	if _, err := r.Run(ctx, cmd("Add-AvailabilityAddressSpace", "AccessMethod", "InternalProxy", "ProxyUrl", in.Spec.ProxyURL,
+		"ForestName", in.Spec.ForestName, "UseServiceAccount", true)); err != nil {
+		return StepResult{}, classify("add availability address space "+in.Spec.ForestName, err)
+	}
+	return StepResult{Outcome: Created, Detail: fmt.Sprintf("added availability address space %s via %s", in.Spec.ForestName, in.Spec.ProxyURL),
+		Undo: []UndoRecord{{System: SystemOnPrem, Kind: UndoRemoveAddressSpace, Name: in.Spec.ForestName}}}, nil
+}
+
+// VerifyFromOnPrem runs Test-OAuthConnectivity from on-prem to Exchange Online.
+func (a *OnPrem) VerifyFromOnPrem(ctx context.Context, in VerifyInput) (VerifyResult, error) {
+	return verify(ctx, a.Hosts.OnPrem(in.Target), in)
+}
+
+// UndoOnPrem reverses one on-prem change this product made. Each case is
+// idempotent: an object already gone counts as undone.
+func (a *OnPrem) UndoOnPrem(ctx context.Context, in UndoInput) error {
+	r := a.Hosts.OnPrem(in.Target)
+	rec := in.Record
+	var err error
+	switch rec.Kind {
+	case UndoRemoveAuthServer:
+		_, err = r.Run(ctx, cmd("Remove-AuthServer", "Identity", rec.Name))
+	case UndoSetAuthServerEnabled:
+		_, err = r.Run(ctx, cmd("Set-AuthServer", "Identity", rec.Name, "Enabled", rec.Enabled))
+	case UndoRestoreAuthServerApp:
+		_, err = r.Run(ctx, cmd("Set-AuthServer", "Identity", rec.Name, "ApplicationIdentifier", rec.ApplicationIdentifier, "DomainName", nonNil(rec.DomainName)))
+	case UndoSetPartnerAppEnabled:
+		_, err = r.Run(ctx, cmd("Set-PartnerApplication", "Identity", rec.Name, "Enabled", rec.Enabled))
+	case UndoRemoveSettingOverride:
+		if _, err = r.Run(ctx, cmd("Remove-SettingOverride", "Identity", rec.Name)); err == nil {
+			err = refreshVariantConfig(ctx, r)
+		}
+	case UndoRemoveAddressSpace:
+		_, err = r.Run(ctx, cmd("Remove-AvailabilityAddressSpace", "Identity", rec.Name))
+	case UndoRemoveIOC, UndoRestoreIOC:
+		return undoIOC(ctx, r, rec)
+	default:
+		return nonRetryable(ErrInvalidInput, "on-prem undo: unknown kind %q", rec.Kind)
+	}
+	if exchange.IsNotFound(err) {
+		return nil
+	}
+	return classify(fmt.Sprintf("undo %s %s", rec.Kind, rec.Name), err)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

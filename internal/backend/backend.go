@@ -1,0 +1,275 @@
+// Package backend builds the per-tenant clients the activities use: real
+// Microsoft Graph, Exchange Online and PowerShell hosts, or the same clients
+// pointed at the simulated world on loopback. "simulate" swaps endpoints
+// and credentials, never code paths: the activities cannot tell.
+package backend
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"go.uber.org/zap"
+
+	"github.com/hybridflow/hybridflow/internal/cloud"
+	"github.com/hybridflow/hybridflow/internal/config"
+	"github.com/hybridflow/hybridflow/internal/exchange"
+	"github.com/hybridflow/hybridflow/internal/exchange/online"
+	"github.com/hybridflow/hybridflow/internal/exchange/shell"
+	"github.com/hybridflow/hybridflow/internal/graph"
+	"github.com/hybridflow/hybridflow/internal/sim"
+)
+
+// Target names the tenant (and its sites) a client is for. It carries no
+// secret: Credential is the name of a credential in the worker config.
+type Target struct {
+	TenantID   string `json:"tenant_id"`
+	Cloud      string `json:"cloud"`
+	Site       string `json:"site"`
+	LyncSite   string `json:"lync_site,omitempty"`
+	Credential string `json:"credential,omitempty"`
+	// ExchangeOnlineHost overrides the cloud's (unconfirmed for DoD).
+	ExchangeOnlineHost string `json:"exchange_online_host,omitempty"`
+}
+
+// Backend hands out cached clients per tenant and site.
+type Backend struct {
+	kind   string
+	logger *zap.Logger
+
+	mu     sync.Mutex
+	graphs map[string]*graph.Client
+	exos   map[string]*online.Client
+
+	credential func(t Target, p cloud.Profile) (azcore.TokenCredential, error)
+	graphBase  func(p cloud.Profile) string
+	exoBase    func(p cloud.Profile) string
+	httpClient *http.Client
+	shells     *shell.Pool
+	shellKey   func(side sim.Side, t Target) string
+
+	direct *sim.World // non-nil: in-process shell runners
+
+	// Sim is the simulated world and its servers (nil for real backends).
+	Sim     *Simulation
+	closers []func()
+}
+
+// Simulation is what a simulated backend runs.
+type Simulation struct {
+	World     *sim.World
+	Servers   *sim.Servers
+	ShellAddr string
+}
+
+// Kind is "simulated" or "real".
+func (b *Backend) Kind() string { return b.kind }
+
+// MaxShells bounds live PowerShell host processes per worker.
+const MaxShells = 64
+
+// SimOptions tune a simulated backend.
+type SimOptions struct {
+	// DirectShell runs on-prem and Lync cmdlets in-process (sim.DirectRunner)
+	// instead of spawning PowerShell-host relay processes; for workflow
+	// tests, where the real host protocol is not what is under test.
+	DirectShell bool
+}
+
+// NewSimulated serves w on loopback (HTTPS for Graph, Entra tokens and
+// Exchange Online; JSON lines over TCP for the PowerShell-host relay) and
+// returns a backend whose real clients talk to it. Host processes are this
+// executable re-run as a relay (sim.HostCommand): the executable must call
+// sim.MaybeRunHost first thing in main (or TestMain/init in tests).
+func NewSimulated(ctx context.Context, w *sim.World, logger *zap.Logger, so SimOptions) (*Backend, error) {
+	srv, err := sim.Start(ctx, w, sim.ServerOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("start simulated Graph / Exchange Online: %w", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		_ = srv.Close()
+		return nil, fmt.Errorf("listen for simulated PowerShell hosts: %w", err)
+	}
+	go func() { _ = sim.ServeShell(l, w) }()
+	addr := l.Addr().String()
+	b := &Backend{
+		kind: "simulated", logger: logger,
+		Sim:        &Simulation{World: w, Servers: srv, ShellAddr: addr},
+		httpClient: &http.Client{Transport: srv.Transport(), Timeout: 2 * time.Minute},
+		credential: func(t Target, _ cloud.Profile) (azcore.TokenCredential, error) {
+			return sim.StaticCredential(t.TenantID), nil
+		},
+		graphBase: func(cloud.Profile) string { return srv.GraphURL() },
+		exoBase:   func(cloud.Profile) string { return srv.BaseURL },
+		// The simulator holds one organisation per tenant, so hosts are per
+		// tenant; a real site worker has one organisation per site.
+		shellKey: func(side sim.Side, t Target) string { return string(side) + "," + t.TenantID },
+	}
+	b.shells = shell.NewPool(func(key string) shell.Options {
+		side, tenant, _ := strings.Cut(key, ",")
+		argv, env, err := sim.HostCommand(addr, sim.Side(side), tenant)
+		if err != nil {
+			logger.Error("simulated host command", zap.Error(err))
+		}
+		return shell.Options{Argv: argv, Env: env, Name: tenant, Logger: logger.Named("shell"),
+			Session: shell.SessionConfig{Mode: "none"}, CallTimeout: time.Minute, StartTimeout: 30 * time.Second}
+	}, MaxShells)
+	if so.DirectShell {
+		b.direct = w
+	}
+	b.closers = append(b.closers, func() { _ = l.Close() }, func() { _ = srv.Close() })
+	return b, nil
+}
+
+// NewReal builds clients for real systems from the worker config.
+func NewReal(cfg *config.WorkerConfig, logger *zap.Logger, getenv func(string) string) (*Backend, error) {
+	b := &Backend{
+		kind: "real", logger: logger,
+		httpClient: &http.Client{Timeout: 2 * time.Minute},
+		graphBase:  func(cloud.Profile) string { return "" },
+		exoBase:    func(cloud.Profile) string { return "" },
+		shellKey:   func(side sim.Side, t Target) string { return string(side) + "," + siteOf(side, t) },
+	}
+	b.credential = func(t Target, p cloud.Profile) (azcore.TokenCredential, error) {
+		name := t.Credential
+		if name == "" {
+			name = "default"
+		}
+		c, ok := cfg.Credentials[name]
+		if !ok {
+			return nil, fmt.Errorf("tenant %s names credential %q, which the worker config does not define", t.TenantID, name)
+		}
+		o := graph.CredentialOptions{Kind: graph.CredentialKind(c.Kind), TenantID: t.TenantID, ClientID: c.ClientID, AuthorityHost: p.AuthorityURL()}
+		var err error
+		if c.Secret != "" {
+			if o.Secret, err = config.ResolveSecret(c.Secret, getenv); err != nil {
+				return nil, fmt.Errorf("credential %s: %w", name, err)
+			}
+		}
+		if c.Certificate != "" {
+			if o.Certificate, err = config.ResolveSecretBytes(c.Certificate, getenv); err != nil {
+				return nil, fmt.Errorf("credential %s: %w", name, err)
+			}
+		}
+		if c.CertificatePassword != "" {
+			if o.CertificatePassword, err = config.ResolveSecret(c.CertificatePassword, getenv); err != nil {
+				return nil, fmt.Errorf("credential %s: %w", name, err)
+			}
+		}
+		return graph.NewCredential(o)
+	}
+	b.shells = shell.NewPool(func(key string) shell.Options {
+		side, site, _ := strings.Cut(key, ",")
+		sites := cfg.OnPremSites
+		if sim.Side(side) == sim.Lync {
+			sites = cfg.LyncSites
+		}
+		sc := sites[site].Shell
+		mode := sc.Session
+		if sim.Side(side) == sim.Lync {
+			mode = "lync"
+		}
+		return shell.Options{Argv: sc.Command, Name: site, Logger: logger.Named("shell"), CallTimeout: sc.CallTimeout,
+			Session: shell.SessionConfig{Mode: mode, ConnectionURI: sc.ConnectionURI}}
+	}, MaxShells)
+	return b, nil
+}
+
+func siteOf(side sim.Side, t Target) string {
+	if side == sim.Lync {
+		return t.LyncSite
+	}
+	return t.Site
+}
+
+func profile(t Target) (cloud.Profile, error) {
+	p, err := cloud.Lookup(t.Cloud)
+	if err != nil {
+		return p, err
+	}
+	if t.ExchangeOnlineHost != "" {
+		p.ExchangeOnlineHost = t.ExchangeOnlineHost
+	}
+	return p, nil
+}
+
+// Graph returns the tenant's Graph client.
+func (b *Backend) Graph(t Target) (*graph.Client, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if c := b.graphs[t.TenantID]; c != nil {
+		return c, nil
+	}
+	p, err := profile(t)
+	if err != nil {
+		return nil, err
+	}
+	cred, err := b.credential(t, p)
+	if err != nil {
+		return nil, err
+	}
+	c, err := graph.New(graph.Options{Cloud: p, TenantID: t.TenantID, Credential: cred, BaseURL: b.graphBase(p), HTTPClient: b.httpClient})
+	if err != nil {
+		return nil, err
+	}
+	if b.graphs == nil {
+		b.graphs = map[string]*graph.Client{}
+	}
+	b.graphs[t.TenantID] = c
+	return c, nil
+}
+
+// ExchangeOnline returns the tenant's Exchange Online cmdlet runner.
+func (b *Backend) ExchangeOnline(t Target) (exchange.Runner, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if c := b.exos[t.TenantID]; c != nil {
+		return c, nil
+	}
+	p, err := profile(t)
+	if err != nil {
+		return nil, err
+	}
+	cred, err := b.credential(t, p)
+	if err != nil {
+		return nil, err
+	}
+	c := online.New(online.Options{Cloud: p, TenantID: t.TenantID, Credential: cred, BaseURL: b.exoBase(p), HTTPClient: b.httpClient, Logger: b.logger.Named("exo")})
+	if b.exos == nil {
+		b.exos = map[string]*online.Client{}
+	}
+	b.exos[t.TenantID] = c
+	return c, nil
+}
+
+// OnPrem returns the PowerShell host for the tenant's on-prem Exchange.
+func (b *Backend) OnPrem(t Target) exchange.Runner {
+	if b.direct != nil {
+		return sim.DirectRunner{W: b.direct, Side: sim.OnPrem, Tenant: t.TenantID}
+	}
+	return b.shells.Get(b.shellKey(sim.OnPrem, t))
+}
+
+// Lync returns the PowerShell host for the tenant's Lync deployment.
+func (b *Backend) Lync(t Target) exchange.Runner {
+	if b.direct != nil {
+		return sim.DirectRunner{W: b.direct, Side: sim.Lync, Tenant: t.TenantID}
+	}
+	return b.shells.Get(b.shellKey(sim.Lync, t))
+}
+
+// Close stops host processes and simulated servers.
+func (b *Backend) Close() {
+	if b.shells != nil {
+		b.shells.Close()
+	}
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		b.closers[i]()
+	}
+}

@@ -1,0 +1,512 @@
+package plan
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/hybridflow/hybridflow/internal/cloud"
+)
+
+// Errors Derive wraps; all are non-retryable for the caller because only a
+// change to the inventory or to the on-prem organisation fixes them.
+var (
+	// ErrMissingInput: a value could be neither discovered nor taken from
+	// the inventory's overrides.
+	ErrMissingInput = errors.New("missing input")
+	// ErrAuthCertificate: the auth certificate to upload is absent or
+	// expired (FACTS §7).
+	ErrAuthCertificate = errors.New("auth certificate problem")
+)
+
+// Names the documents fix (FACTS §1, §2).
+const (
+	OnPremIOCName         = "ExchangeHybridOnPremisesToOnline"
+	OnlineIOCName         = "ExchangeHybridOnlineToOnPremises"
+	DedicatedAppPrefix    = "ExchangeServerApp-"
+	OverrideName          = "EnableExchangeHybrid3PAppFeature"
+	OverrideComponent     = "Global"
+	OverrideSection       = "ExchangeOnpremAsThirdPartyAppId"
+	OverrideParameter     = "Enabled=true"
+	FullAccessAsAppRoleID = "dc890d15-9560-4a4c-9b7f-a736ec74ec40"
+	authCertSubject       = "microsoft exchange server auth certificate"
+	uploadedKeyName       = "hybridflow: Exchange auth certificate "
+)
+
+// Microsoft-owned suffixes of every cloud. A domain under one of them is a
+// tenant's initial or routing domain (or another MOERA-style domain), never
+// an on-prem SMTP domain Exchange Online should route back on-prem.
+var microsoftSuffixes = []string{"onmicrosoft.com", "onmicrosoft.us", "onmschina.cn"}
+
+// Derive computes what the tenant should look like. Inventory overrides
+// win over discovery; where discovery has no answer either, Derive fails
+// with every missing value named at once (errors.Join), so an operator
+// fixes the inventory in one pass. Warnings are for things that will work
+// but deserve a look.
+//
+// Discovery rules, each overridable per tenant:
+//   - routing domain: the accepted domain ending in the cloud's routing
+//     suffix; with several, the one named after the initial domain.
+//   - SMTP domains: accepted domains, the default first, minus initial,
+//     routing and other Microsoft-owned domains (step 7 excludes them).
+//   - SPN hosts: every host of the WebServices, Mapi, OAB and Autodiscover
+//     virtual directories' internal and external URLs (seed 001 step 5).
+//   - on-prem autodiscover: the Autodiscover virtual directory's external
+//     host, else autodiscover.<first SMTP domain> — the endpoint seed 001
+//     names as usual — always with /autodiscover/autodiscover.svc, the
+//     endpoint IntraOrganizationConnectors speak.
+//   - external EWS: the WebServices ExternalUrl, preferring a server at
+//     2013 SP1 or later (seed 001 step 8 asks for exactly that).
+//   - mailboxes for verification: the first one discovery found.
+func Derive(t TenantFacts, p cloud.Profile, o Observed) (Desired, []string, error) {
+	var (
+		warn []string
+		errs []error
+	)
+	missing := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrMissingInput}, args...)...))
+	}
+
+	if t.Cloud != "" {
+		if lp, err := cloud.Lookup(t.Cloud); err != nil || lp.Name != p.Name {
+			return Desired{}, nil, fmt.Errorf("%w: tenant cloud %q does not match profile %q", ErrInvalidSetting, t.Cloud, p.Name)
+		}
+	}
+	if t.ExchangeOnlineHost != "" {
+		p.ExchangeOnlineHost = strings.ToLower(strings.TrimSpace(t.ExchangeOnlineHost))
+	}
+
+	d := Desired{TenantID: strings.ToLower(t.ID), Cloud: string(p.Name)}
+	d.InitialDomain = normDomain(t.InitialDomain)
+	if d.InitialDomain == "" {
+		missing("the tenant's initial domain is not set (initial_domain)")
+	}
+
+	// Step 1 (FACTS §4).
+	d.ACS = AuthServerSpec{Name: p.ACSName, Type: AuthServerTypeACS, MetadataURL: p.ACSMetadataURL(d.InitialDomain)}
+	d.EvoSTS = AuthServerSpec{Name: p.EvoSTSName, Type: AuthServerTypeAzureAD, MetadataURL: p.EvoSTSMetadataURL(d.InitialDomain)}
+
+	// Routing and SMTP domains (steps 6, 7, 8).
+	routing, err := deriveRouting(t, p, o, d.InitialDomain)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	d.RoutingDomain = routing
+	smtp, w := deriveSMTP(t, p, o, d.InitialDomain, routing)
+	warn = append(warn, w...)
+	if len(smtp) == 0 {
+		missing("no on-premises SMTP domain is left once initial, routing and Microsoft-owned domains are excluded; set smtp_domains")
+	}
+	d.SMTPDomains = smtp
+
+	// Versions: mode (FACTS §2) and step 8.
+	servers, err := parseServers(o.Servers)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	mode, why, err := ChooseMode(t.ModeSetting, mailboxServers(o.Servers, servers))
+	if err != nil {
+		errs = append(errs, err)
+	}
+	d.Mode, d.ModeReason = mode, why
+	if mode == ModeLegacyFirstParty {
+		switch p.Name {
+		case cloud.Global, cloud.GCC, cloud.China:
+			warn = append(warn, fmt.Sprintf("legacy-first-party mode in %s: Exchange Online has blocked EWS through the shared first-party service principal there since 31 October 2025, so verification is expected to fail until every server has the April 2025 hotfix and the tenant moves to the dedicated application", p.DisplayName))
+		}
+	}
+	need, needWhy := NeedsAvailabilityAddressSpace(servers)
+
+	// Step 5.
+	d.SPNHosts = deriveSPNHosts(t, o)
+	if len(d.SPNHosts) == 0 {
+		missing("no internal or external URL on the WebServices, Mapi, OAB or Autodiscover virtual directories; set spn_hosts")
+	}
+	d.SPNs = p.SPNsForHosts(d.SPNHosts)
+
+	// Endpoints.
+	ews, w := deriveEWS(t, o, servers)
+	warn = append(warn, w...)
+	d.OnPremEWSURL = ews
+	if ews == "" {
+		missing("no external EWS URL: Get-WebServicesVirtualDirectory shows no ExternalUrl, and Exchange Online needs one to reach on-premises; set onprem_ews_external_url")
+	}
+	d.OnPremAutodiscoverURL = deriveAutodiscover(t, o, smtp)
+
+	// Steps 6-8.
+	d.OnPremIOC = IOCSpec{Name: OnPremIOCName, DiscoveryEndpoint: p.AutodiscoverURL(), TargetAddressDomains: nonEmpty(routing)}
+	d.OnlineIOC = IOCSpec{Name: OnlineIOCName, DiscoveryEndpoint: d.OnPremAutodiscoverURL, TargetAddressDomains: smtp}
+	d.Availability = AvailabilitySpec{Needed: need, Reason: needWhy, ForestName: routing, ProxyURL: ews}
+
+	// Verification.
+	d.VerifyCloudTarget = p.EWSURL()
+	if u, err := url.Parse(ews); err == nil && u.Host != "" {
+		d.VerifyOnPremTarget = u.Scheme + "://" + u.Host + "/metadata/json/1"
+	}
+	d.OnPremMailbox = firstNonEmpty(t.OnPremMailbox, o.OnPremMailboxes...)
+	d.CloudMailbox = firstNonEmpty(t.CloudMailbox, o.CloudMailboxes...)
+	if d.OnPremMailbox == "" {
+		warn = append(warn, "no on-premises mailbox was found for Test-OAuthConnectivity; set onprem_mailbox or verification cannot run")
+	}
+	if d.CloudMailbox == "" {
+		warn = append(warn, "no Exchange Online mailbox was found for Test-OAuthConnectivity; set cloud_mailbox or verification cannot run")
+	}
+
+	// Step 3/4: the keys.
+	keys, w, err := deriveKeys(o)
+	warn = append(warn, w...)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	d.Keys = keys
+
+	if o.FirstPartySP.ID == "" {
+		missing("the tenant has no Exchange Online first-party service principal (%s); is Exchange Online licensed?", cloud.FirstPartyAppID)
+	}
+
+	if mode == ModeDedicatedApp {
+		guid := strings.ToLower(firstNonEmpty(t.OrganizationGUID, o.OrganizationGUID))
+		if guid == "" {
+			missing("the Exchange organization GUID (Get-OrganizationConfig) is unknown, and the dedicated application is named after it; set organization_guid")
+		} else {
+			d.DedicatedAppName = DedicatedAppPrefix + guid
+		}
+		d.AuthServerDomains = dedupeDomains(o.TenantDomains)
+		if len(d.AuthServerDomains) == 0 && d.InitialDomain != "" {
+			d.AuthServerDomains = []string{d.InitialDomain}
+			warn = append(warn, "Entra reported no tenant domains; the evoSTS auth server's DomainName will be the initial domain only")
+		}
+		d.LegacyThumbprints = legacyThumbprints(o)
+	}
+
+	if len(errs) > 0 {
+		return Desired{}, warn, errors.Join(errs...)
+	}
+	return d, warn, nil
+}
+
+func deriveRouting(t TenantFacts, p cloud.Profile, o Observed, initial string) (string, error) {
+	if r := normDomain(t.RoutingDomain); r != "" {
+		return r, nil
+	}
+	var found []string
+	for _, a := range o.AcceptedDomains {
+		if dn := normDomain(a.DomainName); p.IsRoutingDomain(dn) && !slices.Contains(found, dn) {
+			found = append(found, dn)
+		}
+	}
+	switch {
+	case len(found) == 0:
+		return "", fmt.Errorf("%w: no accepted domain ends in .%s, so the hybrid routing domain is unknown; set routing_domain (usually %s)",
+			ErrMissingInput, p.RoutingSuffix, p.RoutingDomain(initial))
+	case len(found) == 1:
+		return found[0], nil
+	case initial != "" && slices.Contains(found, p.RoutingDomain(initial)):
+		return p.RoutingDomain(initial), nil
+	}
+	return "", fmt.Errorf("%w: several accepted domains end in .%s (%s) and none is named after the initial domain; set routing_domain",
+		ErrMissingInput, p.RoutingSuffix, strings.Join(found, ", "))
+}
+
+// deriveSMTP applies step 7's exclusions to overrides too: a connector that
+// claims the routing domain for on-prem would loop mail back to the cloud.
+func deriveSMTP(t TenantFacts, p cloud.Profile, o Observed, initial, routing string) ([]string, []string) {
+	var src []string
+	fromInventory := len(t.SMTPDomains) > 0
+	if fromInventory {
+		src = t.SMTPDomains
+	} else {
+		for _, a := range o.AcceptedDomains {
+			if a.Default {
+				src = append(src, a.DomainName)
+			}
+		}
+		for _, a := range o.AcceptedDomains {
+			if !a.Default {
+				src = append(src, a.DomainName)
+			}
+		}
+	}
+	var out, warn []string
+	for _, s := range src {
+		dn := normDomain(s)
+		switch {
+		case dn == "" || slices.Contains(out, dn):
+		case dn == initial || dn == routing || p.IsRoutingDomain(dn) || p.IsInitialDomain(dn) || microsoftOwned(dn):
+			if fromInventory {
+				warn = append(warn, fmt.Sprintf("smtp_domains lists %s, a Microsoft-owned (initial or routing) domain; it is left out of %s", dn, OnlineIOCName))
+			}
+		case strings.Contains(dn, "*"):
+			warn = append(warn, fmt.Sprintf("accepted domain %s is a wildcard; IntraOrganizationConnector target domains must be literal, so it is left out", dn))
+		default:
+			out = append(out, dn)
+		}
+	}
+	return out, warn
+}
+
+func microsoftOwned(dn string) bool {
+	for _, s := range microsoftSuffixes {
+		if dn == s || strings.HasSuffix(dn, "."+s) {
+			return true
+		}
+	}
+	return false
+}
+
+func isSPNKind(kind string) bool {
+	for _, k := range []string{VDirWebServices, VDirMapi, VDirOAB, VDirAutodiscover} {
+		if strings.EqualFold(kind, k) {
+			return true
+		}
+	}
+	return false
+}
+
+func deriveSPNHosts(t TenantFacts, o Observed) []string {
+	var hosts []string
+	add := func(h string) {
+		h = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(h), "."))
+		if h != "" && !slices.Contains(hosts, h) {
+			hosts = append(hosts, h)
+		}
+	}
+	if len(t.SPNHosts) > 0 {
+		for _, h := range t.SPNHosts {
+			add(h)
+		}
+	} else {
+		for _, v := range o.VirtualDirectories {
+			if isSPNKind(v.Kind) {
+				add(cloud.HostOfURL(v.InternalURL))
+				add(cloud.HostOfURL(v.ExternalURL))
+			}
+		}
+	}
+	slices.Sort(hosts)
+	return hosts
+}
+
+func deriveEWS(t TenantFacts, o Observed, servers []Server) (string, []string) {
+	if u := strings.TrimSpace(t.OnPremEWSExternalURL); u != "" {
+		return u, nil
+	}
+	build := map[string]Build{}
+	for _, s := range servers {
+		build[strings.ToLower(s.Name)] = s.Build
+	}
+	var modern, any []string
+	for _, v := range o.VirtualDirectories {
+		u := strings.TrimSpace(v.ExternalURL)
+		if !strings.EqualFold(v.Kind, VDirWebServices) || u == "" {
+			continue
+		}
+		any = appendFold(any, u)
+		if b, ok := build[strings.ToLower(v.Server)]; !ok || !b.Less(exchange2013SP1.Build) {
+			modern = appendFold(modern, u)
+		}
+	}
+	pick := modern
+	if len(pick) == 0 {
+		pick = any
+	}
+	if len(pick) == 0 {
+		return "", nil
+	}
+	var warn []string
+	if len(modern) == 0 {
+		warn = append(warn, fmt.Sprintf("the only external EWS URL, %s, is on a server older than %s; Exchange Online needs a newer server behind it", pick[0], exchange2013SP1))
+	}
+	if len(pick) > 1 {
+		warn = append(warn, fmt.Sprintf("several external EWS URLs (%s); using %s — set onprem_ews_external_url to choose", strings.Join(pick, ", "), pick[0]))
+	}
+	return pick[0], warn
+}
+
+func deriveAutodiscover(t TenantFacts, o Observed, smtp []string) string {
+	if u := strings.TrimSpace(t.OnPremAutodiscoverURL); u != "" {
+		return u
+	}
+	for _, v := range o.VirtualDirectories {
+		if !strings.EqualFold(v.Kind, VDirAutodiscover) {
+			continue
+		}
+		// The virtual directory usually shows the POX endpoint
+		// (/Autodiscover/Autodiscover.xml); connectors need the SOAP one.
+		if u, err := url.Parse(strings.TrimSpace(v.ExternalURL)); err == nil && u.Host != "" {
+			return "https://" + strings.ToLower(u.Host) + "/autodiscover/autodiscover.svc"
+		}
+	}
+	if len(smtp) == 0 {
+		return ""
+	}
+	return "https://autodiscover." + smtp[0] + "/autodiscover/autodiscover.svc"
+}
+
+func parseServers(rows []ExchangeServer) ([]Server, error) {
+	out := make([]Server, 0, len(rows))
+	var bad []string
+	for _, r := range rows {
+		b, err := ParseBuild(r.Version)
+		if err != nil {
+			bad = append(bad, fmt.Sprintf("%s reports version %q", r.Name, r.Version))
+			continue
+		}
+		out = append(out, Server{Name: r.Name, Build: b})
+	}
+	if len(bad) > 0 {
+		return out, fmt.Errorf("%w: cannot read the Exchange build of %s, and the mode depends on it", ErrMissingInput, strings.Join(bad, "; "))
+	}
+	return out, nil
+}
+
+// mailboxServers keeps the servers the dedicated-app rule is about (FACTS
+// §2: every Mailbox server). An Edge server never handles the OAuth calls,
+// so its build must not force a tenant onto the blocked legacy path.
+// Servers with no reported role are kept: unknown counts as relevant.
+func mailboxServers(rows []ExchangeServer, parsed []Server) []Server {
+	role := map[string]string{}
+	for _, r := range rows {
+		role[r.Name] = r.Roles
+	}
+	var out []Server
+	for _, s := range parsed {
+		r := strings.ToLower(role[s.Name])
+		if strings.TrimSpace(r) == "" || strings.Contains(r, "mailbox") {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// deriveKeys turns Get-AuthConfig and the certificate store into the keys
+// to upload. A missing or expired current certificate is an error, not a
+// warning: OAuth cannot work without it, and uploading a dead key would
+// only make the failure surface later, at verification.
+func deriveKeys(o Observed) ([]Key, []string, error) {
+	cur := normThumbprint(o.AuthConfig.CurrentThumbprint)
+	if cur == "" {
+		return nil, nil, fmt.Errorf("%w: Get-AuthConfig shows no current certificate; create and publish one (New-ExchangeCertificate, Set-AuthConfig)", ErrAuthCertificate)
+	}
+	c, ok := findCert(o.Certificates, cur)
+	switch {
+	case !ok:
+		return nil, nil, fmt.Errorf("%w: the current auth certificate %s is not in the Exchange certificate store, so it cannot be exported", ErrAuthCertificate, cur)
+	case len(c.DER) == 0:
+		return nil, nil, fmt.Errorf("%w: the current auth certificate %s was found without its public certificate bytes", ErrAuthCertificate, cur)
+	case !o.At.IsZero() && c.NotAfter.Before(o.At):
+		return nil, nil, fmt.Errorf("%w: the current auth certificate %s expired on %s; free/busy is down until a new certificate is published — run the renewal's emergency path first",
+			ErrAuthCertificate, cur, day(c.NotAfter))
+	}
+	keys := []Key{certKey(c)}
+	var warn []string
+	if next := normThumbprint(o.AuthConfig.NextThumbprint); next != "" && next != cur {
+		n, ok := findCert(o.Certificates, next)
+		switch {
+		case !ok || len(n.DER) == 0:
+			warn = append(warn, fmt.Sprintf("the next auth certificate %s (effective %s) is not in the certificate store; it is not uploaded now", next, day(o.AuthConfig.NextEffective)))
+		case !o.At.IsZero() && n.NotAfter.Before(o.At):
+			warn = append(warn, fmt.Sprintf("the next auth certificate %s expired on %s; it is not uploaded", next, day(n.NotAfter)))
+		default:
+			keys = append(keys, certKey(n))
+		}
+	}
+	return keys, warn, nil
+}
+
+func findCert(cs []Certificate, tp string) (Certificate, bool) {
+	for _, c := range cs {
+		if certThumbprint(c) == tp {
+			return c, true
+		}
+	}
+	return Certificate{}, false
+}
+
+func certThumbprint(c Certificate) string {
+	return thumbprintOf(Key{Thumbprint: c.Thumbprint, DER: c.DER})
+}
+
+func certKey(c Certificate) Key {
+	tp := certThumbprint(c)
+	return Key{
+		Thumbprint:  tp,
+		DisplayName: uploadedKeyName + tp,
+		Type:        KeyTypeX509,
+		Usage:       KeyUsageVerify,
+		Start:       c.NotBefore.UTC(),
+		End:         c.NotAfter.UTC(),
+		DER:         c.DER,
+	}
+}
+
+// legacyThumbprints lists every on-prem auth certificate Get-AuthConfig
+// knows plus any other certificate with the auth certificate's subject:
+// renewals leave older ones behind, and all of them belong to the legacy
+// path the clean-up retires.
+func legacyThumbprints(o Observed) []string {
+	var out []string
+	add := func(tp string) {
+		if tp = normThumbprint(tp); tp != "" && !slices.Contains(out, tp) {
+			out = append(out, tp)
+		}
+	}
+	add(o.AuthConfig.CurrentThumbprint)
+	add(o.AuthConfig.NextThumbprint)
+	add(o.AuthConfig.PreviousThumbprint)
+	var rest []string
+	for _, c := range o.Certificates {
+		if strings.Contains(strings.ToLower(c.Subject), authCertSubject) {
+			rest = append(rest, certThumbprint(c))
+		}
+	}
+	slices.Sort(rest)
+	for _, tp := range rest {
+		add(tp)
+	}
+	return out
+}
+
+func normDomain(s string) string {
+	return strings.ToLower(strings.TrimSuffix(strings.TrimSpace(s), "."))
+}
+
+func dedupeDomains(ds []string) []string {
+	var out []string
+	for _, d := range ds {
+		if n := normDomain(d); n != "" && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
+}
+
+func firstNonEmpty(first string, rest ...string) string {
+	if s := strings.TrimSpace(first); s != "" {
+		return s
+	}
+	for _, r := range rest {
+		if s := strings.TrimSpace(r); s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+func appendFold(list []string, s string) []string {
+	for _, l := range list {
+		if strings.EqualFold(strings.TrimRight(l, "/"), strings.TrimRight(s, "/")) {
+			return list
+		}
+	}
+	return append(list, s)
+}

@@ -1,0 +1,573 @@
+package plan
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hybridflow/hybridflow/internal/cloud"
+)
+
+// input is what every step function sees.
+type input struct {
+	d   Desired
+	o   Observed
+	now time.Time
+}
+
+// stepFunc decides one step. Each is small and pure so that a test can
+// pin one step's decision without building a whole tenant around it.
+type stepFunc func(in input) Action
+
+// chain is the setup workflow's order (FACTS §1 steps 1-8, the dedicated
+// application of §2 in place of the legacy upload, verification, then the
+// legacy-key clean-up and a second verification). Its length and order
+// never depend on the tenant: skipped steps stay in the plan with their
+// reason, so every tenant's plan reads the same way.
+var chain = []struct {
+	step Step
+	fn   stepFunc
+}{
+	{StepAuthServers, authServersStep},
+	{StepPartnerApp, partnerAppStep},
+	{StepExportCert, exportCertStep},
+	{StepDedicatedApp, dedicatedAppStep},
+	{StepKeys, keysStep},
+	{StepSPNs, spnsStep},
+	{StepOnPremAuthServerApp, authServerAppStep},
+	{StepSettingOverride, settingOverrideStep},
+	{StepIOCOnPrem, iocOnPremStep},
+	{StepIOCOnline, iocOnlineStep},
+	{StepAvailability, availabilityStep},
+	{StepVerify, verifyStep},
+	{StepRemoveLegacyKey, removeLegacyKeyStep},
+	{StepVerifyAfterRemoval, verifyAfterRemovalStep},
+}
+
+// BuildPlan compares the desired configuration with what discovery saw and
+// returns one action per step, in the order the workflow runs them. now
+// decides which keys have expired. A plan whose actions are all none, skip
+// or check (Converged) means a run writes nothing.
+//
+// It is named BuildPlan rather than Build because Build is the Exchange
+// build number type.
+func BuildPlan(d Desired, o Observed, now time.Time) []Action {
+	in := input{d: d, o: o, now: now}
+	out := make([]Action, 0, len(chain))
+	for _, c := range chain {
+		a := c.fn(in)
+		a.Step = c.step
+		out = append(out, a)
+	}
+	return out
+}
+
+func dedicated(in input) bool { return in.d.Mode == ModeDedicatedApp }
+
+// skipLegacy says why a dedicated-app step does not apply. Only the
+// dedicated-app step repeats the mode's full reason; five copies of it
+// would bury the plan.
+func skipLegacy(what string) Action {
+	return Action{Change: ChangeSkip, Reason: "legacy-first-party mode " + what + " (see " + string(StepDedicatedApp) + " for why this mode)"}
+}
+
+// --- step 1 ---
+
+// authServersStep recognises auth servers by type and metadata URL, not by
+// name: the Hybrid Configuration Wizard calls them "ACS - <tenant GUID>" and
+// "EvoSts - <tenant GUID>" (FACTS §4), and creating a second server for the
+// same realm fails (ErrorExistingAuthServerWithSameRealm).
+func authServersStep(in input) Action {
+	acs := authServerDecision("ACS", in.o.AuthServers, in.d.ACS)
+	evo := authServerDecision("evoSTS", in.o.AuthServers, in.d.EvoSTS)
+	return Action{
+		Change:  strongest(acs.change, evo.change),
+		Reason:  acs.reason + "; " + evo.reason,
+		Details: append(acs.details, evo.details...),
+	}
+}
+
+type decision struct {
+	change  Change
+	reason  string
+	details []string
+}
+
+// matchAuthServer finds the server step 1 would have created: right type
+// and metadata URL, an enabled one first. Failing that, a server with the
+// wanted name is ours with a wrong URL.
+func matchAuthServer(list []AuthServer, spec AuthServerSpec) (AuthServer, bool, bool) {
+	var found *AuthServer
+	for i, s := range list {
+		if strings.EqualFold(s.Type, spec.Type) && sameURL(s.MetadataURL, spec.MetadataURL) {
+			if s.Enabled {
+				return s, true, true
+			}
+			if found == nil {
+				found = &list[i]
+			}
+		}
+	}
+	if found != nil {
+		return *found, true, true
+	}
+	for _, s := range list {
+		if strings.EqualFold(s.Name, spec.Name) {
+			return s, true, false
+		}
+	}
+	return AuthServer{}, false, false
+}
+
+func authServerDecision(label string, list []AuthServer, spec AuthServerSpec) decision {
+	s, ok, right := matchAuthServer(list, spec)
+	switch {
+	case ok && right && s.Enabled:
+		return decision{change: ChangeNone, reason: fmt.Sprintf("auth server %s exists as '%s' with the right metadata URL", label, s.Name)}
+	case ok && right:
+		return decision{change: ChangeUpdate,
+			reason:  fmt.Sprintf("auth server %s exists as '%s' with the right metadata URL but is disabled; it will be enabled", label, s.Name),
+			details: []string{fmt.Sprintf("Set-AuthServer -Identity '%s' -Enabled $true", s.Name)}}
+	case ok:
+		return decision{change: ChangeUpdate,
+			reason:  fmt.Sprintf("auth server '%s' exists but has type %s and metadata URL %s; its metadata URL will be set to %s", s.Name, orNone(s.Type), orNone(s.MetadataURL), spec.MetadataURL),
+			details: []string{fmt.Sprintf("Set-AuthServer -Identity '%s' -AuthMetadataUrl %s", s.Name, spec.MetadataURL)}}
+	}
+	typ := ""
+	if spec.Type == AuthServerTypeAzureAD {
+		typ = " -Type AzureAD"
+	}
+	return decision{change: ChangeCreate,
+		reason:  fmt.Sprintf("auth server %s will be created as '%s' with metadata URL %s", label, spec.Name, spec.MetadataURL),
+		details: []string{fmt.Sprintf("New-AuthServer -Name '%s'%s -AuthMetadataUrl %s", spec.Name, typ, spec.MetadataURL)}}
+}
+
+// --- step 2 ---
+
+func partnerAppStep(in input) Action {
+	pa := in.o.PartnerApp
+	name := pa.Name
+	if name == "" {
+		name = "Exchange Online"
+	}
+	switch {
+	case pa.Found && pa.Enabled:
+		return Action{Change: ChangeNone, Reason: fmt.Sprintf("partner application '%s' (%s, empty realm) is enabled", name, cloud.FirstPartyAppID)}
+	case pa.Found:
+		return Action{Change: ChangeUpdate,
+			Reason:  fmt.Sprintf("partner application '%s' (%s, empty realm) is disabled; it will be enabled", name, cloud.FirstPartyAppID),
+			Details: []string{fmt.Sprintf("Set-PartnerApplication -Identity '%s' -Enabled $true", name)}}
+	}
+	return Action{Change: ChangeCreate,
+		Reason:  fmt.Sprintf("there is no partner application for %s with an empty realm; it will be created enabled", cloud.FirstPartyAppID),
+		Details: []string{fmt.Sprintf("New-PartnerApplication -Name 'Exchange Online' -ApplicationIdentifier %s -Enabled $true", cloud.FirstPartyAppID)}}
+}
+
+// --- step 3 ---
+
+// exportCertStep is a read: discovery already holds the public DER, so it
+// never writes, but its reason tells the admin which certificates the
+// upload will use and until when they are valid.
+func exportCertStep(in input) Action {
+	if len(in.d.Keys) == 0 {
+		return Action{Change: ChangeNone, Reason: "no auth certificate to export"}
+	}
+	parts := []string{fmt.Sprintf("the current auth certificate %s (valid until %s) is exported from the Exchange certificate store", short(in.d.Keys[0].Thumbprint), day(in.d.Keys[0].End))}
+	if len(in.d.Keys) > 1 {
+		parts = append(parts, fmt.Sprintf("the next one, %s, staged for %s, is exported too", short(in.d.Keys[1].Thumbprint), day(in.o.AuthConfig.NextEffective)))
+	}
+	var details []string
+	for _, k := range in.d.Keys {
+		details = append(details, fmt.Sprintf("%s valid %s to %s", k.Thumbprint, day(k.Start), day(k.End)))
+		if expiredAt(k, in.now) {
+			parts = append(parts, fmt.Sprintf("%s expired on %s and will not be uploaded", short(k.Thumbprint), day(k.End)))
+		}
+	}
+	return Action{Change: ChangeNone, Reason: strings.Join(parts, "; "), Details: details}
+}
+
+// --- dedicated application (FACTS §2.1-2.3) ---
+
+func dedicatedAppStep(in input) Action {
+	if !dedicated(in) {
+		return Action{Change: ChangeSkip, Reason: "legacy-first-party mode uploads the key to the shared first-party service principal instead: " + in.d.ModeReason}
+	}
+	app, sp := in.o.DedicatedApp, in.o.DedicatedSP
+	name := in.d.DedicatedAppName
+	var todo []string
+	if !app.Exists {
+		todo = append(todo, fmt.Sprintf("create application %s (signInAudience AzureADMyOrg)", name))
+	}
+	if !app.HasFullAccessAsApp {
+		todo = append(todo, fmt.Sprintf("request full_access_as_app (%s, Role) on Exchange Online (%s)", FullAccessAsAppRoleID, cloud.FirstPartyAppID))
+	}
+	if !sp.Exists {
+		todo = append(todo, "create its service principal")
+	}
+	if !in.o.ConsentGranted {
+		todo = append(todo, "grant admin consent for full_access_as_app")
+	}
+	switch {
+	case len(todo) == 0:
+		return Action{Change: ChangeNone, Reason: fmt.Sprintf("application %s (appId %s) exists with full_access_as_app, its service principal and admin consent", name, app.AppID)}
+	case !app.Exists:
+		return Action{Change: ChangeCreate, Reason: fmt.Sprintf("application %s does not exist; it will be created with its service principal and admin consent for full_access_as_app", name), Details: todo}
+	}
+	return Action{Change: ChangeUpdate, Reason: fmt.Sprintf("application %s (appId %s) exists but is incomplete: %s", name, app.AppID, strings.Join(todo, ", ")), Details: todo}
+}
+
+// --- step 4 / FACTS §2.4 ---
+
+// keysStep puts the auth certificates where the mode's tokens are checked:
+// the dedicated application, or the shared first-party service principal
+// on the legacy path. Never both: the legacy key is what the clean-up
+// later removes.
+func keysStep(in input) Action {
+	if len(in.d.Keys) == 0 {
+		return Action{Change: ChangeNone, Reason: "no auth certificate to upload"}
+	}
+	target := "the Exchange Online first-party service principal"
+	existing := in.o.FirstPartySP.Keys
+	if dedicated(in) {
+		target = "application " + in.d.DedicatedAppName
+		existing = in.o.DedicatedApp.Keys
+		if !in.o.DedicatedApp.Exists {
+			dec := MergeKeys(nil, in.d.Keys, in.now, MergeOptions{})
+			return Action{Change: ChangeCreate,
+				Reason:  fmt.Sprintf("on %s, once it is created: %s", target, dec.Reason),
+				Details: keyDetails(dec)}
+		}
+	}
+	dec := MergeKeys(existing, in.d.Keys, in.now, MergeOptions{})
+	c := ChangeNone
+	if dec.Changed {
+		c = ChangeUpdate
+	}
+	return Action{Change: c, Reason: "on " + target + ": " + dec.Reason, Details: keyDetails(dec)}
+}
+
+func keyDetails(d KeyDecision) []string {
+	var out []string
+	for _, a := range d.Added {
+		out = append(out, "add "+a)
+	}
+	for _, x := range d.Dropped {
+		out = append(out, "drop "+labelOr(x.Thumbprint, x.Key)+": "+x.Reason)
+	}
+	for _, r := range d.Rejected {
+		out = append(out, "refuse "+labelOr(r.Thumbprint, r.Key)+": "+r.Reason)
+	}
+	if d.Changed {
+		for _, k := range d.Kept {
+			out = append(out, "keep "+k)
+		}
+	}
+	return out
+}
+
+// --- step 5 ---
+
+// spnsStep always targets the first-party service principal, in both
+// modes: Test-OAuthConnectivity from Exchange Online checks the on-prem
+// host against its names, and the legacy-key clean-up leaves them alone
+// (FACTS §2.6).
+func spnsStep(in input) Action {
+	dec := UnionSPNs(in.o.FirstPartySP.SPNs, in.d.SPNs)
+	c := ChangeNone
+	if dec.Changed {
+		c = ChangeUpdate
+	}
+	var details []string
+	for _, a := range dec.Added {
+		details = append(details, "add "+a)
+	}
+	return Action{Change: c, Reason: "on the Exchange Online first-party service principal: " + dec.Reason, Details: details}
+}
+
+// --- FACTS §2.5, on-prem half of the dedicated app ---
+
+func authServerAppStep(in input) Action {
+	if !dedicated(in) {
+		return skipLegacy("leaves the evoSTS auth server's ApplicationIdentifier unset")
+	}
+	s, ok, right := matchAuthServer(in.o.AuthServers, in.d.EvoSTS)
+	name := in.d.EvoSTS.Name
+	if ok {
+		name = s.Name
+	}
+	domains := strings.Join(in.d.AuthServerDomains, ",")
+	app := in.o.DedicatedApp
+	if !app.Exists || app.AppID == "" {
+		return Action{Change: ChangeUpdate,
+			Reason:  fmt.Sprintf("auth server '%s' will get the appId of %s as ApplicationIdentifier once the application exists, and DomainName %s", name, in.d.DedicatedAppName, domains),
+			Details: []string{fmt.Sprintf("Set-AuthServer -Identity '%s' -ApplicationIdentifier <appId of %s> -DomainName %s", name, in.d.DedicatedAppName, domains)}}
+	}
+	if ok && right {
+		missing := missingFold(s.DomainName, in.d.AuthServerDomains)
+		if strings.EqualFold(s.ApplicationIdentifier, app.AppID) && len(missing) == 0 {
+			return Action{Change: ChangeNone, Reason: fmt.Sprintf("auth server '%s' already has ApplicationIdentifier %s and DomainName %s", name, app.AppID, strings.Join(s.DomainName, ","))}
+		}
+		var what []string
+		if !strings.EqualFold(s.ApplicationIdentifier, app.AppID) {
+			what = append(what, fmt.Sprintf("ApplicationIdentifier %s instead of %s", app.AppID, orNone(s.ApplicationIdentifier)))
+		}
+		if len(missing) > 0 {
+			what = append(what, "DomainName gains "+strings.Join(missing, ","))
+		}
+		return Action{Change: ChangeUpdate,
+			Reason:  fmt.Sprintf("auth server '%s' will get %s", name, strings.Join(what, " and ")),
+			Details: []string{fmt.Sprintf("Set-AuthServer -Identity '%s' -ApplicationIdentifier %s -DomainName %s", name, app.AppID, strings.Join(unionFold(s.DomainName, in.d.AuthServerDomains), ","))}}
+	}
+	return Action{Change: ChangeUpdate,
+		Reason:  fmt.Sprintf("auth server '%s', once step 1 has set it up, will get ApplicationIdentifier %s and DomainName %s", name, app.AppID, domains),
+		Details: []string{fmt.Sprintf("Set-AuthServer -Identity '%s' -ApplicationIdentifier %s -DomainName %s", name, app.AppID, domains)}}
+}
+
+// settingOverrideStep leaves any existing override for the section alone,
+// as ConfigureExchangeHybridApplication.ps1 does (FACTS §2.5): someone made
+// it on purpose. Whether Exchange reloaded it cannot be read, so an
+// existing override counts as done unless the caller knows otherwise.
+func settingOverrideStep(in input) Action {
+	if !dedicated(in) {
+		return skipLegacy("needs no setting override")
+	}
+	for _, so := range in.o.SettingOverrides {
+		if !strings.EqualFold(so.Section, OverrideSection) {
+			continue
+		}
+		if !hasParameter(so.Parameters, OverrideParameter) {
+			return Action{Change: ChangeNone,
+				Reason: fmt.Sprintf("setting override '%s' for section %s exists with parameters %s; hybridflow does not change an existing override, and Test-OAuthConnectivity to Exchange Online will answer (403) Forbidden until it says %s",
+					so.Name, OverrideSection, orNone(strings.Join(so.Parameters, ",")), OverrideParameter)}
+		}
+		switch r := in.o.VariantConfigRefreshed; {
+		case r != nil && !*r:
+			return Action{Change: ChangeUpdate,
+				Reason:  fmt.Sprintf("setting override '%s' exists but Exchange has not reloaded its VariantConfiguration since; it will be refreshed", so.Name),
+				Details: []string{"Get-ExchangeDiagnosticInfo -Process Microsoft.Exchange.Directory.TopologyService -Component VariantConfiguration -Argument Refresh"}}
+		case r == nil:
+			return Action{Change: ChangeNone, Reason: fmt.Sprintf("setting override '%s' (%s, %s) exists; whether VariantConfiguration has reloaded it cannot be read back, but Exchange reloads it periodically and verification retries meanwhile", so.Name, OverrideSection, OverrideParameter)}
+		}
+		return Action{Change: ChangeNone, Reason: fmt.Sprintf("setting override '%s' (%s, %s) exists and is loaded", so.Name, OverrideSection, OverrideParameter)}
+	}
+	return Action{Change: ChangeCreate,
+		Reason: fmt.Sprintf("setting override %s (section %s, %s) will be created and VariantConfiguration refreshed", OverrideName, OverrideSection, OverrideParameter),
+		Details: []string{
+			fmt.Sprintf("New-SettingOverride -Name %s -Component %s -Section %s -Parameters \"%s\"", OverrideName, OverrideComponent, OverrideSection, OverrideParameter),
+			"Get-ExchangeDiagnosticInfo -Process Microsoft.Exchange.Directory.TopologyService -Component VariantConfiguration -Argument Refresh",
+		}}
+}
+
+// --- steps 6 and 7 ---
+
+func iocOnPremStep(in input) Action {
+	return iocDecision("on-premises", in.o.OnPremIOCs, in.d.OnPremIOC)
+}
+
+func iocOnlineStep(in input) Action {
+	return iocDecision("Exchange Online", in.o.OnlineIOCs, in.d.OnlineIOC)
+}
+
+// iocDecision recognises a connector by name, or by discovery endpoint and
+// a shared target domain: the Hybrid Configuration Wizard names its
+// connectors "HybridIOC - <GUID>", and a second connector for the same
+// domain is refused (DuplicateIntraOrganizationConnectorDomainException).
+// Extra target domains on an existing connector stay; they are not ours.
+func iocDecision(where string, list []IOC, spec IOCSpec) Action {
+	var match *IOC
+	for i := range list {
+		if strings.EqualFold(list[i].Name, spec.Name) {
+			match = &list[i]
+			break
+		}
+	}
+	if match == nil {
+		for i := range list {
+			if sameURL(list[i].DiscoveryEndpoint, spec.DiscoveryEndpoint) && len(intersectFold(list[i].TargetAddressDomains, spec.TargetAddressDomains)) > 0 {
+				match = &list[i]
+				break
+			}
+		}
+	}
+	targets := strings.Join(spec.TargetAddressDomains, ",")
+	if match == nil {
+		a := Action{Change: ChangeCreate,
+			Reason:  fmt.Sprintf("%s connector %s will be created: discovery endpoint %s, target domains %s", where, spec.Name, spec.DiscoveryEndpoint, targets),
+			Details: []string{fmt.Sprintf("New-IntraOrganizationConnector -Name %s -DiscoveryEndpoint %s -TargetAddressDomains %s", spec.Name, spec.DiscoveryEndpoint, targets)}}
+		for _, c := range list {
+			if shared := intersectFold(c.TargetAddressDomains, spec.TargetAddressDomains); len(shared) > 0 {
+				a.Reason += fmt.Sprintf("; connector '%s' already lists %s with discovery endpoint %s, so Exchange will refuse the new one until that is resolved", c.Name, strings.Join(shared, ","), orNone(c.DiscoveryEndpoint))
+			}
+		}
+		return a
+	}
+	var what, set []string
+	if !sameURL(match.DiscoveryEndpoint, spec.DiscoveryEndpoint) {
+		what = append(what, fmt.Sprintf("discovery endpoint %s instead of %s", spec.DiscoveryEndpoint, orNone(match.DiscoveryEndpoint)))
+		set = append(set, "-DiscoveryEndpoint "+spec.DiscoveryEndpoint)
+	}
+	if missing := missingFold(match.TargetAddressDomains, spec.TargetAddressDomains); len(missing) > 0 {
+		what = append(what, "target domains gain "+strings.Join(missing, ","))
+		set = append(set, "-TargetAddressDomains "+strings.Join(unionFold(match.TargetAddressDomains, spec.TargetAddressDomains), ","))
+	}
+	if !match.Enabled {
+		what = append(what, "enabled")
+		set = append(set, "-Enabled $true")
+	}
+	if len(what) == 0 {
+		return Action{Change: ChangeNone, Reason: fmt.Sprintf("%s connector '%s' already points to %s for %s", where, match.Name, match.DiscoveryEndpoint, strings.Join(match.TargetAddressDomains, ","))}
+	}
+	return Action{Change: ChangeUpdate,
+		Reason:  fmt.Sprintf("%s connector '%s' will be changed: %s", where, match.Name, strings.Join(what, "; ")),
+		Details: []string{fmt.Sprintf("Set-IntraOrganizationConnector -Identity '%s' %s", match.Name, strings.Join(set, " "))}}
+}
+
+// --- step 8 ---
+
+func availabilityStep(in input) Action {
+	a := in.d.Availability
+	if !a.Needed {
+		return Action{Change: ChangeSkip, Reason: "no availability address space is needed: " + a.Reason}
+	}
+	add := fmt.Sprintf("Add-AvailabilityAddressSpace -AccessMethod InternalProxy -ProxyUrl %s -ForestName %s -UseServiceAccount $true", a.ProxyURL, a.ForestName)
+	for _, s := range in.o.AvailabilitySpaces {
+		if !strings.EqualFold(s.ForestName, a.ForestName) {
+			continue
+		}
+		if sameURL(s.ProxyURL, a.ProxyURL) && (s.AccessMethod == "" || strings.EqualFold(s.AccessMethod, "InternalProxy")) {
+			return Action{Change: ChangeNone, Reason: fmt.Sprintf("availability address space %s already proxies through %s (%s)", s.ForestName, s.ProxyURL, a.Reason)}
+		}
+		// There is no Set-AvailabilityAddressSpace: changing one means
+		// removing and adding it again.
+		return Action{Change: ChangeUpdate,
+			Reason:  fmt.Sprintf("availability address space %s uses %s via %s; it will be replaced to proxy through %s (%s)", s.ForestName, orNone(s.AccessMethod), orNone(s.ProxyURL), a.ProxyURL, a.Reason),
+			Details: []string{"Remove-AvailabilityAddressSpace -Identity " + s.ForestName, add}}
+	}
+	return Action{Change: ChangeCreate,
+		Reason:  fmt.Sprintf("availability address space %s will be added, proxying through %s: %s", a.ForestName, a.ProxyURL, a.Reason),
+		Details: []string{add}}
+}
+
+// --- verification ---
+
+func verifyStep(in input) Action {
+	return Action{Change: ChangeCheck, Reason: verifyReason(in), Details: verifyDetails(in)}
+}
+
+func verifyReason(in input) string {
+	s := fmt.Sprintf("Test-OAuthConnectivity from on-premises to %s as %s, and from Exchange Online to %s as %s",
+		in.d.VerifyCloudTarget, orUnknown(in.d.OnPremMailbox), orNone(in.d.VerifyOnPremTarget), orUnknown(in.d.CloudMailbox))
+	if in.d.OnPremMailbox == "" || in.d.CloudMailbox == "" {
+		s += "; a mailbox is missing, so set onprem_mailbox / cloud_mailbox or verification cannot pass"
+	}
+	return s
+}
+
+func verifyDetails(in input) []string {
+	return []string{
+		fmt.Sprintf("on-premises: Test-OAuthConnectivity -Service EWS -TargetUri %s -Mailbox %s", in.d.VerifyCloudTarget, orUnknown(in.d.OnPremMailbox)),
+		fmt.Sprintf("Exchange Online: Test-OAuthConnectivity -Service EWS -TargetUri %s -Mailbox %s", orNone(in.d.VerifyOnPremTarget), orUnknown(in.d.CloudMailbox)),
+	}
+}
+
+// --- legacy key clean-up (FACTS §2.6) ---
+
+func legacyRemoval(in input) KeyDecision {
+	return RemoveKeys(in.o.FirstPartySP.Keys, in.d.LegacyThumbprints, in.now)
+}
+
+func removeLegacyKeyStep(in input) Action {
+	if !dedicated(in) {
+		return skipLegacy("keeps the auth certificate on the shared first-party service principal")
+	}
+	dec := legacyRemoval(in)
+	if !dec.Changed {
+		return Action{Change: ChangeNone, Reason: "the first-party service principal holds no on-premises auth certificate: " + dec.Reason}
+	}
+	return Action{Change: ChangeUpdate,
+		Reason:  "after verification succeeds, on the Exchange Online first-party service principal: " + dec.Reason,
+		Details: keyDetails(dec)}
+}
+
+func verifyAfterRemovalStep(in input) Action {
+	if !dedicated(in) {
+		return skipLegacy("removes no key, so there is nothing to verify again")
+	}
+	if !legacyRemoval(in).Changed {
+		return Action{Change: ChangeSkip, Reason: "no legacy key is removed, so the first verification stands"}
+	}
+	return Action{Change: ChangeCheck, Reason: "again after the legacy key is removed, to prove the dedicated application carries the trust alone: " + verifyReason(in), Details: verifyDetails(in)}
+}
+
+// --- helpers ---
+
+var changeRank = map[Change]int{ChangeSkip: 0, ChangeNone: 1, ChangeCheck: 2, ChangeUpdate: 3, ChangeCreate: 4}
+
+// strongest summarises sub-decisions as the most consequential one, so a
+// step that creates anything is shown as a create.
+func strongest(cs ...Change) Change {
+	best := ChangeNone
+	for _, c := range cs {
+		if changeRank[c] > changeRank[best] {
+			best = c
+		}
+	}
+	return best
+}
+
+// sameURL compares endpoints the way Exchange treats them: case-insensitive
+// and indifferent to a trailing slash.
+func sameURL(a, b string) bool {
+	n := func(s string) string { return strings.TrimRight(strings.ToLower(strings.TrimSpace(s)), "/") }
+	return n(a) == n(b)
+}
+
+func hasParameter(params []string, want string) bool {
+	n := func(s string) string { return strings.ToLower(strings.ReplaceAll(s, " ", "")) }
+	for _, p := range params {
+		if n(p) == n(want) {
+			return true
+		}
+	}
+	return false
+}
+
+// missingFold is the members of want absent from have, ignoring case.
+func missingFold(have, want []string) []string {
+	var out []string
+	for _, w := range want {
+		if !slices.ContainsFunc(have, func(h string) bool { return strings.EqualFold(h, w) }) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+func intersectFold(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if slices.ContainsFunc(b, func(y string) bool { return strings.EqualFold(x, y) }) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func unionFold(have, want []string) []string {
+	return append(slices.Clone(have), missingFold(have, want)...)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "(no mailbox known)"
+	}
+	return s
+}

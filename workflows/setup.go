@@ -1,0 +1,572 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/hybridflow/hybridflow/activities"
+	"github.com/hybridflow/hybridflow/internal/plan"
+	"github.com/hybridflow/hybridflow/internal/temporalx"
+)
+
+// SetupWorkflowID is the deterministic ID of a tenant's setup: starting the
+// same tenant again attaches to the running workflow instead of starting a
+// second one.
+func SetupWorkflowID(tenantID string) string { return "hybridflow/setup/" + strings.ToLower(tenantID) }
+
+// SetupInput is one tenant's setup request. It carries no secret: the
+// credential is a name the worker resolves.
+type SetupInput struct {
+	Tenant  plan.TenantFacts  `json:"tenant"`
+	Target  activities.Target `json:"target"`
+	Options SetupOptions      `json:"options"`
+}
+
+// SetupOptions tune one run.
+type SetupOptions struct {
+	// FailurePolicy: pause (default), compensate or fail.
+	FailurePolicy string `json:"failure_policy,omitempty"`
+	// DryRun discovers and plans, then stops: no writes.
+	DryRun bool `json:"dry_run,omitempty"`
+	// SkipSteps are plan steps the operator does not want run.
+	SkipSteps []string `json:"skip_steps,omitempty"`
+	// VerifyDeadline bounds how long verification waits for the
+	// configuration to propagate (default 30m); VerifyInterval is the first
+	// wait between tries, doubling up to 5m (default 15s).
+	VerifyDeadline time.Duration `json:"verify_deadline,omitempty"`
+	VerifyInterval time.Duration `json:"verify_interval,omitempty"`
+	// Retry tunes every step activity's retry policy (tests shorten it).
+	Retry RetryOptions `json:"retry,omitempty"`
+	// ScheduleToStart bounds how long a step waits for a worker at the
+	// site (default 30m) before it counts as failed and pauses.
+	ScheduleToStart time.Duration `json:"schedule_to_start,omitempty"`
+}
+
+// RetryOptions is the part of Temporal's retry policy operators may tune.
+type RetryOptions struct {
+	InitialInterval time.Duration `json:"initial_interval,omitempty"`
+	MaximumInterval time.Duration `json:"maximum_interval,omitempty"`
+	MaximumAttempts int32         `json:"maximum_attempts,omitempty"`
+}
+
+// SetupState is what the state query returns.
+type SetupState struct {
+	TenantID     string             `json:"tenant_id"`
+	Cloud        string             `json:"cloud"`
+	State        string             `json:"state"`
+	CurrentStep  string             `json:"current_step,omitempty"`
+	Mode         string             `json:"mode,omitempty"`
+	ModeReason   string             `json:"mode_reason,omitempty"`
+	Plan         []plan.Action      `json:"plan,omitempty"`
+	Steps        []*StepState       `json:"steps"`
+	Paused       *Pause             `json:"paused,omitempty"`
+	Warnings     []string           `json:"warnings,omitempty"`
+	Verification map[string]string  `json:"verification,omitempty"`
+	Undo         int                `json:"undo_records"`
+	Compensation []string           `json:"compensation,omitempty"`
+	Writes       int                `json:"writes"`
+	Error        string             `json:"error,omitempty"`
+	Desired      *plan.Desired      `json:"desired,omitempty"`
+	Result       *activities.Target `json:"-"`
+}
+
+// SetupResult is the workflow's result.
+type SetupResult = SetupState
+
+// Step names outside the plan.
+const (
+	stepDiscover = "discover"
+	stepPlan     = "plan"
+)
+
+type setup struct {
+	in    SetupInput
+	st    SetupState
+	op    operator
+	undo  []activities.UndoRecord
+	steps map[string]*StepState
+	// appID of the dedicated application once known.
+	appID string
+	out   activities.PlanOutput
+}
+
+// Setup configures OAuth between one tenant's on-prem Exchange and
+// Exchange Online: discover → plan → the documented steps in order →
+// verify both directions → (dedicated mode) remove the legacy key →
+// verify again. A failing step pauses for an operator by default.
+func Setup(ctx workflow.Context, in SetupInput) (SetupResult, error) {
+	s := &setup{in: in, steps: map[string]*StepState{}}
+	if err := s.setup(ctx); err != nil {
+		return s.st, err
+	}
+	return s.run(ctx)
+}
+
+func (s *setup) setup(ctx workflow.Context) error {
+	if s.in.Options.FailurePolicy == "" {
+		s.in.Options.FailurePolicy = PolicyPause
+	}
+	switch s.in.Options.FailurePolicy {
+	case PolicyPause, PolicyCompensate, PolicyFail:
+	default:
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("unknown failure policy %q (pause, compensate, fail)", s.in.Options.FailurePolicy), activities.ErrInvalidInput, nil)
+	}
+	s.st = SetupState{TenantID: s.in.Tenant.ID, Cloud: s.in.Tenant.Cloud, State: StateRunning}
+	s.op = operator{policy: s.in.Options.FailurePolicy, onState: s.setState}
+	if err := workflow.SetQueryHandler(ctx, QueryState, func() (SetupState, error) {
+		st := s.st
+		st.Paused = s.op.paused
+		st.Undo = len(s.undo)
+		return st, nil
+	}); err != nil {
+		return err
+	}
+	if err := s.op.register(ctx); err != nil {
+		return err
+	}
+	return workflow.UpsertTypedSearchAttributes(ctx,
+		SATenant.ValueSet(s.in.Tenant.ID), SACloud.ValueSet(s.in.Tenant.Cloud),
+		SAState.ValueSet(StateRunning), SAStep.ValueSet(stepDiscover))
+}
+
+// setState mirrors state and step into search attributes, only on change
+// (every upsert is a history event).
+func (s *setup) setState(ctx workflow.Context, state, step string) {
+	var ups []temporal.SearchAttributeUpdate
+	if state != "" && state != s.st.State {
+		s.st.State = state
+		ups = append(ups, SAState.ValueSet(state))
+	}
+	if step != "" && step != s.st.CurrentStep {
+		s.st.CurrentStep = step
+		ups = append(ups, SAStep.ValueSet(step))
+	}
+	if len(ups) > 0 {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, ups...); err != nil {
+			workflow.GetLogger(ctx).Warn("upsert search attributes", "error", err)
+		}
+	}
+}
+
+func (s *setup) stepState(name string) *StepState {
+	if st := s.steps[name]; st != nil {
+		return st
+	}
+	st := &StepState{Step: name, Status: StatusPending}
+	s.st.Steps = append(s.st.Steps, st)
+	s.steps[name] = st
+	return st
+}
+
+func (s *setup) run(ctx workflow.Context) (SetupResult, error) {
+	err := s.runSteps(ctx)
+	switch {
+	case err == nil:
+		return s.st, nil
+	case errors.Is(err, errAborted) || temporal.IsCanceledError(err) || ctx.Err() != nil:
+		cerr := s.compensate(ctx)
+		if ctx.Err() != nil {
+			s.setState(ctx, StateAborted, "")
+			return s.st, temporal.NewCanceledError("setup cancelled; this run's changes were undone")
+		}
+		s.setState(ctx, StateAborted, "")
+		if cerr != nil {
+			return s.st, cerr
+		}
+		return s.st, temporal.NewNonRetryableApplicationError(fmt.Sprintf("setup of %s aborted; %d change(s) undone", s.in.Tenant.ID, len(s.st.Compensation)), "Aborted", nil)
+	default:
+		s.st.Error = err.Error()
+		s.setState(ctx, StateFailed, "")
+		return s.st, err
+	}
+}
+
+func (s *setup) runSteps(ctx workflow.Context) error {
+	if err := s.do(ctx, stepDiscover, "", s.discoverAndPlan); err != nil {
+		return err
+	}
+	if s.in.Options.DryRun {
+		s.setState(ctx, StatePlanned, "")
+		return nil
+	}
+	for _, a := range s.out.Actions {
+		if err := s.action(ctx, a); err != nil {
+			return err
+		}
+	}
+	s.setState(ctx, StateVerified, "")
+	return nil
+}
+
+// action runs one plan action according to its change.
+func (s *setup) action(ctx workflow.Context, a plan.Action) error {
+	name := string(a.Step)
+	st := s.stepState(name)
+	st.Change, st.Reason = string(a.Change), a.Reason
+	if slices.Contains(s.in.Options.SkipSteps, name) {
+		st.Status, st.Detail = StatusSkipped, "skipped by request"
+		return nil
+	}
+	if st.Status == StatusDone {
+		return nil // done by an earlier combined call (legacy keys + SPNs)
+	}
+	switch a.Change {
+	case plan.ChangeSkip:
+		st.Status = StatusNotNeeded
+		return nil
+	case plan.ChangeNone:
+		if a.Step != plan.StepVerify && a.Step != plan.StepVerifyAfterRemoval {
+			st.Status, st.Outcome = StatusDone, string(activities.Unchanged)
+			return nil
+		}
+	}
+	return s.do(ctx, name, string(a.Change), func(ctx workflow.Context) error { return s.execute(ctx, a) })
+}
+
+// do runs one step with the pause / retry / skip / abort loop.
+func (s *setup) do(ctx workflow.Context, name, change string, f func(workflow.Context) error) error {
+	st := s.stepState(name)
+	if change != "" {
+		st.Change = change
+	}
+	for {
+		s.setState(ctx, StateRunning, name)
+		st.Status, st.Started = StatusRunning, workflow.Now(ctx)
+		st.Outcome, st.Detail = "", ""
+		st.Attempts++
+		err := f(ctx)
+		st.Finished = workflow.Now(ctx)
+		if err == nil {
+			if st.Status == StatusRunning {
+				st.Status = StatusDone
+			}
+			return nil
+		}
+		if temporal.IsCanceledError(err) || ctx.Err() != nil {
+			return err
+		}
+		st.Status = StatusFailed
+		st.LastError, st.ErrorType = describeError(err)
+		decision, derr := s.op.onFailure(ctx, st, err)
+		if derr != nil {
+			return derr
+		}
+		switch decision {
+		case UpdateRetry:
+			continue
+		case UpdateSkip:
+			st.Status = StatusSkipped
+			return nil
+		default:
+			return errAborted
+		}
+	}
+}
+
+func (s *setup) activityOptions(queue string) workflow.ActivityOptions {
+	o := s.in.Options
+	r := &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 5,
+		NonRetryableErrorTypes: []string{activities.ErrInvalidInput, activities.ErrMissingPermission, activities.ErrUnsupportedVersion, activities.ErrConflict}}
+	if o.Retry.InitialInterval > 0 {
+		r.InitialInterval = o.Retry.InitialInterval
+	}
+	if o.Retry.MaximumInterval > 0 {
+		r.MaximumInterval = o.Retry.MaximumInterval
+	}
+	if o.Retry.MaximumAttempts > 0 {
+		r.MaximumAttempts = o.Retry.MaximumAttempts
+	}
+	sts := o.ScheduleToStart
+	if sts == 0 {
+		sts = 30 * time.Minute
+	}
+	return workflow.ActivityOptions{TaskQueue: queue, StartToCloseTimeout: 5 * time.Minute, ScheduleToStartTimeout: sts, RetryPolicy: r}
+}
+
+func (s *setup) onprem(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, s.activityOptions(temporalx.OnPremQueue(s.in.Target.Site)))
+}
+
+func (s *setup) cloud(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, s.activityOptions(temporalx.CloudQueue))
+}
+
+var (
+	onPremActs *activities.OnPrem
+	onlineActs *activities.Online
+	entraActs  *activities.Entra
+)
+
+// discoverAndPlan reads the three systems (on-prem and Exchange Online in
+// parallel, then Entra, which needs the organisation GUID for the
+// dedicated application's name) and plans in a local activity.
+func (s *setup) discoverAndPlan(ctx workflow.Context) error {
+	t := s.in.Target
+	fOn := workflow.ExecuteActivity(s.onprem(ctx), onPremActs.DiscoverOnPrem, t)
+	fOl := workflow.ExecuteActivity(s.cloud(ctx), onlineActs.DiscoverOnline, t)
+	var onprem, online, entra plan.Observed
+	if err := fOn.Get(ctx, &onprem); err != nil {
+		return err
+	}
+	if err := fOl.Get(ctx, &online); err != nil {
+		return err
+	}
+	guid := s.in.Tenant.OrganizationGUID
+	if guid == "" {
+		guid = onprem.OrganizationGUID
+	}
+	ein := activities.EntraDiscoverInput{Target: t}
+	if guid != "" {
+		ein.DedicatedAppName = plan.DedicatedAppPrefix + guid
+	}
+	if err := workflow.ExecuteActivity(s.cloud(ctx), entraActs.DiscoverEntra, ein).Get(ctx, &entra); err != nil {
+		return err
+	}
+	now := workflow.Now(ctx)
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1}})
+	in := activities.PlanInput{Tenant: s.in.Tenant, Observed: activities.MergeObserved(onprem, online, entra, now), Now: now}
+	if err := workflow.ExecuteLocalActivity(lctx, activities.PlanSetup, in).Get(ctx, &s.out); err != nil {
+		return err
+	}
+	s.st.Plan, s.st.Warnings = s.out.Actions, s.out.Warnings
+	s.st.Mode, s.st.ModeReason = string(s.out.Desired.Mode), s.out.Desired.ModeReason
+	d := s.out.Desired
+	s.st.Desired = &d
+	s.appID = in.Observed.DedicatedApp.AppID
+	for _, a := range s.out.Actions {
+		st := s.stepState(string(a.Step))
+		st.Change, st.Reason = string(a.Change), a.Reason
+	}
+	return nil
+}
+
+// record keeps a step's outcome and undo records; a step of several
+// activities (the dedicated application) accumulates them.
+func (s *setup) record(name string, r activities.StepResult) {
+	st := s.stepState(name)
+	acc := activities.StepResult{Outcome: activities.Outcome(st.Outcome), Detail: st.Detail}
+	if st.Status != StatusRunning || st.Outcome == "" {
+		acc = activities.StepResult{}
+	}
+	acc.Merge(activities.StepResult{Outcome: r.Outcome, Detail: r.Detail})
+	st.Outcome, st.Detail = string(acc.Outcome), acc.Detail
+	if r.Outcome != activities.Unchanged && r.Outcome != "" {
+		s.st.Writes++
+	}
+	s.undo = append(s.undo, r.Undo...)
+	if r.AppID != "" {
+		s.appID = r.AppID
+	}
+}
+
+// execute maps a plan action to its activities.
+func (s *setup) execute(ctx workflow.Context, a plan.Action) error {
+	d, t := s.out.Desired, s.in.Target
+	name := string(a.Step)
+	run := func(actx workflow.Context, fn any, arg any) error {
+		var r activities.StepResult
+		if err := workflow.ExecuteActivity(actx, fn, arg).Get(ctx, &r); err != nil {
+			return err
+		}
+		s.record(name, r)
+		return nil
+	}
+	switch a.Step {
+	case plan.StepAuthServers:
+		return run(s.onprem(ctx), onPremActs.EnsureAuthServers, activities.AuthServersInput{Target: t, Servers: []plan.AuthServerSpec{d.ACS, d.EvoSTS}})
+	case plan.StepPartnerApp:
+		return run(s.onprem(ctx), onPremActs.EnablePartnerApplication, t)
+	case plan.StepExportCert:
+		// Discovery exported the public DER of the certificates Get-AuthConfig
+		// names (step 3 is read-only); record which ones will be uploaded.
+		var tps []string
+		for _, k := range d.Keys {
+			tps = append(tps, k.Thumbprint)
+		}
+		s.record(name, activities.StepResult{Outcome: activities.Unchanged, Detail: "exported " + strings.Join(tps, ", ")})
+		return nil
+	case plan.StepDedicatedApp:
+		if err := run(s.cloud(ctx), entraActs.EnsureDedicatedApplication, activities.DedicatedAppInput{Target: t, Name: d.DedicatedAppName}); err != nil {
+			return err
+		}
+		return run(s.cloud(ctx), entraActs.EnsureDedicatedServicePrincipal, activities.AppIDInput{Target: t, AppID: s.appID})
+	case plan.StepKeys:
+		if d.Mode == plan.ModeDedicatedApp {
+			return run(s.cloud(ctx), entraActs.EnsureApplicationKeys, activities.AppKeysInput{Target: t, AppID: s.appID, Name: d.DedicatedAppName, Keys: d.Keys})
+		}
+		// Legacy: keys and SPNs go to the same principal in one PATCH.
+		in := activities.FirstPartyInput{Target: t, Keys: d.Keys}
+		if spn := s.planned(plan.StepSPNs); spn.Change.Writes() && !slices.Contains(s.in.Options.SkipSteps, string(plan.StepSPNs)) {
+			in.SPNs = d.SPNs
+		}
+		if err := run(s.cloud(ctx), entraActs.EnsureFirstPartyServicePrincipal, in); err != nil {
+			return err
+		}
+		if len(in.SPNs) > 0 {
+			sp := s.stepState(string(plan.StepSPNs))
+			sp.Status, sp.Outcome, sp.Detail = StatusDone, s.stepState(name).Outcome, "written with the keys in one PATCH"
+		}
+		return nil
+	case plan.StepSPNs:
+		return run(s.cloud(ctx), entraActs.EnsureFirstPartyServicePrincipal, activities.FirstPartyInput{Target: t, SPNs: d.SPNs})
+	case plan.StepOnPremAuthServerApp:
+		return run(s.onprem(ctx), onPremActs.SetAuthServerApplication, activities.AuthServerAppInput{Target: t, EvoSTS: d.EvoSTS, AppID: s.appID, Domains: d.AuthServerDomains})
+	case plan.StepSettingOverride:
+		return run(s.onprem(ctx), onPremActs.EnsureSettingOverride, t)
+	case plan.StepIOCOnPrem:
+		return run(s.onprem(ctx), onPremActs.EnsureOnPremConnector, activities.IOCInput{Target: t, Spec: d.OnPremIOC})
+	case plan.StepIOCOnline:
+		return run(s.cloud(ctx), onlineActs.EnsureOnlineConnector, activities.IOCInput{Target: t, Spec: d.OnlineIOC})
+	case plan.StepAvailability:
+		return run(s.onprem(ctx), onPremActs.EnsureAvailabilityAddressSpace, activities.AvailabilityInput{Target: t, Spec: d.Availability})
+	case plan.StepVerify, plan.StepVerifyAfterRemoval:
+		return s.verify(ctx, name)
+	case plan.StepRemoveLegacyKey:
+		return s.removeLegacyKey(ctx, name)
+	}
+	return temporal.NewNonRetryableApplicationError("no activity for step "+name, activities.ErrInvalidInput, nil)
+}
+
+func (s *setup) planned(step plan.Step) plan.Action {
+	for _, a := range s.out.Actions {
+		if a.Step == step {
+			return a
+		}
+	}
+	return plan.Action{}
+}
+
+// verify tests both directions until both succeed or the deadline passes,
+// waiting on durable timers with doubling intervals while the
+// configuration propagates.
+func (s *setup) verify(ctx workflow.Context, name string) error {
+	d, t := s.out.Desired, s.in.Target
+	deadline := s.in.Options.VerifyDeadline
+	if deadline == 0 {
+		deadline = 30 * time.Minute
+	}
+	wait := s.in.Options.VerifyInterval
+	if wait == 0 {
+		wait = 15 * time.Second
+	}
+	end := workflow.Now(ctx).Add(deadline)
+	if s.st.Verification == nil {
+		s.st.Verification = map[string]string{}
+	}
+	for {
+		fOn := workflow.ExecuteActivity(s.onprem(ctx), onPremActs.VerifyFromOnPrem, activities.VerifyInput{Target: t, TargetURI: d.VerifyCloudTarget, Mailbox: d.OnPremMailbox})
+		fCl := workflow.ExecuteActivity(s.cloud(ctx), onlineActs.VerifyFromOnline, activities.VerifyInput{Target: t, TargetURI: d.VerifyOnPremTarget, Mailbox: d.CloudMailbox})
+		var on, cl activities.VerifyResult
+		if err := fOn.Get(ctx, &on); err != nil {
+			return err
+		}
+		if err := fCl.Get(ctx, &cl); err != nil {
+			return err
+		}
+		s.st.Verification["onprem-to-online"] = verdict(on)
+		s.st.Verification["online-to-onprem"] = verdict(cl)
+		if on.Success && cl.Success {
+			s.stepState(name).Outcome, s.stepState(name).Detail = "verified", "Test-OAuthConnectivity succeeded in both directions"
+			return nil
+		}
+		if !workflow.Now(ctx).Add(wait).Before(end) {
+			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("verification did not succeed within %s: on-prem → Exchange Online: %s; Exchange Online → on-prem: %s",
+				deadline, verdict(on), verdict(cl)), activities.ErrVerification, nil)
+		}
+		if err := workflow.Sleep(ctx, wait); err != nil {
+			return err
+		}
+		wait = min(wait*2, 5*time.Minute)
+	}
+}
+
+func verdict(r activities.VerifyResult) string {
+	if r.Success {
+		return "Success"
+	}
+	return "Error: " + r.Detail
+}
+
+// removeLegacyKey takes the on-prem auth certificates off the first-party
+// service principal, then verifies again; if that verification fails the
+// removed keys are put back before the failure is reported (FACTS §2.6).
+func (s *setup) removeLegacyKey(ctx workflow.Context, name string) error {
+	var r activities.StepResult
+	in := activities.RemoveLegacyKeysInput{Target: s.in.Target, Thumbprints: s.out.Desired.LegacyThumbprints}
+	if err := workflow.ExecuteActivity(s.cloud(ctx), entraActs.RemoveLegacyKeys, in).Get(ctx, &r); err != nil {
+		return err
+	}
+	s.record(name, r)
+	if r.Outcome == activities.Unchanged {
+		return nil
+	}
+	verr := s.verify(ctx, string(plan.StepVerifyAfterRemoval))
+	if verr == nil {
+		s.stepState(string(plan.StepVerifyAfterRemoval)).Status = StatusDone
+		return nil
+	}
+	if ctx.Err() != nil {
+		return verr
+	}
+	// Put the legacy key back at once: the trust worked with it.
+	for _, u := range r.Undo {
+		if err := s.runUndo(ctx, u); err != nil {
+			return fmt.Errorf("verification failed after removing the legacy key, and restoring it failed too: %w", err)
+		}
+	}
+	// record() appended these last; they are spent now.
+	s.undo = s.undo[:len(s.undo)-len(r.Undo)]
+	s.st.Compensation = append(s.st.Compensation, "restored the legacy key after verification failed")
+	return temporal.NewNonRetryableApplicationError("verification failed after removing the legacy key; the key was restored: "+verr.Error(), activities.ErrVerification, verr)
+}
+
+// compensate runs this run's undo records in reverse, in a disconnected
+// context so that cancellation of the workflow still undoes its changes.
+func (s *setup) compensate(ctx workflow.Context) error {
+	dctx, cancel := workflow.NewDisconnectedContext(ctx)
+	defer cancel()
+	s.setState(dctx, StateCompensating, "")
+	var errs []error
+	for i := len(s.undo) - 1; i >= 0; i-- {
+		u := s.undo[i]
+		if err := s.runUndo(dctx, u); err != nil {
+			errs = append(errs, err)
+			s.st.Compensation = append(s.st.Compensation, fmt.Sprintf("FAILED %s %s%s: %v", u.Kind, u.Name, u.ObjectID, err))
+			continue
+		}
+		s.st.Compensation = append(s.st.Compensation, fmt.Sprintf("%s %s%s", u.Kind, u.Name, u.ObjectID))
+	}
+	s.undo = nil
+	for i := range s.st.Steps {
+		if s.st.Steps[i].Outcome != "" && s.st.Steps[i].Outcome != string(activities.Unchanged) {
+			s.st.Steps[i].Status = StatusCompensated
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *setup) runUndo(ctx workflow.Context, u activities.UndoRecord) error {
+	in := activities.UndoInput{Target: s.in.Target, Record: u}
+	o := s.activityOptions(temporalx.CloudQueue)
+	o.RetryPolicy.MaximumAttempts = 10
+	var fn any
+	switch u.System {
+	case activities.SystemOnPrem:
+		o.TaskQueue = temporalx.OnPremQueue(s.in.Target.Site)
+		fn = onPremActs.UndoOnPrem
+	case activities.SystemOnline:
+		fn = onlineActs.UndoOnline
+	case activities.SystemEntra:
+		fn = entraActs.UndoEntra
+	default:
+		return fmt.Errorf("undo record for unknown system %q", u.System)
+	}
+	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, o), fn, in).Get(ctx, nil)
+}

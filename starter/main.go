@@ -18,6 +18,7 @@ import (
 	"github.com/hybridflow/hybridflow/internal/config"
 	"github.com/hybridflow/hybridflow/internal/logging"
 	"github.com/hybridflow/hybridflow/internal/temporalx"
+	"github.com/hybridflow/hybridflow/workflows"
 )
 
 func main() {
@@ -104,7 +105,10 @@ environment variables override it (see README).`,
 		}
 		return nil
 	}
-	root.AddCommand(a.validateCommand(), a.doctorCommand())
+	root.AddCommand(a.validateCommand(), a.doctorCommand(), a.planCommand(), a.setupCommand(),
+		a.operatorCommand(workflows.UpdateRetry, "Run the paused step of a tenant's setup again"),
+		a.operatorCommand(workflows.UpdateSkip, "Skip the paused step of a tenant's setup and go on"),
+		a.operatorCommand(workflows.UpdateAbort, "Stop a paused setup and undo this run's changes (needs --yes)"))
 	return root
 }
 

@@ -2,48 +2,66 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 
-	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
 
-	"github.com/hybridflow/hybridflow/activities"
+	"github.com/hybridflow/hybridflow/internal/backend"
 	"github.com/hybridflow/hybridflow/internal/config"
-	"github.com/hybridflow/hybridflow/workflows"
+	"github.com/hybridflow/hybridflow/internal/sim"
 )
 
-// backends builds the activity structs for each role from the configured
-// clients (real or simulated) and registers them.
-type backends struct {
-	cfg      *config.WorkerConfig
-	logger   *zap.Logger
-	identity string
-	closers  []func()
-}
-
-func newBackends(ctx context.Context, cfg *config.WorkerConfig, logger *zap.Logger) (*backends, error) {
-	host, _ := os.Hostname()
-	return &backends{cfg: cfg, logger: logger, identity: host}, nil
-}
-
-func (b *backends) Kind() string {
-	if b.cfg.Simulate != nil {
-		return "simulated"
+// newBackend builds the clients the activities use: the simulated world on
+// loopback when the config says simulate, the real systems otherwise.
+func newBackend(ctx context.Context, cfg *config.WorkerConfig, logger *zap.Logger, getenv func(string) string) (*backend.Backend, error) {
+	if cfg.Simulate == nil {
+		return backend.NewReal(cfg, logger, getenv)
 	}
-	return "real"
+	w, err := sim.Load(cfg.Simulate.World)
+	if err != nil {
+		return nil, fmt.Errorf("simulated world: %w", err)
+	}
+	if cfg.Simulate.Seed != 0 {
+		w.Seed = cfg.Simulate.Seed
+	}
+	be, err := backend.NewSimulated(ctx, w, logger, backend.SimOptions{})
+	if err != nil {
+		return nil, err
+	}
+	cfg.Roles = withWorldSites(cfg.Roles, w.Inventory())
+	logger.Info("serving a simulated world", zap.String("world", cfg.Simulate.World), zap.Int("tenants", len(w.Tenants)),
+		zap.String("graph_and_exo", be.Sim.Servers.BaseURL), zap.String("powershell_relay", be.Sim.ShellAddr))
+	return be, nil
 }
 
-// Register is the workerhost.Registrar for this process.
-func (b *backends) Register(role config.Role, r worker.Registry) error {
-	if role.Kind == config.RoleCloud {
-		r.RegisterWorkflow(workflows.Probe)
+// withWorldSites adds an on-prem (and Lync) role for every site of the
+// simulated world: one simulated worker stands in for every customer site.
+func withWorldSites(roles []config.Role, inv *config.Inventory) []config.Role {
+	have := map[config.Role]bool{}
+	for _, r := range roles {
+		have[r] = true
 	}
-	r.RegisterActivity(&activities.Health{Worker: b.identity, Role: role.String(), Backend: b.Kind()})
-	return nil
+	add := func(r config.Role) {
+		if !have[r] {
+			have[r] = true
+			roles = append(roles, r)
+		}
+	}
+	add(config.Role{Kind: config.RoleCloud})
+	for _, t := range inv.Tenants {
+		add(config.Role{Kind: config.RoleOnPrem, Site: t.Site})
+		if t.LyncSite != "" {
+			add(config.Role{Kind: config.RoleLync, Site: t.LyncSite})
+		}
+	}
+	return roles
 }
 
-func (b *backends) Close() {
-	for i := len(b.closers) - 1; i >= 0; i-- {
-		b.closers[i]()
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return "hybridflow-worker"
 	}
+	return h
 }

@@ -18,11 +18,15 @@ import (
 
 	"github.com/hybridflow/hybridflow/internal/config"
 	"github.com/hybridflow/hybridflow/internal/logging"
+	"github.com/hybridflow/hybridflow/internal/sim"
 	"github.com/hybridflow/hybridflow/internal/temporalx"
 	"github.com/hybridflow/hybridflow/internal/workerhost"
 )
 
 func main() {
+	// The simulated world's PowerShell hosts are this binary re-run as a
+	// relay (sim.HostCommand); it must take over before anything else.
+	sim.MaybeRunHost()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := rootCommand(os.Stdout, os.Stderr, os.Getenv).ExecuteContext(ctx)
@@ -103,7 +107,7 @@ func serve(ctx context.Context, o options, getenv func(string) string) error {
 	}
 	defer func() { _ = logger.Sync() }()
 
-	be, err := newBackends(ctx, cfg, logger)
+	be, err := newBackend(ctx, cfg, logger, getenv)
 	if err != nil {
 		return err
 	}
@@ -118,9 +122,12 @@ func serve(ctx context.Context, o options, getenv func(string) string) error {
 	if identity == "" {
 		identity = cfg.Temporal.Identity
 	}
+	if identity == "" {
+		identity = fmt.Sprintf("%d@%s", os.Getpid(), hostname())
+	}
 	logger.Info("hybridflow worker starting", zap.String("temporal", cfg.Temporal.Address),
 		zap.String("namespace", cfg.Temporal.Namespace), zap.Stringers("roles", rolesOf(cfg.Roles)), zap.String("backend", be.Kind()))
-	err = workerhost.Run(ctx, c, cfg.Roles, be.Register, logger, workerhost.Options{Identity: identity})
+	err = workerhost.Run(ctx, c, cfg.Roles, workerhost.ForBackend(be, identity), logger, workerhost.Options{Identity: identity})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}

@@ -124,7 +124,8 @@ func MergeKeys(existing []Key, add []Key, now time.Time, opts MergeOptions) KeyD
 		}
 	}
 
-	housekeeping := ex.dropped()
+	exp, dup := ex.dropped()
+	housekeeping := append(exp, dup...)
 	d := KeyDecision{
 		Changed:  len(toAdd) > 0 || (opts.DropExpiredWithoutAdd && len(housekeeping) > 0),
 		Rejected: rejected,
@@ -148,9 +149,9 @@ func MergeKeys(existing []Key, add []Key, now time.Time, opts MergeOptions) KeyD
 	}
 	if len(housekeeping) > 0 {
 		if d.Changed {
-			parts = append(parts, describeDropped(housekeeping, "will be dropped"))
+			parts = append(parts, describeDropped(exp, dup, "will be dropped"))
 		} else {
-			parts = append(parts, describeDropped(housekeeping, "left in place, since it alone is not worth a write"))
+			parts = append(parts, describeDropped(exp, dup, "left in place, since it alone is not worth a write"))
 		}
 	}
 	for _, r := range rejected {
@@ -187,7 +188,8 @@ func RemoveKeys(existing []Key, remove []string, now time.Time) KeyDecision {
 			ex.fate[i] = removed
 		}
 	}
-	housekeeping := ex.dropped()
+	exp, dup := ex.dropped()
+	housekeeping := append(exp, dup...)
 	d := KeyDecision{Changed: len(listed) > 0}
 	if !d.Changed {
 		d.Keys, d.Kept = ex.all()
@@ -196,7 +198,7 @@ func RemoveKeys(existing []Key, remove []string, now time.Time) KeyDecision {
 			parts = append(parts, "none of the keys to remove is there ("+shortList(sortedKeys(want))+")")
 		}
 		if len(housekeeping) > 0 {
-			parts = append(parts, describeDropped(housekeeping, "left in place, since it alone is not worth a write"))
+			parts = append(parts, describeDropped(exp, dup, "left in place, since it alone is not worth a write"))
 		}
 		d.Reason = strings.Join(append(parts, "nothing to write"), "; ")
 		return d
@@ -210,7 +212,7 @@ func RemoveKeys(existing []Key, remove []string, now time.Time) KeyDecision {
 	}
 	parts := []string{countf(len(listed), "key", "keys") + " to remove: " + shortList(tps)}
 	if len(housekeeping) > 0 {
-		parts = append(parts, describeDropped(housekeeping, "will be dropped with it"))
+		parts = append(parts, describeDropped(exp, dup, "will be dropped with it"))
 	}
 	parts = append(parts, countf(len(d.Keys), "key stays", "keys stay"))
 	if len(d.MissingDER) > 0 {
@@ -363,18 +365,19 @@ func classify(existing []Key, now time.Time) classified {
 	return c
 }
 
-func (c classified) dropped() []Dropped {
-	var out []Dropped
+// dropped is what a write would leave out besides listed keys: expired
+// keys and extra copies, apart so reasons can count each kind.
+func (c classified) dropped() (exp, dup []Dropped) {
 	for i, k := range c.keys {
 		switch c.fate[i] {
 		case expired:
-			out = append(out, Dropped{Thumbprint: c.tps[i], Reason: "expired on " + day(k.End), Key: k})
+			exp = append(exp, Dropped{Thumbprint: c.tps[i], Reason: "expired on " + day(k.End), Key: k})
 		case duplicate:
 			w := c.keys[c.winner[i]]
-			out = append(out, Dropped{Thumbprint: c.tps[i], Reason: "second copy of a certificate; the copy valid until " + day(w.End) + " stays", Key: k})
+			dup = append(dup, Dropped{Thumbprint: c.tps[i], Reason: "second copy of a certificate; the copy valid until " + day(w.End) + " stays", Key: k})
 		}
 	}
-	return out
+	return exp, dup
 }
 
 func (c classified) kept() ([]Key, []string) {
@@ -516,22 +519,21 @@ func missingDER(keys []Key) []string {
 	return out
 }
 
-func describeDropped(ds []Dropped, verb string) string {
-	var exp, dup []string
-	for _, d := range ds {
-		switch {
-		case strings.HasPrefix(d.Reason, "expired"):
-			exp = append(exp, short(labelOr(d.Thumbprint, d.Key))+" ("+d.Reason+")")
-		default:
-			dup = append(dup, short(labelOr(d.Thumbprint, d.Key)))
-		}
-	}
+func describeDropped(exp, dup []Dropped, verb string) string {
 	var parts []string
 	if len(exp) > 0 {
-		parts = append(parts, countf(len(exp), "expired key", "expired keys")+" "+verb+": "+strings.Join(exp, ", "))
+		items := make([]string, len(exp))
+		for i, d := range exp {
+			items[i] = short(labelOr(d.Thumbprint, d.Key)) + " (" + d.Reason + ")"
+		}
+		parts = append(parts, countf(len(exp), "expired key", "expired keys")+" "+verb+": "+strings.Join(items, ", "))
 	}
 	if len(dup) > 0 {
-		parts = append(parts, countf(len(dup), "second copy of a certificate", "second copies of certificates")+" "+verb+": "+strings.Join(dup, ", "))
+		items := make([]string, len(dup))
+		for i, d := range dup {
+			items[i] = short(labelOr(d.Thumbprint, d.Key))
+		}
+		parts = append(parts, countf(len(dup), "second copy of a certificate", "second copies of certificates")+" "+verb+": "+strings.Join(items, ", "))
 	}
 	return strings.Join(parts, "; ")
 }

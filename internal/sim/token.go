@@ -99,8 +99,9 @@ func ParseToken(s string, now time.Time) (Token, error) {
 	return t, nil
 }
 
-// BearerToken reads and checks the request's "Authorization: Bearer" token.
-// Every simulated API (Graph here, InvokeCommand in exo.go) uses it.
+// BearerToken reads and checks the request's "Authorization: Bearer" token
+// (format, lifetime; the audience is the caller's to compare). Graph uses
+// it; exo.go currently reads only the tenant and could use it too.
 func BearerToken(r *http.Request) (Token, error) {
 	h := r.Header.Get("Authorization")
 	scheme, tok, ok := strings.Cut(h, " ")

@@ -1,0 +1,287 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/hybridflow/hybridflow/internal/config"
+	"github.com/hybridflow/hybridflow/internal/temporalx"
+	"github.com/hybridflow/hybridflow/workflows"
+)
+
+// tenantFlags are shared by the per-tenant commands.
+type tenantFlags struct {
+	inventory string
+	tenant    string
+}
+
+func (f *tenantFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVarP(&f.inventory, "file", "f", "", "tenant inventory (required)")
+	cmd.Flags().StringVarP(&f.tenant, "tenant", "t", "", "tenant ID (GUID) from the inventory (required)")
+}
+
+func (f *tenantFlags) load() (config.Tenant, error) {
+	if f.inventory == "" || f.tenant == "" {
+		return config.Tenant{}, errors.New("name the inventory with -f and the tenant with -t")
+	}
+	inv, err := config.LoadInventory(f.inventory)
+	if err != nil {
+		return config.Tenant{}, err
+	}
+	t, ok := inv.LookupByID(f.tenant)
+	if !ok {
+		return config.Tenant{}, fmt.Errorf("tenant %s is not in %s (hybridflow validate -f %s lists the tenants it reads)", f.tenant, f.inventory, f.inventory)
+	}
+	return t, nil
+}
+
+// PlanWorkflowID keeps dry runs apart from real setups.
+func planWorkflowID(tenantID string) string { return "hybridflow/plan/" + strings.ToLower(tenantID) }
+
+func (a *app) planCommand() *cobra.Command {
+	var tf tenantFlags
+	cmd := &cobra.Command{
+		Use:   "plan -f INVENTORY -t TENANT",
+		Short: "Show what a setup would change for one tenant, writing nothing",
+		Long: `plan runs the setup workflow in dry-run mode: it discovers the tenant's on-prem
+Exchange, Exchange Online and Entra state, derives the desired configuration and
+prints, per documented step, whether it would create, update or leave things as
+they are, and why. Nothing is written.`,
+		Example: "  hybridflow plan -f configs/inventory.demo.yaml -t 11111111-1111-4111-8111-000000000001",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t, err := tf.load()
+			if err != nil {
+				return err
+			}
+			c, _, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			in := workflows.InputFromTenant(t, workflows.SetupOptions{DryRun: true})
+			run, err := c.ExecuteWorkflow(cmd.Context(), client.StartWorkflowOptions{
+				ID: planWorkflowID(t.ID), TaskQueue: temporalx.CloudQueue,
+				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+				WorkflowExecutionTimeout: 10 * time.Minute,
+			}, workflows.Setup, in)
+			if err != nil {
+				return fmt.Errorf("start plan for %s: %w", t.ID, err)
+			}
+			var res workflows.SetupResult
+			if err := run.Get(cmd.Context(), &res); err != nil {
+				return fmt.Errorf("plan for %s: %w", t.ID, err)
+			}
+			if a.output == "json" {
+				return a.printJSON(res)
+			}
+			a.printPlan(t, res)
+			return nil
+		},
+	}
+	tf.add(cmd)
+	return cmd
+}
+
+func (a *app) printPlan(t config.Tenant, res workflows.SetupResult) {
+	a.printf("%s (%s, %s) — mode %s\n", t.DisplayName, t.ID, t.Cloud, res.Mode)
+	if res.ModeReason != "" {
+		a.printf("  %s\n", res.ModeReason)
+	}
+	writes := 0
+	for _, act := range res.Plan {
+		a.printf("  %-27s %-7s %s\n", act.Step, act.Change, act.Reason)
+		for _, d := range act.Details {
+			a.printf("  %-27s %-7s   %s\n", "", "", d)
+		}
+		if act.Change.Writes() {
+			writes++
+		}
+	}
+	for _, w := range res.Warnings {
+		a.printf("  warning: %s\n", w)
+	}
+	if writes == 0 {
+		a.printf("  converged: a setup would write nothing\n")
+	} else {
+		a.printf("  %d step(s) would write\n", writes)
+	}
+}
+
+func (a *app) setupCommand() *cobra.Command {
+	var (
+		tf     tenantFlags
+		opts   workflows.SetupOptions
+		noWait bool
+	)
+	cmd := &cobra.Command{
+		Use:   "setup -f INVENTORY -t TENANT",
+		Short: "Configure one tenant (or attach to its running setup) and follow it",
+		Long: `setup starts the tenant's setup workflow with the deterministic ID
+hybridflow/setup/<tenant>, or attaches to it when it is already running: a tenant
+never has two setups at once. It prints progress until the workflow ends or
+pauses for an operator; then it says how to continue (retry, skip, abort).
+Exit status: 0 verified, 1 failed, 3 paused.`,
+		Example: "  hybridflow setup -f configs/inventory.demo.yaml -t 11111111-1111-4111-8111-000000000001",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t, err := tf.load()
+			if err != nil {
+				return err
+			}
+			c, _, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			id := workflows.SetupWorkflowID(t.ID)
+			run, err := c.ExecuteWorkflow(cmd.Context(), client.StartWorkflowOptions{
+				ID: id, TaskQueue: temporalx.CloudQueue,
+				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+				WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+			}, workflows.Setup, workflows.InputFromTenant(t, opts))
+			if err != nil {
+				return fmt.Errorf("start setup for %s: %w", t.ID, err)
+			}
+			if noWait {
+				a.printf("setup %s run %s\n", id, run.GetRunID())
+				return nil
+			}
+			return a.follow(cmd.Context(), c, id, run)
+		},
+	}
+	tf.add(cmd)
+	f := cmd.Flags()
+	f.StringVar(&opts.FailurePolicy, "on-failure", workflows.PolicyPause, "pause (wait for retry/skip/abort), compensate (undo this run) or fail")
+	f.StringSliceVar(&opts.SkipSteps, "skip-step", nil, "plan step to leave out (repeatable)")
+	f.DurationVar(&opts.VerifyDeadline, "verify-deadline", 30*time.Minute, "how long verification waits for the configuration to propagate")
+	f.BoolVar(&noWait, "no-wait", false, "start (or attach) and return at once")
+	return cmd
+}
+
+// follow polls the state query until the workflow completes or pauses.
+func (a *app) follow(ctx context.Context, c client.Client, id string, run client.WorkflowRun) error {
+	done := make(chan error, 1)
+	var res workflows.SetupResult
+	go func() { done <- run.Get(ctx, &res) }()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	last := ""
+	for {
+		select {
+		case err := <-done:
+			if a.output == "json" {
+				_ = a.printJSON(res)
+			} else {
+				a.printSteps(res)
+			}
+			if err != nil {
+				return fmt.Errorf("setup %s: %w", id, err)
+			}
+			return nil
+		case <-tick.C:
+			st, err := querySetup(ctx, c, id)
+			if err != nil {
+				continue
+			}
+			line := fmt.Sprintf("%s: %s %s", id, st.State, st.CurrentStep)
+			if line != last && a.output != "json" {
+				a.printf("%s\n", line)
+				last = line
+			}
+			if st.Paused != nil {
+				if a.output == "json" {
+					_ = a.printJSON(st)
+				} else {
+					a.printSteps(st)
+					a.printf("\nPAUSED at %s: %s (%s)\n", st.Paused.Step, st.Paused.Error, st.Paused.ErrorType)
+					a.printf("Continue with one of:\n  hybridflow retry -t %s\n  hybridflow skip  -t %s\n  hybridflow abort -t %s   (undoes this run's changes)\n", st.TenantID, st.TenantID, st.TenantID)
+				}
+				return silentExit{code: 3}
+			}
+		}
+	}
+}
+
+func querySetup(ctx context.Context, c client.Client, id string) (workflows.SetupState, error) {
+	var st workflows.SetupState
+	v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryState)
+	if err != nil {
+		return st, err
+	}
+	return st, v.Get(&st)
+}
+
+func (a *app) printSteps(st workflows.SetupState) {
+	a.printf("%s (%s) — %s, mode %s, %d write(s)\n", st.TenantID, st.Cloud, st.State, st.Mode, st.Writes)
+	for _, s := range st.Steps {
+		detail := s.Detail
+		if s.LastError != "" && s.Status != workflows.StatusDone {
+			detail = s.LastError
+		}
+		a.printf("  %-27s %-11s %-9s %s\n", s.Step, s.Status, s.Outcome, detail)
+	}
+	for dir, v := range st.Verification {
+		a.printf("  verify %-20s %s\n", dir, v)
+	}
+	for _, c := range st.Compensation {
+		a.printf("  undone: %s\n", c)
+	}
+}
+
+// operatorCommand sends retry, skip or abort to a paused setup.
+func (a *app) operatorCommand(name, short string) *cobra.Command {
+	var (
+		tenant string
+		reason string
+		yes    bool
+	)
+	cmd := &cobra.Command{
+		Use:   name + " -t TENANT",
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if tenant == "" {
+				return errors.New("name the tenant with -t")
+			}
+			if name == workflows.UpdateAbort && !yes {
+				return errors.New("abort undoes this run's changes to the tenant; repeat with --yes to confirm")
+			}
+			c, _, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			id := workflows.SetupWorkflowID(tenant)
+			h, err := c.UpdateWorkflow(cmd.Context(), client.UpdateWorkflowOptions{
+				WorkflowID: id, UpdateName: name, Args: []any{workflows.OperatorAction{Reason: reason}},
+				WaitForStage: client.WorkflowUpdateStageCompleted,
+			})
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", name, id, err)
+			}
+			var step string
+			if err := h.Get(cmd.Context(), &step); err != nil {
+				return fmt.Errorf("%s %s: %w", name, id, err)
+			}
+			if a.output == "json" {
+				return a.printJSON(map[string]string{"workflow_id": id, "action": name, "step": step})
+			}
+			a.printf("%s sent to %s (step %s)\n", name, id, step)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&tenant, "tenant", "t", "", "tenant ID whose paused setup to act on")
+	cmd.Flags().StringVar(&reason, "reason", "", "note recorded in the workflow history")
+	if name == workflows.UpdateAbort {
+		cmd.Flags().BoolVar(&yes, "yes", false, "confirm the abort (it undoes this run's changes)")
+	}
+	return cmd
+}

@@ -109,8 +109,15 @@ environment variables override it (see README).`,
 		a.operatorCommand(workflows.UpdateRetry, "Run the paused step of a tenant's setup again"),
 		a.operatorCommand(workflows.UpdateSkip, "Skip the paused step of a tenant's setup and go on"),
 		a.operatorCommand(workflows.UpdateAbort, "Stop a paused setup and undo this run's changes (needs --yes)"))
+	for _, add := range extraCommands {
+		root.AddCommand(add(a))
+	}
 	return root
 }
+
+// extraCommands lets each command family (rollout, renew, lync, ...) add
+// itself from its own file's init, so families stay in their own files.
+var extraCommands []func(a *app) *cobra.Command
 
 // config loads the worker/operator config once, applying flag overrides.
 func (a *app) config() (*config.WorkerConfig, error) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -42,9 +41,6 @@ func (f *tenantFlags) load() (config.Tenant, error) {
 	return t, nil
 }
 
-// PlanWorkflowID keeps dry runs apart from real setups.
-func planWorkflowID(tenantID string) string { return "hybridflow/plan/" + strings.ToLower(tenantID) }
-
 func (a *app) planCommand() *cobra.Command {
 	var tf tenantFlags
 	cmd := &cobra.Command{
@@ -68,7 +64,7 @@ they are, and why. Nothing is written.`,
 			defer c.Close()
 			in := workflows.InputFromTenant(t, workflows.SetupOptions{DryRun: true})
 			run, err := c.ExecuteWorkflow(cmd.Context(), client.StartWorkflowOptions{
-				ID: planWorkflowID(t.ID), TaskQueue: temporalx.CloudQueue,
+				ID: workflows.PlanWorkflowID(t.ID), TaskQueue: temporalx.CloudQueue,
 				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 				WorkflowExecutionTimeout: 10 * time.Minute,
 			}, workflows.Setup, in)

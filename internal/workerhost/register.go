@@ -23,6 +23,7 @@ func ForBackend(b *backend.Backend, identity string) Registrar {
 			RegisterWorkflows(r)
 			r.RegisterActivity(&activities.Entra{Clients: b})
 			r.RegisterActivity(&activities.Online{Clients: b})
+			r.RegisterActivity(&activities.Inventory{})
 			r.RegisterActivityWithOptions(activities.PlanSetup, activity.RegisterOptions{Name: "PlanSetup"})
 		case config.RoleOnPrem:
 			r.RegisterActivity(&activities.OnPrem{Hosts: b})
@@ -35,4 +36,5 @@ func ForBackend(b *backend.Backend, identity string) Registrar {
 func RegisterWorkflows(r worker.Registry) {
 	r.RegisterWorkflow(workflows.Probe)
 	r.RegisterWorkflow(workflows.Setup)
+	r.RegisterWorkflow(workflows.Rollout)
 }

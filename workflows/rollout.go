@@ -1,0 +1,401 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/hybridflow/hybridflow/activities"
+	"github.com/hybridflow/hybridflow/internal/config"
+)
+
+// Rollout query and updates.
+const (
+	QueryProgress        = "progress"
+	UpdatePauseRollout   = "pause-rollout"  // stop starting new tenants
+	UpdateResumeRollout  = "resume-rollout" // start them again
+	SignalTenantState    = "tenant-state"   // a child reports pause / resume
+	DefaultConcurrency   = 10
+	inventoryPageSize    = 100
+	deferredRetryBackoff = 30 * time.Second
+)
+
+// DefaultContinueAsNewEvery is how many tenants one rollout run starts
+// before it continues as new. Each tenant costs about eight events in the
+// rollout's history (child initiated, started, completed, a signal or two,
+// and the workflow tasks around them), so 500 tenants stay near 4,000
+// events: well under the 10,240-event warning and the 51,200 limit (FACTS
+// §9), with room for signals and updates.
+const DefaultContinueAsNewEvery = 500
+
+// RolloutWorkflowID names a rollout; the CLI derives it from the inventory
+// so starting the same rollout twice attaches to the running one.
+func RolloutWorkflowID(name string) string { return "hybridflow/rollout/" + name }
+
+// PlanWorkflowID keeps dry runs apart from real setups.
+func PlanWorkflowID(tenantID string) string { return "hybridflow/plan/" + strings.ToLower(tenantID) }
+
+// RolloutInput is a rollout request. Large inventories travel by
+// reference (InventoryPath, read page by page by an activity); small ones
+// may be inline.
+type RolloutInput struct {
+	Name          string          `json:"name"`
+	InventoryPath string          `json:"inventory_path,omitempty"`
+	Tenants       []config.Tenant `json:"tenants,omitempty"`
+	Concurrency   int             `json:"concurrency,omitempty"`
+	Setup         SetupOptions    `json:"setup"`
+	// ContinueAsNewEvery overrides DefaultContinueAsNewEvery (tests).
+	ContinueAsNewEvery int `json:"continue_as_new_every,omitempty"`
+	// Carry is the state handed over by continue-as-new.
+	Carry *RolloutCarry `json:"carry,omitempty"`
+}
+
+// TenantOutcome is a tenant that needs attention (or did, for history).
+type TenantOutcome struct {
+	TenantID  string `json:"tenant_id"`
+	State     string `json:"state"`
+	Step      string `json:"step,omitempty"`
+	Error     string `json:"error,omitempty"`
+	ErrorType string `json:"error_type,omitempty"`
+}
+
+// RolloutCarry survives continue-as-new.
+type RolloutCarry struct {
+	Next      int             `json:"next"` // index of the next tenant to start
+	Total     int             `json:"total"`
+	Counts    map[string]int  `json:"counts"`
+	Attention []TenantOutcome `json:"attention,omitempty"` // paused / failed / aborted tenants
+	Started   time.Time       `json:"started"`
+	Runs      int             `json:"runs"` // continue-as-new generations so far
+	Paused    bool            `json:"paused,omitempty"`
+	// Deferred tenants were busy with another setup; they are retried.
+	Deferred []config.Tenant `json:"deferred,omitempty"`
+	// StartedTotal counts child starts over all runs (a tenant deferred
+	// because another setup was running is started once, later).
+	StartedTotal int `json:"started_total"`
+}
+
+// RolloutProgress is what the progress query returns.
+type RolloutProgress struct {
+	Name           string          `json:"name"`
+	Total          int             `json:"total"`
+	Done           int             `json:"done"`
+	Running        int             `json:"running"`
+	Pending        int             `json:"pending"`
+	Counts         map[string]int  `json:"counts"`
+	Attention      []TenantOutcome `json:"attention,omitempty"`
+	PerMinute      float64         `json:"per_minute"`
+	ETA            time.Duration   `json:"eta"`
+	Elapsed        time.Duration   `json:"elapsed"`
+	Paused         bool            `json:"paused"`
+	Finished       bool            `json:"finished"`
+	ContinuedAsNew int             `json:"continued_as_new"`
+	DryRun         bool            `json:"dry_run,omitempty"`
+}
+
+type child struct {
+	tenant string
+	future workflow.ChildWorkflowFuture
+}
+
+type rollout struct {
+	in RolloutInput
+	// deferTimer paces retries of deferred tenants.
+	deferTimer workflow.Future
+	carry      RolloutCarry
+	running    []child
+	deferred   []config.Tenant // another setup of the tenant was running
+	page       []config.Tenant
+	pageAt     int
+	finished   bool
+}
+
+// Rollout sets up every tenant of an inventory with bounded concurrency,
+// one Setup child per tenant under its deterministic ID, and continues as
+// new before its history grows large. Failed tenants pause in their own
+// workflow (by default) and are listed for the operator; the rollout goes on.
+func Rollout(ctx workflow.Context, in RolloutInput) (RolloutProgress, error) {
+	r := &rollout{in: in}
+	if err := r.setup(ctx); err != nil {
+		return RolloutProgress{}, err
+	}
+	return r.run(ctx)
+}
+
+func (r *rollout) setup(ctx workflow.Context) error {
+	if r.in.Concurrency <= 0 {
+		r.in.Concurrency = DefaultConcurrency
+	}
+	if r.in.ContinueAsNewEvery <= 0 {
+		r.in.ContinueAsNewEvery = DefaultContinueAsNewEvery
+	}
+	if r.in.Carry != nil {
+		r.carry = *r.in.Carry
+		r.deferred, r.carry.Deferred = r.carry.Deferred, nil
+		if len(r.deferred) > 0 {
+			r.deferTimer = workflow.NewTimer(ctx, deferredRetryBackoff)
+		}
+	} else {
+		r.carry = RolloutCarry{Counts: map[string]int{}, Started: workflow.Now(ctx)}
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (RolloutProgress, error) { return r.progress(ctx), nil }); err != nil {
+		return err
+	}
+	for _, u := range []struct {
+		name   string
+		paused bool
+	}{{UpdatePauseRollout, true}, {UpdateResumeRollout, false}} {
+		paused := u.paused
+		if err := workflow.SetUpdateHandler(ctx, u.name, func(ctx workflow.Context) (RolloutProgress, error) {
+			r.carry.Paused = paused
+			return r.progress(ctx), nil
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *rollout) progress(ctx workflow.Context) RolloutProgress {
+	p := RolloutProgress{Name: r.in.Name, Total: r.carry.Total, Counts: map[string]int{}, Paused: r.carry.Paused,
+		Running: len(r.running), Finished: r.finished, ContinuedAsNew: r.carry.Runs, DryRun: r.in.Setup.DryRun}
+	for k, v := range r.carry.Counts {
+		p.Counts[k] = v
+		p.Done += v
+	}
+	p.Pending = max(p.Total-p.Done-p.Running, 0)
+	p.Attention = append(p.Attention, r.carry.Attention...)
+	p.Elapsed = workflow.Now(ctx).Sub(r.carry.Started)
+	if p.Elapsed > 0 && p.Done > 0 {
+		p.PerMinute = float64(p.Done) / p.Elapsed.Minutes()
+		if left := p.Total - p.Done; left > 0 {
+			p.ETA = time.Duration(float64(left) / p.PerMinute * float64(time.Minute))
+		}
+	}
+	return p
+}
+
+// nextTenant returns the next tenant to start, paging the inventory
+// through the activity when it is given by reference.
+func (r *rollout) nextTenant(ctx workflow.Context) (config.Tenant, bool, error) {
+	if r.in.InventoryPath == "" {
+		r.carry.Total = len(r.in.Tenants)
+		if r.carry.Next >= len(r.in.Tenants) {
+			return config.Tenant{}, false, nil
+		}
+		t := r.in.Tenants[r.carry.Next]
+		r.carry.Next++
+		return t, true, nil
+	}
+	if r.carry.Next >= r.pageAt+len(r.page) || r.page == nil {
+		if r.carry.Total > 0 && r.carry.Next >= r.carry.Total {
+			return config.Tenant{}, false, nil
+		}
+		var inv *activities.Inventory
+		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute,
+			RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 5, NonRetryableErrorTypes: []string{activities.ErrInvalidInput}}})
+		var page activities.InventoryPage
+		if err := workflow.ExecuteActivity(actx, inv.LoadInventoryPage, activities.InventoryPageInput{Path: r.in.InventoryPath, Offset: r.carry.Next, Limit: inventoryPageSize}).Get(ctx, &page); err != nil {
+			return config.Tenant{}, false, fmt.Errorf("load inventory page at %d: %w", r.carry.Next, err)
+		}
+		r.page, r.pageAt, r.carry.Total = page.Tenants, r.carry.Next, page.Total
+		if len(page.Tenants) == 0 {
+			return config.Tenant{}, false, nil
+		}
+	}
+	t := r.page[r.carry.Next-r.pageAt]
+	r.carry.Next++
+	return t, true, nil
+}
+
+func (r *rollout) start(ctx workflow.Context, t config.Tenant) {
+	if r.in.Setup.FailurePolicy != PolicyCompensate {
+		// Cancelling the rollout stops new starts but lets running setups
+		// finish: their context must not inherit the cancellation.
+		ctx, _ = workflow.NewDisconnectedContext(ctx)
+	}
+	id := SetupWorkflowID(t.ID)
+	if r.in.Setup.DryRun {
+		id = PlanWorkflowID(t.ID)
+	}
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:            id,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		// Setups outlive a rollout that is terminated; the rollout drains
+		// its children before continuing as new.
+		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
+	})
+	f := workflow.ExecuteChildWorkflow(cctx, Setup, InputFromTenant(t, r.in.Setup))
+	r.running = append(r.running, child{tenant: t.ID, future: f})
+	r.carry.StartedTotal++
+}
+
+// outcome folds a finished child into the counts.
+func (r *rollout) outcome(ctx workflow.Context, c child, t config.Tenant) {
+	var res SetupResult
+	err := c.future.Get(ctx, &res)
+	r.forgetAttention(c.tenant)
+	switch {
+	case err == nil && res.State == StatePlanned:
+		r.carry.Counts[StatePlanned]++
+	case err == nil:
+		r.carry.Counts[StateVerified]++
+	case isAlreadyStarted(err) && ctx.Err() == nil:
+		// Another setup of this tenant is running (a manual one, or another
+		// rollout): never run two at once; try again later.
+		r.deferred = append(r.deferred, t)
+		if r.deferTimer == nil || r.deferTimer.IsReady() {
+			r.deferTimer = workflow.NewTimer(ctx, deferredRetryBackoff)
+		}
+	default:
+		state := StateFailed
+		var ce *temporal.CanceledError
+		if errors.As(err, &ce) || res.State == StateAborted {
+			state = StateAborted
+		}
+		msg, typ := describeError(err)
+		r.carry.Counts[state]++
+		r.carry.Attention = append(r.carry.Attention, TenantOutcome{TenantID: c.tenant, State: state, Step: res.CurrentStep, Error: msg, ErrorType: typ})
+	}
+}
+
+func isAlreadyStarted(err error) bool {
+	var e *temporal.ChildWorkflowExecutionAlreadyStartedError
+	return errors.As(err, &e)
+}
+
+func (r *rollout) forgetAttention(tenant string) {
+	out := r.carry.Attention[:0]
+	for _, a := range r.carry.Attention {
+		if a.TenantID != tenant {
+			out = append(out, a)
+		}
+	}
+	r.carry.Attention = out
+}
+
+// onTenantState records a child's pause (so the progress query lists it)
+// and clears it when the child resumes.
+func (r *rollout) onTenantState(o TenantOutcome) {
+	r.forgetAttention(o.TenantID)
+	if o.State == StatePaused {
+		r.carry.Attention = append(r.carry.Attention, o)
+	}
+}
+
+func (r *rollout) run(ctx workflow.Context) (RolloutProgress, error) {
+	logger := workflow.GetLogger(ctx)
+	signals := workflow.GetSignalChannel(ctx, SignalTenantState)
+	byID := map[string]config.Tenant{} // lookups only, never iterated
+	startedThisRun := 0
+	exhausted := false
+	for ctx.Err() == nil {
+		// Start while there is room, work and no pause; stop starting at the
+		// continue-as-new threshold so the next run takes over.
+		for !r.carry.Paused && len(r.running) < r.in.Concurrency && startedThisRun < r.in.ContinueAsNewEvery {
+			var t config.Tenant
+			if len(r.deferred) > 0 && r.deferTimer != nil && r.deferTimer.IsReady() {
+				t, r.deferred = r.deferred[0], r.deferred[1:]
+			} else if !exhausted {
+				next, ok, err := r.nextTenant(ctx)
+				if err != nil {
+					return r.progress(ctx), err
+				}
+				if !ok {
+					exhausted = true
+					continue
+				}
+				t = next
+			} else {
+				break
+			}
+			byID[t.ID] = t
+			r.start(ctx, t)
+			startedThisRun++
+		}
+		if len(r.running) == 0 {
+			if exhausted && len(r.deferred) == 0 {
+				break
+			}
+			if startedThisRun >= r.in.ContinueAsNewEvery {
+				// Drained: hand over to a fresh run with the counts.
+				for {
+					var o TenantOutcome
+					if !signals.ReceiveAsync(&o) {
+						break
+					}
+					r.onTenantState(o)
+				}
+				r.carry.Runs++
+				r.carry.Deferred = r.deferred
+				next := r.in
+				carry := r.carry
+				next.Carry = &carry
+				logger.Info("continuing as new", "next", r.carry.Next, "total", r.carry.Total, "runs", r.carry.Runs)
+				return RolloutProgress{}, workflow.NewContinueAsNewError(ctx, Rollout, next)
+			}
+		}
+		// Wait for a child to finish, a tenant to report, the deferral
+		// timer, an update (pause/resume) or cancellation.
+		sel := workflow.NewSelector(ctx)
+		for i := range r.running {
+			c := r.running[i]
+			sel.AddFuture(c.future, func(workflow.Future) {
+				r.running = removeChild(r.running, c.tenant)
+				r.outcome(ctx, c, byID[c.tenant])
+			})
+		}
+		sel.AddReceive(signals, func(ch workflow.ReceiveChannel, _ bool) {
+			var o TenantOutcome
+			ch.Receive(ctx, &o)
+			r.onTenantState(o)
+		})
+		sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
+		if r.deferTimer != nil && !r.deferTimer.IsReady() {
+			sel.AddFuture(r.deferTimer, func(workflow.Future) {})
+		}
+		wasPaused := r.carry.Paused
+		if wasPaused {
+			// Only an update, a signal or a finishing child can change
+			// anything; re-check after each.
+			if err := workflow.Await(ctx, func() bool { return !r.carry.Paused || sel.HasPending() }); err != nil {
+				break
+			}
+			if !r.carry.Paused && !sel.HasPending() {
+				continue
+			}
+		}
+		sel.Select(ctx)
+	}
+	if ctx.Err() != nil {
+		// Cancelled: no new starts. Running setups finish (or, under the
+		// compensate policy, were cancelled with us and undo their changes);
+		// wait for them so the summary is complete.
+		dctx, cancel := workflow.NewDisconnectedContext(ctx)
+		defer cancel()
+		for len(r.running) > 0 {
+			c := r.running[0]
+			r.running = r.running[1:]
+			r.outcome(dctx, c, byID[c.tenant])
+		}
+		r.finished = true
+		return r.progress(dctx), temporal.NewCanceledError("rollout cancelled: no new tenants were started; running setups finished or compensated")
+	}
+	r.finished = true
+	return r.progress(ctx), nil
+}
+
+func removeChild(cs []child, tenant string) []child {
+	out := cs[:0]
+	for _, c := range cs {
+		if c.tenant != tenant {
+			out = append(out, c)
+		}
+	}
+	return out
+}

@@ -42,28 +42,56 @@ func (f *tenantFlags) load() (config.Tenant, error) {
 }
 
 func (a *app) planCommand() *cobra.Command {
-	var tf tenantFlags
+	var (
+		tf          tenantFlags
+		concurrency int
+	)
 	cmd := &cobra.Command{
-		Use:   "plan -f INVENTORY -t TENANT",
-		Short: "Show what a setup would change for one tenant, writing nothing",
+		Use:   "plan -f INVENTORY [-t TENANT]",
+		Short: "Show what a setup would change, per tenant, writing nothing",
 		Long: `plan runs the setup workflow in dry-run mode: it discovers the tenant's on-prem
 Exchange, Exchange Online and Entra state, derives the desired configuration and
 prints, per documented step, whether it would create, update or leave things as
-they are, and why. Nothing is written.`,
-		Example: "  hybridflow plan -f configs/inventory.demo.yaml -t 11111111-1111-4111-8111-000000000001",
+they are, and why. Nothing is written. Without -t every tenant of the inventory
+is planned (a dry-run rollout) and a per-tenant summary follows the plans.`,
+		Example: "  hybridflow plan -f configs/inventory.demo.yaml\n  hybridflow plan -f configs/inventory.demo.yaml -t 11111111-1111-4111-8111-000000000001",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if tf.tenant == "" {
+				if tf.inventory == "" {
+					return errors.New("name the inventory with -f")
+				}
+				inv, err := config.LoadInventory(tf.inventory)
+				if err != nil {
+					return err
+				}
+				c, _, err := a.client(ctx)
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				plans, err := a.planAll(ctx, c, tf.inventory, inv, concurrency)
+				if err != nil {
+					return err
+				}
+				if a.output == "json" {
+					return a.printJSON(plans)
+				}
+				a.printPlanSummary(plans, inv, true)
+				return nil
+			}
 			t, err := tf.load()
 			if err != nil {
 				return err
 			}
-			c, _, err := a.client(cmd.Context())
+			c, _, err := a.client(ctx)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
 			in := workflows.InputFromTenant(t, workflows.SetupOptions{DryRun: true})
-			run, err := c.ExecuteWorkflow(cmd.Context(), client.StartWorkflowOptions{
+			run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 				ID: workflows.PlanWorkflowID(t.ID), TaskQueue: temporalx.CloudQueue,
 				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 				WorkflowExecutionTimeout: 10 * time.Minute,
@@ -72,7 +100,7 @@ they are, and why. Nothing is written.`,
 				return fmt.Errorf("start plan for %s: %w", t.ID, err)
 			}
 			var res workflows.SetupResult
-			if err := run.Get(cmd.Context(), &res); err != nil {
+			if err := run.Get(ctx, &res); err != nil {
 				return fmt.Errorf("plan for %s: %w", t.ID, err)
 			}
 			if a.output == "json" {
@@ -83,6 +111,7 @@ they are, and why. Nothing is written.`,
 		},
 	}
 	tf.add(cmd)
+	cmd.Flags().IntVar(&concurrency, "concurrency", workflows.DefaultConcurrency, "without -t: tenants planned at once")
 	return cmd
 }
 
@@ -232,52 +261,84 @@ func (a *app) printSteps(st workflows.SetupState) {
 	}
 }
 
-// operatorCommand sends retry, skip or abort to a paused setup.
+// operatorCommand sends retry, skip or abort to one paused setup, or to
+// every paused setup matching the filters.
 func (a *app) operatorCommand(name, short string) *cobra.Command {
 	var (
-		tenant string
-		reason string
-		yes    bool
+		tenant    string
+		reason    string
+		yes       bool
+		allPaused bool
+		step      string
+		errorType string
 	)
 	cmd := &cobra.Command{
-		Use:   name + " -t TENANT",
+		Use:   name + " (-t TENANT | --all-paused [--step S] [--error-type T])",
 		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if tenant == "" {
-				return errors.New("name the tenant with -t")
+			if (tenant == "") == !allPaused {
+				return errors.New("name one tenant with -t, or act on every paused setup with --all-paused")
 			}
 			if name == workflows.UpdateAbort && !yes {
 				return errors.New("abort undoes this run's changes to the tenant; repeat with --yes to confirm")
 			}
-			c, _, err := a.client(cmd.Context())
+			ctx := cmd.Context()
+			c, _, err := a.client(ctx)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			id := workflows.SetupWorkflowID(tenant)
-			h, err := c.UpdateWorkflow(cmd.Context(), client.UpdateWorkflowOptions{
-				WorkflowID: id, UpdateName: name, Args: []any{workflows.OperatorAction{Reason: reason}},
-				WaitForStage: client.WorkflowUpdateStageCompleted,
-			})
-			if err != nil {
-				return fmt.Errorf("%s %s: %w", name, id, err)
+			tenants := []string{tenant}
+			if allPaused {
+				if tenants, err = bulkTargets(ctx, c, step, errorType); err != nil {
+					return err
+				}
+				if len(tenants) == 0 {
+					return fmt.Errorf("%s: %w (filters: step %q, error type %q)", name, errNoneMatched, step, errorType)
+				}
 			}
-			var step string
-			if err := h.Get(cmd.Context(), &step); err != nil {
-				return fmt.Errorf("%s %s: %w", name, id, err)
+			type result struct {
+				Tenant string `json:"tenant_id"`
+				Step   string `json:"step,omitempty"`
+				Error  string `json:"error,omitempty"`
+			}
+			var results []result
+			failed := 0
+			for _, t := range tenants {
+				st, err := sendOperator(ctx, c, name, t, reason)
+				r := result{Tenant: t, Step: st}
+				if err != nil {
+					r.Error, failed = err.Error(), failed+1
+				}
+				results = append(results, r)
+				if a.output != "json" {
+					if err != nil {
+						a.printf("%s %s: FAILED: %v\n", name, t, err)
+					} else {
+						a.printf("%s sent to %s (step %s)\n", name, t, st)
+					}
+				}
 			}
 			if a.output == "json" {
-				return a.printJSON(map[string]string{"workflow_id": id, "action": name, "step": step})
+				if err := a.printJSON(results); err != nil {
+					return err
+				}
 			}
-			a.printf("%s sent to %s (step %s)\n", name, id, step)
+			if failed > 0 {
+				return silentExit{code: 1}
+			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&tenant, "tenant", "t", "", "tenant ID whose paused setup to act on")
-	cmd.Flags().StringVar(&reason, "reason", "", "note recorded in the workflow history")
+	f := cmd.Flags()
+	f.StringVarP(&tenant, "tenant", "t", "", "tenant ID whose paused setup to act on")
+	f.BoolVar(&allPaused, "all-paused", false, "act on every paused setup (narrow with --step / --error-type)")
+	f.StringVar(&step, "step", "", "with --all-paused: only setups paused at this step")
+	f.StringVar(&errorType, "error-type", "", "with --all-paused: only setups whose failure has this type (e.g. Throttled)")
+	f.StringVar(&reason, "reason", "", "note recorded in the workflow history")
 	if name == workflows.UpdateAbort {
-		cmd.Flags().BoolVar(&yes, "yes", false, "confirm the abort (it undoes this run's changes)")
+		f.BoolVar(&yes, "yes", false, "confirm the abort (it undoes this run's changes)")
 	}
 	return cmd
 }

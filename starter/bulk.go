@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/hybridflow/hybridflow/internal/temporalx"
+	"github.com/hybridflow/hybridflow/workflows"
+)
+
+func init() {
+	extraCommands = append(extraCommands, (*app).listCommand, (*app).resumeCommand)
+}
+
+// tenantRow is one setup as visibility (search attributes) shows it.
+type tenantRow struct {
+	TenantID   string `json:"tenant_id"`
+	Cloud      string `json:"cloud"`
+	State      string `json:"state"`
+	Step       string `json:"step"`
+	Status     string `json:"status"`
+	WorkflowID string `json:"workflow_id"`
+}
+
+// listSetups reads setups from visibility. Search attributes are what the
+// Web UI filters on too, e.g. HybridflowState = "paused".
+func listSetups(ctx context.Context, c client.Client, query string) ([]tenantRow, error) {
+	q := "WorkflowType = 'Setup'"
+	if query != "" {
+		q += " AND (" + query + ")"
+	}
+	var rows []tenantRow
+	var token []byte
+	for {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: q, NextPageToken: token, PageSize: 500})
+		if err != nil {
+			return nil, fmt.Errorf("list setups (%s): %w", q, err)
+		}
+		for _, e := range resp.GetExecutions() {
+			r := tenantRow{WorkflowID: e.GetExecution().GetWorkflowId(), Status: strings.ToLower(strings.TrimPrefix(e.GetStatus().String(), "WORKFLOW_EXECUTION_STATUS_"))}
+			for k, p := range e.GetSearchAttributes().GetIndexedFields() {
+				var v string
+				_ = converterFromPayload(p, &v)
+				switch k {
+				case workflows.SATenant.GetName():
+					r.TenantID = v
+				case workflows.SACloud.GetName():
+					r.Cloud = v
+				case workflows.SAState.GetName():
+					r.State = v
+				case workflows.SAStep.GetName():
+					r.Step = v
+				}
+			}
+			rows = append(rows, r)
+		}
+		if token = resp.GetNextPageToken(); len(token) == 0 {
+			break
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].TenantID < rows[j].TenantID })
+	return rows, nil
+}
+
+func (a *app) listCommand() *cobra.Command {
+	var state, step string
+	cmd := &cobra.Command{
+		Use:   "list [--state S] [--step S]",
+		Short: "List tenants' setups and their state, from the search attributes",
+		Long: `list shows the latest setup of every tenant with its state (running, paused,
+verified, aborted, failed), current step and cloud, read from Temporal's
+visibility store — the same search attributes the Web UI filters on.`,
+		Example: "  hybridflow list --state paused",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, _, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			rows, err := listSetups(cmd.Context(), c, filterQuery(state, step))
+			if err != nil {
+				return err
+			}
+			if a.output == "json" {
+				return a.printJSON(rows)
+			}
+			a.printf("%-38s %-8s %-10s %-28s %s\n", "TENANT", "CLOUD", "STATE", "STEP", "WORKFLOW")
+			for _, r := range rows {
+				a.printf("%-38s %-8s %-10s %-28s %s\n", r.TenantID, r.Cloud, r.State, r.Step, r.Status)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&state, "state", "", "only setups in this state (e.g. paused)")
+	cmd.Flags().StringVar(&step, "step", "", "only setups at this step")
+	return cmd
+}
+
+func filterQuery(state, step string) string {
+	var parts []string
+	if state != "" {
+		parts = append(parts, fmt.Sprintf("%s = '%s'", workflows.SAState.GetName(), escapeQuery(state)))
+	}
+	if step != "" {
+		parts = append(parts, fmt.Sprintf("%s = '%s'", workflows.SAStep.GetName(), escapeQuery(step)))
+	}
+	return strings.Join(parts, " AND ")
+}
+
+// escapeQuery keeps operator input a string literal in the list query.
+func escapeQuery(s string) string { return strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) }
+
+// bulkTargets finds paused setups matching the filters; the error type is
+// not a search attribute, so it is checked through each workflow's query.
+func bulkTargets(ctx context.Context, c client.Client, step, errorType string) ([]string, error) {
+	q := filterQuery(workflows.StatePaused, step) + " AND ExecutionStatus = 'Running'"
+	rows, err := listSetups(ctx, c, q)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, r := range rows {
+		if errorType != "" {
+			st, err := querySetup(ctx, c, r.WorkflowID)
+			if err != nil || st.Paused == nil || !strings.EqualFold(st.Paused.ErrorType, errorType) {
+				continue
+			}
+		}
+		out = append(out, r.TenantID)
+	}
+	return out, nil
+}
+
+// sendOperator sends one operator update to one tenant's setup.
+func sendOperator(ctx context.Context, c client.Client, name, tenant, reason string) (string, error) {
+	id := workflows.SetupWorkflowID(tenant)
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: id, UpdateName: name, Args: []any{workflows.OperatorAction{Reason: reason}},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return "", fmt.Errorf("%s %s: %w", name, id, err)
+	}
+	var step string
+	if err := h.Get(ctx, &step); err != nil {
+		return "", fmt.Errorf("%s %s: %w", name, id, err)
+	}
+	return step, nil
+}
+
+func (a *app) resumeCommand() *cobra.Command {
+	var tf tenantFlags
+	cmd := &cobra.Command{
+		Use:   "resume -f INVENTORY -t TENANT",
+		Short: "Start a failed, aborted or terminated tenant's setup again from scratch",
+		Long: `resume starts a new setup run for a tenant whose last run ended without success.
+Every step is idempotent, so the new run skips what is already configured and
+does the rest. A running setup is left alone (use retry/skip/abort on it).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t, err := tf.load()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			c, _, err := a.client(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			id := workflows.SetupWorkflowID(t.ID)
+			if d, err := c.DescribeWorkflowExecution(ctx, id, ""); err == nil &&
+				d.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+				return fmt.Errorf("the setup of %s is still running; act on it with retry, skip or abort", t.ID)
+			}
+			run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: temporalx.CloudQueue,
+				WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+			}, workflows.Setup, workflows.InputFromTenant(t, workflows.SetupOptions{}))
+			if err != nil {
+				return fmt.Errorf("resume %s: %w", t.ID, err)
+			}
+			return a.follow(ctx, c, id, run)
+		},
+	}
+	tf.add(cmd)
+	return cmd
+}
+
+var errNoneMatched = errors.New("no paused setup matches")
+
+func converterFromPayload(p *commonpb.Payload, v any) error {
+	return converter.GetDefaultDataConverter().FromPayload(p, v)
+}

@@ -1,0 +1,340 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/hybridflow/hybridflow/activities"
+	"github.com/hybridflow/hybridflow/internal/config"
+	"github.com/hybridflow/hybridflow/internal/temporalx"
+	"github.com/hybridflow/hybridflow/workflows"
+)
+
+func init() {
+	extraCommands = append(extraCommands, (*app).lyncCommand)
+}
+
+// lyncFollowEvery is how often `hybridflow lync` polls the state query.
+var lyncFollowEvery = time.Second
+
+// lyncFlags pick the Lync site (and optionally one tenant at it).
+type lyncFlags struct {
+	inventory string
+	site      string
+	tenant    string
+}
+
+func (f *lyncFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVarP(&f.inventory, "file", "f", "", "tenant inventory (required)")
+	cmd.Flags().StringVarP(&f.site, "site", "s", "", "Lync site (a lync_site of the inventory; required unless -t names a tenant)")
+	cmd.Flags().StringVarP(&f.tenant, "tenant", "t", "", "take the cloud and target from this tenant at the site (when the site's tenants disagree)")
+}
+
+// input resolves the flags to a workflow input: the tenants at the site
+// must agree on the ProxyFqdn, unless -t names the one that decides.
+func (f *lyncFlags) input(o workflows.LyncOptions) (workflows.LyncInput, error) {
+	if f.inventory == "" || (f.site == "" && f.tenant == "") {
+		return workflows.LyncInput{}, errors.New("name the inventory with -f and the Lync site with -s (or a tenant with -t)")
+	}
+	inv, err := config.LoadInventory(f.inventory)
+	if err != nil {
+		return workflows.LyncInput{}, err
+	}
+	if f.tenant == "" {
+		return workflows.LyncInputForSite(inv, f.site, o)
+	}
+	t, ok := inv.LookupByID(f.tenant)
+	if !ok {
+		return workflows.LyncInput{}, fmt.Errorf("tenant %s is not in %s", f.tenant, f.inventory)
+	}
+	if t.LyncSite == "" {
+		return workflows.LyncInput{}, fmt.Errorf("tenant %s has no lync_site in %s", t.ID, f.inventory)
+	}
+	if f.site != "" && !strings.EqualFold(f.site, t.LyncSite) {
+		return workflows.LyncInput{}, fmt.Errorf("tenant %s is at Lync site %s, not %s", t.ID, t.LyncSite, f.site)
+	}
+	return workflows.LyncInputFromTenant(t, o), nil
+}
+
+func (a *app) lyncCommand() *cobra.Command {
+	var (
+		lf     lyncFlags
+		opts   workflows.LyncOptions
+		noWait bool
+	)
+	cmd := &cobra.Command{
+		Use:   "lync -f INVENTORY -s SITE",
+		Short: "Integrate a Lync Server / Skype for Business site with Exchange Online and follow it",
+		Long: `lync configures the Lync deployment of a site for Exchange Online (IM and presence
+in Outlook on the web): AllowFederatedUsers on the access edge configuration, the
+"Exchange Online" hosting provider with the documented settings and the cloud's
+ProxyFqdn (exap.um.outlook.com; exap.um.partner.outlook.cn for 21Vianet; inventory
+overrides.lync_proxy_fqdn wins), then waits for Central Management store replication,
+confirms the provider in the Edge Server's local store and reports whether an
+external access policy enables communications with remote users.
+
+It starts the workflow hybridflow/lync/<site>, or attaches to it when it is running,
+and prints progress until it ends or pauses for an operator; then it says how to
+continue (hybridflow lync retry|skip|abort -s SITE). The cloud comes from the
+inventory's tenants at that site. Exit status: 0 done, 1 failed, 3 paused.`,
+		Example: "  hybridflow lync -f configs/inventory.demo.yaml -s site-1\n  hybridflow lync plan -f configs/inventory.demo.yaml -s site-1",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			in, err := lf.input(opts)
+			if err != nil {
+				return err
+			}
+			c, _, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			id := workflows.LyncWorkflowID(in.Site)
+			run, err := c.ExecuteWorkflow(cmd.Context(), client.StartWorkflowOptions{
+				ID: id, TaskQueue: temporalx.CloudQueue,
+				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+				WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+			}, workflows.LyncIntegration, in)
+			if err != nil {
+				return fmt.Errorf("start Lync integration of site %s: %w", in.Site, err)
+			}
+			if noWait {
+				if a.output == "json" {
+					return a.printJSON(map[string]string{"workflow_id": id, "run_id": run.GetRunID()})
+				}
+				a.printf("lync %s run %s\n", id, run.GetRunID())
+				return nil
+			}
+			return a.followLync(cmd.Context(), c, in.Site, run)
+		},
+	}
+	lf.add(cmd)
+	f := cmd.Flags()
+	f.StringVar(&opts.FailurePolicy, "on-failure", workflows.PolicyPause, "pause (wait for retry/skip/abort), compensate (undo this run) or fail")
+	f.StringSliceVar(&opts.SkipSteps, "skip-step", nil, "Lync step to leave out (repeatable): "+lyncStepNames())
+	f.DurationVar(&opts.ReplicationTimeout, "replication-timeout", activities.DefaultLyncReplicationTimeout, "how long to wait for Central Management store replication")
+	f.DurationVar(&opts.ReplicationPollInterval, "replication-poll", activities.DefaultLyncReplicationPoll, "time between replication status reads")
+	f.BoolVar(&noWait, "no-wait", false, "start (or attach) and return at once")
+	cmd.AddCommand(a.lyncPlanCommand(),
+		a.lyncOperatorCommand(workflows.UpdateRetry, "Run the paused step of a site's Lync integration again"),
+		a.lyncOperatorCommand(workflows.UpdateSkip, "Skip the paused step of a site's Lync integration and go on"),
+		a.lyncOperatorCommand(workflows.UpdateAbort, "Stop a paused Lync integration and undo this run's changes (needs --yes)"))
+	return cmd
+}
+
+func lyncStepNames() string {
+	var s []string
+	for _, st := range activities.LyncSteps {
+		s = append(s, string(st))
+	}
+	return strings.Join(s, ", ")
+}
+
+func (a *app) lyncPlanCommand() *cobra.Command {
+	var lf lyncFlags
+	cmd := &cobra.Command{
+		Use:   "plan -f INVENTORY -s SITE",
+		Short: "Show what a Lync integration would change at a site, writing nothing",
+		Long: `lync plan runs the Lync workflow in dry-run mode: it reads the access edge
+configuration, the hosting providers (Central Management store and the Edge
+Server's local store), replication status and external access policies, and
+prints per step whether a run would create, update or leave things as they are,
+and why. Nothing is written.`,
+		Example: "  hybridflow lync plan -f configs/inventory.demo.yaml -s site-1 -o json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			in, err := lf.input(workflows.LyncOptions{DryRun: true})
+			if err != nil {
+				return err
+			}
+			c, _, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			run, err := c.ExecuteWorkflow(cmd.Context(), client.StartWorkflowOptions{
+				ID: workflows.LyncPlanWorkflowID(in.Site), TaskQueue: temporalx.CloudQueue,
+				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+				WorkflowExecutionTimeout: 10 * time.Minute,
+			}, workflows.LyncIntegration, in)
+			if err != nil {
+				return fmt.Errorf("start Lync plan for site %s: %w", in.Site, err)
+			}
+			var res workflows.LyncResult
+			if err := run.Get(cmd.Context(), &res); err != nil {
+				return fmt.Errorf("Lync plan for site %s: %w", in.Site, err)
+			}
+			if a.output == "json" {
+				return a.printJSON(res)
+			}
+			a.printLyncPlan(res)
+			return nil
+		},
+	}
+	lf.add(cmd)
+	return cmd
+}
+
+func (a *app) printLyncPlan(res workflows.LyncResult) {
+	fqdn := ""
+	if res.Desired != nil {
+		fqdn = res.Desired.ProxyFqdn
+	}
+	a.printf("Lync site %s (%s, tenant %s): hosting provider %q → %s\n", res.Site, res.Cloud, res.TenantID, activities.LyncProviderIdentity, fqdn)
+	writes := 0
+	for _, act := range res.Plan {
+		a.printf("  %-22s %-7s %s\n", act.Step, act.Change, act.Reason)
+		for _, d := range act.Details {
+			a.printf("  %-22s %-7s   %s\n", "", "", d)
+		}
+		if act.Change.Writes() {
+			writes++
+		}
+	}
+	for _, w := range res.Warnings {
+		a.printf("  warning: %s\n", w)
+	}
+	if writes == 0 {
+		a.printf("  converged: a run would write nothing\n")
+	} else {
+		a.printf("  %d step(s) would write\n", writes)
+	}
+}
+
+// followLync polls the state query until the workflow completes or pauses.
+func (a *app) followLync(ctx context.Context, c client.Client, site string, run client.WorkflowRun) error {
+	id := workflows.LyncWorkflowID(site)
+	done := make(chan error, 1)
+	var res workflows.LyncResult
+	go func() { done <- run.Get(ctx, &res) }()
+	tick := time.NewTicker(lyncFollowEvery)
+	defer tick.Stop()
+	last := ""
+	for {
+		select {
+		case err := <-done:
+			if err != nil && res.State == "" {
+				// A failed workflow returns no result: show its last state.
+				if st, qerr := queryLync(ctx, c, id); qerr == nil {
+					res = st
+				}
+			}
+			if a.output == "json" {
+				_ = a.printJSON(res)
+			} else {
+				a.printLyncSteps(res)
+			}
+			if err != nil {
+				return fmt.Errorf("lync %s: %w", id, err)
+			}
+			return nil
+		case <-tick.C:
+			st, err := queryLync(ctx, c, id)
+			if err != nil {
+				continue
+			}
+			line := fmt.Sprintf("%s: %s %s", id, st.State, st.CurrentStep)
+			if line != last && a.output != "json" {
+				a.printf("%s\n", line)
+				last = line
+			}
+			if st.Paused != nil {
+				if a.output == "json" {
+					_ = a.printJSON(st)
+				} else {
+					a.printLyncSteps(st)
+					a.printf("\nPAUSED at %s: %s (%s)\n", st.Paused.Step, st.Paused.Error, st.Paused.ErrorType)
+					a.printf("Continue with one of:\n  hybridflow lync retry -s %s\n  hybridflow lync skip  -s %s\n  hybridflow lync abort -s %s --yes   (undoes this run's changes)\n", site, site, site)
+				}
+				return silentExit{code: 3}
+			}
+		}
+	}
+}
+
+func queryLync(ctx context.Context, c client.Client, id string) (workflows.LyncState, error) {
+	var st workflows.LyncState
+	v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryState)
+	if err != nil {
+		return st, err
+	}
+	return st, v.Get(&st)
+}
+
+func (a *app) printLyncSteps(st workflows.LyncState) {
+	fqdn := ""
+	if st.Desired != nil {
+		fqdn = " → " + st.Desired.ProxyFqdn
+	}
+	a.printf("Lync site %s (%s%s) — %s, %d write(s)\n", st.Site, st.Cloud, fqdn, st.State, st.Writes)
+	for _, s := range st.Steps {
+		detail := s.Detail
+		if s.LastError != "" && s.Status != workflows.StatusDone {
+			detail = s.LastError
+		}
+		a.printf("  %-22s %-11s %-9s %s\n", s.Step, s.Status, s.Outcome, detail)
+	}
+	for _, w := range st.Warnings {
+		a.printf("  warning: %s\n", w)
+	}
+	for _, c := range st.Compensation {
+		a.printf("  undone: %s\n", c)
+	}
+}
+
+// lyncOperatorCommand sends retry, skip or abort to a paused Lync integration.
+func (a *app) lyncOperatorCommand(name, short string) *cobra.Command {
+	var (
+		site   string
+		reason string
+		yes    bool
+	)
+	cmd := &cobra.Command{
+		Use:   name + " -s SITE",
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if site == "" {
+				return errors.New("name the Lync site with -s")
+			}
+			if name == workflows.UpdateAbort && !yes {
+				return errors.New("abort undoes this run's changes to the Lync deployment; repeat with --yes to confirm")
+			}
+			c, _, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			id := workflows.LyncWorkflowID(site)
+			h, err := c.UpdateWorkflow(cmd.Context(), client.UpdateWorkflowOptions{
+				WorkflowID: id, UpdateName: name, Args: []any{workflows.OperatorAction{Reason: reason}},
+				WaitForStage: client.WorkflowUpdateStageCompleted,
+			})
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", name, id, err)
+			}
+			var step string
+			if err := h.Get(cmd.Context(), &step); err != nil {
+				return fmt.Errorf("%s %s: %w", name, id, err)
+			}
+			if a.output == "json" {
+				return a.printJSON(map[string]string{"workflow_id": id, "action": name, "step": step})
+			}
+			a.printf("%s sent to %s (step %s)\n", name, id, step)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&site, "site", "s", "", "Lync site whose paused integration to act on")
+	cmd.Flags().StringVar(&reason, "reason", "", "note recorded in the workflow history")
+	if name == workflows.UpdateAbort {
+		cmd.Flags().BoolVar(&yes, "yes", false, "confirm the abort (it undoes this run's changes)")
+	}
+	return cmd
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/hybridflow/hybridflow/internal/config"
+	"github.com/hybridflow/hybridflow/internal/temporalx"
+	"github.com/hybridflow/hybridflow/workflows"
+)
+
+func init() {
+	extraCommands = append(extraCommands, (*app).verifyCommand)
+}
+
+// tenantPlan is one tenant's dry-run result in inventory-wide output.
+type tenantPlan struct {
+	TenantID string                 `json:"tenant_id"`
+	Name     string                 `json:"display_name"`
+	Writes   int                    `json:"steps_that_write"`
+	Mode     string                 `json:"mode,omitempty"`
+	Error    string                 `json:"error,omitempty"`
+	Result   *workflows.SetupResult `json:"result,omitempty"`
+}
+
+// planAll dry-runs every tenant through a rollout (bounded concurrency,
+// one plan workflow per tenant) and collects each tenant's plan.
+func (a *app) planAll(ctx context.Context, c client.Client, file string, inv *config.Inventory, concurrency int) ([]tenantPlan, error) {
+	name := rolloutName(file) + "-plan"
+	in := workflows.RolloutInput{Name: name, Concurrency: concurrency, Setup: workflows.SetupOptions{DryRun: true}}
+	if len(inv.Tenants) <= inlineLimit {
+		in.Tenants = inv.Tenants
+	} else {
+		abs, err := filepath.Abs(file)
+		if err != nil {
+			return nil, err
+		}
+		in.InventoryPath = abs
+	}
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.RolloutWorkflowID(name), TaskQueue: temporalx.CloudQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowExecutionTimeout: time.Hour,
+	}, workflows.Rollout, in)
+	if err != nil {
+		return nil, fmt.Errorf("start dry run over %s: %w", file, err)
+	}
+	var p workflows.RolloutProgress
+	if err := run.Get(ctx, &p); err != nil {
+		return nil, fmt.Errorf("dry run over %s: %w", file, err)
+	}
+	out := make([]tenantPlan, 0, len(inv.Tenants))
+	for _, t := range inv.Tenants {
+		tp := tenantPlan{TenantID: t.ID, Name: t.DisplayName}
+		var res workflows.SetupResult
+		if err := c.GetWorkflow(ctx, workflows.PlanWorkflowID(t.ID), "").Get(ctx, &res); err != nil {
+			tp.Error = err.Error()
+		} else {
+			tp.Mode, tp.Result = res.Mode, &res
+			for _, act := range res.Plan {
+				if act.Change.Writes() {
+					tp.Writes++
+				}
+			}
+		}
+		out = append(out, tp)
+	}
+	return out, nil
+}
+
+func (a *app) printPlanSummary(plans []tenantPlan, inv *config.Inventory, detail bool) {
+	for i, tp := range plans {
+		if detail && tp.Result != nil {
+			a.printPlan(inv.Tenants[i], *tp.Result)
+			a.printf("\n")
+		}
+	}
+	a.printf("%-38s %-22s %-19s %s\n", "TENANT", "NAME", "MODE", "PLAN")
+	for _, tp := range plans {
+		what := fmt.Sprintf("%d step(s) would write", tp.Writes)
+		switch {
+		case tp.Error != "":
+			what = "ERROR: " + tp.Error
+		case tp.Writes == 0:
+			what = "converged"
+		}
+		a.printf("%-38s %-22s %-19s %s\n", tp.TenantID, tp.Name, tp.Mode, what)
+	}
+}
+
+func (a *app) verifyCommand() *cobra.Command {
+	var (
+		file        string
+		concurrency int
+	)
+	cmd := &cobra.Command{
+		Use:   "verify -f INVENTORY",
+		Short: "Read-only drift check: exit 1 if any tenant's configuration differs from the plan",
+		Long: `verify discovers every tenant and plans it without writing (a dry-run rollout);
+a tenant drifted when any step would write. Exit status 1 on drift or error,
+0 when every tenant is converged.`,
+		Example: "  hybridflow verify -f configs/inventory.demo.yaml -o json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return errors.New("name the inventory with -f")
+			}
+			inv, err := config.LoadInventory(file)
+			if err != nil {
+				return err
+			}
+			c, _, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			plans, err := a.planAll(cmd.Context(), c, file, inv, concurrency)
+			if err != nil {
+				return err
+			}
+			drift := 0
+			for _, tp := range plans {
+				if tp.Writes > 0 || tp.Error != "" {
+					drift++
+				}
+			}
+			if a.output == "json" {
+				for i := range plans {
+					plans[i].Result = nil
+				}
+				if err := a.printJSON(map[string]any{"drifted": drift, "tenants": plans}); err != nil {
+					return err
+				}
+			} else {
+				a.printPlanSummary(plans, inv, false)
+				a.printf("%d of %d tenant(s) drifted\n", drift, len(plans))
+			}
+			if drift > 0 {
+				return silentExit{code: 1}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "tenant inventory (required)")
+	cmd.Flags().IntVar(&concurrency, "concurrency", workflows.DefaultConcurrency, "tenants discovered at once")
+	return cmd
+}

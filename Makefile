@@ -82,10 +82,18 @@ worker: build | $(DATA)
 		fi; \
 	fi
 
+CONCURRENCY ?= 5
+
+# The demo: health check, then a rollout of the demo inventory with a live
+# view; it ends with a summary table (one tenant waits for an operator:
+# see the README's walk-through).
 run: build server worker
 	@$(HYBRIDFLOW) doctor --address $(ADDRESS) -f $(INVENTORY) --wait 60s
 	@echo
+	@$(HYBRIDFLOW) rollout --address $(ADDRESS) -f $(INVENTORY) --concurrency $(CONCURRENCY) --watch
+	@echo
 	@echo "Temporal Web UI: http://localhost:$(UI_PORT)/namespaces/default/workflows"
+	@echo "  paused tenants: http://localhost:$(UI_PORT)/namespaces/default/workflows?query=HybridflowState%3D%22paused%22"
 	@echo "Stop everything with: make stop"
 
 # Ends only what make started, newest first.

@@ -261,50 +261,67 @@ type AppIDInput struct {
 }
 
 // EnsureDedicatedServicePrincipal creates the application's service
-// principal when missing, then grants admin consent for full_access_as_app
-// on the first-party principal (FACTS §2.3) — two objects, each with its
-// own undo.
+// principal when missing (FACTS §2.1). It writes at most one object and
+// writes last, so its undo record cannot be lost to a later failure in
+// the same call; consent is GrantDedicatedConsent's.
 func (a *Entra) EnsureDedicatedServicePrincipal(ctx context.Context, in AppIDInput) (StepResult, error) {
 	c, err := a.client(in.Target)
 	if err != nil {
 		return StepResult{}, err
 	}
-	var res StepResult
+	if in.AppID == "" {
+		return StepResult{}, nonRetryable(ErrInvalidInput, "the dedicated application's appId is unknown: the application step must run first")
+	}
 	sp, err := c.ServicePrincipalByAppID(ctx, in.AppID)
 	switch {
 	case errors.Is(err, graph.ErrNotFound):
 		if sp, err = c.CreateServicePrincipal(ctx, in.AppID); err != nil {
-			return res, classify("create service principal for "+in.AppID, err)
+			return StepResult{}, classify("create service principal for "+in.AppID, err)
 		}
-		res.Merge(StepResult{Outcome: Created, ObjectID: sp.ID, Detail: "created its service principal",
-			Undo: []UndoRecord{{System: SystemEntra, Kind: UndoDeleteSP, ObjectKind: "servicePrincipal", ObjectID: sp.ID}}})
+		return StepResult{Outcome: Created, ObjectID: sp.ID, Detail: "created its service principal",
+			Undo: []UndoRecord{{System: SystemEntra, Kind: UndoDeleteSP, ObjectKind: "servicePrincipal", ObjectID: sp.ID}}}, nil
 	case err != nil:
-		return res, classify("read service principal for "+in.AppID, err)
-	default:
-		res.Merge(StepResult{Outcome: Unchanged, ObjectID: sp.ID, Detail: "service principal exists"})
+		return StepResult{}, classify("read service principal for "+in.AppID, err)
+	}
+	return StepResult{Outcome: Unchanged, ObjectID: sp.ID, Detail: "service principal exists"}, nil
+}
+
+// GrantDedicatedConsent grants admin consent for full_access_as_app on the
+// first-party principal to the dedicated application's service principal
+// (FACTS §2.3), unless it is granted already.
+func (a *Entra) GrantDedicatedConsent(ctx context.Context, in AppIDInput) (StepResult, error) {
+	c, err := a.client(in.Target)
+	if err != nil {
+		return StepResult{}, err
+	}
+	if in.AppID == "" {
+		return StepResult{}, nonRetryable(ErrInvalidInput, "the dedicated application's appId is unknown: the application step must run first")
+	}
+	sp, err := c.ServicePrincipalByAppID(ctx, in.AppID)
+	if err != nil {
+		return StepResult{}, classify("read service principal for "+in.AppID, err)
 	}
 	fp, err := c.ServicePrincipalByAppID(ctx, cloud.FirstPartyAppID)
 	if err != nil {
-		return res, classify("read the Exchange Online service principal", err)
+		return StepResult{}, classify("read the Exchange Online service principal", err)
 	}
 	as, err := c.AppRoleAssignments(ctx, sp.ID)
 	if err != nil {
-		return res, classify("read app role assignments", err)
+		return StepResult{}, classify("read app role assignments", err)
 	}
 	if hasConsent(as, fp.ID) {
-		res.Merge(StepResult{Outcome: Unchanged, Detail: "full_access_as_app consented"})
-		return res, nil
+		return StepResult{Outcome: Unchanged, ObjectID: sp.ID, Detail: "full_access_as_app consented"}, nil
 	}
 	asg, err := c.AssignAppRole(ctx, sp.ID, fp.ID, plan.FullAccessAsAppRoleID)
 	if err != nil && !errors.Is(err, graph.ErrConflict) {
-		return res, classify("grant full_access_as_app", err)
+		return StepResult{}, classify("grant full_access_as_app", err)
 	}
-	r := StepResult{Outcome: Created, Detail: "granted admin consent for full_access_as_app"}
-	if asg != nil {
-		r.Undo = []UndoRecord{{System: SystemEntra, Kind: UndoRemoveAssignment, ObjectKind: "servicePrincipal", ObjectID: sp.ID, AssignmentID: asg.ID}}
+	if asg == nil {
+		// A duplicate: someone granted it between our read and write.
+		return StepResult{Outcome: Unchanged, ObjectID: sp.ID, Detail: "full_access_as_app consented (granted concurrently)"}, nil
 	}
-	res.Merge(r)
-	return res, nil
+	return StepResult{Outcome: Created, ObjectID: sp.ID, Detail: "granted admin consent for full_access_as_app",
+		Undo: []UndoRecord{{System: SystemEntra, Kind: UndoRemoveAssignment, ObjectKind: "servicePrincipal", ObjectID: sp.ID, AssignmentID: asg.ID}}}, nil
 }
 
 // AppKeysInput uploads auth certificates to the dedicated application.

@@ -36,6 +36,17 @@ func sameFold(a, b []string) bool {
 	return slices.Equal(x, y)
 }
 
+// unionFold is have plus the members of want it lacks, ignoring case.
+func unionFold(have, want []string) []string {
+	out := slices.Clone(have)
+	for _, w := range want {
+		if !slices.ContainsFunc(out, func(h string) bool { return strings.EqualFold(h, w) }) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
 func overlapFold(a, b []string) string {
 	for _, x := range a {
 		for _, y := range b {
@@ -91,11 +102,14 @@ func ensureIOC(ctx context.Context, r exchange.Runner, sys System, spec plan.IOC
 		return StepResult{Outcome: Created, Detail: fmt.Sprintf("created %s → %s for %s", spec.Name, spec.DiscoveryEndpoint, strings.Join(spec.TargetAddressDomains, ", ")),
 			Undo: []UndoRecord{{System: sys, Kind: UndoRemoveIOC, Name: spec.Name}}}, nil
 	}
-	if sameURL(mine.DiscoveryEndpoint, spec.DiscoveryEndpoint) && sameFold(mine.TargetAddressDomains, spec.TargetAddressDomains) && mine.Enabled {
+	// Target domains someone else added stay (the plan says so too):
+	// the connector gains ours, it does not lose theirs.
+	domains := unionFold(mine.TargetAddressDomains, spec.TargetAddressDomains)
+	if sameURL(mine.DiscoveryEndpoint, spec.DiscoveryEndpoint) && sameFold(mine.TargetAddressDomains, domains) && mine.Enabled {
 		return StepResult{Outcome: Unchanged, Detail: spec.Name + " already as wanted"}, nil
 	}
 	if _, err := r.Run(ctx, cmd("Set-IntraOrganizationConnector", "Identity", spec.Name, "DiscoveryEndpoint", spec.DiscoveryEndpoint,
-		"TargetAddressDomains", spec.TargetAddressDomains, "Enabled", true)); err != nil {
+		"TargetAddressDomains", domains, "Enabled", true)); err != nil {
 		return StepResult{}, classify(what, err)
 	}
 	prev := *mine

@@ -241,6 +241,9 @@ type AuthServerAppInput struct {
 // -DomainName on the evoSTS auth server (FACTS §2.5), found by type and
 // metadata URL; the previous values are kept for undo.
 func (a *OnPrem) SetAuthServerApplication(ctx context.Context, in AuthServerAppInput) (StepResult, error) {
+	if in.AppID == "" {
+		return StepResult{}, nonRetryable(ErrInvalidInput, "the dedicated application's appId is unknown: the application step must run first")
+	}
 	r := a.Hosts.OnPrem(in.Target)
 	rows, err := r.Run(ctx, cmd("Get-AuthServer"))
 	if err != nil {
@@ -252,21 +255,26 @@ func (a *OnPrem) SetAuthServerApplication(ctx context.Context, in AuthServerAppI
 		}
 		name := rowString(row, "Name")
 		prevApp, prevDomains := rowString(row, "ApplicationIdentifier"), rowStrings(row, "DomainName")
-		if strings.EqualFold(prevApp, in.AppID) && sameFold(prevDomains, in.Domains) {
+		// Domains already listed stay; the plan promises "DomainName gains".
+		domains := unionFold(prevDomains, in.Domains)
+		if strings.EqualFold(prevApp, in.AppID) && sameFold(prevDomains, domains) {
 			return StepResult{Outcome: Unchanged, Detail: fmt.Sprintf("auth server %q already uses application %s", name, in.AppID)}, nil
 		}
-		if _, err := r.Run(ctx, cmd("Set-AuthServer", "Identity", name, "ApplicationIdentifier", in.AppID, "DomainName", in.Domains)); err != nil {
+		if _, err := r.Run(ctx, cmd("Set-AuthServer", "Identity", name, "ApplicationIdentifier", in.AppID, "DomainName", domains)); err != nil {
 			return StepResult{}, classify("set application identifier on auth server "+name, err)
 		}
-		return StepResult{Outcome: Updated, Detail: fmt.Sprintf("auth server %q now uses application %s for %s", name, in.AppID, strings.Join(in.Domains, ", ")),
+		return StepResult{Outcome: Updated, Detail: fmt.Sprintf("auth server %q now uses application %s for %s", name, in.AppID, strings.Join(domains, ", ")),
 			Undo: []UndoRecord{{System: SystemOnPrem, Kind: UndoRestoreAuthServerApp, Name: name, ApplicationIdentifier: prevApp, DomainName: prevDomains}}}, nil
 	}
 	return StepResult{}, nonRetryable(ErrInvalidInput, "no AzureAD auth server with metadata URL %s: step 1 must run first", in.EvoSTS.MetadataURL)
 }
 
 // EnsureSettingOverride creates the EnableExchangeHybrid3PAppFeature
-// override unless one for its section exists (FACTS §2.5), then refreshes
-// the VariantConfiguration so it takes effect without a restart.
+// override unless one for its section exists (FACTS §2.5). The override
+// takes effect only after RefreshVariantConfiguration: the refresh is a
+// separate activity so that a refresh failure can never lose this write's
+// undo record (a failed activity returns no result, and its retry would
+// find the override and report it unchanged).
 func (a *OnPrem) EnsureSettingOverride(ctx context.Context, t Target) (StepResult, error) {
 	r := a.Hosts.OnPrem(t)
 	rows, err := r.Run(ctx, cmd("Get-SettingOverride"))
@@ -279,17 +287,26 @@ func (a *OnPrem) EnsureSettingOverride(ctx context.Context, t Target) (StepResul
 		}
 	}
 	if _, err := r.Run(ctx, cmd("New-SettingOverride", "Name", plan.OverrideName, "Component", plan.OverrideComponent,
-		"Section", plan.OverrideSection, "Parameters", []string{plan.OverrideParameter}, "Reason", "Exchange hybrid dedicated application (hybridflow)")); err != nil && !exchange.IsAlreadyExists(err) {
+		"Section", plan.OverrideSection, "Parameters", []string{plan.OverrideParameter}, "Reason", "Exchange hybrid dedicated application (hybridflow)")); err != nil {
+		if exchange.IsAlreadyExists(err) {
+			// Created between our read and write, by someone else or by a
+			// lost reply of ours: not provably ours, so no undo.
+			return StepResult{Outcome: Unchanged, Detail: "setting override " + plan.OverrideName + " exists (created concurrently)"}, nil
+		}
 		return StepResult{}, classify("create setting override "+plan.OverrideName, err)
 	}
-	res := StepResult{Outcome: Created, Detail: "created setting override " + plan.OverrideName,
-		Undo: []UndoRecord{{System: SystemOnPrem, Kind: UndoRemoveSettingOverride, Name: plan.OverrideName}}}
-	if err := refreshVariantConfig(ctx, r); err != nil {
-		// The override exists: report the undo so compensation can remove it.
-		return res, classify("refresh VariantConfiguration", err)
+	return StepResult{Outcome: Created, Detail: "created setting override " + plan.OverrideName,
+		Undo: []UndoRecord{{System: SystemOnPrem, Kind: UndoRemoveSettingOverride, Name: plan.OverrideName}}}, nil
+}
+
+// RefreshVariantConfiguration makes Exchange load setting overrides now
+// instead of at its next periodic reload (FACTS §2.5). It changes no
+// configuration (hence Unchanged) and is safe to repeat, so it has no undo.
+func (a *OnPrem) RefreshVariantConfiguration(ctx context.Context, t Target) (StepResult, error) {
+	if err := refreshVariantConfig(ctx, a.Hosts.OnPrem(t)); err != nil {
+		return StepResult{}, classify("refresh VariantConfiguration", err)
 	}
-	res.Detail += " and refreshed VariantConfiguration"
-	return res, nil
+	return StepResult{Outcome: Unchanged, Detail: "refreshed VariantConfiguration"}, nil
 }
 
 func refreshVariantConfig(ctx context.Context, r exchange.Runner) error {
@@ -363,7 +380,10 @@ func (a *OnPrem) UndoOnPrem(ctx context.Context, in UndoInput) error {
 	case UndoSetPartnerAppEnabled:
 		_, err = r.Run(ctx, cmd("Set-PartnerApplication", "Identity", rec.Name, "Enabled", rec.Enabled))
 	case UndoRemoveSettingOverride:
-		if _, err = r.Run(ctx, cmd("Remove-SettingOverride", "Identity", rec.Name)); err == nil {
+		// Refresh even when the override is already gone: an earlier
+		// attempt may have removed it and then failed to refresh, and
+		// Exchange keeps a loaded override until it reloads.
+		if _, err = r.Run(ctx, cmd("Remove-SettingOverride", "Identity", rec.Name)); err == nil || exchange.IsNotFound(err) {
 			err = refreshVariantConfig(ctx, r)
 		}
 	case UndoRemoveAddressSpace:

@@ -84,8 +84,10 @@ It starts the workflow hybridflow/lync/<site>, or attaches to it when it is runn
 and prints progress until it ends or pauses for an operator; then it says how to
 continue (hybridflow lync retry|skip|abort -s SITE). The cloud comes from the
 inventory's tenants at that site. Exit status: 0 done, 1 failed, 3 paused.`,
-		Example: "  hybridflow lync -f configs/inventory.demo.yaml -s site-1\n  hybridflow lync plan -f configs/inventory.demo.yaml -s site-1",
-		Args:    cobra.NoArgs,
+		Example: "  hybridflow lync -f configs/inventory.example.yaml -s site-a\n" +
+			"  hybridflow lync plan -f configs/inventory.example.yaml -s site-b -o json\n" +
+			"  hybridflow lync -f configs/inventory.demo.yaml -t 11111111-1111-4111-8111-000000000010   (site-1's 21Vianet tenant)",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			in, err := lf.input(opts)
 			if err != nil {
@@ -147,7 +149,7 @@ configuration, the hosting providers (Central Management store and the Edge
 Server's local store), replication status and external access policies, and
 prints per step whether a run would create, update or leave things as they are,
 and why. Nothing is written.`,
-		Example: "  hybridflow lync plan -f configs/inventory.demo.yaml -s site-1 -o json",
+		Example: "  hybridflow lync plan -f configs/inventory.example.yaml -s site-a\n  hybridflow lync plan -f configs/inventory.example.yaml -s site-b -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			in, err := lf.input(workflows.LyncOptions{DryRun: true})

@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -44,7 +45,8 @@ const (
 	StateRunning      = "running"
 	StatePaused       = "paused"
 	StateVerified     = "verified"
-	StatePlanned      = "planned" // dry run finished
+	StateUnverified   = "unverified" // finished, but verification was skipped: nothing proved the trust works
+	StatePlanned      = "planned"    // dry run finished
 	StateCompensating = "compensating"
 	StateAborted      = "aborted"
 	StateFailed       = "failed"
@@ -78,8 +80,33 @@ type OperatorAction struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// Error types a setup run ends with (besides a step's own type under
+// policy fail).
+const (
+	ErrAborted            = "Aborted"            // operator abort or policy compensate; this run's changes were undone
+	ErrCompensationFailed = "CompensationFailed" // an undo (or the legacy-key restore) failed: look at the compensation list
+)
+
 // errAborted ends a run after an operator abort or a compensate policy.
 var errAborted = errors.New("aborted")
+
+// abortError is errAborted for one step; cause is the step's failure when
+// the policy (not an operator) aborted.
+type abortError struct {
+	step  string
+	cause error
+}
+
+func (e *abortError) Error() string        { return "aborted at step " + e.step }
+func (e *abortError) Is(target error) bool { return target == errAborted }
+func (e *abortError) Unwrap() error        { return e.cause }
+
+func (e *abortError) causeOrNil() error {
+	if e == nil {
+		return nil
+	}
+	return e.cause
+}
 
 // operator is the pause / decision machinery shared by the setup and Lync
 // workflows: it registers the three updates, and turns a step failure into
@@ -90,6 +117,9 @@ type operator struct {
 	decision string
 	// onState lets the owner mirror state into search attributes.
 	onState func(ctx workflow.Context, state, step string)
+	// unskippable names steps an operator may retry or abort but not skip
+	// (the setup's discovery: without it there is no plan).
+	unskippable []string
 }
 
 func (o *operator) register(ctx workflow.Context) error {
@@ -107,6 +137,9 @@ func (o *operator) register(ctx workflow.Context) error {
 				}
 				if o.decision != "" {
 					return fmt.Errorf("%s: a decision (%s) is already being applied", name, o.decision)
+				}
+				if name == UpdateSkip && slices.Contains(o.unskippable, o.paused.Step) {
+					return fmt.Errorf("skip: step %s cannot be skipped (nothing after it can run without it); retry or abort", o.paused.Step)
 				}
 				return nil
 			}})

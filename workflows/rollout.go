@@ -241,8 +241,12 @@ func (r *rollout) outcome(ctx workflow.Context, c child, t config.Tenant) {
 	err := c.future.Get(ctx, &res)
 	r.forgetAttention(c.tenant)
 	switch {
-	case err == nil && res.State == StatePlanned:
-		r.carry.Counts[StatePlanned]++
+	case err == nil && res.State == StateUnverified:
+		// Finished, but verification was skipped: the operator should know.
+		r.carry.Counts[StateUnverified]++
+		r.carry.Attention = append(r.carry.Attention, TenantOutcome{TenantID: c.tenant, State: StateUnverified, Step: "verify", Error: "verification was skipped"})
+	case err == nil && res.State != "":
+		r.carry.Counts[res.State]++
 	case err == nil:
 		r.carry.Counts[StateVerified]++
 	case isAlreadyStarted(err) && ctx.Err() == nil:

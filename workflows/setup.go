@@ -46,6 +46,9 @@ type SetupOptions struct {
 	// ScheduleToStart bounds how long a step waits for a worker at the
 	// site (default 30m) before it counts as failed and pauses.
 	ScheduleToStart time.Duration `json:"schedule_to_start,omitempty"`
+	// StartToClose bounds one attempt of a step's activity (default 5m):
+	// a worker that dies without reporting is noticed after this long.
+	StartToClose time.Duration `json:"start_to_close,omitempty"`
 }
 
 // RetryOptions is the part of Temporal's retry policy operators may tune.
@@ -79,6 +82,13 @@ type SetupState struct {
 // SetupResult is the workflow's result.
 type SetupResult = SetupState
 
+// undoEntry is one undo record and the step whose change it reverses, so
+// that compensation marks exactly the steps it reversed.
+type undoEntry struct {
+	step string
+	rec  activities.UndoRecord
+}
+
 // Step names outside the plan.
 const (
 	stepDiscover = "discover"
@@ -89,7 +99,7 @@ type setup struct {
 	in    SetupInput
 	st    SetupState
 	op    operator
-	undo  []activities.UndoRecord
+	undo  []undoEntry
 	steps map[string]*StepState
 	// appID of the dedicated application once known.
 	appID string
@@ -118,7 +128,9 @@ func (s *setup) setup(ctx workflow.Context) error {
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("unknown failure policy %q (pause, compensate, fail)", s.in.Options.FailurePolicy), activities.ErrInvalidInput, nil)
 	}
 	s.st = SetupState{TenantID: s.in.Tenant.ID, Cloud: s.in.Tenant.Cloud, State: StateRunning}
-	s.op = operator{policy: s.in.Options.FailurePolicy, onState: s.setState}
+	// Skipping discovery would leave no plan: the run would "finish"
+	// having done nothing. Retry or abort only.
+	s.op = operator{policy: s.in.Options.FailurePolicy, onState: s.setState, unskippable: []string{stepDiscover}}
 	if err := workflow.SetQueryHandler(ctx, QueryState, func() (SetupState, error) {
 		st := s.st
 		st.Paused = s.op.paused
@@ -140,8 +152,14 @@ func (s *setup) setup(ctx workflow.Context) error {
 func (s *setup) setState(ctx workflow.Context, state, step string) {
 	var ups []temporal.SearchAttributeUpdate
 	if state != "" && state != s.st.State {
+		wasPaused := s.st.State == StatePaused
 		s.st.State = state
 		ups = append(ups, SAState.ValueSet(state))
+		if state == StatePaused && s.op.paused != nil {
+			notifyParent(ctx, TenantOutcome{TenantID: s.in.Tenant.ID, State: StatePaused, Step: s.op.paused.Step, Error: s.op.paused.Error, ErrorType: s.op.paused.ErrorType})
+		} else if wasPaused {
+			notifyParent(ctx, TenantOutcome{TenantID: s.in.Tenant.ID, State: state})
+		}
 	}
 	if step != "" && step != s.st.CurrentStep {
 		s.st.CurrentStep = step
@@ -170,16 +188,31 @@ func (s *setup) run(ctx workflow.Context) (SetupResult, error) {
 	case err == nil:
 		return s.st, nil
 	case errors.Is(err, errAborted) || temporal.IsCanceledError(err) || ctx.Err() != nil:
-		cerr := s.compensate(ctx)
-		if ctx.Err() != nil {
-			s.setState(ctx, StateAborted, "")
-			return s.st, temporal.NewCanceledError("setup cancelled; this run's changes were undone")
+		cancelled := ctx.Err() != nil
+		var ab *abortError
+		if errors.As(err, &ab) && ab.cause != nil {
+			// Policy compensate: keep the failure that started it.
+			s.st.Error = fmt.Sprintf("step %s failed: %s", ab.step, ab.cause.Error())
 		}
-		s.setState(ctx, StateAborted, "")
+		dctx, cancel := workflow.NewDisconnectedContext(ctx)
+		defer cancel()
+		n, cerr := s.compensate(dctx)
+		s.setState(dctx, StateAborted, "")
+		undone := fmt.Sprintf("%d change(s) undone", n)
 		if cerr != nil {
-			return s.st, cerr
+			// Never claim an undo that did not happen, not even on cancel.
+			msg := fmt.Sprintf("setup of %s stopped; compensation failed (%s): %v", s.in.Tenant.ID, undone, cerr)
+			s.st.Error = strings.TrimPrefix(s.st.Error+"; "+msg, "; ")
+			return s.st, temporal.NewNonRetryableApplicationError(msg, ErrCompensationFailed, cerr)
 		}
-		return s.st, temporal.NewNonRetryableApplicationError(fmt.Sprintf("setup of %s aborted; %d change(s) undone", s.in.Tenant.ID, len(s.st.Compensation)), "Aborted", nil)
+		if cancelled {
+			return s.st, temporal.NewCanceledError("setup cancelled; " + undone)
+		}
+		msg := fmt.Sprintf("setup of %s aborted; %s", s.in.Tenant.ID, undone)
+		if s.st.Error != "" {
+			msg += ": " + s.st.Error
+		}
+		return s.st, temporal.NewNonRetryableApplicationError(msg, ErrAborted, ab.causeOrNil())
 	default:
 		s.st.Error = err.Error()
 		s.setState(ctx, StateFailed, "")
@@ -200,8 +233,20 @@ func (s *setup) runSteps(ctx workflow.Context) error {
 			return err
 		}
 	}
+	if !s.verified() {
+		// The operator skipped verification (or asked to): the changes are
+		// in place but nothing proved that they work.
+		s.setState(ctx, StateUnverified, "")
+		return nil
+	}
 	s.setState(ctx, StateVerified, "")
 	return nil
+}
+
+// verified reports whether the first verification passed in this run.
+func (s *setup) verified() bool {
+	st := s.steps[string(plan.StepVerify)]
+	return st != nil && st.Status == StatusDone
 }
 
 // action runs one plan action according to its change.
@@ -215,6 +260,19 @@ func (s *setup) action(ctx workflow.Context, a plan.Action) error {
 	}
 	if st.Status == StatusDone {
 		return nil // done by an earlier combined call (legacy keys + SPNs)
+	}
+	switch a.Step {
+	case plan.StepRemoveLegacyKey:
+		// Only a verified dedicated-app trust may lose its legacy key.
+		if a.Change.Writes() && !s.verified() {
+			st.Status, st.Detail = StatusSkipped, "verification did not pass in this run (it was skipped), so the legacy key stays on the first-party service principal"
+			return nil
+		}
+	case plan.StepVerifyAfterRemoval:
+		if rm := s.steps[string(plan.StepRemoveLegacyKey)]; rm != nil && rm.Status == StatusSkipped {
+			st.Status, st.Detail = StatusNotNeeded, "the legacy key was not removed"
+			return nil
+		}
 	}
 	switch a.Change {
 	case plan.ChangeSkip:
@@ -264,7 +322,12 @@ func (s *setup) do(ctx workflow.Context, name, change string, f func(workflow.Co
 			st.Status = StatusSkipped
 			return nil
 		default:
-			return errAborted
+			st.Status = StatusFailed // no longer paused; compensation follows
+			ab := &abortError{step: name}
+			if s.op.policy == PolicyCompensate {
+				ab.cause = err
+			}
+			return ab
 		}
 	}
 }
@@ -286,7 +349,15 @@ func (s *setup) activityOptions(queue string) workflow.ActivityOptions {
 	if sts == 0 {
 		sts = 30 * time.Minute
 	}
-	return workflow.ActivityOptions{TaskQueue: queue, StartToCloseTimeout: 5 * time.Minute, ScheduleToStartTimeout: sts, RetryPolicy: r}
+	// WaitForCancellation: when the workflow is cancelled while a step's
+	// activity runs, wait for its result, so that a write it completes
+	// anyway is recorded and compensated instead of left behind.
+	stc := o.StartToClose
+	if stc == 0 {
+		stc = 5 * time.Minute
+	}
+	return workflow.ActivityOptions{TaskQueue: queue, StartToCloseTimeout: stc, ScheduleToStartTimeout: sts, RetryPolicy: r,
+		WaitForCancellation: true}
 }
 
 func (s *setup) onprem(ctx workflow.Context) workflow.Context {
@@ -360,7 +431,9 @@ func (s *setup) record(name string, r activities.StepResult) {
 	if r.Outcome != activities.Unchanged && r.Outcome != "" {
 		s.st.Writes++
 	}
-	s.undo = append(s.undo, r.Undo...)
+	for _, u := range r.Undo {
+		s.undo = append(s.undo, undoEntry{step: name, rec: u})
+	}
 	if r.AppID != "" {
 		s.appID = r.AppID
 	}
@@ -380,7 +453,14 @@ func (s *setup) execute(ctx workflow.Context, a plan.Action) error {
 	}
 	switch a.Step {
 	case plan.StepAuthServers:
-		return run(s.onprem(ctx), onPremActs.EnsureAuthServers, activities.AuthServersInput{Target: t, Servers: []plan.AuthServerSpec{d.ACS, d.EvoSTS}})
+		// One activity per server: an activity writes at most once, so a
+		// failure after the first creation cannot lose its undo record.
+		for _, spec := range []plan.AuthServerSpec{d.ACS, d.EvoSTS} {
+			if err := run(s.onprem(ctx), onPremActs.EnsureAuthServers, activities.AuthServersInput{Target: t, Servers: []plan.AuthServerSpec{spec}}); err != nil {
+				return err
+			}
+		}
+		return nil
 	case plan.StepPartnerApp:
 		return run(s.onprem(ctx), onPremActs.EnablePartnerApplication, t)
 	case plan.StepExportCert:
@@ -393,12 +473,21 @@ func (s *setup) execute(ctx workflow.Context, a plan.Action) error {
 		s.record(name, activities.StepResult{Outcome: activities.Unchanged, Detail: "exported " + strings.Join(tps, ", ")})
 		return nil
 	case plan.StepDedicatedApp:
+		// Three activities, one write each (application, its service
+		// principal, consent); a retry of the step re-runs all three and
+		// finds the earlier ones unchanged, their undo already recorded.
 		if err := run(s.cloud(ctx), entraActs.EnsureDedicatedApplication, activities.DedicatedAppInput{Target: t, Name: d.DedicatedAppName}); err != nil {
 			return err
 		}
-		return run(s.cloud(ctx), entraActs.EnsureDedicatedServicePrincipal, activities.AppIDInput{Target: t, AppID: s.appID})
+		if err := run(s.cloud(ctx), entraActs.EnsureDedicatedServicePrincipal, activities.AppIDInput{Target: t, AppID: s.appID}); err != nil {
+			return err
+		}
+		return run(s.cloud(ctx), entraActs.GrantDedicatedConsent, activities.AppIDInput{Target: t, AppID: s.appID})
 	case plan.StepKeys:
 		if d.Mode == plan.ModeDedicatedApp {
+			if err := s.needAppID(); err != nil {
+				return err
+			}
 			return run(s.cloud(ctx), entraActs.EnsureApplicationKeys, activities.AppKeysInput{Target: t, AppID: s.appID, Name: d.DedicatedAppName, Keys: d.Keys})
 		}
 		// Legacy: keys and SPNs go to the same principal in one PATCH.
@@ -406,8 +495,14 @@ func (s *setup) execute(ctx workflow.Context, a plan.Action) error {
 		if spn := s.planned(plan.StepSPNs); spn.Change.Writes() && !slices.Contains(s.in.Options.SkipSteps, string(plan.StepSPNs)) {
 			in.SPNs = d.SPNs
 		}
+		n := len(s.undo)
 		if err := run(s.cloud(ctx), entraActs.EnsureFirstPartyServicePrincipal, in); err != nil {
 			return err
+		}
+		for i := n; i < len(s.undo); i++ {
+			if s.undo[i].rec.Kind == activities.UndoRemoveSPNs {
+				s.undo[i].step = string(plan.StepSPNs) // compensation marks the step it reverses
+			}
 		}
 		if len(in.SPNs) > 0 {
 			sp := s.stepState(string(plan.StepSPNs))
@@ -417,9 +512,18 @@ func (s *setup) execute(ctx workflow.Context, a plan.Action) error {
 	case plan.StepSPNs:
 		return run(s.cloud(ctx), entraActs.EnsureFirstPartyServicePrincipal, activities.FirstPartyInput{Target: t, SPNs: d.SPNs})
 	case plan.StepOnPremAuthServerApp:
+		if err := s.needAppID(); err != nil {
+			return err
+		}
 		return run(s.onprem(ctx), onPremActs.SetAuthServerApplication, activities.AuthServerAppInput{Target: t, EvoSTS: d.EvoSTS, AppID: s.appID, Domains: d.AuthServerDomains})
 	case plan.StepSettingOverride:
-		return run(s.onprem(ctx), onPremActs.EnsureSettingOverride, t)
+		// Create, then refresh in its own activity: the refresh runs on
+		// every attempt of the step, so an operator retry after a failed
+		// refresh still loads an override created by the first attempt.
+		if err := run(s.onprem(ctx), onPremActs.EnsureSettingOverride, t); err != nil {
+			return err
+		}
+		return run(s.onprem(ctx), onPremActs.RefreshVariantConfiguration, t)
 	case plan.StepIOCOnPrem:
 		return run(s.onprem(ctx), onPremActs.EnsureOnPremConnector, activities.IOCInput{Target: t, Spec: d.OnPremIOC})
 	case plan.StepIOCOnline:
@@ -432,6 +536,16 @@ func (s *setup) execute(ctx workflow.Context, a plan.Action) error {
 		return s.removeLegacyKey(ctx, name)
 	}
 	return temporal.NewNonRetryableApplicationError("no activity for step "+name, activities.ErrInvalidInput, nil)
+}
+
+// needAppID refuses to write an empty application identifier (the
+// dedicated-app step was skipped and the application does not exist).
+func (s *setup) needAppID() error {
+	if s.appID != "" {
+		return nil
+	}
+	return temporal.NewNonRetryableApplicationError("the dedicated application's appId is unknown: the "+string(plan.StepDedicatedApp)+" step did not create it (skipped?); retry after it exists, or abort",
+		activities.ErrInvalidInput, nil)
 }
 
 func (s *setup) planned(step plan.Step) plan.Action {
@@ -460,7 +574,7 @@ func (s *setup) verify(ctx workflow.Context, name string) error {
 	if s.st.Verification == nil {
 		s.st.Verification = map[string]string{}
 	}
-	for {
+	for round := 1; ; round++ {
 		fOn := workflow.ExecuteActivity(s.onprem(ctx), onPremActs.VerifyFromOnPrem, activities.VerifyInput{Target: t, TargetURI: d.VerifyCloudTarget, Mailbox: d.OnPremMailbox})
 		fCl := workflow.ExecuteActivity(s.cloud(ctx), onlineActs.VerifyFromOnline, activities.VerifyInput{Target: t, TargetURI: d.VerifyOnPremTarget, Mailbox: d.CloudMailbox})
 		var on, cl activities.VerifyResult
@@ -473,12 +587,13 @@ func (s *setup) verify(ctx workflow.Context, name string) error {
 		s.st.Verification["onprem-to-online"] = verdict(on)
 		s.st.Verification["online-to-onprem"] = verdict(cl)
 		if on.Success && cl.Success {
-			s.stepState(name).Outcome, s.stepState(name).Detail = "verified", "Test-OAuthConnectivity succeeded in both directions"
+			s.stepState(name).Outcome = "verified"
+			s.stepState(name).Detail = fmt.Sprintf("Test-OAuthConnectivity succeeded in both directions (round %d)", round)
 			return nil
 		}
 		if !workflow.Now(ctx).Add(wait).Before(end) {
-			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("verification did not succeed within %s: on-prem → Exchange Online: %s; Exchange Online → on-prem: %s",
-				deadline, verdict(on), verdict(cl)), activities.ErrVerification, nil)
+			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("verification did not succeed within %s (%d rounds): on-prem → Exchange Online: %s; Exchange Online → on-prem: %s",
+				deadline, round, verdict(on), verdict(cl)), activities.ErrVerification, nil)
 		}
 		if err := workflow.Sleep(ctx, wait); err != nil {
 			return err
@@ -505,51 +620,77 @@ func (s *setup) removeLegacyKey(ctx workflow.Context, name string) error {
 	}
 	s.record(name, r)
 	if r.Outcome == activities.Unchanged {
-		return nil
+		return nil // verify-after-removal runs as its own step
 	}
-	verr := s.verify(ctx, string(plan.StepVerifyAfterRemoval))
+	vst := s.stepState(string(plan.StepVerifyAfterRemoval))
+	vst.Status, vst.Started, vst.LastError, vst.ErrorType = StatusRunning, workflow.Now(ctx), "", ""
+	vst.Attempts++
+	verr := s.verify(ctx, vst.Step)
+	vst.Finished = workflow.Now(ctx)
 	if verr == nil {
-		s.stepState(string(plan.StepVerifyAfterRemoval)).Status = StatusDone
+		vst.Status = StatusDone
 		return nil
 	}
+	vst.Status = StatusFailed
+	vst.LastError, vst.ErrorType = describeError(verr)
 	if ctx.Err() != nil {
-		return verr
+		return verr // compensation restores the key with the other records
 	}
-	// Put the legacy key back at once: the trust worked with it.
-	for _, u := range r.Undo {
-		if err := s.runUndo(ctx, u); err != nil {
-			return fmt.Errorf("verification failed after removing the legacy key, and restoring it failed too: %w", err)
-		}
-	}
-	// record() appended these last; they are spent now.
-	s.undo = s.undo[:len(s.undo)-len(r.Undo)]
-	s.st.Compensation = append(s.st.Compensation, "restored the legacy key after verification failed")
-	return temporal.NewNonRetryableApplicationError("verification failed after removing the legacy key; the key was restored: "+verr.Error(), activities.ErrVerification, verr)
-}
-
-// compensate runs this run's undo records in reverse, in a disconnected
-// context so that cancellation of the workflow still undoes its changes.
-func (s *setup) compensate(ctx workflow.Context) error {
+	// Put the legacy key back at once: the trust worked with it. Restores
+	// are idempotent, so on failure every record stays for compensation.
 	dctx, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
-	s.setState(dctx, StateCompensating, "")
+	for i := len(r.Undo) - 1; i >= 0; i-- {
+		if err := s.runUndo(dctx, r.Undo[i]); err != nil {
+			s.st.Compensation = append(s.st.Compensation, fmt.Sprintf("FAILED to restore the legacy key after verification failed: %v", err))
+			return temporal.NewNonRetryableApplicationError("verification failed after removing the legacy key, and restoring it failed too: "+err.Error(), ErrCompensationFailed, err)
+		}
+	}
+	// record() appended this call's records last; they are spent now.
+	s.undo = s.undo[:len(s.undo)-len(r.Undo)]
+	s.st.Compensation = append(s.st.Compensation, "restored the legacy key after verification failed")
+	return temporal.NewNonRetryableApplicationError("verification failed after removing the legacy key; the key was restored: "+vst.LastError, activities.ErrVerification, verr)
+}
+
+// compensate runs this run's undo records in reverse and returns how many
+// succeeded. Callers pass a disconnected context so that a cancelled
+// workflow still undoes its changes.
+func (s *setup) compensate(ctx workflow.Context) (int, error) {
+	s.setState(ctx, StateCompensating, "")
 	var errs []error
+	undone := 0
+	failed := map[string]bool{}
 	for i := len(s.undo) - 1; i >= 0; i-- {
-		u := s.undo[i]
-		if err := s.runUndo(dctx, u); err != nil {
+		e := s.undo[i]
+		u := e.rec
+		if err := s.runUndo(ctx, u); err != nil {
 			errs = append(errs, err)
-			s.st.Compensation = append(s.st.Compensation, fmt.Sprintf("FAILED %s %s%s: %v", u.Kind, u.Name, u.ObjectID, err))
+			failed[e.step] = true
+			s.st.Compensation = append(s.st.Compensation, fmt.Sprintf("FAILED %s: %s: %v", e.step, describeUndo(u), err))
 			continue
 		}
-		s.st.Compensation = append(s.st.Compensation, fmt.Sprintf("%s %s%s", u.Kind, u.Name, u.ObjectID))
+		s.st.Compensation = append(s.st.Compensation, fmt.Sprintf("%s: %s", e.step, describeUndo(u)))
+		undone++
 	}
-	s.undo = nil
-	for i := range s.st.Steps {
-		if s.st.Steps[i].Outcome != "" && s.st.Steps[i].Outcome != string(activities.Unchanged) {
-			s.st.Steps[i].Status = StatusCompensated
+	for _, e := range s.undo {
+		if st := s.steps[e.step]; st != nil && !failed[e.step] {
+			st.Status = StatusCompensated
 		}
 	}
-	return errors.Join(errs...)
+	s.undo = nil
+	return undone, errors.Join(errs...)
+}
+
+// describeUndo names an undo record for the compensation list.
+func describeUndo(u activities.UndoRecord) string {
+	parts := []string{u.Kind}
+	if u.Name != "" {
+		parts = append(parts, u.Name)
+	}
+	if u.ObjectID != "" {
+		parts = append(parts, u.ObjectKind+" "+u.ObjectID)
+	}
+	return strings.Join(parts, " ")
 }
 
 func (s *setup) runUndo(ctx workflow.Context, u activities.UndoRecord) error {

@@ -68,6 +68,17 @@ generate:
 	}
 	w.Generate = nil
 	for i, tn := range w.Tenants {
+		// The shared first-party path is blocked for EWS in the worldwide,
+		// GCC and 21Vianet clouds (FACTS §2): the demo keeps its legacy
+		// (pre-hotfix) organisations in GCC High and DoD, where the legacy
+		// path still verifies; the blocked case is covered by tests.
+		if tn.Cloud == "global" || tn.Cloud == "gcc" || tn.Cloud == "china" {
+			for j := range tn.OnPrem.Servers {
+				if tn.OnPrem.Servers[j].Version == GenOldBuild {
+					tn.OnPrem.Servers[j].Version = GenModernBuild
+				}
+			}
+		}
 		if i == 4 || i == 11 {
 			tn.Behaviour.PropagationChecks = 2
 		}
@@ -83,7 +94,15 @@ generate:
 			}
 		}
 	}
-	w.Faults = []FaultRule{{Protocol: ProtoGraph, Kind: FaultThrottle, Rate: 0.03, RetryAfter: time.Second}}
+	w.Faults = []FaultRule{
+		{Protocol: ProtoGraph, Kind: FaultThrottle, Rate: 0.03, RetryAfter: time.Second},
+		// Demo 6 needs an operator: its Exchange account lacks a role the
+		// first time step 6 runs; the README's walk-through fixes "the
+		// role" and sends retry.
+		{Protocol: ProtoShell, Operation: "New-IntraOrganizationConnector", Tenant: "11111111-1111-4111-8111-000000000006",
+			Kind: FaultFail, FailFirstN: 1, ErrorType: "System.UnauthorizedAccessException",
+			Message: "Access is denied: the account running hybridflow needs the Organization Management role (or Federation Management) to create IntraOrganizationConnectors."},
+	}
 	regenWrite(t, w, "11111111-1111-4111-8111-%012d", "../../configs/sim/demo.yaml", regenDemoHeader)
 }
 
@@ -196,7 +215,10 @@ const regenDemoHeader = `# The demo world: 20 tenants across all five clouds (ro
 # out explicitly so tenants can be read and edited one by one. A few
 # tenants propagate slowly (verification retries), two have Lync, and
 # Graph throttles 3% of requests with Retry-After: 1 to show that retries
-# honour it; delete the faults block for a quiet run.
+# honour it; Demo 6's first connector creation is refused for a missing
+# Exchange role, so it pauses for an operator (README walk-through).
+# Delete the faults block for a quiet run. Legacy (pre-hotfix) builds sit
+# only in GCC High and DoD, where the shared first-party path still works.
 #
 # Certificates are real X.509 (public DER in base64).
 `

@@ -74,7 +74,7 @@ generate:
 		// path still verifies; the blocked case is covered by tests.
 		if tn.Cloud == "global" || tn.Cloud == "gcc" || tn.Cloud == "china" {
 			for j := range tn.OnPrem.Servers {
-				if tn.OnPrem.Servers[j].Version == GenOldBuild {
+				if v := tn.OnPrem.Servers[j].Version; v == GenOldBuild || v == GenLegacyBuild {
 					tn.OnPrem.Servers[j].Version = GenModernBuild
 				}
 			}
@@ -92,6 +92,14 @@ generate:
 				},
 				ExternalAccessPolicies: []ExternalAccessPolicy{{Identity: "Global"}},
 			}
+		}
+	}
+	// Keep one organisation with an Exchange 2013 pre-SP1 server (step 8:
+	// the availability address space) in a cloud where its legacy path works.
+	for _, tn := range w.Tenants {
+		if tn.Cloud == "gcchigh" && len(tn.OnPrem.Servers) > 1 {
+			tn.OnPrem.Servers[1].Version = GenLegacyBuild
+			break
 		}
 	}
 	w.Faults = []FaultRule{

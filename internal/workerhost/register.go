@@ -24,9 +24,14 @@ func ForBackend(b *backend.Backend, identity string) Registrar {
 			r.RegisterActivity(&activities.Entra{Clients: b})
 			r.RegisterActivity(&activities.Online{Clients: b})
 			r.RegisterActivity(&activities.Inventory{})
+			// Renewal's Graph methods; its PowerShell methods run on-prem.
+			r.RegisterActivity(&activities.Renewal{Clients: b})
 			r.RegisterActivityWithOptions(activities.PlanSetup, activity.RegisterOptions{Name: "PlanSetup"})
 		case config.RoleOnPrem:
 			r.RegisterActivity(&activities.OnPrem{Hosts: b})
+			r.RegisterActivity(&activities.Renewal{Hosts: b})
+		case config.RoleLync:
+			r.RegisterActivity(&activities.Lync{Hosts: b})
 		}
 		return nil
 	}
@@ -37,4 +42,6 @@ func RegisterWorkflows(r worker.Registry) {
 	r.RegisterWorkflow(workflows.Probe)
 	r.RegisterWorkflow(workflows.Setup)
 	r.RegisterWorkflow(workflows.Rollout)
+	r.RegisterWorkflow(workflows.LyncIntegration)
+	r.RegisterWorkflow(workflows.Renewal)
 }

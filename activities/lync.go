@@ -1,0 +1,901 @@
+package activities
+
+// Lync Server 2013 / Skype for Business Edge integration with Exchange
+// Online (seed 003, FACTS §8), on the hybridflow-lync-<site> task queue:
+//
+//  1. Set-CsAccessEdgeConfiguration -AllowFederatedUsers $True (shared SIP
+//     address space);
+//  2. the "Exchange Online" hosting provider with exactly the documented
+//     settings (a ProxyFqdn cannot change in place: remove and re-create);
+//  3. wait until Get-CsManagementStoreReplicationStatus shows every replica
+//     up to date (polled with heartbeats, bounded);
+//  4. confirm with Get-CsHostingProvider -LocalStore on the Edge Server;
+//  5. report whether an external access policy enables communications with
+//     remote users (users signing in to IM from Outlook Web App need one).
+//
+// Every write step is check-then-act and returns undo records that restore
+// exactly what it found. A step that writes first remembers what it found
+// in its heartbeat details, so that an attempt retried after a worker crash
+// between the write and the result still returns the original state for
+// compensation instead of "unchanged".
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/hybridflow/hybridflow/internal/cloud"
+	"github.com/hybridflow/hybridflow/internal/exchange"
+	"github.com/hybridflow/hybridflow/internal/plan"
+)
+
+// LyncHosts hands out the PowerShell host (Lync Server Management Shell)
+// of a tenant's Lync deployment.
+type LyncHosts interface {
+	Lync(t Target) exchange.Runner
+}
+
+// Lync runs the Lync Server / Skype for Business steps next to the Lync
+// deployment of a site.
+type Lync struct {
+	Hosts LyncHosts
+}
+
+// The documented hosting provider (seed 003).
+const (
+	LyncProviderIdentity      = "Exchange Online"
+	LyncVerificationLevel     = "UseSourceVerification"
+	lyncUnconfirmedProxyField = "lync_proxy_fqdn" // cloud.Profile.Unconfirmed entry
+)
+
+// Lync plan steps, in the order the Lync workflow runs them. The values
+// appear in queries, search attributes and the CLI.
+const (
+	LyncStepFederation      plan.Step = "lync-federation"
+	LyncStepHostingProvider plan.Step = "lync-hosting-provider"
+	LyncStepReplication     plan.Step = "lync-replication"
+	LyncStepEdgeStore       plan.Step = "lync-edge-local-store"
+	LyncStepExternalAccess  plan.Step = "lync-external-access"
+)
+
+// LyncSteps is every Lync step in order.
+var LyncSteps = []plan.Step{LyncStepFederation, LyncStepHostingProvider, LyncStepReplication, LyncStepEdgeStore, LyncStepExternalAccess}
+
+// Stable error types of the Lync steps.
+const (
+	// ErrReplicationLagging: a Central Management store replica was still
+	// not up to date when the bounded wait ended (non-retryable: the wait
+	// was the retry; an operator looks at the named replicas).
+	ErrReplicationLagging = "ReplicationLagging"
+	// ErrEdgeNotUpdated: replication reported up to date but the Edge
+	// Server's local store does not show the provider as wanted (retryable).
+	ErrEdgeNotUpdated = "EdgeNotUpdated"
+)
+
+// Undo kinds of the Lync steps (System SystemLync).
+const (
+	// UndoLyncSetAllowFederatedUsers sets AllowFederatedUsers back to Enabled.
+	UndoLyncSetAllowFederatedUsers = "lync-set-allow-federated-users"
+	// UndoLyncRemoveHostingProvider removes the provider Name this run created.
+	UndoLyncRemoveHostingProvider = "lync-remove-hosting-provider"
+	// UndoLyncRestoreHostingProvider puts Provider back exactly: set back in
+	// place, or removed and re-created when the ProxyFqdn differs.
+	UndoLyncRestoreHostingProvider = "lync-restore-hosting-provider"
+)
+
+// LyncHostingProvider is a hosting provider as Get-CsHostingProvider shows it.
+type LyncHostingProvider struct {
+	Identity                  string `json:"identity"`
+	Enabled                   bool   `json:"enabled"`
+	EnabledSharedAddressSpace bool   `json:"enabled_shared_address_space"`
+	HostsOCSUsers             bool   `json:"hosts_ocs_users"`
+	ProxyFqdn                 string `json:"proxy_fqdn"`
+	IsLocal                   bool   `json:"is_local"`
+	VerificationLevel         string `json:"verification_level"`
+}
+
+func lyncNormFqdn(s string) string {
+	return strings.ToLower(strings.TrimSuffix(strings.TrimSpace(s), "."))
+}
+
+// SameProxy reports whether two providers use the same proxy FQDN.
+func (p LyncHostingProvider) SameProxy(o LyncHostingProvider) bool {
+	return lyncNormFqdn(p.ProxyFqdn) == lyncNormFqdn(o.ProxyFqdn)
+}
+
+// settable lists the settings Set-CsHostingProvider can change (all but
+// Identity and ProxyFqdn) with their values.
+func (p LyncHostingProvider) settable() []struct {
+	name  string
+	value any
+} {
+	return []struct {
+		name  string
+		value any
+	}{
+		{"Enabled", p.Enabled}, {"EnabledSharedAddressSpace", p.EnabledSharedAddressSpace},
+		{"HostsOCSUsers", p.HostsOCSUsers}, {"IsLocal", p.IsLocal}, {"VerificationLevel", p.VerificationLevel},
+	}
+}
+
+// setDiff returns the Set-CsHostingProvider parameters that turn p into
+// want, and the same differences in words.
+func (p LyncHostingProvider) setDiff(want LyncHostingProvider) (map[string]any, []string) {
+	params := map[string]any{}
+	var words []string
+	have := p.settable()
+	for i, w := range want.settable() {
+		same := have[i].value == w.value
+		if s, ok := w.value.(string); ok {
+			same = strings.EqualFold(have[i].value.(string), s)
+		}
+		if !same {
+			params[w.name] = w.value
+			words = append(words, fmt.Sprintf("%s %v → %v", w.name, lyncValue(have[i].value), lyncValue(w.value)))
+		}
+	}
+	return params, words
+}
+
+// Equal reports whether two providers have the same settings.
+func (p LyncHostingProvider) Equal(o LyncHostingProvider) bool {
+	_, d := p.setDiff(o)
+	return len(d) == 0 && p.SameProxy(o) && strings.EqualFold(p.Identity, o.Identity)
+}
+
+// Differences lists, in words, what differs from want (ProxyFqdn first).
+func (p LyncHostingProvider) Differences(want LyncHostingProvider) []string {
+	var out []string
+	if !p.SameProxy(want) {
+		out = append(out, fmt.Sprintf("ProxyFqdn %s → %s", p.ProxyFqdn, want.ProxyFqdn))
+	}
+	_, d := p.setDiff(want)
+	return append(out, d...)
+}
+
+// String is the provider as New-CsHostingProvider parameters.
+func (p LyncHostingProvider) String() string {
+	return fmt.Sprintf("-Identity %q -Enabled %s -EnabledSharedAddressSpace %s -HostsOCSUsers %s -ProxyFqdn %q -IsLocal %s -VerificationLevel %s",
+		p.Identity, lyncValue(p.Enabled), lyncValue(p.EnabledSharedAddressSpace), lyncValue(p.HostsOCSUsers), p.ProxyFqdn, lyncValue(p.IsLocal), p.VerificationLevel)
+}
+
+// lyncValue prints booleans as PowerShell does.
+func lyncValue(v any) string {
+	if b, ok := v.(bool); ok {
+		if b {
+			return "$True"
+		}
+		return "$False"
+	}
+	return fmt.Sprint(v)
+}
+
+func (p LyncHostingProvider) newCommand() exchange.Command {
+	return cmd("New-CsHostingProvider", "Identity", p.Identity, "Enabled", p.Enabled, "EnabledSharedAddressSpace", p.EnabledSharedAddressSpace,
+		"HostsOCSUsers", p.HostsOCSUsers, "ProxyFqdn", p.ProxyFqdn, "IsLocal", p.IsLocal, "VerificationLevel", p.VerificationLevel)
+}
+
+func lyncProviderFromRow(r exchange.Row) LyncHostingProvider {
+	id := rowString(r, "Identity")
+	if id == "" {
+		id = rowString(r, "Name")
+	}
+	return LyncHostingProvider{
+		Identity: id, Enabled: rowBool(r, "Enabled"), EnabledSharedAddressSpace: rowBool(r, "EnabledSharedAddressSpace"),
+		HostsOCSUsers: rowBool(r, "HostsOCSUsers"), ProxyFqdn: rowString(r, "ProxyFqdn"), IsLocal: rowBool(r, "IsLocal"),
+		VerificationLevel: rowString(r, "VerificationLevel"),
+	}
+}
+
+// lyncFindProvider picks identity out of Get-CsHostingProvider's rows; the
+// others are returned too (for "another provider uses this proxy").
+func lyncFindProvider(rows []exchange.Row, identity string) (*LyncHostingProvider, []LyncHostingProvider) {
+	var mine *LyncHostingProvider
+	var others []LyncHostingProvider
+	for _, r := range rows {
+		p := lyncProviderFromRow(r)
+		if strings.EqualFold(p.Identity, identity) && mine == nil {
+			mine = &p
+			continue
+		}
+		others = append(others, p)
+	}
+	return mine, others
+}
+
+// DesiredLyncProvider is the hosting provider seed 003 documents for a
+// cloud: ProxyFqdn is the cloud's (FACTS §4), or override when set. It
+// warns when the cloud's value is unconfirmed and no override is given.
+func DesiredLyncProvider(cloudName, override string) (LyncHostingProvider, []string, error) {
+	p, err := cloud.Lookup(cloudName)
+	if err != nil {
+		return LyncHostingProvider{}, nil, err
+	}
+	var warnings []string
+	fqdn := lyncNormFqdn(override)
+	if fqdn == "" {
+		fqdn = p.LyncProxyFqdn
+		if slices.Contains(p.Unconfirmed, lyncUnconfirmedProxyField) {
+			warnings = append(warnings, fmt.Sprintf("the Lync hosting-provider ProxyFqdn for %s (%s) is unconfirmed (FACTS §4); confirm it with Microsoft and set overrides.lync_proxy_fqdn",
+				p.DisplayName, fqdn))
+		}
+	}
+	if fqdn == "" || strings.ContainsAny(fqdn, " /:@\\") || !strings.Contains(fqdn, ".") {
+		return LyncHostingProvider{}, nil, fmt.Errorf("lync proxy FQDN %q is not a fully qualified domain name", override)
+	}
+	return LyncHostingProvider{
+		Identity: LyncProviderIdentity, Enabled: true, EnabledSharedAddressSpace: true, HostsOCSUsers: false,
+		ProxyFqdn: fqdn, IsLocal: false, VerificationLevel: LyncVerificationLevel,
+	}, warnings, nil
+}
+
+// LyncReplica is one Central Management store replica's status.
+type LyncReplica struct {
+	Fqdn             string    `json:"fqdn"`
+	UpToDate         bool      `json:"up_to_date"`
+	LastStatusReport time.Time `json:"last_status_report,omitempty"`
+}
+
+// LyncExternalAccessPolicy is an external access policy's remote-user switch.
+type LyncExternalAccessPolicy struct {
+	Identity            string `json:"identity"`
+	EnableOutsideAccess bool   `json:"enable_outside_access"`
+}
+
+// LyncObserved is what discovery read from the Lync deployment.
+type LyncObserved struct {
+	AllowFederatedUsers bool                 `json:"allow_federated_users"`
+	Provider            *LyncHostingProvider `json:"provider,omitempty"`
+	// OtherProviders are the deployment's other hosting providers.
+	OtherProviders []LyncHostingProvider `json:"other_providers,omitempty"`
+	Replicas       []LyncReplica         `json:"replicas,omitempty"`
+	// EdgeProvider is "Exchange Online" in the Edge Server's local store.
+	EdgeProvider   *LyncHostingProvider       `json:"edge_provider,omitempty"`
+	ExternalAccess []LyncExternalAccessPolicy `json:"external_access_policies,omitempty"`
+	// Notes say what could not be read (replication status, the Edge's
+	// local store); discovery goes on without them.
+	Notes []string `json:"notes,omitempty"`
+}
+
+// lyncDiscovery is discovery's one batched round trip.
+var lyncDiscovery = []exchange.Command{
+	cmd("Get-CsAccessEdgeConfiguration"),
+	cmd("Get-CsHostingProvider"),
+	cmd("Get-CsExternalAccessPolicy"),
+	cmd("Get-CsManagementStoreReplicationStatus"),
+	cmd("Get-CsHostingProvider", "LocalStore", true),
+}
+
+func (a *Lync) runner(t Target) exchange.Runner { return a.Hosts.Lync(t) }
+
+func lyncWhere(t Target) string {
+	if t.LyncSite != "" {
+		return "Lync site " + t.LyncSite
+	}
+	return "the Lync deployment of " + t.TenantID
+}
+
+// DiscoverLync reads the access edge configuration, the hosting providers
+// (central store and Edge local store), replication status and external
+// access policies in one round trip. It writes nothing.
+func (a *Lync) DiscoverLync(ctx context.Context, t Target) (LyncObserved, error) {
+	var o LyncObserved
+	what := "discover " + lyncWhere(t)
+	res, err := a.runner(t).RunBatch(ctx, lyncDiscovery)
+	if err != nil {
+		return o, classify(what, err)
+	}
+	for i, c := range lyncDiscovery {
+		rows, err := batchRows(res, i, lyncDiscovery)
+		if err != nil {
+			if i >= 3 { // replication status and the Edge's store are informative here
+				o.Notes = append(o.Notes, fmt.Sprintf("%s could not be read: %v", lyncDescribeCommand(c), err))
+				continue
+			}
+			return o, classify(what, err)
+		}
+		switch i {
+		case 0:
+			if len(rows) > 0 {
+				o.AllowFederatedUsers = rowBool(rows[0], "AllowFederatedUsers")
+			}
+		case 1:
+			o.Provider, o.OtherProviders = lyncFindProvider(rows, LyncProviderIdentity)
+		case 2:
+			o.ExternalAccess = lyncExternalAccessFromRows(rows)
+		case 3:
+			o.Replicas = lyncReplicasFromRows(rows)
+		case 4:
+			o.EdgeProvider, _ = lyncFindProvider(rows, LyncProviderIdentity)
+		}
+	}
+	return o, nil
+}
+
+func lyncDescribeCommand(c exchange.Command) string {
+	s := c.Cmdlet
+	for _, k := range slices.Sorted(maps.Keys(c.Parameters)) {
+		s += " -" + k
+	}
+	return s
+}
+
+func lyncReplicasFromRows(rows []exchange.Row) []LyncReplica {
+	out := make([]LyncReplica, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, LyncReplica{Fqdn: rowString(r, "ReplicaFqdn"), UpToDate: rowBool(r, "UpToDate"), LastStatusReport: rowTime(r, "LastStatusReport")})
+	}
+	return out
+}
+
+func lyncExternalAccessFromRows(rows []exchange.Row) []LyncExternalAccessPolicy {
+	out := make([]LyncExternalAccessPolicy, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, LyncExternalAccessPolicy{Identity: rowString(r, "Identity"), EnableOutsideAccess: rowBool(r, "EnableOutsideAccess")})
+	}
+	return out
+}
+
+func lyncLagging(rs []LyncReplica) []string {
+	var out []string
+	for _, r := range rs {
+		if !r.UpToDate {
+			out = append(out, r.Fqdn)
+		}
+	}
+	return out
+}
+
+// lyncExternalAccessVerdict names the policies that enable communications
+// with remote users, or returns the warning when none does.
+func lyncExternalAccessVerdict(ps []LyncExternalAccessPolicy) (allowing []string, warning string) {
+	for _, p := range ps {
+		if p.EnableOutsideAccess {
+			allowing = append(allowing, p.Identity)
+		}
+	}
+	if len(allowing) == 0 {
+		warning = "no external access policy enables communications with remote users (EnableOutsideAccess): users signing in to IM from Outlook Web App count as remote users and need one assigned, " +
+			"e.g. Set-CsExternalAccessPolicy -Identity Global -EnableOutsideAccess $True or a per-user policy (hybridflow does not change access policies)"
+	}
+	return allowing, warning
+}
+
+// LyncPlanInput is what the Lync plan is computed from.
+type LyncPlanInput struct {
+	Cloud             string       `json:"cloud"`
+	ProxyFqdnOverride string       `json:"proxy_fqdn_override,omitempty"`
+	Observed          LyncObserved `json:"observed"`
+}
+
+// LyncPlan is the desired hosting provider and the ordered actions.
+type LyncPlan struct {
+	Desired  LyncHostingProvider `json:"desired"`
+	Actions  []plan.Action       `json:"actions"`
+	Warnings []string            `json:"warnings,omitempty"`
+}
+
+// PlanLync derives the desired provider and the plan. It is pure but runs
+// as a local activity (no registration needed) so that its answer is
+// recorded in history, like PlanSetup.
+func PlanLync(_ context.Context, in LyncPlanInput) (LyncPlan, error) {
+	want, warnings, err := DesiredLyncProvider(in.Cloud, in.ProxyFqdnOverride)
+	if err != nil {
+		return LyncPlan{}, nonRetryable(ErrInvalidInput, "Lync plan: %v", err)
+	}
+	actions, more := BuildLyncPlan(in.Observed, want)
+	return LyncPlan{Desired: want, Actions: actions, Warnings: append(warnings, more...)}, nil
+}
+
+// BuildLyncPlan says, per Lync step, what a run would change and why.
+func BuildLyncPlan(o LyncObserved, want LyncHostingProvider) ([]plan.Action, []string) {
+	var warnings []string
+	var out []plan.Action
+
+	fed := plan.Action{Step: LyncStepFederation, Change: plan.ChangeNone, Reason: "AllowFederatedUsers is already $True on the access edge configuration"}
+	if !o.AllowFederatedUsers {
+		fed = plan.Action{Step: LyncStepFederation, Change: plan.ChangeUpdate,
+			Reason:  "AllowFederatedUsers is $False; the shared SIP address space with Exchange Online needs it $True",
+			Details: []string{"Set-CsAccessEdgeConfiguration -AllowFederatedUsers $True"}}
+	}
+	out = append(out, fed)
+
+	hp := plan.Action{Step: LyncStepHostingProvider}
+	switch {
+	case o.Provider == nil:
+		hp.Change, hp.Reason = plan.ChangeCreate, fmt.Sprintf("there is no %q hosting provider", want.Identity)
+		hp.Details = []string{"New-CsHostingProvider " + want.String()}
+	case !o.Provider.SameProxy(want):
+		hp.Change = plan.ChangeUpdate
+		hp.Reason = fmt.Sprintf("ProxyFqdn is %s, not %s; it cannot be changed in place, so the provider is removed and re-created", o.Provider.ProxyFqdn, want.ProxyFqdn)
+		hp.Details = []string{fmt.Sprintf("Remove-CsHostingProvider -Identity %q", o.Provider.Identity), "New-CsHostingProvider " + want.String()}
+		if _, words := o.Provider.setDiff(want); len(words) > 0 {
+			hp.Details = append(hp.Details, "also differs: "+strings.Join(words, ", "))
+		}
+	default:
+		if params, words := o.Provider.setDiff(want); len(params) > 0 {
+			hp.Change, hp.Reason = plan.ChangeUpdate, "the provider differs from the documented settings: "+strings.Join(words, ", ")
+			hp.Details = []string{"Set-CsHostingProvider in place (ProxyFqdn already " + want.ProxyFqdn + ")"}
+		} else {
+			hp.Change, hp.Reason = plan.ChangeNone, fmt.Sprintf("%q already has the documented settings (ProxyFqdn %s)", want.Identity, want.ProxyFqdn)
+		}
+	}
+	out = append(out, hp)
+	for _, p := range o.OtherProviders {
+		if p.SameProxy(want) {
+			warnings = append(warnings, fmt.Sprintf("hosting provider %q also uses ProxyFqdn %s; seed 003 names the provider %q, and hybridflow leaves %q as it is",
+				p.Identity, p.ProxyFqdn, want.Identity, p.Identity))
+		}
+	}
+
+	rep := plan.Action{Step: LyncStepReplication, Change: plan.ChangeCheck,
+		Reason: "wait until Get-CsManagementStoreReplicationStatus shows every replica up to date"}
+	if lag := lyncLagging(o.Replicas); len(lag) > 0 {
+		rep.Details = []string{"not up to date now: " + strings.Join(lag, ", ")}
+	} else if len(o.Replicas) > 0 {
+		rep.Details = []string{fmt.Sprintf("all %d replica(s) up to date now", len(o.Replicas))}
+	}
+	out = append(out, rep)
+
+	edge := plan.Action{Step: LyncStepEdgeStore, Change: plan.ChangeCheck,
+		Reason: "confirm with Get-CsHostingProvider -LocalStore on the Edge Server"}
+	switch {
+	case o.EdgeProvider == nil:
+		edge.Details = []string{"the Edge Server's local store has no " + fmt.Sprintf("%q", want.Identity) + " provider now"}
+	case !o.EdgeProvider.Equal(want):
+		edge.Details = append([]string{"the Edge Server's local store differs now:"}, o.EdgeProvider.Differences(want)...)
+	default:
+		edge.Details = []string{"the Edge Server's local store already shows the documented provider"}
+	}
+	out = append(out, edge)
+
+	ext := plan.Action{Step: LyncStepExternalAccess, Change: plan.ChangeCheck,
+		Reason: "report whether an external access policy enables communications with remote users"}
+	allowing, warn := lyncExternalAccessVerdict(o.ExternalAccess)
+	if warn != "" {
+		warnings = append(warnings, warn)
+		ext.Details = []string{"none does now"}
+	} else {
+		ext.Details = []string{"enabled in: " + strings.Join(allowing, ", ")}
+	}
+	out = append(out, ext)
+	return out, warnings
+}
+
+// LyncUndoRecord is one reversible Lync change: the common record (System
+// lync, Kind, Name = the provider's identity, Enabled = the previous
+// AllowFederatedUsers) plus the previous provider for restores, which
+// UndoRecord has no field for.
+type LyncUndoRecord struct {
+	UndoRecord
+	Provider *LyncHostingProvider `json:"provider,omitempty"`
+}
+
+// LyncStepResult is what every Lync step returns (the StepResult contract
+// with Lync undo records, and what the read steps observed).
+type LyncStepResult struct {
+	Outcome  Outcome          `json:"outcome"`
+	Detail   string           `json:"detail"`
+	Undo     []LyncUndoRecord `json:"undo,omitempty"`
+	Warnings []string         `json:"warnings,omitempty"`
+	// Replication: the last status read and how many reads it took.
+	Replicas []LyncReplica `json:"replicas,omitempty"`
+	Polls    int           `json:"polls,omitempty"`
+	// External access: every policy, and those that allow remote users.
+	Policies []LyncExternalAccessPolicy `json:"policies,omitempty"`
+	Allowing []string                   `json:"allowing,omitempty"`
+	// Provider is what the step found or left (hosting provider, Edge).
+	Provider *LyncHostingProvider `json:"provider,omitempty"`
+}
+
+// LyncProviderInput names the provider a step ensures or confirms.
+type LyncProviderInput struct {
+	Target  Target              `json:"target"`
+	Desired LyncHostingProvider `json:"desired"`
+}
+
+// LyncReplicationInput bounds the replication wait.
+type LyncReplicationInput struct {
+	Target Target `json:"target"`
+	// Timeout bounds the whole wait (default 15m), across retried attempts;
+	// PollInterval is the time between status reads (default 10s).
+	Timeout      time.Duration `json:"timeout,omitempty"`
+	PollInterval time.Duration `json:"poll_interval,omitempty"`
+}
+
+// LyncUndoInput is what UndoLync receives.
+type LyncUndoInput struct {
+	Target Target         `json:"target"`
+	Record LyncUndoRecord `json:"record"`
+}
+
+// Defaults of the replication wait.
+const (
+	DefaultLyncReplicationTimeout = 15 * time.Minute
+	DefaultLyncReplicationPoll    = 10 * time.Second
+)
+
+// lyncBefore[T] is the state a write step found before its first write, kept
+// in heartbeat details across attempts.
+type lyncBefore[T any] struct {
+	Seen  bool `json:"seen"`
+	Value T    `json:"value"`
+}
+
+// lyncEarlierBefore returns what an earlier attempt of this activity found
+// before it wrote, if any (ok), without recording anything.
+func lyncEarlierBefore[T any](ctx context.Context) (T, bool) {
+	var b lyncBefore[T]
+	if !activity.IsActivity(ctx) || !activity.HasHeartbeatDetails(ctx) {
+		return b.Value, false
+	}
+	if err := activity.GetHeartbeatDetails(ctx, &b); err != nil || !b.Seen {
+		return b.Value, false
+	}
+	return b.Value, true
+}
+
+// lyncRecordBefore records the state found before the first write. The first
+// heartbeat of an attempt is sent at once, before the write it guards.
+func lyncRecordBefore[T any](ctx context.Context, v T) {
+	if activity.IsActivity(ctx) {
+		activity.RecordHeartbeat(ctx, lyncBefore[T]{Seen: true, Value: v})
+	}
+}
+
+// EnsureLyncEdgeFederation sets AllowFederatedUsers on the access edge
+// configuration (seed 003: shared SIP address space). Undo restores the
+// previous value.
+func (a *Lync) EnsureLyncEdgeFederation(ctx context.Context, t Target) (LyncStepResult, error) {
+	what := "ensure AllowFederatedUsers on " + lyncWhere(t)
+	r := a.runner(t)
+	rows, err := r.Run(ctx, cmd("Get-CsAccessEdgeConfiguration"))
+	if err != nil {
+		return LyncStepResult{}, classify(what, err)
+	}
+	if len(rows) == 0 {
+		return LyncStepResult{}, nonRetryable(ErrInvalidInput, "%s: Get-CsAccessEdgeConfiguration returned no configuration; is there an Edge pool in the topology?", what)
+	}
+	now := rowBool(rows[0], "AllowFederatedUsers")
+	orig, earlier := lyncEarlierBefore[bool](ctx)
+	if !earlier {
+		orig = now
+	}
+	if !now {
+		if !earlier {
+			lyncRecordBefore(ctx, now)
+		}
+		if _, err := r.Run(ctx, cmd("Set-CsAccessEdgeConfiguration", "AllowFederatedUsers", true)); err != nil {
+			return LyncStepResult{}, classify(what, err)
+		}
+	}
+	if orig {
+		return LyncStepResult{Outcome: Unchanged, Detail: "AllowFederatedUsers already $True"}, nil
+	}
+	return LyncStepResult{Outcome: Updated, Detail: "AllowFederatedUsers $False → $True",
+		Undo: []LyncUndoRecord{{UndoRecord: UndoRecord{System: SystemLync, Kind: UndoLyncSetAllowFederatedUsers, Name: "Global", Enabled: false}}}}, nil
+}
+
+// readProvider reads one provider from the central store, or with local
+// from the store of the machine the shell runs on (the Edge Server).
+func (a *Lync) readProvider(ctx context.Context, r exchange.Runner, identity string, local bool) (*LyncHostingProvider, error) {
+	c := cmd("Get-CsHostingProvider")
+	if local {
+		c = cmd("Get-CsHostingProvider", "LocalStore", true)
+	}
+	rows, err := r.Run(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	p, _ := lyncFindProvider(rows, identity)
+	return p, nil
+}
+
+func lyncValidProvider(p LyncHostingProvider) error {
+	if p.Identity == "" || lyncNormFqdn(p.ProxyFqdn) == "" || p.VerificationLevel == "" {
+		return nonRetryable(ErrInvalidInput, "hosting provider needs Identity, ProxyFqdn and VerificationLevel: %+v", p)
+	}
+	return nil
+}
+
+// EnsureLyncHostingProvider makes the "Exchange Online" hosting provider
+// exist with exactly the desired settings: created when absent, removed
+// and re-created when its ProxyFqdn differs (it cannot change in place),
+// set in place for any other difference. Undo removes the provider this
+// run created or restores the previous one exactly.
+func (a *Lync) EnsureLyncHostingProvider(ctx context.Context, in LyncProviderInput) (LyncStepResult, error) {
+	want := in.Desired
+	if err := lyncValidProvider(want); err != nil {
+		return LyncStepResult{}, err
+	}
+	what := fmt.Sprintf("ensure hosting provider %q on %s", want.Identity, lyncWhere(in.Target))
+	r := a.runner(in.Target)
+	cur, err := a.readProvider(ctx, r, want.Identity, false)
+	if err != nil {
+		return LyncStepResult{}, classify(what, err)
+	}
+	orig, earlier := lyncEarlierBefore[*LyncHostingProvider](ctx)
+	if !earlier {
+		orig = cur
+	}
+	remember := func() {
+		if !earlier {
+			lyncRecordBefore(ctx, cur)
+			earlier = true
+		}
+	}
+	// fail keeps the original provider with a failure that may have left
+	// it removed, so that the workflow can still put it back on abort.
+	fail := func(err error) error {
+		if orig == nil {
+			return err
+		}
+		return lyncWithUndo(err, lyncRestoreRecord(*orig))
+	}
+	var did string
+	switch {
+	case cur == nil:
+		remember()
+		if _, err := r.Run(ctx, want.newCommand()); err != nil {
+			if exchange.IsAlreadyExists(err) {
+				return LyncStepResult{}, fail(retryable(ErrTransient, "%s: created concurrently by someone else; the next attempt re-reads it", what))
+			}
+			return LyncStepResult{}, fail(classify(what, err))
+		}
+		did = "created"
+	case !cur.SameProxy(want):
+		remember()
+		if _, err := r.Run(ctx, cmd("Remove-CsHostingProvider", "Identity", cur.Identity)); err != nil && !exchange.IsNotFound(err) {
+			return LyncStepResult{}, fail(classify(what+": remove the provider with ProxyFqdn "+cur.ProxyFqdn, err))
+		}
+		if _, err := r.Run(ctx, want.newCommand()); err != nil {
+			// Put the old provider back at once so that nothing is left
+			// half-done; the heartbeat and the error keep it anyway.
+			_, perr := r.Run(ctx, cur.newCommand())
+			back := "the previous provider was put back"
+			if perr != nil {
+				back = fmt.Sprintf("putting the previous provider back failed too (%v); the next attempt or an abort restores it", perr)
+			}
+			return LyncStepResult{}, fail(classify(fmt.Sprintf("%s: re-create with ProxyFqdn %s (%s)", what, want.ProxyFqdn, back), err))
+		}
+		did = fmt.Sprintf("removed and re-created (ProxyFqdn %s → %s; it cannot change in place)", cur.ProxyFqdn, want.ProxyFqdn)
+	default:
+		params, words := cur.setDiff(want)
+		if len(params) > 0 {
+			remember()
+			params["Identity"] = cur.Identity
+			if _, err := r.Run(ctx, exchange.Command{Cmdlet: "Set-CsHostingProvider", Parameters: params}); err != nil {
+				return LyncStepResult{}, fail(classify(what, err))
+			}
+			did = "set in place: " + strings.Join(words, ", ")
+		}
+	}
+	final := want
+	switch {
+	case orig == nil:
+		return LyncStepResult{Outcome: Created, Detail: "created " + want.String(), Provider: &final,
+			Undo: []LyncUndoRecord{{UndoRecord: UndoRecord{System: SystemLync, Kind: UndoLyncRemoveHostingProvider, Name: want.Identity}}}}, nil
+	case orig.Equal(want):
+		return LyncStepResult{Outcome: Unchanged, Detail: fmt.Sprintf("%q already has the documented settings (ProxyFqdn %s)", want.Identity, want.ProxyFqdn), Provider: &final}, nil
+	}
+	if did == "" { // an earlier attempt wrote and did not get to report it
+		did = "changed by an earlier attempt: " + strings.Join(orig.Differences(want), ", ")
+	}
+	return LyncStepResult{Outcome: Updated, Detail: fmt.Sprintf("%q %s", want.Identity, did), Provider: &final,
+		Undo: []LyncUndoRecord{lyncRestoreRecord(*orig)}}, nil
+}
+
+func lyncRestoreRecord(prev LyncHostingProvider) LyncUndoRecord {
+	return LyncUndoRecord{UndoRecord: UndoRecord{System: SystemLync, Kind: UndoLyncRestoreHostingProvider, Name: prev.Identity}, Provider: &prev}
+}
+
+// lyncWithUndo attaches an undo record to a step's failure as the
+// application error's details (LyncUndoFromError reads it back): a step
+// that failed after a write it could not take back still tells the
+// workflow how to reverse it.
+func lyncWithUndo(err error, rec LyncUndoRecord) error {
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) {
+		return err
+	}
+	return temporal.NewApplicationErrorWithOptions(app.Message(), app.Type(), temporal.ApplicationErrorOptions{
+		NonRetryable: app.NonRetryable(), Cause: errors.Unwrap(app), NextRetryDelay: app.NextRetryDelay(), Details: []any{rec}})
+}
+
+// LyncUndoFromError returns the undo record a failed Lync step attached to
+// its error, if any.
+func LyncUndoFromError(err error) (LyncUndoRecord, bool) {
+	var app *temporal.ApplicationError
+	var rec LyncUndoRecord
+	if !errors.As(err, &app) || !app.HasDetails() || app.Details(&rec) != nil || rec.Kind == "" {
+		return LyncUndoRecord{}, false
+	}
+	return rec, true
+}
+
+// lyncReplicationProgress is the wait's heartbeat: where it stands, and when
+// it started, so that a retried attempt keeps the original bound.
+type lyncReplicationProgress struct {
+	Started time.Time `json:"started"`
+	Polls   int       `json:"polls"`
+	Lagging []string  `json:"lagging,omitempty"`
+}
+
+// WaitLyncReplication reads Get-CsManagementStoreReplicationStatus until
+// every replica is up to date, heartbeating after each read, for at most
+// Timeout. When the bound is reached it fails (ReplicationLagging, not
+// retried: the wait was the retry) naming the replicas that lag.
+func (a *Lync) WaitLyncReplication(ctx context.Context, in LyncReplicationInput) (LyncStepResult, error) {
+	timeout, every := in.Timeout, in.PollInterval
+	if timeout <= 0 {
+		timeout = DefaultLyncReplicationTimeout
+	}
+	if every <= 0 {
+		every = DefaultLyncReplicationPoll
+	}
+	what := "wait for Central Management store replication on " + lyncWhere(in.Target)
+	p := lyncReplicationProgress{Started: time.Now()}
+	if activity.IsActivity(ctx) && activity.HasHeartbeatDetails(ctx) {
+		var earlier lyncReplicationProgress
+		if activity.GetHeartbeatDetails(ctx, &earlier) == nil && !earlier.Started.IsZero() {
+			p = earlier
+		}
+	}
+	r := a.runner(in.Target)
+	for {
+		rows, err := r.Run(ctx, cmd("Get-CsManagementStoreReplicationStatus"))
+		if err != nil {
+			return LyncStepResult{}, classify(what, err)
+		}
+		p.Polls++
+		reps := lyncReplicasFromRows(rows)
+		p.Lagging = lyncLagging(reps)
+		if len(reps) == 0 {
+			p.Lagging = []string{"(no replica reported)"}
+		}
+		if activity.IsActivity(ctx) {
+			activity.RecordHeartbeat(ctx, p)
+		}
+		if len(p.Lagging) == 0 {
+			return LyncStepResult{Outcome: Unchanged, Replicas: reps, Polls: p.Polls,
+				Detail: fmt.Sprintf("all %d replica(s) up to date after %d status read(s)", len(reps), p.Polls)}, nil
+		}
+		waited := time.Since(p.Started)
+		if waited+every > timeout {
+			return LyncStepResult{}, nonRetryable(ErrReplicationLagging,
+				"%s: after %s (%d status reads) still not up to date: %s; check the Lync Server Replica Replicator Agent service and connectivity to the master store on %s, then retry",
+				what, waited.Round(time.Millisecond), p.Polls, lyncReplicaList(reps), strings.Join(p.Lagging, ", "))
+		}
+		select {
+		case <-ctx.Done():
+			return LyncStepResult{}, classify(what, ctx.Err())
+		case <-time.After(every):
+		}
+	}
+}
+
+func lyncReplicaList(rs []LyncReplica) string {
+	var parts []string
+	for _, r := range rs {
+		if r.UpToDate {
+			continue
+		}
+		s := r.Fqdn
+		if !r.LastStatusReport.IsZero() {
+			s += " (last status report " + r.LastStatusReport.Format(time.RFC3339) + ")"
+		}
+		parts = append(parts, s)
+	}
+	if len(parts) == 0 {
+		return "no replica reported"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// ConfirmLyncEdgeProvider reads the Edge Server's local store
+// (Get-CsHostingProvider -LocalStore) and fails, retryably, until the
+// provider is there with the desired settings.
+func (a *Lync) ConfirmLyncEdgeProvider(ctx context.Context, in LyncProviderInput) (LyncStepResult, error) {
+	want := in.Desired
+	what := fmt.Sprintf("confirm hosting provider %q in the Edge Server's local store on %s", want.Identity, lyncWhere(in.Target))
+	edge, err := a.readProvider(ctx, a.runner(in.Target), want.Identity, true)
+	if err != nil {
+		return LyncStepResult{}, classify(what, err)
+	}
+	if edge == nil {
+		return LyncStepResult{}, retryable(ErrEdgeNotUpdated, "%s: the local store has no %q provider yet", what, want.Identity)
+	}
+	if !edge.Equal(want) {
+		return LyncStepResult{}, retryable(ErrEdgeNotUpdated, "%s: the local store still differs: %s", what, strings.Join(edge.Differences(want), ", "))
+	}
+	return LyncStepResult{Outcome: Unchanged, Provider: edge, Detail: fmt.Sprintf("the Edge Server's local store shows %q → %s (%s)", edge.Identity, edge.ProxyFqdn, edge.VerificationLevel)}, nil
+}
+
+// CheckLyncExternalAccess reports which external access policies enable
+// communications with remote users, with a warning when none does. It
+// writes nothing: access policies are the administrator's decision.
+func (a *Lync) CheckLyncExternalAccess(ctx context.Context, t Target) (LyncStepResult, error) {
+	rows, err := a.runner(t).Run(ctx, cmd("Get-CsExternalAccessPolicy"))
+	if err != nil {
+		return LyncStepResult{}, classify("read external access policies on "+lyncWhere(t), err)
+	}
+	ps := lyncExternalAccessFromRows(rows)
+	allowing, warn := lyncExternalAccessVerdict(ps)
+	res := LyncStepResult{Outcome: Unchanged, Policies: ps, Allowing: allowing}
+	if warn != "" {
+		res.Warnings = []string{warn}
+		res.Detail = "no external access policy enables communications with remote users"
+	} else {
+		res.Detail = "communications with remote users enabled in: " + strings.Join(allowing, ", ")
+	}
+	return res, nil
+}
+
+// UndoLync reverses one Lync change this product made.
+func (a *Lync) UndoLync(ctx context.Context, in LyncUndoInput) error {
+	rec := in.Record
+	r := a.runner(in.Target)
+	switch rec.Kind {
+	case UndoLyncSetAllowFederatedUsers:
+		what := fmt.Sprintf("restore AllowFederatedUsers %s on %s", lyncValue(rec.Enabled), lyncWhere(in.Target))
+		rows, err := r.Run(ctx, cmd("Get-CsAccessEdgeConfiguration"))
+		if err != nil {
+			return classify(what, err)
+		}
+		if len(rows) > 0 && rowBool(rows[0], "AllowFederatedUsers") == rec.Enabled {
+			return nil
+		}
+		_, err = r.Run(ctx, cmd("Set-CsAccessEdgeConfiguration", "AllowFederatedUsers", rec.Enabled))
+		return classify(what, err)
+	case UndoLyncRemoveHostingProvider:
+		_, err := r.Run(ctx, cmd("Remove-CsHostingProvider", "Identity", rec.Name))
+		if exchange.IsNotFound(err) {
+			return nil
+		}
+		return classify(fmt.Sprintf("remove hosting provider %q on %s", rec.Name, lyncWhere(in.Target)), err)
+	case UndoLyncRestoreHostingProvider:
+		if rec.Provider == nil {
+			return nonRetryable(ErrInvalidInput, "Lync undo %s: the record carries no provider", rec.Kind)
+		}
+		return a.restoreProvider(ctx, r, in.Target, *rec.Provider)
+	}
+	return nonRetryable(ErrInvalidInput, "Lync undo: unknown kind %q", rec.Kind)
+}
+
+// restoreProvider puts prev back exactly, check-then-act.
+func (a *Lync) restoreProvider(ctx context.Context, r exchange.Runner, t Target, prev LyncHostingProvider) error {
+	what := fmt.Sprintf("restore hosting provider %q (ProxyFqdn %s) on %s", prev.Identity, prev.ProxyFqdn, lyncWhere(t))
+	cur, err := a.readProvider(ctx, r, prev.Identity, false)
+	if err != nil {
+		return classify(what, err)
+	}
+	switch {
+	case cur == nil:
+	case !cur.SameProxy(prev):
+		if _, err := r.Run(ctx, cmd("Remove-CsHostingProvider", "Identity", cur.Identity)); err != nil && !exchange.IsNotFound(err) {
+			return classify(what, err)
+		}
+	default:
+		params, _ := cur.setDiff(prev)
+		if len(params) == 0 {
+			return nil
+		}
+		params["Identity"] = cur.Identity
+		_, err := r.Run(ctx, exchange.Command{Cmdlet: "Set-CsHostingProvider", Parameters: params})
+		return classify(what, err)
+	}
+	if _, err := r.Run(ctx, prev.newCommand()); err != nil {
+		if exchange.IsAlreadyExists(err) {
+			return retryable(ErrTransient, "%s: created concurrently by someone else; the next attempt re-reads it", what)
+		}
+		return classify(what, err)
+	}
+	return nil
+}

@@ -1,0 +1,792 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hybridflow/hybridflow/internal/certs"
+	"github.com/hybridflow/hybridflow/internal/cloud"
+	"github.com/hybridflow/hybridflow/internal/exchange"
+	"github.com/hybridflow/hybridflow/internal/graph"
+	"github.com/hybridflow/hybridflow/internal/plan"
+)
+
+// Renewal runs the auth certificate's life (FACTS §7): read it, create a
+// successor, stage it, put its key in Entra next to the current one,
+// publish it, clear the previous one, and take the retired key out of
+// Entra. One struct serves two queues: the PowerShell methods run on
+// hybridflow-onprem-<site> (they need Hosts), the Graph methods on
+// hybridflow-cloud (they need Clients); the workflow routes each method to
+// its queue, and a method reached on the wrong one fails without retrying.
+//
+// Every method re-reads what it is about to change and does only what is
+// missing, so a renewal interrupted anywhere finishes correctly when it is
+// run again: a staged certificate is reused, a published one is not
+// published twice, a key already in Entra is not uploaded twice.
+type Renewal struct {
+	Hosts   OnPremHosts
+	Clients GraphClients
+	// Now is the clock for certificate and key validity; tests pin it.
+	Now func() time.Time
+}
+
+// AuthCertificateSubject is the subject the documented command gives a new
+// auth certificate (New-ExchangeCertificate -SubjectName, FACTS §7).
+const AuthCertificateSubject = "Microsoft Exchange Server Auth Certificate"
+
+// authKeyDisplayName prefixes the keys hybridflow uploads; it is the name
+// setup gives them too (plan.certKey), so both look alike in Entra.
+const authKeyDisplayName = "hybridflow: Exchange auth certificate "
+
+// Error types only the renewal raises.
+const (
+	// ErrWrongQueue: a Renewal method ran on a worker without the client it
+	// needs (a Graph method on an on-prem queue or the reverse).
+	ErrWrongQueue = "WrongTaskQueue"
+	// ErrNotSetUp: the Entra object the keys belong on does not exist.
+	ErrNotSetUp = "NotSetUp"
+)
+
+func (a *Renewal) now() time.Time {
+	if a.Now != nil {
+		return a.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (a *Renewal) onprem(method string, t Target) (exchange.Runner, error) {
+	if a.Hosts == nil {
+		return nil, nonRetryable(ErrWrongQueue, "Renewal.%s needs on-prem Exchange and runs on %s's on-prem queue; this worker has no PowerShell host", method, t.Site)
+	}
+	return a.Hosts.OnPrem(t), nil
+}
+
+func (a *Renewal) graph(method string, t Target) (*graph.Client, error) {
+	if a.Clients == nil {
+		return nil, nonRetryable(ErrWrongQueue, "Renewal.%s needs Microsoft Graph and runs on the cloud queue; this worker has no Graph client", method)
+	}
+	c, err := a.Clients.Graph(t)
+	if err != nil {
+		return nil, nonRetryable(ErrInvalidInput, "Graph client for %s: %v", t.TenantID, err)
+	}
+	return c, nil
+}
+
+// AuthCertificate is one certificate of the Exchange servers' store: its
+// public part only (activity contract §5).
+type AuthCertificate struct {
+	Thumbprint string    `json:"thumbprint"`
+	Subject    string    `json:"subject,omitempty"`
+	NotBefore  time.Time `json:"not_before"`
+	NotAfter   time.Time `json:"not_after"`
+	Exportable bool      `json:"exportable"`
+	DER        []byte    `json:"der,omitempty"`
+}
+
+// ValidAt reports whether the certificate is within its validity at t
+// (notBefore and notAfter inclusive, as X.509 has them).
+func (c AuthCertificate) ValidAt(t time.Time) bool {
+	return !t.Before(c.NotBefore) && !t.After(c.NotAfter)
+}
+
+// AuthConfigView is Get-AuthConfig with its read-side names (FACTS §1 step 3).
+type AuthConfigView struct {
+	Current       string    `json:"current,omitempty"`
+	Next          string    `json:"next,omitempty"`
+	NextEffective time.Time `json:"next_effective,omitempty"`
+	Previous      string    `json:"previous,omitempty"`
+}
+
+// AuthCertificateState is what ReadAuthCertificate found on-prem: the auth
+// config, the certificates it names plus every other certificate with the
+// auth certificate's subject, and what the renewal needs around them
+// (organisation GUID, the mode Exchange is configured for, what to verify
+// with).
+type AuthCertificateState struct {
+	ReadAt       time.Time         `json:"read_at"`
+	AuthConfig   AuthConfigView    `json:"auth_config"`
+	Certificates []AuthCertificate `json:"certificates,omitempty"`
+	// OrganizationGUID names the dedicated application (ExchangeServerApp-<guid>).
+	OrganizationGUID string `json:"organization_guid,omitempty"`
+	// DedicatedAppID is the evoSTS auth server's ApplicationIdentifier: set
+	// once the organisation uses the dedicated application (FACTS §2.5),
+	// empty on the legacy first-party path.
+	DedicatedAppID string `json:"dedicated_app_id,omitempty"`
+	// EvoSTSFound says whether an AzureAD auth server exists at all.
+	EvoSTSFound bool `json:"evo_sts_found"`
+	// OnPremEWSExternalURL and OnPremMailbox feed verification; the
+	// workflow lets the inventory's overrides win over them.
+	OnPremEWSExternalURL string `json:"onprem_ews_external_url,omitempty"`
+	OnPremMailbox        string `json:"onprem_mailbox,omitempty"`
+	// VerifyCloudTarget is the tenant's Exchange Online EWS URL.
+	VerifyCloudTarget string `json:"verify_cloud_target,omitempty"`
+}
+
+// Certificate returns the certificate with this thumbprint, if read.
+func (s AuthCertificateState) Certificate(thumbprint string) (AuthCertificate, bool) {
+	return findAuthCert(s.Certificates, thumbprint)
+}
+
+// Retired lists the auth certificates that are out of service: in the
+// store with the auth subject, older than the current one, and named by
+// none of current, next and previous. Their keys may leave Entra. Sorted.
+func (s AuthCertificateState) Retired() []string {
+	return retiredCerts(s.Certificates, s.AuthConfig)
+}
+
+func findAuthCert(cs []AuthCertificate, thumbprint string) (AuthCertificate, bool) {
+	for _, c := range cs {
+		if certs.SameThumbprint(c.Thumbprint, thumbprint) {
+			return c, true
+		}
+	}
+	return AuthCertificate{}, false
+}
+
+func isAuthSubject(subject string) bool {
+	return strings.Contains(strings.ToLower(subject), strings.ToLower(AuthCertificateSubject))
+}
+
+func retiredCerts(cs []AuthCertificate, ac AuthConfigView) []string {
+	cur, ok := findAuthCert(cs, ac.Current)
+	if !ok {
+		return nil // without a current certificate nothing is provably older
+	}
+	var out []string
+	for _, c := range cs {
+		if !isAuthSubject(c.Subject) || !c.NotBefore.Before(cur.NotBefore) {
+			continue
+		}
+		if certs.SameThumbprint(c.Thumbprint, ac.Current) || certs.SameThumbprint(c.Thumbprint, ac.Next) || certs.SameThumbprint(c.Thumbprint, ac.Previous) {
+			continue
+		}
+		out = append(out, strings.ToUpper(c.Thumbprint))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func authConfigFromRows(rows []exchange.Row) AuthConfigView {
+	if len(rows) == 0 {
+		return AuthConfigView{}
+	}
+	r := rows[0]
+	return AuthConfigView{Current: rowString(r, "CurrentCertificateThumbprint"), Next: rowString(r, "NextCertificateThumbprint"),
+		NextEffective: rowTime(r, "NextCertificateEffectiveDate"), Previous: rowString(r, "PreviousCertificateThumbprint")}
+}
+
+func authCertFromRow(r exchange.Row) AuthCertificate {
+	exportable := rowBool(r, "PrivateKeyExportable")
+	if _, ok := r["PrivateKeyExportable"]; !ok {
+		exportable = rowBool(r, "IsExportable")
+	}
+	return AuthCertificate{Thumbprint: strings.ToUpper(rowString(r, "Thumbprint")), Subject: rowString(r, "Subject"),
+		NotBefore: rowTime(r, "NotBefore"), NotAfter: rowTime(r, "NotAfter"), Exportable: exportable, DER: rowBytes(r, "RawData")}
+}
+
+// authCertsOf keeps the certificates the auth config names and every
+// other one with the auth certificate's subject: the store also holds IIS
+// and SMTP certificates the renewal has no business with.
+func authCertsOf(rows []exchange.Row, ac AuthConfigView) []AuthCertificate {
+	var out []AuthCertificate
+	for _, r := range rows {
+		c := authCertFromRow(r)
+		named := false
+		for _, tp := range []string{ac.Current, ac.Next, ac.Previous} {
+			named = named || certs.SameThumbprint(c.Thumbprint, tp)
+		}
+		if named || isAuthSubject(c.Subject) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// readAuthConfigAndStore is the check half of every on-prem write below:
+// Get-AuthConfig and Get-ExchangeCertificate in one round trip.
+func readAuthConfigAndStore(ctx context.Context, r exchange.Runner, what string) (AuthConfigView, []AuthCertificate, error) {
+	cmds := []exchange.Command{cmd("Get-AuthConfig"), cmd("Get-ExchangeCertificate")}
+	res, err := r.RunBatch(ctx, cmds)
+	if err != nil {
+		return AuthConfigView{}, nil, classify(what, err)
+	}
+	acRows, err := batchRows(res, 0, cmds)
+	if err != nil {
+		return AuthConfigView{}, nil, classify(what, err)
+	}
+	certRows, err := batchRows(res, 1, cmds)
+	if err != nil {
+		return AuthConfigView{}, nil, classify(what, err)
+	}
+	ac := authConfigFromRows(acRows)
+	return ac, authCertsOf(certRows, ac), nil
+}
+
+func readAuthConfig(ctx context.Context, r exchange.Runner, what string) (AuthConfigView, error) {
+	rows, err := r.Run(ctx, cmd("Get-AuthConfig"))
+	if err != nil {
+		return AuthConfigView{}, classify(what, err)
+	}
+	return authConfigFromRows(rows), nil
+}
+
+var renewalRead = []exchange.Command{
+	cmd("Get-AuthConfig"),
+	cmd("Get-ExchangeCertificate"),
+	cmd("Get-OrganizationConfig"),
+	cmd("Get-AuthServer"),
+	cmd("Get-WebServicesVirtualDirectory"),
+	cmd("Get-Mailbox", "ResultSize", 1),
+}
+
+// ReadAuthCertificate reads, in one round trip, the auth config, the auth
+// certificates, the organisation GUID, the evoSTS auth server (whose
+// ApplicationIdentifier says which mode the organisation runs) and what
+// verification needs. It writes nothing; `renew report` runs only this and
+// ReadAuthCertificateKeys.
+func (a *Renewal) ReadAuthCertificate(ctx context.Context, t Target) (AuthCertificateState, error) {
+	r, err := a.onprem("ReadAuthCertificate", t)
+	if err != nil {
+		return AuthCertificateState{}, err
+	}
+	what := "read the auth certificate of " + t.TenantID
+	res, err := r.RunBatch(ctx, renewalRead)
+	if err != nil {
+		return AuthCertificateState{}, classify(what, err)
+	}
+	s := AuthCertificateState{ReadAt: a.now()}
+	if p, err := cloud.Lookup(t.Cloud); err == nil {
+		if t.ExchangeOnlineHost != "" {
+			p.ExchangeOnlineHost = t.ExchangeOnlineHost
+		}
+		s.VerifyCloudTarget = p.EWSURL()
+	}
+	var certRows []exchange.Row
+	for i, c := range renewalRead {
+		rows, err := batchRows(res, i, renewalRead)
+		if err != nil {
+			if c.Cmdlet == "Get-AuthConfig" || c.Cmdlet == "Get-ExchangeCertificate" {
+				return AuthCertificateState{}, classify(what, err)
+			}
+			continue // the rest only helps; the workflow says what is missing
+		}
+		switch c.Cmdlet {
+		case "Get-AuthConfig":
+			s.AuthConfig = authConfigFromRows(rows)
+		case "Get-ExchangeCertificate":
+			certRows = rows
+		case "Get-OrganizationConfig":
+			if len(rows) > 0 {
+				s.OrganizationGUID = strings.ToLower(rowString(rows[0], "Guid"))
+			}
+		case "Get-AuthServer":
+			for _, row := range rows {
+				if !strings.EqualFold(rowString(row, "Type"), plan.AuthServerTypeAzureAD) {
+					continue
+				}
+				// An enabled server naming an application wins over the rest.
+				app := rowString(row, "ApplicationIdentifier")
+				if strings.EqualFold(app, cloud.FirstPartyAppID) {
+					app = ""
+				}
+				if !s.EvoSTSFound || (app != "" && rowBool(row, "Enabled")) {
+					s.EvoSTSFound, s.DedicatedAppID = true, app
+				}
+			}
+		case "Get-WebServicesVirtualDirectory":
+			for _, row := range rows {
+				if u := rowString(row, "ExternalUrl"); u != "" && s.OnPremEWSExternalURL == "" {
+					s.OnPremEWSExternalURL = u
+				}
+			}
+		case "Get-Mailbox":
+			if len(rows) > 0 {
+				s.OnPremMailbox = rowString(rows[0], "PrimarySmtpAddress")
+			}
+		}
+	}
+	s.Certificates = authCertsOf(certRows, s.AuthConfig)
+	return s, nil
+}
+
+// AuthCertificateResult is what the on-prem writes return: the step's
+// outcome, the auth config as it is afterwards, the certificate the step
+// is about and, after ClearPreviousAuthCertificate, the retired ones.
+type AuthCertificateResult struct {
+	StepResult
+	AuthConfig  AuthConfigView   `json:"auth_config"`
+	Certificate *AuthCertificate `json:"certificate,omitempty"`
+	// Retired are the auth certificates out of service once the previous
+	// one is cleared (AuthCertificateState.Retired): their keys may go.
+	Retired []string `json:"retired,omitempty"`
+}
+
+// CreateAuthCertificateInput asks for a certificate to stage.
+type CreateAuthCertificateInput struct {
+	Target Target `json:"target"`
+	// Outlive: the new certificate must expire after this (the current
+	// certificate's expiry), so a renewal never stages an older one.
+	Outlive time.Time `json:"outlive"`
+	// ValidAt: the new certificate must be valid then (the effective date).
+	ValidAt time.Time `json:"valid_at"`
+}
+
+// CreateAuthCertificate returns the certificate the renewal stages,
+// creating it only when there is none to reuse: the certificate already
+// staged, if usable; else one with the auth subject that is newer than
+// the current certificate, in the store but never staged (a run that
+// stopped between New-ExchangeCertificate and Set-AuthConfig); else a new
+// one, exactly as FACTS §7 documents.
+func (a *Renewal) CreateAuthCertificate(ctx context.Context, in CreateAuthCertificateInput) (AuthCertificateResult, error) {
+	r, err := a.onprem("CreateAuthCertificate", in.Target)
+	if err != nil {
+		return AuthCertificateResult{}, err
+	}
+	ac, store, err := readAuthConfigAndStore(ctx, r, "read the auth config before creating a certificate")
+	if err != nil {
+		return AuthCertificateResult{}, err
+	}
+	now := a.now()
+	validAt := in.ValidAt
+	if validAt.Before(now) {
+		validAt = now
+	}
+	usable := func(c AuthCertificate) bool {
+		return c.Exportable && c.ValidAt(now) && c.ValidAt(validAt) && len(c.DER) > 0 && c.NotAfter.After(in.Outlive)
+	}
+	res := AuthCertificateResult{AuthConfig: ac}
+	if ac.Next != "" && !certs.SameThumbprint(ac.Next, ac.Current) {
+		if c, ok := findAuthCert(store, ac.Next); ok && usable(c) {
+			res.StepResult = StepResult{Outcome: Unchanged, Detail: fmt.Sprintf("certificate %s is already staged (effective %s); reusing it", c.Thumbprint, renewalDay(ac.NextEffective))}
+			res.Certificate = &c
+			return res, nil
+		}
+	}
+	cur, hasCur := findAuthCert(store, ac.Current)
+	var spare *AuthCertificate
+	for i, c := range store {
+		if !isAuthSubject(c.Subject) || !usable(c) {
+			continue
+		}
+		if certs.SameThumbprint(c.Thumbprint, ac.Current) || certs.SameThumbprint(c.Thumbprint, ac.Previous) || certs.SameThumbprint(c.Thumbprint, ac.Next) {
+			continue
+		}
+		if hasCur && !c.NotBefore.After(cur.NotBefore) {
+			continue // older than the current one: a leftover, not a successor
+		}
+		if spare == nil || c.NotAfter.After(spare.NotAfter) {
+			spare = &store[i]
+		}
+	}
+	if spare != nil {
+		res.StepResult = StepResult{Outcome: Unchanged, Detail: fmt.Sprintf("reusing certificate %s, created %s but never staged", spare.Thumbprint, renewalDay(spare.NotBefore))}
+		res.Certificate = spare
+		return res, nil
+	}
+	rows, err := r.Run(ctx, cmd("New-ExchangeCertificate", "KeySize", 2048, "PrivateKeyExportable", true,
+		"SubjectName", "cn="+AuthCertificateSubject, "DomainName", []string{}, "Services", "SMTP"))
+	if err != nil {
+		return res, classify("New-ExchangeCertificate (auth certificate)", err)
+	}
+	if len(rows) == 0 {
+		return res, retryable(ErrTransient, "New-ExchangeCertificate returned no certificate; the next attempt re-reads the store and reuses it if it was created")
+	}
+	c := authCertFromRow(rows[0])
+	if len(c.DER) == 0 {
+		// Read it back: the store has it even if the reply lacked the bytes.
+		rows, err := r.Run(ctx, cmd("Get-ExchangeCertificate", "Thumbprint", c.Thumbprint))
+		if err != nil || len(rows) == 0 {
+			return res, retryable(ErrTransient, "read back new certificate %s: %v", c.Thumbprint, err)
+		}
+		c = authCertFromRow(rows[0])
+	}
+	res.StepResult = StepResult{Outcome: Created, Detail: fmt.Sprintf("created auth certificate %s, valid %s to %s", c.Thumbprint, renewalDay(c.NotBefore), renewalDay(c.NotAfter))}
+	res.Certificate = &c
+	return res, nil
+}
+
+func renewalDay(t time.Time) string {
+	if t.IsZero() {
+		return "(no date)"
+	}
+	return t.UTC().Format(time.DateOnly)
+}
+
+// StageAuthCertificateInput stages a certificate for an effective date.
+type StageAuthCertificateInput struct {
+	Target        Target    `json:"target"`
+	Thumbprint    string    `json:"thumbprint"`
+	EffectiveDate time.Time `json:"effective_date"`
+	// Replace is the staged certificate the workflow saw and decided to
+	// replace (unusable); any other staged certificate is someone else's
+	// and is not overwritten.
+	Replace string `json:"replace,omitempty"`
+}
+
+// stageForceWithin: Exchange asks for confirmation when the effective date
+// is less than 48 hours away; -Force answers it (the emergency path).
+const stageForceWithin = 48 * time.Hour
+
+// StageAuthCertificate runs Set-AuthConfig -NewCertificateThumbprint
+// -NewCertificateEffectiveDate unless the certificate is already staged
+// (whatever its date: a resumed renewal keeps the date it chose first) or
+// already current.
+func (a *Renewal) StageAuthCertificate(ctx context.Context, in StageAuthCertificateInput) (AuthCertificateResult, error) {
+	r, err := a.onprem("StageAuthCertificate", in.Target)
+	if err != nil {
+		return AuthCertificateResult{}, err
+	}
+	ac, err := readAuthConfig(ctx, r, "read the auth config before staging")
+	if err != nil {
+		return AuthCertificateResult{}, err
+	}
+	res := AuthCertificateResult{AuthConfig: ac}
+	switch {
+	case certs.SameThumbprint(ac.Current, in.Thumbprint):
+		res.StepResult = StepResult{Outcome: Unchanged, Detail: in.Thumbprint + " is already the current certificate"}
+		return res, nil
+	case certs.SameThumbprint(ac.Next, in.Thumbprint):
+		res.StepResult = StepResult{Outcome: Unchanged, Detail: fmt.Sprintf("%s is already staged, effective %s", in.Thumbprint, ac.NextEffective.UTC().Format(time.RFC3339))}
+		return res, nil
+	case ac.Next != "" && !certs.SameThumbprint(ac.Next, in.Replace):
+		return res, nonRetryable(ErrConflict, "certificate %s was staged (effective %s) since the renewal read the auth config; it is not hybridflow's to replace: run the renewal again so it re-reads, or clear it by hand",
+			ac.Next, renewalDay(ac.NextEffective))
+	}
+	p := []any{"NewCertificateThumbprint", in.Thumbprint, "NewCertificateEffectiveDate", in.EffectiveDate.UTC().Format(time.RFC3339)}
+	if in.EffectiveDate.Sub(a.now()) < stageForceWithin {
+		p = append(p, "Force", true)
+	}
+	if _, err := r.Run(ctx, cmd("Set-AuthConfig", p...)); err != nil {
+		return res, classify("stage auth certificate "+in.Thumbprint, err)
+	}
+	if after, err := readAuthConfig(ctx, r, "read the auth config after staging"); err == nil {
+		res.AuthConfig = after
+	} else {
+		res.AuthConfig.Next, res.AuthConfig.NextEffective = in.Thumbprint, in.EffectiveDate.UTC()
+	}
+	detail := fmt.Sprintf("staged %s, effective %s", in.Thumbprint, in.EffectiveDate.UTC().Format(time.RFC3339))
+	if ac.Next != "" {
+		detail += " (replacing unusable staged certificate " + ac.Next + ")"
+	}
+	res.StepResult = StepResult{Outcome: Updated, Detail: detail}
+	return res, nil
+}
+
+// AuthCertificateInput names the certificate an on-prem step is about.
+type AuthCertificateInput struct {
+	Target     Target `json:"target"`
+	Thumbprint string `json:"thumbprint"`
+}
+
+// PublishAuthCertificate runs Set-AuthConfig -PublishCertificate when the
+// certificate is staged; when it is current already, nothing. Anything
+// else means someone changed the auth config under the renewal: it stops
+// rather than publish a certificate it did not choose.
+func (a *Renewal) PublishAuthCertificate(ctx context.Context, in AuthCertificateInput) (AuthCertificateResult, error) {
+	r, err := a.onprem("PublishAuthCertificate", in.Target)
+	if err != nil {
+		return AuthCertificateResult{}, err
+	}
+	ac, err := readAuthConfig(ctx, r, "read the auth config before publishing")
+	if err != nil {
+		return AuthCertificateResult{}, err
+	}
+	res := AuthCertificateResult{AuthConfig: ac}
+	if certs.SameThumbprint(ac.Current, in.Thumbprint) {
+		res.StepResult = StepResult{Outcome: Unchanged, Detail: in.Thumbprint + " is already the current certificate"}
+		return res, nil
+	}
+	if !certs.SameThumbprint(ac.Next, in.Thumbprint) {
+		return res, nonRetryable(ErrConflict, "certificate %s is neither current nor staged (current %s, staged %q): the auth config changed under the renewal; run it again so it re-reads",
+			in.Thumbprint, ac.Current, ac.Next)
+	}
+	if _, err := r.Run(ctx, cmd("Set-AuthConfig", "PublishCertificate", true)); err != nil {
+		return res, classify("publish auth certificate "+in.Thumbprint, err)
+	}
+	after, err := readAuthConfig(ctx, r, "read the auth config after publishing")
+	if err != nil {
+		after = AuthConfigView{Current: in.Thumbprint, Previous: ac.Current}
+	}
+	res.AuthConfig = after
+	res.StepResult = StepResult{Outcome: Updated, Detail: fmt.Sprintf("published %s; %s is now the previous certificate", in.Thumbprint, orNone(ac.Current))}
+	return res, nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+// ClearPreviousAuthCertificate runs Set-AuthConfig -ClearPreviousCertificate
+// once the certificate named is current (and only then), and reports the
+// auth certificates now retired, whose keys RemoveRetiredAuthKeys may take
+// out of Entra: that order is the point of the step.
+func (a *Renewal) ClearPreviousAuthCertificate(ctx context.Context, in AuthCertificateInput) (AuthCertificateResult, error) {
+	r, err := a.onprem("ClearPreviousAuthCertificate", in.Target)
+	if err != nil {
+		return AuthCertificateResult{}, err
+	}
+	ac, store, err := readAuthConfigAndStore(ctx, r, "read the auth config before clearing the previous certificate")
+	if err != nil {
+		return AuthCertificateResult{}, err
+	}
+	res := AuthCertificateResult{AuthConfig: ac}
+	if !certs.SameThumbprint(ac.Current, in.Thumbprint) {
+		return res, nonRetryable(ErrConflict, "the current certificate is %s, not %s: the previous certificate is cleared only after the new one is current", orNone(ac.Current), in.Thumbprint)
+	}
+	if ac.Previous == "" {
+		res.StepResult = StepResult{Outcome: Unchanged, Detail: "no previous certificate to clear"}
+	} else {
+		if _, err := r.Run(ctx, cmd("Set-AuthConfig", "ClearPreviousCertificate", true)); err != nil {
+			return res, classify("clear the previous auth certificate", err)
+		}
+		res.StepResult = StepResult{Outcome: Updated, Detail: "cleared previous certificate " + ac.Previous}
+		res.AuthConfig.Previous = ""
+	}
+	res.Retired = retiredCerts(store, res.AuthConfig)
+	return res, nil
+}
+
+// AuthKeysInput names where a tenant's auth certificate keys live: the
+// dedicated application (by name) or the first-party service principal.
+type AuthKeysInput struct {
+	Target Target    `json:"target"`
+	Mode   plan.Mode `json:"mode"`
+	// AppName is ExchangeServerApp-<organization GUID> (dedicated mode).
+	AppName string `json:"app_name,omitempty"`
+}
+
+// AuthKeyInfo is a key credential as the renewal reports it (no DER).
+type AuthKeyInfo struct {
+	Thumbprint  string    `json:"thumbprint"`
+	DisplayName string    `json:"display_name,omitempty"`
+	Start       time.Time `json:"start"`
+	End         time.Time `json:"end"`
+}
+
+// AuthKeysState is the key collection of the object the keys live on.
+type AuthKeysState struct {
+	Mode       plan.Mode     `json:"mode"`
+	ObjectKind string        `json:"object_kind"` // application | servicePrincipal
+	ObjectID   string        `json:"object_id,omitempty"`
+	Name       string        `json:"name,omitempty"`
+	AppID      string        `json:"app_id,omitempty"`
+	Found      bool          `json:"found"`
+	Keys       []AuthKeyInfo `json:"keys,omitempty"`
+}
+
+// Has reports whether a key for the certificate is there.
+func (s AuthKeysState) Has(thumbprint string) bool { return s.Count(thumbprint) > 0 }
+
+// Count is how many keys carry the certificate.
+func (s AuthKeysState) Count(thumbprint string) int {
+	n := 0
+	for _, k := range s.Keys {
+		if certs.SameThumbprint(k.Thumbprint, thumbprint) {
+			n++
+		}
+	}
+	return n
+}
+
+// AuthKeysResult is an Entra write's outcome and the collection after it.
+type AuthKeysResult struct {
+	StepResult
+	Keys AuthKeysState `json:"keys"`
+}
+
+type keyObject struct {
+	state AuthKeysState
+	keys  []graph.KeyCredential
+}
+
+func (a *Renewal) keyObject(ctx context.Context, c *graph.Client, in AuthKeysInput, mustExist bool) (keyObject, error) {
+	var o keyObject
+	o.state.Mode = in.Mode
+	switch in.Mode {
+	case plan.ModeDedicatedApp:
+		o.state.ObjectKind, o.state.Name = "application", in.AppName
+		if in.AppName == "" {
+			return o, nonRetryable(ErrInvalidInput, "dedicated mode needs the application's name (the organization GUID is unknown)")
+		}
+		app, err := c.ApplicationByDisplayName(ctx, in.AppName)
+		if errors.Is(err, graph.ErrNotFound) {
+			if mustExist {
+				return o, nonRetryable(ErrNotSetUp, "no application named %s in tenant %s: the tenant is not set up for the dedicated Exchange hybrid application; run setup first, or renew with --mode %s",
+					in.AppName, in.Target.TenantID, plan.ModeLegacyFirstParty)
+			}
+			return o, nil
+		}
+		if err != nil {
+			return o, classify("read application "+in.AppName, err)
+		}
+		o.state.Found, o.state.ObjectID, o.state.AppID, o.keys = true, app.ID, app.AppID, app.KeyCredentials
+	case plan.ModeLegacyFirstParty:
+		o.state.ObjectKind, o.state.Name, o.state.AppID = "servicePrincipal", "Office 365 Exchange Online", cloud.FirstPartyAppID
+		sp, err := c.ServicePrincipalByAppID(ctx, cloud.FirstPartyAppID)
+		if errors.Is(err, graph.ErrNotFound) {
+			if mustExist {
+				return o, nonRetryable(ErrNotSetUp, "tenant %s has no Exchange Online service principal (%s); is Exchange Online licensed?", in.Target.TenantID, cloud.FirstPartyAppID)
+			}
+			return o, nil
+		}
+		if err != nil {
+			return o, classify("read the Exchange Online service principal", err)
+		}
+		o.state.Found, o.state.ObjectID, o.keys = true, sp.ID, sp.KeyCredentials
+	default:
+		return o, nonRetryable(ErrInvalidInput, "unknown mode %q (%s or %s)", in.Mode, plan.ModeDedicatedApp, plan.ModeLegacyFirstParty)
+	}
+	o.state.Keys = keyInfos(toPlanKeys(o.keys))
+	return o, nil
+}
+
+func keyInfos(ks []plan.Key) []AuthKeyInfo {
+	out := make([]AuthKeyInfo, 0, len(ks))
+	for _, k := range ks {
+		tp := k.Thumbprint
+		if len(k.DER) > 0 {
+			tp = certs.Thumbprint(k.DER)
+		}
+		out = append(out, AuthKeyInfo{Thumbprint: strings.ToUpper(tp), DisplayName: k.DisplayName, Start: k.Start, End: k.End})
+	}
+	return out
+}
+
+func (a *Renewal) writeKeys(ctx context.Context, c *graph.Client, o keyObject, keys []plan.Key) error {
+	gk := toGraphKeys(keys)
+	if o.state.ObjectKind == "application" {
+		return c.UpdateApplication(ctx, o.state.ObjectID, graph.ApplicationPatch{KeyCredentials: &gk})
+	}
+	return c.UpdateServicePrincipal(ctx, o.state.ObjectID, graph.Patch{KeyCredentials: &gk})
+}
+
+// ReadAuthCertificateKeys reads the keys of the object the tenant's auth
+// certificates belong on. A missing object is reported (Found=false), not
+// an error: the report runs on tenants that may not be set up.
+func (a *Renewal) ReadAuthCertificateKeys(ctx context.Context, in AuthKeysInput) (AuthKeysState, error) {
+	c, err := a.graph("ReadAuthCertificateKeys", in.Target)
+	if err != nil {
+		return AuthKeysState{}, err
+	}
+	o, err := a.keyObject(ctx, c, in, false)
+	return o.state, err
+}
+
+// UploadAuthKeysInput puts certificates' public keys on the object.
+type UploadAuthKeysInput struct {
+	AuthKeysInput
+	Certificates []AuthCertificate `json:"certificates"`
+}
+
+func authCertKey(c AuthCertificate) plan.Key {
+	tp := strings.ToUpper(c.Thumbprint)
+	if len(c.DER) > 0 {
+		tp = certs.Thumbprint(c.DER)
+	}
+	return plan.Key{Thumbprint: tp, DisplayName: authKeyDisplayName + tp, Type: plan.KeyTypeX509, Usage: plan.KeyUsageVerify,
+		Start: c.NotBefore.UTC(), End: c.NotAfter.UTC(), DER: c.DER}
+}
+
+// UploadAuthCertificateKeys adds the certificates' keys NEXT TO the keys
+// already there (plan.MergeKeys, FACTS §3: the whole collection is sent,
+// every unexpired key stays, a thumbprint is never uploaded twice), in one
+// PATCH or none.
+func (a *Renewal) UploadAuthCertificateKeys(ctx context.Context, in UploadAuthKeysInput) (AuthKeysResult, error) {
+	c, err := a.graph("UploadAuthCertificateKeys", in.Target)
+	if err != nil {
+		return AuthKeysResult{}, err
+	}
+	keys := make([]plan.Key, 0, len(in.Certificates))
+	for _, cert := range in.Certificates {
+		if len(cert.DER) == 0 {
+			return AuthKeysResult{}, nonRetryable(ErrInvalidInput, "certificate %s came without its public certificate bytes; it cannot be uploaded", cert.Thumbprint)
+		}
+		keys = append(keys, authCertKey(cert))
+	}
+	now := a.now()
+	if err := checkUploads(keys, now); err != nil {
+		return AuthKeysResult{}, err
+	}
+	o, err := a.keyObject(ctx, c, in.AuthKeysInput, true)
+	if err != nil {
+		return AuthKeysResult{}, err
+	}
+	kd := plan.MergeKeys(toPlanKeys(o.keys), keys, now, plan.MergeOptions{})
+	if len(kd.MissingDER) > 0 {
+		return AuthKeysResult{}, retryable(ErrTransient, "Graph returned keys without their certificate (%s); re-reading before any write", strings.Join(kd.MissingDER, ", "))
+	}
+	res := AuthKeysResult{StepResult: StepResult{Outcome: Unchanged, ObjectID: o.state.ObjectID, AppID: o.state.AppID, Detail: kd.Reason}, Keys: o.state}
+	if !kd.Changed {
+		return res, nil
+	}
+	if err := a.writeKeys(ctx, c, o, kd.Keys); err != nil {
+		return AuthKeysResult{}, classify(fmt.Sprintf("upload keys to %s %s", o.state.ObjectKind, o.state.Name), err)
+	}
+	res.Outcome = Updated
+	res.Keys.Keys = keyInfos(kd.Keys)
+	if len(kd.Added) > 0 {
+		res.Undo = append(res.Undo, UndoRecord{System: SystemEntra, Kind: UndoRemoveKeys, ObjectKind: o.state.ObjectKind, ObjectID: o.state.ObjectID, Thumbprints: kd.Added})
+	}
+	if len(kd.Dropped) > 0 {
+		res.Undo = append(res.Undo, UndoRecord{System: SystemEntra, Kind: UndoRestoreKeys, ObjectKind: o.state.ObjectKind, ObjectID: o.state.ObjectID, Keys: droppedKeys(kd.Dropped)})
+	}
+	return res, nil
+}
+
+// RemoveRetiredAuthKeysInput names the retired certificates' keys.
+type RemoveRetiredAuthKeysInput struct {
+	AuthKeysInput
+	Thumbprints []string `json:"thumbprints"`
+	// Keep are certificates in service (current, next): naming one of them
+	// in Thumbprints is refused, whatever the caller computed.
+	Keep []string `json:"keep"`
+}
+
+// RemoveRetiredAuthKeys takes the keys of retired auth certificates off
+// the object (plan.RemoveKeys: everything else stays; expired keys go
+// along only with a listed one). The workflow calls it only after
+// ClearPreviousAuthCertificate, with the list that step returned.
+func (a *Renewal) RemoveRetiredAuthKeys(ctx context.Context, in RemoveRetiredAuthKeysInput) (AuthKeysResult, error) {
+	c, err := a.graph("RemoveRetiredAuthKeys", in.Target)
+	if err != nil {
+		return AuthKeysResult{}, err
+	}
+	for _, tp := range in.Thumbprints {
+		for _, k := range in.Keep {
+			if certs.SameThumbprint(tp, k) {
+				return AuthKeysResult{}, nonRetryable(ErrInvalidInput, "refusing to remove the key of certificate %s: it is in service", tp)
+			}
+		}
+	}
+	o, err := a.keyObject(ctx, c, in.AuthKeysInput, true)
+	if err != nil {
+		return AuthKeysResult{}, err
+	}
+	res := AuthKeysResult{StepResult: StepResult{Outcome: Unchanged, ObjectID: o.state.ObjectID, AppID: o.state.AppID}, Keys: o.state}
+	if len(in.Thumbprints) == 0 {
+		res.Detail = "no retired certificate"
+		return res, nil
+	}
+	kd := plan.RemoveKeys(toPlanKeys(o.keys), in.Thumbprints, a.now())
+	if len(kd.MissingDER) > 0 {
+		return AuthKeysResult{}, retryable(ErrTransient, "Graph returned keys without their certificate (%s); re-reading before any write", strings.Join(kd.MissingDER, ", "))
+	}
+	res.Detail = kd.Reason
+	if !kd.Changed {
+		return res, nil
+	}
+	if err := a.writeKeys(ctx, c, o, kd.Keys); err != nil {
+		return AuthKeysResult{}, classify(fmt.Sprintf("remove retired keys from %s %s", o.state.ObjectKind, o.state.Name), err)
+	}
+	res.Outcome = Removed
+	res.Keys.Keys = keyInfos(kd.Keys)
+	res.Undo = []UndoRecord{{System: SystemEntra, Kind: UndoRestoreKeys, ObjectKind: o.state.ObjectKind, ObjectID: o.state.ObjectID, Keys: droppedKeys(kd.Dropped)}}
+	return res, nil
+}

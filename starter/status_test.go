@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+
+	"github.com/hybridflow/hybridflow/internal/backend"
+	"github.com/hybridflow/hybridflow/internal/config"
+	"github.com/hybridflow/hybridflow/internal/devserver"
+	"github.com/hybridflow/hybridflow/internal/logging"
+	"github.com/hybridflow/hybridflow/internal/sim"
+	"github.com/hybridflow/hybridflow/internal/workerhost"
+)
+
+// lockedBuffer collects what the pseudo-terminal shows.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestDemoWalkthroughUnderATerminal follows the README's walk-through on
+// the demo world against the real dev server: rollout, `status --watch`
+// on a pseudo-terminal (what a person sees: the bar, the counts and the
+// paused tenant with its step and error), `list --state paused`, the bulk
+// `retry --all-paused --error-type MissingPermission` that finishes the
+// demo, `status --watch` again until every tenant is verified, then
+// `verify` reporting no drift.
+func TestDemoWalkthroughUnderATerminal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: starts the Temporal dev server")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	srv, err := devserver.Start(ctx, devserver.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = srv.Stop() }()
+	world, err := sim.Load(filepath.Join("..", "configs", "sim", "demo.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	be, err := backend.NewSimulated(ctx, world, zap.NewNop(), backend.SimOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	roles := []config.Role{{Kind: config.RoleCloud}}
+	seen := map[string]bool{}
+	for _, tn := range world.Inventory().Tenants {
+		if !seen[tn.Site] {
+			seen[tn.Site] = true
+			roles = append(roles, config.Role{Kind: config.RoleOnPrem, Site: tn.Site})
+		}
+	}
+	wc, err := client.Dial(client.Options{HostPort: srv.FrontendHostPort(), Namespace: "default", Logger: logging.NewTemporal(zap.NewNop())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wc.Close()
+	host, err := workerhost.Start(wc, roles, workerhost.ForBackend(be, "walkthrough"), zap.NewNop(), workerhost.Options{Identity: "walkthrough"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Stop()
+	addr := "--address=" + srv.FrontendHostPort()
+	cli := func(args ...string) (int, string) {
+		var out, errb bytes.Buffer
+		code := run(ctx, append(args, addr), &out, &errb, func(string) string { return "" })
+		return code, out.String() + errb.String()
+	}
+	// watch runs `status --watch` with a pseudo-terminal as its stdout.
+	watch := func() string {
+		ptmx, tty, err := pty.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ptmx.Close()
+		var screen lockedBuffer
+		done := make(chan struct{})
+		go func() { _, _ = io.Copy(&screen, ptmx); close(done) }()
+		var errb bytes.Buffer
+		code := run(ctx, []string{"status", "inventory-demo", "--watch", addr}, tty, &errb, func(string) string { return "" })
+		_ = tty.Close()
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+		}
+		if code != 0 {
+			t.Fatalf("status --watch exit %d: %s\n%s", code, errb.String(), screen.String())
+		}
+		return screen.String()
+	}
+
+	if code, out := cli("rollout", "-f", demoInventory, "--concurrency", "5"); code != 0 {
+		t.Fatalf("rollout: %d %s", code, out)
+	}
+	screen := watch()
+	// On a terminal the bar is redrawn in place with carriage returns.
+	if !strings.Contains(screen, "\r\x1b[K") || !regexp.MustCompile(`\[#+\.*\] \d+/20`).MatchString(screen) {
+		t.Fatalf("no redrawn progress bar on the terminal:\n%q", screen)
+	}
+	for _, want := range []string{"verified 19", "paused 1", "11111111-1111-4111-8111-000000000006", "ioc-onprem-to-online", "MissingPermission", "Needs attention", "hybridflow retry --all-paused"} {
+		if !strings.Contains(screen, want) {
+			t.Errorf("the terminal does not show %q:\n%s", want, screen)
+		}
+	}
+	if code, out := cli("list", "--state", "paused"); code != 0 || !strings.Contains(out, "11111111-1111-4111-8111-000000000006") || strings.Count(out, "\n") != 2 {
+		t.Errorf("list --state paused: exit %d\n%s", code, out)
+	}
+	if code, out := cli("retry", "--all-paused", "--error-type", "MissingPermission"); code != 0 || !strings.Contains(out, "retry sent to 11111111-1111-4111-8111-000000000006") {
+		t.Fatalf("retry --all-paused: exit %d\n%s", code, out)
+	}
+	screen = watch()
+	if !strings.Contains(screen, "verified      20") && !regexp.MustCompile(`verified\s+20`).MatchString(screen) {
+		t.Fatalf("after the retry the summary should show 20 verified:\n%s", screen)
+	}
+	// Not a terminal: plain lines, no escape codes.
+	if code, out := cli("status", "inventory-demo"); code != 0 || strings.Contains(out, "\x1b[") || !strings.Contains(out, "20/20") {
+		t.Errorf("plain status: exit %d\n%q", code, out)
+	}
+	if code, out := cli("verify", "-f", demoInventory); code != 0 || !strings.Contains(out, "0 of 20 tenant(s) drifted") {
+		t.Errorf("verify after the rollout: exit %d\n%s", code, out)
+	}
+}

@@ -1,0 +1,615 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/hybridflow/hybridflow/activities"
+	"github.com/hybridflow/hybridflow/internal/config"
+	"github.com/hybridflow/hybridflow/internal/plan"
+	"github.com/hybridflow/hybridflow/internal/temporalx"
+)
+
+// The Lync workflow answers the same query (QueryState) and operator
+// updates (UpdateRetry, UpdateSkip, UpdateAbort) as Setup.
+
+// LyncWorkflowID is the deterministic ID of a Lync site's integration: a
+// site has one Lync deployment, so starting it again attaches to the
+// running workflow instead of starting a second one.
+func LyncWorkflowID(site string) string { return "hybridflow/lync/" + strings.ToLower(site) }
+
+// LyncPlanWorkflowID keeps Lync dry runs apart from real runs.
+func LyncPlanWorkflowID(site string) string { return "hybridflow/lync-plan/" + strings.ToLower(site) }
+
+// LyncInput is one Lync site's integration request (seed 003). It carries
+// no secret: the target's credential is a name the worker resolves.
+type LyncInput struct {
+	// Site is the Lync site (the hybridflow-lync-<site> task queue).
+	Site string `json:"site"`
+	// Cloud decides the hosting provider's ProxyFqdn (FACTS §4).
+	Cloud string `json:"cloud"`
+	// Target is the tenant whose Lync deployment this is (the simulator
+	// keys deployments by tenant; real workers by Target.LyncSite).
+	Target activities.Target `json:"target"`
+	// ProxyFqdnOverride replaces the cloud's ProxyFqdn
+	// (inventory overrides.lync_proxy_fqdn).
+	ProxyFqdnOverride string      `json:"proxy_fqdn_override,omitempty"`
+	Options           LyncOptions `json:"options"`
+}
+
+// LyncOptions tune one run.
+type LyncOptions struct {
+	// FailurePolicy: pause (default), compensate or fail.
+	FailurePolicy string `json:"failure_policy,omitempty"`
+	// DryRun discovers and plans, then stops: no writes.
+	DryRun bool `json:"dry_run,omitempty"`
+	// SkipSteps are Lync steps (activities.LyncSteps) not to run.
+	SkipSteps []string `json:"skip_steps,omitempty"`
+	// ReplicationTimeout bounds the wait for Central Management store
+	// replication (default 15m); ReplicationPollInterval is the time
+	// between status reads (default 10s).
+	ReplicationTimeout      time.Duration `json:"replication_timeout,omitempty"`
+	ReplicationPollInterval time.Duration `json:"replication_poll_interval,omitempty"`
+	// Retry tunes every step activity's retry policy (tests shorten it).
+	Retry RetryOptions `json:"retry,omitempty"`
+	// ScheduleToStart bounds how long a step waits for the site's Lync
+	// worker (default 30m) before it counts as failed and pauses.
+	ScheduleToStart time.Duration `json:"schedule_to_start,omitempty"`
+}
+
+// LyncState is what the state query returns, and the workflow's result.
+type LyncState struct {
+	Site         string                          `json:"site"`
+	Cloud        string                          `json:"cloud"`
+	TenantID     string                          `json:"tenant_id,omitempty"`
+	State        string                          `json:"state"`
+	CurrentStep  string                          `json:"current_step,omitempty"`
+	Desired      *activities.LyncHostingProvider `json:"desired,omitempty"`
+	Observed     *activities.LyncObserved        `json:"observed,omitempty"`
+	Plan         []plan.Action                   `json:"plan,omitempty"`
+	Steps        []*StepState                    `json:"steps"`
+	Paused       *Pause                          `json:"paused,omitempty"`
+	Warnings     []string                        `json:"warnings,omitempty"`
+	Replicas     []activities.LyncReplica        `json:"replicas,omitempty"`
+	RemoteAccess []string                        `json:"remote_access_policies,omitempty"`
+	Undo         int                             `json:"undo_records"`
+	Compensation []string                        `json:"compensation,omitempty"`
+	Writes       int                             `json:"writes"`
+	Error        string                          `json:"error,omitempty"`
+}
+
+// LyncResult is the workflow's result.
+type LyncResult = LyncState
+
+// LyncInputFromTenant is the Lync integration of a tenant's lync_site
+// (t.LyncSite must be set): the tenant's cloud and proxy override, and a
+// target naming the tenant and its sites. Only references travel.
+func LyncInputFromTenant(t config.Tenant, o LyncOptions) LyncInput {
+	return LyncInput{
+		Site: t.LyncSite, Cloud: t.Cloud, ProxyFqdnOverride: t.Overrides.LyncProxyFQDN, Options: o,
+		Target: activities.Target{TenantID: t.ID, Cloud: t.Cloud, Site: t.Site, LyncSite: t.LyncSite,
+			Credential: t.Credential, ExchangeOnlineHost: t.Overrides.ExchangeOnlineHost},
+	}
+}
+
+// LyncTenants lists the inventory's tenants at a Lync site, in order.
+func LyncTenants(inv *config.Inventory, site string) []config.Tenant {
+	var out []config.Tenant
+	for _, t := range inv.Tenants {
+		if t.LyncSite != "" && strings.EqualFold(t.LyncSite, site) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// LyncSites lists the inventory's Lync sites in inventory order.
+func LyncSites(inv *config.Inventory) []string {
+	var out []string
+	for _, t := range inv.Tenants {
+		if t.LyncSite != "" && !slices.Contains(out, t.LyncSite) {
+			out = append(out, t.LyncSite)
+		}
+	}
+	return out
+}
+
+// LyncInputForSite builds the request for a Lync site from the tenants at
+// that site. A site is one Lync deployment with one "Exchange Online"
+// hosting provider, so its tenants must agree on the ProxyFqdn (their
+// clouds' value or their overrides); the first tenant is the target.
+func LyncInputForSite(inv *config.Inventory, site string, o LyncOptions) (LyncInput, error) {
+	ts := LyncTenants(inv, site)
+	if len(ts) == 0 {
+		sites := LyncSites(inv)
+		if len(sites) == 0 {
+			return LyncInput{}, fmt.Errorf("no tenant in %s has a lync_site", inv.File)
+		}
+		return LyncInput{}, fmt.Errorf("no tenant in %s has lync_site %q (Lync sites: %s)", inv.File, site, strings.Join(sites, ", "))
+	}
+	var first string
+	var parts []string
+	for i, t := range ts {
+		want, _, err := activities.DesiredLyncProvider(t.Cloud, t.Overrides.LyncProxyFQDN)
+		if err != nil {
+			return LyncInput{}, fmt.Errorf("tenant %s: %w", t.ID, err)
+		}
+		parts = append(parts, fmt.Sprintf("%s (%s) %s", t.ID, t.Cloud, want.ProxyFqdn))
+		if i == 0 {
+			first = want.ProxyFqdn
+		} else if want.ProxyFqdn != first {
+			return LyncInput{}, fmt.Errorf("the tenants at Lync site %s need different hosting-provider ProxyFqdn values (%s); one Lync deployment has one %q provider: give them separate lync_site values, or name one tenant with -t",
+				site, strings.Join(parts, ", "), activities.LyncProviderIdentity)
+		}
+	}
+	in := LyncInputFromTenant(ts[0], o)
+	in.Site = site
+	in.Target.LyncSite = site
+	return in, nil
+}
+
+// lyncUndo is an undo record and the step whose change it reverses.
+type lyncUndo struct {
+	step string
+	rec  activities.LyncUndoRecord
+}
+
+type lync struct {
+	in    LyncInput
+	st    LyncState
+	op    operator
+	undo  []lyncUndo
+	steps map[string]*StepState
+	out   activities.LyncPlan
+}
+
+var lyncActs *activities.Lync
+
+// LyncIntegration configures a Lync Server 2013 / Skype for Business
+// deployment for Exchange Online (seed 003): discover → plan →
+// AllowFederatedUsers → the "Exchange Online" hosting provider → wait for
+// Central Management store replication → confirm on the Edge Server →
+// report external access. A failing step pauses for an operator by
+// default (retry / skip / abort, as in Setup); abort undoes this run's
+// changes in reverse.
+func LyncIntegration(ctx workflow.Context, in LyncInput) (LyncResult, error) {
+	l := &lync{in: in, steps: map[string]*StepState{}}
+	if err := l.setup(ctx); err != nil {
+		return l.st, err
+	}
+	return l.run(ctx)
+}
+
+func (l *lync) setup(ctx workflow.Context) error {
+	invalid := func(format string, args ...any) error {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), activities.ErrInvalidInput, nil)
+	}
+	o := &l.in.Options
+	if o.FailurePolicy == "" {
+		o.FailurePolicy = PolicyPause
+	}
+	switch o.FailurePolicy {
+	case PolicyPause, PolicyCompensate, PolicyFail:
+	default:
+		return invalid("unknown failure policy %q (pause, compensate, fail)", o.FailurePolicy)
+	}
+	if l.in.Site == "" {
+		l.in.Site = l.in.Target.LyncSite
+	}
+	if l.in.Target.LyncSite == "" {
+		l.in.Target.LyncSite = l.in.Site
+	}
+	if l.in.Cloud == "" {
+		l.in.Cloud = l.in.Target.Cloud
+	}
+	l.st = LyncState{Site: l.in.Site, Cloud: l.in.Cloud, TenantID: l.in.Target.TenantID, State: StateRunning}
+	switch {
+	case l.in.Site == "":
+		return invalid("no Lync site: set LyncInput.Site")
+	case !strings.EqualFold(l.in.Site, l.in.Target.LyncSite):
+		return invalid("LyncInput.Site %q and Target.LyncSite %q differ", l.in.Site, l.in.Target.LyncSite)
+	case l.in.Cloud == "":
+		return invalid("no cloud for Lync site %s", l.in.Site)
+	}
+	if _, _, err := activities.DesiredLyncProvider(l.in.Cloud, l.in.ProxyFqdnOverride); err != nil {
+		return invalid("Lync site %s: %v", l.in.Site, err)
+	}
+	for _, s := range o.SkipSteps {
+		if !slices.Contains(activities.LyncSteps, plan.Step(s)) {
+			return invalid("unknown Lync step %q to skip (steps: %s)", s, lyncStepList())
+		}
+	}
+	l.op = operator{policy: o.FailurePolicy, onState: l.setState}
+	if err := workflow.SetQueryHandler(ctx, QueryState, func() (LyncState, error) {
+		st := l.st
+		st.Paused = l.op.paused
+		st.Undo = len(l.undo)
+		return st, nil
+	}); err != nil {
+		return err
+	}
+	if err := l.op.register(ctx); err != nil {
+		return err
+	}
+	sas := []temporal.SearchAttributeUpdate{SACloud.ValueSet(l.in.Cloud), SAState.ValueSet(StateRunning), SAStep.ValueSet(stepDiscover)}
+	if l.in.Target.TenantID != "" {
+		sas = append(sas, SATenant.ValueSet(l.in.Target.TenantID))
+	}
+	return workflow.UpsertTypedSearchAttributes(ctx, sas...)
+}
+
+func lyncStepList() string {
+	var s []string
+	for _, st := range activities.LyncSteps {
+		s = append(s, string(st))
+	}
+	return strings.Join(s, ", ")
+}
+
+// setState mirrors state and step into search attributes, only on change.
+func (l *lync) setState(ctx workflow.Context, state, step string) {
+	var ups []temporal.SearchAttributeUpdate
+	if state != "" && state != l.st.State {
+		l.st.State = state
+		ups = append(ups, SAState.ValueSet(state))
+	}
+	if step != "" && step != l.st.CurrentStep {
+		l.st.CurrentStep = step
+		ups = append(ups, SAStep.ValueSet(step))
+	}
+	if len(ups) > 0 {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, ups...); err != nil {
+			workflow.GetLogger(ctx).Warn("upsert search attributes", "error", err)
+		}
+	}
+}
+
+func (l *lync) stepState(name string) *StepState {
+	if st := l.steps[name]; st != nil {
+		return st
+	}
+	st := &StepState{Step: name, Status: StatusPending}
+	l.st.Steps = append(l.st.Steps, st)
+	l.steps[name] = st
+	return st
+}
+
+func (l *lync) warn(ws ...string) {
+	for _, w := range ws {
+		if !slices.Contains(l.st.Warnings, w) {
+			l.st.Warnings = append(l.st.Warnings, w)
+		}
+	}
+}
+
+func (l *lync) run(ctx workflow.Context) (LyncResult, error) {
+	err := l.runSteps(ctx)
+	switch {
+	case err == nil:
+		return l.st, nil
+	case errors.Is(err, errAborted) || temporal.IsCanceledError(err) || ctx.Err() != nil:
+		cancelled := ctx.Err() != nil
+		var ab *lyncAbort
+		if errors.As(err, &ab) && ab.cause != nil {
+			// Policy compensate: keep the failure that started it.
+			l.st.Error = fmt.Sprintf("step %s failed: %s", ab.step, ab.cause.Error())
+		}
+		dctx, cancel := workflow.NewDisconnectedContext(ctx)
+		defer cancel()
+		undone, cerr := l.compensate(dctx)
+		l.setState(dctx, StateAborted, "")
+		what := fmt.Sprintf("%d change(s) undone", undone)
+		if cerr != nil {
+			// Never claim an undo that did not happen, not even on cancel.
+			msg := fmt.Sprintf("Lync integration of site %s stopped; compensation failed (%s): %v", l.in.Site, what, cerr)
+			l.st.Error = strings.TrimPrefix(l.st.Error+"; "+msg, "; ")
+			return l.st, temporal.NewNonRetryableApplicationError(msg, ErrCompensationFailed, cerr)
+		}
+		if cancelled {
+			return l.st, temporal.NewCanceledError("Lync integration cancelled; " + what)
+		}
+		msg := fmt.Sprintf("Lync integration of site %s aborted; %s", l.in.Site, what)
+		if l.st.Error != "" {
+			msg += ": " + l.st.Error
+		}
+		return l.st, temporal.NewNonRetryableApplicationError(msg, ErrAborted, ab.causeOrNil())
+	default:
+		l.st.Error = err.Error()
+		l.setState(ctx, StateFailed, "")
+		return l.st, err
+	}
+}
+
+// lyncAbort ends a run at a step; cause is the step's failure when the
+// policy (not an operator) aborted.
+type lyncAbort struct {
+	step  string
+	cause error
+}
+
+func (e *lyncAbort) Error() string        { return "aborted at step " + e.step }
+func (e *lyncAbort) Is(target error) bool { return target == errAborted }
+func (e *lyncAbort) Unwrap() error        { return e.cause }
+
+func (e *lyncAbort) causeOrNil() error {
+	if e == nil {
+		return nil
+	}
+	return e.cause
+}
+
+func (l *lync) runSteps(ctx workflow.Context) error {
+	if err := l.do(ctx, stepDiscover, "", l.discover); err != nil {
+		return err
+	}
+	if err := l.plan(ctx); err != nil {
+		return err
+	}
+	if l.in.Options.DryRun {
+		l.setState(ctx, StatePlanned, "")
+		return nil
+	}
+	for _, a := range l.out.Actions {
+		if err := l.action(ctx, a); err != nil {
+			return err
+		}
+	}
+	if st := l.steps[string(activities.LyncStepEdgeStore)]; st == nil || st.Status != StatusDone {
+		// The changes are in place, but nothing confirmed the Edge has them
+		// (the Edge local store step was skipped).
+		l.setState(ctx, StateUnverified, "")
+		return nil
+	}
+	l.setState(ctx, StateVerified, "")
+	return nil
+}
+
+// action runs one plan action according to its change.
+func (l *lync) action(ctx workflow.Context, a plan.Action) error {
+	name := string(a.Step)
+	st := l.stepState(name)
+	st.Change, st.Reason = string(a.Change), a.Reason
+	if slices.Contains(l.in.Options.SkipSteps, name) {
+		st.Status, st.Detail = StatusSkipped, "skipped by request"
+		return nil
+	}
+	switch a.Change {
+	case plan.ChangeSkip:
+		st.Status = StatusNotNeeded
+		return nil
+	case plan.ChangeNone:
+		st.Status, st.Outcome, st.Detail = StatusDone, string(activities.Unchanged), a.Reason
+		return nil
+	}
+	return l.do(ctx, name, string(a.Change), func(ctx workflow.Context) error { return l.execute(ctx, a) })
+}
+
+// do runs one step with the pause / retry / skip / abort loop (as Setup).
+func (l *lync) do(ctx workflow.Context, name, change string, f func(workflow.Context) error) error {
+	st := l.stepState(name)
+	if change != "" {
+		st.Change = change
+	}
+	for {
+		l.setState(ctx, StateRunning, name)
+		st.Status, st.Started = StatusRunning, workflow.Now(ctx)
+		st.Outcome, st.Detail = "", ""
+		st.Attempts++
+		err := f(ctx)
+		st.Finished = workflow.Now(ctx)
+		if err == nil {
+			if st.Status == StatusRunning {
+				st.Status = StatusDone
+			}
+			return nil
+		}
+		if temporal.IsCanceledError(err) || ctx.Err() != nil {
+			return err
+		}
+		st.Status = StatusFailed
+		st.LastError, st.ErrorType = describeError(err)
+		decision, derr := l.op.onFailure(ctx, st, err)
+		if derr != nil {
+			return derr
+		}
+		switch decision {
+		case UpdateRetry:
+			continue
+		case UpdateSkip:
+			st.Status = StatusSkipped
+			return nil
+		default:
+			ab := &lyncAbort{step: name}
+			if l.op.policy == PolicyCompensate {
+				ab.cause = err
+			}
+			return ab
+		}
+	}
+}
+
+func (l *lync) activityOptions() workflow.ActivityOptions {
+	o := l.in.Options
+	r := &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 5,
+		NonRetryableErrorTypes: []string{activities.ErrInvalidInput, activities.ErrMissingPermission, activities.ErrConflict, activities.ErrReplicationLagging}}
+	if o.Retry.InitialInterval > 0 {
+		r.InitialInterval = o.Retry.InitialInterval
+	}
+	if o.Retry.MaximumInterval > 0 {
+		r.MaximumInterval = o.Retry.MaximumInterval
+	}
+	if o.Retry.MaximumAttempts > 0 {
+		r.MaximumAttempts = o.Retry.MaximumAttempts
+	}
+	sts := o.ScheduleToStart
+	if sts == 0 {
+		sts = 30 * time.Minute
+	}
+	// WaitForCancellation: when the workflow is cancelled while a step's
+	// activity runs, wait for its result, so that a write it completes
+	// anyway is recorded and compensated instead of left behind.
+	return workflow.ActivityOptions{TaskQueue: temporalx.LyncQueue(l.in.Site), StartToCloseTimeout: 5 * time.Minute, ScheduleToStartTimeout: sts, RetryPolicy: r,
+		WaitForCancellation: true}
+}
+
+func (l *lync) site(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, l.activityOptions())
+}
+
+// replicationWait bounds the replication activity: its own deadline plus
+// room for the last read, heartbeats a few poll intervals apart.
+func (l *lync) replicationWait(ctx workflow.Context) (workflow.Context, activities.LyncReplicationInput) {
+	in := activities.LyncReplicationInput{Target: l.in.Target, Timeout: l.in.Options.ReplicationTimeout, PollInterval: l.in.Options.ReplicationPollInterval}
+	if in.Timeout <= 0 {
+		in.Timeout = activities.DefaultLyncReplicationTimeout
+	}
+	if in.PollInterval <= 0 {
+		in.PollInterval = activities.DefaultLyncReplicationPoll
+	}
+	o := l.activityOptions()
+	o.StartToCloseTimeout = in.Timeout + 2*time.Minute
+	o.HeartbeatTimeout = max(3*in.PollInterval, 30*time.Second)
+	return workflow.WithActivityOptions(ctx, o), in
+}
+
+// discover reads the deployment. An operator may skip it (say, the Edge's
+// store cannot be read from the site's shell): the plan then assumes
+// nothing is configured, and the steps, which read before they write,
+// still change only what differs.
+func (l *lync) discover(ctx workflow.Context) error {
+	var obs activities.LyncObserved
+	if err := workflow.ExecuteActivity(l.site(ctx), lyncActs.DiscoverLync, l.in.Target).Get(ctx, &obs); err != nil {
+		return err
+	}
+	l.st.Observed = &obs
+	l.warn(obs.Notes...)
+	return nil
+}
+
+// plan runs in a local activity so that its answer is recorded in history.
+func (l *lync) plan(ctx workflow.Context) error {
+	in := activities.LyncPlanInput{Cloud: l.in.Cloud, ProxyFqdnOverride: l.in.ProxyFqdnOverride}
+	if l.st.Observed != nil {
+		in.Observed = *l.st.Observed
+	} else {
+		l.warn("discovery was skipped: the plan assumes nothing is configured; each step still reads before it writes")
+	}
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 3}})
+	if err := workflow.ExecuteLocalActivity(lctx, activities.PlanLync, in).Get(ctx, &l.out); err != nil {
+		return err
+	}
+	d := l.out.Desired
+	l.st.Desired, l.st.Plan = &d, l.out.Actions
+	l.warn(l.out.Warnings...)
+	for _, a := range l.out.Actions {
+		st := l.stepState(string(a.Step))
+		st.Change, st.Reason = string(a.Change), a.Reason
+	}
+	return nil
+}
+
+// record keeps a step's outcome, undo records and what it observed.
+func (l *lync) record(name string, r activities.LyncStepResult) {
+	st := l.stepState(name)
+	st.Outcome, st.Detail = string(r.Outcome), r.Detail
+	if r.Outcome != activities.Unchanged && r.Outcome != "" {
+		l.st.Writes++
+	}
+	for _, u := range r.Undo {
+		l.undo = append(l.undo, lyncUndo{step: name, rec: u})
+	}
+	l.warn(r.Warnings...)
+	if r.Replicas != nil {
+		l.st.Replicas = r.Replicas
+	}
+	if r.Policies != nil {
+		l.st.RemoteAccess = r.Allowing
+	}
+}
+
+// recordFailedUndo keeps the undo record a failed step attached to its
+// error (a provider removed and not put back), once.
+func (l *lync) recordFailedUndo(name string, err error) {
+	rec, ok := activities.LyncUndoFromError(err)
+	if !ok {
+		return
+	}
+	for _, u := range l.undo {
+		if u.step == name && u.rec.Kind == rec.Kind && u.rec.Name == rec.Name && (u.rec.Provider == nil) == (rec.Provider == nil) &&
+			(rec.Provider == nil || *u.rec.Provider == *rec.Provider) {
+			return
+		}
+	}
+	l.undo = append(l.undo, lyncUndo{step: name, rec: rec})
+}
+
+// execute maps a plan action to its activity.
+func (l *lync) execute(ctx workflow.Context, a plan.Action) error {
+	t, name := l.in.Target, string(a.Step)
+	run := func(actx workflow.Context, fn any, arg any) error {
+		var r activities.LyncStepResult
+		if err := workflow.ExecuteActivity(actx, fn, arg).Get(ctx, &r); err != nil {
+			l.recordFailedUndo(name, err)
+			return err
+		}
+		l.record(name, r)
+		return nil
+	}
+	provider := activities.LyncProviderInput{Target: t, Desired: l.out.Desired}
+	switch a.Step {
+	case activities.LyncStepFederation:
+		return run(l.site(ctx), lyncActs.EnsureLyncEdgeFederation, t)
+	case activities.LyncStepHostingProvider:
+		return run(l.site(ctx), lyncActs.EnsureLyncHostingProvider, provider)
+	case activities.LyncStepReplication:
+		rctx, in := l.replicationWait(ctx)
+		return run(rctx, lyncActs.WaitLyncReplication, in)
+	case activities.LyncStepEdgeStore:
+		return run(l.site(ctx), lyncActs.ConfirmLyncEdgeProvider, provider)
+	case activities.LyncStepExternalAccess:
+		return run(l.site(ctx), lyncActs.CheckLyncExternalAccess, t)
+	}
+	return temporal.NewNonRetryableApplicationError("no activity for Lync step "+name, activities.ErrInvalidInput, nil)
+}
+
+// compensate runs this run's undo records in reverse and returns how many
+// succeeded. Callers pass a disconnected context so that a cancelled
+// workflow still undoes its changes.
+func (l *lync) compensate(ctx workflow.Context) (int, error) {
+	l.setState(ctx, StateCompensating, "")
+	o := l.activityOptions()
+	o.RetryPolicy.MaximumAttempts = 10
+	uctx := workflow.WithActivityOptions(ctx, o)
+	var errs []error
+	undone := 0
+	failed := map[string]bool{}
+	for i := len(l.undo) - 1; i >= 0; i-- {
+		e := l.undo[i]
+		what := fmt.Sprintf("%s: %s %s", e.step, e.rec.Kind, e.rec.Name)
+		if e.rec.Provider != nil {
+			what += " (ProxyFqdn " + e.rec.Provider.ProxyFqdn + ", VerificationLevel " + e.rec.Provider.VerificationLevel + ")"
+		}
+		if err := workflow.ExecuteActivity(uctx, lyncActs.UndoLync, activities.LyncUndoInput{Target: l.in.Target, Record: e.rec}).Get(ctx, nil); err != nil {
+			errs = append(errs, err)
+			failed[e.step] = true
+			l.st.Compensation = append(l.st.Compensation, fmt.Sprintf("FAILED %s: %v", what, err))
+			continue
+		}
+		undone++
+		l.st.Compensation = append(l.st.Compensation, what)
+	}
+	for _, e := range l.undo {
+		if st := l.steps[e.step]; st != nil && !failed[e.step] {
+			st.Status = StatusCompensated
+		}
+	}
+	l.undo = nil
+	return undone, errors.Join(errs...)
+}

@@ -1,0 +1,954 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/hybridflow/hybridflow/activities"
+	"github.com/hybridflow/hybridflow/internal/certs"
+	"github.com/hybridflow/hybridflow/internal/config"
+	"github.com/hybridflow/hybridflow/internal/plan"
+	"github.com/hybridflow/hybridflow/internal/temporalx"
+)
+
+// RenewalWorkflowID is the ID of a tenant's renewal. A schedule uses it as
+// its action's workflow ID, to which Temporal appends the scheduled time.
+func RenewalWorkflowID(tenantID string) string {
+	return "hybridflow/renewal/" + strings.ToLower(tenantID)
+}
+
+// RenewalScheduleID is the ID of a tenant's renewal schedule.
+func RenewalScheduleID(tenantID string) string {
+	return "hybridflow/renewal/" + strings.ToLower(tenantID)
+}
+
+// RenewalScheduleIDPrefix starts every renewal schedule's ID.
+const RenewalScheduleIDPrefix = "hybridflow/renewal/"
+
+// RenewalReportWorkflowID keeps the read-only runs of `renew report` apart
+// from real renewals.
+func RenewalReportWorkflowID(tenantID string) string {
+	return "hybridflow/renewal-report/" + strings.ToLower(tenantID)
+}
+
+// RenewalModeDetect (the default) renews where the organisation is
+// configured: the dedicated application when its evoSTS auth server names
+// one (FACTS §2.5), the first-party service principal otherwise. The other
+// modes are plan.ModeDedicatedApp and plan.ModeLegacyFirstParty.
+const RenewalModeDetect = "detect"
+
+// Renewal defaults (FACTS §7: Microsoft's monitoring script stages 30 days ahead).
+const (
+	DefaultRenewalWindow      = 60 * 24 * time.Hour
+	DefaultRenewalLeadTime    = 30 * 24 * time.Hour
+	DefaultEmergencyThreshold = 24 * time.Hour
+)
+
+// What a renewal run decided (RenewalState.Action).
+const (
+	RenewalActionNone      = "none"      // far from expiry: nothing to do
+	RenewalActionRenew     = "renew"     // create, stage, upload, wait, publish, clean up
+	RenewalActionResume    = "resume"    // carry a certificate already staged through
+	RenewalActionFinish    = "finish"    // finish the clean-up of a published certificate
+	RenewalActionEmergency = "emergency" // the current certificate expired or is about to
+	RenewalActionReport    = "report"    // read-only (renew report)
+)
+
+// Renewal states (HybridflowState), besides running / paused / failed /
+// aborted.
+const (
+	StateRenewalNotDue    = "not-due"
+	StateRenewalWaiting   = "waiting-effective-date"
+	StateRenewalEmergency = "emergency-renewal"
+	StateRenewalStaged    = "staged" // staged for a date beyond the window; a later run publishes
+	StateRenewalReported  = "reported"
+	StateRenewed          = "renewed"
+)
+
+// Renewal steps, in order. In the emergency path the HybridflowStep search
+// attribute carries them with RenewalEmergencyStepPrefix.
+const (
+	RenewStepRead        = "read"
+	RenewStepCreate      = "create-certificate"
+	RenewStepStage       = "stage-certificate"
+	RenewStepUpload      = "upload-key"
+	RenewStepWait        = "wait-effective-date"
+	RenewStepPublish     = "publish-certificate"
+	RenewStepVerify      = "verify"
+	RenewStepClear       = "clear-previous"
+	RenewStepRemoveKey   = "remove-retired-key"
+	RenewStepVerifyFinal = "verify-final"
+
+	RenewalEmergencyStepPrefix = "emergency-"
+)
+
+// RenewalInput is one tenant's renewal request. It carries no secret.
+type RenewalInput struct {
+	Tenant plan.TenantFacts  `json:"tenant"`
+	Target activities.Target `json:"target"`
+	// Mode: detect (default), dedicated-app or legacy-first-party.
+	Mode    string         `json:"mode,omitempty"`
+	Options RenewalOptions `json:"options"`
+}
+
+// RenewalOptions tune a renewal; zero values take the defaults.
+type RenewalOptions struct {
+	// Window: a current certificate expiring within it is renewed (60 days).
+	Window time.Duration `json:"window,omitempty"`
+	// LeadTime: how far ahead the new certificate's effective date is set
+	// (30 days), never later than EmergencyThreshold before the current
+	// certificate expires.
+	LeadTime time.Duration `json:"lead_time,omitempty"`
+	// EmergencyThreshold: a current certificate expired or expiring within
+	// it takes the emergency path (1 day).
+	EmergencyThreshold time.Duration `json:"emergency_threshold,omitempty"`
+	// VerifyDeadline bounds how long verification waits for propagation
+	// (30m); VerifyInterval is the first wait between tries (15s, doubling
+	// up to 5m).
+	VerifyDeadline time.Duration `json:"verify_deadline,omitempty"`
+	VerifyInterval time.Duration `json:"verify_interval,omitempty"`
+	// FailurePolicy: pause (default) or fail. There is no compensate: each
+	// step is resumable and undoing a published certificate would break the
+	// trust, so an abort stops the renewal where it is.
+	FailurePolicy string `json:"failure_policy,omitempty"`
+	// ReportOnly reads the certificates and keys and stops (renew report).
+	ReportOnly bool `json:"report_only,omitempty"`
+	// Retry tunes every activity's retry policy (tests shorten it).
+	Retry RetryOptions `json:"retry,omitempty"`
+	// ScheduleToStart bounds how long a step waits for a worker (30m).
+	ScheduleToStart time.Duration `json:"schedule_to_start,omitempty"`
+}
+
+// RenewalInputFromTenant turns an inventory entry into a renewal request.
+func RenewalInputFromTenant(t config.Tenant, mode string, o RenewalOptions) RenewalInput {
+	s := InputFromTenant(t, SetupOptions{})
+	return RenewalInput{Tenant: s.Tenant, Target: s.Target, Mode: mode, Options: o}
+}
+
+// RenewalCertificate is one auth certificate as the state shows it.
+type RenewalCertificate struct {
+	Thumbprint string    `json:"thumbprint"`
+	NotBefore  time.Time `json:"not_before,omitempty"`
+	NotAfter   time.Time `json:"not_after,omitempty"`
+	// DaysLeft until NotAfter, rounded down (negative once expired).
+	DaysLeft int `json:"days_left"`
+	// Effective is the staged certificate's effective date.
+	Effective *time.Time `json:"effective,omitempty"`
+	// InEntra: a key for it is on the object the mode uses.
+	InEntra bool `json:"in_entra"`
+	// InStore: Get-ExchangeCertificate shows it.
+	InStore bool `json:"in_store"`
+}
+
+// RenewalState is what the state query returns and the workflow's result.
+type RenewalState struct {
+	TenantID    string `json:"tenant_id"`
+	Cloud       string `json:"cloud"`
+	State       string `json:"state"`
+	CurrentStep string `json:"current_step,omitempty"`
+	Mode        string `json:"mode,omitempty"`
+	ModeReason  string `json:"mode_reason,omitempty"`
+	// EntraObject is where the keys live ("application ExchangeServerApp-…").
+	EntraObject string `json:"entra_object,omitempty"`
+	Action      string `json:"action,omitempty"`
+	Reason      string `json:"reason,omitempty"`
+	// Emergency marks the emergency path (also in HybridflowState while it
+	// runs, and in HybridflowStep as emergency-<step>).
+	Emergency bool      `json:"emergency"`
+	AsOf      time.Time `json:"as_of,omitempty"`
+	// DaysLeft of the current certificate at AsOf.
+	DaysLeft     int                 `json:"days_left"`
+	Current      *RenewalCertificate `json:"current,omitempty"`
+	Next         *RenewalCertificate `json:"next,omitempty"`
+	Previous     *RenewalCertificate `json:"previous,omitempty"`
+	EntraKeys    []string            `json:"entra_keys,omitempty"`
+	Retired      []string            `json:"retired,omitempty"`
+	Steps        []*StepState        `json:"steps"`
+	Paused       *Pause              `json:"paused,omitempty"`
+	Verification map[string]string   `json:"verification,omitempty"`
+	Warnings     []string            `json:"warnings,omitempty"`
+	Writes       int                 `json:"writes"`
+	Undo         int                 `json:"undo_records"`
+	Error        string              `json:"error,omitempty"`
+}
+
+// RenewalResult is the workflow's result.
+type RenewalResult = RenewalState
+
+var renewalActs *activities.Renewal
+
+type renewal struct {
+	in    RenewalInput
+	st    RenewalState
+	op    operator
+	steps map[string]*StepState
+	undo  []activities.UndoRecord
+
+	read    activities.AuthCertificateState
+	keys    activities.AuthKeysState
+	mode    plan.Mode
+	appName string
+	// newCert is the certificate being carried to current.
+	newCert *activities.AuthCertificate
+	// verification targets, resolved before the first verification.
+	verifyIn *renewalVerify
+}
+
+type renewalVerify struct {
+	cloudTarget, onPremTarget, onPremMailbox, cloudMailbox string
+}
+
+// Renewal keeps one tenant's auth certificate current (FACTS §7). Far from
+// expiry it does nothing; within the window it creates a certificate,
+// stages it for the effective date, uploads its key next to the current
+// one, waits on a durable timer, publishes it, verifies both directions,
+// clears the previous certificate, and only then takes the retired key out
+// of Entra and verifies again. A current certificate expired (or expiring
+// within the emergency threshold) takes the emergency path: effective now,
+// upload, publish, clear, remove, verify. Every step re-reads and does
+// only what is missing, so a run interrupted anywhere is finished by the
+// next one.
+func Renewal(ctx workflow.Context, in RenewalInput) (RenewalResult, error) {
+	r := &renewal{in: in, steps: map[string]*StepState{}}
+	if err := r.setup(ctx); err != nil {
+		return r.st, err
+	}
+	return r.run(ctx)
+}
+
+func (r *renewal) setup(ctx workflow.Context) error {
+	o := &r.in.Options
+	if o.Window <= 0 {
+		o.Window = DefaultRenewalWindow
+	}
+	if o.LeadTime <= 0 {
+		o.LeadTime = DefaultRenewalLeadTime
+	}
+	if o.EmergencyThreshold <= 0 {
+		o.EmergencyThreshold = DefaultEmergencyThreshold
+	}
+	if o.FailurePolicy == "" {
+		o.FailurePolicy = PolicyPause
+	}
+	r.st = RenewalState{TenantID: r.in.Target.TenantID, Cloud: r.in.Target.Cloud, State: StateRunning, CurrentStep: RenewStepRead}
+	if r.st.TenantID == "" {
+		r.st.TenantID = r.in.Tenant.ID
+	}
+	if o.FailurePolicy != PolicyPause && o.FailurePolicy != PolicyFail {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("renewal failure policy %q: use pause or fail (a renewal is resumed, never compensated)", o.FailurePolicy), activities.ErrInvalidInput, nil)
+	}
+	switch r.in.Mode {
+	case "", RenewalModeDetect, string(plan.ModeDedicatedApp), string(plan.ModeLegacyFirstParty):
+	default:
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("renewal mode %q: use %s, %s or %s", r.in.Mode, RenewalModeDetect, plan.ModeDedicatedApp, plan.ModeLegacyFirstParty), activities.ErrInvalidInput, nil)
+	}
+	r.op = operator{policy: o.FailurePolicy, onState: r.setState}
+	if err := workflow.SetQueryHandler(ctx, QueryState, func() (RenewalState, error) {
+		st := r.st
+		st.Paused = r.op.paused
+		st.Undo = len(r.undo)
+		return st, nil
+	}); err != nil {
+		return err
+	}
+	if err := r.op.register(ctx); err != nil {
+		return err
+	}
+	return workflow.UpsertTypedSearchAttributes(ctx,
+		SATenant.ValueSet(r.st.TenantID), SACloud.ValueSet(r.st.Cloud),
+		SAState.ValueSet(StateRunning), SAStep.ValueSet(RenewStepRead))
+}
+
+// setState mirrors state and step into search attributes on change. In
+// the emergency path "running" shows as emergency-renewal and steps carry
+// the emergency- prefix, so `HybridflowStep STARTS_WITH "emergency-"`
+// finds every emergency renewal, finished or not.
+func (r *renewal) setState(ctx workflow.Context, state, step string) {
+	if r.st.Emergency && state == StateRunning {
+		state = StateRenewalEmergency
+	}
+	var ups []temporal.SearchAttributeUpdate
+	if state != "" && state != r.st.State {
+		r.st.State = state
+		ups = append(ups, SAState.ValueSet(state))
+	}
+	if step != "" && step != r.st.CurrentStep {
+		r.st.CurrentStep = step
+		sa := step
+		if r.st.Emergency {
+			sa = RenewalEmergencyStepPrefix + step
+		}
+		ups = append(ups, SAStep.ValueSet(sa))
+	}
+	if len(ups) > 0 {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, ups...); err != nil {
+			workflow.GetLogger(ctx).Warn("upsert search attributes", "error", err)
+		}
+	}
+}
+
+func (r *renewal) stepState(name string) *StepState {
+	if st := r.steps[name]; st != nil {
+		return st
+	}
+	st := &StepState{Step: name, Status: StatusPending}
+	r.st.Steps = append(r.st.Steps, st)
+	r.steps[name] = st
+	return st
+}
+
+func (r *renewal) notNeeded(name, why string) {
+	st := r.stepState(name)
+	st.Status, st.Detail = StatusNotNeeded, why
+}
+
+func (r *renewal) run(ctx workflow.Context) (RenewalResult, error) {
+	err := r.runSteps(ctx)
+	switch {
+	case err == nil:
+		return r.st, nil
+	case temporal.IsCanceledError(err) || ctx.Err() != nil:
+		dctx, cancel := workflow.NewDisconnectedContext(ctx)
+		defer cancel()
+		r.setState(dctx, StateAborted, "")
+		return r.st, temporal.NewCanceledError("renewal cancelled; nothing was undone: the next renewal resumes where this one stopped")
+	case errors.Is(err, errAborted):
+		r.setState(ctx, StateAborted, "")
+		return r.st, temporal.NewNonRetryableApplicationError(fmt.Sprintf("renewal of %s stopped by an operator at %s; nothing was undone: the next renewal resumes where this one stopped",
+			r.st.TenantID, r.st.CurrentStep), "Aborted", nil)
+	default:
+		r.st.Error = err.Error()
+		r.setState(ctx, StateFailed, "")
+		return r.st, err
+	}
+}
+
+// do runs one step with the pause / retry / skip / abort loop of the
+// operator machinery (operator.go).
+func (r *renewal) do(ctx workflow.Context, name string, f func(workflow.Context) error) error {
+	st := r.stepState(name)
+	for {
+		r.setState(ctx, StateRunning, name)
+		st.Status, st.Started = StatusRunning, workflow.Now(ctx)
+		st.Outcome, st.Detail = "", ""
+		st.Attempts++
+		err := f(ctx)
+		st.Finished = workflow.Now(ctx)
+		if err == nil {
+			if st.Status == StatusRunning {
+				st.Status = StatusDone
+			}
+			return nil
+		}
+		if temporal.IsCanceledError(err) || ctx.Err() != nil {
+			return err
+		}
+		st.Status = StatusFailed
+		st.LastError, st.ErrorType = describeError(err)
+		decision, derr := r.op.onFailure(ctx, st, err)
+		if derr != nil {
+			return derr
+		}
+		switch decision {
+		case UpdateRetry:
+			continue
+		case UpdateSkip:
+			st.Status = StatusSkipped
+			return nil
+		default:
+			return errAborted
+		}
+	}
+}
+
+func (r *renewal) activityOptions(queue string) workflow.ActivityOptions {
+	o := r.in.Options
+	rp := &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 5,
+		NonRetryableErrorTypes: []string{activities.ErrInvalidInput, activities.ErrMissingPermission, activities.ErrConflict,
+			activities.ErrWrongQueue, activities.ErrNotSetUp}}
+	if o.Retry.InitialInterval > 0 {
+		rp.InitialInterval = o.Retry.InitialInterval
+	}
+	if o.Retry.MaximumInterval > 0 {
+		rp.MaximumInterval = o.Retry.MaximumInterval
+	}
+	if o.Retry.MaximumAttempts > 0 {
+		rp.MaximumAttempts = o.Retry.MaximumAttempts
+	}
+	sts := o.ScheduleToStart
+	if sts == 0 {
+		sts = 30 * time.Minute
+	}
+	return workflow.ActivityOptions{TaskQueue: queue, StartToCloseTimeout: 5 * time.Minute, ScheduleToStartTimeout: sts, RetryPolicy: rp}
+}
+
+// onprem routes the PowerShell methods to the tenant's site queue.
+func (r *renewal) onprem(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, r.activityOptions(temporalx.OnPremQueue(r.in.Target.Site)))
+}
+
+// cloud routes the Graph and Exchange Online methods to hybridflow-cloud.
+func (r *renewal) cloud(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, r.activityOptions(temporalx.CloudQueue))
+}
+
+func (r *renewal) record(name string, res activities.StepResult) {
+	st := r.stepState(name)
+	st.Outcome, st.Detail = string(res.Outcome), res.Detail
+	if res.Outcome != activities.Unchanged && res.Outcome != "" {
+		r.st.Writes++
+	}
+	r.undo = append(r.undo, res.Undo...)
+}
+
+func (r *renewal) warn(ctx workflow.Context, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	r.st.Warnings = append(r.st.Warnings, msg)
+	workflow.GetLogger(ctx).Warn(msg, "tenant", r.st.TenantID)
+}
+
+// plan of one run, decided from what the read step found.
+type renewalPlan struct {
+	action, reason string
+	emergency      bool
+	create         bool   // create (or reuse a spare) and stage a successor
+	replace        string // an unusable staged certificate the new one replaces
+	staged         *activities.AuthCertificate
+	effective      time.Time
+	wait, publish  bool
+	stagedLater    bool // staged beyond the window: upload and leave it to a later run
+	outlive        time.Time
+}
+
+func (r *renewal) runSteps(ctx workflow.Context) error {
+	if err := r.do(ctx, RenewStepRead, r.readAll); err != nil {
+		return err
+	}
+	if r.in.Options.ReportOnly {
+		r.st.Action, r.st.Reason = RenewalActionReport, "read only"
+		r.setState(ctx, StateRenewalReported, "")
+		return nil
+	}
+	p := r.decide(workflow.Now(ctx))
+	r.st.Action, r.st.Reason = p.action, p.reason
+	if p.action == RenewalActionNone {
+		workflow.GetLogger(ctx).Info("auth certificate renewal not due", "tenant", r.st.TenantID, "reason", p.reason)
+		r.setState(ctx, StateRenewalNotDue, "")
+		return nil
+	}
+	if p.emergency {
+		r.st.Emergency = true
+		workflow.GetLogger(ctx).Warn("EMERGENCY auth certificate renewal: "+p.reason, "tenant", r.st.TenantID)
+		r.setState(ctx, StateRenewalEmergency, r.st.CurrentStep)
+		if err := workflow.UpsertTypedSearchAttributes(ctx, SAStep.ValueSet(RenewalEmergencyStepPrefix+r.st.CurrentStep)); err != nil {
+			workflow.GetLogger(ctx).Warn("upsert search attributes", "error", err)
+		}
+	} else {
+		workflow.GetLogger(ctx).Info("auth certificate renewal", "tenant", r.st.TenantID, "action", p.action, "reason", p.reason)
+	}
+	t := r.in.Target
+
+	// Create and stage, or carry the staged certificate through.
+	if p.create {
+		if err := r.do(ctx, RenewStepCreate, func(ctx workflow.Context) error {
+			var res activities.AuthCertificateResult
+			in := activities.CreateAuthCertificateInput{Target: t, Outlive: p.outlive, ValidAt: p.effective}
+			if err := workflow.ExecuteActivity(r.onprem(ctx), renewalActs.CreateAuthCertificate, in).Get(ctx, &res); err != nil {
+				return err
+			}
+			r.record(RenewStepCreate, res.StepResult)
+			r.newCert = res.Certificate
+			r.observe(res.AuthConfig)
+			return nil
+		}); err != nil {
+			return err
+		}
+		if r.newCert == nil {
+			return temporal.NewNonRetryableApplicationError("no certificate to stage", activities.ErrInvalidInput, nil)
+		}
+		if err := r.do(ctx, RenewStepStage, func(ctx workflow.Context) error {
+			var res activities.AuthCertificateResult
+			in := activities.StageAuthCertificateInput{Target: t, Thumbprint: r.newCert.Thumbprint, EffectiveDate: p.effective, Replace: p.replace}
+			if err := workflow.ExecuteActivity(r.onprem(ctx), renewalActs.StageAuthCertificate, in).Get(ctx, &res); err != nil {
+				return err
+			}
+			r.record(RenewStepStage, res.StepResult)
+			r.observe(res.AuthConfig)
+			if certs.SameThumbprint(res.AuthConfig.Next, r.newCert.Thumbprint) && !res.AuthConfig.NextEffective.IsZero() {
+				p.effective = res.AuthConfig.NextEffective // a resumed stage keeps the date chosen first
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	} else if p.staged != nil {
+		r.newCert = p.staged
+		why := fmt.Sprintf("%s is already staged, effective %s", p.staged.Thumbprint, p.effective.UTC().Format(time.RFC3339))
+		r.notNeeded(RenewStepCreate, why)
+		r.notNeeded(RenewStepStage, why)
+	} else {
+		r.notNeeded(RenewStepCreate, "a new certificate is already current")
+		r.notNeeded(RenewStepStage, "a new certificate is already current")
+	}
+
+	// Upload every certificate in service (valid now) next to what is there.
+	if err := r.do(ctx, RenewStepUpload, func(ctx workflow.Context) error { return r.upload(ctx, workflow.Now(ctx)) }); err != nil {
+		return err
+	}
+	if p.stagedLater {
+		r.notNeeded(RenewStepWait, "the effective date is beyond the renewal window; a later run publishes")
+		r.setState(ctx, StateRenewalStaged, "")
+		return nil
+	}
+
+	// Wait for the effective date on a durable timer.
+	if p.wait {
+		if err := r.do(ctx, RenewStepWait, func(ctx workflow.Context) error {
+			d := p.effective.Sub(workflow.Now(ctx))
+			st := r.stepState(RenewStepWait)
+			if d <= 0 {
+				st.Outcome, st.Detail = string(activities.Unchanged), "effective date "+p.effective.UTC().Format(time.RFC3339)+" already reached"
+				return nil
+			}
+			r.setState(ctx, StateRenewalWaiting, RenewStepWait)
+			if err := workflow.Sleep(ctx, d); err != nil {
+				return err
+			}
+			r.setState(ctx, StateRunning, RenewStepWait)
+			st.Outcome, st.Detail = "waited", fmt.Sprintf("waited %s until the effective date %s", d.Round(time.Second), p.effective.UTC().Format(time.RFC3339))
+			return nil
+		}); err != nil {
+			return err
+		}
+	} else {
+		r.notNeeded(RenewStepWait, "nothing to wait for")
+	}
+
+	if p.publish && r.newCert != nil {
+		if err := r.do(ctx, RenewStepPublish, func(ctx workflow.Context) error {
+			var res activities.AuthCertificateResult
+			in := activities.AuthCertificateInput{Target: t, Thumbprint: r.newCert.Thumbprint}
+			if err := workflow.ExecuteActivity(r.onprem(ctx), renewalActs.PublishAuthCertificate, in).Get(ctx, &res); err != nil {
+				return err
+			}
+			r.record(RenewStepPublish, res.StepResult)
+			r.observe(res.AuthConfig)
+			return nil
+		}); err != nil {
+			return err
+		}
+	} else {
+		r.notNeeded(RenewStepPublish, "the new certificate is already current")
+	}
+
+	// Verify before the previous certificate goes (it would be the way
+	// back); the emergency path has no working way back to keep.
+	if !p.emergency {
+		if err := r.do(ctx, RenewStepVerify, func(ctx workflow.Context) error { return r.verify(ctx, RenewStepVerify) }); err != nil {
+			return err
+		}
+	} else {
+		r.notNeeded(RenewStepVerify, "emergency path: the previous certificate had no working trust to keep")
+	}
+
+	// Clear the previous certificate, THEN take retired keys out of Entra.
+	var retired []string
+	if err := r.do(ctx, RenewStepClear, func(ctx workflow.Context) error {
+		var res activities.AuthCertificateResult
+		in := activities.AuthCertificateInput{Target: t, Thumbprint: r.read.AuthConfig.Current}
+		if err := workflow.ExecuteActivity(r.onprem(ctx), renewalActs.ClearPreviousAuthCertificate, in).Get(ctx, &res); err != nil {
+			return err
+		}
+		r.record(RenewStepClear, res.StepResult)
+		r.observe(res.AuthConfig)
+		retired = res.Retired
+		r.st.Retired = res.Retired
+		return nil
+	}); err != nil {
+		return err
+	}
+	if st := r.stepState(RenewStepClear); st.Status != StatusDone {
+		// Skipped by an operator: the previous certificate may still be in
+		// use, so its key stays.
+		r.notNeeded(RenewStepRemoveKey, "the previous certificate was not cleared; its key stays in Entra")
+	} else if err := r.do(ctx, RenewStepRemoveKey, func(ctx workflow.Context) error {
+		keep := []string{r.read.AuthConfig.Current}
+		if r.read.AuthConfig.Next != "" {
+			keep = append(keep, r.read.AuthConfig.Next)
+		}
+		var res activities.AuthKeysResult
+		in := activities.RemoveRetiredAuthKeysInput{AuthKeysInput: r.keysInput(), Thumbprints: retired, Keep: keep}
+		if err := workflow.ExecuteActivity(r.cloud(ctx), renewalActs.RemoveRetiredAuthKeys, in).Get(ctx, &res); err != nil {
+			return err
+		}
+		r.record(RenewStepRemoveKey, res.StepResult)
+		r.observeKeys(res.Keys)
+		return nil
+	}); err != nil {
+		return err
+	}
+
+	if err := r.do(ctx, RenewStepVerifyFinal, func(ctx workflow.Context) error { return r.verify(ctx, RenewStepVerifyFinal) }); err != nil {
+		return err
+	}
+	r.setState(ctx, StateRenewed, "")
+	return nil
+}
+
+// readAll reads on-prem (auth config, certificates, mode), then the Entra
+// object the mode uses.
+func (r *renewal) readAll(ctx workflow.Context) error {
+	t := r.in.Target
+	if err := workflow.ExecuteActivity(r.onprem(ctx), renewalActs.ReadAuthCertificate, t).Get(ctx, &r.read); err != nil {
+		return err
+	}
+	switch r.in.Mode {
+	case string(plan.ModeDedicatedApp):
+		r.mode, r.st.ModeReason = plan.ModeDedicatedApp, "mode dedicated-app requested"
+	case string(plan.ModeLegacyFirstParty):
+		r.mode, r.st.ModeReason = plan.ModeLegacyFirstParty, "mode legacy-first-party requested"
+	default:
+		if r.read.DedicatedAppID != "" {
+			r.mode, r.st.ModeReason = plan.ModeDedicatedApp, "detected: the evoSTS auth server uses application "+r.read.DedicatedAppID
+		} else {
+			r.mode, r.st.ModeReason = plan.ModeLegacyFirstParty, "detected: no evoSTS auth server names a dedicated application"
+		}
+	}
+	r.st.Mode = string(r.mode)
+	if r.mode == plan.ModeDedicatedApp {
+		guid := strings.ToLower(r.in.Tenant.OrganizationGUID)
+		if guid == "" {
+			guid = r.read.OrganizationGUID
+		}
+		if guid == "" {
+			return temporal.NewNonRetryableApplicationError("the Exchange organization GUID is unknown (Get-OrganizationConfig), and the dedicated application is named after it; set organization_guid in the inventory",
+				activities.ErrInvalidInput, nil)
+		}
+		r.appName = plan.DedicatedAppPrefix + guid
+	}
+	if err := workflow.ExecuteActivity(r.cloud(ctx), renewalActs.ReadAuthCertificateKeys, r.keysInput()).Get(ctx, &r.keys); err != nil {
+		return err
+	}
+	if r.mode == plan.ModeDedicatedApp && r.keys.Found && r.read.DedicatedAppID != "" && !strings.EqualFold(r.keys.AppID, r.read.DedicatedAppID) {
+		r.warn(ctx, "application %s has appId %s, but the evoSTS auth server names %s", r.appName, r.keys.AppID, r.read.DedicatedAppID)
+	}
+	r.st.AsOf = workflow.Now(ctx)
+	r.refresh()
+	st := r.stepState(RenewStepRead)
+	st.Outcome = string(activities.Unchanged)
+	st.Detail = fmt.Sprintf("current %s, %d day(s) left; %s", orDash(r.read.AuthConfig.Current), r.st.DaysLeft, r.st.EntraObject)
+	return nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func (r *renewal) keysInput() activities.AuthKeysInput {
+	return activities.AuthKeysInput{Target: r.in.Target, Mode: r.mode, AppName: r.appName}
+}
+
+// observe folds an auth config reported by a step into what the workflow
+// knows, so the query and later steps see the truth, not the plan.
+func (r *renewal) observe(ac activities.AuthConfigView) {
+	if ac == (activities.AuthConfigView{}) {
+		return
+	}
+	r.read.AuthConfig = ac
+	if r.newCert != nil {
+		if _, ok := r.read.Certificate(r.newCert.Thumbprint); !ok {
+			r.read.Certificates = append(r.read.Certificates, *r.newCert)
+		}
+	}
+	r.refresh()
+}
+
+func (r *renewal) observeKeys(k activities.AuthKeysState) {
+	r.keys = k
+	r.refresh()
+}
+
+// refresh recomputes the query's certificate view.
+func (r *renewal) refresh() {
+	now := r.st.AsOf
+	ac := r.read.AuthConfig
+	view := func(tp string) *RenewalCertificate {
+		if tp == "" {
+			return nil
+		}
+		c := &RenewalCertificate{Thumbprint: strings.ToUpper(tp), InEntra: r.keys.Has(tp)}
+		if cert, ok := r.read.Certificate(tp); ok {
+			c.NotBefore, c.NotAfter, c.InStore = cert.NotBefore, cert.NotAfter, true
+			c.DaysLeft = daysLeft(cert.NotAfter, now)
+		}
+		return c
+	}
+	r.st.Current, r.st.Next, r.st.Previous = view(ac.Current), view(ac.Next), view(ac.Previous)
+	if r.st.Next != nil && !ac.NextEffective.IsZero() {
+		e := ac.NextEffective
+		r.st.Next.Effective = &e
+	}
+	r.st.DaysLeft = 0
+	if r.st.Current != nil {
+		r.st.DaysLeft = r.st.Current.DaysLeft
+	}
+	r.st.EntraKeys = nil
+	for _, k := range r.keys.Keys {
+		r.st.EntraKeys = append(r.st.EntraKeys, k.Thumbprint)
+	}
+	switch {
+	case !r.keys.Found && r.keys.ObjectKind != "":
+		r.st.EntraObject = fmt.Sprintf("%s %s not found", r.keys.ObjectKind, orDash(r.keys.Name))
+	case r.keys.ObjectKind != "":
+		r.st.EntraObject = fmt.Sprintf("%s %s (%d key(s))", r.keys.ObjectKind, r.keys.Name, len(r.keys.Keys))
+	}
+}
+
+// daysLeft rounds down: a certificate expiring in 23 hours has 0 days left.
+func daysLeft(notAfter, now time.Time) int {
+	return int(math.Floor(notAfter.Sub(now).Hours() / 24))
+}
+
+// usableStaged: a staged certificate the renewal can carry through.
+func usableStaged(c activities.AuthCertificate, now, effective time.Time) bool {
+	at := effective
+	if at.Before(now) {
+		at = now
+	}
+	return c.Exportable && len(c.DER) > 0 && c.ValidAt(now) && c.ValidAt(at)
+}
+
+// decide turns what was read into this run's plan. Order matters: an
+// emergency wins; a staged certificate is carried through before anything
+// new is created; a published one's clean-up is finished even far from
+// expiry; only then does the window decide.
+func (r *renewal) decide(now time.Time) renewalPlan {
+	o := r.in.Options
+	ac := r.read.AuthConfig
+	cur, hasCur := r.read.Certificate(ac.Current)
+	var p renewalPlan
+	if hasCur {
+		p.outlive = cur.NotAfter
+	}
+	var staged *activities.AuthCertificate
+	if ac.Next != "" && !certs.SameThumbprint(ac.Next, ac.Current) {
+		if n, ok := r.read.Certificate(ac.Next); ok && usableStaged(n, now, ac.NextEffective) {
+			staged = &n
+		} else {
+			p.replace = ac.Next
+		}
+	}
+	var retiredInEntra []string
+	for _, tp := range r.read.Retired() {
+		if r.keys.Has(tp) {
+			retiredInEntra = append(retiredInEntra, tp)
+		}
+	}
+	left := daysLeft(cur.NotAfter, now)
+	switch {
+	case !hasCur || !cur.NotAfter.After(now.Add(o.EmergencyThreshold)):
+		p.action, p.emergency, p.publish, p.effective = RenewalActionEmergency, true, true, now
+		switch {
+		case ac.Current == "":
+			p.reason = "Get-AuthConfig shows no current certificate"
+		case !hasCur:
+			p.reason = fmt.Sprintf("the current certificate %s is not in the certificate store", ac.Current)
+		case cur.NotAfter.Before(now):
+			p.reason = fmt.Sprintf("the current certificate %s expired on %s: OAuth (free/busy) is down until a new one is published", ac.Current, cur.NotAfter.UTC().Format(time.RFC3339))
+		default:
+			p.reason = fmt.Sprintf("the current certificate %s expires on %s, within the emergency threshold of %s", ac.Current, cur.NotAfter.UTC().Format(time.RFC3339), o.EmergencyThreshold)
+		}
+		if staged != nil {
+			p.staged = staged
+			p.reason += fmt.Sprintf("; publishing the staged certificate %s now", staged.Thumbprint)
+		} else {
+			p.create = true
+			p.reason += "; a new certificate takes effect now"
+		}
+	case staged != nil:
+		p.action, p.staged, p.effective = RenewalActionResume, staged, ac.NextEffective
+		if p.effective.IsZero() {
+			p.effective = now
+		}
+		if p.effective.After(now.Add(o.Window)) {
+			p.stagedLater = true
+			p.reason = fmt.Sprintf("certificate %s is staged for %s, beyond the %s window: its key is uploaded now, a later run publishes it",
+				staged.Thumbprint, p.effective.UTC().Format(time.DateOnly), renewalDays(o.Window))
+		} else {
+			p.wait, p.publish = true, true
+			p.reason = fmt.Sprintf("certificate %s is already staged, effective %s; carrying it through", staged.Thumbprint, p.effective.UTC().Format(time.RFC3339))
+		}
+	case !cur.NotAfter.After(now.Add(o.Window)):
+		p.action, p.create, p.wait, p.publish = RenewalActionRenew, true, true, true
+		p.effective = now.Add(o.LeadTime)
+		if latest := cur.NotAfter.Add(-o.EmergencyThreshold); latest.Before(p.effective) {
+			p.effective = latest
+		}
+		p.reason = fmt.Sprintf("the current certificate %s expires on %s (%d day(s) left), within the %s window; the new one takes effect %s",
+			ac.Current, cur.NotAfter.UTC().Format(time.DateOnly), left, renewalDays(o.Window), p.effective.UTC().Format(time.RFC3339))
+	case ac.Previous != "" || len(retiredInEntra) > 0:
+		p.action = RenewalActionFinish
+		var parts []string
+		if ac.Previous != "" {
+			parts = append(parts, "previous certificate "+ac.Previous+" is still set")
+		}
+		if len(retiredInEntra) > 0 {
+			parts = append(parts, "retired certificate key(s) "+strings.Join(retiredInEntra, ", ")+" still in Entra")
+		}
+		p.reason = "finishing an earlier renewal: " + strings.Join(parts, "; ")
+	default:
+		p.action = RenewalActionNone
+		p.reason = fmt.Sprintf("the current certificate %s expires on %s: %d day(s) left, outside the %s window",
+			ac.Current, cur.NotAfter.UTC().Format(time.DateOnly), left, renewalDays(o.Window))
+	}
+	return p
+}
+
+func renewalDays(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%d-day", int(d/(24*time.Hour)))
+	}
+	return d.String()
+}
+
+// upload puts every certificate in service and valid now (the current one
+// and the one being carried through) on the Entra object, next to the
+// keys already there.
+func (r *renewal) upload(ctx workflow.Context, now time.Time) error {
+	var list []activities.AuthCertificate
+	add := func(c activities.AuthCertificate) {
+		for _, x := range list {
+			if certs.SameThumbprint(x.Thumbprint, c.Thumbprint) {
+				return
+			}
+		}
+		if c.ValidAt(now) && len(c.DER) > 0 {
+			list = append(list, c)
+		}
+	}
+	if cur, ok := r.read.Certificate(r.read.AuthConfig.Current); ok {
+		add(cur)
+	}
+	if r.newCert != nil {
+		add(*r.newCert)
+	}
+	if len(list) == 0 {
+		return temporal.NewNonRetryableApplicationError("no valid auth certificate to upload", activities.ErrInvalidInput, nil)
+	}
+	var res activities.AuthKeysResult
+	in := activities.UploadAuthKeysInput{AuthKeysInput: r.keysInput(), Certificates: list}
+	if err := workflow.ExecuteActivity(r.cloud(ctx), renewalActs.UploadAuthCertificateKeys, in).Get(ctx, &res); err != nil {
+		return err
+	}
+	r.record(RenewStepUpload, res.StepResult)
+	r.observeKeys(res.Keys)
+	return nil
+}
+
+// verifyTargets resolves, once, what Test-OAuthConnectivity is run with:
+// the inventory's overrides first, then what was discovered; the cloud
+// mailbox needs one Exchange Online read.
+func (r *renewal) verifyTargets(ctx workflow.Context) (*renewalVerify, error) {
+	if r.verifyIn != nil {
+		return r.verifyIn, nil
+	}
+	tf := r.in.Tenant
+	v := &renewalVerify{cloudTarget: r.read.VerifyCloudTarget, onPremMailbox: firstOf(tf.OnPremMailbox, r.read.OnPremMailbox), cloudMailbox: tf.CloudMailbox}
+	if u, err := url.Parse(firstOf(tf.OnPremEWSExternalURL, r.read.OnPremEWSExternalURL)); err == nil && u.Host != "" {
+		v.onPremTarget = u.Scheme + "://" + u.Host + "/metadata/json/1"
+	}
+	if v.cloudMailbox == "" {
+		var o plan.Observed
+		if err := workflow.ExecuteActivity(r.cloud(ctx), onlineActs.DiscoverOnline, r.in.Target).Get(ctx, &o); err != nil {
+			return nil, err
+		}
+		if len(o.CloudMailboxes) > 0 {
+			v.cloudMailbox = o.CloudMailboxes[0]
+		}
+	}
+	var missing []string
+	if v.cloudTarget == "" {
+		missing = append(missing, "the Exchange Online EWS URL (unknown cloud?)")
+	}
+	if v.onPremTarget == "" {
+		missing = append(missing, "the on-premises external EWS URL (set onprem_ews_external_url)")
+	}
+	if v.onPremMailbox == "" {
+		missing = append(missing, "an on-premises mailbox (set onprem_mailbox)")
+	}
+	if v.cloudMailbox == "" {
+		missing = append(missing, "an Exchange Online mailbox (set cloud_mailbox)")
+	}
+	if len(missing) > 0 {
+		return nil, temporal.NewNonRetryableApplicationError("cannot verify: missing "+strings.Join(missing, ", "), activities.ErrInvalidInput, nil)
+	}
+	r.verifyIn = v
+	return v, nil
+}
+
+func firstOf(s ...string) string {
+	for _, x := range s {
+		if x != "" {
+			return x
+		}
+	}
+	return ""
+}
+
+// verify tests both directions (the setup's Verify activities) until both
+// succeed or the deadline passes, on durable timers with doubling waits.
+func (r *renewal) verify(ctx workflow.Context, name string) error {
+	v, err := r.verifyTargets(ctx)
+	if err != nil {
+		return err
+	}
+	deadline := r.in.Options.VerifyDeadline
+	if deadline == 0 {
+		deadline = 30 * time.Minute
+	}
+	wait := r.in.Options.VerifyInterval
+	if wait == 0 {
+		wait = 15 * time.Second
+	}
+	end := workflow.Now(ctx).Add(deadline)
+	if r.st.Verification == nil {
+		r.st.Verification = map[string]string{}
+	}
+	t := r.in.Target
+	for {
+		fOn := workflow.ExecuteActivity(r.onprem(ctx), onPremActs.VerifyFromOnPrem, activities.VerifyInput{Target: t, TargetURI: v.cloudTarget, Mailbox: v.onPremMailbox})
+		fCl := workflow.ExecuteActivity(r.cloud(ctx), onlineActs.VerifyFromOnline, activities.VerifyInput{Target: t, TargetURI: v.onPremTarget, Mailbox: v.cloudMailbox})
+		var on, cl activities.VerifyResult
+		if err := fOn.Get(ctx, &on); err != nil {
+			return err
+		}
+		if err := fCl.Get(ctx, &cl); err != nil {
+			return err
+		}
+		r.st.Verification["onprem-to-online"] = verdict(on)
+		r.st.Verification["online-to-onprem"] = verdict(cl)
+		if on.Success && cl.Success {
+			st := r.stepState(name)
+			st.Outcome, st.Detail = "verified", "Test-OAuthConnectivity succeeded in both directions with certificate "+r.read.AuthConfig.Current
+			return nil
+		}
+		if !workflow.Now(ctx).Add(wait).Before(end) {
+			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("verification did not succeed within %s: on-prem → Exchange Online: %s; Exchange Online → on-prem: %s",
+				deadline, verdict(on), verdict(cl)), activities.ErrVerification, nil)
+		}
+		if err := workflow.Sleep(ctx, wait); err != nil {
+			return err
+		}
+		wait = min(wait*2, 5*time.Minute)
+	}
+}

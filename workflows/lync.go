@@ -390,48 +390,21 @@ func (l *lync) action(ctx workflow.Context, a plan.Action) error {
 	return l.do(ctx, name, string(a.Change), func(ctx workflow.Context) error { return l.execute(ctx, a) })
 }
 
-// do runs one step with the pause / retry / skip / abort loop (as Setup).
+// do runs one step under the operator's pause / retry / skip / abort loop.
 func (l *lync) do(ctx workflow.Context, name, change string, f func(workflow.Context) error) error {
 	st := l.stepState(name)
 	if change != "" {
 		st.Change = change
 	}
-	for {
-		l.setState(ctx, StateRunning, name)
-		st.Status, st.Started = StatusRunning, workflow.Now(ctx)
-		st.Outcome, st.Detail = "", ""
-		st.Attempts++
-		err := f(ctx)
-		st.Finished = workflow.Now(ctx)
-		if err == nil {
-			if st.Status == StatusRunning {
-				st.Status = StatusDone
-			}
-			return nil
-		}
-		if temporal.IsCanceledError(err) || ctx.Err() != nil {
-			return err
-		}
-		st.Status = StatusFailed
-		st.LastError, st.ErrorType = describeError(err)
-		decision, derr := l.op.onFailure(ctx, st, err)
-		if derr != nil {
-			return derr
-		}
-		switch decision {
-		case UpdateRetry:
-			continue
-		case UpdateSkip:
-			st.Status = StatusSkipped
-			return nil
-		default:
-			ab := &lyncAbort{step: name}
-			if l.op.policy == PolicyCompensate {
-				ab.cause = err
-			}
-			return ab
-		}
+	aborted, cause, err := l.op.runStep(ctx, st, f)
+	if err != nil || !aborted {
+		return err
 	}
+	ab := &lyncAbort{step: name}
+	if l.op.policy == PolicyCompensate {
+		ab.cause = cause
+	}
+	return ab
 }
 
 func (l *lync) activityOptions() workflow.ActivityOptions {

@@ -193,3 +193,44 @@ func describeError(err error) (msg, typ string) {
 	}
 	return err.Error(), "Unknown"
 }
+
+// runStep runs one step under the pause / retry / skip / abort loop that
+// every workflow shares. It returns aborted=true with the step's last error
+// when the operator (or the compensate policy) aborts; err is a
+// cancellation or an error the policy passes through (fail). The caller
+// turns an abort into its own error and compensation.
+func (o *operator) runStep(ctx workflow.Context, st *StepState, f func(workflow.Context) error) (aborted bool, cause error, err error) {
+	for {
+		o.setState(ctx, StateRunning, st.Step)
+		st.Status, st.Started = StatusRunning, workflow.Now(ctx)
+		st.Outcome, st.Detail = "", ""
+		st.Attempts++
+		ferr := f(ctx)
+		st.Finished = workflow.Now(ctx)
+		if ferr == nil {
+			if st.Status == StatusRunning {
+				st.Status = StatusDone
+			}
+			return false, nil, nil
+		}
+		if temporal.IsCanceledError(ferr) || ctx.Err() != nil {
+			return false, nil, ferr
+		}
+		st.Status = StatusFailed
+		st.LastError, st.ErrorType = describeError(ferr)
+		decision, derr := o.onFailure(ctx, st, ferr)
+		if derr != nil {
+			return false, nil, derr
+		}
+		switch decision {
+		case UpdateRetry:
+			continue
+		case UpdateSkip:
+			st.Status = StatusSkipped
+			return false, nil, nil
+		default:
+			st.Status = StatusFailed // no longer paused; compensation follows
+			return true, ferr, nil
+		}
+	}
+}

@@ -330,42 +330,13 @@ func (r *renewal) run(ctx workflow.Context) (RenewalResult, error) {
 	}
 }
 
-// do runs one step with the pause / retry / skip / abort loop of the
-// operator machinery (operator.go).
+// do runs one step under the operator's pause / retry / skip / abort loop.
 func (r *renewal) do(ctx workflow.Context, name string, f func(workflow.Context) error) error {
-	st := r.stepState(name)
-	for {
-		r.setState(ctx, StateRunning, name)
-		st.Status, st.Started = StatusRunning, workflow.Now(ctx)
-		st.Outcome, st.Detail = "", ""
-		st.Attempts++
-		err := f(ctx)
-		st.Finished = workflow.Now(ctx)
-		if err == nil {
-			if st.Status == StatusRunning {
-				st.Status = StatusDone
-			}
-			return nil
-		}
-		if temporal.IsCanceledError(err) || ctx.Err() != nil {
-			return err
-		}
-		st.Status = StatusFailed
-		st.LastError, st.ErrorType = describeError(err)
-		decision, derr := r.op.onFailure(ctx, st, err)
-		if derr != nil {
-			return derr
-		}
-		switch decision {
-		case UpdateRetry:
-			continue
-		case UpdateSkip:
-			st.Status = StatusSkipped
-			return nil
-		default:
-			return errAborted
-		}
+	aborted, _, err := r.op.runStep(ctx, r.stepState(name), f)
+	if err != nil || !aborted {
+		return err
 	}
+	return errAborted
 }
 
 func (r *renewal) activityOptions(queue string) workflow.ActivityOptions {

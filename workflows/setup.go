@@ -287,49 +287,21 @@ func (s *setup) action(ctx workflow.Context, a plan.Action) error {
 	return s.do(ctx, name, string(a.Change), func(ctx workflow.Context) error { return s.execute(ctx, a) })
 }
 
-// do runs one step with the pause / retry / skip / abort loop.
+// do runs one step under the operator's pause / retry / skip / abort loop.
 func (s *setup) do(ctx workflow.Context, name, change string, f func(workflow.Context) error) error {
 	st := s.stepState(name)
 	if change != "" {
 		st.Change = change
 	}
-	for {
-		s.setState(ctx, StateRunning, name)
-		st.Status, st.Started = StatusRunning, workflow.Now(ctx)
-		st.Outcome, st.Detail = "", ""
-		st.Attempts++
-		err := f(ctx)
-		st.Finished = workflow.Now(ctx)
-		if err == nil {
-			if st.Status == StatusRunning {
-				st.Status = StatusDone
-			}
-			return nil
-		}
-		if temporal.IsCanceledError(err) || ctx.Err() != nil {
-			return err
-		}
-		st.Status = StatusFailed
-		st.LastError, st.ErrorType = describeError(err)
-		decision, derr := s.op.onFailure(ctx, st, err)
-		if derr != nil {
-			return derr
-		}
-		switch decision {
-		case UpdateRetry:
-			continue
-		case UpdateSkip:
-			st.Status = StatusSkipped
-			return nil
-		default:
-			st.Status = StatusFailed // no longer paused; compensation follows
-			ab := &abortError{step: name}
-			if s.op.policy == PolicyCompensate {
-				ab.cause = err
-			}
-			return ab
-		}
+	aborted, cause, err := s.op.runStep(ctx, st, f)
+	if err != nil || !aborted {
+		return err
 	}
+	ab := &abortError{step: name}
+	if s.op.policy == PolicyCompensate {
+		ab.cause = cause
+	}
+	return ab
 }
 
 func (s *setup) activityOptions(queue string) workflow.ActivityOptions {

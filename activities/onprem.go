@@ -195,6 +195,11 @@ func (a *OnPrem) EnsureAuthServers(ctx context.Context, in AuthServersInput) (St
 				p = append(p, "Type", "AzureAD")
 			}
 			if _, err := r.Run(ctx, cmd("New-AuthServer", p...)); err != nil {
+				if exchange.IsAlreadyExists(err) {
+					// Created between our read and write, e.g. by the call of an
+					// attempt whose worker died: the next attempt re-reads it.
+					return res, retryable(ErrTransient, "create auth server %s: created concurrently; the next attempt re-reads it", spec.Name)
+				}
 				return res, classify("create auth server "+spec.Name, err)
 			}
 			res.Merge(StepResult{Outcome: Created, Detail: fmt.Sprintf("created auth server %s (%s)", spec.Name, spec.MetadataURL),
@@ -353,6 +358,9 @@ func (a *OnPrem) EnsureAvailabilityAddressSpace(ctx context.Context, in Availabi
 	}
 	if _, err := r.Run(ctx, cmd("Add-AvailabilityAddressSpace", "AccessMethod", "InternalProxy", "ProxyUrl", in.Spec.ProxyURL,
 		"ForestName", in.Spec.ForestName, "UseServiceAccount", true)); err != nil {
+		if exchange.IsAlreadyExists(err) {
+			return StepResult{}, retryable(ErrTransient, "add availability address space %s: created concurrently; the next attempt re-reads it", in.Spec.ForestName)
+		}
 		return StepResult{}, classify("add availability address space "+in.Spec.ForestName, err)
 	}
 	return StepResult{Outcome: Created, Detail: fmt.Sprintf("added availability address space %s via %s", in.Spec.ForestName, in.Spec.ProxyURL),

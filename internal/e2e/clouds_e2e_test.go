@@ -1,0 +1,214 @@
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/hybridflow/hybridflow/internal/cloud"
+	"github.com/hybridflow/hybridflow/internal/plan"
+	"github.com/hybridflow/hybridflow/internal/sim"
+	"github.com/hybridflow/hybridflow/workflows"
+)
+
+// Tenants of configs/sim/small.yaml.
+const (
+	small1 = "22222222-2222-4222-8222-000000000001" // worldwide, clean, current builds
+	small2 = "22222222-2222-4222-8222-000000000002" // 21Vianet, old builds (legacy), HCW names, foreign + expired key
+	small3 = "22222222-2222-4222-8222-000000000003" // GCC High, a pre-2013-SP1 server, half-configured
+)
+
+// cloudsWorld is small.yaml plus two generated tenants: a clean 21Vianet
+// tenant on current builds, whose auth servers step 1 must create under
+// 21Vianet's names, and a worldwide one whose servers all predate Exchange
+// 2013 SP1. Legacy-mode tenants (small2, small3 and the Exchange 2013 one:
+// their Mailbox servers predate the April 2025 hotfix) use the first-party
+// path, which Exchange Online has blocked in the worldwide cloud and
+// 21Vianet since 31 October 2025 (FACTS §2); the world's switch lifts the
+// block so that path can be verified end to end (it only matters to
+// legacy-mode tenants).
+func cloudsWorld(t *testing.T) *sim.World {
+	t.Helper()
+	w := loadWorld(t, "small.yaml")
+	cn, err := sim.GenerateTenants(sim.GenerateSpec{Tenants: 1, Prefix: "cn", Clouds: []string{"china"}, Sites: 1}, 4403, epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := sim.GenerateTenants(sim.GenerateSpec{Tenants: 1, Prefix: "ex2013", LegacyServers: 1}, 4404, epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every server older than Exchange 2013 SP1 (15.0.847.32).
+	for i := range old[0].OnPrem.Servers {
+		old[0].OnPrem.Servers[i].Version = sim.GenLegacyBuild
+	}
+	w.Tenants = append(w.Tenants, cn[0], old[0])
+	lifted := false
+	w.LegacyFirstPartyBlocked = &lifted
+	data, err := w.Dump()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := sim.Parse(t.Name(), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestE2ECloudNamesAndAvailabilityAddressSpace (issue 4 item 3): five
+// tenants set up concurrently; assertions read the world afterwards.
+//   - small3 (one pre-2013-SP1 server among current ones) and the generated
+//     tenant whose servers are all pre-2013-SP1 get the availability
+//     address space (forest = routing domain, InternalProxy through the
+//     external EWS URL, service account); small1, small2 and the generated
+//     21Vianet tenant, without such servers, get none.
+//   - the generated 21Vianet tenant gets auth servers MicrosoftAzureACS and
+//     EvoSTS with accesscontrol.chinacloudapi.cn / login.chinacloudapi.cn
+//     metadata URLs, and the wildcard SPN 00000002-…/*.<domain>; small2
+//     (21Vianet, HCW-named servers) keeps its servers and gets the same
+//     SPN form on the legacy path, with its key on the first-party SP.
+//   - everything verified; nothing lost; additions exactly as expected.
+func TestE2ECloudNamesAndAvailabilityAddressSpace(t *testing.T) {
+	began := time.Now()
+	w := cloudsWorld(t)
+	e := newEnv(t, w)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	before := e.snapshot()
+	cn, old := before.Tenants[3], before.Tenants[4]
+
+	runs := map[string]client.WorkflowRun{}
+	for _, tn := range before.Tenants {
+		runs[tn.ID] = e.start(ctx, e.tenant(tn.ID), workflows.SetupOptions{})
+	}
+	results := map[string]workflows.SetupResult{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for id, run := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := e.result(ctx, run)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				t.Errorf("%s: %v", id, err)
+			}
+			results[id] = res
+		}()
+	}
+	wg.Wait()
+	for _, tn := range before.Tenants {
+		res := results[tn.ID]
+		logSteps(t, res)
+		if res.State != workflows.StateVerified {
+			t.Errorf("%s: state %s, want verified (%v)", tn.ID, res.State, res.Verification)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	for _, id := range []string{small2, small3, old.ID} {
+		if m := results[id].Mode; m != string(plan.ModeLegacyFirstParty) {
+			t.Errorf("%s mode %s, want legacy-first-party (a Mailbox server below the April 2025 hotfix)", id, m)
+		}
+	}
+	after := e.snapshot()
+
+	// Availability address space: only with a pre-2013-SP1 server.
+	s3 := tenantOf(t, after, small3)
+	want := sim.AvailabilityAddressSpace{ForestName: "small3.mail.onmicrosoft.us", AccessMethod: "InternalProxy",
+		ProxyURL: "https://mail.small3.example.com/EWS/Exchange.asmx", UseServiceAccount: true}
+	if len(s3.OnPrem.AvailabilityAddressSpaces) != 1 || *s3.OnPrem.AvailabilityAddressSpaces[0] != want {
+		t.Errorf("small3 availability address spaces %s, want exactly %+v", spaces(s3), want)
+	}
+	o := tenantOf(t, after, old.ID)
+	wantOld := sim.AvailabilityAddressSpace{ForestName: "ex20131.mail.onmicrosoft.com", AccessMethod: "InternalProxy",
+		ProxyURL: "https://mail.ex20131.example.com/EWS/Exchange.asmx", UseServiceAccount: true}
+	if len(o.OnPrem.AvailabilityAddressSpaces) != 1 || *o.OnPrem.AvailabilityAddressSpaces[0] != wantOld {
+		t.Errorf("Exchange 2013 tenant availability address spaces %s, want exactly %+v", spaces(o), wantOld)
+	}
+	for _, id := range []string{small1, small2, cn.ID} {
+		if tn := tenantOf(t, after, id); len(tn.OnPrem.AvailabilityAddressSpaces) != 0 {
+			t.Errorf("%s has no pre-2013-SP1 server but got availability address spaces %s", id, spaces(tn))
+		}
+	}
+
+	// 21Vianet names, metadata URLs and SPN form (seed 000), as literals.
+	c := tenantOf(t, after, cn.ID)
+	smtp := smtpDomain(c)
+	wantServers := map[string][2]string{
+		"MicrosoftAzureACS": {"MicrosoftACS", "https://accounts.accesscontrol.chinacloudapi.cn/" + c.InitialDomain + "/metadata/json/1"},
+		"EvoSTS":            {"AzureAD", "https://login.chinacloudapi.cn/" + c.InitialDomain + "/federationmetadata/2007-06/federationmetadata.xml"},
+	}
+	if len(c.OnPrem.AuthServers) != 2 {
+		t.Errorf("21Vianet tenant: %d auth servers, want 2", len(c.OnPrem.AuthServers))
+	}
+	for _, as := range c.OnPrem.AuthServers {
+		wantAS, ok := wantServers[as.Name]
+		if !ok || as.Type != wantAS[0] || as.AuthMetadataURL != wantAS[1] || !as.Enabled {
+			t.Errorf("21Vianet auth server %q %s %s enabled=%v; want one of %v", as.Name, as.Type, as.AuthMetadataURL, as.Enabled, wantServers)
+		}
+	}
+	wildcard := cloud.FirstPartyAppID + "/*." + smtp
+	if got := firstPartySP(c).ServicePrincipalNames; !containsFold(got, wildcard) || containsFold(got, "https://mail."+smtp+"/") {
+		t.Errorf("21Vianet first-party SPNs %v: want %s and no https:// host form", got, wildcard)
+	}
+	if got := c.OnPrem.IntraOrganizationConnectors; len(got) != 1 || got[0].DiscoveryEndpoint != "https://partner.outlook.cn/autodiscover/autodiscover.svc" {
+		t.Errorf("21Vianet on-prem connector %+v, want discovery through partner.outlook.cn", got)
+	}
+	s2 := tenantOf(t, after, small2)
+	if got := firstPartySP(s2).ServicePrincipalNames; !containsFold(got, cloud.FirstPartyAppID+"/*.small2.example.com") {
+		t.Errorf("small2 first-party SPNs %v: want the wildcard form", got)
+	}
+
+	// Nothing lost; additions exactly as expected.
+	checkNothingLost(t, before, after)
+	b1, b2, b3 := tenantOf(t, before, small1), tenantOf(t, before, small2), tenantOf(t, before, small3)
+	wantAdd := wantDedicated(t, b1, "")
+	wantAdd = append(wantAdd, wantDedicated(t, cn, "")...)
+	// Legacy path (small2's builds predate the April 2025 hotfix; small3's
+	// Exchange 2013 Mailbox server does too): the auth certificate goes to
+	// the first-party principal; existing auth servers (HCW-named on
+	// small2, manual names on small3) are recognised, not duplicated.
+	bo := tenantOf(t, before, old.ID)
+	wantAdd = append(wantAdd, wantAuthServers(t, bo)...)
+	wantAdd = append(wantAdd, fmt.Sprintf("%s: on-prem availability address space %s", old.ID, wantOld.ForestName))
+	for _, b := range []*sim.Tenant{b2, b3, bo} {
+		wantAdd = append(wantAdd, fmt.Sprintf("%s: key %s on service principal %q", b.ID, authCert(t, b).Thumbprint, firstPartySP(b).DisplayName))
+		wantAdd = append(wantAdd, wantCommon(t, b)...)
+	}
+	wantAdd = append(wantAdd, fmt.Sprintf("%s: on-prem availability address space %s", small3, want.ForestName))
+	checkAdditions(t, before, after, wantAdd)
+
+	// small2's first-party keys were PATCHed (a key was added), so its
+	// expired key went with that write (FACTS §3); the foreign one stayed.
+	fp2 := firstPartySP(b2)
+	for _, k := range fp2.KeyCredentials {
+		tp := keyTP(k)
+		expired := k.EndDateTime.Before(epoch)
+		if got := hasKey(firstPartySP(s2).KeyCredentials, tp); got == expired {
+			t.Errorf("small2 key %s (%s, expired=%v): present after the run = %v", tp, k.DisplayName, expired, got)
+		}
+	}
+	if o := e.rec.overlaps(); len(o) > 0 {
+		t.Errorf("steps ran twice at once:\n%s", strings.Join(o, "\n"))
+	}
+	e.recordHistory(ctx, runs[small2], "setup-legacy-21vianet")
+	e.recordHistory(ctx, runs[small3], "setup-legacy-availability-gcchigh")
+	t.Logf("5 tenants in %s", time.Since(began).Round(time.Millisecond))
+}
+
+func spaces(tn *sim.Tenant) string {
+	var out []string
+	for _, s := range tn.OnPrem.AvailabilityAddressSpaces {
+		out = append(out, fmt.Sprintf("%+v", *s))
+	}
+	return "[" + strings.Join(out, ", ") + "]"
+}

@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/hybridflow/hybridflow/internal/config"
 	"github.com/hybridflow/hybridflow/internal/logging"
+	"github.com/hybridflow/hybridflow/internal/metrics"
 	"github.com/hybridflow/hybridflow/internal/sim"
 	"github.com/hybridflow/hybridflow/internal/temporalx"
 	"github.com/hybridflow/hybridflow/internal/workerhost"
@@ -27,9 +27,20 @@ func main() {
 	// The simulated world's PowerShell hosts are this binary re-run as a
 	// relay (sim.HostCommand); it must take over before anything else.
 	sim.MaybeRunHost()
+	execute := func(ctx context.Context) error {
+		return rootCommand(os.Stdout, os.Stderr, os.Getenv).ExecuteContext(ctx)
+	}
+	// Under the Windows Service Control Manager (the on-prem worker).
+	if handled, err := runWindowsService(execute); handled {
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "error:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := rootCommand(os.Stdout, os.Stderr, os.Getenv).ExecuteContext(ctx)
+	err := execute(ctx)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
@@ -73,6 +84,7 @@ activities finish (up to 30s) and exit.`,
 	f.StringVar(&o.simulate, "simulate", "", "serve a simulated world from this YAML file instead of real systems")
 	f.StringVar(&o.logLevel, "log-level", "", "debug, info, warn or error (overrides config)")
 	f.StringVar(&o.identity, "identity", "", "worker identity shown in Temporal (default pid@host)")
+	cmd.AddCommand(healthcheckCommand())
 	return cmd
 }
 
@@ -107,17 +119,27 @@ func serve(ctx context.Context, o options, getenv func(string) string) error {
 	}
 	defer func() { _ = logger.Sync() }()
 
+	// Metrics and health endpoints (metrics_address; off when empty).
+	obs, err := startObservability(cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer obs.close()
+
 	be, err := newBackend(ctx, cfg, logger, getenv)
 	if err != nil {
 		return err
 	}
 	defer be.Close()
+	be.Instrument(metrics.Default) // Graph / Exchange Online call metrics
 
-	c, err := temporalx.Dial(ctx, cfg.Temporal, logger, getenv)
+	// The payload codec (temporal.codec) is applied inside Dial.
+	c, err := temporalx.Dial(ctx, cfg.Temporal, logger, getenv, obs.dialOptions()...)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	obs.connected(c, cfg)
 	identity := o.identity
 	if identity == "" {
 		identity = cfg.Temporal.Identity
@@ -126,11 +148,18 @@ func serve(ctx context.Context, o options, getenv func(string) string) error {
 		identity = fmt.Sprintf("%d@%s", os.Getpid(), hostname())
 	}
 	logger.Info("hybridflow worker starting", zap.String("temporal", cfg.Temporal.Address),
-		zap.String("namespace", cfg.Temporal.Namespace), zap.Stringers("roles", rolesOf(cfg.Roles)), zap.String("backend", be.Kind()))
-	err = workerhost.Run(ctx, c, cfg.Roles, workerhost.ForBackend(be, identity), logger, workerhost.Options{Identity: identity})
-	if err != nil && !errors.Is(err, context.Canceled) {
+		zap.String("namespace", cfg.Temporal.Namespace), zap.Stringers("roles", rolesOf(cfg.Roles)), zap.String("backend", be.Kind()),
+		zap.Bool("payload_encryption", cfg.Temporal.Codec != nil))
+	// workerhost.Run, with readiness reported between start and stop.
+	h, err := workerhost.Start(c, cfg.Roles, workerhost.ForBackend(be, identity), logger, workerhost.Options{Identity: identity})
+	if err != nil {
 		return err
 	}
+	obs.setReady(true)
+	<-ctx.Done()
+	obs.setReady(false)
+	logger.Info("shutting down", zap.String("reason", context.Cause(ctx).Error()))
+	h.Stop()
 	return nil
 }
 

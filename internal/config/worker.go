@@ -46,6 +46,8 @@ type TemporalConfig struct {
 	// APIKey is a credential reference (env:NAME or file:PATH), "" for none;
 	// resolve it with ResolveSecret.
 	APIKey string
+	// Codec, when set, encrypts every payload (codec.go); nil = plaintext.
+	Codec *CodecConfig
 }
 
 // TLSConfig is TLS or mTLS to Temporal. All fields are optional: an empty
@@ -326,7 +328,7 @@ func (d *decoder) worker(root field, cfg *WorkerConfig, where map[string]Problem
 }
 
 func (d *decoder) temporal(f field, t *TemporalConfig, where map[string]Problem) {
-	fs, ok := d.mapping(f, "address", "namespace", "identity", "tls", "api_key")
+	fs, ok := d.mapping(f, "address", "namespace", "identity", "tls", "api_key", "codec")
 	if !ok {
 		return
 	}
@@ -361,6 +363,7 @@ func (d *decoder) temporal(f field, t *TemporalConfig, where map[string]Problem)
 	if v, ok := d.optional(kf); ok && d.check(kf, refMsg(v)) {
 		t.APIKey = v
 	}
+	t.Codec = d.codec(fs.get("codec"))
 }
 
 func (d *decoder) credential(f field) (Credential, bool) {
@@ -558,6 +561,7 @@ func (d *decoder) applyEnv(cfg *WorkerConfig, getenv func(string) string, where 
 	env("HYBRIDFLOW_LOG_LEVEL", logLevelMsg, func(v string) { cfg.LogLevel = v })
 	env("HYBRIDFLOW_METRICS_ADDRESS", func(v string) string { return hostPortMsg(v, true) },
 		func(v string) { cfg.MetricsAddress = v })
+	d.codecEnv(cfg, getenv)
 	env("HYBRIDFLOW_SIMULATE_WORLD", nil, func(v string) {
 		if cfg.Simulate == nil {
 			cfg.Simulate = &SimulateConfig{Seed: defaultSeed}

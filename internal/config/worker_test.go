@@ -93,7 +93,7 @@ func TestParseWorkerConfigBroken(t *testing.T) {
 			yaml: `temporal:
   adress: 127.0.0.1:7233
 `,
-			line: 2, field: "temporal.adress", msg: "unknown field (known fields: address, namespace, identity, tls, api_key)",
+			line: 2, field: "temporal.adress", msg: "unknown field (known fields: address, namespace, identity, tls, api_key, codec)",
 		},
 		{
 			name: "address without port",

@@ -46,6 +46,9 @@ func ClientOptions(cfg config.TemporalConfig, logger *zap.Logger, getenv func(st
 			opts.ConnectionOptions.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
 		}
 	}
+	if err := applyCodec(&opts, cfg, getenv); err != nil {
+		return client.Options{}, fmt.Errorf("temporal.codec: %w", err)
+	}
 	return opts, nil
 }
 
@@ -80,10 +83,13 @@ func TLSConfig(c config.TLSConfig) (*tls.Config, error) {
 // Dial connects to Temporal with the configured options. The SDK dials
 // lazily; Dial checks health so a wrong address fails here, with a message
 // that says what to do, instead of on the first workflow call.
-func Dial(ctx context.Context, cfg config.TemporalConfig, logger *zap.Logger, getenv func(string) string) (client.Client, error) {
+func Dial(ctx context.Context, cfg config.TemporalConfig, logger *zap.Logger, getenv func(string) string, extra ...Option) (client.Client, error) {
 	opts, err := ClientOptions(cfg, logger, getenv)
 	if err != nil {
 		return nil, err
+	}
+	for _, o := range extra {
+		o(&opts)
 	}
 	c, err := client.DialContext(ctx, opts)
 	if err != nil {

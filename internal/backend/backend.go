@@ -22,6 +22,7 @@ import (
 	"github.com/hybridflow/hybridflow/internal/exchange/online"
 	"github.com/hybridflow/hybridflow/internal/exchange/shell"
 	"github.com/hybridflow/hybridflow/internal/graph"
+	"github.com/hybridflow/hybridflow/internal/metrics"
 	"github.com/hybridflow/hybridflow/internal/sim"
 )
 
@@ -251,17 +252,17 @@ func (b *Backend) ExchangeOnline(t Target) (exchange.Runner, error) {
 // OnPrem returns the PowerShell host for the tenant's on-prem Exchange.
 func (b *Backend) OnPrem(t Target) exchange.Runner {
 	if b.direct != nil {
-		return sim.DirectRunner{W: b.direct, Side: sim.OnPrem, Tenant: t.TenantID}
+		return InstrumentRunner(metrics.Default, metrics.SystemPowerShell, sim.DirectRunner{W: b.direct, Side: sim.OnPrem, Tenant: t.TenantID})
 	}
-	return b.shells.Get(b.shellKey(sim.OnPrem, t))
+	return InstrumentRunner(metrics.Default, metrics.SystemPowerShell, b.shells.Get(b.shellKey(sim.OnPrem, t)))
 }
 
 // Lync returns the PowerShell host for the tenant's Lync deployment.
 func (b *Backend) Lync(t Target) exchange.Runner {
 	if b.direct != nil {
-		return sim.DirectRunner{W: b.direct, Side: sim.Lync, Tenant: t.TenantID}
+		return InstrumentRunner(metrics.Default, metrics.SystemLync, sim.DirectRunner{W: b.direct, Side: sim.Lync, Tenant: t.TenantID})
 	}
-	return b.shells.Get(b.shellKey(sim.Lync, t))
+	return InstrumentRunner(metrics.Default, metrics.SystemLync, b.shells.Get(b.shellKey(sim.Lync, t)))
 }
 
 // Close stops host processes and simulated servers.

@@ -254,31 +254,10 @@ func lyncStepList() string {
 
 // setState mirrors state and step into search attributes, only on change.
 func (l *lync) setState(ctx workflow.Context, state, step string) {
-	var ups []temporal.SearchAttributeUpdate
-	if state != "" && state != l.st.State {
-		l.st.State = state
-		ups = append(ups, SAState.ValueSet(state))
-	}
-	if step != "" && step != l.st.CurrentStep {
-		l.st.CurrentStep = step
-		ups = append(ups, SAStep.ValueSet(step))
-	}
-	if len(ups) > 0 {
-		if err := workflow.UpsertTypedSearchAttributes(ctx, ups...); err != nil {
-			workflow.GetLogger(ctx).Warn("upsert search attributes", "error", err)
-		}
-	}
+	mirrorState(ctx, &l.st.State, &l.st.CurrentStep, state, step, step)
 }
 
-func (l *lync) stepState(name string) *StepState {
-	if st := l.steps[name]; st != nil {
-		return st
-	}
-	st := &StepState{Step: name, Status: StatusPending}
-	l.st.Steps = append(l.st.Steps, st)
-	l.steps[name] = st
-	return st
-}
+func (l *lync) stepState(name string) *StepState { return stepIn(&l.st.Steps, l.steps, name) }
 
 func (l *lync) warn(ws ...string) {
 	for _, w := range ws {

@@ -234,3 +234,35 @@ func (o *operator) runStep(ctx workflow.Context, st *StepState, f func(workflow.
 		}
 	}
 }
+
+// stepIn returns the named step's state from a workflow's ordered step
+// list, adding it (pending) on first use; index finds it by name.
+func stepIn(steps *[]*StepState, index map[string]*StepState, name string) *StepState {
+	if st := index[name]; st != nil {
+		return st
+	}
+	st := &StepState{Step: name, Status: StatusPending}
+	*steps = append(*steps, st)
+	index[name] = st
+	return st
+}
+
+// mirrorState records a workflow's state and current step and upserts the
+// search attributes that changed, only on change: every upsert is a
+// history event. saStep is the step as the attribute shows it.
+func mirrorState(ctx workflow.Context, curState, curStep *string, state, step, saStep string) {
+	var ups []temporal.SearchAttributeUpdate
+	if state != "" && state != *curState {
+		*curState = state
+		ups = append(ups, SAState.ValueSet(state))
+	}
+	if step != "" && step != *curStep {
+		*curStep = step
+		ups = append(ups, SAStep.ValueSet(saStep))
+	}
+	if len(ups) > 0 {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, ups...); err != nil {
+			workflow.GetLogger(ctx).Warn("upsert search attributes", "error", err)
+		}
+	}
+}

@@ -274,35 +274,14 @@ func (r *renewal) setState(ctx workflow.Context, state, step string) {
 	if r.st.Emergency && state == StateRunning {
 		state = StateRenewalEmergency
 	}
-	var ups []temporal.SearchAttributeUpdate
-	if state != "" && state != r.st.State {
-		r.st.State = state
-		ups = append(ups, SAState.ValueSet(state))
+	sa := step
+	if r.st.Emergency && step != "" {
+		sa = RenewalEmergencyStepPrefix + step
 	}
-	if step != "" && step != r.st.CurrentStep {
-		r.st.CurrentStep = step
-		sa := step
-		if r.st.Emergency {
-			sa = RenewalEmergencyStepPrefix + step
-		}
-		ups = append(ups, SAStep.ValueSet(sa))
-	}
-	if len(ups) > 0 {
-		if err := workflow.UpsertTypedSearchAttributes(ctx, ups...); err != nil {
-			workflow.GetLogger(ctx).Warn("upsert search attributes", "error", err)
-		}
-	}
+	mirrorState(ctx, &r.st.State, &r.st.CurrentStep, state, step, sa)
 }
 
-func (r *renewal) stepState(name string) *StepState {
-	if st := r.steps[name]; st != nil {
-		return st
-	}
-	st := &StepState{Step: name, Status: StatusPending}
-	r.st.Steps = append(r.st.Steps, st)
-	r.steps[name] = st
-	return st
-}
+func (r *renewal) stepState(name string) *StepState { return stepIn(&r.st.Steps, r.steps, name) }
 
 func (r *renewal) notNeeded(name, why string) {
 	st := r.stepState(name)

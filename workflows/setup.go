@@ -150,37 +150,17 @@ func (s *setup) setup(ctx workflow.Context) error {
 // setState mirrors state and step into search attributes, only on change
 // (every upsert is a history event).
 func (s *setup) setState(ctx workflow.Context, state, step string) {
-	var ups []temporal.SearchAttributeUpdate
 	if state != "" && state != s.st.State {
-		wasPaused := s.st.State == StatePaused
-		s.st.State = state
-		ups = append(ups, SAState.ValueSet(state))
 		if state == StatePaused && s.op.paused != nil {
 			notifyParent(ctx, TenantOutcome{TenantID: s.in.Tenant.ID, State: StatePaused, Step: s.op.paused.Step, Error: s.op.paused.Error, ErrorType: s.op.paused.ErrorType})
-		} else if wasPaused {
+		} else if s.st.State == StatePaused {
 			notifyParent(ctx, TenantOutcome{TenantID: s.in.Tenant.ID, State: state})
 		}
 	}
-	if step != "" && step != s.st.CurrentStep {
-		s.st.CurrentStep = step
-		ups = append(ups, SAStep.ValueSet(step))
-	}
-	if len(ups) > 0 {
-		if err := workflow.UpsertTypedSearchAttributes(ctx, ups...); err != nil {
-			workflow.GetLogger(ctx).Warn("upsert search attributes", "error", err)
-		}
-	}
+	mirrorState(ctx, &s.st.State, &s.st.CurrentStep, state, step, step)
 }
 
-func (s *setup) stepState(name string) *StepState {
-	if st := s.steps[name]; st != nil {
-		return st
-	}
-	st := &StepState{Step: name, Status: StatusPending}
-	s.st.Steps = append(s.st.Steps, st)
-	s.steps[name] = st
-	return st
-}
+func (s *setup) stepState(name string) *StepState { return stepIn(&s.st.Steps, s.steps, name) }
 
 func (s *setup) run(ctx workflow.Context) (SetupResult, error) {
 	err := s.runSteps(ctx)

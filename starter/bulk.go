@@ -123,13 +123,13 @@ func escapeQuery(s string) string { return strings.NewReplacer(`\`, `\\`, `'`, `
 
 // bulkTargets finds paused setups matching the filters; the error type is
 // not a search attribute, so it is checked through each workflow's query.
-func bulkTargets(ctx context.Context, c client.Client, step, errorType string) ([]string, error) {
+func bulkTargets(ctx context.Context, c client.Client, step, errorType string) ([]tenantRow, error) {
 	q := filterQuery(workflows.StatePaused, step) + " AND ExecutionStatus = 'Running'"
 	rows, err := listSetups(ctx, c, q)
 	if err != nil {
 		return nil, err
 	}
-	var out []string
+	var out []tenantRow
 	for _, r := range rows {
 		if errorType != "" {
 			st, err := querySetup(ctx, c, r.WorkflowID)
@@ -137,14 +137,13 @@ func bulkTargets(ctx context.Context, c client.Client, step, errorType string) (
 				continue
 			}
 		}
-		out = append(out, r.TenantID)
+		out = append(out, r)
 	}
 	return out, nil
 }
 
-// sendOperator sends one operator update to one tenant's setup.
-func sendOperator(ctx context.Context, c client.Client, name, tenant, reason string) (string, error) {
-	id := workflows.SetupWorkflowID(tenant)
+// sendOperator sends one operator update to one setup (or dry-run plan) workflow.
+func sendOperator(ctx context.Context, c client.Client, name, id, reason string) (string, error) {
 	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID: id, UpdateName: name, Args: []any{workflows.OperatorAction{Reason: reason}},
 		WaitForStage: client.WorkflowUpdateStageCompleted,

@@ -194,8 +194,12 @@ func TestRollout300TenantsWithFaults(t *testing.T) {
 
 // TestRollout1000TenantsContinuesAsNew plans 1,000 tenants (dry run: the
 // bookkeeping, not the writes, is under test) with a continue-as-new every
-// 200 starts, while a second start of the same rollout attaches to it:
-// at least four handovers, every tenant's plan run exactly once.
+// 200 starts while a second start of the same rollout attaches to it.
+// Twenty tenants pause in discovery for an operator; the rollout hands them
+// over at each continue-as-new instead of waiting, and a bulk retry at the
+// end finishes them. Counted: at least four handovers, every tenant planned
+// exactly once, and exactly one pause, one resume and one end signal per
+// paused tenant.
 func TestRollout1000TenantsContinuesAsNew(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: 1,000 tenants on the dev server")
@@ -203,6 +207,14 @@ func TestRollout1000TenantsContinuesAsNew(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	rig := newRolloutRig(t, ctx, 1000, true, nil)
+	var paused []string
+	for i, tn := range rig.world.Inventory().Tenants {
+		if i%50 == 13 {
+			paused = append(paused, tn.ID)
+		}
+	}
+	rig.world.SetFaults([]sim.FaultRule{{Protocol: sim.ProtoShell, Operation: "Get-AuthConfig", Tenants: paused, Kind: sim.FaultFail, FailFirstN: 1,
+		ErrorType: "System.UnauthorizedAccessException", Message: "Access is denied (injected)"}})
 	in := workflows.RolloutInput{Name: "r1000", InventoryPath: rig.inv, Concurrency: 50, ContinueAsNewEvery: 200, Setup: workflows.SetupOptions{DryRun: true}}
 	opts := client.StartWorkflowOptions{ID: workflows.RolloutWorkflowID("r1000"), TaskQueue: temporalx.CloudQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING}
@@ -218,13 +230,25 @@ func TestRollout1000TenantsContinuesAsNew(t *testing.T) {
 	if run1.GetRunID() != run2.GetRunID() {
 		t.Fatalf("second start made a second rollout: %s vs %s", run1.GetRunID(), run2.GetRunID())
 	}
-	var p workflows.RolloutProgress
+	p := rig.waitSettled("r1000")
+	if p.Finished || p.Done != 1000-len(paused) || len(p.Attention) != len(paused) || p.ContinuedAsNew < 4 {
+		t.Fatalf("settled with %d done, %d needing attention, %d handovers; want %d, %d, ≥4: %+v", p.Done, len(p.Attention), p.ContinuedAsNew, 1000-len(paused), len(paused), p.Counts)
+	}
+	if code, out := rig.cli("retry", "--all-paused", "--error-type", "MissingPermission"); code != 0 || strings.Count(out, "retry sent to") != len(paused) {
+		t.Fatalf("bulk retry: exit %d\n%s", code, lastLines(out, 5))
+	}
+	// A fresh value: decoding into the settled progress would keep fields
+	// the final JSON omits (an empty attention list).
+	p = workflows.RolloutProgress{}
 	if err := rig.c.GetWorkflow(ctx, opts.ID, "").Get(ctx, &p); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("1000 tenants planned: %+v, continued as new %d times", p.Counts, p.ContinuedAsNew)
-	if p.ContinuedAsNew < 4 || p.Total != 1000 || p.Done != 1000 || p.Counts[workflows.StatePlanned] != 1000 {
+	t.Logf("1000 tenants planned: %+v, continued as new %d times, %d signals", p.Counts, p.ContinuedAsNew, p.Signals)
+	if p.ContinuedAsNew < 4 || p.Total != 1000 || p.Done != 1000 || p.Counts[workflows.StatePlanned] != 1000 || len(p.Attention) != 0 {
 		t.Fatalf("progress %+v", p)
+	}
+	if want := 3 * len(paused); p.Signals != want {
+		t.Errorf("the rollout received %d tenant signals, want %d (pause, resume and end per paused tenant)", p.Signals, want)
 	}
 	runs := rig.runsPerWorkflowID("Setup")
 	if len(runs) != 1000 {

@@ -289,12 +289,12 @@ func (a *app) operatorCommand(name, short string) *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			tenants := []string{tenant}
+			targets := []tenantRow{{TenantID: tenant, WorkflowID: workflows.SetupWorkflowID(tenant)}}
 			if allPaused {
-				if tenants, err = bulkTargets(ctx, c, step, errorType); err != nil {
+				if targets, err = bulkTargets(ctx, c, step, errorType); err != nil {
 					return err
 				}
-				if len(tenants) == 0 {
+				if len(targets) == 0 {
 					return fmt.Errorf("%s: %w (filters: step %q, error type %q)", name, errNoneMatched, step, errorType)
 				}
 			}
@@ -305,8 +305,9 @@ func (a *app) operatorCommand(name, short string) *cobra.Command {
 			}
 			var results []result
 			failed := 0
-			for _, t := range tenants {
-				st, err := sendOperator(ctx, c, name, t, reason)
+			for _, tr := range targets {
+				t := tr.TenantID
+				st, err := sendOperator(ctx, c, name, tr.WorkflowID, reason)
 				r := result{Tenant: t, Step: st}
 				if err != nil {
 					r.Error, failed = err.Error(), failed+1

@@ -6,12 +6,14 @@ import "go.temporal.io/sdk/workflow"
 // so the rollout's progress lists the tenants that wait for an operator
 // (a parent cannot query its children from workflow code). Setups started
 // on their own have no parent and notify nobody.
-func notifyParent(ctx workflow.Context, o TenantOutcome) {
+func notifyParent(ctx workflow.Context, o TenantOutcome) workflow.Future {
 	parent := workflow.GetInfo(ctx).ParentWorkflowExecution
 	if parent == nil {
-		return
+		return nil
 	}
-	// Fire and forget: a rollout that has ended or continued as new no
-	// longer needs the news, and the setup must not fail over it.
-	_ = workflow.SignalExternalWorkflow(ctx, parent.ID, "", SignalTenantState, o)
+	// The run ID is left empty so that the signal reaches the rollout's
+	// current run, after any continue-as-new. Its outcome is not awaited
+	// mid-run: a rollout that has ended no longer needs the news, and the
+	// setup must not fail over it.
+	return workflow.SignalExternalWorkflow(ctx, parent.ID, "", SignalTenantState, o)
 }

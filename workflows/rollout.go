@@ -75,6 +75,12 @@ type RolloutCarry struct {
 	Paused    bool            `json:"paused,omitempty"`
 	// Deferred tenants were busy with another setup; they are retried.
 	Deferred []config.Tenant `json:"deferred,omitempty"`
+	// Carried are children paused for an operator when the previous run
+	// continued as new: their futures stayed behind, so their ends arrive
+	// as tenant-state signals and are counted from those.
+	Carried []string `json:"carried,omitempty"`
+	// Signals counts tenant-state signals received over all runs.
+	Signals int `json:"signals"`
 	// StartedTotal counts child starts over all runs (a tenant deferred
 	// because another setup was running is started once, later).
 	StartedTotal int `json:"started_total"`
@@ -95,6 +101,7 @@ type RolloutProgress struct {
 	Paused         bool            `json:"paused"`
 	Finished       bool            `json:"finished"`
 	ContinuedAsNew int             `json:"continued_as_new"`
+	Signals        int             `json:"signals"`
 	DryRun         bool            `json:"dry_run,omitempty"`
 }
 
@@ -163,13 +170,22 @@ func (r *rollout) setup(ctx workflow.Context) error {
 
 func (r *rollout) progress(ctx workflow.Context) RolloutProgress {
 	p := RolloutProgress{Name: r.in.Name, Total: r.carry.Total, Counts: map[string]int{}, Paused: r.carry.Paused,
-		Running: len(r.running), Finished: r.finished, ContinuedAsNew: r.carry.Runs, DryRun: r.in.Setup.DryRun}
+		Running: len(r.running) + len(r.carry.Carried), Finished: r.finished, ContinuedAsNew: r.carry.Runs, DryRun: r.in.Setup.DryRun,
+		Signals: r.carry.Signals}
 	for k, v := range r.carry.Counts {
 		p.Counts[k] = v
 		p.Done += v
 	}
 	p.Pending = max(p.Total-p.Done-p.Running, 0)
-	p.Attention = append(p.Attention, r.carry.Attention...)
+	for _, a := range r.carry.Attention {
+		// A pause is news only while its setup is still ours to wait for;
+		// signals and child completions are not ordered, so a pause may be
+		// reported after the end was already counted.
+		if a.State == StatePaused && !r.isRunning(a.TenantID) && indexOf(r.carry.Carried, a.TenantID) < 0 {
+			continue
+		}
+		p.Attention = append(p.Attention, a)
+	}
 	p.Elapsed = workflow.Now(ctx).Sub(r.carry.Started)
 	if p.Elapsed > 0 && p.Done > 0 {
 		p.PerMinute = float64(p.Done) / p.Elapsed.Minutes()
@@ -286,10 +302,70 @@ func (r *rollout) forgetAttention(tenant string) {
 // onTenantState records a child's pause (so the progress query lists it)
 // and clears it when the child resumes.
 func (r *rollout) onTenantState(o TenantOutcome) {
-	r.forgetAttention(o.TenantID)
-	if o.State == StatePaused {
+	r.carry.Signals++
+	switch o.State {
+	case StatePaused:
+		// A pause reported after its child already ended (signals and the
+		// child's completion are not ordered) is stale.
+		if !r.isRunning(o.TenantID) && indexOf(r.carry.Carried, o.TenantID) < 0 {
+			return
+		}
+		r.forgetAttention(o.TenantID)
 		r.carry.Attention = append(r.carry.Attention, o)
+	case StateRunning, StateCompensating:
+		r.forgetAttention(o.TenantID)
+	default:
+		// A final state. Children of this run are counted from their
+		// futures; only a carried child is counted here.
+		i := indexOf(r.carry.Carried, o.TenantID)
+		if i < 0 {
+			if !r.isRunning(o.TenantID) {
+				r.forgetAttention(o.TenantID) // its future was counted already
+			}
+			return
+		}
+		r.carry.Carried = append(r.carry.Carried[:i], r.carry.Carried[i+1:]...)
+		r.forgetAttention(o.TenantID)
+		if o.State == "" {
+			o.State = StateFailed
+		}
+		r.carry.Counts[o.State]++
+		if o.State == StateAborted || o.State == StateFailed || o.State == StateUnverified {
+			r.carry.Attention = append(r.carry.Attention, o)
+		}
 	}
+}
+
+func indexOf(list []string, s string) int {
+	for i, x := range list {
+		if x == s {
+			return i
+		}
+	}
+	return -1
+}
+
+func (r *rollout) isRunning(tenant string) bool {
+	for _, c := range r.running {
+		if c.tenant == tenant {
+			return true
+		}
+	}
+	return false
+}
+
+// pausedRunning lists running children known to wait for an operator.
+func (r *rollout) pausedRunning() []string {
+	var out []string
+	for _, c := range r.running {
+		for _, a := range r.carry.Attention {
+			if a.TenantID == c.tenant && a.State == StatePaused {
+				out = append(out, c.tenant)
+				break
+			}
+		}
+	}
+	return out
 }
 
 func (r *rollout) run(ctx workflow.Context) (RolloutProgress, error) {
@@ -322,25 +398,29 @@ func (r *rollout) run(ctx workflow.Context) (RolloutProgress, error) {
 			r.start(ctx, t)
 			startedThisRun++
 		}
-		if len(r.running) == 0 {
-			if exhausted && len(r.deferred) == 0 {
-				break
-			}
-			if startedThisRun >= r.in.ContinueAsNewEvery {
-				// Drained: hand over to a fresh run with the counts.
-				for {
-					var o TenantOutcome
-					if !signals.ReceiveAsync(&o) {
-						break
-					}
-					r.onTenantState(o)
+		paused := r.pausedRunning()
+		if len(r.running) == 0 && exhausted && len(r.deferred) == 0 && len(r.carry.Carried) == 0 {
+			break
+		}
+		if len(r.running) == len(paused) && startedThisRun >= r.in.ContinueAsNewEvery && !(exhausted && len(r.deferred) == 0 && len(r.running) == 0) {
+			// Drain the signals first: one may say a paused child resumed.
+			for {
+				var o TenantOutcome
+				if !signals.ReceiveAsync(&o) {
+					break
 				}
+				r.onTenantState(o)
+			}
+			if len(r.running) == len(r.pausedRunning()) {
 				r.carry.Runs++
 				r.carry.Deferred = r.deferred
+				// Paused children wait for a person; hand them over
+				// instead of holding every other tenant back.
+				r.carry.Carried = append(r.carry.Carried, r.pausedRunning()...)
 				next := r.in
 				carry := r.carry
 				next.Carry = &carry
-				logger.Info("continuing as new", "next", r.carry.Next, "total", r.carry.Total, "runs", r.carry.Runs)
+				logger.Info("continuing as new", "next", r.carry.Next, "total", r.carry.Total, "runs", r.carry.Runs, "carried", len(r.carry.Carried))
 				return RolloutProgress{}, workflow.NewContinueAsNewError(ctx, Rollout, next)
 			}
 		}

@@ -96,11 +96,14 @@ const (
 )
 
 type setup struct {
-	in    SetupInput
-	st    SetupState
-	op    operator
-	undo  []undoEntry
-	steps map[string]*StepState
+	// everPaused: this run waited for an operator, so its parent rollout
+	// may have handed it over to its next run and waits for a signal.
+	everPaused bool
+	in         SetupInput
+	st         SetupState
+	op         operator
+	undo       []undoEntry
+	steps      map[string]*StepState
 	// appID of the dedicated application once known.
 	appID string
 	out   activities.PlanOutput
@@ -115,7 +118,19 @@ func Setup(ctx workflow.Context, in SetupInput) (SetupResult, error) {
 	if err := s.setup(ctx); err != nil {
 		return s.st, err
 	}
-	return s.run(ctx)
+	res, err := s.run(ctx)
+	if s.everPaused {
+		// A rollout that continued as new while this setup waited for an
+		// operator no longer holds its future: tell it how it ended.
+		dctx, cancel := workflow.NewDisconnectedContext(ctx)
+		defer cancel()
+		if f := notifyParent(dctx, TenantOutcome{TenantID: s.in.Tenant.ID, State: res.State, Step: res.CurrentStep, Error: res.Error}); f != nil {
+			// Wait for delivery: completing first could drop the signal,
+			// and the rollout counts this tenant only from it.
+			_ = f.Get(dctx, nil)
+		}
+	}
+	return res, err
 }
 
 func (s *setup) setup(ctx workflow.Context) error {
@@ -152,6 +167,7 @@ func (s *setup) setup(ctx workflow.Context) error {
 func (s *setup) setState(ctx workflow.Context, state, step string) {
 	if state != "" && state != s.st.State {
 		if state == StatePaused && s.op.paused != nil {
+			s.everPaused = true
 			notifyParent(ctx, TenantOutcome{TenantID: s.in.Tenant.ID, State: StatePaused, Step: s.op.paused.Step, Error: s.op.paused.Error, ErrorType: s.op.paused.ErrorType})
 		} else if s.st.State == StatePaused {
 			notifyParent(ctx, TenantOutcome{TenantID: s.in.Tenant.ID, State: state})

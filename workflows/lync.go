@@ -388,26 +388,8 @@ func (l *lync) do(ctx workflow.Context, name, change string, f func(workflow.Con
 
 func (l *lync) activityOptions() workflow.ActivityOptions {
 	o := l.in.Options
-	r := &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 5,
-		NonRetryableErrorTypes: []string{activities.ErrInvalidInput, activities.ErrMissingPermission, activities.ErrConflict, activities.ErrReplicationLagging}}
-	if o.Retry.InitialInterval > 0 {
-		r.InitialInterval = o.Retry.InitialInterval
-	}
-	if o.Retry.MaximumInterval > 0 {
-		r.MaximumInterval = o.Retry.MaximumInterval
-	}
-	if o.Retry.MaximumAttempts > 0 {
-		r.MaximumAttempts = o.Retry.MaximumAttempts
-	}
-	sts := o.ScheduleToStart
-	if sts == 0 {
-		sts = 30 * time.Minute
-	}
-	// WaitForCancellation: when the workflow is cancelled while a step's
-	// activity runs, wait for its result, so that a write it completes
-	// anyway is recorded and compensated instead of left behind.
-	return workflow.ActivityOptions{TaskQueue: temporalx.LyncQueue(l.in.Site), StartToCloseTimeout: 5 * time.Minute, ScheduleToStartTimeout: sts, RetryPolicy: r,
-		WaitForCancellation: true}
+	return stepActivityOptions(temporalx.LyncQueue(l.in.Site), o.Retry, o.ScheduleToStart, 0, true,
+		activities.ErrInvalidInput, activities.ErrMissingPermission, activities.ErrConflict, activities.ErrReplicationLagging)
 }
 
 func (l *lync) site(ctx workflow.Context) workflow.Context {

@@ -266,3 +266,31 @@ func mirrorState(ctx workflow.Context, curState, curStep *string, state, step, s
 		}
 	}
 }
+
+// stepActivityOptions are the options of a step's activities in every
+// workflow: exponential retries the operator may shorten (RetryOptions),
+// the workflow's own non-retryable error types, a bound on waiting for a
+// worker at the site (default 30m) and on one attempt (default 5m).
+// waitForCancel makes a cancelled workflow wait for an in-flight write,
+// so that it is recorded and compensated instead of left behind.
+func stepActivityOptions(queue string, o RetryOptions, scheduleToStart, startToClose time.Duration, waitForCancel bool, nonRetryable ...string) workflow.ActivityOptions {
+	r := &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 5,
+		NonRetryableErrorTypes: nonRetryable}
+	if o.InitialInterval > 0 {
+		r.InitialInterval = o.InitialInterval
+	}
+	if o.MaximumInterval > 0 {
+		r.MaximumInterval = o.MaximumInterval
+	}
+	if o.MaximumAttempts > 0 {
+		r.MaximumAttempts = o.MaximumAttempts
+	}
+	if scheduleToStart == 0 {
+		scheduleToStart = 30 * time.Minute
+	}
+	if startToClose == 0 {
+		startToClose = 5 * time.Minute
+	}
+	return workflow.ActivityOptions{TaskQueue: queue, StartToCloseTimeout: startToClose, ScheduleToStartTimeout: scheduleToStart,
+		RetryPolicy: r, WaitForCancellation: waitForCancel}
+}

@@ -320,23 +320,8 @@ func (r *renewal) do(ctx workflow.Context, name string, f func(workflow.Context)
 
 func (r *renewal) activityOptions(queue string) workflow.ActivityOptions {
 	o := r.in.Options
-	rp := &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 5,
-		NonRetryableErrorTypes: []string{activities.ErrInvalidInput, activities.ErrMissingPermission, activities.ErrConflict,
-			activities.ErrWrongQueue, activities.ErrNotSetUp}}
-	if o.Retry.InitialInterval > 0 {
-		rp.InitialInterval = o.Retry.InitialInterval
-	}
-	if o.Retry.MaximumInterval > 0 {
-		rp.MaximumInterval = o.Retry.MaximumInterval
-	}
-	if o.Retry.MaximumAttempts > 0 {
-		rp.MaximumAttempts = o.Retry.MaximumAttempts
-	}
-	sts := o.ScheduleToStart
-	if sts == 0 {
-		sts = 30 * time.Minute
-	}
-	return workflow.ActivityOptions{TaskQueue: queue, StartToCloseTimeout: 5 * time.Minute, ScheduleToStartTimeout: sts, RetryPolicy: rp}
+	return stepActivityOptions(queue, o.Retry, o.ScheduleToStart, 0, false,
+		activities.ErrInvalidInput, activities.ErrMissingPermission, activities.ErrConflict, activities.ErrWrongQueue, activities.ErrNotSetUp)
 }
 
 // onprem routes the PowerShell methods to the tenant's site queue.

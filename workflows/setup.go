@@ -302,30 +302,8 @@ func (s *setup) do(ctx workflow.Context, name, change string, f func(workflow.Co
 
 func (s *setup) activityOptions(queue string) workflow.ActivityOptions {
 	o := s.in.Options
-	r := &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 5,
-		NonRetryableErrorTypes: []string{activities.ErrInvalidInput, activities.ErrMissingPermission, activities.ErrUnsupportedVersion, activities.ErrConflict}}
-	if o.Retry.InitialInterval > 0 {
-		r.InitialInterval = o.Retry.InitialInterval
-	}
-	if o.Retry.MaximumInterval > 0 {
-		r.MaximumInterval = o.Retry.MaximumInterval
-	}
-	if o.Retry.MaximumAttempts > 0 {
-		r.MaximumAttempts = o.Retry.MaximumAttempts
-	}
-	sts := o.ScheduleToStart
-	if sts == 0 {
-		sts = 30 * time.Minute
-	}
-	// WaitForCancellation: when the workflow is cancelled while a step's
-	// activity runs, wait for its result, so that a write it completes
-	// anyway is recorded and compensated instead of left behind.
-	stc := o.StartToClose
-	if stc == 0 {
-		stc = 5 * time.Minute
-	}
-	return workflow.ActivityOptions{TaskQueue: queue, StartToCloseTimeout: stc, ScheduleToStartTimeout: sts, RetryPolicy: r,
-		WaitForCancellation: true}
+	return stepActivityOptions(queue, o.Retry, o.ScheduleToStart, o.StartToClose, true,
+		activities.ErrInvalidInput, activities.ErrMissingPermission, activities.ErrUnsupportedVersion, activities.ErrConflict)
 }
 
 func (s *setup) onprem(ctx workflow.Context) workflow.Context {

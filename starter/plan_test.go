@@ -11,16 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/client"
-	"go.uber.org/zap"
-
-	"github.com/hybridflow/hybridflow/internal/backend"
 	"github.com/hybridflow/hybridflow/internal/config"
-	"github.com/hybridflow/hybridflow/internal/devserver"
-	"github.com/hybridflow/hybridflow/internal/logging"
 	"github.com/hybridflow/hybridflow/internal/plan"
 	"github.com/hybridflow/hybridflow/internal/sim"
-	"github.com/hybridflow/hybridflow/internal/workerhost"
 	"github.com/hybridflow/hybridflow/workflows"
 )
 
@@ -49,40 +42,12 @@ func TestPlanDemoWorldWritesNothing(t *testing.T) {
 	began := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	srv, err := devserver.Start(ctx, devserver.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = srv.Stop() }()
-
 	world, err := sim.Load(filepath.Join("..", "configs", "sim", "demo.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	world.SetFaults(nil) // the demo's 3% Graph throttling only slows this down
-	be, err := backend.NewSimulated(ctx, world, zap.NewNop(), backend.SimOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer be.Close()
-	roles := []config.Role{{Kind: config.RoleCloud}}
-	seen := map[string]bool{}
-	for _, tn := range world.Inventory().Tenants {
-		if !seen[tn.Site] {
-			seen[tn.Site] = true
-			roles = append(roles, config.Role{Kind: config.RoleOnPrem, Site: tn.Site})
-		}
-	}
-	wc, err := client.Dial(client.Options{HostPort: srv.FrontendHostPort(), Namespace: "default", Logger: logging.NewTemporal(zap.NewNop())})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer wc.Close()
-	host, err := workerhost.Start(wc, roles, workerhost.ForBackend(be, "plan-test"), zap.NewNop(), workerhost.Options{Identity: "plan-test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer host.Stop()
+	srv, _ := simWorker(t, ctx, world, false, "plan-test")
 
 	inv, err := config.LoadInventory(demoInventory)
 	if err != nil {

@@ -14,16 +14,10 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/testsuite"
-	"go.uber.org/zap"
 
-	"github.com/hybridflow/hybridflow/internal/backend"
-	"github.com/hybridflow/hybridflow/internal/config"
-	"github.com/hybridflow/hybridflow/internal/devserver"
 	"github.com/hybridflow/hybridflow/internal/e2e"
-	"github.com/hybridflow/hybridflow/internal/logging"
 	"github.com/hybridflow/hybridflow/internal/sim"
 	"github.com/hybridflow/hybridflow/internal/temporalx"
-	"github.com/hybridflow/hybridflow/internal/workerhost"
 	"github.com/hybridflow/hybridflow/workflows"
 )
 
@@ -41,11 +35,6 @@ type rolloutRig struct {
 
 func newRolloutRig(t *testing.T, ctx context.Context, n int, direct bool, faults []sim.FaultRule) *rolloutRig {
 	t.Helper()
-	srv, err := devserver.Start(ctx, devserver.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Stop() })
 	now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	ts, err := sim.GenerateTenants(sim.GenerateSpec{Tenants: n, Sites: 4, Clouds: []string{"global", "gcc", "gcchigh", "dod", "china"},
 		OldBuilds: 0.1, LegacyServers: 0.05, ForeignKeys: 0.3, ExpiredKeys: 0.2, HalfConfigured: 0.3, HCWNames: 0.2}, 11, now)
@@ -58,37 +47,16 @@ func newRolloutRig(t *testing.T, ctx context.Context, n int, direct bool, faults
 	off := false
 	w := &sim.World{FixedNow: now, Seed: 11, Tenants: ts, LegacyFirstPartyBlocked: &off}
 	w.SetFaults(faults)
-	be, err := backend.NewSimulated(ctx, w, zap.NewNop(), backend.SimOptions{DirectShell: direct})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(be.Close)
-	inv := w.Inventory()
-	roles := []config.Role{{Kind: config.RoleCloud}}
-	seen := map[string]bool{}
 	var b strings.Builder
 	b.WriteString("tenants:\n")
-	for _, tn := range inv.Tenants {
-		if !seen[tn.Site] {
-			seen[tn.Site] = true
-			roles = append(roles, config.Role{Kind: config.RoleOnPrem, Site: tn.Site})
-		}
+	for _, tn := range w.Inventory().Tenants {
 		fmt.Fprintf(&b, "  - id: %s\n    display_name: %s\n    cloud: %s\n    initial_domain: %s\n    site: %s\n", tn.ID, tn.DisplayName, tn.Cloud, tn.InitialDomain, tn.Site)
 	}
 	path := filepath.Join(t.TempDir(), fmt.Sprintf("generated-%d.yaml", n))
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.Dial(client.Options{HostPort: srv.FrontendHostPort(), Namespace: "default", Logger: logging.NewTemporal(zap.NewNop())})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	h, err := workerhost.Start(c, roles, workerhost.ForBackend(be, "rollout-e2e"), zap.NewNop(), workerhost.Options{Identity: "rollout-e2e", MaxConcurrentActivities: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Stop)
+	srv, c := simWorker(t, ctx, w, direct, "rollout-e2e")
 	return &rolloutRig{t: t, ctx: ctx, srv: srv, world: w, c: c, inv: path, n: n}
 }
 

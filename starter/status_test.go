@@ -12,15 +12,8 @@ import (
 	"time"
 
 	"github.com/creack/pty"
-	"go.temporal.io/sdk/client"
-	"go.uber.org/zap"
 
-	"github.com/hybridflow/hybridflow/internal/backend"
-	"github.com/hybridflow/hybridflow/internal/config"
-	"github.com/hybridflow/hybridflow/internal/devserver"
-	"github.com/hybridflow/hybridflow/internal/logging"
 	"github.com/hybridflow/hybridflow/internal/sim"
-	"github.com/hybridflow/hybridflow/internal/workerhost"
 )
 
 // lockedBuffer collects what the pseudo-terminal shows.
@@ -54,38 +47,11 @@ func TestDemoWalkthroughUnderATerminal(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	srv, err := devserver.Start(ctx, devserver.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = srv.Stop() }()
 	world, err := sim.Load(filepath.Join("..", "configs", "sim", "demo.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	be, err := backend.NewSimulated(ctx, world, zap.NewNop(), backend.SimOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer be.Close()
-	roles := []config.Role{{Kind: config.RoleCloud}}
-	seen := map[string]bool{}
-	for _, tn := range world.Inventory().Tenants {
-		if !seen[tn.Site] {
-			seen[tn.Site] = true
-			roles = append(roles, config.Role{Kind: config.RoleOnPrem, Site: tn.Site})
-		}
-	}
-	wc, err := client.Dial(client.Options{HostPort: srv.FrontendHostPort(), Namespace: "default", Logger: logging.NewTemporal(zap.NewNop())})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer wc.Close()
-	host, err := workerhost.Start(wc, roles, workerhost.ForBackend(be, "walkthrough"), zap.NewNop(), workerhost.Options{Identity: "walkthrough"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer host.Stop()
+	srv, _ := simWorker(t, ctx, world, false, "walkthrough")
 	addr := "--address=" + srv.FrontendHostPort()
 	cli := func(args ...string) (int, string) {
 		var out, errb bytes.Buffer

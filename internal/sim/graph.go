@@ -9,7 +9,9 @@ package sim
 // Fault injection: each authenticated request calls World.Decide once with
 // protocol "graph" and the operation "<METHOD> <path without ids>", e.g.
 // "GET servicePrincipals", "PATCH servicePrincipals", "POST
-// servicePrincipals/appRoleAssignments", "GET domains". A "fail" rule's
+// servicePrincipals/appRoleAssignments", "GET domains"; a JSON batch
+// ("POST $batch") is decided once as a whole and then once per request in
+// it (graph_batch.go). A "fail" rule's
 // error_type is "<status>[ <code>]" (e.g. "403" or "404
 // Request_ResourceNotFound"); a missing status means 500 and a missing code
 // the usual code for the status.
@@ -100,7 +102,7 @@ type graphHandler struct {
 // graphCall is one request being served.
 type graphCall struct {
 	h      *graphHandler
-	r      *http.Request
+	method string
 	t      *Tenant
 	segs   []string // path segments after /v1.0
 	query  url.Values
@@ -144,17 +146,15 @@ func (h *graphHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if len(segs) == 1 && segs[0] == "$batch" {
+		h.serveBatch(rw, r, reqID, tok.TenantID)
+		return
+	}
 	op := r.Method + " " + graphOperation(segs)
 	write := r.Method != http.MethodGet
 	f := h.w.Decide(ProtoGraph, op, tok.TenantID)
-	if f.Delay > 0 {
-		t := time.NewTimer(f.Delay)
-		select {
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
+	if !graphSleep(r, f.Delay) {
+		return
 	}
 	if f.Kind != "" {
 		// A faulted request changed nothing: it counts as a read.
@@ -173,43 +173,59 @@ func (h *graphHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	scheme := "https"
-	if r.TLS == nil {
-		scheme = "http"
-	}
-	h.w.mu.Lock()
-	c := &graphCall{h: h, r: r, t: h.w.tenant(tok.TenantID), segs: segs, query: r.URL.Query(), base: scheme + "://" + r.Host + "/v1.0"}
-	var rep graphReply
-	var gerr *graphError
-	if c.t == nil {
-		// Removed from the world after checkTenant.
-		gerr = graphErrf(http.StatusForbidden, GraphCodeDenied, "Insufficient privileges to complete the operation.")
-	} else {
-		rep, gerr = c.dispatch(body)
-	}
-	if c.wrote && gerr == nil {
-		c.t.Behaviour.PendingPropagation = c.t.Behaviour.PropagationChecks
-	}
-	h.w.count(ProtoGraph, tok.TenantID, write && c.wrote && gerr == nil)
-	var out []byte
-	if gerr == nil && rep.body != nil {
-		out, err = json.Marshal(rep.body)
-	}
-	h.w.mu.Unlock()
-
+	rep, out, gerr, wrote := h.run(tok.TenantID, r.Method, graphBase(r), segs, r.URL.Query(), body)
+	h.w.CountRequest(ProtoGraph, tok.TenantID, write && wrote)
 	switch {
 	case gerr != nil:
 		graphWriteError(rw, reqID, gerr)
-	case err != nil:
-		graphWriteError(rw, reqID, graphErrf(http.StatusInternalServerError, GraphCodeInternal, "encode response: %v", err))
-	case rep.body == nil:
+	case out == nil:
 		rw.WriteHeader(rep.status)
 	default:
-		rw.Header().Set("Content-Type", "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8")
+		rw.Header().Set("Content-Type", graphContentType)
 		rw.Header().Set("Content-Length", strconv.Itoa(len(out)))
 		rw.WriteHeader(rep.status)
 		_, _ = rw.Write(out)
 	}
+}
+
+// graphContentType is what Graph labels its JSON responses with.
+const graphContentType = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
+
+// graphBase is the service root links in responses start with.
+func graphBase(r *http.Request) string {
+	scheme := "https"
+	if r.TLS == nil {
+		scheme = "http"
+	}
+	return scheme + "://" + r.Host + "/v1.0"
+}
+
+// run serves one request against the model under w.mu and returns the
+// reply, its encoded body (nil for none) and whether the model changed.
+// Direct requests and each request of a $batch go through it, so the two
+// cannot differ in semantics; counting is the caller's (a batch is one
+// request).
+func (h *graphHandler) run(tenantID, method, base string, segs []string, query url.Values, body map[string]json.RawMessage) (graphReply, []byte, *graphError, bool) {
+	h.w.mu.Lock()
+	defer h.w.mu.Unlock()
+	c := &graphCall{h: h, method: method, t: h.w.tenant(tenantID), segs: segs, query: query, base: base}
+	if c.t == nil {
+		// Removed from the world after checkTenant.
+		return graphReply{}, nil, graphErrf(http.StatusForbidden, GraphCodeDenied, "Insufficient privileges to complete the operation."), false
+	}
+	rep, gerr := c.dispatch(body)
+	wrote := c.wrote && gerr == nil
+	if wrote {
+		c.t.Behaviour.PendingPropagation = c.t.Behaviour.PropagationChecks
+	}
+	if gerr != nil || rep.body == nil {
+		return rep, nil, gerr, wrote
+	}
+	out, err := json.Marshal(rep.body)
+	if err != nil {
+		return rep, nil, graphErrf(http.StatusInternalServerError, GraphCodeInternal, "encode response: %v", err), wrote
+	}
+	return rep, out, nil, wrote
 }
 
 // checkTenant refuses tokens for tenants the world does not have and
@@ -247,6 +263,16 @@ func graphOperation(segs []string) string {
 }
 
 func (h *graphHandler) fault(rw http.ResponseWriter, reqID string, f Fault) {
+	if f.Kind == FaultDrop {
+		graphDrop(rw)
+		return
+	}
+	graphWriteError(rw, reqID, graphFaultError(f))
+}
+
+// graphFaultError is the error response of an injected throttle, 5xx or
+// fail (a drop has none).
+func graphFaultError(f Fault) *graphError {
 	switch f.Kind {
 	case FaultThrottle:
 		ra := graphRetryAfter(f.RetryAfter)
@@ -254,23 +280,20 @@ func (h *graphHandler) fault(rw http.ResponseWriter, reqID string, f Fault) {
 		if msg == "" {
 			msg = fmt.Sprintf("Too many requests. Please retry after %d seconds.", int(ra/time.Second))
 		}
-		graphWriteError(rw, reqID, &graphError{status: http.StatusTooManyRequests, code: GraphCodeThrottled, message: msg, retryAfter: ra})
+		return &graphError{status: http.StatusTooManyRequests, code: GraphCodeThrottled, message: msg, retryAfter: ra}
 	case FaultServer:
 		msg := f.Message
 		if msg == "" {
 			msg = "The service is temporarily unavailable. Please retry."
 		}
-		graphWriteError(rw, reqID, &graphError{status: http.StatusServiceUnavailable, code: GraphCodeUnavailable, message: msg, retryAfter: graphRetryAfter(f.RetryAfter)})
-	case FaultDrop:
-		graphDrop(rw)
-	default: // FaultFail
-		status, code := graphParseErrorType(f.ErrorType)
-		msg := f.Message
-		if msg == "" {
-			msg = "Simulated failure (" + code + ")."
-		}
-		graphWriteError(rw, reqID, graphErrf(status, code, "%s", msg))
+		return &graphError{status: http.StatusServiceUnavailable, code: GraphCodeUnavailable, message: msg, retryAfter: graphRetryAfter(f.RetryAfter)}
 	}
+	status, code := graphParseErrorType(f.ErrorType)
+	msg := f.Message
+	if msg == "" {
+		msg = "Simulated failure (" + code + ")."
+	}
+	return graphErrf(status, code, "%s", msg)
 }
 
 // graphRetryAfter rounds up to whole seconds (the header carries seconds)
@@ -334,17 +357,22 @@ func graphWriteError(rw http.ResponseWriter, reqID string, e *graphError) {
 	if e.retryAfter > 0 {
 		rw.Header().Set("Retry-After", strconv.Itoa(int(e.retryAfter/time.Second)))
 	}
-	serveJSON(rw, e.status, map[string]any{
+	serveJSON(rw, e.status, graphErrorBody(e, reqID, rw.Header().Get("client-request-id")))
+}
+
+// graphErrorBody is Graph's error JSON.
+func graphErrorBody(e *graphError, reqID, clientReqID string) map[string]any {
+	return map[string]any{
 		"error": map[string]any{
 			"code":    e.code,
 			"message": e.message,
 			"innerError": map[string]any{
 				"date":              time.Now().UTC().Format("2006-01-02T15:04:05"),
 				"request-id":        reqID,
-				"client-request-id": rw.Header().Get("client-request-id"),
+				"client-request-id": clientReqID,
 			},
 		},
-	})
+	}
 }
 
 // graphReadBody decodes a JSON object body, gzip-compressed or not (the
@@ -375,7 +403,7 @@ func graphReadBody(r *http.Request) (map[string]json.RawMessage, *graphError) {
 
 // dispatch routes a request to its operation. Callers hold w.mu.
 func (c *graphCall) dispatch(body map[string]json.RawMessage) (graphReply, *graphError) {
-	m := c.r.Method
+	m := c.method
 	n := len(c.segs)
 	notAllowed := graphErrf(http.StatusMethodNotAllowed, GraphCodeBadRequest, "Specified HTTP method is not allowed for the request target.")
 	switch c.segs[0] {

@@ -27,7 +27,10 @@ const (
 var (
 	graphSPSelectable = []string{"id", "appId", "displayName", "appDisplayName", "servicePrincipalNames", "keyCredentials",
 		"appRoles", "accountEnabled", "servicePrincipalType", "passwordCredentials", "tags"}
-	graphSPFilterable  = []string{"id", "appId", "displayName"}
+	graphSPFilterable = []string{"id", "appId", "displayName"}
+	// graphSPExpandable: the one navigation property discovery expands
+	// (Graph lists at most graphMaxExpanded related directory objects).
+	graphSPExpandable  = []string{"appRoleAssignments"}
 	graphAppSelectable = []string{"id", "appId", "displayName", "signInAudience", "requiredResourceAccess", "keyCredentials",
 		"passwordCredentials", "identifierUris"}
 	graphAppFilterable          = []string{"id", "appId", "displayName"}
@@ -403,7 +406,7 @@ func (c *graphCall) spnConflict(self *ServicePrincipal, spns []string) *graphErr
 
 func (c *graphCall) listServicePrincipals() (graphReply, *graphError) {
 	c.entity = "servicePrincipal"
-	q, e := c.parseQuery(c.entity, graphSPFilterable, graphSPSelectable, true)
+	q, e := c.parseQuery(c.entity, graphSPFilterable, graphSPSelectable, graphSPExpandable, true)
 	if e != nil {
 		return graphReply{}, e
 	}
@@ -411,15 +414,33 @@ func (c *graphCall) listServicePrincipals() (graphReply, *graphError) {
 	var items []map[string]any
 	for _, sp := range c.t.Entra.ServicePrincipals {
 		if q.matches(map[string]string{"id": sp.ID, "appId": sp.AppID, "displayName": sp.DisplayName}) {
-			items = append(items, graphSPJSON(sp, withKey))
+			items = append(items, c.expandSP(q, sp, graphSPJSON(sp, withKey)))
 		}
 	}
 	return c.page("servicePrincipals", q, items), nil
 }
 
+// expandSP adds the $expanded appRoleAssignments to a service principal's
+// JSON. Like Graph for directory objects, it inlines at most
+// graphMaxExpanded of them and gives no link to the rest: a caller that
+// sees that many must list them to be sure.
+func (c *graphCall) expandSP(q graphQuery, sp *ServicePrincipal, obj map[string]any) map[string]any {
+	if !q.expands("appRoleAssignments") {
+		return obj
+	}
+	as := make([]any, 0)
+	for _, a := range c.t.Entra.AppRoleAssignments {
+		if strings.EqualFold(a.PrincipalID, sp.ID) && len(as) < graphMaxExpanded {
+			as = append(as, c.assignmentJSON(a))
+		}
+	}
+	obj["appRoleAssignments"] = as
+	return obj
+}
+
 func (c *graphCall) getServicePrincipal(id string) (graphReply, *graphError) {
 	c.entity = "servicePrincipal"
-	q, e := c.parseQuery(c.entity, nil, graphSPSelectable, false)
+	q, e := c.parseQuery(c.entity, nil, graphSPSelectable, graphSPExpandable, false)
 	if e != nil {
 		return graphReply{}, e
 	}
@@ -427,7 +448,7 @@ func (c *graphCall) getServicePrincipal(id string) (graphReply, *graphError) {
 	if sp == nil {
 		return graphReply{}, graphNotFound(id)
 	}
-	return c.item("servicePrincipals", q, graphSPJSON(sp, q.selects("keyCredentials"))), nil
+	return c.item("servicePrincipals", q, c.expandSP(q, sp, graphSPJSON(sp, q.selects("keyCredentials")))), nil
 }
 
 // wellKnownSP describes the first-party service principals Graph can
@@ -557,7 +578,7 @@ func (c *graphCall) removeSP(sp *ServicePrincipal) {
 
 func (c *graphCall) listAppRoleAssignments(spID string) (graphReply, *graphError) {
 	c.entity = "appRoleAssignment"
-	q, e := c.parseQuery(c.entity, nil, graphAssignmentSelectable, true)
+	q, e := c.parseQuery(c.entity, nil, graphAssignmentSelectable, nil, true)
 	if e != nil {
 		return graphReply{}, e
 	}
@@ -632,7 +653,7 @@ func (c *graphCall) deleteAppRoleAssignment(spID, id string) (graphReply, *graph
 
 func (c *graphCall) listApplications() (graphReply, *graphError) {
 	c.entity = "application"
-	q, e := c.parseQuery(c.entity, graphAppFilterable, graphAppSelectable, true)
+	q, e := c.parseQuery(c.entity, graphAppFilterable, graphAppSelectable, nil, true)
 	if e != nil {
 		return graphReply{}, e
 	}
@@ -648,7 +669,7 @@ func (c *graphCall) listApplications() (graphReply, *graphError) {
 
 func (c *graphCall) getApplication(id string) (graphReply, *graphError) {
 	c.entity = "application"
-	q, e := c.parseQuery(c.entity, nil, graphAppSelectable, false)
+	q, e := c.parseQuery(c.entity, nil, graphAppSelectable, nil, false)
 	if e != nil {
 		return graphReply{}, e
 	}
@@ -752,7 +773,7 @@ func (c *graphCall) deleteApplication(id string) (graphReply, *graphError) {
 
 func (c *graphCall) listDomains() (graphReply, *graphError) {
 	c.entity = "domain"
-	q, e := c.parseQuery(c.entity, nil, graphDomainSelectable, true)
+	q, e := c.parseQuery(c.entity, nil, graphDomainSelectable, nil, true)
 	if e != nil {
 		return graphReply{}, e
 	}
@@ -765,7 +786,7 @@ func (c *graphCall) listDomains() (graphReply, *graphError) {
 
 func (c *graphCall) getDomain(name string) (graphReply, *graphError) {
 	c.entity = "domain"
-	q, e := c.parseQuery(c.entity, nil, graphDomainSelectable, false)
+	q, e := c.parseQuery(c.entity, nil, graphDomainSelectable, nil, false)
 	if e != nil {
 		return graphReply{}, e
 	}
@@ -779,7 +800,7 @@ func (c *graphCall) getDomain(name string) (graphReply, *graphError) {
 
 func (c *graphCall) listOrganization() (graphReply, *graphError) {
 	c.entity = "organization"
-	q, e := c.parseQuery(c.entity, nil, graphOrganizationSelectable, true)
+	q, e := c.parseQuery(c.entity, nil, graphOrganizationSelectable, nil, true)
 	if e != nil {
 		return graphReply{}, e
 	}

@@ -2,7 +2,8 @@ package sim
 
 // OData query options of the simulated Graph: $filter (eq and startswith
 // joined by "and", on the properties the real service can filter by),
-// $select, $top and server-driven paging with $skiptoken. Anything else
+// $select, $expand (of the navigation properties an entity allows), $top
+// and server-driven paging with $skiptoken. Anything else
 // is refused with Request_UnsupportedQuery rather than silently ignored,
 // so a client relying on an option the simulator does not model notices.
 
@@ -18,6 +19,9 @@ import (
 const (
 	graphDefaultPageSize = 100
 	graphMaxPageSize     = 999
+	// graphMaxExpanded is how many related directory objects Graph inlines
+	// for one $expand (a documented limit, with no nextLink for the rest).
+	graphMaxExpanded = 20
 )
 
 // graphClause is one filter condition: prop eq 'value' or
@@ -113,6 +117,7 @@ func graphTokenize(s string) ([]graphToken, *graphError) {
 type graphQuery struct {
 	filter   []graphClause
 	selected []string // nil: the default property set
+	expanded []string // $expand'ed navigation properties
 	top      int
 	skip     int
 }
@@ -123,9 +128,14 @@ func (q graphQuery) selects(prop string) bool {
 	return slices.ContainsFunc(q.selected, func(s string) bool { return strings.EqualFold(s, prop) })
 }
 
+// expands reports whether the navigation property prop was $expanded.
+func (q graphQuery) expands(prop string) bool {
+	return slices.ContainsFunc(q.expanded, func(s string) bool { return strings.EqualFold(s, prop) })
+}
+
 // parseQuery validates the request's query options against an entity's
-// filterable and selectable properties.
-func (c *graphCall) parseQuery(entity string, filterable, selectable []string, list bool) (graphQuery, *graphError) {
+// filterable, selectable and expandable properties.
+func (c *graphCall) parseQuery(entity string, filterable, selectable, expandable []string, list bool) (graphQuery, *graphError) {
 	q := graphQuery{top: graphDefaultPageSize}
 	for k := range c.query {
 		switch k {
@@ -134,6 +144,10 @@ func (c *graphCall) parseQuery(entity string, filterable, selectable []string, l
 				return q, graphErrf(http.StatusBadRequest, GraphCodeUnsupportedQuery, "Query option '%s' is not allowed on a single %s.", k, entity)
 			}
 		case "$select":
+		case "$expand":
+			if len(expandable) == 0 {
+				return q, graphErrf(http.StatusBadRequest, GraphCodeUnsupportedQuery, "Query option '%s' is not supported by the simulator for %s.", k, entity)
+			}
 		default:
 			if strings.HasPrefix(k, "$") {
 				return q, graphErrf(http.StatusBadRequest, GraphCodeUnsupportedQuery, "Query option '%s' is not supported by the simulator.", k)
@@ -160,6 +174,15 @@ func (c *graphCall) parseQuery(entity string, filterable, selectable []string, l
 				return q, graphBadRequest("Could not find a property named '%s' on type 'microsoft.graph.%s'.", p, entity)
 			}
 			q.selected = append(q.selected, p)
+		}
+	}
+	if x := c.query.Get("$expand"); x != "" {
+		for _, p := range strings.Split(x, ",") {
+			p = strings.TrimSpace(p)
+			if !slices.Contains(expandable, p) {
+				return q, graphBadRequest("Could not find a navigation property named '%s' on type 'microsoft.graph.%s'.", p, entity)
+			}
+			q.expanded = append(q.expanded, p)
 		}
 	}
 	if t := c.query.Get("$top"); t != "" {
@@ -198,13 +221,13 @@ func (q graphQuery) matches(props map[string]string) bool {
 }
 
 // project keeps the selected properties of an entity (all when nothing
-// was selected).
+// was selected) and the expanded navigation properties.
 func (q graphQuery) project(obj map[string]any) map[string]any {
 	if q.selected == nil {
 		return obj
 	}
-	out := make(map[string]any, len(q.selected))
-	for _, p := range q.selected {
+	out := make(map[string]any, len(q.selected)+len(q.expanded))
+	for _, p := range append(slices.Clone(q.selected), q.expanded...) {
 		if v, ok := obj[p]; ok {
 			out[p] = v
 		}

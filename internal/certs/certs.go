@@ -32,14 +32,22 @@ func SameThumbprint(a, b string) bool { return a != "" && strings.EqualFold(a, b
 const MinKeyBits = 2048
 
 // Check parses a DER certificate and refuses what must never be uploaded:
-// unparseable data, keys below 2048 bits, and (unless allowExpired, the
-// emergency path) a certificate already expired at now.
+// unparseable data, keys other than RSA of at least 2048 bits, and
+// (unless allowExpired, the emergency path) a certificate already expired
+// at now.
 func Check(der []byte, now time.Time, allowExpired bool) (*x509.Certificate, error) {
 	c, err := x509.ParseCertificate(der)
 	if err != nil {
 		return nil, fmt.Errorf("certificate is not valid X.509 DER: %w", err)
 	}
-	if pk, ok := c.PublicKey.(*rsa.PublicKey); ok && pk.N.BitLen() < MinKeyBits {
+	// Exchange signs its OAuth tokens with the auth certificate's key as
+	// RS256, so only RSA keys work; an ECDSA or Ed25519 key would pass a
+	// bit-size check it is not subject to and then fail every token.
+	pk, ok := c.PublicKey.(*rsa.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("certificate %s has a %s key; an RSA key of at least %d bits is required", Thumbprint(der), c.PublicKeyAlgorithm, MinKeyBits)
+	}
+	if pk.N.BitLen() < MinKeyBits {
 		return nil, fmt.Errorf("certificate %s has a %d-bit RSA key; at least %d bits are required", Thumbprint(der), pk.N.BitLen(), MinKeyBits)
 	}
 	if !allowExpired && now.After(c.NotAfter) {

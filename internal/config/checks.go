@@ -59,13 +59,17 @@ func dnsMsg(s string, minLabels int) string {
 		case l[0] == '-' || l[len(l)-1] == '-':
 			return bad(fmt.Sprintf("label %q starts or ends with a hyphen", l))
 		}
-		for _, r := range strings.ToLower(l) {
-			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+		// Byte by byte: strings.ToLower would fold the Kelvin sign (U+212A)
+		// into an ASCII k and let a non-ASCII name through.
+		for i := 0; i < len(l); i++ {
+			if c := l[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
 				return bad(fmt.Sprintf("label %q may contain only letters, digits and hyphens", l))
 			}
 		}
 	}
-	if _, err := strconv.Atoi(labels[len(labels)-1]); err == nil {
+	// All digits, however many (strconv.Atoi fails on overflow and would
+	// let a long numeric label pass).
+	if strings.Trim(labels[len(labels)-1], "0123456789") == "" {
 		return bad("the last label is numeric (an IP address is not accepted here)")
 	}
 	return ""
@@ -129,6 +133,11 @@ func urlMsg(s string, schemes ...string) string {
 	}
 	if m := hostMsg(u.Hostname()); m != "" {
 		return fmt.Sprintf("%q has a bad host: %s", s, m)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Sprintf("%q: port must be a number from 1 to 65535", s)
+		}
 	}
 	if u.Fragment != "" {
 		return fmt.Sprintf("%q must not have a #fragment", s)

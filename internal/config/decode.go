@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -78,11 +79,33 @@ func (d *decoder) syntax(data []byte, err error) {
 	msg := err.Error()
 	m := yamlLineRE.FindStringSubmatch(msg)
 	if m == nil {
-		d.addf(0, "", "malformed YAML: %s", strings.TrimPrefix(msg, "yaml: "))
+		// The reader's errors (control characters, bad UTF-8) carry no
+		// line; without one the operator has nothing to look at.
+		d.addf(readerErrorLine(data), "", "malformed YAML: %s", strings.TrimPrefix(msg, "yaml: "))
 		return
 	}
 	line, _ := strconv.Atoi(m[1])
 	d.addf(offendingLine(data, line, m[2]), "", "malformed YAML: %s", m[2])
+}
+
+// readerErrorLine is the line of the first character YAML does not allow
+// in a stream (YAML 1.2 c-printable) or of the first invalid UTF-8 byte,
+// and line 1 when there is none (a UTF-16 file, say).
+func readerErrorLine(data []byte) int {
+	line := 1
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		printable := r == '\t' || r == '\n' || r == '\r' || r >= 0x20 && r <= 0x7e || r == 0x85 ||
+			r >= 0xa0 && r <= 0xd7ff || r >= 0xe000 && r <= 0xfffd || r >= 0x10000 && r <= 0x10ffff
+		if (r == utf8.RuneError && size <= 1) || !printable {
+			return line
+		}
+		if r == '\n' {
+			line++
+		}
+		i += size
+	}
+	return 1
 }
 
 // offendingLine sharpens yaml.v3's error position. For parser errors yaml.v3

@@ -83,8 +83,13 @@ type Options struct {
 // concurrent use.
 type Client struct {
 	sdk      *msgraphsdk.GraphServiceClient
+	adapter  *msgraphsdk.GraphRequestAdapter
 	tenantID string
 	dupText  []string
+	// The in-call retry budget, also applied to the requests inside a
+	// JSON batch (which Kiota's retry handler cannot see).
+	maxRetries   int
+	maxRetryWait time.Duration
 }
 
 // New builds a client. It makes no request.
@@ -153,7 +158,15 @@ func New(opts Options) (*Client, error) {
 	if dup == nil {
 		dup = DefaultDuplicateAssignmentPhrases
 	}
-	return &Client{sdk: msgraphsdk.NewGraphServiceClient(adapter), tenantID: opts.TenantID, dupText: dup}, nil
+	maxRetries, maxWait := opts.MaxRetries, opts.MaxRetryWait
+	if maxRetries == 0 {
+		maxRetries = DefaultMaxRetries
+	}
+	if maxWait <= 0 {
+		maxWait = DefaultMaxRetryWait
+	}
+	return &Client{sdk: msgraphsdk.NewGraphServiceClient(adapter), adapter: adapter, tenantID: opts.TenantID, dupText: dup,
+		maxRetries: maxRetries, maxRetryWait: maxWait}, nil
 }
 
 // TenantID is the tenant the client was built for.
@@ -168,7 +181,6 @@ func retryOptions(maxRetries int, maxWait time.Duration) khttp.RetryHandlerOptio
 	if maxWait <= 0 {
 		maxWait = DefaultMaxRetryWait
 	}
-	const backoffSeconds = 3 // Kiota's exponential back-off base without Retry-After
 	return khttp.RetryHandlerOptions{
 		MaxRetries:   max(maxRetries, 1),
 		DelaySeconds: backoffSeconds,
@@ -176,13 +188,22 @@ func retryOptions(maxRetries int, maxWait time.Duration) khttp.RetryHandlerOptio
 			if maxRetries < 0 {
 				return false
 			}
-			next := time.Duration(backoffSeconds<<attempt)*time.Second + time.Second
-			if h := resp.Header.Get("Retry-After"); h != "" {
-				next = parseRetryAfter(h, time.Now())
-			}
-			return waited+next <= maxWait
+			return waited+retryDelay(attempt, resp.Header.Get("Retry-After")) <= maxWait
 		},
 	}
+}
+
+// backoffSeconds is Kiota's exponential back-off base without Retry-After.
+const backoffSeconds = 3
+
+// retryDelay is how long the attempt-th retry waits: the server's
+// Retry-After when it sent one, else Kiota's back-off (rounded up a
+// second, so the budget check errs on the side of not sleeping).
+func retryDelay(attempt int, retryAfter string) time.Duration {
+	if retryAfter != "" {
+		return parseRetryAfter(retryAfter, time.Now())
+	}
+	return time.Duration(backoffSeconds<<attempt)*time.Second + time.Second
 }
 
 var (

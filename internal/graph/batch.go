@@ -1,0 +1,364 @@
+package graph
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	abs "github.com/microsoft/kiota-abstractions-go"
+	absser "github.com/microsoft/kiota-abstractions-go/serialization"
+	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
+	"github.com/microsoftgraph/msgraph-sdk-go/applications"
+	"github.com/microsoftgraph/msgraph-sdk-go/domains"
+	"github.com/microsoftgraph/msgraph-sdk-go/models"
+	"github.com/microsoftgraph/msgraph-sdk-go/models/odataerrors"
+	"github.com/microsoftgraph/msgraph-sdk-go/serviceprincipals"
+)
+
+func init() {
+	// Without a mapping the SDK reports a failed $batch POST as a bare
+	// ApiError; with it, as the ODataError (code, message, request-id) that
+	// classify reads for every other call. Registering twice only errs.
+	_ = msgraphcore.RegisterError(msgraphcore.BatchRequestErrorRegistryKey, abs.ErrorMappings{
+		"4XX": odataerrors.CreateODataErrorFromDiscriminatorValue,
+		"5XX": odataerrors.CreateODataErrorFromDiscriminatorValue,
+	})
+}
+
+// EntraState is the Entra half of discovery: what ReadEntraState reads.
+type EntraState struct {
+	// FirstParty is the service principal of the first-party application
+	// (keys and SPNs), nil when the tenant has none.
+	FirstParty *ServicePrincipal
+	// Application is the one application with the requested display name,
+	// nil when there is none or no name was asked for.
+	Application *Application
+	// ApplicationSP is Application's service principal, matched by appId
+	// (a display name proves nothing), nil when it has none.
+	ApplicationSP *ServicePrincipal
+	// Assignments are ApplicationSP's app role assignments; read only when
+	// FirstParty exists, since consent is a grant on it.
+	Assignments []AppRoleAssignment
+	Domains     []Domain
+	// Requests is how many HTTP requests the read made: 1, plus one per
+	// retried batch, followed nextLink or fallback read (the transport's
+	// own retries of a whole batch not counted).
+	Requests int
+}
+
+// Selections of the discovery batch: only what plan.Observed needs, and
+// keyCredentials wherever keys are read, so they come with their bytes.
+var (
+	discoverFirstPartySelect = []string{"id", "appId", "keyCredentials", "servicePrincipalNames"}
+	discoverAppSelect        = []string{"id", "appId", "displayName", "keyCredentials", "requiredResourceAccess"}
+	discoverAppSPSelect      = []string{"id", "appId", "displayName"}
+	discoverDomainSelect     = []string{"id", "isVerified"}
+)
+
+// maxExpandedAssignments is how many related directory objects Graph
+// inlines for one $expand, with no nextLink for the rest.
+const maxExpandedAssignments = 20
+
+// ReadEntraState reads, in ONE Graph JSON batch (POST /$batch), the
+// first-party service principal of firstPartyAppID, the application named
+// appName (skipped when empty), the service principals of that name with
+// their app role assignments expanded, and the tenant's domains. The
+// dedicated service principal's ID is not known up front, hence the lookup
+// by name; it is then matched to the application by appId.
+//
+// A few honest extra requests remain for the rare cases one batch cannot
+// settle: a nextLink on any list, an application whose service principal
+// is not found under its name (read by appId instead), and 20 expanded
+// assignments (Graph's inline limit) without the consent being among them.
+//
+// Requests inside the batch that answer 429/503/504 are sent again (as a
+// smaller batch) after their Retry-After, within the same MaxRetries and
+// MaxRetryWait budget as any other call; past it the error is Throttled or
+// Server with RetryAfter set. Errors report the read that failed as Op,
+// e.g. "ApplicationByDisplayName".
+func (c *Client) ReadEntraState(ctx context.Context, firstPartyAppID, appName string) (*EntraState, error) {
+	fpFilter := "appId eq " + odataQuote(firstPartyAppID)
+	steps := []batchStep{{op: "ServicePrincipalByAppID", info: func() (*abs.RequestInformation, error) {
+		return c.sdk.ServicePrincipals().ToGetRequestInformation(ctx, &serviceprincipals.ServicePrincipalsRequestBuilderGetRequestConfiguration{
+			QueryParameters: &serviceprincipals.ServicePrincipalsRequestBuilderGetQueryParameters{Filter: &fpFilter, Select: discoverFirstPartySelect}})
+	}}}
+	const stepFirstParty, stepDomains = 0, 1
+	steps = append(steps, batchStep{op: "Domains", info: func() (*abs.RequestInformation, error) {
+		return c.sdk.Domains().ToGetRequestInformation(ctx, &domains.DomainsRequestBuilderGetRequestConfiguration{
+			QueryParameters: &domains.DomainsRequestBuilderGetQueryParameters{Select: discoverDomainSelect}})
+	}})
+	const stepApp, stepAppSP = 2, 3
+	if appName != "" {
+		nameFilter := "displayName eq " + odataQuote(appName)
+		steps = append(steps,
+			batchStep{op: "ApplicationByDisplayName", info: func() (*abs.RequestInformation, error) {
+				return c.sdk.Applications().ToGetRequestInformation(ctx, &applications.ApplicationsRequestBuilderGetRequestConfiguration{
+					QueryParameters: &applications.ApplicationsRequestBuilderGetQueryParameters{Filter: &nameFilter, Select: discoverAppSelect}})
+			}},
+			batchStep{op: "ServicePrincipalsByDisplayName", info: func() (*abs.RequestInformation, error) {
+				return c.sdk.ServicePrincipals().ToGetRequestInformation(ctx, &serviceprincipals.ServicePrincipalsRequestBuilderGetRequestConfiguration{
+					QueryParameters: &serviceprincipals.ServicePrincipalsRequestBuilderGetQueryParameters{
+						Filter: &nameFilter, Select: discoverAppSPSelect, Expand: []string{"appRoleAssignments"}}})
+			}})
+	}
+	st := &EntraState{}
+	if err := c.sendBatch(ctx, steps, &st.Requests); err != nil {
+		return nil, err
+	}
+	// Report failures in the order the individual reads used to happen.
+	for _, i := range []int{stepFirstParty, stepApp, stepAppSP, stepDomains} {
+		if i < len(steps) && steps[i].err != nil {
+			return nil, steps[i].err
+		}
+	}
+
+	nextSPs := func(u string) (models.ServicePrincipalCollectionResponseable, error) {
+		return c.sdk.ServicePrincipals().WithUrl(u).Get(ctx, nil)
+	}
+	fps, err := decodeList(steps[stepFirstParty], models.CreateServicePrincipalCollectionResponseFromDiscriminatorValue, nextSPs, &st.Requests)
+	if err != nil {
+		return nil, err
+	}
+	switch len(fps) {
+	case 0:
+	case 1:
+		st.FirstParty = fromSDKServicePrincipal(fps[0])
+	default:
+		return nil, &Error{Op: steps[stepFirstParty].op, Kind: Ambiguous, Message: fmt.Sprintf("%d service principals for appId %s", len(fps), firstPartyAppID)}
+	}
+
+	ds, err := decodeList(steps[stepDomains], models.CreateDomainCollectionResponseFromDiscriminatorValue,
+		func(u string) (models.DomainCollectionResponseable, error) {
+			return c.sdk.Domains().WithUrl(u).Get(ctx, nil)
+		}, &st.Requests)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range ds {
+		st.Domains = append(st.Domains, Domain{ID: deref(d.GetId()), IsDefault: derefBool(d.GetIsDefault()), IsInitial: derefBool(d.GetIsInitial()), IsVerified: derefBool(d.GetIsVerified())})
+	}
+
+	if appName == "" {
+		return st, nil
+	}
+	apps, err := decodeList(steps[stepApp], models.CreateApplicationCollectionResponseFromDiscriminatorValue,
+		func(u string) (models.ApplicationCollectionResponseable, error) {
+			return c.sdk.Applications().WithUrl(u).Get(ctx, nil)
+		}, &st.Requests)
+	if err != nil {
+		return nil, err
+	}
+	switch len(apps) {
+	case 0:
+		return st, nil
+	case 1:
+		st.Application = fromSDKApplication(apps[0])
+	default:
+		return nil, &Error{Op: steps[stepApp].op, Kind: Ambiguous, Message: fmt.Sprintf("%d applications are named %q", len(apps), appName)}
+	}
+
+	named, err := decodeList(steps[stepAppSP], models.CreateServicePrincipalCollectionResponseFromDiscriminatorValue, nextSPs, &st.Requests)
+	if err != nil {
+		return nil, err
+	}
+	var match []models.ServicePrincipalable
+	for _, sp := range named {
+		if strings.EqualFold(deref(sp.GetAppId()), st.Application.AppID) {
+			match = append(match, sp)
+		}
+	}
+	expanded := false
+	switch len(match) {
+	case 0:
+		// Not under the application's name (renamed, or not created yet):
+		// the appId lookup the batch could not make settles it.
+		st.Requests++
+		sp, err := c.ServicePrincipalByAppID(ctx, st.Application.AppID)
+		switch {
+		case IsNotFound(err):
+			return st, nil
+		case err != nil:
+			return nil, err
+		}
+		st.ApplicationSP = sp
+	case 1:
+		st.ApplicationSP = fromSDKServicePrincipal(match[0])
+		for _, a := range match[0].GetAppRoleAssignments() {
+			st.Assignments = append(st.Assignments, fromSDKAssignment(a))
+		}
+		expanded = len(st.Assignments) < maxExpandedAssignments
+	default:
+		return nil, &Error{Op: steps[stepAppSP].op, Kind: Ambiguous, Message: fmt.Sprintf("%d service principals for appId %s", len(match), st.Application.AppID)}
+	}
+	if st.FirstParty == nil || expanded {
+		return st, nil
+	}
+	st.Requests++
+	if st.Assignments, err = c.AppRoleAssignments(ctx, st.ApplicationSP.ID); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// collection is a Graph collection response page.
+type collection[T any] interface {
+	absser.Parsable
+	GetValue() []T
+	GetOdataNextLink() *string
+}
+
+// decodeList parses a step's answer with the SDK's models and follows
+// @odata.nextLink with ordinary requests (rare: a tenant with more objects
+// than a page holds).
+func decodeList[R collection[T], T any](s batchStep, factory absser.ParsableFactory, next func(string) (R, error), requests *int) ([]T, error) {
+	node, err := absser.DefaultParseNodeFactoryInstance.GetRootParseNode("application/json", s.body)
+	if err != nil {
+		return nil, &Error{Op: s.op, Kind: Unknown, Message: "parse batch answer", Err: err}
+	}
+	v, err := node.GetObjectValue(factory)
+	if err != nil {
+		return nil, &Error{Op: s.op, Kind: Unknown, Message: "parse batch answer", Err: err}
+	}
+	page, ok := v.(R)
+	if !ok {
+		return nil, &Error{Op: s.op, Kind: Unknown, Message: fmt.Sprintf("batch answer parsed as %T", v)}
+	}
+	var out []T
+	for {
+		out = append(out, page.GetValue()...)
+		link := page.GetOdataNextLink()
+		if link == nil || *link == "" {
+			return out, nil
+		}
+		*requests++
+		if page, err = next(*link); err != nil {
+			return nil, classify(s.op, err)
+		}
+	}
+}
+
+// batchStep is one request of a batch: how to build it and, once sent,
+// its answer or its classified error.
+type batchStep struct {
+	op   string
+	info func() (*abs.RequestInformation, error)
+	// Set by sendBatch.
+	status int32
+	body   []byte
+	err    error
+}
+
+// sendBatch sends the steps as one JSON batch and fills in each step's
+// answer. Steps answered 429/503/504 are sent again, alone in a smaller
+// batch, after the longest Retry-After among them, while the client's
+// retry budget allows; after that they keep their Throttled/Server error.
+// The error returned is the batch's own (the POST failed as a whole).
+func (c *Client) sendBatch(ctx context.Context, steps []batchStep, requests *int) error {
+	const op = "Batch"
+	pending := make([]int, len(steps))
+	for i := range steps {
+		pending[i] = i
+	}
+	var waited time.Duration
+	for attempt := 0; ; attempt++ {
+		batch := msgraphcore.NewBatchRequest(c.adapter)
+		ids := make(map[string]int, len(pending))
+		for _, i := range pending {
+			info, err := steps[i].info()
+			if err != nil {
+				return invalidf(steps[i].op, "build batch request: %v", err)
+			}
+			item, err := batch.AddBatchRequestStep(*info)
+			if err != nil {
+				return invalidf(steps[i].op, "add batch request: %v", err)
+			}
+			ids[deref(item.GetId())] = i
+		}
+		*requests++
+		resp, err := batch.Send(ctx, c.adapter)
+		if err != nil {
+			return classify(op, err)
+		}
+		var again []int
+		var delay time.Duration
+		for id, i := range ids {
+			item := resp.GetResponseById(id)
+			if item == nil || item.GetStatus() == nil {
+				return &Error{Op: steps[i].op, Kind: Server, Message: "the batch response has no answer for request " + id}
+			}
+			s := &steps[i]
+			s.status, s.err = *item.GetStatus(), nil
+			if s.body, err = json.Marshal(item.GetBody()); err != nil {
+				return &Error{Op: s.op, Kind: Unknown, Message: "re-encode batch answer", Err: err}
+			}
+			if s.status < 400 {
+				continue
+			}
+			s.err = batchItemError(s.op, s.status, item.GetHeaders(), s.body)
+			if s.status == 429 || s.status == 503 || s.status == 504 {
+				again = append(again, i)
+				delay = max(delay, retryDelay(attempt, headerValue(item.GetHeaders(), "Retry-After")))
+			}
+		}
+		if len(again) == 0 || c.maxRetries < 0 || attempt >= c.maxRetries || waited+delay > c.maxRetryWait {
+			return nil
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return classify(op, ctx.Err())
+		case <-t.C:
+		}
+		waited += delay
+		// Keep the batch's request order (ids is a map).
+		pending = pending[:0]
+		for i := range steps {
+			if containsInt(again, i) {
+				pending = append(pending, i)
+			}
+		}
+	}
+}
+
+// batchItemError turns a failed answer inside a batch into the *Error the
+// same request would have produced on its own: kind from status and code,
+// Retry-After from its headers.
+func batchItemError(op string, status int32, headers map[string]string, body []byte) *Error {
+	var b struct {
+		Error struct {
+			Code       string `json:"code"`
+			Message    string `json:"message"`
+			InnerError struct {
+				RequestID string `json:"request-id"`
+			} `json:"innerError"`
+		} `json:"error"`
+	}
+	_ = json.Unmarshal(body, &b) // an answer without a Graph error body still has its status
+	e := &Error{Op: op, Status: int(status), Code: b.Error.Code, Message: b.Error.Message, RequestID: b.Error.InnerError.RequestID}
+	if ra := headerValue(headers, "Retry-After"); ra != "" {
+		e.RetryAfter = parseRetryAfter(ra, time.Now())
+	}
+	e.Kind = kindForStatus(e.Status, e.Code)
+	return e
+}
+
+func headerValue(h map[string]string, name string) string {
+	for k, v := range h {
+		if strings.EqualFold(k, name) {
+			return v
+		}
+	}
+	return ""
+}
+
+func containsInt(list []int, x int) bool {
+	for _, v := range list {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}

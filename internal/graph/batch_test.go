@@ -1,0 +1,273 @@
+package graph_test
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hybridflow/hybridflow/internal/cloud"
+	"github.com/hybridflow/hybridflow/internal/graph"
+	"github.com/hybridflow/hybridflow/internal/sim"
+)
+
+const dedicatedName = "ExchangeServerApp-5e1f0000-0000-4000-8000-0000000000aa"
+
+// dedicated creates the dedicated application, its service principal and
+// the consent with the client's individual calls.
+func dedicated(t *testing.T, c *graph.Client) (*graph.Application, *graph.ServicePrincipal) {
+	t.Helper()
+	rra := []graph.RequiredResourceAccess{{ResourceAppID: cloud.FirstPartyAppID, ResourceAccess: []graph.ResourceAccess{{ID: fullAccess, Type: "Role"}}}}
+	app, err := c.CreateApplication(ctx(t), dedicatedName, "AzureADMyOrg", rra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := c.CreateServicePrincipal(ctx(t), app.AppID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp, err := c.ServicePrincipalByAppID(ctx(t), cloud.FirstPartyAppID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AssignAppRole(ctx(t), sp.ID, fp.ID, fullAccess); err != nil {
+		t.Fatal(err)
+	}
+	return app, sp
+}
+
+func graphReads(e *env, tenant string) int64 {
+	if tc := e.w.Stats().ByTenant[strings.ToLower(tenant)]; tc != nil {
+		return tc.GraphReads
+	}
+	return 0
+}
+
+// individually reads what ReadEntraState reads, one call at a time (the
+// way discovery read before batching).
+func individually(t *testing.T, c *graph.Client, name string) *graph.EntraState {
+	t.Helper()
+	st := &graph.EntraState{}
+	fp, err := c.ServicePrincipalByAppID(ctx(t), cloud.FirstPartyAppID)
+	if err != nil && !graph.IsNotFound(err) {
+		t.Fatal(err)
+	}
+	st.FirstParty = fp
+	if app, err := c.ApplicationByDisplayName(ctx(t), name); err == nil {
+		st.Application = app
+		if sp, err := c.ServicePrincipalByAppID(ctx(t), app.AppID); err == nil {
+			st.ApplicationSP = sp
+			if st.Assignments, err = c.AppRoleAssignments(ctx(t), sp.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	ds, err := c.Domains(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Domains = ds
+	return st
+}
+
+// sameState compares what discovery uses of the two reads.
+func sameState(t *testing.T, batched, single *graph.EntraState) {
+	t.Helper()
+	if (batched.FirstParty == nil) != (single.FirstParty == nil) {
+		t.Fatalf("first party: batched %+v, individually %+v", batched.FirstParty, single.FirstParty)
+	}
+	if b, s := batched.FirstParty, single.FirstParty; b != nil {
+		if b.ID != s.ID || b.AppID != s.AppID || !reflect.DeepEqual(b.KeyCredentials, s.KeyCredentials) || !reflect.DeepEqual(b.ServicePrincipalNames, s.ServicePrincipalNames) {
+			t.Errorf("first party: batched %+v\nindividually %+v", b, s)
+		}
+	}
+	if (batched.Application == nil) != (single.Application == nil) {
+		t.Fatalf("application: batched %+v, individually %+v", batched.Application, single.Application)
+	}
+	if b, s := batched.Application, single.Application; b != nil {
+		if b.ID != s.ID || b.AppID != s.AppID || b.DisplayName != s.DisplayName || !reflect.DeepEqual(b.KeyCredentials, s.KeyCredentials) || !reflect.DeepEqual(b.RequiredResourceAccess, s.RequiredResourceAccess) {
+			t.Errorf("application: batched %+v\nindividually %+v", b, s)
+		}
+	}
+	if (batched.ApplicationSP == nil) != (single.ApplicationSP == nil) || (batched.ApplicationSP != nil && batched.ApplicationSP.ID != single.ApplicationSP.ID) {
+		t.Errorf("application's service principal: batched %+v, individually %+v", batched.ApplicationSP, single.ApplicationSP)
+	}
+	if !reflect.DeepEqual(batched.Assignments, single.Assignments) {
+		t.Errorf("assignments: batched %+v\nindividually %+v", batched.Assignments, single.Assignments)
+	}
+	if len(batched.Domains) != len(single.Domains) {
+		t.Fatalf("domains: batched %+v, individually %+v", batched.Domains, single.Domains)
+	}
+	for i := range batched.Domains {
+		if b, s := batched.Domains[i], single.Domains[i]; b.ID != s.ID || b.IsVerified != s.IsVerified {
+			t.Errorf("domain %d: batched %+v, individually %+v", i, b, s)
+		}
+	}
+}
+
+func TestReadEntraStateIsOneRequestWithTheIndividualReadsData(t *testing.T) {
+	e := start(t)
+	c := e.client(t, tenantChina) // a foreign and an expired key on the first-party SP
+	app, sp := dedicated(t, c)
+	// A service principal of another application under the same name must
+	// not be taken for the dedicated one.
+	e.w.Update(tenantChina, func(tn *sim.Tenant) {
+		tn.Entra.ServicePrincipals = append(tn.Entra.ServicePrincipals, &sim.ServicePrincipal{
+			ID: "decoy000-0000-4000-8000-000000000000", AppID: "decoy000-0000-4000-8000-0000000000ff", DisplayName: dedicatedName})
+	})
+	for _, tc := range []struct{ name, app string }{{"dedicated app", dedicatedName}, {"no such app", "ExchangeServerApp-none"}, {"no name", ""}} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := graphReads(e, tenantChina)
+			st, err := c.ReadEntraState(ctx(t), cloud.FirstPartyAppID, tc.app)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := graphReads(e, tenantChina) - before; got != 1 || st.Requests != 1 {
+				t.Fatalf("%d Graph reads, %d requests; want one batch", got, st.Requests)
+			}
+			single := individually(t, c, tc.app)
+			if tc.app == "" {
+				single.Application, single.ApplicationSP, single.Assignments = nil, nil, nil
+			}
+			sameState(t, st, single)
+			if len(st.FirstParty.KeyCredentials) != 2 || len(st.FirstParty.KeyCredentials[0].Key) == 0 {
+				t.Errorf("first-party keys without their bytes: %+v", st.FirstParty.KeyCredentials)
+			}
+			if tc.app == dedicatedName && (st.Application.ID != app.ID || st.ApplicationSP.ID != sp.ID || len(st.Assignments) != 1) {
+				t.Errorf("dedicated: %+v %+v %+v", st.Application, st.ApplicationSP, st.Assignments)
+			}
+		})
+	}
+}
+
+func TestReadEntraStateRareCasesReadMore(t *testing.T) {
+	e := start(t)
+	c := e.client(t, tenantGlobal)
+	_, sp := dedicated(t, c)
+	fp := firstPartySP(t, e.w, tenantGlobal)
+	e.w.Update(tenantGlobal, func(tn *sim.Tenant) {
+		// More domains than a page, a renamed dedicated service principal
+		// and more assignments than Graph expands (the consent last).
+		for i := range 120 {
+			tn.Entra.Domains = append(tn.Entra.Domains, sim.Domain{ID: fmt.Sprintf("d%03d.example.com", i), IsVerified: i%2 == 0})
+		}
+		var consent *sim.AppRoleAssignment
+		for _, s := range tn.Entra.ServicePrincipals {
+			if s.ID == sp.ID {
+				s.DisplayName = "renamed"
+			}
+		}
+		for i, a := range tn.Entra.AppRoleAssignments {
+			if a.PrincipalID == sp.ID {
+				consent = a
+				tn.Entra.AppRoleAssignments = append(tn.Entra.AppRoleAssignments[:i], tn.Entra.AppRoleAssignments[i+1:]...)
+				break
+			}
+		}
+		for i := range 25 {
+			tn.Entra.AppRoleAssignments = append(tn.Entra.AppRoleAssignments, &sim.AppRoleAssignment{
+				ID: fmt.Sprintf("other%02d", i), PrincipalID: sp.ID, ResourceID: fp.ID, AppRoleID: "00000000-0000-4000-8000-0000000000" + fmt.Sprintf("%02d", i)})
+		}
+		tn.Entra.AppRoleAssignments = append(tn.Entra.AppRoleAssignments, consent)
+	})
+	before := graphReads(e, tenantGlobal)
+	st, err := c.ReadEntraState(ctx(t), cloud.FirstPartyAppID, dedicatedName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The batch, the domains' second page, the appId lookup for the renamed
+	// service principal, and its assignments listed (not expanded there).
+	if got := graphReads(e, tenantGlobal) - before; got != 4 || st.Requests != 4 {
+		t.Fatalf("%d Graph reads, %d requests; want 4", got, st.Requests)
+	}
+	sameState(t, st, individually(t, c, dedicatedName))
+	if len(st.Assignments) != 26 || len(st.Domains) < 120 {
+		t.Fatalf("%d assignments, %d domains", len(st.Assignments), len(st.Domains))
+	}
+
+	// Named right again: the expansion has 20, which cannot prove the
+	// consent missing, so the assignments are listed.
+	e.w.Update(tenantGlobal, func(tn *sim.Tenant) {
+		for _, s := range tn.Entra.ServicePrincipals {
+			if s.ID == sp.ID {
+				s.DisplayName = dedicatedName
+			}
+		}
+	})
+	before = graphReads(e, tenantGlobal)
+	if st, err = c.ReadEntraState(ctx(t), cloud.FirstPartyAppID, dedicatedName); err != nil {
+		t.Fatal(err)
+	}
+	if got := graphReads(e, tenantGlobal) - before; got != 3 || len(st.Assignments) != 26 {
+		t.Fatalf("%d Graph reads (want batch, domain page, assignments), %d assignments", got, len(st.Assignments))
+	}
+}
+
+func TestReadEntraStateInnerThrottleWaitsThenSucceeds(t *testing.T) {
+	e := start(t)
+	e.w.SetFaults([]sim.FaultRule{{Protocol: sim.ProtoGraph, Operation: "GET applications", Tenant: tenantGlobal, Kind: sim.FaultThrottle, FailFirstN: 1, RetryAfter: time.Second}})
+	c := e.client(t, tenantGlobal)
+	began := time.Now()
+	st, err := c.ReadEntraState(ctx(t), cloud.FirstPartyAppID, dedicatedName)
+	took := time.Since(began)
+	if err != nil || st.FirstParty == nil || len(st.Domains) == 0 {
+		t.Fatalf("%+v, %v", st, err)
+	}
+	if took < 950*time.Millisecond || took > 5*time.Second {
+		t.Fatalf("took %s, want about the 1 s Retry-After", took)
+	}
+	if got := e.w.FaultsFired()[sim.FaultThrottle]; got != 1 {
+		t.Fatalf("throttles fired %d", got)
+	}
+	if reads := graphReads(e, tenantGlobal); reads != 2 || st.Requests != 2 {
+		t.Fatalf("graph reads %d, requests %d; want the batch and the retry of its throttled request", reads, st.Requests)
+	}
+}
+
+func TestReadEntraStateErrors(t *testing.T) {
+	e := start(t)
+	cases := []struct {
+		name   string
+		rule   sim.FaultRule
+		mod    func(*graph.Options)
+		kind   graph.Kind
+		status int
+		op     string
+		after  time.Duration
+	}{
+		{"inner 429 beyond the budget", sim.FaultRule{Operation: "GET domains", Kind: sim.FaultThrottle, Rate: 1, RetryAfter: 7 * time.Second},
+			func(o *graph.Options) { o.MaxRetryWait = 2 * time.Second }, graph.Throttled, 429, "Domains", 7 * time.Second},
+		{"inner 503 with retries off", sim.FaultRule{Operation: "GET servicePrincipals", Kind: sim.FaultServer, Rate: 1, RetryAfter: 3 * time.Second},
+			func(o *graph.Options) { o.MaxRetries = -1 }, graph.Server, 503, "ServicePrincipalByAppID", 3 * time.Second},
+		{"inner 403", sim.FaultRule{Operation: "GET applications", Kind: sim.FaultFail, ErrorType: "403", Rate: 1},
+			nil, graph.Forbidden, 403, "ApplicationByDisplayName", 0},
+		{"whole batch 429", sim.FaultRule{Operation: "POST $batch", Kind: sim.FaultThrottle, Rate: 1, RetryAfter: 7 * time.Second},
+			func(o *graph.Options) { o.MaxRetryWait = 2 * time.Second }, graph.Throttled, 429, "Batch", 7 * time.Second},
+		{"whole batch 403", sim.FaultRule{Operation: "POST $batch", Kind: sim.FaultFail, ErrorType: "403", Rate: 1},
+			nil, graph.Forbidden, 403, "Batch", 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.rule.Protocol = sim.ProtoGraph
+			e.w.SetFaults([]sim.FaultRule{tc.rule})
+			var mods []func(*graph.Options)
+			if tc.mod != nil {
+				mods = append(mods, tc.mod)
+			}
+			began := time.Now()
+			_, err := e.client(t, tenantGlobal, mods...).ReadEntraState(ctx(t), cloud.FirstPartyAppID, dedicatedName)
+			if time.Since(began) > 2*time.Second {
+				t.Fatalf("waited %s inside the call", time.Since(began))
+			}
+			var ge *graph.Error
+			if !errors.As(err, &ge) || ge.Kind != tc.kind || ge.Status != tc.status || ge.Op != tc.op || ge.RetryAfter != tc.after || ge.Code == "" {
+				t.Fatalf("got %#v", err)
+			}
+			if ge.Retryable() != (tc.kind == graph.Throttled || tc.kind == graph.Server) {
+				t.Fatalf("retryable %v for %s", ge.Retryable(), tc.kind)
+			}
+		})
+	}
+}

@@ -159,13 +159,17 @@ func sendOperator(ctx context.Context, c client.Client, name, id, reason string)
 }
 
 func (a *app) resumeCommand() *cobra.Command {
-	var tf tenantFlags
+	var (
+		tf     tenantFlags
+		dryRun bool
+	)
 	cmd := &cobra.Command{
-		Use:   "resume -f INVENTORY -t TENANT",
+		Use:   "resume -f INVENTORY -t TENANT [--dry-run]",
 		Short: "Start a failed, aborted or terminated tenant's setup again from scratch",
 		Long: `resume starts a new setup run for a tenant whose last run ended without success.
 Every step is idempotent, so the new run skips what is already configured and
-does the rest. A running setup is left alone (use retry/skip/abort on it).`,
+does the rest. A running setup is left alone (use retry/skip/abort on it).
+--dry-run prints what the new run would change and writes nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			t, err := tf.load()
@@ -173,6 +177,9 @@ does the rest. A running setup is left alone (use retry/skip/abort on it).`,
 				return err
 			}
 			ctx := cmd.Context()
+			if dryRun {
+				return a.planTenant(ctx, t, workflows.SetupOptions{}, workflows.PlanWorkflowID(t.ID))
+			}
 			c, _, err := a.client(ctx)
 			if err != nil {
 				return err
@@ -194,6 +201,7 @@ does the rest. A running setup is left alone (use retry/skip/abort on it).`,
 		},
 	}
 	tf.add(cmd)
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what a new run would change; write nothing")
 	return cmd
 }
 

@@ -68,6 +68,7 @@ func (a *app) lyncCommand() *cobra.Command {
 		lf     lyncFlags
 		opts   workflows.LyncOptions
 		noWait bool
+		dryRun bool
 	)
 	cmd := &cobra.Command{
 		Use:   "lync -f INVENTORY -s SITE",
@@ -82,8 +83,10 @@ external access policy enables communications with remote users.
 
 It starts the workflow hybridflow/lync/<site>, or attaches to it when it is running,
 and prints progress until it ends or pauses for an operator; then it says how to
-continue (hybridflow lync retry|skip|abort -s SITE). The cloud comes from the
-inventory's tenants at that site. Exit status: 0 done, 1 failed, 3 paused.`,
+continue (hybridflow lync retry|skip|abort -s SITE; abort undoes this run's changes,
+asks on a terminal and needs --yes elsewhere). --dry-run prints the plan (as lync
+plan) and writes nothing. The cloud comes from the inventory's tenants at that site.
+Exit status: 0 done, 1 failed, 3 paused.`,
 		Example: "  hybridflow lync -f configs/inventory.example.yaml -s site-a\n" +
 			"  hybridflow lync plan -f configs/inventory.example.yaml -s site-b -o json\n" +
 			"  hybridflow lync -f configs/inventory.demo.yaml -t 11111111-1111-4111-8111-000000000010   (site-1's 21Vianet tenant)",
@@ -92,6 +95,9 @@ inventory's tenants at that site. Exit status: 0 done, 1 failed, 3 paused.`,
 			in, err := lf.input(opts)
 			if err != nil {
 				return err
+			}
+			if dryRun {
+				return a.planLync(cmd.Context(), in)
 			}
 			c, _, err := a.client(cmd.Context())
 			if err != nil {
@@ -124,10 +130,11 @@ inventory's tenants at that site. Exit status: 0 done, 1 failed, 3 paused.`,
 	f.DurationVar(&opts.ReplicationTimeout, "replication-timeout", activities.DefaultLyncReplicationTimeout, "how long to wait for Central Management store replication")
 	f.DurationVar(&opts.ReplicationPollInterval, "replication-poll", activities.DefaultLyncReplicationPoll, "time between replication status reads")
 	f.BoolVar(&noWait, "no-wait", false, "start (or attach) and return at once")
+	f.BoolVar(&dryRun, "dry-run", false, "print what a run would change (as lync plan); write nothing")
 	cmd.AddCommand(a.lyncPlanCommand(),
 		a.lyncOperatorCommand(workflows.UpdateRetry, "Run the paused step of a site's Lync integration again"),
 		a.lyncOperatorCommand(workflows.UpdateSkip, "Skip the paused step of a site's Lync integration and go on"),
-		a.lyncOperatorCommand(workflows.UpdateAbort, "Stop a paused Lync integration and undo this run's changes (needs --yes)"))
+		a.lyncOperatorCommand(workflows.UpdateAbort, "Stop a paused Lync integration and undo this run's changes (asks first; --yes without a terminal)"))
 	return cmd
 }
 
@@ -156,32 +163,39 @@ and why. Nothing is written.`,
 			if err != nil {
 				return err
 			}
-			c, _, err := a.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			run, err := c.ExecuteWorkflow(cmd.Context(), client.StartWorkflowOptions{
-				ID: workflows.LyncPlanWorkflowID(in.Site), TaskQueue: temporalx.CloudQueue,
-				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-				WorkflowExecutionTimeout: 10 * time.Minute,
-			}, workflows.LyncIntegration, in)
-			if err != nil {
-				return fmt.Errorf("start Lync plan for site %s: %w", in.Site, err)
-			}
-			var res workflows.LyncResult
-			if err := run.Get(cmd.Context(), &res); err != nil {
-				return fmt.Errorf("Lync plan for site %s: %w", in.Site, err)
-			}
-			if a.output == "json" {
-				return a.printJSON(res)
-			}
-			a.printLyncPlan(res)
-			return nil
+			return a.planLync(cmd.Context(), in)
 		},
 	}
 	lf.add(cmd)
 	return cmd
+}
+
+// planLync runs the Lync workflow in dry-run mode under the site's plan ID
+// and prints what a run would change. Nothing is written.
+func (a *app) planLync(ctx context.Context, in workflows.LyncInput) error {
+	in.Options.DryRun = true
+	c, _, err := a.client(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: workflows.LyncPlanWorkflowID(in.Site), TaskQueue: temporalx.CloudQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowExecutionTimeout: 10 * time.Minute,
+	}, workflows.LyncIntegration, in)
+	if err != nil {
+		return fmt.Errorf("start Lync plan for site %s: %w", in.Site, err)
+	}
+	var res workflows.LyncResult
+	if err := run.Get(ctx, &res); err != nil {
+		return fmt.Errorf("Lync plan for site %s: %w", in.Site, err)
+	}
+	if a.output == "json" {
+		return a.printJSON(res)
+	}
+	a.printLyncPlan(res)
+	return nil
 }
 
 func (a *app) printLyncPlan(res workflows.LyncResult) {
@@ -301,13 +315,20 @@ func (a *app) lyncOperatorCommand(name, short string) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   name + " -s SITE",
 		Short: short,
-		Args:  cobra.NoArgs,
+		Long: short + `.
+It sends the update to the paused workflow hybridflow/lync/<site>; it has no
+--dry-run because it writes nothing itself: retry repeats the planned step, skip
+leaves it out, and abort undoes this run's own changes in reverse order (on a
+terminal it asks first; anywhere else it needs --yes).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if site == "" {
 				return errors.New("name the Lync site with -s")
 			}
-			if name == workflows.UpdateAbort && !yes {
-				return errors.New("abort undoes this run's changes to the Lync deployment; repeat with --yes to confirm")
+			if name == workflows.UpdateAbort {
+				if err := confirm(cmd, fmt.Sprintf("Abort the Lync integration of site %s and undo this run's changes to the Lync deployment?", site), yes); err != nil {
+					return err
+				}
 			}
 			c, _, err := a.client(cmd.Context())
 			if err != nil {
@@ -336,7 +357,7 @@ func (a *app) lyncOperatorCommand(name, short string) *cobra.Command {
 	cmd.Flags().StringVarP(&site, "site", "s", "", "Lync site whose paused integration to act on")
 	cmd.Flags().StringVar(&reason, "reason", "", "note recorded in the workflow history")
 	if name == workflows.UpdateAbort {
-		cmd.Flags().BoolVar(&yes, "yes", false, "confirm the abort (it undoes this run's changes)")
+		cmd.Flags().BoolVar(&yes, "yes", false, "confirm the abort without being asked (it undoes this run's changes)")
 	}
 	return cmd
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -24,7 +25,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	code := runIO(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
 	stop()
 	os.Exit(code)
 }
@@ -43,11 +44,19 @@ type silentExit struct{ code int }
 
 func (s silentExit) Error() string { return fmt.Sprintf("exit %d", s.code) }
 
-// run executes the CLI with injectable I/O so tests drive the real commands.
+// run executes the CLI with injectable output so tests drive the real
+// commands. Its stdin is empty (never the terminal the tests were started
+// from), so a confirmation prompt refuses instead of waiting.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	return runIO(ctx, args, strings.NewReader(""), stdout, stderr, getenv)
+}
+
+// runIO is run with the stdin confirmation prompts read from.
+func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	app := &app{stdout: stdout, stderr: stderr, getenv: getenv}
 	root := app.rootCommand()
 	root.SetArgs(args)
+	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
@@ -108,7 +117,7 @@ environment variables override it (see README).`,
 	root.AddCommand(a.validateCommand(), a.doctorCommand(), a.planCommand(), a.setupCommand(),
 		a.operatorCommand(workflows.UpdateRetry, "Run the paused step of a tenant's setup again"),
 		a.operatorCommand(workflows.UpdateSkip, "Skip the paused step of a tenant's setup and go on"),
-		a.operatorCommand(workflows.UpdateAbort, "Stop a paused setup and undo this run's changes (needs --yes)"))
+		a.operatorCommand(workflows.UpdateAbort, "Stop a paused setup and undo this run's changes (asks first; --yes without a terminal)"))
 	for _, add := range extraCommands {
 		root.AddCommand(add(a))
 	}

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,25 +23,6 @@ import (
 
 func init() {
 	extraCommands = append(extraCommands, (*app).renewCommand)
-}
-
-// renewStdin answers the delete confirmation; tests replace it.
-var renewStdin io.Reader = os.Stdin
-
-// renewInteractive reports whether a person can answer a prompt: output
-// goes to a terminal and input comes from one.
-var renewInteractive = func(a *app) bool {
-	f, ok := a.stdout.(*os.File)
-	if !ok {
-		return false
-	}
-	for _, x := range []*os.File{f, os.Stdin} {
-		st, err := x.Stat()
-		if err != nil || st.Mode()&os.ModeCharDevice == 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // dayDuration is a duration flag that also takes days ("60d", "1.5d"),
@@ -135,6 +113,7 @@ func (a *app) renewScheduleCommand() *cobra.Command {
 		catchup      time.Duration
 		jitter       time.Duration
 		paused       bool
+		dryRun       bool
 		of           renewOptionFlags
 	)
 	cmd := &cobra.Command{
@@ -144,7 +123,9 @@ func (a *app) renewScheduleCommand() *cobra.Command {
 for every tenant of the inventory (or only -t). Each schedule starts the Renewal
 workflow on hybridflow-cloud with workflow ID hybridflow/renewal/<tenant>-<time>; a run
 still going (waiting for an effective date) makes the next ones skip (overlap SKIP),
-and runs missed while the server was down are caught up within --catchup-window.`,
+and runs missed while the server was down are caught up within --catchup-window.
+--dry-run says per tenant whether its schedule would be created or updated and
+writes nothing.`,
 		Example: "  hybridflow renew schedule -f configs/inventory.demo.yaml --every 24h\n  hybridflow renew schedule -f inv.yaml --cron '0 3 * * *' --window 60d --lead-time 30d",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -183,7 +164,12 @@ and runs missed while the server was down are caught up within --catchup-window.
 			var out []renewScheduleResult
 			for _, t := range tenants {
 				in := workflows.RenewalInputFromTenant(t, of.mode, of.opts)
-				res, err := ensureRenewalSchedule(cmd.Context(), c, t, spec, in, catchup, paused)
+				var res renewScheduleResult
+				if dryRun {
+					res, err = wouldScheduleRenewal(cmd.Context(), c, t)
+				} else {
+					res, err = ensureRenewalSchedule(cmd.Context(), c, t, spec, in, catchup, paused)
+				}
 				if err != nil {
 					return fmt.Errorf("schedule for %s: %w", t.ID, err)
 				}
@@ -195,11 +181,16 @@ and runs missed while the server was down are caught up within --catchup-window.
 			if a.output == "json" {
 				return a.printJSON(out)
 			}
+			if dryRun {
+				a.printf("dry run: %d renewal schedule(s) would be written (%s); nothing was changed\n", len(out), describeSpec(&spec))
+				return nil
+			}
 			a.printf("%d renewal schedule(s); list them with `hybridflow renew list`\n", len(out))
 			return nil
 		},
 	}
 	fl := cmd.Flags()
+	fl.BoolVar(&dryRun, "dry-run", false, "say which schedules would be created or updated; write nothing")
 	fl.StringVarP(&file, "file", "f", "", "tenant inventory (required)")
 	fl.StringVarP(&tenant, "tenant", "t", "", "only this tenant of the inventory")
 	fl.DurationVar(&every, "every", 24*time.Hour, "run every interval")
@@ -213,6 +204,21 @@ and runs missed while the server was down are caught up within --catchup-window.
 
 // ensureRenewalSchedule creates the tenant's schedule, or updates it in
 // place (spec, action, policies) when it exists; pause state is kept.
+// wouldScheduleRenewal is ensureRenewalSchedule's dry run: it only reads
+// whether the schedule exists.
+func wouldScheduleRenewal(ctx context.Context, c client.Client, t config.Tenant) (renewScheduleResult, error) {
+	id := workflows.RenewalScheduleID(t.ID)
+	res := renewScheduleResult{TenantID: t.ID, ScheduleID: id, Result: "would-update"}
+	if _, err := c.ScheduleClient().GetHandle(ctx, id).Describe(ctx); err != nil {
+		var nf *serviceerror.NotFound
+		if !errors.As(err, &nf) {
+			return res, err
+		}
+		res.Result = "would-create"
+	}
+	return res, nil
+}
+
 func ensureRenewalSchedule(ctx context.Context, c client.Client, t config.Tenant, spec client.ScheduleSpec, in workflows.RenewalInput, catchup time.Duration, paused bool) (renewScheduleResult, error) {
 	id := workflows.RenewalScheduleID(t.ID)
 	res := renewScheduleResult{TenantID: t.ID, ScheduleID: id}
@@ -390,7 +396,9 @@ func (a *app) renewStateCommand(verb, short string) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   verb + " -t TENANT",
 		Short: short,
-		Args:  cobra.NoArgs,
+		Long: short + `. Only the schedule's state changes (the other verb
+reverses it) and no tenant is touched, so there is no --dry-run.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, _, err := a.client(cmd.Context())
 			if err != nil {
@@ -432,7 +440,11 @@ func (a *app) renewDeleteCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "delete -t TENANT [--yes]",
 		Short: "Delete a tenant's renewal schedule (a running renewal goes on)",
-		Args:  cobra.NoArgs,
+		Long: `delete removes the tenant's renewal schedule, so its auth certificate is no longer
+renewed automatically (a renewal already running goes on). On a terminal it asks
+first; anywhere else it needs --yes. There is no --dry-run: renew list shows the
+schedule it would delete.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, _, err := a.client(cmd.Context())
 			if err != nil {
@@ -443,15 +455,8 @@ func (a *app) renewDeleteCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if !yes {
-				if !renewInteractive(a) {
-					return fmt.Errorf("deleting %s stops the tenant's automatic renewal; repeat with --yes to confirm", h.GetID())
-				}
-				a.printf("Delete renewal schedule %s? The certificate will no longer be renewed automatically. [y/N] ", h.GetID())
-				line, _ := bufio.NewReader(renewStdin).ReadString('\n')
-				if ans := strings.ToLower(strings.TrimSpace(line)); ans != "y" && ans != "yes" {
-					return errors.New("not deleted")
-				}
+			if err := confirm(cmd, fmt.Sprintf("Delete renewal schedule %s? The certificate will no longer be renewed automatically.", h.GetID()), yes); err != nil {
+				return err
 			}
 			if err := h.Delete(cmd.Context()); err != nil {
 				return fmt.Errorf("delete %s: %w", h.GetID(), err)
@@ -464,20 +469,32 @@ func (a *app) renewDeleteCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&tenant, "tenant", "t", "", "tenant ID")
-	cmd.Flags().BoolVar(&yes, "yes", false, "confirm the deletion")
+	cmd.Flags().BoolVar(&yes, "yes", false, "confirm the deletion without being asked")
 	return cmd
 }
 
 func (a *app) renewNowCommand() *cobra.Command {
-	var tenant string
+	var (
+		tenant, file string
+		dryRun       bool
+	)
 	cmd := &cobra.Command{
-		Use:   "now -t TENANT",
+		Use:   "now -t TENANT [--dry-run -f INVENTORY]",
 		Short: "Trigger a tenant's renewal schedule now",
 		Long: `now triggers the tenant's schedule at once. The schedule's overlap policy applies: while
 a renewal of the tenant is still running (waiting for an effective date), nothing new
-starts. Follow it in the Web UI: HybridflowTenant = "<tenant>".`,
+starts. Follow it in the Web UI: HybridflowTenant = "<tenant>".
+
+--dry-run (with -f INVENTORY) triggers nothing: a read-only Renewal run reads the
+tenant's auth certificates and keys, as renew report does, and says what a renewal
+would do now (nothing, renew, finish a staged certificate, or the emergency path),
+judged with the default window (60d) and emergency threshold (1d); a schedule made
+with other --window values decides with those.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dryRun {
+				return a.renewNowDryRun(cmd.Context(), file, tenant)
+			}
 			c, _, err := a.client(cmd.Context())
 			if err != nil {
 				return err
@@ -498,7 +515,51 @@ starts. Follow it in the Web UI: HybridflowTenant = "<tenant>".`,
 		},
 	}
 	cmd.Flags().StringVarP(&tenant, "tenant", "t", "", "tenant ID")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "trigger nothing: read the certificates and say what a renewal would do (needs -f)")
+	cmd.Flags().StringVarP(&file, "file", "f", "", "with --dry-run: the tenant inventory")
 	return cmd
+}
+
+// renewWould says what a renewal run decides for a report status.
+var renewWould = map[string]string{
+	"expired":     "take the emergency path (the current certificate has expired)",
+	"emergency":   "take the emergency path (the current certificate is missing or expires within the emergency threshold)",
+	"due":         "renew: create, stage and upload a new certificate",
+	"staged":      "go on with the staged certificate (publish it on its effective date)",
+	"key-missing": "nothing to renew; the current certificate's key is not in Entra (run setup)",
+	"ok":          "nothing: the current certificate is outside the renewal window",
+}
+
+func (a *app) renewNowDryRun(ctx context.Context, file, tenant string) error {
+	if file == "" || tenant == "" {
+		return errors.New("--dry-run reads the tenant from the inventory: name it with -f and the tenant with -t")
+	}
+	inv, err := config.LoadInventory(file)
+	if err != nil {
+		return err
+	}
+	t, ok := inv.LookupByID(tenant)
+	if !ok {
+		return fmt.Errorf("tenant %s is not in %s", tenant, file)
+	}
+	c, _, err := a.client(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	o := withRenewDefaults(workflows.RenewalOptions{})
+	rows := renewalReport(ctx, c, []config.Tenant{t}, workflows.RenewalModeDetect, o, 1, 5*time.Minute)
+	r := rows[0]
+	would := renewWould[r.Status]
+	if a.output == "json" {
+		return a.printJSON(map[string]any{"dry_run": true, "report": r, "would": would})
+	}
+	a.printReportRows(rows)
+	if r.Status == "error" {
+		return silentExit{code: 1}
+	}
+	a.printf("dry run: a renewal now would %s; nothing was triggered\n", would)
+	return nil
 }
 
 // renewReportRow is one tenant in `renew report`; --output json prints the

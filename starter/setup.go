@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -11,6 +13,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/hybridflow/hybridflow/internal/config"
+	"github.com/hybridflow/hybridflow/internal/plan"
 	"github.com/hybridflow/hybridflow/internal/temporalx"
 	"github.com/hybridflow/hybridflow/workflows"
 )
@@ -85,34 +88,48 @@ is planned (a dry-run rollout) and a per-tenant summary follows the plans.`,
 			if err != nil {
 				return err
 			}
-			c, _, err := a.client(ctx)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			in := workflows.InputFromTenant(t, workflows.SetupOptions{DryRun: true})
-			run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-				ID: workflows.PlanWorkflowID(t.ID), TaskQueue: temporalx.CloudQueue,
-				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-				WorkflowExecutionTimeout: 10 * time.Minute,
-			}, workflows.Setup, in)
-			if err != nil {
-				return fmt.Errorf("start plan for %s: %w", t.ID, err)
-			}
-			var res workflows.SetupResult
-			if err := run.Get(ctx, &res); err != nil {
-				return fmt.Errorf("plan for %s: %w", t.ID, err)
-			}
-			if a.output == "json" {
-				return a.printJSON(res)
-			}
-			a.printPlan(t, res)
-			return nil
+			return a.planTenant(ctx, t, workflows.SetupOptions{}, workflows.PlanWorkflowID(t.ID))
 		},
 	}
 	tf.add(cmd)
 	cmd.Flags().IntVar(&concurrency, "concurrency", workflows.DefaultConcurrency, "without -t: tenants planned at once")
 	return cmd
+}
+
+// planTenant runs one tenant's setup in dry-run mode under id (a plan ID,
+// never the setup's own, so a running setup is not attached to) and
+// prints what a run with opts would change. Nothing is written.
+func (a *app) planTenant(ctx context.Context, t config.Tenant, opts workflows.SetupOptions, id string) error {
+	c, _, err := a.client(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	opts.DryRun = true
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: id, TaskQueue: temporalx.CloudQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowExecutionTimeout: 10 * time.Minute,
+	}, workflows.Setup, workflows.InputFromTenant(t, opts))
+	if err != nil {
+		return fmt.Errorf("start plan for %s: %w", t.ID, err)
+	}
+	var res workflows.SetupResult
+	if err := run.Get(ctx, &res); err != nil {
+		return fmt.Errorf("plan for %s: %w", t.ID, err)
+	}
+	// The dry run stops before steps are run, so --skip-step is shown here.
+	for i, act := range res.Plan {
+		if slices.Contains(opts.SkipSteps, string(act.Step)) {
+			res.Plan[i].Change, res.Plan[i].Reason, res.Plan[i].Details = plan.ChangeSkip, "skipped by request (--skip-step)", nil
+		}
+	}
+	if a.output == "json" {
+		return a.printJSON(res)
+	}
+	a.printPlan(t, res)
+	return nil
 }
 
 func (a *app) printPlan(t config.Tenant, res workflows.SetupResult) {
@@ -145,14 +162,20 @@ func (a *app) setupCommand() *cobra.Command {
 		tf     tenantFlags
 		opts   workflows.SetupOptions
 		noWait bool
+		dryRun bool
 	)
 	cmd := &cobra.Command{
-		Use:   "setup -f INVENTORY -t TENANT",
+		Use:   "setup -f INVENTORY -t TENANT [--dry-run]",
 		Short: "Configure one tenant (or attach to its running setup) and follow it",
 		Long: `setup starts the tenant's setup workflow with the deterministic ID
 hybridflow/setup/<tenant>, or attaches to it when it is already running: a tenant
 never has two setups at once. It prints progress until the workflow ends or
 pauses for an operator; then it says how to continue (retry, skip, abort).
+In dedicated-app mode a verified setup then removes the on-premises auth
+certificates from the shared first-party service principal (the legacy key)
+and verifies again, putting the key back if that fails; --skip-step
+remove-legacy-key keeps it. --dry-run prints the plan with these options
+(the same as hybridflow plan -t) and writes nothing.
 Exit status: 0 verified, 1 failed, 3 paused.`,
 		Example: "  hybridflow setup -f configs/inventory.demo.yaml -t 11111111-1111-4111-8111-000000000001",
 		Args:    cobra.NoArgs,
@@ -160,6 +183,9 @@ Exit status: 0 verified, 1 failed, 3 paused.`,
 			t, err := tf.load()
 			if err != nil {
 				return err
+			}
+			if dryRun {
+				return a.planTenant(cmd.Context(), t, opts, workflows.PlanWorkflowID(t.ID))
 			}
 			c, _, err := a.client(cmd.Context())
 			if err != nil {
@@ -188,6 +214,7 @@ Exit status: 0 verified, 1 failed, 3 paused.`,
 	f.StringSliceVar(&opts.SkipSteps, "skip-step", nil, "plan step to leave out (repeatable)")
 	f.DurationVar(&opts.VerifyDeadline, "verify-deadline", 30*time.Minute, "how long verification waits for the configuration to propagate")
 	f.BoolVar(&noWait, "no-wait", false, "start (or attach) and return at once")
+	f.BoolVar(&dryRun, "dry-run", false, "discover and print the plan only; write nothing")
 	return cmd
 }
 
@@ -275,13 +302,21 @@ func (a *app) operatorCommand(name, short string) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   name + " (-t TENANT | --all-paused [--step S] [--error-type T])",
 		Short: short,
+		Long:  operatorLong(name),
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if (tenant == "") == !allPaused {
 				return errors.New("name one tenant with -t, or act on every paused setup with --all-paused")
 			}
-			if name == workflows.UpdateAbort && !yes {
-				return errors.New("abort undoes this run's changes to the tenant; repeat with --yes to confirm")
+			abort := name == workflows.UpdateAbort
+			if abort && !allPaused {
+				if err := confirm(cmd, fmt.Sprintf("Abort the setup of %s and undo this run's changes to the tenant?", tenant), yes); err != nil {
+					return err
+				}
+			}
+			if abort && allPaused && !yes && !stdinIsTerminal(cmd.InOrStdin()) {
+				// Refuse before listing anything: nobody can be asked.
+				return confirm(cmd, "Abort every matching paused setup and undo their changes?", yes)
 			}
 			ctx := cmd.Context()
 			c, _, err := a.client(ctx)
@@ -296,6 +331,11 @@ func (a *app) operatorCommand(name, short string) *cobra.Command {
 				}
 				if len(targets) == 0 {
 					return fmt.Errorf("%s: %w (filters: step %q, error type %q)", name, errNoneMatched, step, errorType)
+				}
+				if abort {
+					if err := confirm(cmd, abortQuestion(targets), yes); err != nil {
+						return err
+					}
 				}
 			}
 			type result struct {
@@ -339,7 +379,47 @@ func (a *app) operatorCommand(name, short string) *cobra.Command {
 	f.StringVar(&errorType, "error-type", "", "with --all-paused: only setups whose failure has this type (e.g. Throttled)")
 	f.StringVar(&reason, "reason", "", "note recorded in the workflow history")
 	if name == workflows.UpdateAbort {
-		f.BoolVar(&yes, "yes", false, "confirm the abort (it undoes this run's changes)")
+		f.BoolVar(&yes, "yes", false, "confirm the abort without being asked (it undoes this run's changes)")
 	}
 	return cmd
+}
+
+// operatorLong explains each operator update, including why none of them
+// has --dry-run: they change no tenant by themselves, except abort, whose
+// effect `hybridflow setup`'s step list already shows.
+func operatorLong(name string) string {
+	common := `
+With -t it acts on one tenant's setup (hybridflow/setup/<tenant>); with
+--all-paused on every paused setup, narrowed by --step and --error-type.`
+	switch name {
+	case workflows.UpdateRetry:
+		return `retry runs the step a setup paused at again (after the cause was fixed).
+There is no --dry-run: retry only sends an update to a paused run, which then
+repeats its planned, idempotent step; see the step with hybridflow list or the
+state query first.` + common
+	case workflows.UpdateSkip:
+		return `skip leaves out the step a setup paused at and goes on with the next one.
+There is no --dry-run: skip only sends an update to a paused run.` + common
+	}
+	return `abort stops a paused setup and undoes this run's own changes in reverse order
+(its undo records: only what this run created or replaced; nothing the product
+did not create is removed). This is destructive: on a terminal it asks for
+confirmation (listing the tenants for --all-paused); anywhere else it needs
+--yes. There is no --dry-run: the steps this run changed, and so what abort
+would undo, are shown by the state query (Web UI) or by hybridflow setup on
+the tenant, which attaches and prints them.` + common
+}
+
+// abortQuestion names the setups a bulk abort would undo.
+func abortQuestion(targets []tenantRow) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Abort %d paused setup(s) and undo their changes?", len(targets))
+	for i, t := range targets {
+		if i == 20 {
+			fmt.Fprintf(&b, "\n  … and %d more", len(targets)-i)
+			break
+		}
+		fmt.Fprintf(&b, "\n  %s (paused at %s)", t.TenantID, t.Step)
+	}
+	return b.String()
 }

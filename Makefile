@@ -29,6 +29,7 @@ all: build
 help:
 	@echo "make run    build, start the dev server and a simulated worker, check health (the demo)"
 	@echo "make test   vet, format check, PowerShell grammar check, unit + integration tests"
+	@echo "make chaos  the long chaos suite: a rollout through worker kills, dev server crashes and faults"
 	@echo "make stop   stop what make started (PIDs in .data/)"
 	@echo "make server / make worker   start only that part; both do nothing if already running"
 
@@ -154,6 +155,14 @@ windows-build:
 
 test: $(TEMPORAL) vet fmt-check windows-build psgrammar-check
 	$(GO) test -count=1 -timeout 30m ./...
+
+# The long chaos suite (internal/chaos): 160 generated tenants rolled out
+# while the worker is killed 6 times, the dev server SIGKILLed and restarted
+# twice and 429/503/drop/host-crash windows open; -v prints its figures.
+# make test runs the short version (20 tenants) through go test ./...
+.PHONY: chaos
+chaos: $(TEMPORAL)
+	HYBRIDFLOW_CHAOS=full $(GO) test -count=1 -timeout 20m -v -run TestChaosRollout ./internal/chaos
 
 clean: stop
 	rm -rf $(DATA)

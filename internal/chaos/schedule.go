@@ -1,0 +1,142 @@
+// Package chaos drives a rollout of generated tenants through worker
+// kills, Temporal dev server crashes, throttling, server errors, dropped
+// connections and crashing PowerShell hosts, and holds what checks the
+// outcome: the seeded schedule of those events, the fault windows, the
+// detector of executions that overlapped, and the run's summary. The
+// suite itself is chaos_test.go (`make chaos`, and a shorter run in
+// `make test`).
+package chaos
+
+import (
+	"fmt"
+	"math/rand"
+	"sort"
+	"time"
+
+	"github.com/hybridflow/hybridflow/internal/sim"
+)
+
+// Event kinds.
+const (
+	KillWorker    = "kill-worker"    // the worker vanishes (SIGKILL-like) and a new incarnation starts
+	RestartServer = "restart-server" // the dev server is SIGKILLed and started again on its SQLite file
+	FaultsOn      = "faults-on"      // a fault window opens
+	FaultsOff     = "faults-off"     // and closes
+)
+
+// Event is one thing the harness does to the system. It fires once At
+// tenants have ended (verified, failed or paused): progress, not the wall
+// clock, so every event lands mid-rollout however fast the machine is.
+type Event struct {
+	At     int
+	Kind   string
+	Window string        // FaultsOn / FaultsOff: which window
+	Down   time.Duration // KillWorker / RestartServer: how long the part stays dead
+}
+
+func (e Event) String() string {
+	s := fmt.Sprintf("at %d ended: %s", e.At, e.Kind)
+	if e.Window != "" {
+		s += " " + e.Window
+	}
+	if e.Down > 0 {
+		s += fmt.Sprintf(" (down %s)", e.Down)
+	}
+	return s
+}
+
+// Size is how hard one run shakes the system.
+type Size struct {
+	Name           string
+	Tenants        int
+	Concurrency    int
+	WorkerKills    int
+	ServerRestarts int
+}
+
+// Short runs inside `make test`; Full is `make chaos`.
+var (
+	Short = Size{Name: "short", Tenants: 20, Concurrency: 8, WorkerKills: 2, ServerRestarts: 1}
+	Full  = Size{Name: "full", Tenants: 160, Concurrency: 25, WorkerKills: 6, ServerRestarts: 2}
+)
+
+// Windows are the fault windows, by name; each is open for a slice of the
+// rollout and only one is open at a time, so every fault counted while it
+// is open is its own (World.FaultsFired counts by kind, and a dropped
+// Graph connection and a crashed PowerShell host are both "drop").
+var Windows = map[string][]sim.FaultRule{
+	"throttle": {
+		{Protocol: sim.ProtoGraph, Kind: sim.FaultThrottle, Rate: 0.2, RetryAfter: time.Second},
+		{Protocol: sim.ProtoEXO, Kind: sim.FaultThrottle, Rate: 0.2, RetryAfter: time.Second},
+	},
+	"server-errors": {
+		{Protocol: sim.ProtoGraph, Kind: sim.FaultServer, Rate: 0.15},
+		{Protocol: sim.ProtoEXO, Kind: sim.FaultServer, Rate: 0.15},
+	},
+	"dropped-connections": {
+		{Protocol: sim.ProtoGraph, Kind: sim.FaultDrop, Rate: 0.1},
+		{Protocol: sim.ProtoEXO, Kind: sim.FaultDrop, Rate: 0.1},
+	},
+	"host-crashes": {
+		{Protocol: sim.ProtoShell, Kind: sim.FaultDrop, Rate: 0.08},
+	},
+}
+
+// WindowNames in a fixed order (map iteration is random).
+func WindowNames() []string {
+	out := make([]string, 0, len(Windows))
+	for n := range Windows {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Plan derives the schedule from the seed: the same seed and size give the
+// same events. Kills and restarts land between 10% and 85% of the tenants
+// ended, at distinct points; the fault windows split 5%–90% into
+// consecutive slices in a seeded order.
+func Plan(seed int64, s Size) []Event {
+	r := rand.New(rand.NewSource(seed))
+	n := s.Tenants
+	lo, hi := max(1, n/10), max(2, n*85/100)
+	used := map[int]bool{}
+	point := func() int {
+		for range 1000 {
+			at := lo + r.Intn(hi-lo+1)
+			if !used[at] {
+				used[at] = true
+				return at
+			}
+		}
+		return lo + r.Intn(hi-lo+1) // a tiny rollout: points may repeat
+	}
+	var ev []Event
+	for range s.WorkerKills {
+		ev = append(ev, Event{At: point(), Kind: KillWorker, Down: time.Duration(500+r.Intn(2500)) * time.Millisecond})
+	}
+	for range s.ServerRestarts {
+		ev = append(ev, Event{At: point(), Kind: RestartServer, Down: time.Duration(500+r.Intn(1500)) * time.Millisecond})
+	}
+	names := WindowNames()
+	r.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
+	from, to := n*5/100, n*90/100
+	slice := float64(to-from) / float64(len(names))
+	for i, name := range names {
+		on := from + int(float64(i)*slice)
+		off := from + int(float64(i+1)*slice)
+		if off <= on {
+			off = on + 1
+		}
+		ev = append(ev, Event{At: on, Kind: FaultsOn, Window: name}, Event{At: off, Kind: FaultsOff, Window: name})
+	}
+	// Closing a window before opening the next keeps one open at a time.
+	rank := map[string]int{FaultsOff: 0, KillWorker: 1, RestartServer: 2, FaultsOn: 3}
+	sort.SliceStable(ev, func(i, j int) bool {
+		if ev[i].At != ev[j].At {
+			return ev[i].At < ev[j].At
+		}
+		return rank[ev[i].Kind] < rank[ev[j].Kind]
+	})
+	return ev
+}

@@ -1,0 +1,86 @@
+package chaos
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hybridflow/hybridflow/internal/sim"
+)
+
+// Summary is what one chaos run measured; String prints it for the log
+// and the README.
+type Summary struct {
+	Size        Size
+	Seed        int64
+	Tenants     int
+	Verified    int            // at the end, after operator retries
+	States      map[string]int // end states as the rollout counted them
+	Paused      []string       // paused while the chaos ran, with step, error type and message
+	Retried     int            // paused tenants an operator retry sent on
+	WorkerKills int
+	// ServerRestarts and how long the server was unreachable in all.
+	ServerRestarts int
+	ServerDown     time.Duration
+	Faults         map[string]map[string]int // window -> kind -> fired
+	Executions     int                       // activity attempts the workers ran
+	FailedAttempts int                       // of which returned an error
+	CutByKill      int                       // of which were in flight when their worker was killed
+	Checks         []string                  // invariant checks run
+	Violations     []string
+	Wall           time.Duration
+}
+
+// HostCrashes is how many PowerShell host processes the fault injector
+// made exit: drops while the host-crashes window was open (only shell
+// rules are in it).
+func (s Summary) HostCrashes() int { return s.Faults["host-crashes"][sim.FaultDrop] }
+
+// FaultsByKind totals the faults over all windows.
+func (s Summary) FaultsByKind() map[string]int {
+	out := map[string]int{}
+	for _, kinds := range s.Faults {
+		for k, n := range kinds {
+			out[k] += n
+		}
+	}
+	return out
+}
+
+func (s Summary) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "chaos %s (seed %d): %d tenants at concurrency %d in %s\n", s.Size.Name, s.Seed, s.Tenants, s.Size.Concurrency, s.Wall.Round(time.Second))
+	fmt.Fprintf(&b, "  verified %d of %d; end states %s\n", s.Verified, s.Tenants, kv(s.States))
+	fmt.Fprintf(&b, "  paused with a reason while the chaos ran: %d (all sent on by an operator retry: %d)\n", len(s.Paused), s.Retried)
+	for _, p := range s.Paused {
+		fmt.Fprintf(&b, "    %s\n", p)
+	}
+	fmt.Fprintf(&b, "  worker kills %d; dev server restarts %d (down %s in all)\n", s.WorkerKills, s.ServerRestarts, s.ServerDown.Round(100*time.Millisecond))
+	fmt.Fprintf(&b, "  faults fired %s; PowerShell host crashes %d\n", kv(s.FaultsByKind()), s.HostCrashes())
+	for _, w := range WindowNames() {
+		fmt.Fprintf(&b, "    window %-20s %s\n", w, kv(s.Faults[w]))
+	}
+	fmt.Fprintf(&b, "  activity attempts %d (%d failed, %d in flight when their worker was killed)\n", s.Executions, s.FailedAttempts, s.CutByKill)
+	fmt.Fprintf(&b, "  invariant checks %d (%s); violations %d\n", len(s.Checks), strings.Join(s.Checks, ", "), len(s.Violations))
+	for _, v := range s.Violations {
+		fmt.Fprintf(&b, "    VIOLATION %s\n", v)
+	}
+	return b.String()
+}
+
+func kv(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
+	}
+	return strings.Join(parts, " ")
+}

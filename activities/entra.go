@@ -50,50 +50,32 @@ type EntraDiscoverInput struct {
 
 // DiscoverEntra reads the first-party service principal (keys and SPNs), the
 // dedicated application, its service principal and consent, and the
-// tenant's domains: the Entra half of plan.Observed.
+// tenant's domains: the Entra half of plan.Observed. It is one Graph JSON
+// batch (issue 9: one discovery round trip per system per tenant); see
+// graph.ReadEntraState for the rare cases that need more.
 func (a *Entra) DiscoverEntra(ctx context.Context, in EntraDiscoverInput) (plan.Observed, error) {
 	var o plan.Observed
 	c, err := a.client(in.Target)
 	if err != nil {
 		return o, err
 	}
-	sp, err := c.ServicePrincipalByAppID(ctx, cloud.FirstPartyAppID)
-	if err != nil && !errors.Is(err, graph.ErrNotFound) {
-		return o, classify("read the Exchange Online service principal", err)
+	st, err := c.ReadEntraState(ctx, cloud.FirstPartyAppID, in.DedicatedAppName)
+	if err != nil {
+		return o, classify("read the tenant's Entra state", err)
 	}
-	if sp != nil {
+	if sp := st.FirstParty; sp != nil {
 		o.FirstPartySP = plan.ServicePrincipal{ID: sp.ID, Keys: toPlanKeys(sp.KeyCredentials), SPNs: sp.ServicePrincipalNames}
 	}
-	if in.DedicatedAppName != "" {
-		app, err := c.ApplicationByDisplayName(ctx, in.DedicatedAppName)
-		switch {
-		case errors.Is(err, graph.ErrNotFound):
-		case err != nil:
-			return o, classify("read application "+in.DedicatedAppName, err)
-		default:
-			o.DedicatedApp = plan.Application{Exists: true, ID: app.ID, AppID: app.AppID, Keys: toPlanKeys(app.KeyCredentials), HasFullAccessAsApp: hasFullAccess(app.RequiredResourceAccess)}
-			dsp, err := c.ServicePrincipalByAppID(ctx, app.AppID)
-			switch {
-			case errors.Is(err, graph.ErrNotFound):
-			case err != nil:
-				return o, classify("read the dedicated application's service principal", err)
-			default:
-				o.DedicatedSP = plan.DedicatedSP{Exists: true, ID: dsp.ID}
-				if sp != nil {
-					as, err := c.AppRoleAssignments(ctx, dsp.ID)
-					if err != nil {
-						return o, classify("read app role assignments", err)
-					}
-					o.ConsentGranted = hasConsent(as, sp.ID)
-				}
+	if app := st.Application; app != nil {
+		o.DedicatedApp = plan.Application{Exists: true, ID: app.ID, AppID: app.AppID, Keys: toPlanKeys(app.KeyCredentials), HasFullAccessAsApp: hasFullAccess(app.RequiredResourceAccess)}
+		if dsp := st.ApplicationSP; dsp != nil {
+			o.DedicatedSP = plan.DedicatedSP{Exists: true, ID: dsp.ID}
+			if st.FirstParty != nil {
+				o.ConsentGranted = hasConsent(st.Assignments, st.FirstParty.ID)
 			}
 		}
 	}
-	ds, err := c.Domains(ctx)
-	if err != nil {
-		return o, classify("read tenant domains", err)
-	}
-	for _, d := range ds {
+	for _, d := range st.Domains {
 		if d.IsVerified {
 			o.TenantDomains = append(o.TenantDomains, d.ID)
 		}

@@ -1,0 +1,324 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.uber.org/zap"
+
+	"github.com/hybridflow/hybridflow/internal/backend"
+	"github.com/hybridflow/hybridflow/internal/cloud"
+	"github.com/hybridflow/hybridflow/internal/graph"
+	"github.com/hybridflow/hybridflow/internal/plan"
+	"github.com/hybridflow/hybridflow/internal/sim"
+)
+
+// Tenants of configs/sim/small.yaml.
+const (
+	entraSmall1 = "22222222-2222-4222-8222-000000000001" // clean: a fresh tenant
+	entraSmall2 = "22222222-2222-4222-8222-000000000002" // a foreign and an expired key
+	entraApp    = "ExchangeServerApp-48f03c0a-1fa8-4017-a884-615d687d831c"
+)
+
+type entraTest struct {
+	w   *sim.World
+	be  *backend.Backend
+	a   *Entra
+	env *testsuite.TestActivityEnvironment
+}
+
+func newEntraTest(t *testing.T) *entraTest {
+	t.Helper()
+	w, err := sim.Load(filepath.Join("..", "configs", "sim", "small.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	be, err := backend.NewSimulated(ctx, w, zap.NewNop(), backend.SimOptions{DirectShell: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(be.Close)
+	a := &Entra{Clients: be, Now: w.Now}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	return &entraTest{w: w, be: be, a: a, env: env}
+}
+
+func (e *entraTest) target(t *testing.T, tenant string) Target {
+	t.Helper()
+	var c string
+	if !e.w.View(tenant, func(tn *sim.Tenant) { c = tn.Cloud }) {
+		t.Fatalf("no tenant %s", tenant)
+	}
+	return Target{TenantID: tenant, Cloud: c}
+}
+
+func (e *entraTest) counters(tenant string) sim.TenantCounters {
+	if tc := e.w.Stats().ByTenant[strings.ToLower(tenant)]; tc != nil {
+		return *tc
+	}
+	return sim.TenantCounters{}
+}
+
+func (e *entraTest) discover(t *testing.T, tenant string) (plan.Observed, error) {
+	t.Helper()
+	var o plan.Observed
+	v, err := e.env.ExecuteActivity(e.a.DiscoverEntra, EntraDiscoverInput{Target: e.target(t, tenant), DedicatedAppName: entraApp})
+	if err == nil {
+		err = v.Get(&o)
+	}
+	return o, err
+}
+
+// step runs a write activity and returns its result.
+func (e *entraTest) step(t *testing.T, fn any, in any) StepResult {
+	t.Helper()
+	v, err := e.env.ExecuteActivity(fn, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r StepResult
+	if err := v.Get(&r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// authKey is the tenant's on-prem auth certificate as a key to upload.
+func (e *entraTest) authKey(t *testing.T, tenant string) plan.Key {
+	t.Helper()
+	var c *sim.ExchangeCertificate
+	e.w.View(tenant, func(tn *sim.Tenant) { c = tn.OnPrem.Certificates[0] })
+	return authCertKey(AuthCertificate{Thumbprint: c.Thumbprint, NotBefore: c.NotBefore, NotAfter: c.NotAfter, DER: c.DER})
+}
+
+// converge writes the dedicated-application configuration with the
+// product's own Entra activities; withSP false stops after the application.
+func (e *entraTest) converge(t *testing.T, tenant string, withSP bool) {
+	t.Helper()
+	tg := e.target(t, tenant)
+	app := e.step(t, e.a.EnsureDedicatedApplication, DedicatedAppInput{Target: tg, Name: entraApp})
+	e.step(t, e.a.EnsureApplicationKeys, AppKeysInput{Target: tg, AppID: app.AppID, Name: entraApp, Keys: []plan.Key{e.authKey(t, tenant)}})
+	if !withSP {
+		return
+	}
+	e.step(t, e.a.EnsureDedicatedServicePrincipal, AppIDInput{Target: tg, AppID: app.AppID})
+	e.step(t, e.a.GrantDedicatedConsent, AppIDInput{Target: tg, AppID: app.AppID})
+	e.step(t, e.a.EnsureFirstPartyServicePrincipal, FirstPartyInput{Target: tg, SPNs: []string{"https://mail." + tenant + ".example.com/"}})
+}
+
+// discoverIndividually is DiscoverEntra as it was before batching (one
+// Graph read per object), kept as the reference the batched read must
+// match exactly.
+func discoverIndividually(ctx context.Context, c *graph.Client, appName string) (plan.Observed, error) {
+	var o plan.Observed
+	sp, err := c.ServicePrincipalByAppID(ctx, cloud.FirstPartyAppID)
+	if err != nil && !errors.Is(err, graph.ErrNotFound) {
+		return o, err
+	}
+	if sp != nil {
+		o.FirstPartySP = plan.ServicePrincipal{ID: sp.ID, Keys: toPlanKeys(sp.KeyCredentials), SPNs: sp.ServicePrincipalNames}
+	}
+	app, err := c.ApplicationByDisplayName(ctx, appName)
+	switch {
+	case errors.Is(err, graph.ErrNotFound):
+	case err != nil:
+		return o, err
+	default:
+		o.DedicatedApp = plan.Application{Exists: true, ID: app.ID, AppID: app.AppID, Keys: toPlanKeys(app.KeyCredentials), HasFullAccessAsApp: hasFullAccess(app.RequiredResourceAccess)}
+		dsp, err := c.ServicePrincipalByAppID(ctx, app.AppID)
+		switch {
+		case errors.Is(err, graph.ErrNotFound):
+		case err != nil:
+			return o, err
+		default:
+			o.DedicatedSP = plan.DedicatedSP{Exists: true, ID: dsp.ID}
+			if sp != nil {
+				as, err := c.AppRoleAssignments(ctx, dsp.ID)
+				if err != nil {
+					return o, err
+				}
+				o.ConsentGranted = hasConsent(as, sp.ID)
+			}
+		}
+	}
+	ds, err := c.Domains(ctx)
+	if err != nil {
+		return o, err
+	}
+	for _, d := range ds {
+		if d.IsVerified {
+			o.TenantDomains = append(o.TenantDomains, d.ID)
+		}
+	}
+	return o, nil
+}
+
+// sameAsIndividually compares DiscoverEntra's result (called directly, not
+// through the activity environment's JSON round trip) with the individual
+// reads', value for value.
+func (e *entraTest) sameAsIndividually(t *testing.T, tenant string) {
+	t.Helper()
+	tg := e.target(t, tenant)
+	got, err := e.a.DiscoverEntra(context.Background(), EntraDiscoverInput{Target: tg, DedicatedAppName: entraApp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := e.be.Graph(tg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := discoverIndividually(context.Background(), c, entraApp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("batched discovery\n%#v\nindividual reads\n%#v", got, want)
+	}
+}
+
+// TestDiscoverEntraIsOneGraphRead: issue 9's cost target (one discovery
+// round trip per system per tenant, no writes) for a fresh tenant, one
+// with the dedicated application and its service principal but no
+// consent, and a converged one; and the result is exactly what the
+// individual reads gave.
+func TestDiscoverEntraIsOneGraphRead(t *testing.T) {
+	e := newEntraTest(t)
+	cases := []struct {
+		name   string
+		tenant string
+		setup  func(t *testing.T)
+		check  func(t *testing.T, o plan.Observed)
+	}{
+		{"fresh", entraSmall1, func(*testing.T) {}, func(t *testing.T, o plan.Observed) {
+			if o.DedicatedApp.Exists || o.DedicatedSP.Exists || o.ConsentGranted || o.FirstPartySP.ID == "" || len(o.TenantDomains) != 3 {
+				t.Errorf("fresh: %+v", o)
+			}
+		}},
+		{"dedicated app without consent", entraSmall2, func(t *testing.T) {
+			e.converge(t, entraSmall2, false)
+			app := e.step(t, e.a.EnsureDedicatedApplication, DedicatedAppInput{Target: e.target(t, entraSmall2), Name: entraApp})
+			e.step(t, e.a.EnsureDedicatedServicePrincipal, AppIDInput{Target: e.target(t, entraSmall2), AppID: app.AppID})
+		}, func(t *testing.T, o plan.Observed) {
+			if !o.DedicatedApp.Exists || !o.DedicatedApp.HasFullAccessAsApp || len(o.DedicatedApp.Keys) != 1 || !o.DedicatedSP.Exists || o.ConsentGranted {
+				t.Errorf("dedicated app: %+v", o)
+			}
+		}},
+		{"converged", entraSmall1, func(t *testing.T) { e.converge(t, entraSmall1, true) }, func(t *testing.T, o plan.Observed) {
+			if !o.DedicatedApp.Exists || !o.DedicatedSP.Exists || !o.ConsentGranted || len(o.FirstPartySP.SPNs) != 4 {
+				t.Errorf("converged: %+v", o)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.setup(t)
+			before := e.counters(tc.tenant)
+			o, err := e.discover(t, tc.tenant)
+			if err != nil {
+				t.Fatal(err)
+			}
+			after := e.counters(tc.tenant)
+			if reads := after.GraphReads - before.GraphReads; reads != 1 || after.Writes != before.Writes {
+				t.Fatalf("DiscoverEntra made %d Graph read(s) and %d write(s); want 1 and 0", reads, after.Writes-before.Writes)
+			}
+			tc.check(t, o)
+			e.sameAsIndividually(t, tc.tenant)
+		})
+	}
+}
+
+// TestDiscoverEntraApplicationWithoutServicePrincipal: the one partial
+// state one batch cannot settle (no service principal under the
+// application's name might be a renamed one), so the appId lookup follows:
+// two reads, and the same result as the individual reads.
+func TestDiscoverEntraApplicationWithoutServicePrincipal(t *testing.T) {
+	e := newEntraTest(t)
+	e.converge(t, entraSmall1, false)
+	before := e.counters(entraSmall1)
+	o, err := e.discover(t, entraSmall1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reads := e.counters(entraSmall1).GraphReads - before.GraphReads; reads != 2 || !o.DedicatedApp.Exists || o.DedicatedSP.Exists {
+		t.Fatalf("%d reads, %+v", reads, o)
+	}
+	e.sameAsIndividually(t, entraSmall1)
+}
+
+func TestDiscoverEntraErrorsKeepTheirTypes(t *testing.T) {
+	e := newEntraTest(t)
+	cases := []struct {
+		name      string
+		rule      sim.FaultRule
+		typ       string
+		retryable bool
+		delay     time.Duration
+	}{
+		{"inner 429", sim.FaultRule{Operation: "GET domains", Kind: sim.FaultThrottle, Rate: 1, RetryAfter: 45 * time.Second}, ErrThrottled, true, 45 * time.Second},
+		{"inner 503", sim.FaultRule{Operation: "GET applications", Kind: sim.FaultServer, Rate: 1, RetryAfter: 40 * time.Second}, ErrTransient, true, 40 * time.Second},
+		{"inner 403", sim.FaultRule{Operation: "GET servicePrincipals", Kind: sim.FaultFail, ErrorType: "403", Rate: 1}, ErrMissingPermission, false, 0},
+		{"batch 429", sim.FaultRule{Operation: "POST $batch", Kind: sim.FaultThrottle, Rate: 1, RetryAfter: 45 * time.Second}, ErrThrottled, true, 45 * time.Second},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.rule.Protocol = sim.ProtoGraph
+			e.w.SetFaults([]sim.FaultRule{tc.rule})
+			began := time.Now()
+			_, err := e.discover(t, entraSmall1)
+			if time.Since(began) > 5*time.Second {
+				t.Fatalf("waited %s for a Retry-After beyond the in-call budget", time.Since(began))
+			}
+			var app *temporal.ApplicationError
+			if !errors.As(err, &app) || app.Type() != tc.typ || app.NonRetryable() == tc.retryable || app.NextRetryDelay() != tc.delay {
+				t.Fatalf("got %v (%#v)", err, app)
+			}
+		})
+	}
+	e.w.SetFaults(nil)
+}
+
+// TestLegacyFirstPartyKeysAndNamesInOnePatch: a fresh tenant's legacy
+// step 4 and 5 write the first-party principal's keys and SPNs together,
+// in exactly one Graph write.
+func TestLegacyFirstPartyKeysAndNamesInOnePatch(t *testing.T) {
+	e := newEntraTest(t)
+	tg := e.target(t, entraSmall1)
+	key := e.authKey(t, entraSmall1)
+	before := e.counters(entraSmall1)
+	r := e.step(t, e.a.EnsureFirstPartyServicePrincipal, FirstPartyInput{Target: tg, Keys: []plan.Key{key}, SPNs: []string{"https://mail.small1.example.com/"}})
+	after := e.counters(entraSmall1)
+	if r.Outcome != Updated || after.GraphWrites-before.GraphWrites != 1 || after.Writes-before.Writes != 1 {
+		t.Fatalf("%+v; %d Graph write(s), want one PATCH", r, after.GraphWrites-before.GraphWrites)
+	}
+	var fp sim.ServicePrincipal
+	e.w.View(entraSmall1, func(tn *sim.Tenant) {
+		for _, sp := range tn.Entra.ServicePrincipals {
+			if sp.AppID == cloud.FirstPartyAppID {
+				fp = *sp
+			}
+		}
+	})
+	if len(fp.KeyCredentials) != 1 || !containsString(fp.ServicePrincipalNames, "https://mail.small1.example.com/") {
+		t.Fatalf("first party after the PATCH: %d keys, SPNs %v", len(fp.KeyCredentials), fp.ServicePrincipalNames)
+	}
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

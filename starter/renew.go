@@ -522,12 +522,12 @@ with other --window values decides with those.`,
 
 // renewWould says what a renewal run decides for a report status.
 var renewWould = map[string]string{
-	"expired":     "take the emergency path (the current certificate has expired)",
-	"emergency":   "take the emergency path (the current certificate is missing or expires within the emergency threshold)",
-	"due":         "renew: create, stage and upload a new certificate",
-	"staged":      "go on with the staged certificate (publish it on its effective date)",
-	"key-missing": "nothing to renew; the current certificate's key is not in Entra (run setup)",
-	"ok":          "nothing: the current certificate is outside the renewal window",
+	"expired":     "a renewal now would take the emergency path (the current certificate has expired)",
+	"emergency":   "a renewal now would take the emergency path (the current certificate is missing or expires within the emergency threshold)",
+	"due":         "a renewal now would create, stage and upload a new certificate",
+	"staged":      "a renewal now would go on with the staged certificate (publish it on its effective date)",
+	"key-missing": "a renewal now would renew nothing; the current certificate's key is not in Entra (run setup)",
+	"ok":          "a renewal now would do nothing: the current certificate is outside the renewal window",
 }
 
 func (a *app) renewNowDryRun(ctx context.Context, file, tenant string) error {
@@ -558,7 +558,7 @@ func (a *app) renewNowDryRun(ctx context.Context, file, tenant string) error {
 	if r.Status == "error" {
 		return silentExit{code: 1}
 	}
-	a.printf("dry run: a renewal now would %s; nothing was triggered\n", would)
+	a.printf("dry run: %s; nothing was triggered\n", would)
 	return nil
 }
 

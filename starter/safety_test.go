@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+
+	"github.com/hybridflow/hybridflow/internal/sim"
+	"github.com/hybridflow/hybridflow/workflows"
+)
+
+// TestOperatorSafetyOnDevServer runs the operator-safety commands against
+// the real dev server and a simulated worker on the demo world: every
+// --dry-run leaves the world dump byte-identical and sends no write; a
+// paused setup survives a declined or unconfirmed abort and is undone
+// only after "y"; a renewal schedule survives "n" and goes after "y".
+func TestOperatorSafetyOnDevServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: starts the Temporal dev server")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	world, err := sim.Load(filepath.Join("..", "configs", "sim", "demo.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, c := simWorker(t, ctx, world, true, "safety")
+	addr := "--address=" + srv.FrontendHostPort()
+	cli := func(stdin io.Reader, args ...string) (int, string, string) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		code := runIO(ctx, append(args, addr), stdin, &out, &errb, func(string) string { return "" })
+		return code, out.String(), errb.String()
+	}
+	noTTY := func() io.Reader { return strings.NewReader("") }
+	const (
+		demo1 = "11111111-1111-4111-8111-000000000001"
+		demo6 = "11111111-1111-4111-8111-000000000006"
+	)
+
+	t.Run("dry runs write nothing", func(t *testing.T) {
+		before, err := world.Dump()
+		if err != nil {
+			t.Fatal(err)
+		}
+		writesBefore := world.Stats().ByTenant[demo1]
+		runs := []struct {
+			args []string
+			want string
+		}{
+			{[]string{"setup", "-f", demoInventory, "-t", demo1, "--dry-run"}, "step(s) would write"},
+			{[]string{"resume", "-f", demoInventory, "-t", demo1, "--dry-run"}, "step(s) would write"},
+			{[]string{"migrate", "-f", demoInventory, "-t", demo1, "--dry-run"}, "remove-legacy-key"},
+			{[]string{"migrate", "-f", demoInventory, "-t", demo1, "--dry-run", "--keep-legacy-key"}, "skipped by request"},
+			{[]string{"renew", "now", "-f", demoInventory, "-t", demo1, "--dry-run"}, "dry run: a renewal now would"},
+			{[]string{"renew", "schedule", "-f", demoInventory, "--dry-run"}, "would-create"},
+		}
+		for _, r := range runs {
+			code, out, errOut := cli(noTTY(), r.args...)
+			t.Logf("%s:\n%s", strings.Join(r.args, " "), out)
+			if code != 0 || !strings.Contains(out, r.want) {
+				t.Fatalf("%v: exit %d, want %q in:\n%s%s", r.args, code, r.want, out, errOut)
+			}
+		}
+		after, err := world.Dump()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(before, after) {
+			t.Fatalf("a dry run changed the world (%d bytes before, %d after)", len(before), len(after))
+		}
+		var wb int64
+		if writesBefore != nil {
+			wb = writesBefore.Writes
+		}
+		if w := world.Stats().ByTenant[demo1]; w == nil || w.Writes != wb || w.ShellRoundTrips == 0 {
+			t.Fatalf("tenant counters after the dry runs: %+v (writes before %d); want reads and no write", w, wb)
+		}
+		// Nothing was started under the setup's own ID, and no schedule exists.
+		if _, err := c.DescribeWorkflowExecution(ctx, workflows.SetupWorkflowID(demo1), ""); !isNotFound(err) {
+			t.Fatalf("a dry run started the setup workflow: %v", err)
+		}
+		if _, err := c.ScheduleClient().GetHandle(ctx, workflows.RenewalScheduleID(demo1)).Describe(ctx); !isNotFound(err) {
+			t.Fatalf("renew schedule --dry-run created a schedule: %v", err)
+		}
+	})
+
+	t.Run("abort asks first", func(t *testing.T) {
+		if code, out, errOut := cli(noTTY(), "setup", "-f", demoInventory, "-t", demo6, "--no-wait"); code != 0 {
+			t.Fatalf("setup: %d %s%s", code, out, errOut)
+		}
+		id := workflows.SetupWorkflowID(demo6)
+		paused := func() bool {
+			st, err := querySetup(ctx, c, id)
+			return err == nil && st.Paused != nil
+		}
+		for deadline := time.Now().Add(90 * time.Second); !paused(); time.Sleep(300 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("demo 6 never paused")
+			}
+		}
+		if code, _, errOut := cli(noTTY(), "abort", "-t", demo6); code == 0 || !strings.Contains(errOut, "--yes") {
+			t.Fatalf("abort without a terminal or --yes: exit %d %s", code, errOut)
+		}
+		if code, _, errOut := cli(answeredTTY(t, ptr("n")), "abort", "-t", demo6); code == 0 || !strings.Contains(errOut, "[y/N]") || !strings.Contains(errOut, errNotConfirmed.Error()) {
+			t.Fatalf("abort answered n: exit %d %s", code, errOut)
+		}
+		// The bulk form lists what it would undo before asking. Visibility
+		// may lag the pause by a moment.
+		var errOut string
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(300 * time.Millisecond) {
+			var code int
+			code, _, errOut = cli(answeredTTY(t, ptr("n")), "abort", "--all-paused")
+			if code != 0 && strings.Contains(errOut, demo6) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("abort --all-paused answered n: exit %d %s", code, errOut)
+			}
+		}
+		if !strings.Contains(errOut, "Abort 1 paused setup(s)") || !strings.Contains(errOut, errNotConfirmed.Error()) {
+			t.Fatalf("bulk abort question: %s", errOut)
+		}
+		if !paused() {
+			t.Fatal("the setup is no longer paused after two declined aborts")
+		}
+		code, out, errOut := cli(answeredTTY(t, ptr("y")), "abort", "-t", demo6)
+		if code != 0 || !strings.Contains(out, "abort sent to "+demo6) {
+			t.Fatalf("abort answered y: exit %d %s%s", code, out, errOut)
+		}
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(300 * time.Millisecond) {
+			d, err := c.DescribeWorkflowExecution(ctx, id, "")
+			if err == nil && d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the setup did not end after the confirmed abort: %v", err)
+			}
+		}
+		if st, err := querySetup(ctx, c, id); err != nil || st.State != workflows.StateAborted {
+			t.Fatalf("state after abort: %+v %v", st.State, err)
+		}
+	})
+
+	t.Run("renew delete asks first", func(t *testing.T) {
+		if code, out, errOut := cli(noTTY(), "renew", "schedule", "-f", demoInventory, "-t", demo1, "--every", "24h"); code != 0 {
+			t.Fatalf("schedule: %d %s%s", code, out, errOut)
+		}
+		h := c.ScheduleClient().GetHandle(ctx, workflows.RenewalScheduleID(demo1))
+		if code, _, errOut := cli(answeredTTY(t, ptr("n")), "renew", "delete", "-t", demo1); code == 0 || !strings.Contains(errOut, errNotConfirmed.Error()) {
+			t.Fatalf("delete answered n: exit %d %s", code, errOut)
+		}
+		if _, err := h.Describe(ctx); err != nil {
+			t.Fatalf("the schedule is gone after n: %v", err)
+		}
+		if code, out, errOut := cli(answeredTTY(t, ptr("y")), "renew", "delete", "-t", demo1); code != 0 || !strings.Contains(out, "deleted ") {
+			t.Fatalf("delete answered y: exit %d %s%s", code, out, errOut)
+		}
+		if _, err := h.Describe(ctx); !isNotFound(err) {
+			t.Fatalf("the schedule survived y: %v", err)
+		}
+	})
+}
+
+func isNotFound(err error) bool {
+	var nf *serviceerror.NotFound
+	return errors.As(err, &nf)
+}

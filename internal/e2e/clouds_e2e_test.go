@@ -197,6 +197,13 @@ func TestE2ECloudNamesAndAvailabilityAddressSpace(t *testing.T) {
 			t.Errorf("small2 key %s (%s, expired=%v): present after the run = %v", tp, k.DisplayName, expired, got)
 		}
 	}
+	// Legacy mode writes Entra once: the first-party principal's keys and
+	// SPNs go in one PATCH (steps 4 and 5 together), nothing else on Graph.
+	for _, id := range []string{small2, small3, old.ID} {
+		if c := e.world.Stats().ByTenant[strings.ToLower(id)]; c == nil || c.GraphWrites != 1 {
+			t.Errorf("%s: %+v Graph writes, want exactly one PATCH of the first-party service principal", id, c)
+		}
+	}
 	if o := e.rec.overlaps(); len(o) > 0 {
 		t.Errorf("steps ran twice at once:\n%s", strings.Join(o, "\n"))
 	}

@@ -161,14 +161,19 @@ func TestE2EHalfConfiguredTenantsConverge(t *testing.T) {
 	}
 	e.recordHistory(ctx, runA, "setup-dedicated-half-configured")
 
-	// Converged means converged: setting A up again writes nothing.
-	writes := func() int64 { return e.world.Stats().ByTenant[strings.ToLower(a.ID)].Writes }
-	w0 := writes()
+	// Converged means converged: setting A up again writes nothing, and
+	// reads Graph at most once (issue 9: one batched Entra discovery).
+	counters := func() sim.TenantCounters { return *e.world.Stats().ByTenant[strings.ToLower(a.ID)] }
+	c0 := counters()
 	again, err := e.result(ctx, e.start(ctx, e.tenant(a.ID), workflows.SetupOptions{}))
-	if err != nil || again.State != workflows.StateVerified || again.Writes != 0 || writes() != w0 {
-		t.Errorf("second setup of A: state %s, error %v, %d workflow write(s), %d world write(s); want verified and none", again.State, err, again.Writes, writes()-w0)
+	c1 := counters()
+	if err != nil || again.State != workflows.StateVerified || again.Writes != 0 || c1.Writes != c0.Writes {
+		t.Errorf("second setup of A: state %s, error %v, %d workflow write(s), %d world write(s); want verified and none", again.State, err, again.Writes, c1.Writes-c0.Writes)
 	}
-	t.Logf("%d writes for A, %d for B, 0 on the second run of A; %s", resA.Writes, resB.Writes, time.Since(began).Round(time.Millisecond))
+	if reads := c1.GraphReads - c0.GraphReads; reads > 1 || c1.GraphWrites != c0.GraphWrites {
+		t.Errorf("second setup of A: %d Graph read(s), %d Graph write(s); want at most 1 and 0", reads, c1.GraphWrites-c0.GraphWrites)
+	}
+	t.Logf("%d writes for A, %d for B; the second run of A: 0 writes, %d Graph read(s); %s", resA.Writes, resB.Writes, c1.GraphReads-c0.GraphReads, time.Since(began).Round(time.Millisecond))
 }
 
 func thumbprints(ks []sim.KeyCredential) []string {

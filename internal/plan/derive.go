@@ -19,6 +19,10 @@ var (
 	// ErrAuthCertificate: the auth certificate to upload is absent or
 	// expired (FACTS §7).
 	ErrAuthCertificate = errors.New("auth certificate problem")
+	// ErrForeignDomain: a domain the inventory names is not a verified
+	// domain of the tenant in Entra, so connectors and auth servers would
+	// point at a domain someone else may own.
+	ErrForeignDomain = errors.New("domain not verified in the tenant")
 )
 
 // Names the documents fix (FACTS §1, §2).
@@ -100,6 +104,7 @@ func Derive(t TenantFacts, p cloud.Profile, o Observed) (Desired, []string, erro
 		missing("no on-premises SMTP domain is left once initial, routing and Microsoft-owned domains are excluded; set smtp_domains")
 	}
 	d.SMTPDomains = smtp
+	errs = append(errs, foreignDomains(t, o, d.InitialDomain, routing, smtp)...)
 
 	// Versions: mode (FACTS §2) and step 8.
 	servers, err := parseServers(o.Servers)
@@ -181,10 +186,45 @@ func Derive(t TenantFacts, p cloud.Profile, o Observed) (Desired, []string, erro
 		d.LegacyThumbprints = legacyThumbprints(o)
 	}
 
+	if len(o.TenantDomains) == 0 && mode != ModeDedicatedApp {
+		// Dedicated mode warns about the same gap above.
+		warn = append(warn, "Entra reported no verified tenant domains, so the inventory's domains could not be checked against the tenant")
+	}
+
 	if len(errs) > 0 {
 		return Desired{}, warn, errors.Join(errs...)
 	}
 	return d, warn, nil
+}
+
+// foreignDomains checks every domain the inventory sets (and the plan
+// uses) against the tenant's verified Entra domains, naming the inventory
+// field. A typo or another customer's domain in routing_domain or
+// smtp_domains would aim this tenant's connectors at someone else's mail.
+// Discovered domains come from the tenant's own organisation and are not
+// checked; with no Entra domains at all nothing can be checked (warned).
+func foreignDomains(t TenantFacts, o Observed, initial, routing string, smtp []string) []error {
+	if len(o.TenantDomains) == 0 {
+		return nil
+	}
+	verified := dedupeDomains(o.TenantDomains)
+	list := strings.Join(verified, ", ")
+	var errs []error
+	check := func(field, dom string) {
+		if dom != "" && !slices.Contains(verified, dom) {
+			errs = append(errs, fmt.Errorf("%w: %s %q is not a verified domain of tenant %s (Entra lists %s)", ErrForeignDomain, field, dom, t.ID, list))
+		}
+	}
+	check("initial_domain", initial)
+	if normDomain(t.RoutingDomain) != "" {
+		check("routing_domain", routing)
+	}
+	if len(t.SMTPDomains) > 0 {
+		for _, dom := range smtp {
+			check("smtp_domains", dom)
+		}
+	}
+	return errs
 }
 
 func deriveRouting(t TenantFacts, p cloud.Profile, o Observed, initial string) (string, error) {

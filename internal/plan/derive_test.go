@@ -40,6 +40,8 @@ func TestOnlineIOCTargets(t *testing.T) {
 				w.o.AcceptedDomains = c.accepted
 			}
 			w.t.RoutingDomain = w.p.RoutingDomain(w.t.InitialDomain)
+			// Configured domains must be verified in Entra.
+			w.o.TenantDomains = append(w.o.TenantDomains, "tailspin.com", w.t.RoutingDomain)
 			d, warn := mustDerive(t, w)
 			if !slices.Equal(d.OnlineIOC.TargetAddressDomains, c.want) || !slices.Equal(d.SMTPDomains, c.want) {
 				t.Errorf("targets %v, want %v", d.OnlineIOC.TargetAddressDomains, c.want)
@@ -78,6 +80,7 @@ func TestRoutingDomain(t *testing.T) {
 				w.o.AcceptedDomains = append(w.o.AcceptedDomains, AcceptedDomain{DomainName: a})
 			}
 			w.t.RoutingDomain = c.override
+			w.o.TenantDomains = append(w.o.TenantDomains, "hybrid.mail.onmicrosoft.com")
 			d, _, err := Derive(w.t, w.p, w.o)
 			if c.err != "" {
 				if !errors.Is(err, ErrMissingInput) || !strings.Contains(err.Error(), c.err) {
@@ -151,6 +154,7 @@ func TestDeriveOverrides(t *testing.T) {
 		OnPremAutodiscoverURL: "https://ad.tailspin.com/autodiscover/autodiscover.svc", OnPremEWSExternalURL: "https://ews.tailspin.com/EWS/Exchange.asmx",
 		SPNHosts: []string{"ews.tailspin.com", "EWS.tailspin.com.", "ad.tailspin.com"}, OnPremMailbox: "ops@tailspin.com", CloudMailbox: "ops-cloud@tailspin.com",
 	}
+	w.o.TenantDomains = append(w.o.TenantDomains, "Tailspin.com", "contoso.mail.onmicrosoft.com")
 	d, _ := mustDerive(t, w)
 	checks := map[string][2]string{
 		"tenant":          {d.TenantID, tenantID},
@@ -232,6 +236,66 @@ func TestDeriveDiscovery(t *testing.T) {
 		_, _, err := Derive(w.t, w.p, w.o)
 		if !errors.Is(err, ErrMissingInput) || !errors.Is(err, ErrAuthCertificate) {
 			t.Errorf("want both errors joined, got %v", err)
+		}
+	})
+}
+
+// TestForeignDomainsRefused: every domain the inventory sets must be a
+// verified domain of the tenant in Entra; otherwise the plan fails before
+// any write with ErrForeignDomain naming the inventory field. Discovered
+// domains and Microsoft-owned names that step 7 drops anyway are not
+// judged, and a tenant whose Entra lists no domain is warned about.
+func TestForeignDomainsRefused(t *testing.T) {
+	cases := []struct {
+		name    string
+		change  func(*world)
+		field   string // "" = no error
+		mention string
+	}{
+		{"discovered domains only", func(*world) {}, "", ""},
+		{"configured and verified, any case", func(w *world) {
+			w.t.RoutingDomain = "CONTOSO.mail.onmicrosoft.com."
+			w.t.SMTPDomains = []string{"Fabrikam.com"}
+			w.o.TenantDomains = append(w.o.TenantDomains, "contoso.mail.onmicrosoft.com")
+		}, "", ""},
+		{"routing domain of another tenant", func(w *world) { w.t.RoutingDomain = "fourthcoffee.mail.onmicrosoft.com" }, "routing_domain", `"fourthcoffee.mail.onmicrosoft.com"`},
+		{"SMTP domain typo", func(w *world) { w.t.SMTPDomains = []string{"contoso.com", "fabrikan.com"} }, "smtp_domains", `"fabrikan.com"`},
+		{"initial domain not the tenant's", func(w *world) {
+			w.t.InitialDomain = "fourthcoffee.onmicrosoft.com"
+			w.o.AcceptedDomains = append(w.o.AcceptedDomains, AcceptedDomain{DomainName: "fourthcoffee.mail.onmicrosoft.com"})
+		}, "initial_domain", `"fourthcoffee.onmicrosoft.com"`},
+		{"Microsoft-owned SMTP entry is dropped, not judged", func(w *world) {
+			w.t.SMTPDomains = []string{"contoso.com", "other.onmicrosoft.com"}
+		}, "", ""},
+		{"unverified domain is not enough", func(w *world) {
+			w.t.SMTPDomains = []string{"tailspin.com"}
+			w.o.AcceptedDomains = append(w.o.AcceptedDomains, AcceptedDomain{DomainName: "tailspin.com"})
+		}, "smtp_domains", `"tailspin.com"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			w := contoso("global")
+			c.change(&w)
+			_, _, err := Derive(w.t, w.p, w.o)
+			if c.field == "" {
+				if err != nil {
+					t.Fatalf("Derive: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrForeignDomain) || !strings.Contains(err.Error(), c.field+" "+c.mention) || !strings.Contains(err.Error(), "contoso.com") {
+				t.Fatalf("err %v, want ErrForeignDomain naming %s %s and the verified domains", err, c.field, c.mention)
+			}
+		})
+	}
+	t.Run("no Entra domains: warned, not refused", func(t *testing.T) {
+		w := contoso("global")
+		w.t.ModeSetting = "legacy-first-party"
+		w.t.SMTPDomains = []string{"tailspin.com"}
+		w.o.TenantDomains = nil
+		_, warn := mustDerive(t, w)
+		if !slices.ContainsFunc(warn, func(s string) bool { return strings.Contains(s, "could not be checked") }) {
+			t.Fatalf("warnings %q", warn)
 		}
 	})
 }

@@ -274,6 +274,8 @@ func (c *Client) sendBatch(ctx context.Context, steps []batchStep, requests *int
 			if err != nil {
 				return invalidf(steps[i].op, "add batch request: %v", err)
 			}
+			u := decodeParamNames(deref(item.GetUrl()))
+			item.SetUrl(&u)
 			ids[deref(item.GetId())] = i
 		}
 		*requests++
@@ -343,6 +345,28 @@ func batchItemError(op string, status int32, headers map[string]string, body []b
 	}
 	e.Kind = kindForStatus(e.Status, e.Code)
 	return e
+}
+
+// decodeParamNames writes query option names as "$filter", not
+// "%24filter": the batch item carries the URL as Kiota encoded it, without
+// the parameter-name decoding middleware that shapes direct requests, and
+// Graph should see the same URL either way.
+func decodeParamNames(u string) string {
+	path, query, ok := strings.Cut(u, "?")
+	if !ok {
+		return u
+	}
+	pairs := strings.Split(query, "&")
+	for i, p := range pairs {
+		name, value, hasValue := strings.Cut(p, "=")
+		name = strings.ReplaceAll(name, "%24", "$")
+		if hasValue {
+			pairs[i] = name + "=" + value
+		} else {
+			pairs[i] = name
+		}
+	}
+	return path + "?" + strings.Join(pairs, "&")
 }
 
 func headerValue(h map[string]string, name string) string {

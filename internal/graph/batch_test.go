@@ -1,8 +1,13 @@
 package graph_test
 
 import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"reflect"
 	"strings"
 	"testing"
@@ -270,4 +275,68 @@ func TestReadEntraStateErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestReadEntraStateWholeBatch503IsRetriedInCall(t *testing.T) {
+	e := start(t)
+	e.w.SetFaults([]sim.FaultRule{{Protocol: sim.ProtoGraph, Operation: "POST $batch", Kind: sim.FaultServer, FailFirstN: 1, RetryAfter: time.Second}})
+	c := e.client(t, tenantGlobal)
+	st, err := c.ReadEntraState(ctx(t), cloud.FirstPartyAppID, dedicatedName)
+	if err != nil || st.FirstParty == nil || len(st.Domains) != 3 {
+		t.Fatalf("%+v, %v", st, err)
+	}
+	// Kiota's retry handler re-sent the whole batch (with its body).
+	if reads := graphReads(e, tenantGlobal); reads != 2 || e.w.FaultsFired()[sim.FaultServer] != 1 {
+		t.Fatalf("graph reads %d, faults %v", reads, e.w.FaultsFired())
+	}
+}
+
+// recordBatches is a transport that keeps the request URLs of every
+// $batch it carries.
+type recordBatches struct {
+	next http.RoundTripper
+	urls *[]string
+}
+
+func (r recordBatches) RoundTrip(req *http.Request) (*http.Response, error) {
+	if strings.HasSuffix(req.URL.Path, "/$batch") && req.Body != nil {
+		data, _ := io.ReadAll(req.Body)
+		req.Body = io.NopCloser(bytes.NewReader(data))
+		rd := io.Reader(bytes.NewReader(data))
+		if req.Header.Get("Content-Encoding") == "gzip" {
+			if gz, err := gzip.NewReader(rd); err == nil {
+				rd = gz
+			}
+		}
+		var b struct {
+			Requests []struct{ URL string } `json:"requests"`
+		}
+		_ = json.NewDecoder(rd).Decode(&b)
+		for _, q := range b.Requests {
+			*r.urls = append(*r.urls, q.URL)
+		}
+	}
+	return r.next.RoundTrip(req)
+}
+
+func TestBatchURLsLookLikeDirectOnes(t *testing.T) {
+	e := start(t)
+	var seen []string
+	c := e.client(t, tenantGlobal, func(o *graph.Options) {
+		o.HTTPClient = &http.Client{Transport: recordBatches{next: e.srv.Transport(), urls: &seen}, Timeout: 30 * time.Second}
+	})
+	// A quote in the name must survive the batch's URL handling.
+	st, err := c.ReadEntraState(ctx(t), cloud.FirstPartyAppID, "it's")
+	if err != nil || st.Application != nil || st.FirstParty == nil {
+		t.Fatalf("%+v %v", st, err)
+	}
+	if len(seen) != 4 {
+		t.Fatalf("urls %v", seen)
+	}
+	for _, u := range seen {
+		if strings.Contains(u, "%24") || !strings.Contains(u, "?$") || strings.Contains(u, "v1.0") || !strings.HasPrefix(u, "/") {
+			t.Errorf("batch url %q", u)
+		}
+	}
+	t.Logf("batch urls: %q", seen)
 }

@@ -22,7 +22,7 @@ INVENTORY  ?= configs/inventory.demo.yaml
 HYBRIDFLOW := $(BIN)/hybridflow
 WORKER     := $(BIN)/hybridflow-worker
 
-.PHONY: all build run server worker stop test vet fmt-check windows-build clean help
+.PHONY: all build run server worker stop test vet fmt-check windows-build clean help bench
 
 all: build
 
@@ -32,6 +32,7 @@ help:
 	@echo "make chaos  the long chaos suite: a rollout through worker kills, dev server crashes and faults"
 	@echo "make stop   stop what make started (PIDs in .data/)"
 	@echo "make server / make worker   start only that part; both do nothing if already running"
+	@echo "make bench  micro-benchmarks + rollout benchmark (durable vs concurrent vs sequential) into bench/results/"
 
 # The CLI is built only when missing: the first build takes minutes.
 $(TEMPORAL):
@@ -163,6 +164,16 @@ test: $(TEMPORAL) vet fmt-check windows-build psgrammar-check
 .PHONY: chaos
 chaos: $(TEMPORAL)
 	HYBRIDFLOW_CHAOS=full $(GO) test -count=1 -timeout 20m -v -run TestChaosRollout ./internal/chaos
+
+# Performance: Go benchmarks of the pure parts, then the rollout harness
+# (durable through the real dev server and worker against the concurrent
+# and sequential baselines); writes bench/results/ and prints the table.
+BENCH_FLAGS ?=
+bench: $(TEMPORAL)
+	@mkdir -p bench/results
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/plan ./internal/sim | tee bench/results/micro.txt
+	$(GO) build -o $(BIN)/rolloutbench ./internal/bench/cmd/rolloutbench
+	$(BIN)/rolloutbench -out bench/results $(BENCH_FLAGS)
 
 clean: stop
 	rm -rf $(DATA)

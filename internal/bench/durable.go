@@ -1,0 +1,252 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/testsuite"
+	"go.uber.org/zap"
+	"gopkg.in/yaml.v3"
+
+	"github.com/hybridflow/hybridflow/internal/backend"
+	"github.com/hybridflow/hybridflow/internal/config"
+	"github.com/hybridflow/hybridflow/internal/devserver"
+	"github.com/hybridflow/hybridflow/internal/logging"
+	"github.com/hybridflow/hybridflow/internal/sim"
+	"github.com/hybridflow/hybridflow/internal/temporalx"
+	"github.com/hybridflow/hybridflow/internal/workerhost"
+	"github.com/hybridflow/hybridflow/workflows"
+)
+
+// inlineLimit mirrors the CLI (starter/rollout.go): larger inventories
+// travel by file reference and are read page by page by the worker.
+const inlineLimit = 100
+
+// Durable is the real Temporal dev server (bin/temporal, in memory) and a
+// client; every durable run starts its own worker host against it.
+type Durable struct {
+	srv    *testsuite.DevServer
+	c      client.Client
+	dir    string
+	logger *zap.Logger
+	seq    int
+}
+
+// StartDurable starts the dev server.
+func StartDurable(ctx context.Context, logger *zap.Logger) (*Durable, error) {
+	srv, err := devserver.Start(ctx, devserver.Options{})
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.Dial(client.Options{HostPort: srv.FrontendHostPort(), Namespace: "default", Logger: logging.NewTemporal(zap.NewNop())})
+	if err != nil {
+		_ = srv.Stop()
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "rolloutbench-")
+	if err != nil {
+		c.Close()
+		_ = srv.Stop()
+		return nil, err
+	}
+	return &Durable{srv: srv, c: c, dir: dir, logger: logger}, nil
+}
+
+// Close stops the dev server.
+func (d *Durable) Close() {
+	d.c.Close()
+	_ = d.srv.Stop()
+	_ = os.RemoveAll(d.dir)
+}
+
+// Session is a worker host (the cloud role and an on-prem role per site,
+// registered by workerhost.ForBackend exactly as hybridflow-worker does)
+// serving one world.
+type Session struct {
+	d     *Durable
+	world *sim.World
+	be    *backend.Backend
+	host  *workerhost.Host
+}
+
+// Open starts a worker host for w.
+func (d *Durable) Open(ctx context.Context, w *sim.World, direct bool) (*Session, error) {
+	be, err := backend.NewSimulated(ctx, w, d.logger, backend.SimOptions{DirectShell: direct})
+	if err != nil {
+		return nil, err
+	}
+	roles := []config.Role{{Kind: config.RoleCloud}}
+	seen := map[string]bool{}
+	for _, t := range inventory(w) {
+		if !seen[t.Site] {
+			seen[t.Site] = true
+			roles = append(roles, config.Role{Kind: config.RoleOnPrem, Site: t.Site})
+		}
+	}
+	d.seq++
+	id := fmt.Sprintf("rolloutbench-%d", d.seq)
+	h, err := workerhost.Start(d.c, roles, workerhost.ForBackend(be, id), d.logger, workerhost.Options{Identity: id, StopTimeout: time.Second})
+	if err != nil {
+		be.Close()
+		return nil, err
+	}
+	return &Session{d: d, world: w, be: be, host: h}, nil
+}
+
+// Close stops the worker host and the simulated servers.
+func (s *Session) Close() {
+	s.host.Stop()
+	s.be.Close()
+}
+
+// Rollout runs the Rollout workflow over the world's inventory, as
+// `hybridflow rollout` starts it, and waits for its result. historyEvery
+// says which children's histories are read for event counts and activity
+// sequences (every k-th tenant; 1 = all).
+func (s *Session) Rollout(ctx context.Context, name string, concurrency int, opts workflows.SetupOptions, historyEvery int) (RunResult, error) {
+	d := s.d
+	tenants := inventory(s.world)
+	in := workflows.RolloutInput{Name: name, Concurrency: concurrency, Setup: opts}
+	if len(tenants) <= inlineLimit {
+		in.Tenants = tenants
+	} else {
+		path := filepath.Join(d.dir, name+".yaml")
+		data, err := yaml.Marshal(config.Inventory{Tenants: tenants})
+		if err != nil {
+			return RunResult{}, err
+		}
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			return RunResult{}, err
+		}
+		in.InventoryPath = path
+	}
+	before := s.world.Stats()
+	resetPeakRSS()
+	start := time.Now()
+	run, err := d.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: workflows.RolloutWorkflowID(name), TaskQueue: temporalx.CloudQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+	}, workflows.Rollout, in)
+	if err != nil {
+		return RunResult{}, fmt.Errorf("start rollout %s: %w", name, err)
+	}
+	var prog workflows.RolloutProgress
+	if err := run.Get(ctx, &prog); err != nil {
+		return RunResult{}, fmt.Errorf("rollout %s: %w%s", name, err, d.diagnose(tenants))
+	}
+	res := RunResult{Runner: RunDurable, Concurrency: concurrency, Wall: time.Since(start), PeakRSS: peakRSS()}
+	res.Stats = diffStats(before, s.world.Stats())
+	res.Tenants = make([]TenantRun, len(tenants))
+	// Per-tenant durations and states from the children themselves.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	errs := make([]error, len(tenants))
+	for i, t := range tenants {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			res.Tenants[i], errs[i] = d.child(ctx, t.ID, historyEvery > 0 && i%historyEvery == 0)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// diagnose describes what the first unfinished setups wait for, so that a
+// rollout that does not finish says why.
+func (d *Durable) diagnose(tenants []config.Tenant) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var b strings.Builder
+	shown := 0
+	for _, t := range tenants {
+		desc, err := d.c.DescribeWorkflowExecution(ctx, workflows.SetupWorkflowID(t.ID), "")
+		if err != nil {
+			fmt.Fprintf(&b, "\n  %s: %v", t.ID, err)
+			shown++
+		} else if desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			fmt.Fprintf(&b, "\n  %s running", t.ID)
+			for _, pa := range desc.GetPendingActivities() {
+				fmt.Fprintf(&b, "; pending %s attempt %d: %s", pa.GetActivityType().GetName(), pa.GetAttempt(), pa.GetLastFailure().GetMessage())
+			}
+			shown++
+		}
+		if shown >= 3 {
+			break
+		}
+	}
+	return b.String()
+}
+
+// child reads one setup workflow's outcome, duration and (when asked) its
+// history: event count and the activity types in scheduling order.
+func (d *Durable) child(ctx context.Context, tenantID string, history bool) (TenantRun, error) {
+	id := workflows.SetupWorkflowID(tenantID)
+	tr := TenantRun{TenantID: tenantID}
+	desc, err := d.c.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		return tr, fmt.Errorf("describe %s: %w", id, err)
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	tr.Duration = info.GetCloseTime().AsTime().Sub(info.GetStartTime().AsTime())
+	if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+		var st workflows.SetupResult
+		if err := d.c.GetWorkflow(ctx, id, info.GetExecution().GetRunId()).Get(ctx, &st); err != nil {
+			return tr, fmt.Errorf("result of %s: %w", id, err)
+		}
+		tr.State, tr.Err = st.State, st.Error
+	} else {
+		tr.State, tr.Err = workflows.StateFailed, info.GetStatus().String()
+	}
+	if !history {
+		return tr, nil
+	}
+	it := d.c.GetWorkflowHistory(ctx, id, info.GetExecution().GetRunId(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			return tr, fmt.Errorf("history of %s: %w", id, err)
+		}
+		tr.Events++
+		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
+			tr.Calls = append(tr.Calls, a.GetActivityType().GetName())
+		}
+	}
+	return tr, nil
+}
+
+// diffStats is after − before, per tenant and in total.
+func diffStats(before, after sim.Counters) sim.Counters {
+	out := sim.Counters{
+		GraphReads: after.GraphReads - before.GraphReads, GraphWrites: after.GraphWrites - before.GraphWrites,
+		EXOCalls: after.EXOCalls - before.EXOCalls, ShellRoundTrips: after.ShellRoundTrips - before.ShellRoundTrips,
+		ByTenant: map[string]*sim.TenantCounters{},
+	}
+	for k, a := range after.ByTenant {
+		c := *a
+		if b := before.ByTenant[k]; b != nil {
+			c.GraphReads -= b.GraphReads
+			c.GraphWrites -= b.GraphWrites
+			c.EXOCalls -= b.EXOCalls
+			c.ShellRoundTrips -= b.ShellRoundTrips
+			c.Writes -= b.Writes
+		}
+		out.ByTenant[k] = &c
+	}
+	return out
+}

@@ -1,0 +1,249 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+)
+
+// RunStats summarises one runner at one point.
+type RunStats struct {
+	Runner      string   `json:"runner"`
+	Concurrency int      `json:"concurrency"`
+	Tenants     int      `json:"tenants"`
+	WallSeconds float64  `json:"wall_seconds"`
+	PerMinute   float64  `json:"tenants_per_minute"`
+	P50Ms       float64  `json:"p50_ms"`
+	P95Ms       float64  `json:"p95_ms"`
+	Verified    int      `json:"verified"`
+	PeakRSSMB   float64  `json:"peak_rss_mb,omitempty"`
+	Errors      []string `json:"errors,omitempty"`
+}
+
+func statsOf(runner string, r RunResult) RunStats {
+	var ds []time.Duration
+	var errs []string
+	for _, t := range r.Tenants {
+		ds = append(ds, t.Duration)
+		if t.Err != "" && len(errs) < 5 {
+			errs = append(errs, t.TenantID+": "+t.Err)
+		}
+	}
+	return RunStats{Runner: runner, Concurrency: r.Concurrency, Tenants: len(r.Tenants), WallSeconds: r.Wall.Seconds(),
+		PerMinute: PerMinute(len(r.Tenants), r.Wall), P50Ms: ms(Percentile(ds, 50)), P95Ms: ms(Percentile(ds, 95)),
+		Verified: r.Verified(), PeakRSSMB: float64(r.PeakRSS) / (1 << 20), Errors: errs}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// Events summarises history length per Setup workflow.
+type Events struct {
+	Sampled int     `json:"sampled"`
+	Mean    float64 `json:"mean"`
+	Max     int     `json:"max"`
+}
+
+// Machine is where the numbers were measured.
+type Machine struct {
+	Cores     int    `json:"cores"`
+	CPU       string `json:"cpu,omitempty"`
+	GoVersion string `json:"go_version"`
+	OS        string `json:"os"`
+	Date      string `json:"date"`
+}
+
+// Report is bench/results/latest.json.
+type Report struct {
+	Machine     Machine  `json:"machine"`
+	Profile     Profile  `json:"profile"`
+	ProfileText string   `json:"profile_text"`
+	ShellMode   string   `json:"shell_mode"`
+	Seed        int64    `json:"seed"`
+	Durable     RunStats `json:"durable"`
+	Concurrent  RunStats `json:"concurrent"`
+	Sequential  RunStats `json:"sequential"`
+	Converged   RunStats `json:"converged_rerun"`
+	// RatioDurableFloor is durable / concurrent tenants per minute at the
+	// main point; SpeedupOverSequential is durable / sequential.
+	RatioDurableFloor     float64    `json:"ratio_durable_floor"`
+	SpeedupOverSequential float64    `json:"speedup_over_sequential"`
+	EventsPerSetup        Events     `json:"events_per_setup_workflow"`
+	FreshCosts            Costs      `json:"fresh_tenant_costs"`
+	ConvergedCosts        Costs      `json:"converged_tenant_costs"`
+	FloorCosts            Costs      `json:"floor_fresh_tenant_costs"`
+	DevServerPeakRSSMB    float64    `json:"dev_server_peak_rss_mb"`
+	DevServerPeakRSS      int64      `json:"-"`
+	Sweep                 []RunStats `json:"sweep"`
+	Notes                 []string   `json:"notes"`
+}
+
+func newReport(cfg Config) *Report {
+	mode := "PowerShell-host relay processes (real host protocol over loopback)"
+	if cfg.Direct {
+		mode = "DirectShell (on-prem cmdlets in-process, for all three runners)"
+	}
+	return &Report{
+		Machine: Machine{Cores: runtime.NumCPU(), CPU: cpuModel(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH,
+			Date: time.Now().UTC().Format("2006-01-02 15:04 MST")},
+		Profile: cfg.Profile, ProfileText: cfg.Profile.String(), ShellMode: mode, Seed: cfg.Seed,
+	}
+}
+
+func cpuModel() string {
+	data, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+func (r *Report) setMain(cfg Config, dur, floor, seq, conv RunResult, legacy map[string]bool, ids []string) {
+	r.Durable, r.Concurrent, r.Sequential = statsOf(RunDurable, dur), statsOf(RunConcurrent, floor), statsOf(RunSequential, seq)
+	r.Converged = statsOf("durable (converged re-run)", conv)
+	if r.Concurrent.PerMinute > 0 {
+		r.RatioDurableFloor = r.Durable.PerMinute / r.Concurrent.PerMinute
+	}
+	if r.Sequential.PerMinute > 0 {
+		r.SpeedupOverSequential = r.Durable.PerMinute / r.Sequential.PerMinute
+	}
+	for _, t := range dur.Tenants {
+		if t.Events > 0 {
+			r.EventsPerSetup.Sampled++
+			r.EventsPerSetup.Mean += float64(t.Events)
+			r.EventsPerSetup.Max = max(r.EventsPerSetup.Max, t.Events)
+		}
+	}
+	if r.EventsPerSetup.Sampled > 0 {
+		r.EventsPerSetup.Mean /= float64(r.EventsPerSetup.Sampled)
+	}
+	r.FreshCosts = CostsOf(dur.Stats, ids, legacy)
+	r.ConvergedCosts = CostsOf(conv.Stats, ids, legacy)
+	r.FloorCosts = CostsOf(floor.Stats, ids, legacy)
+	r.DevServerPeakRSSMB = float64(r.DevServerPeakRSS) / (1 << 20)
+	r.Notes = append(r.Notes,
+		fmt.Sprintf("The sequential baseline ran %d of the %d tenants (a sequential run of all would take too long); its tenants/min is measured on that subset.", len(seq.Tenants), len(dur.Tenants)),
+		"Peak RSS is this harness process's VmHWM, reset before each runner: it includes the simulated world and its Graph / Exchange Online / PowerShell-host servers, not the dev server (reported separately) nor relay processes.",
+		"Per-tenant costs come from the simulator's request counters (sim.World.Stats): a Graph $batch counts as one request, a PowerShell-host round trip is one batch of cmdlets.",
+		"Legacy-mode tenants write Graph only on the first-party service principal, so their maximum Graph writes bound the PATCHes to it.",
+	)
+}
+
+func (r *Report) addPoint(runner string, res RunResult, n int) {
+	s := statsOf(runner, res)
+	s.Tenants = n
+	s.Errors = nil
+	r.Sweep = append(r.Sweep, s)
+}
+
+func (r *Report) sortSweep() {
+	sort.SliceStable(r.Sweep, func(i, j int) bool {
+		if r.Sweep[i].Runner != r.Sweep[j].Runner {
+			return r.Sweep[i].Runner < r.Sweep[j].Runner
+		}
+		return r.Sweep[i].Concurrency < r.Sweep[j].Concurrency
+	})
+}
+
+// Markdown is the table the README's Performance section shows.
+func (r *Report) Markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Measured %s on %d cores (%s), %s, %s.  \n", r.Machine.Date, r.Machine.Cores, r.Machine.CPU, r.Machine.GoVersion, r.Machine.OS)
+	fmt.Fprintf(&b, "Profile: %s. On-prem shell: %s.\n\n", r.ProfileText, r.ShellMode)
+	fmt.Fprintf(&b, "| runner | tenants | concurrency | wall | tenants/min | p50 per tenant | p95 per tenant | verified | peak RSS |\n")
+	fmt.Fprintf(&b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, s := range []RunStats{r.Durable, r.Concurrent, r.Sequential, r.Converged} {
+		fmt.Fprintf(&b, "| %s | %d | %d | %.1f s | %.0f | %.0f ms | %.0f ms | %d/%d | %.0f MB |\n",
+			s.Runner, s.Tenants, s.Concurrency, s.WallSeconds, s.PerMinute, s.P50Ms, s.P95Ms, s.Verified, s.Tenants, s.PeakRSSMB)
+	}
+	fmt.Fprintf(&b, "\n| measure | value |\n|---|---:|\n")
+	row := func(k string, format string, v ...any) {
+		fmt.Fprintf(&b, "| %s | "+format+" |\n", append([]any{k}, v...)...)
+	}
+	row("durable / concurrent floor (tenants/min)", "%.2f", r.RatioDurableFloor)
+	row("durable speed-up over sequential", "%.1f×", r.SpeedupOverSequential)
+	row("history events per Setup workflow (mean / max)", "%.0f / %d (%d sampled)", r.EventsPerSetup.Mean, r.EventsPerSetup.Max, r.EventsPerSetup.Sampled)
+	f, c := r.FreshCosts, r.ConvergedCosts
+	row("Graph requests per fresh tenant (reads + writes)", "%.2f (%.2f + %.2f), max %d", f.GraphRequests, f.GraphReads, f.GraphWrites, f.GraphMax)
+	row("Graph requests per converged tenant", "%.2f (%.2f + %.2f), max %d", c.GraphRequests, c.GraphReads, c.GraphWrites, c.GraphMax)
+	row("Graph writes per fresh legacy-mode tenant (max)", "%d (%d legacy tenants)", f.LegacyGraphWritesMax, f.LegacyTenants)
+	row("PowerShell host round trips per tenant (fresh / converged)", "%.2f / %.2f", f.ShellRoundTrips, c.ShellRoundTrips)
+	row("Exchange Online calls per tenant (fresh / converged)", "%.2f / %.2f", f.EXOCalls, c.EXOCalls)
+	row("writes on the converged re-run (all tenants)", "%d", c.Writes)
+	row("dev server peak RSS (whole harness)", "%.0f MB", r.DevServerPeakRSSMB)
+	if len(r.Sweep) > 0 {
+		fmt.Fprintf(&b, "\nThroughput against concurrency (tenants/min; N tenants per point):\n\n| concurrency | N | durable | concurrent floor | ratio |\n|---:|---:|---:|---:|---:|\n")
+		for _, p := range r.sweepPairs() {
+			ratio := 0.0
+			if p.floor > 0 {
+				ratio = p.durable / p.floor
+			}
+			fmt.Fprintf(&b, "| %d | %d | %.0f | %.0f | %.2f |\n", p.c, p.n, p.durable, p.floor, ratio)
+		}
+	}
+	if len(r.Notes) > 0 {
+		b.WriteString("\n")
+		for _, n := range r.Notes {
+			fmt.Fprintf(&b, "- %s\n", n)
+		}
+	}
+	return b.String()
+}
+
+type sweepPair struct {
+	c, n           int
+	durable, floor float64
+}
+
+func (r *Report) sweepPairs() []sweepPair {
+	byC := map[int]*sweepPair{}
+	var cs []int
+	for _, s := range r.Sweep {
+		p := byC[s.Concurrency]
+		if p == nil {
+			p = &sweepPair{c: s.Concurrency, n: s.Tenants}
+			byC[s.Concurrency] = p
+			cs = append(cs, s.Concurrency)
+		}
+		switch s.Runner {
+		case RunDurable:
+			p.durable = s.PerMinute
+		case RunConcurrent:
+			p.floor = s.PerMinute
+		}
+	}
+	sort.Ints(cs)
+	out := make([]sweepPair, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, *byC[c])
+	}
+	return out
+}
+
+// Write saves latest.json, latest.md and throughput.svg in dir.
+func (r *Report) Write(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "latest.json"), append(data, '\n'), 0o644); err != nil {
+		return err
+	}
+	md := "# Rollout benchmark: latest run\n\n" + r.Markdown()
+	if err := os.WriteFile(filepath.Join(dir, "latest.md"), []byte(md), 0o644); err != nil {
+		return err
+	}
+	return r.Chart(filepath.Join(dir, "throughput.svg"))
+}

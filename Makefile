@@ -157,8 +157,8 @@ windows-build:
 test: $(TEMPORAL) vet fmt-check windows-build psgrammar-check
 	$(GO) test -count=1 -timeout 30m ./...
 
-# The long chaos suite (internal/chaos): 160 generated tenants rolled out
-# while the worker is killed 6 times, the dev server SIGKILLed and restarted
+# The long chaos suite (internal/chaos): 200 generated tenants rolled out
+# while the worker is killed 7 times, the dev server SIGKILLed and restarted
 # twice and 429/503/drop/host-crash windows open; -v prints its figures.
 # make test runs the short version (20 tenants) through go test ./...
 .PHONY: chaos
@@ -171,7 +171,7 @@ chaos: $(TEMPORAL)
 BENCH_FLAGS ?=
 bench: $(TEMPORAL)
 	@mkdir -p bench/results
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/plan ./internal/sim | tee bench/results/micro.txt
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem ./internal/plan ./internal/sim | tee bench/results/micro.txt
 	$(GO) build -o $(BIN)/rolloutbench ./internal/bench/cmd/rolloutbench
 	$(BIN)/rolloutbench -out bench/results $(BENCH_FLAGS)
 

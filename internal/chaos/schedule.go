@@ -57,7 +57,7 @@ type Size struct {
 // Short runs inside `make test`; Full is `make chaos`.
 var (
 	Short = Size{Name: "short", Tenants: 20, Concurrency: 8, WorkerKills: 2, ServerRestarts: 1}
-	Full  = Size{Name: "full", Tenants: 160, Concurrency: 25, WorkerKills: 6, ServerRestarts: 2}
+	Full  = Size{Name: "full", Tenants: 200, Concurrency: 25, WorkerKills: 7, ServerRestarts: 2}
 )
 
 // Windows are the fault windows, by name; each is open for a slice of the

@@ -19,6 +19,8 @@ type Summary struct {
 	States      map[string]int // end states as the rollout counted them
 	Paused      []string       // paused while the chaos ran, with step, error type and message
 	Retried     int            // paused tenants an operator retry sent on
+	// ContinuedAsNew: rollout runs handed over mid-chaos.
+	ContinuedAsNew int
 	WorkerKills int
 	// ServerRestarts and how long the server was unreachable in all.
 	ServerRestarts int
@@ -51,7 +53,7 @@ func (s Summary) FaultsByKind() map[string]int {
 func (s Summary) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "chaos %s (seed %d): %d tenants at concurrency %d in %s\n", s.Size.Name, s.Seed, s.Tenants, s.Size.Concurrency, s.Wall.Round(time.Second))
-	fmt.Fprintf(&b, "  verified %d of %d; end states %s\n", s.Verified, s.Tenants, kv(s.States))
+	fmt.Fprintf(&b, "  verified %d of %d; end states %s; the rollout continued as new %d time(s)\n", s.Verified, s.Tenants, kv(s.States), s.ContinuedAsNew)
 	fmt.Fprintf(&b, "  paused with a reason while the chaos ran: %d (all sent on by an operator retry: %d)\n", len(s.Paused), s.Retried)
 	for _, p := range s.Paused {
 		fmt.Fprintf(&b, "    %s\n", p)

@@ -1,9 +1,14 @@
 package backend
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -66,15 +71,111 @@ func (t *instrumentedTransport) RoundTrip(req *http.Request) (*http.Response, er
 	case err != nil:
 		t.m.ObserveCall(system, op, d, err)
 	case resp.StatusCode >= 400:
-		t.m.ObserveCallError(system, op, "http_"+strconv.Itoa(resp.StatusCode), d)
-		ra := resp.Header.Get("Retry-After")
-		if resp.StatusCode == http.StatusTooManyRequests || (resp.StatusCode == http.StatusServiceUnavailable && ra != "") {
-			t.m.ObserveThrottle(system, retryAfter(ra, time.Now()))
-		}
+		t.observeStatus(system, op, resp.StatusCode, resp.Header.Get("Retry-After"), d)
 	default:
 		t.m.ObserveCall(system, op, d, nil)
+		if system == metrics.SystemGraph && op == batchOperation {
+			t.observeBatch(req, resp)
+		}
 	}
 	return resp, err
+}
+
+func (t *instrumentedTransport) observeStatus(system, op string, status int, ra string, d time.Duration) {
+	t.m.ObserveCallError(system, op, "http_"+strconv.Itoa(status), d)
+	if status == http.StatusTooManyRequests || (status == http.StatusServiceUnavailable && ra != "") {
+		t.m.ObserveThrottle(system, retryAfter(ra, time.Now()))
+	}
+}
+
+// batchOperation is how classifyRequest names a Graph JSON batch.
+const batchOperation = "POST $batch"
+
+// observeBatch reports the failed requests inside a successful JSON batch:
+// Graph answers a batch 200 and puts each request's 429 or 403 in its own
+// response, so without this the throttling that discovery meets (it reads
+// Entra in one batch) would be invisible. Each inner failure counts under
+// its own operation ("GET servicePrincipals"), without a latency of its
+// own: the batch's round trip is the only one there is.
+func (t *instrumentedTransport) observeBatch(req *http.Request, resp *http.Response) {
+	body, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	if err != nil {
+		return // the client reads the same error from the body it gets
+	}
+	var out struct {
+		Responses []struct {
+			ID      string            `json:"id"`
+			Status  int               `json:"status"`
+			Headers map[string]string `json:"headers"`
+		} `json:"responses"`
+	}
+	if json.Unmarshal(body, &out) != nil {
+		return
+	}
+	ops := batchRequestOperations(req)
+	for _, r := range out.Responses {
+		if r.Status < 400 {
+			continue
+		}
+		op, ok := ops[r.ID]
+		if !ok {
+			op = batchOperation
+		}
+		var ra string
+		for k, v := range r.Headers {
+			if strings.EqualFold(k, "Retry-After") {
+				ra = v
+			}
+		}
+		t.m.ObserveError(metrics.SystemGraph, op, "http_"+strconv.Itoa(r.Status))
+		if r.Status == http.StatusTooManyRequests || (r.Status == http.StatusServiceUnavailable && ra != "") {
+			t.m.ObserveThrottle(metrics.SystemGraph, retryAfter(ra, time.Now()))
+		}
+	}
+}
+
+// batchRequestOperations maps the IDs of a batch's requests to operation
+// labels, reading the request body again (GetBody; the compression
+// middleware may have gzipped it). Nil when the body cannot be had.
+func batchRequestOperations(req *http.Request) map[string]string {
+	if req.GetBody == nil {
+		return nil
+	}
+	rc, err := req.GetBody()
+	if err != nil {
+		return nil
+	}
+	defer rc.Close()
+	var r io.Reader = rc
+	if strings.EqualFold(req.Header.Get("Content-Encoding"), "gzip") {
+		zr, err := gzip.NewReader(rc)
+		if err != nil {
+			return nil
+		}
+		r = zr
+	}
+	var in struct {
+		Requests []struct {
+			ID     string `json:"id"`
+			Method string `json:"method"`
+			URL    string `json:"url"`
+		} `json:"requests"`
+	}
+	if json.NewDecoder(r).Decode(&in) != nil {
+		return nil
+	}
+	ops := make(map[string]string, len(in.Requests))
+	for _, x := range in.Requests {
+		u, err := url.Parse(x.URL)
+		if err != nil {
+			continue
+		}
+		_, op := classifyRequest(&http.Request{Method: strings.ToUpper(x.Method), URL: u})
+		ops[x.ID] = op
+	}
+	return ops
 }
 
 // classifyRequest names the system and a bounded operation: the cmdlet for

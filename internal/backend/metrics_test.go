@@ -2,6 +2,7 @@ package backend
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"io"
@@ -151,4 +152,61 @@ func scrape(t *testing.T, m *metrics.Metrics) string {
 	var buf bytes.Buffer
 	_, _ = buf.ReadFrom(resp.Body)
 	return buf.String()
+}
+
+// A JSON batch answers 200 and carries each request's failure inside; the
+// inner 429 and 403 must count under their own operations, and the client
+// must still read the whole body.
+func TestInstrumentedTransportBatch(t *testing.T) {
+	const reply = `{"responses":[` +
+		`{"id":"1","status":200,"body":{"value":[]}},` +
+		`{"id":"2","status":429,"headers":{"Retry-After":"3"},"body":{"error":{"code":"TooManyRequests"}}},` +
+		`{"id":"3","status":403,"body":{"error":{"code":"Authorization_RequestDenied"}}}]}`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, reply)
+	}))
+	defer srv.Close()
+	m := metrics.New()
+	b := &Backend{httpClient: &http.Client{Timeout: time.Minute}}
+	b.Instrument(m)
+
+	var zbody bytes.Buffer
+	zw := gzip.NewWriter(&zbody)
+	_, _ = io.WriteString(zw, `{"requests":[`+
+		`{"id":"1","method":"GET","url":"/domains?$select=id"},`+
+		`{"id":"2","method":"GET","url":"/servicePrincipals?$filter=appId eq '00000002-0000-0ff1-ce00-000000000000'"},`+
+		`{"id":"3","method":"GET","url":"/applications?$filter=displayName eq 'x'"}]}`)
+	_ = zw.Close()
+	req, err := http.NewRequest(http.MethodPost, srv.URL+"/v1.0/$batch", bytes.NewReader(zbody.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Encoding", "gzip")
+	resp, err := b.httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(got) != reply {
+		t.Fatalf("the client got %q, want the batch reply untouched", got)
+	}
+	body := scrape(t, m)
+	for _, want := range []string{
+		`hybridflow_call_duration_seconds_count{operation="POST _batch",system="graph"} 1`, // labels are clipped to [a-zA-Z0-9 _/-]
+		`hybridflow_call_errors_total{error_type="http_429",operation="GET servicePrincipals",system="graph"} 1`,
+		`hybridflow_call_errors_total{error_type="http_403",operation="GET applications",system="graph"} 1`,
+		`hybridflow_throttled_total{system="graph"} 1`,
+		`hybridflow_throttle_wait_seconds_sum{system="graph"} 3`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("missing %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Log(body)
+	}
+	if strings.Contains(body, `operation="GET domains"`) || strings.Contains(body, `duration_seconds_count{operation="GET servicePrincipals"`) {
+		t.Error("an inner request got a latency or error of its own")
+	}
 }

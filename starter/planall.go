@@ -30,10 +30,14 @@ type tenantPlan struct {
 	Result   *workflows.SetupResult `json:"result,omitempty"`
 }
 
+// planSuffix names a dry-run rollout apart from the real one of the same
+// inventory, so that neither attaches to the other.
+const planSuffix = "-plan"
+
 // planAll dry-runs every tenant through a rollout (bounded concurrency,
 // one plan workflow per tenant) and collects each tenant's plan.
 func (a *app) planAll(ctx context.Context, c client.Client, file string, inv *config.Inventory, concurrency int) ([]tenantPlan, error) {
-	name := rolloutName(file) + "-plan"
+	name := rolloutName(file) + planSuffix
 	in := workflows.RolloutInput{Name: name, Concurrency: concurrency, Setup: workflows.SetupOptions{DryRun: true}}
 	if len(inv.Tenants) <= inlineLimit {
 		in.Tenants = inv.Tenants

@@ -67,6 +67,11 @@ go on. --watch follows progress until the rollout ends.`,
 			if name == "" {
 				name = rolloutName(file)
 			}
+			if in.Setup.DryRun && !strings.HasSuffix(name, planSuffix) {
+				// A dry run under the real rollout's ID would attach to a
+				// running rollout (and a later real one to the dry run).
+				name += planSuffix
+			}
 			in.Name = name
 			if len(inv.Tenants) <= inlineLimit {
 				in.Tenants = inv.Tenants
@@ -107,7 +112,7 @@ go on. --watch follows progress until the rollout ends.`,
 	f.IntVar(&in.Concurrency, "concurrency", workflows.DefaultConcurrency, "setups running at once")
 	f.BoolVar(&watch, "watch", false, "follow progress until the rollout ends")
 	f.StringVar(&in.Setup.FailurePolicy, "on-failure", workflows.PolicyPause, "pause, compensate or fail (per tenant)")
-	f.BoolVar(&in.Setup.DryRun, "dry-run", false, "plan every tenant, write nothing")
+	f.BoolVar(&in.Setup.DryRun, "dry-run", false, "plan every tenant, write nothing (runs as rollout <name>-plan)")
 	f.DurationVar(&in.Setup.VerifyDeadline, "verify-deadline", 30*time.Minute, "how long verification waits for propagation, per tenant")
 	return cmd
 }

@@ -62,6 +62,7 @@ func TestOperatorSafetyOnDevServer(t *testing.T) {
 			{[]string{"migrate", "-f", demoInventory, "-t", demo1, "--dry-run", "--keep-legacy-key"}, "skipped by request"},
 			{[]string{"renew", "now", "-f", demoInventory, "-t", demo1, "--dry-run"}, "dry run: a renewal now would"},
 			{[]string{"renew", "schedule", "-f", demoInventory, "--dry-run"}, "would-create"},
+			{[]string{"rollout", "-f", demoInventory, "--dry-run", "--watch"}, "hybridflow/rollout/inventory-demo-plan"},
 		}
 		for _, r := range runs {
 			code, out, errOut := cli(noTTY(), r.args...)
@@ -84,7 +85,11 @@ func TestOperatorSafetyOnDevServer(t *testing.T) {
 		if w := world.Stats().ByTenant[demo1]; w == nil || w.Writes != wb || w.ShellRoundTrips == 0 {
 			t.Fatalf("tenant counters after the dry runs: %+v (writes before %d); want reads and no write", w, wb)
 		}
-		// Nothing was started under the setup's own ID, and no schedule exists.
+		// Nothing was started under the setup's or the real rollout's own
+		// ID, and no schedule exists.
+		if _, err := c.DescribeWorkflowExecution(ctx, workflows.RolloutWorkflowID(rolloutName(demoInventory)), ""); !isNotFound(err) {
+			t.Fatalf("rollout --dry-run ran under the real rollout's ID: %v", err)
+		}
 		if _, err := c.DescribeWorkflowExecution(ctx, workflows.SetupWorkflowID(demo1), ""); !isNotFound(err) {
 			t.Fatalf("a dry run started the setup workflow: %v", err)
 		}

@@ -80,6 +80,21 @@ type SimOptions struct {
 	// instead of spawning PowerShell-host relay processes; for workflow
 	// tests, where the real host protocol is not what is under test.
 	DirectShell bool
+	// Credentials, when set, makes the backend authenticate as a real one
+	// does: the tenant's credential from the worker config is resolved
+	// (env:/file: references) and used with azidentity against the
+	// simulator's Entra token endpoint, which then accepts only
+	// ClientSecrets (nil: any non-empty secret). Nil keeps
+	// sim.StaticCredential, which mints tokens without a token endpoint.
+	// For tests about authentication and secret handling.
+	Credentials *SimCredentials
+}
+
+// SimCredentials is what SimOptions.Credentials needs.
+type SimCredentials struct {
+	Config        *config.WorkerConfig
+	Getenv        func(string) string
+	ClientSecrets map[string]string
 }
 
 // NewSimulated serves w on loopback (HTTPS for Graph, Entra tokens and
@@ -88,7 +103,11 @@ type SimOptions struct {
 // executable re-run as a relay (sim.HostCommand): the executable must call
 // sim.MaybeRunHost first thing in main (or TestMain/init in tests).
 func NewSimulated(ctx context.Context, w *sim.World, logger *zap.Logger, so SimOptions) (*Backend, error) {
-	srv, err := sim.Start(ctx, w, sim.ServerOptions{})
+	var secrets map[string]string
+	if so.Credentials != nil {
+		secrets = so.Credentials.ClientSecrets
+	}
+	srv, err := sim.Start(ctx, w, sim.ServerOptions{ClientSecrets: secrets})
 	if err != nil {
 		return nil, fmt.Errorf("start simulated Graph / Exchange Online: %w", err)
 	}
@@ -124,6 +143,11 @@ func NewSimulated(ctx context.Context, w *sim.World, logger *zap.Logger, so SimO
 	if so.DirectShell {
 		b.direct = w
 	}
+	if sc := so.Credentials; sc != nil {
+		b.credential = func(t Target, _ cloud.Profile) (azcore.TokenCredential, error) {
+			return configuredCredential(sc.Config, sc.Getenv, t, srv.AuthorityHost(), b.httpClient)
+		}
+	}
 	b.closers = append(b.closers, func() { _ = l.Close() }, func() { _ = srv.Close() })
 	return b, nil
 }
@@ -138,32 +162,7 @@ func NewReal(cfg *config.WorkerConfig, logger *zap.Logger, getenv func(string) s
 		shellKey:   func(side sim.Side, t Target) string { return string(side) + "," + siteOf(side, t) },
 	}
 	b.credential = func(t Target, p cloud.Profile) (azcore.TokenCredential, error) {
-		name := t.Credential
-		if name == "" {
-			name = "default"
-		}
-		c, ok := cfg.Credentials[name]
-		if !ok {
-			return nil, fmt.Errorf("tenant %s names credential %q, which the worker config does not define", t.TenantID, name)
-		}
-		o := graph.CredentialOptions{Kind: graph.CredentialKind(c.Kind), TenantID: t.TenantID, ClientID: c.ClientID, AuthorityHost: p.AuthorityURL()}
-		var err error
-		if c.Secret != "" {
-			if o.Secret, err = config.ResolveSecret(c.Secret, getenv); err != nil {
-				return nil, fmt.Errorf("credential %s: %w", name, err)
-			}
-		}
-		if c.Certificate != "" {
-			if o.Certificate, err = config.ResolveSecretBytes(c.Certificate, getenv); err != nil {
-				return nil, fmt.Errorf("credential %s: %w", name, err)
-			}
-		}
-		if c.CertificatePassword != "" {
-			if o.CertificatePassword, err = config.ResolveSecret(c.CertificatePassword, getenv); err != nil {
-				return nil, fmt.Errorf("credential %s: %w", name, err)
-			}
-		}
-		return graph.NewCredential(o)
+		return configuredCredential(cfg, getenv, t, p.AuthorityURL(), nil)
 	}
 	b.shells = shell.NewPool(func(key string) shell.Options {
 		side, site, _ := strings.Cut(key, ",")
@@ -180,6 +179,39 @@ func NewReal(cfg *config.WorkerConfig, logger *zap.Logger, getenv func(string) s
 			Session: shell.SessionConfig{Mode: mode, ConnectionURI: sc.ConnectionURI}}
 	}, MaxShells)
 	return b, nil
+}
+
+// configuredCredential resolves the tenant's credential (t.Credential, or
+// "default") from the worker config; secrets are read from their
+// references here, at use, and go nowhere but azidentity. hc nil means
+// azidentity's own transport.
+func configuredCredential(cfg *config.WorkerConfig, getenv func(string) string, t Target, authority string, hc *http.Client) (azcore.TokenCredential, error) {
+	name := t.Credential
+	if name == "" {
+		name = "default"
+	}
+	c, ok := cfg.Credentials[name]
+	if !ok {
+		return nil, fmt.Errorf("tenant %s names credential %q, which the worker config does not define", t.TenantID, name)
+	}
+	o := graph.CredentialOptions{Kind: graph.CredentialKind(c.Kind), TenantID: t.TenantID, ClientID: c.ClientID, AuthorityHost: authority, HTTPClient: hc}
+	var err error
+	if c.Secret != "" {
+		if o.Secret, err = config.ResolveSecret(c.Secret, getenv); err != nil {
+			return nil, fmt.Errorf("credential %s: %w", name, err)
+		}
+	}
+	if c.Certificate != "" {
+		if o.Certificate, err = config.ResolveSecretBytes(c.Certificate, getenv); err != nil {
+			return nil, fmt.Errorf("credential %s: %w", name, err)
+		}
+	}
+	if c.CertificatePassword != "" {
+		if o.CertificatePassword, err = config.ResolveSecret(c.CertificatePassword, getenv); err != nil {
+			return nil, fmt.Errorf("credential %s: %w", name, err)
+		}
+	}
+	return graph.NewCredential(o)
 }
 
 func siteOf(side sim.Side, t Target) string {

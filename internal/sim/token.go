@@ -132,7 +132,7 @@ func (c staticCredential) GetToken(ctx context.Context, opts policy.TokenRequest
 }
 
 // TokenGrant records one token the endpoint issued: who asked and how they
-// proved it, never the secret itself.
+// proved it, never the client's secret itself.
 type TokenGrant struct {
 	TenantID string
 	ClientID string
@@ -140,6 +140,9 @@ type TokenGrant struct {
 	Method string
 	Scope  string
 	At     time.Time
+	// AccessToken is the bearer token issued, kept so that tests can prove
+	// it appears in no log or workflow history (worker/secrets_test.go).
+	AccessToken string
 }
 
 // tokenService is the Entra side of the simulator: OpenID discovery,
@@ -304,7 +307,7 @@ func (s *tokenService) token(rw http.ResponseWriter, r *http.Request, ref string
 	now := time.Now()
 	tok, t := IssueToken(tenantID, scope, now)
 	s.mu.Lock()
-	s.grants = append(s.grants, TokenGrant{TenantID: tenantID, ClientID: clientID, Method: method, Scope: scope, At: now})
+	s.grants = append(s.grants, TokenGrant{TenantID: tenantID, ClientID: clientID, Method: method, Scope: scope, At: now, AccessToken: tok})
 	s.mu.Unlock()
 	secs := int(time.Until(t.Expires).Seconds())
 	serveJSON(rw, http.StatusOK, map[string]any{

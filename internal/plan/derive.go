@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/hybridflow/hybridflow/internal/certs"
 	"github.com/hybridflow/hybridflow/internal/cloud"
 )
 
@@ -430,6 +431,11 @@ func deriveKeys(o Observed) ([]Key, []string, error) {
 	if cur == "" {
 		return nil, nil, fmt.Errorf("%w: Get-AuthConfig shows no current certificate; create and publish one (New-ExchangeCertificate, Set-AuthConfig)", ErrAuthCertificate)
 	}
+	if !certs.ValidThumbprint(cur) {
+		// Read from the organisation, not typed, but still data: refuse it
+		// before it names a key to keep or remove.
+		return nil, nil, fmt.Errorf("%w: Get-AuthConfig CurrentCertificateThumbprint %q is not a thumbprint (40 hex digits)", ErrAuthCertificate, cur)
+	}
 	c, ok := findCert(o.Certificates, cur)
 	switch {
 	case !ok:
@@ -445,6 +451,8 @@ func deriveKeys(o Observed) ([]Key, []string, error) {
 	if next := normThumbprint(o.AuthConfig.NextThumbprint); next != "" && next != cur {
 		n, ok := findCert(o.Certificates, next)
 		switch {
+		case !certs.ValidThumbprint(next):
+			warn = append(warn, fmt.Sprintf("Get-AuthConfig NextCertificateThumbprint %q is not a thumbprint (40 hex digits); it is not uploaded", next))
 		case !ok || len(n.DER) == 0:
 			warn = append(warn, fmt.Sprintf("the next auth certificate %s (effective %s) is not in the certificate store; it is not uploaded now", next, day(o.AuthConfig.NextEffective)))
 		case !o.At.IsZero() && n.NotAfter.Before(o.At):

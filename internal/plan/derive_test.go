@@ -114,6 +114,8 @@ func TestDeriveErrors(t *testing.T) {
 			}
 		}, ErrMissingInput, []string{"onprem_ews_external_url"}},
 		{"no current auth certificate", func(w *world) { w.o.AuthConfig.CurrentThumbprint = "" }, ErrAuthCertificate, []string{"no current certificate"}},
+		{"current thumbprint not 40 hex digits", func(w *world) { w.o.AuthConfig.CurrentThumbprint = "ABC'; Remove-Item" }, ErrAuthCertificate, []string{"CurrentCertificateThumbprint", "40 hex digits"}},
+		{"current thumbprint too short", func(w *world) { w.o.AuthConfig.CurrentThumbprint = w.o.AuthConfig.CurrentThumbprint[:39] }, ErrAuthCertificate, []string{"CurrentCertificateThumbprint"}},
 		{"auth certificate not in the store", func(w *world) { w.o.Certificates = w.o.Certificates[1:] }, ErrAuthCertificate, []string{"not in the Exchange certificate store"}},
 		{"auth certificate without DER", func(w *world) { w.o.Certificates[0].DER = nil }, ErrAuthCertificate, []string{"without its public certificate bytes"}},
 		{"auth certificate expired", func(w *world) { w.o.At = date(2030, 6, 2) }, ErrAuthCertificate, []string{"expired on 2030-06-01", "emergency"}},
@@ -210,6 +212,14 @@ func TestDeriveDiscovery(t *testing.T) {
 		w.o.AuthConfig.NextThumbprint = tpNext
 		d, warn := mustDerive(t, w)
 		if len(d.Keys) != 1 || len(warn) != 1 || !strings.Contains(warn[0], "not in the certificate store") {
+			t.Errorf("keys %d, warnings %q", len(d.Keys), warn)
+		}
+	})
+	t.Run("next thumbprint that is not 40 hex digits warns", func(t *testing.T) {
+		w := contoso("global")
+		w.o.AuthConfig.NextThumbprint = "NEXT$(whoami)"
+		d, warn := mustDerive(t, w)
+		if len(d.Keys) != 1 || len(warn) != 1 || !strings.Contains(warn[0], "NextCertificateThumbprint") || !strings.Contains(warn[0], "40 hex digits") {
 			t.Errorf("keys %d, warnings %q", len(d.Keys), warn)
 		}
 	})

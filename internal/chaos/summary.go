@@ -12,16 +12,16 @@ import (
 // Summary is what one chaos run measured; String prints it for the log
 // and the README.
 type Summary struct {
-	Size        Size
-	Seed        int64
-	Tenants     int
-	Verified    int            // at the end, after operator retries
-	States      map[string]int // end states as the rollout counted them
-	Paused      []string       // paused while the chaos ran, with step, error type and message
-	Retried     int            // paused tenants an operator retry sent on
+	Size     Size
+	Seed     int64
+	Tenants  int
+	Verified int            // at the end, after operator retries
+	States   map[string]int // end states as the rollout counted them
+	Paused   []string       // paused while the chaos ran, with step, error type and message
+	Retried  int            // paused tenants an operator retry sent on
 	// ContinuedAsNew: rollout runs handed over mid-chaos.
 	ContinuedAsNew int
-	WorkerKills int
+	WorkerKills    int
 	// ServerRestarts and how long the server was unreachable in all.
 	ServerRestarts int
 	ServerDown     time.Duration

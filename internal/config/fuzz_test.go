@@ -31,7 +31,12 @@ func checkProblems(t *testing.T, file string, data []byte, err error) {
 	if len(ps) == 0 {
 		t.Fatal("empty Problems returned as an error")
 	}
-	lines := bytes.Count(data, []byte("\n")) + 1
+	// YAML breaks lines at CR LF, LF, CR, NEL, LS and PS.
+	norm := bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n"))
+	lines := 1
+	for _, br := range []string{"\n", "\r", "\u0085", "\u2028", "\u2029"} {
+		lines += bytes.Count(norm, []byte(br))
+	}
 	for _, p := range ps {
 		if p.File != file {
 			t.Errorf("problem names file %q, want %q: %v", p.File, file, p)

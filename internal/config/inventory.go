@@ -108,7 +108,10 @@ func ParseInventory(file string, data []byte) (*Inventory, error) {
 	d := &decoder{file: file}
 	inv := &Inventory{File: file}
 	root := d.parse(data)
-	if root == nil {
+	// A document of only a comment, "~" or an anchor ("&a") has a null
+	// root: as empty as no document, and it must not pass as an
+	// inventory (nil, nil) either.
+	if root == nil || isNull(root) {
 		if len(d.probs) == 0 {
 			d.addf(1, "tenants", "the inventory is empty; list at least one tenant under tenants:")
 		}

@@ -223,6 +223,15 @@ func TestChaosRollout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srvLog.Close()
+	// t.TempDir is gone after the test: show the server's last words here.
+	t.Cleanup(func() {
+		if t.Failed() {
+			if data, err := os.ReadFile(srvLog.Name()); err == nil {
+				lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+				t.Logf("dev server log (last lines):\n%s", strings.Join(lines[max(0, len(lines)-20):], "\n"))
+			}
+		}
+	})
 	srv, err := devserver.StartProcess(ctx, devserver.ProcessOptions{DBFile: filepath.Join(dir, "temporal.db"), Log: srvLog})
 	if err != nil {
 		t.Fatal(err)
@@ -438,7 +447,8 @@ func TestChaosRollout(t *testing.T) {
 	sum.Wall = time.Since(began)
 
 	keys, spns := protected(before)
-	t.Logf("protected before the rollout: %d key credentials, %d service principal names", keys, spns)
+	t.Logf("protected before the rollout: %d key credentials, %d service principal names; %d duplicate(s) seeded",
+		keys, spns, len(e2e.DuplicateThumbprints(before)))
 	t.Logf("\n%s", sum)
 	for _, v := range sum.Violations {
 		t.Error(v)

@@ -31,6 +31,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
@@ -353,8 +354,16 @@ func classify(cmdlet string, resp *http.Response, raw []byte) error {
 	if env.Error != nil {
 		code, msg = env.Error.Code, env.Error.Message
 	}
+	// The message ends up in a Temporal failure, a protobuf string: it
+	// must be UTF-8, also when a proxy answers with binary or the cut
+	// falls inside a character.
+	msg = strings.ToValidUTF8(msg, "\uFFFD")
 	if len(msg) > 512 {
-		msg = msg[:512] + "…"
+		cut := 512
+		for cut > 0 && !utf8.RuneStart(msg[cut]) {
+			cut--
+		}
+		msg = msg[:cut] + "…"
 	}
 	status := resp.StatusCode
 	switch {
@@ -381,8 +390,13 @@ func classify(cmdlet string, resp *http.Response, raw []byte) error {
 	return &ProtocolError{Cmdlet: cmdlet, StatusCode: status, Code: code, Message: msg}
 }
 
+// maxRetryAfter caps what the service may ask for: a larger value (or one
+// that would overflow time.Duration and turn negative) is a broken header,
+// not a plan.
+const maxRetryAfter = 24 * time.Hour
+
 // parseRetryAfter reads delta-seconds or an HTTP date; 0 when absent or
-// unreadable.
+// unreadable, at most maxRetryAfter.
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
@@ -392,10 +406,13 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		if s <= 0 || math.IsNaN(s) || math.IsInf(s, 0) {
 			return 0
 		}
+		if s >= maxRetryAfter.Seconds() {
+			return maxRetryAfter
+		}
 		return time.Duration(s * float64(time.Second))
 	}
 	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
+		return min(t.Sub(now), maxRetryAfter)
 	}
 	return 0
 }

@@ -1,9 +1,37 @@
 package plan
 
 import (
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
+
+// shuffled is a permutation of s chosen by seed (Fisher-Yates with a
+// xorshift generator): checkMerge and checkUnion only try the reversed
+// order, the fuzzer then tries every other one its inputs lead to.
+func shuffled[T any](s []T, seed uint64) []T {
+	out := slices.Clone(s)
+	x := seed | 1
+	for i := len(out) - 1; i > 0; i-- {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		j := int(x % uint64(i+1))
+		out[i], out[j] = out[j], out[i]
+	}
+	return out
+}
+
+func seedOf(parts ...[]byte) uint64 {
+	h := uint64(14695981039346656037) // FNV-1a
+	for _, p := range parts {
+		for _, b := range p {
+			h = (h ^ uint64(b)) * 1099511628211
+		}
+	}
+	return h
+}
 
 // decodeKeys turns fuzz bytes into two key lists, three bytes a key: list
 // and certificate, identification variant, end offset in days (0 =
@@ -37,7 +65,15 @@ func FuzzMergeKeys(f *testing.F) {
 			add = append(add, Key{KeyID: "odd2", Thumbprint: strings.ToLower(odd), End: genNow.AddDate(0, 0, 2)})
 		}
 		now := genNow.AddDate(0, 0, int(shift)%20)
-		checkMerge(t, existing, add, now, MergeOptions{DropExpiredWithoutAdd: dropAlone})
+		opts := MergeOptions{DropExpiredWithoutAdd: dropAlone}
+		checkMerge(t, existing, add, now, opts)
+		// Order-independent under any permutation, not only reversal.
+		seed := seedOf(data, []byte(odd))
+		d := MergeKeys(existing, add, now, opts)
+		p := MergeKeys(shuffled(existing, seed), shuffled(add, seed>>1), now, opts)
+		if !reflect.DeepEqual(thumbSet(p.Keys), thumbSet(d.Keys)) || p.Changed != d.Changed {
+			t.Fatalf("permuted inputs give %v (changed %v), in order %v (changed %v)", sortedKeys(thumbSet(p.Keys)), p.Changed, sortedKeys(thumbSet(d.Keys)), d.Changed)
+		}
 		var remove []string
 		for _, k := range add {
 			remove = append(remove, k.Thumbprint)
@@ -60,6 +96,11 @@ func FuzzUnionSPNs(f *testing.F) {
 			return strings.Split(s, "\n")
 		}
 		checkUnion(t, split(existing), split(want))
+		w := split(want)
+		d := UnionSPNs(split(existing), w)
+		if p := UnionSPNs(split(existing), shuffled(w, seedOf([]byte(existing), []byte(want)))); !slices.Equal(p.SPNs, d.SPNs) {
+			t.Fatalf("permuted wanted names give %q, in order %q", p.SPNs, d.SPNs)
+		}
 	})
 }
 

@@ -30,6 +30,7 @@ help:
 	@echo "make run    build, start the dev server and a simulated worker, check health (the demo)"
 	@echo "make test   vet, format check, PowerShell grammar check, unit + integration tests"
 	@echo "make chaos  the long chaos suite: a rollout through worker kills, dev server crashes and faults"
+	@echo "make fuzz   every fuzz target for FUZZTIME (default 60s) each, one after another"
 	@echo "make stop   stop what make started (PIDs in .data/)"
 	@echo "make server / make worker   start only that part; both do nothing if already running"
 	@echo "make bench  micro-benchmarks + rollout benchmark (durable vs concurrent vs sequential) into bench/results/"
@@ -174,6 +175,41 @@ bench: $(TEMPORAL)
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem ./internal/plan ./internal/sim | tee bench/results/micro.txt
 	$(GO) build -o $(BIN)/rolloutbench ./internal/bench/cmd/rolloutbench
 	$(BIN)/rolloutbench -out bench/results $(BENCH_FLAGS)
+
+# Fuzzing: every target as package:Function. internal/fuzzlist's test
+# fails when a Fuzz function exists that this list does not name. go test
+# ./... runs the committed seed corpora (testdata/fuzz/) as unit tests;
+# this runs the fuzzer on each target in turn. New interesting inputs are
+# minimized for at most FUZZMINIMIZETIME: the default (60s) would spend a
+# whole FUZZTIME minimizing one YAML document. FUZZPARALLEL is the number
+# of fuzz workers (1: the build machine is shared).
+FUZZ_TARGETS := \
+	./internal/config:FuzzParseInventory \
+	./internal/config:FuzzParseWorkerConfig \
+	./internal/config:FuzzValidators \
+	./internal/certs:FuzzCheck \
+	./internal/certs:FuzzThumbprint \
+	./internal/codec:FuzzDecode \
+	./internal/codec:FuzzRoundTrip \
+	./internal/codec:FuzzParseKey \
+	./internal/exchange/online:FuzzInvokeReply \
+	./internal/exchange/online:FuzzParseRetryAfter \
+	./internal/exchange/shell:FuzzCodecRoundTrip \
+	./internal/graph:FuzzErrorReply \
+	./internal/plan:FuzzMergeKeys \
+	./internal/plan:FuzzUnionSPNs \
+	./internal/plan:FuzzParseBuild
+FUZZTIME ?= 60s
+FUZZMINIMIZETIME ?= 5s
+FUZZPARALLEL ?= 1
+.PHONY: fuzz
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "== $$fn in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) \
+			-parallel $(FUZZPARALLEL) $$pkg; \
+	done
 
 clean: stop
 	rm -rf $(DATA)

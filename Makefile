@@ -174,7 +174,7 @@ bench: $(TEMPORAL)
 	@mkdir -p bench/results
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem ./internal/plan ./internal/sim | tee bench/results/micro.txt
 	$(GO) build -o $(BIN)/rolloutbench ./internal/bench/cmd/rolloutbench
-	$(BIN)/rolloutbench -out bench/results $(BENCH_FLAGS)
+	$(BIN)/rolloutbench -out bench/results -readme README.md $(BENCH_FLAGS)
 
 # Fuzzing: every target as package:Function. internal/fuzzlist's test
 # fails when a Fuzz function exists that this list does not name. go test

@@ -43,6 +43,9 @@ type RunResult struct {
 	Tenants     []TenantRun
 	Stats       sim.Counters
 	PeakRSS     int64 // bytes, this process, during the run
+	// CPU is this process's CPU time during the run (worker or script,
+	// the simulated world and its servers); ServerCPU the dev server's.
+	CPU, ServerCPU time.Duration
 }
 
 // Verified counts tenants that ended verified.
@@ -73,6 +76,7 @@ func RunBaseline(ctx context.Context, w *sim.World, concurrency int, opts workfl
 	}
 	res := RunResult{Runner: name, Concurrency: concurrency, Tenants: make([]TenantRun, len(tenants))}
 	resetPeakRSS()
+	cpu0 := cpuTime()
 	start := time.Now()
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -95,6 +99,7 @@ func RunBaseline(ctx context.Context, w *sim.World, concurrency int, opts workfl
 	wg.Wait()
 	res.Wall = time.Since(start)
 	res.PeakRSS = peakRSS()
+	res.CPU = cpuTime() - cpu0
 	res.Stats = w.Stats()
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("%s baseline: %w", name, err)

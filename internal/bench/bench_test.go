@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -49,7 +51,7 @@ func TestPerMinute(t *testing.T) {
 }
 
 func TestSweepTenants(t *testing.T) {
-	for _, c := range []struct{ c, max, want int }{{1, 500, 20}, {10, 500, 100}, {25, 500, 250}, {50, 500, 500}, {100, 500, 500}, {1, 8, 8}} {
+	for _, c := range []struct{ c, max, want int }{{1, 500, 10}, {10, 500, 100}, {25, 300, 250}, {50, 300, 300}, {100, 300, 300}, {1, 8, 8}} {
 		if got := SweepTenants(c.c, c.max); got != c.want {
 			t.Errorf("SweepTenants(%d, %d) = %d, want %d", c.c, c.max, got, c.want)
 		}
@@ -115,7 +117,7 @@ func TestMarkdownReport(t *testing.T) {
 	}
 	md := r.Markdown()
 	for _, want := range []string{
-		"| durable | 500 | 50 | 60.0 s | 500 | 1200 ms | 2100 ms | 500/500 |",
+		"| durable | 500 | 50 | 60.0 s | 500 | 1200 ms | 2100 ms | 500/500 | 0 MB | 0 + 0 ms |",
 		"| durable / concurrent floor (tenants/min) | 0.83 |",
 		"| durable speed-up over sequential | 8.3× |",
 		"| history events per Setup workflow (mean / max) | 87 / 120 (100 sampled) |",
@@ -135,5 +137,19 @@ func TestMarkdownReport(t *testing.T) {
 	dir := t.TempDir()
 	if err := r.Write(dir); err != nil {
 		t.Fatal(err)
+	}
+	readme := filepath.Join(dir, "README.md")
+	if err := os.WriteFile(readme, []byte("# x\n<!-- bench:begin -->\nold table\n<!-- bench:end -->\n## next\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.UpdateReadme(readme); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(readme)
+	if strings.Contains(string(got), "old table") || !strings.Contains(string(got), md) || !strings.HasSuffix(string(got), "<!-- bench:end -->\n## next\n") {
+		t.Fatalf("README after update:\n%s", got)
+	}
+	if err := r.UpdateReadme(filepath.Join(dir, "latest.md")); err == nil {
+		t.Fatal("a file without markers must be refused")
 	}
 }

@@ -12,6 +12,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
 
@@ -37,6 +38,21 @@ type Durable struct {
 	dir    string
 	logger *zap.Logger
 	seq    int
+	// Tune, when set, starts the workers with these options instead of
+	// workerhost.Start's defaults (the investigation of where durable
+	// time goes); registration is still workerhost.ForBackend.
+	Tune *WorkerTuning
+}
+
+// WorkerTuning are the SDK worker options the harness can vary.
+type WorkerTuning struct {
+	WorkflowPollers, ActivityPollers int
+	MaxActivities, MaxWorkflowTasks  int
+}
+
+func (t WorkerTuning) String() string {
+	return fmt.Sprintf("workflow task pollers %d, activity task pollers %d, max concurrent activities %d, max concurrent workflow tasks %d",
+		t.WorkflowPollers, t.ActivityPollers, t.MaxActivities, t.MaxWorkflowTasks)
 }
 
 // StartDurable starts the dev server.
@@ -74,6 +90,7 @@ type Session struct {
 	world *sim.World
 	be    *backend.Backend
 	host  *workerhost.Host
+	tuned []worker.Worker
 }
 
 // Open starts a worker host for w.
@@ -92,6 +109,14 @@ func (d *Durable) Open(ctx context.Context, w *sim.World, direct bool) (*Session
 	}
 	d.seq++
 	id := fmt.Sprintf("rolloutbench-%d", d.seq)
+	if d.Tune != nil {
+		ws, err := startTuned(d.c, roles, workerhost.ForBackend(be, id), id, *d.Tune)
+		if err != nil {
+			be.Close()
+			return nil, err
+		}
+		return &Session{d: d, world: w, be: be, tuned: ws}, nil
+	}
 	h, err := workerhost.Start(d.c, roles, workerhost.ForBackend(be, id), d.logger, workerhost.Options{Identity: id, StopTimeout: time.Second})
 	if err != nil {
 		be.Close()
@@ -100,9 +125,41 @@ func (d *Durable) Open(ctx context.Context, w *sim.World, direct bool) (*Session
 	return &Session{d: d, world: w, be: be, host: h}, nil
 }
 
+// startTuned is workerhost.Start with the SDK's poller and slot options.
+func startTuned(c client.Client, roles []config.Role, reg workerhost.Registrar, id string, t WorkerTuning) ([]worker.Worker, error) {
+	var out []worker.Worker
+	stop := func() {
+		for _, w := range out {
+			w.Stop()
+		}
+	}
+	for _, role := range roles {
+		w := worker.New(c, temporalx.QueueForRole(role), worker.Options{
+			Identity: id, WorkerStopTimeout: time.Second,
+			MaxConcurrentWorkflowTaskPollers: t.WorkflowPollers, MaxConcurrentActivityTaskPollers: t.ActivityPollers,
+			MaxConcurrentActivityExecutionSize: t.MaxActivities, MaxConcurrentWorkflowTaskExecutionSize: t.MaxWorkflowTasks,
+		})
+		if err := reg(role, w); err != nil {
+			stop()
+			return nil, err
+		}
+		if err := w.Start(); err != nil {
+			stop()
+			return nil, err
+		}
+		out = append(out, w)
+	}
+	return out, nil
+}
+
 // Close stops the worker host and the simulated servers.
 func (s *Session) Close() {
-	s.host.Stop()
+	if s.host != nil {
+		s.host.Stop()
+	}
+	for i := len(s.tuned) - 1; i >= 0; i-- {
+		s.tuned[i].Stop()
+	}
 	s.be.Close()
 }
 
@@ -128,6 +185,7 @@ func (s *Session) Rollout(ctx context.Context, name string, concurrency int, opt
 		in.InventoryPath = path
 	}
 	before := s.world.Stats()
+	cpu0, srv0 := cpuTime(), childCPU("temporal")
 	resetPeakRSS()
 	start := time.Now()
 	run, err := d.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
@@ -142,7 +200,8 @@ func (s *Session) Rollout(ctx context.Context, name string, concurrency int, opt
 	if err := run.Get(ctx, &prog); err != nil {
 		return RunResult{}, fmt.Errorf("rollout %s: %w%s", name, err, d.diagnose(tenants))
 	}
-	res := RunResult{Runner: RunDurable, Concurrency: concurrency, Wall: time.Since(start), PeakRSS: peakRSS()}
+	res := RunResult{Runner: RunDurable, Concurrency: concurrency, Wall: time.Since(start), PeakRSS: peakRSS(),
+		CPU: cpuTime() - cpu0, ServerCPU: childCPU("temporal") - srv0}
 	res.Stats = diffStats(before, s.world.Stats())
 	res.Tenants = make([]TenantRun, len(tenants))
 	// Per-tenant durations and states from the children themselves.

@@ -17,6 +17,7 @@ type Config struct {
 	Tenants     int     // main point N
 	Concurrency int     // main point C
 	Sweep       []int   // concurrencies for the throughput chart
+	SweepMax    int     // most tenants at a sweep point other than the main one (0: Tenants)
 	SeqTenants  int     // tenants the sequential baseline runs
 	Seed        int64   // world generation
 	Profile     Profile // latencies and error rates
@@ -27,6 +28,8 @@ type Config struct {
 	// HistorySample reads every k-th child's history (1 = all).
 	HistorySample int
 	Progress      io.Writer
+	// Tune, when set, replaces workerhost's default worker options.
+	Tune *WorkerTuning
 }
 
 // DefaultSetup is the setup options for the scaled-down profile, the same
@@ -40,15 +43,9 @@ func DefaultSetup() workflows.SetupOptions {
 }
 
 // SweepTenants is N for a sweep point: enough tenants that concurrency C
-// is kept busy (10 per slot, at least 20), capped at the main N.
-func SweepTenants(c, max int) int { return min(maxInt(10*c, 20), max) }
-
-func maxInt(a, b int) int {
-	if a > b {
-		return a
-	}
-	return b
-}
+// is kept busy (10 per slot, at least 10), capped so that the whole
+// harness stays within about ten minutes on a small machine.
+func SweepTenants(c, limit int) int { return min(max(10*c, 10), limit) }
 
 func (c Config) logf(format string, args ...any) {
 	if c.Progress != nil {
@@ -67,6 +64,7 @@ func Run(ctx context.Context, cfg Config, logger *zap.Logger) (*Report, error) {
 		return nil, err
 	}
 	defer d.Close()
+	d.Tune = cfg.Tune
 
 	// Main point: durable, then a second rollout on the converged world.
 	w, err := NewWorld(cfg.Tenants, cfg.Seed, cfg.Profile)
@@ -120,13 +118,17 @@ func Run(ctx context.Context, cfg Config, logger *zap.Logger) (*Report, error) {
 
 	// Sweep: durable and concurrent floor per concurrency; the main
 	// point is reused, not run twice.
+	limit := cfg.Tenants
+	if cfg.SweepMax > 0 {
+		limit = min(cfg.SweepMax, cfg.Tenants)
+	}
 	for _, c := range cfg.Sweep {
-		n := SweepTenants(c, cfg.Tenants)
-		if c == cfg.Concurrency && n == cfg.Tenants {
-			rep.addPoint(RunDurable, dur, n)
-			rep.addPoint(RunConcurrent, floor, n)
+		if c == cfg.Concurrency {
+			rep.addPoint(RunDurable, dur, cfg.Tenants)
+			rep.addPoint(RunConcurrent, floor, cfg.Tenants)
 			continue
 		}
+		n := SweepTenants(c, limit)
 		w, err := NewWorld(n, cfg.Seed, cfg.Profile)
 		if err != nil {
 			return nil, err

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hybridflow/hybridflow/internal/sim"
@@ -105,15 +106,47 @@ func statusKB(path, key string) int64 {
 	return 0
 }
 
+// cpuTime is the user+system CPU time of this process (all threads).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// childCPU is the user+system CPU time of this process's children named
+// comm (the dev server), from /proc/<pid>/stat (clock ticks, 100 Hz).
+func childCPU(comm string) time.Duration {
+	var total time.Duration
+	forChildren(comm, func(fields []string, _ string) {
+		if len(fields) > 13 {
+			u, _ := strconv.ParseInt(fields[11], 10, 64)
+			st, _ := strconv.ParseInt(fields[12], 10, 64)
+			total += time.Duration(u+st) * 10 * time.Millisecond
+		}
+	})
+	return total
+}
+
 // childPeakRSS is the summed VmHWM of this process's children whose
 // command name is comm (the dev server), in bytes.
 func childPeakRSS(comm string) int64 {
+	var total int64
+	forChildren(comm, func(_ []string, pid string) {
+		total += statusKB("/proc/"+pid+"/status", "VmHWM:") * 1024
+	})
+	return total
+}
+
+// forChildren calls f with the stat fields after the command name
+// (fields[0] is the state, fields[1] the parent) of each child named comm.
+func forChildren(comm string, f func(fields []string, pid string)) {
 	self := strconv.Itoa(os.Getpid())
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0
+		return
 	}
-	var total int64
 	for _, e := range ents {
 		if _, err := strconv.Atoi(e.Name()); err != nil {
 			continue
@@ -122,7 +155,6 @@ func childPeakRSS(comm string) int64 {
 		if err != nil {
 			continue
 		}
-		// pid (comm) state ppid ...
 		s := string(data)
 		open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
 		if open < 0 || close < open {
@@ -132,7 +164,6 @@ func childPeakRSS(comm string) int64 {
 		if len(fields) < 2 || fields[1] != self || s[open+1:close] != comm {
 			continue
 		}
-		total += statusKB("/proc/"+e.Name()+"/status", "VmHWM:") * 1024
+		f(fields, e.Name())
 	}
-	return total
 }

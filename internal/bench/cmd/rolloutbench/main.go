@@ -35,16 +35,18 @@ func run() error {
 	p := bench.DefaultProfile()
 	setup := bench.DefaultSetup()
 	cfg := bench.Config{Profile: p, Setup: setup, Progress: os.Stderr}
-	var sweep, out string
+	var sweep, out, readme string
 	var timeout time.Duration
 	flag.IntVar(&cfg.Tenants, "tenants", 500, "tenants at the main point")
 	flag.IntVar(&cfg.Concurrency, "concurrency", 50, "concurrency at the main point")
-	flag.StringVar(&sweep, "sweep", "1,10,25,50,100", "concurrencies for the throughput chart (N per point: max(10*C, 20), capped at -tenants)")
+	flag.StringVar(&sweep, "sweep", "1,10,25,50,100", "concurrencies for the throughput chart (N per point: max(10*C, 10), capped at -sweep-max; the main concurrency reuses the main point)")
+	flag.IntVar(&cfg.SweepMax, "sweep-max", 300, "most tenants at a sweep point other than the main one")
 	flag.IntVar(&cfg.SeqTenants, "seq-tenants", 30, "tenants the sequential baseline runs (a subset: all would take too long)")
 	flag.Int64Var(&cfg.Seed, "seed", 9, "world generation seed")
 	flag.BoolVar(&cfg.Direct, "direct-shell", false, "run on-prem cmdlets in-process instead of PowerShell-host relay processes (all runners)")
 	flag.IntVar(&cfg.HistorySample, "history-sample", 5, "read every k-th setup workflow's history for event counts")
 	flag.StringVar(&out, "out", "bench/results", "report directory")
+	flag.StringVar(&readme, "readme", "", "also replace the table between the bench markers in this README")
 	flag.DurationVar(&timeout, "timeout", 12*time.Minute, "give up after this long")
 	flag.DurationVar(&cfg.Profile.OnPrem.Mean, "onprem-latency", p.OnPrem.Mean, "on-prem PowerShell round-trip latency")
 	flag.DurationVar(&cfg.Profile.OnPrem.Jitter, "onprem-jitter", p.OnPrem.Jitter, "± jitter")
@@ -56,7 +58,15 @@ func run() error {
 	flag.DurationVar(&cfg.Profile.RetryAfter, "retry-after", p.RetryAfter, "Retry-After of a 429")
 	flag.Float64Var(&cfg.Profile.ServerErrorRate, "server-error-rate", p.ServerErrorRate, "fraction of requests answered 503")
 	flag.DurationVar(&cfg.Setup.VerifyInterval, "verify-interval", setup.VerifyInterval, "first wait between verification rounds (all runners)")
+	var tune bench.WorkerTuning
+	flag.IntVar(&tune.WorkflowPollers, "workflow-pollers", 0, "workflow task pollers per worker (0 with every tuning flag 0: workerhost defaults)")
+	flag.IntVar(&tune.ActivityPollers, "activity-pollers", 0, "activity task pollers per worker")
+	flag.IntVar(&tune.MaxActivities, "max-activities", 0, "max concurrent activity executions per worker")
+	flag.IntVar(&tune.MaxWorkflowTasks, "max-workflow-tasks", 0, "max concurrent workflow task executions per worker")
 	flag.Parse()
+	if tune != (bench.WorkerTuning{}) {
+		cfg.Tune = &tune
+	}
 	for _, f := range strings.Split(sweep, ",") {
 		if f = strings.TrimSpace(f); f == "" {
 			continue
@@ -82,6 +92,11 @@ func run() error {
 	rep.Notes = append(rep.Notes, fmt.Sprintf("Harness wall time %s (all runners, the converged re-run and the sweep).", time.Since(start).Round(time.Second)))
 	if err := rep.Write(out); err != nil {
 		return err
+	}
+	if readme != "" {
+		if err := rep.UpdateReadme(readme); err != nil {
+			return err
+		}
 	}
 	fmt.Println(rep.Markdown())
 	fmt.Fprintf(os.Stderr, "wrote %s/latest.json, latest.md, throughput.svg\n", out)

@@ -24,8 +24,9 @@ func (f replyFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f
 // envelope, Context detail, throttling) and holds it to its contract: no
 // panic; success only on 2xx; every failure classified as the package doc
 // says (429/503 throttled and retryable, 401/403 access denied and not,
-// 5xx transient); error text valid UTF-8 (it becomes a Temporal failure
-// message, a protobuf string) and bounded however large the body.
+// 5xx without a cmdlet outcome transient); error text valid UTF-8 (it
+// becomes a Temporal failure message, a protobuf string) and bounded
+// however large the body.
 func FuzzInvokeReply(f *testing.F) {
 	f.Add(uint16(200), []byte(`{"value":[{"Identity":"x","Enabled":true}],"@adminapi.warnings":["w"]}`), "")
 	f.Add(uint16(200), []byte(`{"value":[],"@odata.nextLink":"https://evil.example/next"}`), "")
@@ -80,7 +81,10 @@ func FuzzInvokeReply(f *testing.F) {
 				t.Fatalf("HTTP %d: %T %v, retryable %v", code, err, err, exchange.Retryable(err))
 			}
 		case code >= 500:
-			if !exchange.Retryable(err) {
+			// A Context detail is the cmdlet's own exception (it ran and
+			// threw): its type decides, whatever the status. Only
+			// replies without a cmdlet outcome are transient.
+			if _, cmdletOutcome := err.(*exchange.Error); !cmdletOutcome && !exchange.Retryable(err) {
 				t.Fatalf("HTTP %d not retryable: %v", code, err)
 			}
 		}

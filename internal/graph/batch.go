@@ -233,8 +233,9 @@ func decodeList[R collection[T], T any](s batchStep, factory absser.ParsableFact
 			return out, nil
 		}
 		*requests++
-		if page, err = next(*link); err != nil {
-			return nil, classify(s.op, err)
+		page, err = next(*link)
+		if err := replied(s.op, page, err); err != nil {
+			return nil, err
 		}
 	}
 }
@@ -280,8 +281,8 @@ func (c *Client) sendBatch(ctx context.Context, steps []batchStep, requests *int
 		}
 		*requests++
 		resp, err := batch.Send(ctx, c.adapter)
-		if err != nil {
-			return classify(op, err)
+		if err := replied(op, resp, err); err != nil {
+			return err
 		}
 		var again []int
 		var delay time.Duration

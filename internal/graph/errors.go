@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -182,6 +183,14 @@ func classify(op string, err error) error {
 				e.RequestID = deref(inner.GetRequestId())
 			}
 		}
+		if e.Message == "" {
+			// Never fall back to ODataError.Error(): without an "error"
+			// object in the body (a bare {} reply) it dereferences nil.
+			e.Message = "error reply without a message"
+			if t := http.StatusText(e.Status); t != "" {
+				e.Message = t + " without a message"
+			}
+		}
 		e.RetryAfter = retryAfterHeader(odata.GetResponseHeaders())
 		e.Kind = kindForStatus(e.Status, e.Code)
 	case errors.As(err, &api):
@@ -256,10 +265,14 @@ func retryAfterHeader(h *abs.ResponseHeaders) time.Duration {
 }
 
 // parseRetryAfter reads delta-seconds or an HTTP date.
+// maxRetryAfter caps a Retry-After (as the Exchange Online client does).
+const maxRetryAfter = 24 * time.Hour
+
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if secs, err := strconv.ParseFloat(v, 64); err == nil && secs >= 0 {
-		return time.Duration(secs * float64(time.Second))
+		// A huge value would overflow into a negative wait; nobody waits a day.
+		return time.Duration(min(secs, maxRetryAfter.Seconds()) * float64(time.Second))
 	}
 	if t, err := time.Parse(time.RFC1123, v); err == nil && t.After(now) {
 		return t.Sub(now)

@@ -228,8 +228,8 @@ func (c *Client) ServicePrincipalByAppID(ctx context.Context, appID string) (*Se
 	resp, err := c.sdk.ServicePrincipals().Get(ctx, &serviceprincipals.ServicePrincipalsRequestBuilderGetRequestConfiguration{
 		QueryParameters: &serviceprincipals.ServicePrincipalsRequestBuilderGetQueryParameters{Filter: &filter, Select: spSelect},
 	})
-	if err != nil {
-		return nil, classify(op, err)
+	if err := replied(op, resp, err); err != nil {
+		return nil, err
 	}
 	var found []models.ServicePrincipalable
 	for {
@@ -238,8 +238,8 @@ func (c *Client) ServicePrincipalByAppID(ctx context.Context, appID string) (*Se
 		if next == nil || *next == "" {
 			break
 		}
-		if resp, err = c.sdk.ServicePrincipals().WithUrl(*next).Get(ctx, nil); err != nil {
-			return nil, classify(op, err)
+		if resp, err = c.sdk.ServicePrincipals().WithUrl(*next).Get(ctx, nil); err != nil || resp == nil {
+			return nil, replied(op, resp, err)
 		}
 	}
 	switch len(found) {
@@ -256,8 +256,8 @@ func (c *Client) ServicePrincipalByID(ctx context.Context, id string) (*ServiceP
 	sp, err := c.sdk.ServicePrincipals().ByServicePrincipalId(id).Get(ctx, &serviceprincipals.ServicePrincipalItemRequestBuilderGetRequestConfiguration{
 		QueryParameters: &serviceprincipals.ServicePrincipalItemRequestBuilderGetQueryParameters{Select: spSelect},
 	})
-	if err != nil {
-		return nil, classify("ServicePrincipalByID", err)
+	if err := replied("ServicePrincipalByID", sp, err); err != nil {
+		return nil, err
 	}
 	return fromSDKServicePrincipal(sp), nil
 }
@@ -292,8 +292,8 @@ func (c *Client) CreateServicePrincipal(ctx context.Context, appID string) (*Ser
 	body := models.NewServicePrincipal()
 	body.SetAppId(&appID)
 	sp, err := c.sdk.ServicePrincipals().Post(ctx, body, nil)
-	if err != nil {
-		return nil, classify("CreateServicePrincipal", err)
+	if err := replied("CreateServicePrincipal", sp, err); err != nil {
+		return nil, err
 	}
 	return fromSDKServicePrincipal(sp), nil
 }
@@ -310,8 +310,8 @@ func (c *Client) AppRoleAssignments(ctx context.Context, spID string) ([]AppRole
 	const op = "AppRoleAssignments"
 	b := c.sdk.ServicePrincipals().ByServicePrincipalId(spID).AppRoleAssignments()
 	resp, err := b.Get(ctx, nil)
-	if err != nil {
-		return nil, classify(op, err)
+	if err := replied(op, resp, err); err != nil {
+		return nil, err
 	}
 	var out []AppRoleAssignment
 	for {
@@ -322,8 +322,8 @@ func (c *Client) AppRoleAssignments(ctx context.Context, spID string) ([]AppRole
 		if next == nil || *next == "" {
 			return out, nil
 		}
-		if resp, err = b.WithUrl(*next).Get(ctx, nil); err != nil {
-			return nil, classify(op, err)
+		if resp, err = b.WithUrl(*next).Get(ctx, nil); err != nil || resp == nil {
+			return nil, replied(op, resp, err)
 		}
 	}
 }
@@ -398,8 +398,8 @@ func (c *Client) ApplicationByDisplayName(ctx context.Context, name string) (*Ap
 	resp, err := c.sdk.Applications().Get(ctx, &applications.ApplicationsRequestBuilderGetRequestConfiguration{
 		QueryParameters: &applications.ApplicationsRequestBuilderGetQueryParameters{Filter: &filter, Select: appSelect},
 	})
-	if err != nil {
-		return nil, classify(op, err)
+	if err := replied(op, resp, err); err != nil {
+		return nil, err
 	}
 	var found []models.Applicationable
 	for {
@@ -408,8 +408,8 @@ func (c *Client) ApplicationByDisplayName(ctx context.Context, name string) (*Ap
 		if next == nil || *next == "" {
 			break
 		}
-		if resp, err = c.sdk.Applications().WithUrl(*next).Get(ctx, nil); err != nil {
-			return nil, classify(op, err)
+		if resp, err = c.sdk.Applications().WithUrl(*next).Get(ctx, nil); err != nil || resp == nil {
+			return nil, replied(op, resp, err)
 		}
 	}
 	switch len(found) {
@@ -427,8 +427,8 @@ func (c *Client) ApplicationByID(ctx context.Context, id string) (*Application, 
 	a, err := c.sdk.Applications().ByApplicationId(id).Get(ctx, &applications.ApplicationItemRequestBuilderGetRequestConfiguration{
 		QueryParameters: &applications.ApplicationItemRequestBuilderGetQueryParameters{Select: appSelect},
 	})
-	if err != nil {
-		return nil, classify("ApplicationByID", err)
+	if err := replied("ApplicationByID", a, err); err != nil {
+		return nil, err
 	}
 	return fromSDKApplication(a), nil
 }
@@ -449,8 +449,8 @@ func (c *Client) CreateApplication(ctx context.Context, name, signInAudience str
 		body.SetRequiredResourceAccess(r)
 	}
 	a, err := c.sdk.Applications().Post(ctx, body, nil)
-	if err != nil {
-		return nil, classify(op, err)
+	if err := replied(op, a, err); err != nil {
+		return nil, err
 	}
 	return fromSDKApplication(a), nil
 }
@@ -494,8 +494,8 @@ func (c *Client) DeleteApplication(ctx context.Context, id string) error {
 func (c *Client) Domains(ctx context.Context) ([]Domain, error) {
 	const op = "Domains"
 	resp, err := c.sdk.Domains().Get(ctx, nil)
-	if err != nil {
-		return nil, classify(op, err)
+	if err := replied(op, resp, err); err != nil {
+		return nil, err
 	}
 	var out []Domain
 	for {
@@ -506,8 +506,8 @@ func (c *Client) Domains(ctx context.Context) ([]Domain, error) {
 		if next == nil || *next == "" {
 			return out, nil
 		}
-		if resp, err = c.sdk.Domains().WithUrl(*next).Get(ctx, nil); err != nil {
-			return nil, classify(op, err)
+		if resp, err = c.sdk.Domains().WithUrl(*next).Get(ctx, nil); err != nil || resp == nil {
+			return nil, replied(op, resp, err)
 		}
 	}
 }
@@ -516,8 +516,8 @@ func (c *Client) Domains(ctx context.Context) ([]Domain, error) {
 func (c *Client) Organization(ctx context.Context) (*Organization, error) {
 	const op = "Organization"
 	resp, err := c.sdk.Organization().Get(ctx, nil)
-	if err != nil {
-		return nil, classify(op, err)
+	if err := replied(op, resp, err); err != nil {
+		return nil, err
 	}
 	vs := resp.GetValue()
 	if len(vs) == 0 {
@@ -719,4 +719,17 @@ func (freshBodyHandler) Intercept(p khttp.Pipeline, i int, req *http.Request) (*
 	attempt.ContentLength = int64(len(snap.data))
 	attempt.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(snap.data)), nil }
 	return p.Next(attempt, i)
+}
+
+// replied classifies a call's error and refuses a success without a body:
+// the Kiota adapter answers a 204, or a 200 with an empty body, with
+// (nil, nil), which every caller would otherwise dereference.
+func replied[T any](op string, v T, err error) error {
+	if err != nil {
+		return classify(op, err)
+	}
+	if any(v) == nil {
+		return &Error{Op: op, Kind: Server, Message: "Graph answered success without a body"}
+	}
+	return nil
 }

@@ -86,3 +86,13 @@ func classify(what string, err error) error {
 	// Transport errors (connection refused, reset) are worth another try.
 	return temporal.NewApplicationErrorWithCause(msg, ErrTransient, err)
 }
+
+// skippable reports whether a failed optional read (a mailbox to test
+// with, one kind of virtual directory) may be passed over: only when a
+// retry cannot bring it (no permission, no such object). A throttled or
+// dropped call is retried instead; passing it over would plan on a gap
+// that is not there (verification without a mailbox fails).
+func skippable(err error) bool {
+	var app *temporal.ApplicationError
+	return errors.As(classify("", err), &app) && app.NonRetryable()
+}

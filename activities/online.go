@@ -46,10 +46,14 @@ func (a *Online) DiscoverOnline(ctx context.Context, t Target) (plan.Observed, e
 	for _, row := range rows {
 		o.OnlineIOCs = append(o.OnlineIOCs, iocFromRow(row))
 	}
-	if rows, err := batchRows(res, 1, cmds); err == nil {
+	rows, err = batchRows(res, 1, cmds)
+	switch {
+	case err == nil:
 		for _, row := range rows {
 			o.CloudMailboxes = append(o.CloudMailboxes, rowString(row, "PrimarySmtpAddress"))
 		}
+	case !skippable(err):
+		return o, classify("discover an Exchange Online mailbox to test with", err)
 	}
 	return o, nil
 }

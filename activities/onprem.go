@@ -62,8 +62,9 @@ func (a *OnPrem) DiscoverOnPrem(ctx context.Context, t Target) (plan.Observed, e
 	for i, c := range onPremDiscovery {
 		rows, err := batchRows(res, i, onPremDiscovery)
 		if err != nil {
-			// A missing mailbox list or vdir kind is survivable; the rest is not.
-			if c.Cmdlet == "Get-Mailbox" || vdirKinds[c.Cmdlet] != "" {
+			// A missing mailbox list or vdir kind is survivable when
+			// retrying cannot bring it; the rest is not.
+			if (c.Cmdlet == "Get-Mailbox" || vdirKinds[c.Cmdlet] != "") && skippable(err) {
 				continue
 			}
 			return o, classify("discover on-prem Exchange for "+t.TenantID, err)

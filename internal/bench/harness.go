@@ -30,6 +30,9 @@ type Config struct {
 	Progress      io.Writer
 	// Tune, when set, replaces workerhost's default worker options.
 	Tune *WorkerTuning
+	// ServerConfig are dynamic-config values for the dev server
+	// ("key=value", as start-dev's --dynamic-config-value takes them).
+	ServerConfig []string
 }
 
 // DefaultSetup is the setup options for the scaled-down profile, the same
@@ -59,7 +62,7 @@ func Run(ctx context.Context, cfg Config, logger *zap.Logger) (*Report, error) {
 		cfg.HistorySample = 1
 	}
 	rep := newReport(cfg)
-	d, err := StartDurable(ctx, logger)
+	d, err := StartDurable(ctx, logger, cfg.ServerConfig...)
 	if err != nil {
 		return nil, err
 	}

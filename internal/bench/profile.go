@@ -64,10 +64,9 @@ func (p Profile) Rules() []sim.FaultRule {
 			rules = append(rules, sim.FaultRule{Protocol: x.proto, Kind: sim.FaultLatency, Rate: 1, Latency: x.l.Mean, Jitter: x.l.Jitter})
 		}
 	}
-	// 429 and 503 are HTTP answers: Graph and Exchange Online only. (On
-	// the shell protocol they would become transient cmdlet errors, and
-	// on-prem discovery treats a failed Get-Mailbox as "no mailbox", which
-	// fails verification: see the report's notes.)
+	// 429 and 503 are HTTP answers: Graph and Exchange Online only. The
+	// on-prem shell's transient failures (throttling, crashed hosts) are
+	// the chaos suite's subject (internal/chaos), not the profile's.
 	for _, proto := range []string{sim.ProtoGraph, sim.ProtoEXO} {
 		if p.ThrottleRate > 0 {
 			rules = append(rules, sim.FaultRule{Protocol: proto, Kind: sim.FaultThrottle, Rate: p.ThrottleRate, RetryAfter: p.RetryAfter,

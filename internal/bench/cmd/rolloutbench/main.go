@@ -35,7 +35,7 @@ func run() error {
 	p := bench.DefaultProfile()
 	setup := bench.DefaultSetup()
 	cfg := bench.Config{Profile: p, Setup: setup, Progress: os.Stderr}
-	var sweep, out, readme string
+	var sweep, out, readme, readmeBlock string
 	var timeout time.Duration
 	flag.IntVar(&cfg.Tenants, "tenants", 500, "tenants at the main point")
 	flag.IntVar(&cfg.Concurrency, "concurrency", 50, "concurrency at the main point")
@@ -63,7 +63,15 @@ func run() error {
 	flag.IntVar(&tune.ActivityPollers, "activity-pollers", 0, "activity task pollers per worker")
 	flag.IntVar(&tune.MaxActivities, "max-activities", 0, "max concurrent activity executions per worker")
 	flag.IntVar(&tune.MaxWorkflowTasks, "max-workflow-tasks", 0, "max concurrent workflow task executions per worker")
+	var serverConfig string
+	flag.StringVar(&serverConfig, "server-config", bench.DefaultServerConfig, "comma-separated dynamic-config values for the dev server (key=value)")
+	flag.StringVar(&readmeBlock, "readme-block", "bench", "with -readme: the table between <!-- NAME:begin --> and <!-- NAME:end -->")
 	flag.Parse()
+	for _, kv := range strings.Split(serverConfig, ",") {
+		if kv = strings.TrimSpace(kv); kv != "" {
+			cfg.ServerConfig = append(cfg.ServerConfig, kv)
+		}
+	}
 	if tune != (bench.WorkerTuning{}) {
 		cfg.Tune = &tune
 	}
@@ -94,11 +102,11 @@ func run() error {
 		return err
 	}
 	if readme != "" {
-		if err := rep.UpdateReadme(readme); err != nil {
+		if err := rep.UpdateReadmeBlock(readme, readmeBlock); err != nil {
 			return err
 		}
 	}
 	fmt.Println(rep.Markdown())
-	fmt.Fprintf(os.Stderr, "wrote %s/latest.json, latest.md, throughput.svg\n", out)
+	fmt.Fprintf(os.Stderr, "wrote %s/latest.json and latest.md (and throughput.svg when there is a sweep)\n", out)
 	return nil
 }

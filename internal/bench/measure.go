@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/hybridflow/hybridflow/internal/sim"
@@ -104,15 +103,6 @@ func statusKB(path, key string) int64 {
 		}
 	}
 	return 0
-}
-
-// cpuTime is the user+system CPU time of this process (all threads).
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // childCPU is the user+system CPU time of this process's children named

@@ -204,7 +204,7 @@ func TestE2ECloudNamesAndAvailabilityAddressSpace(t *testing.T) {
 			t.Errorf("%s: %+v Graph writes, want exactly one PATCH of the first-party service principal", id, c)
 		}
 	}
-	if o := e.rec.overlaps(); len(o) > 0 {
+	if o := e.overlaps(); len(o) > 0 {
 		t.Errorf("steps ran twice at once:\n%s", strings.Join(o, "\n"))
 	}
 	e.recordHistory(ctx, runs[small2], "setup-legacy-21vianet")

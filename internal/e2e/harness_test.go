@@ -16,13 +16,13 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/testsuite"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/hybridflow/hybridflow/internal/attempts"
 	"github.com/hybridflow/hybridflow/internal/backend"
 	"github.com/hybridflow/hybridflow/internal/config"
 	"github.com/hybridflow/hybridflow/internal/devserver"
@@ -52,7 +52,7 @@ type env struct {
 	be    *backend.Backend
 	inv   *config.Inventory
 	roles []config.Role
-	rec   *recorder
+	rec   *attempts.Recorder
 
 	mu      sync.Mutex
 	gen     int
@@ -71,7 +71,7 @@ func newEnv(t *testing.T, w *sim.World) *env {
 		cancel()
 		t.Fatal(err)
 	}
-	e := &env{t: t, srv: srv, c: c, world: w, be: be, inv: w.Inventory(), rec: &recorder{}}
+	e := &env{t: t, srv: srv, c: c, world: w, be: be, inv: w.Inventory(), rec: &attempts.Recorder{}}
 	e.roles = []config.Role{{Kind: config.RoleCloud}}
 	for _, tn := range e.inv.Tenants {
 		r := config.Role{Kind: config.RoleOnPrem, Site: tn.Site}
@@ -106,8 +106,8 @@ func newEnv(t *testing.T, w *sim.World) *env {
 // diagnose logs what a failed test needs to be understood: every activity
 // execution the workers saw and what the server still has pending.
 func (e *env) diagnose(ctx context.Context, ids []string) {
-	for _, x := range e.rec.all() {
-		e.t.Logf("activity %s %s attempt %d on worker %d: %s → %s (+%s) cancelled=%v err=%q", x.WorkflowID, x.Type, x.Attempt, x.Gen,
+	for _, x := range e.rec.Executions() {
+		e.t.Logf("activity %s %s attempt %d on worker %d: %s → %s (+%s) cancelled=%v err=%q", x.WorkflowID, x.Type, x.Attempt, x.Worker,
 			x.Start.Format("15:04:05.000"), x.End.Format("15:04:05.000"), x.End.Sub(x.Start).Round(time.Millisecond), x.Cancelled, x.Err)
 	}
 	for _, id := range ids {
@@ -135,7 +135,7 @@ func (e *env) startWorker() {
 	hc, err := client.Dial(client.Options{
 		HostPort: e.srv.FrontendHostPort(), Namespace: "default", Identity: identity,
 		Logger:       logging.NewTemporal(zap.NewNop()),
-		Interceptors: []interceptor.ClientInterceptor{&incarnation{rec: e.rec, gen: e.gen}},
+		Interceptors: []interceptor.ClientInterceptor{e.rec.Interceptor(e.gen)},
 	})
 	if err != nil {
 		e.t.Fatal(err)
@@ -409,128 +409,18 @@ func checkAdditions(t *testing.T, before, after *sim.World, want []string) {
 
 // --- activity executions, to prove no step ran twice at once ---
 
-type execution struct {
-	Gen               int
-	WorkflowID, RunID string
-	ActivityID, Type  string
-	Attempt           int32
-	Local             bool
-	Start, End        time.Time
-	Err               string
-	Cancelled         bool // the context was cancelled (worker stopped)
-}
-
-// recorder sees every activity execution of every worker incarnation of a
-// test through a worker interceptor (set on the worker's client, so the
-// host is still started by workerhost.Start with ForBackend).
-type recorder struct {
-	mu      sync.Mutex
-	execs   []execution
-	running map[*execution]bool
-}
-
-type incarnation struct {
-	interceptor.InterceptorBase
-	rec *recorder
-	gen int
-}
-
-func (i *incarnation) InterceptActivity(ctx context.Context, next interceptor.ActivityInboundInterceptor) interceptor.ActivityInboundInterceptor {
-	return &activityIn{ActivityInboundInterceptorBase: interceptor.ActivityInboundInterceptorBase{Next: next}, inc: i}
-}
-
-type activityIn struct {
-	interceptor.ActivityInboundInterceptorBase
-	inc *incarnation
-}
-
-func (a *activityIn) ExecuteActivity(ctx context.Context, in *interceptor.ExecuteActivityInput) (any, error) {
-	info := activity.GetInfo(ctx)
-	x := execution{Gen: a.inc.gen, WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID,
-		ActivityID: info.ActivityID, Type: info.ActivityType.Name, Attempt: info.Attempt, Local: info.IsLocalActivity, Start: time.Now()}
-	r := a.inc.rec
-	r.mu.Lock()
-	if r.running == nil {
-		r.running = map[*execution]bool{}
-	}
-	r.running[&x] = true
-	r.mu.Unlock()
-	out, err := a.Next.ExecuteActivity(ctx, in)
-	x.End = time.Now()
+// awaitRunning waits until an activity of the type is executing.
+func (e *env) awaitRunning(ctx context.Context, typ string) time.Time {
+	e.t.Helper()
+	began, err := e.rec.AwaitRunning(ctx, typ)
 	if err != nil {
-		x.Err = err.Error()
+		e.t.Fatal(err)
 	}
-	x.Cancelled = ctx.Err() != nil
-	r.mu.Lock()
-	delete(r.running, &x)
-	r.execs = append(r.execs, x)
-	r.mu.Unlock()
-	return out, err
+	return began
 }
 
-// awaitRunning waits until an activity of the type is executing and
-// returns when it started.
-func (r *recorder) awaitRunning(ctx context.Context, t *testing.T, typ string) time.Time {
-	t.Helper()
-	for {
-		r.mu.Lock()
-		for x := range r.running {
-			if x.Type == typ {
-				began := x.Start
-				r.mu.Unlock()
-				return began
-			}
-		}
-		r.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			t.Fatalf("activity %s never ran", typ)
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-}
-
-// ofType lists the finished executions of one activity type, in order.
-func (r *recorder) ofType(typ string) []execution {
-	var out []execution
-	for _, x := range r.all() {
-		if x.Type == typ {
-			out = append(out, x)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
-	return out
-}
-
-func (r *recorder) all() []execution {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.execs)
-}
-
-// overlaps reports executions of one activity type in one workflow run
-// that ran at the same time: the same step twice at once.
-func (r *recorder) overlaps() []string {
-	groups := map[string][]execution{}
-	for _, x := range r.all() {
-		k := x.WorkflowID + "|" + x.RunID + "|" + x.Type
-		groups[k] = append(groups[k], x)
-	}
-	var out []string
-	for _, g := range groups {
-		sort.Slice(g, func(i, j int) bool { return g[i].Start.Before(g[j].Start) })
-		for i := 1; i < len(g); i++ {
-			for j := 0; j < i; j++ {
-				if g[i].Start.Before(g[j].End) {
-					out = append(out, fmt.Sprintf("%s %s: activity %s attempt %d (worker %d) started while activity %s attempt %d (worker %d) was still running",
-						g[i].WorkflowID, g[i].Type, g[i].ActivityID, g[i].Attempt, g[i].Gen, g[j].ActivityID, g[j].Attempt, g[j].Gen))
-				}
-			}
-		}
-	}
-	sort.Strings(out)
-	return out
-}
+// overlaps reports one tenant's step run twice at once.
+func (e *env) overlaps() []string { return attempts.Overlaps(e.rec.Executions()) }
 
 // logSteps prints a result's steps (go test -v shows them).
 func logSteps(t *testing.T, res workflows.SetupResult) {

@@ -79,7 +79,7 @@ func TestE2EPauseThenRetry(t *testing.T) {
 	after := e.snapshot()
 	checkNothingLost(t, before, after)
 	checkAdditions(t, before, after, wantDedicated(t, tn, ""))
-	if o := e.rec.overlaps(); len(o) > 0 {
+	if o := e.overlaps(); len(o) > 0 {
 		t.Errorf("steps ran twice at once:\n%s", strings.Join(o, "\n"))
 	}
 	e.recordHistory(ctx, run, "setup-pause-retry")

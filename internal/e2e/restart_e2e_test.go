@@ -87,14 +87,14 @@ func TestE2EWorkerKilledAndRestarted(t *testing.T) {
 	at := func() string { return "+" + time.Since(began).Round(time.Millisecond).String() }
 
 	// Death 1: stopped mid-write, the attempt reported failed.
-	e.rec.awaitRunning(ctx, t, "EnsureAuthServers")
+	e.awaitRunning(ctx, "EnsureAuthServers")
 	time.Sleep(400 * time.Millisecond) // Get-AuthServer done, New-AuthServer in flight
 	e.stopWorker()
 	death1 := at()
 	e.startWorker()
 
 	// Death 2: killed mid-write, nothing reported.
-	e.rec.awaitRunning(ctx, t, "EnsureOnPremConnector")
+	e.awaitRunning(ctx, "EnsureOnPremConnector")
 	time.Sleep(400 * time.Millisecond) // New-IntraOrganizationConnector in flight
 	e.killWorker()
 	death2 := at()
@@ -126,12 +126,12 @@ func TestE2EWorkerKilledAndRestarted(t *testing.T) {
 		typ string
 		gen int
 	}{{"EnsureAuthServers", 1}, {"EnsureOnPremConnector", 2}} {
-		xs := e.rec.ofType(c.typ)
-		if len(xs) < 2 || xs[0].Gen != c.gen || !xs[0].Cancelled || xs[len(xs)-1].Gen <= c.gen || xs[len(xs)-1].Err != "" {
+		xs := e.rec.OfType(c.typ)
+		if len(xs) < 2 || xs[0].Worker != c.gen || !xs[0].Cancelled || xs[len(xs)-1].Worker <= c.gen || xs[len(xs)-1].Err != "" {
 			t.Errorf("%s executions %+v: want a failed one on worker %d, then a successful one on a later worker", c.typ, xs, c.gen)
 		}
 	}
-	if o := e.rec.overlaps(); len(o) > 0 {
+	if o := e.overlaps(); len(o) > 0 {
 		t.Errorf("steps ran twice at once:\n%s", strings.Join(o, "\n"))
 	}
 	// What the server saw: death 1 as a reported failure, death 2 as a
@@ -215,7 +215,7 @@ func TestE2EWorkerKilledRetryOverlapsOrphanedWrite(t *testing.T) {
 				Retry:          workflows.RetryOptions{InitialInterval: 200 * time.Millisecond, MaximumInterval: time.Second, MaximumAttempts: 5},
 				VerifyInterval: 500 * time.Millisecond,
 			})
-			e.rec.awaitRunning(ctx, t, c.activity)
+			e.awaitRunning(ctx, c.activity)
 			time.Sleep(400 * time.Millisecond) // the read is done, the create in flight
 			e.stopWorker()
 			e.startWorker()
@@ -227,10 +227,10 @@ func TestE2EWorkerKilledRetryOverlapsOrphanedWrite(t *testing.T) {
 			}
 			// The race really happened: a later attempt sent its own create
 			// (it took the cmdlet's latency) while the orphaned one was in flight.
-			xs := e.rec.ofType(c.activity)
+			xs := e.rec.OfType(c.activity)
 			raced := false
 			for _, x := range xs[1:] {
-				if x.Gen > 1 && x.Start.Before(xs[0].Start.Add(1500*time.Millisecond)) && x.End.Sub(x.Start) >= 1400*time.Millisecond {
+				if x.Worker > 1 && x.Start.Before(xs[0].Start.Add(1500*time.Millisecond)) && x.End.Sub(x.Start) >= 1400*time.Millisecond {
 					raced = true
 				}
 			}

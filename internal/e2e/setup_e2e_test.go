@@ -156,7 +156,7 @@ func TestE2EHalfConfiguredTenantsConverge(t *testing.T) {
 	if !hasKey(fpB.KeyCredentials, e2e.KeyThumbprint(expiredB)) {
 		t.Errorf("B: the expired key %s was dropped although B's first-party keys needed no write", e2e.KeyThumbprint(expiredB))
 	}
-	if o := e.rec.overlaps(); len(o) > 0 {
+	if o := e.overlaps(); len(o) > 0 {
 		t.Errorf("steps ran twice at once:\n%s", strings.Join(o, "\n"))
 	}
 	e.recordHistory(ctx, runA, "setup-dedicated-half-configured")

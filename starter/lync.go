@@ -227,52 +227,17 @@ func (a *app) printLyncPlan(res workflows.LyncResult) {
 // followLync polls the state query until the workflow completes or pauses.
 func (a *app) followLync(ctx context.Context, c client.Client, site string, run client.WorkflowRun) error {
 	id := workflows.LyncWorkflowID(site)
-	done := make(chan error, 1)
-	var res workflows.LyncResult
-	go func() { done <- run.Get(ctx, &res) }()
-	tick := time.NewTicker(lyncFollowEvery)
-	defer tick.Stop()
-	last := ""
-	for {
-		select {
-		case err := <-done:
-			if err != nil && res.State == "" {
-				// A failed workflow returns no result: show its last state.
-				if st, qerr := queryLync(ctx, c, id); qerr == nil {
-					res = st
-				}
-			}
-			if a.output == "json" {
-				_ = a.printJSON(res)
-			} else {
-				a.printLyncSteps(res)
-			}
-			if err != nil {
-				return fmt.Errorf("lync %s: %w", id, err)
-			}
-			return nil
-		case <-tick.C:
-			st, err := queryLync(ctx, c, id)
-			if err != nil {
-				continue
-			}
-			line := fmt.Sprintf("%s: %s %s", id, st.State, st.CurrentStep)
-			if line != last && a.output != "json" {
-				a.printf("%s\n", line)
-				last = line
-			}
-			if st.Paused != nil {
-				if a.output == "json" {
-					_ = a.printJSON(st)
-				} else {
-					a.printLyncSteps(st)
-					a.printf("\nPAUSED at %s: %s (%s)\n", st.Paused.Step, st.Paused.Error, st.Paused.ErrorType)
-					a.printf("Continue with one of:\n  hybridflow lync retry -s %s\n  hybridflow lync skip  -s %s\n  hybridflow lync abort -s %s --yes   (undoes this run's changes)\n", site, site, site)
-				}
-				return silentExit{code: 3}
-			}
-		}
-	}
+	return followRun(a, ctx, id, run, following[workflows.LyncState]{
+		kind: "lync", every: lyncFollowEvery,
+		query: func(ctx context.Context) (workflows.LyncState, error) { return queryLync(ctx, c, id) },
+		status: func(st workflows.LyncState) (string, string, *workflows.Pause) {
+			return st.State, st.CurrentStep, st.Paused
+		},
+		print: a.printLyncSteps,
+		next: func(workflows.LyncState) string {
+			return fmt.Sprintf("  hybridflow lync retry -s %[1]s\n  hybridflow lync skip  -s %[1]s\n  hybridflow lync abort -s %[1]s --yes   (undoes this run's changes)\n", site)
+		},
+	})
 }
 
 func queryLync(ctx context.Context, c client.Client, id string) (workflows.LyncState, error) {

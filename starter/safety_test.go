@@ -112,6 +112,12 @@ func TestOperatorSafetyOnDevServer(t *testing.T) {
 				t.Fatal("demo 6 never paused")
 			}
 		}
+		// Attaching to the paused setup follows it: its steps, the pause
+		// and how to go on, exit status 3.
+		if code, out, errOut := cli(noTTY(), "setup", "-f", demoInventory, "-t", demo6); code != 3 ||
+			!strings.Contains(out, "PAUSED at ioc-onprem-to-online") || !strings.Contains(out, "hybridflow retry -t "+demo6) {
+			t.Fatalf("setup attached to the paused run: exit %d\n%s%s", code, out, errOut)
+		}
 		if code, _, errOut := cli(noTTY(), "abort", "-t", demo6); code == 0 || !strings.Contains(errOut, "--yes") {
 			t.Fatalf("abort without a terminal or --yes: exit %d %s", code, errOut)
 		}

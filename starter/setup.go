@@ -220,46 +220,17 @@ Exit status: 0 verified, 1 failed, 3 paused.`,
 
 // follow polls the state query until the workflow completes or pauses.
 func (a *app) follow(ctx context.Context, c client.Client, id string, run client.WorkflowRun) error {
-	done := make(chan error, 1)
-	var res workflows.SetupResult
-	go func() { done <- run.Get(ctx, &res) }()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	last := ""
-	for {
-		select {
-		case err := <-done:
-			if a.output == "json" {
-				_ = a.printJSON(res)
-			} else {
-				a.printSteps(res)
-			}
-			if err != nil {
-				return fmt.Errorf("setup %s: %w", id, err)
-			}
-			return nil
-		case <-tick.C:
-			st, err := querySetup(ctx, c, id)
-			if err != nil {
-				continue
-			}
-			line := fmt.Sprintf("%s: %s %s", id, st.State, st.CurrentStep)
-			if line != last && a.output != "json" {
-				a.printf("%s\n", line)
-				last = line
-			}
-			if st.Paused != nil {
-				if a.output == "json" {
-					_ = a.printJSON(st)
-				} else {
-					a.printSteps(st)
-					a.printf("\nPAUSED at %s: %s (%s)\n", st.Paused.Step, st.Paused.Error, st.Paused.ErrorType)
-					a.printf("Continue with one of:\n  hybridflow retry -t %s\n  hybridflow skip  -t %s\n  hybridflow abort -t %s   (undoes this run's changes)\n", st.TenantID, st.TenantID, st.TenantID)
-				}
-				return silentExit{code: 3}
-			}
-		}
-	}
+	return followRun(a, ctx, id, run, following[workflows.SetupState]{
+		kind: "setup", every: time.Second,
+		query: func(ctx context.Context) (workflows.SetupState, error) { return querySetup(ctx, c, id) },
+		status: func(st workflows.SetupState) (string, string, *workflows.Pause) {
+			return st.State, st.CurrentStep, st.Paused
+		},
+		print: a.printSteps,
+		next: func(st workflows.SetupState) string {
+			return fmt.Sprintf("  hybridflow retry -t %[1]s\n  hybridflow skip  -t %[1]s\n  hybridflow abort -t %[1]s   (undoes this run's changes)\n", st.TenantID)
+		},
+	})
 }
 
 func querySetup(ctx context.Context, c client.Client, id string) (workflows.SetupState, error) {

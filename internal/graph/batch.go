@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -319,7 +320,7 @@ func (c *Client) sendBatch(ctx context.Context, steps []batchStep, requests *int
 		// Keep the batch's request order (ids is a map).
 		pending = pending[:0]
 		for i := range steps {
-			if containsInt(again, i) {
+			if slices.Contains(again, i) {
 				pending = append(pending, i)
 			}
 		}
@@ -377,13 +378,4 @@ func headerValue(h map[string]string, name string) string {
 		}
 	}
 	return ""
-}
-
-func containsInt(list []int, x int) bool {
-	for _, v := range list {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }

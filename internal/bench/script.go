@@ -148,22 +148,10 @@ func (s *script) run(ctx context.Context) (string, error) {
 // does), then Entra, then the same pure planning function.
 func (s *script) discoverAndPlan(ctx context.Context) error {
 	t := s.in.Target
-	var onprem, online, entra plan.Observed
-	var errOn, errOl error
-	var wg sync.WaitGroup
-	s.logCall("DiscoverOnPrem")
-	s.logCall("DiscoverOnline")
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		onprem, errOn = callNoLog(ctx, s, func(c context.Context) (plan.Observed, error) { return s.acts.OnPrem.DiscoverOnPrem(c, t) })
-	}()
-	go func() {
-		defer wg.Done()
-		online, errOl = callNoLog(ctx, s, func(c context.Context) (plan.Observed, error) { return s.acts.Online.DiscoverOnline(c, t) })
-	}()
-	wg.Wait()
-	if err := errors.Join(errOn, errOl); err != nil {
+	onprem, online, err := both(ctx, s,
+		"DiscoverOnPrem", func(c context.Context) (plan.Observed, error) { return s.acts.OnPrem.DiscoverOnPrem(c, t) },
+		"DiscoverOnline", func(c context.Context) (plan.Observed, error) { return s.acts.Online.DiscoverOnline(c, t) })
+	if err != nil {
 		return err
 	}
 	guid := s.in.Tenant.OrganizationGUID
@@ -187,10 +175,23 @@ func (s *script) discoverAndPlan(ctx context.Context) error {
 	return nil
 }
 
-// callNoLog is call for the parallel pairs, whose order is logged up front
-// (the workflow schedules both in one task, in a fixed order).
-func callNoLog[T any](ctx context.Context, s *script, f func(context.Context) (T, error)) (T, error) {
-	return call(ctx, s, "", f)
+// both runs two activities at once, as the workflow starts two futures
+// before waiting on either (discovery, verification); the call log keeps
+// the workflow's scheduling order.
+func both[A, B any](ctx context.Context, s *script, nameA string, fa func(context.Context) (A, error), nameB string, fb func(context.Context) (B, error)) (A, B, error) {
+	s.logCall(nameA)
+	s.logCall(nameB)
+	var a A
+	var errA error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a, errA = call(ctx, s, "", fa)
+	}()
+	b, errB := call(ctx, s, "", fb)
+	wg.Wait()
+	return a, b, errors.Join(errA, errB)
 }
 
 // action mirrors setup.action: which actions run at all.
@@ -361,26 +362,14 @@ func (s *script) verify(ctx context.Context, step plan.Step) error {
 	wait := s.verifyInterval
 	end := time.Now().Add(s.verifyDeadline)
 	for round := 1; ; round++ {
-		var on, cl activities.VerifyResult
-		var errOn, errCl error
-		var wg sync.WaitGroup
-		s.logCall("VerifyFromOnPrem")
-		s.logCall("VerifyFromOnline")
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			on, errOn = callNoLog(ctx, s, func(c context.Context) (activities.VerifyResult, error) {
+		on, cl, err := both(ctx, s,
+			"VerifyFromOnPrem", func(c context.Context) (activities.VerifyResult, error) {
 				return s.acts.OnPrem.VerifyFromOnPrem(c, activities.VerifyInput{Target: t, TargetURI: d.VerifyCloudTarget, Mailbox: d.OnPremMailbox})
-			})
-		}()
-		go func() {
-			defer wg.Done()
-			cl, errCl = callNoLog(ctx, s, func(c context.Context) (activities.VerifyResult, error) {
+			},
+			"VerifyFromOnline", func(c context.Context) (activities.VerifyResult, error) {
 				return s.acts.Online.VerifyFromOnline(c, activities.VerifyInput{Target: t, TargetURI: d.VerifyOnPremTarget, Mailbox: d.CloudMailbox})
 			})
-		}()
-		wg.Wait()
-		if err := errors.Join(errOn, errCl); err != nil {
+		if err != nil {
 			return err
 		}
 		if on.Success && cl.Success {

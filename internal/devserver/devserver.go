@@ -77,6 +77,13 @@ func SearchAttributeFlags() []string {
 	return out
 }
 
+// commonArgs are the start-dev arguments of every dev server here (Start,
+// StartProcess): the search attributes and the short long poll.
+func commonArgs() []string {
+	return append(SearchAttributeFlags(),
+		"--dynamic-config-value", fmt.Sprintf("matching.longPollExpirationInterval=%q", LongPoll.String()))
+}
+
 // Options for Start.
 type Options struct {
 	// DBFile keeps state in SQLite (to survive a server restart); "" = in memory.
@@ -93,10 +100,7 @@ func Start(ctx context.Context, o Options) (*testsuite.DevServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	args := append(SearchAttributeFlags(),
-		"--dynamic-config-value", fmt.Sprintf("matching.longPollExpirationInterval=%q", LongPoll.String()),
-	)
-	args = append(args, o.Extra...)
+	args := append(commonArgs(), o.Extra...)
 	opts := testsuite.DevServerOptions{
 		ExistingPath:  cli,
 		ClientOptions: &client.Options{Namespace: "default"},

@@ -65,9 +65,8 @@ func StartProcess(ctx context.Context, o ProcessOptions) (*Process, error) {
 	args := []string{"server", "start-dev", "--ip", "127.0.0.1", "--port", strconv.Itoa(port),
 		"--namespace", "default", "--headless", "--log-level", "error", "--db-filename", o.DBFile,
 		"--dynamic-config-value", "frontend.enableServerVersionCheck=false",
-		"--dynamic-config-value", fmt.Sprintf("matching.longPollExpirationInterval=%q", LongPoll.String()),
 	}
-	args = append(args, SearchAttributeFlags()...)
+	args = append(args, commonArgs()...)
 	log := o.Log
 	if log == nil {
 		log = io.Discard

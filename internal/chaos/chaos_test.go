@@ -314,6 +314,12 @@ func TestChaosRollout(t *testing.T) {
 			ended := p.Done + len(pausedOf(p))
 			for next < len(events) && events[next].At <= ended {
 				ev := events[next]
+				if ev.Kind == chaos.FaultsOff && open == ev.Window && total(w.FaultsFired()) == 0 {
+					// Tenants that end together cross both of a window's
+					// points at once; hold it open (and what follows) until
+					// it has injected something, or it tested nothing.
+					break
+				}
 				next++
 				t.Logf("%s %s (%d ended, %d running)", at(), ev, ended, p.Running)
 				switch ev.Kind {

@@ -78,8 +78,16 @@ func (a *app) listCommand() *cobra.Command {
 		Use:   "list [--state S] [--step S]",
 		Short: "List tenants' setups and their state, from the search attributes",
 		Long: `list shows the latest setup of every tenant with its state (running, paused,
-verified, aborted, failed), current step and cloud, read from Temporal's
-visibility store — the same search attributes the Web UI filters on.`,
+verified, aborted, failed), step and cloud, read from Temporal's visibility
+store — the same search attributes the Web UI filters on.
+
+STEP is the step at the setup's last change of state: where it paused, failed
+or finished. A running setup publishes its step only then (every upsert costs
+a history event and a visibility write), so for a running tenant STEP is where
+it started or was last resumed; its live step is in the workflow's 'state'
+query (Web UI), and 'hybridflow setup -f INVENTORY -t TENANT' attaches to it
+and follows its steps. Setups started by workers older than this release publish every
+step.`,
 		Example: "  hybridflow list --state paused",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -103,7 +111,7 @@ visibility store — the same search attributes the Web UI filters on.`,
 		},
 	}
 	cmd.Flags().StringVar(&state, "state", "", "only setups in this state (e.g. paused)")
-	cmd.Flags().StringVar(&step, "step", "", "only setups at this step")
+	cmd.Flags().StringVar(&step, "step", "", "only setups whose state last changed at this step (e.g. paused at it)")
 	return cmd
 }
 

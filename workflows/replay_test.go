@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/hybridflow/hybridflow/workflows"
@@ -33,13 +35,18 @@ import (
 // auth servers, say) replays without complaint, so such changes need the
 // same care without this test's help.
 //
-// Before the first release, when no run can be in flight, re-record
-// instead (the e2e tests write the files when the variable is set):
+// The v0- files are the same runs recorded before the change
+// "setup-local-cloud-steps" (cloud steps as local activities, HybridflowStep
+// published with state changes only): they replay through that change's
+// DefaultVersion branch, the others through version 1. Re-record the
+// current branch with (the e2e tests write the files when the variable is
+// set):
 //
 //	HYBRIDFLOW_RECORD_HISTORIES=1 go test ./internal/e2e/ -run E2E -count=1
 //	go test ./workflows/ -run Replay
 //
-// and commit testdata/histories.
+// and commit testdata/histories; keep the v0- files while a workflow
+// started before the change may still run.
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "histories", "*.json"))
 	if err != nil {
@@ -53,6 +60,11 @@ func TestReplayRecordedHistories(t *testing.T) {
 			if fi, err := os.Stat(f); err != nil || fi.Size() == 0 {
 				t.Fatalf("history %s is empty or unreadable: %v", f, err)
 			}
+			// Each branch of the versioned change must stay covered.
+			v0 := strings.HasPrefix(filepath.Base(f), "v0-")
+			if got := changeVersions(t, f)["setup-local-cloud-steps"]; (got == 1) == v0 {
+				t.Fatalf("history %s: setup-local-cloud-steps version %d; want %s", f, got, map[bool]string{true: "none (v0- file)", false: "1"}[v0])
+			}
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflow(workflows.Setup)
 			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
@@ -60,4 +72,36 @@ func TestReplayRecordedHistories(t *testing.T) {
 			}
 		})
 	}
+}
+
+// changeVersions reads the workflow.GetVersion markers of a recorded history.
+func changeVersions(t *testing.T, file string) map[string]int {
+	t.Helper()
+	r, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	h, err := client.HistoryFromJSON(r, client.HistoryJSONOptions{})
+	if err != nil {
+		t.Fatalf("parse %s: %v", file, err)
+	}
+	dc := converter.GetDefaultDataConverter()
+	out := map[string]int{}
+	for _, ev := range h.GetEvents() {
+		m := ev.GetMarkerRecordedEventAttributes()
+		if m.GetMarkerName() != "Version" {
+			continue
+		}
+		var id string
+		var v int
+		if err := dc.FromPayloads(m.GetDetails()["change-id"], &id); err != nil {
+			t.Fatalf("%s: version marker change-id: %v", file, err)
+		}
+		if err := dc.FromPayloads(m.GetDetails()["version"], &v); err != nil {
+			t.Fatalf("%s: version marker version: %v", file, err)
+		}
+		out[id] = v
+	}
+	return out
 }

@@ -1089,8 +1089,12 @@ func TestSetupLegacyKeyRestoredWhenSecondVerificationFails(t *testing.T) {
 	h.giveLegacyKey(id)
 	before := h.config(id)
 	env := h.env()
-	env.SetOnActivityCompletedListener(func(ai *activity.Info, _ converter.EncodedValue, err error) {
-		if ai.ActivityType.Name == "RemoveLegacyKeys" && err == nil {
+	// RemoveLegacyKeys is a cloud step, so a local activity; the test
+	// environment names local activities by their Go function ("func1"),
+	// so it is recognised by its result: the one step that restores keys.
+	env.SetOnLocalActivityCompletedListener(func(_ *activity.Info, v converter.EncodedValue, err error) {
+		var r activities.StepResult
+		if err == nil && v != nil && v.Get(&r) == nil && len(r.Undo) > 0 && r.Undo[0].Kind == activities.UndoRestoreKeys {
 			h.world.Update(id, func(t *sim.Tenant) {
 				for _, a := range t.OnPrem.AuthServers {
 					if a.Type == "AzureAD" {

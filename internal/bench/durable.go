@@ -10,7 +10,9 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
@@ -296,11 +298,33 @@ func (d *Durable) child(ctx context.Context, tenantID string, history bool) (Ten
 			return tr, fmt.Errorf("history of %s: %w", id, err)
 		}
 		tr.Events++
-		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
-			tr.Calls = append(tr.Calls, a.GetActivityType().GetName())
+		if name, ok := activityCall(ev); ok {
+			tr.Calls = append(tr.Calls, name)
 		}
 	}
 	return tr, nil
+}
+
+// activityCall names the activity a history event records a call of: a
+// task-queue activity's ActivityTaskScheduled, or a local activity's
+// marker. A marker with a backoff records an attempt to be retried after
+// a timer (a long Retry-After), not a call of its own.
+func activityCall(ev *historypb.HistoryEvent) (string, bool) {
+	if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
+		return a.GetActivityType().GetName(), true
+	}
+	m := ev.GetMarkerRecordedEventAttributes()
+	if m == nil || m.GetMarkerName() != "LocalActivity" {
+		return "", false
+	}
+	var md struct {
+		ActivityType string
+		Backoff      time.Duration
+	}
+	if err := converter.GetDefaultDataConverter().FromPayloads(m.GetDetails()["data"], &md); err != nil || md.Backoff > 0 {
+		return "", false
+	}
+	return md.ActivityType, md.ActivityType != ""
 }
 
 // diffStats is after − before, per tenant and in total.

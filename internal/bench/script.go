@@ -168,6 +168,7 @@ func (s *script) discoverAndPlan(ctx context.Context) error {
 	}
 	now := time.Now().UTC()
 	in := activities.PlanInput{Tenant: s.in.Tenant, Observed: activities.MergeObserved(onprem, online, entra, now), Now: now}
+	s.logCall("PlanSetup") // a local activity in the workflow: a marker in its history
 	if s.out, err = activities.PlanSetup(ctx, in); err != nil {
 		return err
 	}

@@ -33,6 +33,31 @@ type TenantRun struct {
 	Calls []string
 	// Events is the setup workflow's history length (durable only, sampled).
 	Events int
+	// Waits is where the setup's time went (durable only, sampled).
+	Waits Waits
+}
+
+// Waits splits a durable setup's time by what it waited for, from its
+// history's event times. Parallel calls (discovery, verification) count
+// once each, so the parts can add up to more than the setup's duration.
+type Waits struct {
+	// WorkflowTaskQueue: a workflow task scheduled (a call returned) until
+	// a worker picked it up.
+	WorkflowTaskQueue time.Duration `json:"workflow_task_queue"`
+	// WorkflowTask: the worker running the workflow code, including the
+	// local (cloud) activities that ran inside the task.
+	WorkflowTask time.Duration `json:"workflow_task"`
+	// ActivityQueue: an on-prem activity scheduled until a worker started
+	// it; Activity: started until it answered (the PowerShell calls).
+	ActivityQueue time.Duration `json:"activity_queue"`
+	Activity      time.Duration `json:"activity"`
+}
+
+func (w *Waits) add(o Waits) {
+	w.WorkflowTaskQueue += o.WorkflowTaskQueue
+	w.WorkflowTask += o.WorkflowTask
+	w.ActivityQueue += o.ActivityQueue
+	w.Activity += o.Activity
 }
 
 // RunResult is one runner over one world.

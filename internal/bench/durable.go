@@ -292,6 +292,7 @@ func (d *Durable) child(ctx context.Context, tenantID string, history bool) (Ten
 		return tr, nil
 	}
 	it := d.c.GetWorkflowHistory(ctx, id, info.GetExecution().GetRunId(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var w waitClock
 	for it.HasNext() {
 		ev, err := it.Next()
 		if err != nil {
@@ -301,8 +302,51 @@ func (d *Durable) child(ctx context.Context, tenantID string, history bool) (Ten
 		if name, ok := activityCall(ev); ok {
 			tr.Calls = append(tr.Calls, name)
 		}
+		w.observe(ev)
 	}
+	tr.Waits = w.Waits
 	return tr, nil
+}
+
+// waitClock accumulates Waits from a history's event times.
+type waitClock struct {
+	Waits
+	wftScheduled, wftStarted time.Time
+	actScheduled             map[int64]time.Time
+}
+
+func (c *waitClock) observe(ev *historypb.HistoryEvent) {
+	at := ev.GetEventTime().AsTime()
+	switch ev.GetEventType() {
+	case enumspb.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
+		c.wftScheduled = at
+	case enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+		c.WorkflowTaskQueue += at.Sub(c.wftScheduled)
+		c.wftStarted = at
+	case enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, enumspb.EVENT_TYPE_WORKFLOW_TASK_FAILED, enumspb.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+		if !c.wftStarted.IsZero() {
+			c.WorkflowTask += at.Sub(c.wftStarted)
+		}
+	case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+		if c.actScheduled == nil {
+			c.actScheduled = map[int64]time.Time{}
+		}
+		c.actScheduled[ev.GetEventId()] = at
+	case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+		// Written when the activity closes (retryable activities), but
+		// stamped with the last attempt's start: earlier attempts and their
+		// backoff count as queue time.
+		a := ev.GetActivityTaskStartedEventAttributes()
+		s, ok := c.actScheduled[a.GetScheduledEventId()]
+		if ok {
+			c.ActivityQueue += at.Sub(s)
+			c.actScheduled[a.GetScheduledEventId()] = at
+		}
+	case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+		c.Activity += at.Sub(c.actScheduled[ev.GetActivityTaskCompletedEventAttributes().GetScheduledEventId()])
+	case enumspb.EVENT_TYPE_ACTIVITY_TASK_FAILED:
+		c.Activity += at.Sub(c.actScheduled[ev.GetActivityTaskFailedEventAttributes().GetScheduledEventId()])
+	}
 }
 
 // activityCall names the activity a history event records a call of: a

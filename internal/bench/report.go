@@ -80,16 +80,18 @@ type Report struct {
 	Converged   RunStats `json:"converged_rerun"`
 	// RatioDurableFloor is durable / concurrent tenants per minute at the
 	// main point; SpeedupOverSequential is durable / sequential.
-	RatioDurableFloor     float64    `json:"ratio_durable_floor"`
-	SpeedupOverSequential float64    `json:"speedup_over_sequential"`
-	EventsPerSetup        Events     `json:"events_per_setup_workflow"`
-	FreshCosts            Costs      `json:"fresh_tenant_costs"`
-	ConvergedCosts        Costs      `json:"converged_tenant_costs"`
-	FloorCosts            Costs      `json:"floor_fresh_tenant_costs"`
-	DevServerPeakRSSMB    float64    `json:"dev_server_peak_rss_mb"`
-	DevServerPeakRSS      int64      `json:"-"`
-	Sweep                 []RunStats `json:"sweep"`
-	Notes                 []string   `json:"notes"`
+	RatioDurableFloor     float64 `json:"ratio_durable_floor"`
+	SpeedupOverSequential float64 `json:"speedup_over_sequential"`
+	EventsPerSetup        Events  `json:"events_per_setup_workflow"`
+	// WaitsPerSetup is the mean Waits of the sampled setups.
+	WaitsPerSetup      Waits      `json:"waits_per_setup_ns"`
+	FreshCosts         Costs      `json:"fresh_tenant_costs"`
+	ConvergedCosts     Costs      `json:"converged_tenant_costs"`
+	FloorCosts         Costs      `json:"floor_fresh_tenant_costs"`
+	DevServerPeakRSSMB float64    `json:"dev_server_peak_rss_mb"`
+	DevServerPeakRSS   int64      `json:"-"`
+	Sweep              []RunStats `json:"sweep"`
+	Notes              []string   `json:"notes"`
 }
 
 func newReport(cfg Config) *Report {
@@ -140,10 +142,15 @@ func (r *Report) setMain(cfg Config, dur, floor, seq, conv RunResult, legacy map
 			r.EventsPerSetup.Sampled++
 			r.EventsPerSetup.Mean += float64(t.Events)
 			r.EventsPerSetup.Max = max(r.EventsPerSetup.Max, t.Events)
+			r.WaitsPerSetup.add(t.Waits)
 		}
 	}
-	if r.EventsPerSetup.Sampled > 0 {
-		r.EventsPerSetup.Mean /= float64(r.EventsPerSetup.Sampled)
+	if n := r.EventsPerSetup.Sampled; n > 0 {
+		r.EventsPerSetup.Mean /= float64(n)
+		w := &r.WaitsPerSetup
+		for _, d := range []*time.Duration{&w.WorkflowTaskQueue, &w.WorkflowTask, &w.ActivityQueue, &w.Activity} {
+			*d /= time.Duration(n)
+		}
 	}
 	r.FreshCosts = CostsOf(dur.Stats, ids, legacy)
 	r.ConvergedCosts = CostsOf(conv.Stats, ids, legacy)
@@ -192,6 +199,9 @@ func (r *Report) Markdown() string {
 	row("durable / concurrent floor (tenants/min)", "%.2f", r.RatioDurableFloor)
 	row("durable speed-up over sequential", "%.1f×", r.SpeedupOverSequential)
 	row("history events per Setup workflow (mean / max)", "%.0f / %d (%d sampled)", r.EventsPerSetup.Mean, r.EventsPerSetup.Max, r.EventsPerSetup.Sampled)
+	w := r.WaitsPerSetup
+	row("a durable setup's time: workflow task queue / workflow task (incl. cloud local activities) / on-prem activity queue / on-prem activity", "%.0f / %.0f / %.0f / %.0f ms",
+		ms(w.WorkflowTaskQueue), ms(w.WorkflowTask), ms(w.ActivityQueue), ms(w.Activity))
 	f, c := r.FreshCosts, r.ConvergedCosts
 	row("Graph requests per fresh tenant (reads + writes)", "%.2f (%.2f + %.2f), max %d", f.GraphRequests, f.GraphReads, f.GraphWrites, f.GraphMax)
 	row("Graph requests per converged tenant", "%.2f (%.2f + %.2f), max %d", c.GraphRequests, c.GraphReads, c.GraphWrites, c.GraphMax)

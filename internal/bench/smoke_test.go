@@ -105,6 +105,16 @@ func TestHarnessSmoke(t *testing.T) {
 			t.Fatalf("%s: %d of %d tenants verified", r.Runner, r.Verified(), n)
 		}
 	}
+	// The waits read from a history account for the setup's time: every
+	// part was seen, and together (parallel calls overlap) they cover at
+	// least the time from the first workflow task to the last.
+	for _, tr := range dur.Tenants {
+		w := tr.Waits
+		sum := w.WorkflowTaskQueue + w.WorkflowTask + w.ActivityQueue + w.Activity
+		if w.WorkflowTask <= 0 || w.Activity <= 0 || w.ActivityQueue < 0 || w.WorkflowTaskQueue < 0 || sum < tr.Duration*8/10 {
+			t.Errorf("tenant %s: waits %+v (sum %s) for a %s setup", tr.TenantID, w, sum, tr.Duration)
+		}
+	}
 	fresh := CostsOf(dur.Stats, ids, legacy)
 	if fresh.GraphRequests <= 0 || fresh.ShellRoundTrips <= 0 || fresh.EXOCalls <= 0 || fresh.Writes <= 0 {
 		t.Fatalf("fresh run counters did not move: %+v", fresh)

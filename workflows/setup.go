@@ -374,6 +374,12 @@ func (s *setup) cloudWrite(ctx workflow.Context, fn, arg any) workflow.Future {
 	if !s.localCloud {
 		return workflow.ExecuteActivity(s.cloud(ctx), fn, arg)
 	}
+	if ctx.Err() != nil {
+		// Cancelled before it started: no new write (as ExecuteActivity).
+		f, set := workflow.NewFuture(ctx)
+		set.SetError(temporal.NewCanceledError())
+		return f
+	}
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	return workflow.ExecuteLocalActivity(s.cloudLocal(dctx), fn, arg)
 }

@@ -140,6 +140,9 @@ type searchAttrs struct {
 	mu     sync.Mutex
 	states []string
 	steps  []string
+	// stepOnly counts upserts of a step without a state: since
+	// setup-local-cloud-steps the step is published with state changes only.
+	stepOnly int
 }
 
 func recordSearchAttrs(env *testsuite.TestWorkflowEnvironment) *searchAttrs {
@@ -153,6 +156,9 @@ func recordSearchAttrs(env *testsuite.TestWorkflowEnvironment) *searchAttrs {
 		}
 		if v, ok := attrs.GetKeyword(workflows.SAStep); ok {
 			sa.steps = append(sa.steps, v)
+			if _, ok := attrs.GetKeyword(workflows.SAState); !ok {
+				sa.stepOnly++
+			}
 		}
 	}).Return(nil)
 	return sa
@@ -627,6 +633,11 @@ func TestSetupPauseRetry(t *testing.T) {
 	if sa.lastState() != workflows.StateVerified {
 		t.Errorf("HybridflowState %q at the end", sa.lastState())
 	}
+	// running, paused, running, paused, running, verified: the step goes
+	// with the pauses and the end, never on its own.
+	if want := []string{"running", "paused", "running", "paused", "running", "verified"}; !slices.Equal(sa.states, want) || sa.stepOnly != 0 {
+		t.Errorf("HybridflowState upserts %v (want %v); %d step-only upserts (HybridflowStep %v)", sa.states, want, sa.stepOnly, sa.steps)
+	}
 	if c := h.tenant(id).OnPrem.IntraOrganizationConnectors; len(c) != 1 || c[0].Name != plan.OnPremIOCName {
 		t.Errorf("on-prem connectors after retry: %+v", c)
 	}
@@ -902,6 +913,40 @@ func TestSetupOperatorRetryAfterPartialStep(t *testing.T) {
 // --- 6: cancellation compensates ---
 
 func TestSetupCancelCompensates(t *testing.T) {
+	t.Run("during-a-cloud-write", func(t *testing.T) {
+		// Cancelled as the dedicated application's creation (a local
+		// activity) starts: the write must finish and be recorded, so that
+		// compensation deletes the application, and no later write starts.
+		h := newHarness(t, "small.yaml")
+		id := h.inv.Tenants[0].ID
+		before := h.config(id)
+		env := h.env()
+		var once sync.Once
+		cancelled := false
+		env.SetOnLocalActivityStartedListener(func(_ *activity.Info, _ context.Context, args []any) {
+			if len(args) == 1 {
+				if _, ok := args[0].(activities.DedicatedAppInput); ok {
+					once.Do(func() { cancelled = true; env.CancelWorkflow() })
+				}
+			}
+		})
+		_, err := h.run(env, h.input(0, workflows.SetupOptions{}))
+		if !cancelled {
+			t.Fatal("the dedicated application was not created by a local activity (tenant 0 is in dedicated mode)")
+		}
+		if !temporal.IsCanceledError(err) {
+			t.Fatalf("error %v (%T), want cancelled", err, err)
+		}
+		st := state(t, env)
+		if s := setupStep(st, plan.StepDedicatedApp); s.Status != workflows.StatusCompensated || !slices.ContainsFunc(st.Compensation, func(c string) bool { return strings.Contains(c, activities.UndoDeleteApplication) }) {
+			logSetup(t, st)
+			t.Errorf("dedicated-app %s; compensation %v: want the application deleted", s.Status, st.Compensation)
+		}
+		if s := setupStep(st, plan.StepKeys); s.Status == workflows.StatusDone || s.Status == workflows.StatusCompensated {
+			t.Errorf("%s ran after the cancel: %s", plan.StepKeys, s.Status)
+		}
+		sameConfig(t, "cancel during a cloud write", before, h.config(id))
+	})
 	t.Run("while-paused", func(t *testing.T) {
 		h := newHarness(t, "small.yaml")
 		id := h.inv.Tenants[2].ID

@@ -11,9 +11,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/hybridflow/hybridflow/internal/config"
@@ -488,8 +490,9 @@ starts. Follow it in the Web UI: HybridflowTenant = "<tenant>".
 --dry-run (with -f INVENTORY) triggers nothing: a read-only Renewal run reads the
 tenant's auth certificates and keys, as renew report does, and says what a renewal
 would do now (nothing, renew, finish a staged certificate, or the emergency path),
-judged with the default window (60d) and emergency threshold (1d); a schedule made
-with other --window values decides with those.`,
+judged with the tenant's schedule's window and emergency threshold (as set by
+renew schedule --window / --emergency-threshold), or the defaults (60d, 1d) when
+the tenant has no schedule.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dryRun {
@@ -542,25 +545,68 @@ func (a *app) renewNowDryRun(ctx context.Context, file, tenant string) error {
 	if !ok {
 		return fmt.Errorf("tenant %s is not in %s", tenant, file)
 	}
-	c, _, err := a.client(ctx)
+	c, cfg, err := a.client(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	o := withRenewDefaults(workflows.RenewalOptions{})
+	dc, err := temporalx.DataConverter(cfg.Temporal, a.getenv)
+	if err != nil {
+		return err
+	}
+	sched, scheduled, err := scheduledRenewalOptions(ctx, c, dc, t.ID)
+	if err != nil {
+		return err
+	}
+	o := withRenewDefaults(sched)
+	judged := fmt.Sprintf("judged with the schedule's window %s and emergency threshold %s", days(o.Window), days(o.EmergencyThreshold))
+	if !scheduled {
+		judged = fmt.Sprintf("judged with the default window %s and emergency threshold %s (the tenant has no schedule)", days(o.Window), days(o.EmergencyThreshold))
+	}
 	rows := renewalReport(ctx, c, []config.Tenant{t}, workflows.RenewalModeDetect, o, 1, 5*time.Minute)
 	r := rows[0]
 	would := renewWould[r.Status]
 	if a.output == "json" {
-		return a.printJSON(map[string]any{"dry_run": true, "report": r, "would": would})
+		return a.printJSON(map[string]any{"dry_run": true, "report": r, "would": would, "window": o.Window.String(),
+			"emergency_threshold": o.EmergencyThreshold.String(), "scheduled": scheduled})
 	}
 	a.printReportRows(rows)
 	if r.Status == "error" {
 		return silentExit{code: 1}
 	}
-	a.printf("dry run: %s; nothing was triggered\n", would)
+	a.printf("dry run: %s; %s; nothing was triggered\n", would, judged)
 	return nil
 }
+
+// scheduledRenewalOptions reads the options the tenant's renewal schedule
+// starts its runs with; scheduled is false when there is no schedule.
+func scheduledRenewalOptions(ctx context.Context, c client.Client, dc converter.DataConverter, tenant string) (o workflows.RenewalOptions, scheduled bool, err error) {
+	id := workflows.RenewalScheduleID(tenant)
+	d, err := c.ScheduleClient().GetHandle(ctx, id).Describe(ctx)
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return o, false, nil
+	}
+	if err != nil {
+		return o, false, fmt.Errorf("read schedule %s: %w", id, err)
+	}
+	act, ok := d.Schedule.Action.(*client.ScheduleWorkflowAction)
+	if !ok || len(act.Args) != 1 {
+		return o, true, fmt.Errorf("schedule %s does not start one Renewal workflow with one input (recreate it with renew schedule)", id)
+	}
+	p, ok := act.Args[0].(*commonpb.Payload)
+	if !ok {
+		return o, true, fmt.Errorf("schedule %s: workflow input of type %T", id, act.Args[0])
+	}
+	var in workflows.RenewalInput
+	if err := dc.FromPayload(p, &in); err != nil {
+		return o, true, fmt.Errorf("schedule %s: decode its Renewal input: %w", id, err)
+	}
+	return in.Options, true, nil
+}
+
+// days prints a duration as the renew flags take it ("45d").
+func days(d time.Duration) string { return dayDuration{&d}.String() }
 
 // renewReportRow is one tenant in `renew report`; --output json prints the
 // same rows in the same order.

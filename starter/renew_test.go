@@ -235,6 +235,11 @@ func TestRenewCommandsOnDevServer(t *testing.T) {
 			t.Fatalf("schedule: exit %d\n%s%s", code, out, errOut)
 		}
 		listed(t, func(r renewScheduleEntry) bool { return !r.Paused })
+		// A dry run decides with the schedule's window, not the default.
+		code, out, errOut = renewCLI(t, addr, "renew", "now", "-f", invPath, "-t", tenant, "--dry-run")
+		if code != 0 || !strings.Contains(out, "judged with the schedule's window 45d and emergency threshold 1d") {
+			t.Fatalf("now --dry-run: exit %d\n%s%s", code, out, errOut)
+		}
 		code, out, _ = renewCLI(t, addr, "renew", "schedule", "-f", invPath, "-t", tenant, "--cron", "0 3 * * *")
 		if code != 0 || !strings.Contains(out, "updated  "+schedID) {
 			t.Fatalf("second schedule: exit %d\n%s", code, out)

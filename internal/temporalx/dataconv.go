@@ -2,6 +2,7 @@ package temporalx
 
 import (
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/temporal"
 
@@ -41,4 +42,15 @@ func applyCodec(opts *client.Options, cfg config.TemporalConfig, getenv func(str
 		EncodeCommonAttributes: true,
 	})
 	return nil
+}
+
+// DataConverter is the converter of a client dialled with cfg (the codec's
+// when one is configured), for payloads the SDK hands back undecoded, such
+// as a schedule's workflow arguments.
+func DataConverter(cfg config.TemporalConfig, getenv func(string) string) (converter.DataConverter, error) {
+	c, err := codec.FromConfig(cfg.Codec, getenv)
+	if err != nil || c == nil {
+		return converter.GetDefaultDataConverter(), err
+	}
+	return codec.DataConverter(c), nil
 }

@@ -7,11 +7,14 @@ import (
 	"time"
 )
 
-// cpuTime is the user+system CPU time of this process (all threads).
+// cpuTime is the harness's user+system CPU time: this process (all
+// threads) and its PowerShell-host relay processes, those that have exited
+// (reaped children) and those still running; not the dev server, which is
+// measured on its own (childCPU).
 func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	var self, children syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &self) != nil || syscall.Getrusage(syscall.RUSAGE_CHILDREN, &children) != nil {
 		return 0
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(self.Utime.Nano()+self.Stime.Nano()+children.Utime.Nano()+children.Stime.Nano()) + liveChildCPU(devServerComm)
 }

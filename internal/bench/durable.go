@@ -201,7 +201,7 @@ func (s *Session) Rollout(ctx context.Context, name string, concurrency int, opt
 		in.InventoryPath = path
 	}
 	before := s.world.Stats()
-	cpu0, srv0 := cpuTime(), childCPU("temporal")
+	cpu0, srv0 := cpuTime(), childCPU(devServerComm)
 	resetPeakRSS()
 	start := time.Now()
 	run, err := d.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
@@ -217,7 +217,7 @@ func (s *Session) Rollout(ctx context.Context, name string, concurrency int, opt
 		return RunResult{}, fmt.Errorf("rollout %s: %w%s", name, err, d.diagnose(tenants))
 	}
 	res := RunResult{Runner: RunDurable, Concurrency: concurrency, Wall: time.Since(start), PeakRSS: peakRSS(),
-		CPU: cpuTime() - cpu0, ServerCPU: childCPU("temporal") - srv0}
+		CPU: cpuTime() - cpu0, ServerCPU: childCPU(devServerComm) - srv0}
 	res.Stats = diffStats(before, s.world.Stats())
 	res.Tenants = make([]TenantRun, len(tenants))
 	// Per-tenant durations and states from the children themselves.

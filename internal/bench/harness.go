@@ -92,7 +92,7 @@ func Run(ctx context.Context, cfg Config, logger *zap.Logger) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep.DevServerPeakRSS = childPeakRSS("temporal")
+	rep.DevServerPeakRSS = childPeakRSS(devServerComm)
 	cfg.logf("converged: %s, %d/%d verified", conv.Wall.Round(time.Millisecond), conv.Verified(), len(ids))
 
 	cfg.logf("concurrent floor: %d tenants, concurrency %d", cfg.Tenants, cfg.Concurrency)

@@ -109,29 +109,45 @@ func statusKB(path, key string) int64 {
 // comm (the dev server), from /proc/<pid>/stat (clock ticks, 100 Hz).
 func childCPU(comm string) time.Duration {
 	var total time.Duration
-	forChildren(comm, func(fields []string, _ string) {
-		if len(fields) > 13 {
-			u, _ := strconv.ParseInt(fields[11], 10, 64)
-			st, _ := strconv.ParseInt(fields[12], 10, 64)
-			total += time.Duration(u+st) * 10 * time.Millisecond
-		}
-	})
+	forChildren(func(c string) bool { return c == comm }, func(fields []string, _ string) { total += statCPU(fields) })
 	return total
+}
+
+// devServerComm is the dev server's command name (bin/temporal).
+const devServerComm = "temporal"
+
+// liveChildCPU is the CPU time of this process's running children other
+// than those named except (the relay processes, not the dev server).
+func liveChildCPU(except string) time.Duration {
+	var total time.Duration
+	forChildren(func(c string) bool { return c != except }, func(fields []string, _ string) { total += statCPU(fields) })
+	return total
+}
+
+// statCPU is utime+stime of /proc/PID/stat fields after the command name.
+func statCPU(fields []string) time.Duration {
+	if len(fields) <= 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(fields[11], 10, 64)
+	st, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(u+st) * 10 * time.Millisecond
 }
 
 // childPeakRSS is the summed VmHWM of this process's children whose
 // command name is comm (the dev server), in bytes.
 func childPeakRSS(comm string) int64 {
 	var total int64
-	forChildren(comm, func(_ []string, pid string) {
+	forChildren(func(c string) bool { return c == comm }, func(_ []string, pid string) {
 		total += statusKB("/proc/"+pid+"/status", "VmHWM:") * 1024
 	})
 	return total
 }
 
 // forChildren calls f with the stat fields after the command name
-// (fields[0] is the state, fields[1] the parent) of each child named comm.
-func forChildren(comm string, f func(fields []string, pid string)) {
+// (fields[0] is the state, fields[1] the parent) of each child whose
+// command name matches.
+func forChildren(match func(comm string) bool, f func(fields []string, pid string)) {
 	self := strconv.Itoa(os.Getpid())
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
@@ -151,7 +167,7 @@ func forChildren(comm string, f func(fields []string, pid string)) {
 			continue
 		}
 		fields := strings.Fields(s[close+1:])
-		if len(fields) < 2 || fields[1] != self || s[open+1:close] != comm {
+		if len(fields) < 2 || fields[1] != self || !match(s[open+1:close]) {
 			continue
 		}
 		f(fields, e.Name())

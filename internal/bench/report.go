@@ -159,6 +159,7 @@ func (r *Report) setMain(cfg Config, dur, floor, seq, conv RunResult, legacy map
 	r.Notes = append(r.Notes,
 		fmt.Sprintf("The sequential baseline ran %d of the %d tenants (a sequential run of all would take too long); its tenants/min is measured on that subset.", len(seq.Tenants), len(dur.Tenants)),
 		"Peak RSS is this harness process's VmHWM, reset before each runner: it includes the simulated world and its Graph / Exchange Online / PowerShell-host servers, not the dev server (reported separately) nor relay processes.",
+		"CPU per tenant: harness is this process (worker or script, simulated world and its servers) plus its PowerShell-host relay processes; dev server is bin/temporal's, measured separately.",
 		"Per-tenant costs come from the simulator's request counters (sim.World.Stats): a Graph $batch counts as one request, a PowerShell-host round trip is one batch of cmdlets.",
 		"Legacy-mode tenants write Graph only on the first-party service principal, so their maximum Graph writes bound the PATCHes to it.",
 		"429 / 503 are injected on Graph and Exchange Online (HTTP answers); the on-prem shell's transient failures are the chaos suite's subject (make chaos).",

@@ -107,10 +107,9 @@ type setup struct {
 	// appID of the dedicated application once known.
 	appID string
 	out   activities.PlanOutput
-	// localCloud and quietSteps: see changeLocalCloudSteps.
-	localCloud bool
-	quietSteps bool
-	// publishedStep is the step HybridflowStep shows (quietSteps).
+	// v1: this run has changeLocalCloudSteps (version 1).
+	v1 bool
+	// publishedStep is the step HybridflowStep shows (v1).
 	publishedStep string
 }
 
@@ -178,9 +177,7 @@ func (s *setup) setup(ctx workflow.Context) error {
 	if err := s.op.register(ctx); err != nil {
 		return err
 	}
-	if workflow.GetVersion(ctx, changeLocalCloudSteps, workflow.DefaultVersion, 1) >= 1 {
-		s.localCloud, s.quietSteps = true, true
-	}
+	s.v1 = workflow.GetVersion(ctx, changeLocalCloudSteps, workflow.DefaultVersion, 1) >= 1
 	s.publishedStep = stepDiscover
 	return workflow.UpsertTypedSearchAttributes(ctx,
 		SATenant.ValueSet(s.in.Tenant.ID), SACloud.ValueSet(s.in.Tenant.Cloud),
@@ -198,7 +195,7 @@ func (s *setup) setState(ctx workflow.Context, state, step string) {
 			notifyParent(ctx, TenantOutcome{TenantID: s.in.Tenant.ID, State: state})
 		}
 	}
-	if !s.quietSteps {
+	if !s.v1 {
 		mirrorState(ctx, &s.st.State, &s.st.CurrentStep, state, step, step)
 		return
 	}
@@ -359,7 +356,7 @@ func (s *setup) cloud(ctx workflow.Context) workflow.Context {
 
 // cloudRead runs a read-only Graph or Exchange Online activity.
 func (s *setup) cloudRead(ctx workflow.Context, fn, arg any) workflow.Future {
-	if !s.localCloud {
+	if !s.v1 {
 		return workflow.ExecuteActivity(s.cloud(ctx), fn, arg)
 	}
 	return workflow.ExecuteLocalActivity(s.cloudLocal(ctx), fn, arg)
@@ -371,7 +368,7 @@ func (s *setup) cloudRead(ctx workflow.Context, fn, arg any) workflow.Future {
 // compensation needs (the task-queue activity waits for cancellation for
 // the same reason).
 func (s *setup) cloudWrite(ctx workflow.Context, fn, arg any) workflow.Future {
-	if !s.localCloud {
+	if !s.v1 {
 		return workflow.ExecuteActivity(s.cloud(ctx), fn, arg)
 	}
 	if ctx.Err() != nil {

@@ -209,13 +209,12 @@ writes nothing.`,
 // wouldScheduleRenewal is ensureRenewalSchedule's dry run: it only reads
 // whether the schedule exists.
 func wouldScheduleRenewal(ctx context.Context, c client.Client, t config.Tenant) (renewScheduleResult, error) {
-	id := workflows.RenewalScheduleID(t.ID)
-	res := renewScheduleResult{TenantID: t.ID, ScheduleID: id, Result: "would-update"}
-	if _, err := c.ScheduleClient().GetHandle(ctx, id).Describe(ctx); err != nil {
-		var nf *serviceerror.NotFound
-		if !errors.As(err, &nf) {
-			return res, err
-		}
+	res := renewScheduleResult{TenantID: t.ID, ScheduleID: workflows.RenewalScheduleID(t.ID), Result: "would-update"}
+	_, d, err := describeRenewal(ctx, c, t.ID)
+	if err != nil {
+		return res, err
+	}
+	if d == nil {
 		res.Result = "would-create"
 	}
 	return res, nil
@@ -381,16 +380,30 @@ func renewHandle(ctx context.Context, c client.Client, tenant string) (client.Sc
 	if tenant == "" {
 		return nil, errors.New("name the tenant with -t")
 	}
-	id := workflows.RenewalScheduleID(tenant)
-	h := c.ScheduleClient().GetHandle(ctx, id)
-	if _, err := h.Describe(ctx); err != nil {
-		var nf *serviceerror.NotFound
-		if errors.As(err, &nf) {
-			return nil, fmt.Errorf("no renewal schedule %s (create it with `hybridflow renew schedule -f INVENTORY -t %s`)", id, tenant)
-		}
-		return nil, fmt.Errorf("schedule %s: %w", id, err)
+	h, d, err := describeRenewal(ctx, c, tenant)
+	if err != nil {
+		return nil, err
+	}
+	if d == nil {
+		return nil, fmt.Errorf("no renewal schedule %s (create it with `hybridflow renew schedule -f INVENTORY -t %s`)", h.GetID(), tenant)
 	}
 	return h, nil
+}
+
+// describeRenewal reads a tenant's renewal schedule; d is nil when the
+// tenant has none.
+func describeRenewal(ctx context.Context, c client.Client, tenant string) (h client.ScheduleHandle, d *client.ScheduleDescription, err error) {
+	id := workflows.RenewalScheduleID(tenant)
+	h = c.ScheduleClient().GetHandle(ctx, id)
+	d, err = h.Describe(ctx)
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return h, nil, nil
+	}
+	if err != nil {
+		return h, nil, fmt.Errorf("schedule %s: %w", id, err)
+	}
+	return h, d, nil
 }
 
 func (a *app) renewStateCommand(verb, short string) *cobra.Command {
@@ -581,15 +594,11 @@ func (a *app) renewNowDryRun(ctx context.Context, file, tenant string) error {
 // scheduledRenewalOptions reads the options the tenant's renewal schedule
 // starts its runs with; scheduled is false when there is no schedule.
 func scheduledRenewalOptions(ctx context.Context, c client.Client, dc converter.DataConverter, tenant string) (o workflows.RenewalOptions, scheduled bool, err error) {
-	id := workflows.RenewalScheduleID(tenant)
-	d, err := c.ScheduleClient().GetHandle(ctx, id).Describe(ctx)
-	var nf *serviceerror.NotFound
-	if errors.As(err, &nf) {
-		return o, false, nil
+	h, d, err := describeRenewal(ctx, c, tenant)
+	if err != nil || d == nil {
+		return o, false, err
 	}
-	if err != nil {
-		return o, false, fmt.Errorf("read schedule %s: %w", id, err)
-	}
+	id := h.GetID()
 	act, ok := d.Schedule.Action.(*client.ScheduleWorkflowAction)
 	if !ok || len(act.Args) != 1 {
 		return o, true, fmt.Errorf("schedule %s does not start one Renewal workflow with one input (recreate it with renew schedule)", id)

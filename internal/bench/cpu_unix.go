@@ -16,5 +16,5 @@ func cpuTime() time.Duration {
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &self) != nil || syscall.Getrusage(syscall.RUSAGE_CHILDREN, &children) != nil {
 		return 0
 	}
-	return time.Duration(self.Utime.Nano()+self.Stime.Nano()+children.Utime.Nano()+children.Stime.Nano()) + liveChildCPU(devServerComm)
+	return time.Duration(self.Utime.Nano()+self.Stime.Nano()+children.Utime.Nano()+children.Stime.Nano()) + childrenCPU(func(c string) bool { return c != devServerComm })
 }

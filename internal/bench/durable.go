@@ -312,7 +312,9 @@ func (d *Durable) child(ctx context.Context, tenantID string, history bool) (Ten
 type waitClock struct {
 	Waits
 	wftScheduled, wftStarted time.Time
-	actScheduled             map[int64]time.Time
+	// actSince: an activity's scheduled time, then (once its Started event
+	// is read) its last attempt's start, keyed by its scheduled event ID.
+	actSince map[int64]time.Time
 }
 
 func (c *waitClock) observe(ev *historypb.HistoryEvent) {
@@ -328,24 +330,23 @@ func (c *waitClock) observe(ev *historypb.HistoryEvent) {
 			c.WorkflowTask += at.Sub(c.wftStarted)
 		}
 	case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-		if c.actScheduled == nil {
-			c.actScheduled = map[int64]time.Time{}
+		if c.actSince == nil {
+			c.actSince = map[int64]time.Time{}
 		}
-		c.actScheduled[ev.GetEventId()] = at
+		c.actSince[ev.GetEventId()] = at
 	case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
 		// Written when the activity closes (retryable activities), but
 		// stamped with the last attempt's start: earlier attempts and their
 		// backoff count as queue time.
 		a := ev.GetActivityTaskStartedEventAttributes()
-		s, ok := c.actScheduled[a.GetScheduledEventId()]
-		if ok {
+		if s, ok := c.actSince[a.GetScheduledEventId()]; ok {
 			c.ActivityQueue += at.Sub(s)
-			c.actScheduled[a.GetScheduledEventId()] = at
+			c.actSince[a.GetScheduledEventId()] = at
 		}
 	case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-		c.Activity += at.Sub(c.actScheduled[ev.GetActivityTaskCompletedEventAttributes().GetScheduledEventId()])
+		c.Activity += at.Sub(c.actSince[ev.GetActivityTaskCompletedEventAttributes().GetScheduledEventId()])
 	case enumspb.EVENT_TYPE_ACTIVITY_TASK_FAILED:
-		c.Activity += at.Sub(c.actScheduled[ev.GetActivityTaskFailedEventAttributes().GetScheduledEventId()])
+		c.Activity += at.Sub(c.actSince[ev.GetActivityTaskFailedEventAttributes().GetScheduledEventId()])
 	}
 }
 

@@ -108,30 +108,24 @@ func statusKB(path, key string) int64 {
 // childCPU is the user+system CPU time of this process's children named
 // comm (the dev server), from /proc/<pid>/stat (clock ticks, 100 Hz).
 func childCPU(comm string) time.Duration {
-	var total time.Duration
-	forChildren(func(c string) bool { return c == comm }, func(fields []string, _ string) { total += statCPU(fields) })
-	return total
+	return childrenCPU(func(c string) bool { return c == comm })
 }
 
 // devServerComm is the dev server's command name (bin/temporal).
 const devServerComm = "temporal"
 
-// liveChildCPU is the CPU time of this process's running children other
-// than those named except (the relay processes, not the dev server).
-func liveChildCPU(except string) time.Duration {
+// childrenCPU sums utime+stime of this process's running children whose
+// command name matches.
+func childrenCPU(match func(comm string) bool) time.Duration {
 	var total time.Duration
-	forChildren(func(c string) bool { return c != except }, func(fields []string, _ string) { total += statCPU(fields) })
+	forChildren(match, func(fields []string, _ string) {
+		if len(fields) > 13 {
+			u, _ := strconv.ParseInt(fields[11], 10, 64)
+			st, _ := strconv.ParseInt(fields[12], 10, 64)
+			total += time.Duration(u+st) * 10 * time.Millisecond
+		}
+	})
 	return total
-}
-
-// statCPU is utime+stime of /proc/PID/stat fields after the command name.
-func statCPU(fields []string) time.Duration {
-	if len(fields) <= 13 {
-		return 0
-	}
-	u, _ := strconv.ParseInt(fields[11], 10, 64)
-	st, _ := strconv.ParseInt(fields[12], 10, 64)
-	return time.Duration(u+st) * 10 * time.Millisecond
 }
 
 // childPeakRSS is the summed VmHWM of this process's children whose

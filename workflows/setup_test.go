@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -921,17 +922,16 @@ func TestSetupCancelCompensates(t *testing.T) {
 		id := h.inv.Tenants[0].ID
 		before := h.config(id)
 		env := h.env()
-		var once sync.Once
-		cancelled := false
+		var cancelled atomic.Bool // set on the local activity's goroutine
 		env.SetOnLocalActivityStartedListener(func(_ *activity.Info, _ context.Context, args []any) {
 			if len(args) == 1 {
-				if _, ok := args[0].(activities.DedicatedAppInput); ok {
-					once.Do(func() { cancelled = true; env.CancelWorkflow() })
+				if _, ok := args[0].(activities.DedicatedAppInput); ok && cancelled.CompareAndSwap(false, true) {
+					env.CancelWorkflow()
 				}
 			}
 		})
 		_, err := h.run(env, h.input(0, workflows.SetupOptions{}))
-		if !cancelled {
+		if !cancelled.Load() {
 			t.Fatal("the dedicated application was not created by a local activity (tenant 0 is in dedicated mode)")
 		}
 		if !temporal.IsCanceledError(err) {

@@ -31,11 +31,10 @@ func WithInterceptors(is ...interceptor.ClientInterceptor) Option {
 // encrypted payload too (they often name domains and hosts). Workers and
 // the CLI share this, so whatever one writes the other reads.
 func applyCodec(opts *client.Options, cfg config.TemporalConfig, getenv func(string) string) error {
-	c, err := codec.FromConfig(cfg.Codec, getenv)
-	if err != nil || c == nil {
-		return err
+	dc, err := DataConverter(cfg, getenv)
+	if err != nil || dc == converter.GetDefaultDataConverter() {
+		return err // no codec configured: keep the SDK's converters
 	}
-	dc := codec.DataConverter(c)
 	opts.DataConverter = dc
 	opts.FailureConverter = temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{
 		DataConverter:          dc,

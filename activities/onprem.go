@@ -159,15 +159,17 @@ type AuthServersInput struct {
 // servers of the same type and metadata URL exist under any name (HCW
 // names them "ACS - <guid>" / "EvoSts - <guid>"); a disabled one is
 // enabled. A server that has our name but another URL is not ours: it is
-// reported, not changed.
+// reported, not changed. One read serves every server; a failure after a
+// write keeps that write's undo record (progress).
 func (a *OnPrem) EnsureAuthServers(ctx context.Context, in AuthServersInput) (StepResult, error) {
+	p := startProgress(ctx)
 	r := a.Hosts.OnPrem(in.Target)
 	rows, err := r.Run(ctx, cmd("Get-AuthServer"))
 	if err != nil {
-		return StepResult{}, classify("read auth servers", err)
+		return StepResult{}, p.fail(classify("read auth servers", err))
 	}
-	var res StepResult
-	for _, spec := range in.Servers {
+	for i, spec := range in.Servers {
+		more := i < len(in.Servers)-1
 		var match, sameName exchange.Row
 		for _, row := range rows {
 			if strings.EqualFold(rowString(row, "Type"), spec.Type) && sameURL(rowString(row, "AuthMetadataUrl"), spec.MetadataURL) {
@@ -179,35 +181,35 @@ func (a *OnPrem) EnsureAuthServers(ctx context.Context, in AuthServersInput) (St
 		}
 		switch {
 		case match != nil && rowBool(match, "Enabled"):
-			res.Merge(StepResult{Outcome: Unchanged, Detail: fmt.Sprintf("%s present as %q", spec.Name, rowString(match, "Name"))})
+			p.add(StepResult{Outcome: Unchanged, Detail: fmt.Sprintf("%s present as %q", spec.Name, rowString(match, "Name"))}, more)
 		case match != nil:
 			name := rowString(match, "Name")
 			if _, err := r.Run(ctx, cmd("Set-AuthServer", "Identity", name, "Enabled", true)); err != nil {
-				return res, classify("enable auth server "+name, err)
+				return StepResult{}, p.fail(classify("enable auth server "+name, err))
 			}
-			res.Merge(StepResult{Outcome: Updated, Detail: fmt.Sprintf("enabled auth server %q", name),
-				Undo: []UndoRecord{{System: SystemOnPrem, Kind: UndoSetAuthServerEnabled, Name: name, Enabled: false}}})
+			p.add(StepResult{Outcome: Updated, Detail: fmt.Sprintf("enabled auth server %q", name),
+				Undo: []UndoRecord{{System: SystemOnPrem, Kind: UndoSetAuthServerEnabled, Name: name, Enabled: false}}}, more)
 		case sameName != nil:
-			return res, nonRetryable(ErrConflict, "auth server %q exists with type %s and metadata URL %s, not %s %s; it was not created by hybridflow: correct or remove it, then retry",
-				spec.Name, rowString(sameName, "Type"), rowString(sameName, "AuthMetadataUrl"), spec.Type, spec.MetadataURL)
+			return StepResult{}, p.fail(nonRetryable(ErrConflict, "auth server %q exists with type %s and metadata URL %s, not %s %s; it was not created by hybridflow: correct or remove it, then retry",
+				spec.Name, rowString(sameName, "Type"), rowString(sameName, "AuthMetadataUrl"), spec.Type, spec.MetadataURL))
 		default:
-			p := []any{"Name", spec.Name, "AuthMetadataUrl", spec.MetadataURL}
+			params := []any{"Name", spec.Name, "AuthMetadataUrl", spec.MetadataURL}
 			if spec.Type == plan.AuthServerTypeAzureAD {
-				p = append(p, "Type", "AzureAD")
+				params = append(params, "Type", "AzureAD")
 			}
-			if _, err := r.Run(ctx, cmd("New-AuthServer", p...)); err != nil {
+			if _, err := r.Run(ctx, cmd("New-AuthServer", params...)); err != nil {
 				if exchange.IsAlreadyExists(err) {
 					// Created between our read and write, e.g. by the call of an
 					// attempt whose worker died: the next attempt re-reads it.
-					return res, retryable(ErrTransient, "create auth server %s: created concurrently; the next attempt re-reads it", spec.Name)
+					return StepResult{}, p.fail(retryable(ErrTransient, "create auth server %s: created concurrently; the next attempt re-reads it", spec.Name))
 				}
-				return res, classify("create auth server "+spec.Name, err)
+				return StepResult{}, p.fail(classify("create auth server "+spec.Name, err))
 			}
-			res.Merge(StepResult{Outcome: Created, Detail: fmt.Sprintf("created auth server %s (%s)", spec.Name, spec.MetadataURL),
-				Undo: []UndoRecord{{System: SystemOnPrem, Kind: UndoRemoveAuthServer, Name: spec.Name}}})
+			p.add(StepResult{Outcome: Created, Detail: fmt.Sprintf("created auth server %s (%s)", spec.Name, spec.MetadataURL),
+				Undo: []UndoRecord{{System: SystemOnPrem, Kind: UndoRemoveAuthServer, Name: spec.Name}}}, more)
 		}
 	}
-	return res, nil
+	return p.done(), nil
 }
 
 // EnablePartnerApplication enables the Exchange Online partner application
@@ -276,13 +278,27 @@ func (a *OnPrem) SetAuthServerApplication(ctx context.Context, in AuthServerAppI
 }
 
 // EnsureSettingOverride creates the EnableExchangeHybrid3PAppFeature
-// override unless one for its section exists (FACTS §2.5). The override
-// takes effect only after RefreshVariantConfiguration: the refresh is a
-// separate activity so that a refresh failure can never lose this write's
-// undo record (a failed activity returns no result, and its retry would
-// find the override and report it unchanged).
+// override unless one for its section exists, then refreshes
+// VariantConfiguration so that Exchange loads it now (FACTS §2.5). The
+// refresh runs on every attempt, so a retry after a failed refresh still
+// loads an override an earlier attempt created, and that attempt's undo
+// record survives the failure (progress).
 func (a *OnPrem) EnsureSettingOverride(ctx context.Context, t Target) (StepResult, error) {
+	p := startProgress(ctx)
 	r := a.Hosts.OnPrem(t)
+	res, err := ensureSettingOverride(ctx, r)
+	if err != nil {
+		return StepResult{}, p.fail(err)
+	}
+	p.add(res, true)
+	if err := refreshVariantConfig(ctx, r); err != nil {
+		return StepResult{}, p.fail(classify("refresh VariantConfiguration", err))
+	}
+	p.add(StepResult{Outcome: Unchanged, Detail: "refreshed VariantConfiguration"}, false)
+	return p.done(), nil
+}
+
+func ensureSettingOverride(ctx context.Context, r exchange.Runner) (StepResult, error) {
 	rows, err := r.Run(ctx, cmd("Get-SettingOverride"))
 	if err != nil {
 		return StepResult{}, classify("read setting overrides", err)
@@ -308,6 +324,8 @@ func (a *OnPrem) EnsureSettingOverride(ctx context.Context, t Target) (StepResul
 // RefreshVariantConfiguration makes Exchange load setting overrides now
 // instead of at its next periodic reload (FACTS §2.5). It changes no
 // configuration (hence Unchanged) and is safe to repeat, so it has no undo.
+// Setups recorded before EnsureSettingOverride refreshed by itself
+// (version 1 of the setup's history shape) still schedule it.
 func (a *OnPrem) RefreshVariantConfiguration(ctx context.Context, t Target) (StepResult, error) {
 	if err := refreshVariantConfig(ctx, a.Hosts.OnPrem(t)); err != nil {
 		return StepResult{}, classify("refresh VariantConfiguration", err)

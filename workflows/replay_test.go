@@ -35,18 +35,23 @@ import (
 // auth servers, say) replays without complaint, so such changes need the
 // same care without this test's help.
 //
-// The v0- files are the same runs recorded before the change
-// "setup-local-cloud-steps" (cloud steps as local activities, HybridflowStep
-// published with state changes only): they replay through that change's
-// DefaultVersion branch, the others through version 1. Re-record the
+// The vN- files are the same runs recorded at version N of the change
+// "setup-local-cloud-steps" (v0-: before it, DefaultVersion; v1-: cloud
+// steps as local activities, HybridflowStep published with state changes
+// only; the files without a prefix: version 2, a step's on-prem writes in
+// one activity), and replay through that version's branch. Re-record the
 // current branch with (the e2e tests write the files when the variable is
 // set):
 //
 //	HYBRIDFLOW_RECORD_HISTORIES=1 go test ./internal/e2e/ -run E2E -count=1
 //	go test ./workflows/ -run Replay
 //
-// and commit testdata/histories; keep the v0- files while a workflow
-// started before the change may still run.
+// and commit testdata/histories, after renaming the files they replace
+// to the old version's prefix; keep the vN- files while a workflow started
+// at that version may still run.
+// currentShape is the version of "setup-local-cloud-steps" new runs take.
+const currentShape = 2
+
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "histories", "*.json"))
 	if err != nil {
@@ -61,9 +66,12 @@ func TestReplayRecordedHistories(t *testing.T) {
 				t.Fatalf("history %s is empty or unreadable: %v", f, err)
 			}
 			// Each branch of the versioned change must stay covered.
-			v0 := strings.HasPrefix(filepath.Base(f), "v0-")
-			if got := changeVersions(t, f)["setup-local-cloud-steps"]; (got == 1) == v0 {
-				t.Fatalf("history %s: setup-local-cloud-steps version %d; want %s", f, got, map[bool]string{true: "none (v0- file)", false: "1"}[v0])
+			want := currentShape
+			if v, _, ok := strings.Cut(filepath.Base(f), "-"); ok && len(v) == 2 && v[0] == 'v' && v[1] >= '0' && v[1] <= '9' {
+				want = int(v[1] - '0')
+			}
+			if got := changeVersions(t, f)["setup-local-cloud-steps"]; got != want {
+				t.Fatalf("history %s: setup-local-cloud-steps version %d; want %d (0: no marker)", f, got, want)
 			}
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflow(workflows.Setup)

@@ -107,8 +107,8 @@ type setup struct {
 	// appID of the dedicated application once known.
 	appID string
 	out   activities.PlanOutput
-	// v1: this run has changeLocalCloudSteps (version 1).
-	v1 bool
+	// v1, v2: this run has changeLocalCloudSteps version 1, 2.
+	v1, v2 bool
 	// publishedStep is the step HybridflowStep shows (v1).
 	publishedStep string
 }
@@ -127,6 +127,17 @@ type setup struct {
 //
 // Together they cut the server's work per tenant by about a third (make
 // bench). On-prem steps stay task-queue activities: they run at the site.
+//
+// From version 2, a step's on-prem writes share one activity: both auth
+// servers in one EnsureAuthServers, and EnsureSettingOverride refreshes
+// VariantConfiguration itself. Each on-prem activity is a trip through
+// the site's task queue and a workflow task; a failure after a write
+// keeps its undo record in the failure's details (and across attempts in
+// heartbeat details), so no undo is lost by the merge.
+//
+// New shape changes bump this change's version rather than adding a
+// change ID: every GetVersion marker also upserts TemporalChangeVersion,
+// a history event and a visibility write per setup.
 const changeLocalCloudSteps = "setup-local-cloud-steps"
 
 // Setup configures OAuth between one tenant's on-prem Exchange and
@@ -177,7 +188,8 @@ func (s *setup) setup(ctx workflow.Context) error {
 	if err := s.op.register(ctx); err != nil {
 		return err
 	}
-	s.v1 = workflow.GetVersion(ctx, changeLocalCloudSteps, workflow.DefaultVersion, 1) >= 1
+	v := workflow.GetVersion(ctx, changeLocalCloudSteps, workflow.DefaultVersion, 2)
+	s.v1, s.v2 = v >= 1, v >= 2
 	s.publishedStep = stepDiscover
 	return workflow.UpsertTypedSearchAttributes(ctx,
 		SATenant.ValueSet(s.in.Tenant.ID), SACloud.ValueSet(s.in.Tenant.Cloud),
@@ -470,6 +482,10 @@ func (s *setup) execute(ctx workflow.Context, a plan.Action) error {
 	record := func(f workflow.Future) error {
 		var r activities.StepResult
 		if err := f.Get(ctx, &r); err != nil {
+			if done, ok := activities.FailedProgress(err); ok {
+				// Written before the failure: compensation must know.
+				s.record(name, done)
+			}
 			return err
 		}
 		s.record(name, r)
@@ -479,8 +495,9 @@ func (s *setup) execute(ctx workflow.Context, a plan.Action) error {
 	cloud := func(fn, arg any) error { return record(s.cloudWrite(ctx, fn, arg)) }
 	switch a.Step {
 	case plan.StepAuthServers:
-		// One activity per server: an activity writes at most once, so a
-		// failure after the first creation cannot lose its undo record.
+		if s.v2 {
+			return onprem(onPremActs.EnsureAuthServers, activities.AuthServersInput{Target: t, Servers: []plan.AuthServerSpec{d.ACS, d.EvoSTS}})
+		}
 		for _, spec := range []plan.AuthServerSpec{d.ACS, d.EvoSTS} {
 			if err := onprem(onPremActs.EnsureAuthServers, activities.AuthServersInput{Target: t, Servers: []plan.AuthServerSpec{spec}}); err != nil {
 				return err
@@ -543,9 +560,12 @@ func (s *setup) execute(ctx workflow.Context, a plan.Action) error {
 		}
 		return onprem(onPremActs.SetAuthServerApplication, activities.AuthServerAppInput{Target: t, EvoSTS: d.EvoSTS, AppID: s.appID, Domains: d.AuthServerDomains})
 	case plan.StepSettingOverride:
-		// Create, then refresh in its own activity: the refresh runs on
-		// every attempt of the step, so an operator retry after a failed
-		// refresh still loads an override created by the first attempt.
+		// EnsureSettingOverride refreshes on every attempt, so an operator
+		// retry after a failed refresh still loads an override created by
+		// the first attempt.
+		if s.v2 {
+			return onprem(onPremActs.EnsureSettingOverride, t)
+		}
 		if err := onprem(onPremActs.EnsureSettingOverride, t); err != nil {
 			return err
 		}

@@ -1334,3 +1334,37 @@ func TestSetupKeepsValuesItDidNotSet(t *testing.T) {
 		sameConfig(t, "abort", before, h.config(id))
 	})
 }
+
+// TestSetupUndoSurvivesARetriedMultiWriteStep: the second New-AuthServer
+// of step 1 fails once, after the first created its server; the
+// activity's retry finds that server and creates the other. The first
+// attempt's undo record must reach the workflow all the same (heartbeat
+// details), so an abort at a later step removes both servers.
+func TestSetupUndoSurvivesARetriedMultiWriteStep(t *testing.T) {
+	h := newHarness(t, "small.yaml")
+	id := h.inv.Tenants[0].ID
+	before := h.config(id)
+	h.world.SetFaults([]sim.FaultRule{
+		{Protocol: sim.ProtoShell, Operation: "New-AuthServer", Kind: sim.FaultFail, ErrorType: exchange.TypeTransient, SkipFirstN: 1, FailFirstN: 1},
+		{Protocol: sim.ProtoShell, Operation: "New-IntraOrganizationConnector", Kind: sim.FaultFail, ErrorType: exchange.TypeAccessDenied, Rate: 1}})
+	env := h.env()
+	whilePaused(t, env, plan.StepIOCOnPrem, activities.ErrMissingPermission, func(st workflows.SetupState) {
+		if s := setupStep(st, plan.StepAuthServers); s.Outcome != string(activities.Created) {
+			t.Errorf("auth-servers: %+v", s)
+		}
+		h.world.SetFaults(nil)
+		sendUpdate(env, workflows.UpdateAbort)
+	})
+	_, err := h.run(env, h.input(0, workflows.SetupOptions{}))
+	if appErrType(err) != workflows.ErrAborted {
+		t.Fatalf("error %v, want %s", err, workflows.ErrAborted)
+	}
+	st := state(t, env)
+	logSetup(t, st)
+	for _, name := range []string{"WindowsAzureACS", "evoSTS"} {
+		if !slices.Contains(st.Compensation, "auth-servers: "+activities.UndoRemoveAuthServer+" "+name) {
+			t.Errorf("compensation does not remove auth server %s: %v", name, st.Compensation)
+		}
+	}
+	sameConfig(t, "abort after a retried auth-servers step", before, h.config(id))
+}

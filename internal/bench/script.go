@@ -246,13 +246,8 @@ func (s *script) execute(ctx context.Context, a plan.Action) error {
 	on, ol, en := s.acts.OnPrem, s.acts.Online, s.acts.Entra
 	switch a.Step {
 	case plan.StepAuthServers:
-		for _, spec := range []plan.AuthServerSpec{d.ACS, d.EvoSTS} {
-			in := activities.AuthServersInput{Target: t, Servers: []plan.AuthServerSpec{spec}}
-			if err := s.step(ctx, "EnsureAuthServers", func(c context.Context) (activities.StepResult, error) { return on.EnsureAuthServers(c, in) }); err != nil {
-				return err
-			}
-		}
-		return nil
+		in := activities.AuthServersInput{Target: t, Servers: []plan.AuthServerSpec{d.ACS, d.EvoSTS}}
+		return s.step(ctx, "EnsureAuthServers", func(c context.Context) (activities.StepResult, error) { return on.EnsureAuthServers(c, in) })
 	case plan.StepPartnerApp:
 		return s.step(ctx, "EnablePartnerApplication", func(c context.Context) (activities.StepResult, error) { return on.EnablePartnerApplication(c, t) })
 	case plan.StepExportCert:
@@ -305,10 +300,7 @@ func (s *script) execute(ctx context.Context, a plan.Action) error {
 			return on.SetAuthServerApplication(c, activities.AuthServerAppInput{Target: t, EvoSTS: d.EvoSTS, AppID: s.appID, Domains: d.AuthServerDomains})
 		})
 	case plan.StepSettingOverride:
-		if err := s.step(ctx, "EnsureSettingOverride", func(c context.Context) (activities.StepResult, error) { return on.EnsureSettingOverride(c, t) }); err != nil {
-			return err
-		}
-		return s.step(ctx, "RefreshVariantConfiguration", func(c context.Context) (activities.StepResult, error) { return on.RefreshVariantConfiguration(c, t) })
+		return s.step(ctx, "EnsureSettingOverride", func(c context.Context) (activities.StepResult, error) { return on.EnsureSettingOverride(c, t) })
 	case plan.StepIOCOnPrem:
 		return s.step(ctx, "EnsureOnPremConnector", func(c context.Context) (activities.StepResult, error) {
 			return on.EnsureOnPremConnector(c, activities.IOCInput{Target: t, Spec: d.OnPremIOC})

@@ -30,13 +30,16 @@ const (
 // with probability Rate, or for the first FailFirstN matching requests per
 // tenant when FailFirstN > 0 (deterministic, for "a cmdlet failing N times").
 type FaultRule struct {
-	Protocol   string        `yaml:"protocol"`
-	Operation  string        `yaml:"operation,omitempty"`
-	Tenant     string        `yaml:"tenant,omitempty"`
-	Tenants    []string      `yaml:"tenants,omitempty"`
-	Kind       string        `yaml:"kind"`
-	Rate       float64       `yaml:"rate,omitempty"`
-	FailFirstN int           `yaml:"fail_first_n,omitempty"`
+	Protocol   string   `yaml:"protocol"`
+	Operation  string   `yaml:"operation,omitempty"`
+	Tenant     string   `yaml:"tenant,omitempty"`
+	Tenants    []string `yaml:"tenants,omitempty"`
+	Kind       string   `yaml:"kind"`
+	Rate       float64  `yaml:"rate,omitempty"`
+	FailFirstN int      `yaml:"fail_first_n,omitempty"`
+	// SkipFirstN lets that many matching requests per tenant through
+	// before FailFirstN counts (the second of two creates failing).
+	SkipFirstN int           `yaml:"skip_first_n,omitempty"`
 	Latency    time.Duration `yaml:"latency,omitempty"`
 	Jitter     time.Duration `yaml:"jitter,omitempty"`
 	RetryAfter time.Duration `yaml:"retry_after,omitempty"`
@@ -123,7 +126,8 @@ func (in *injector) decide(protocol, operation, tenantID string) Fault {
 		if r.FailFirstN > 0 {
 			key := string(rune(i)) + "|" + strings.ToLower(tenantID)
 			in.hits[key]++
-			fire = in.hits[key] <= r.FailFirstN
+			n := in.hits[key] - r.SkipFirstN
+			fire = n > 0 && n <= r.FailFirstN
 		} else {
 			fire = r.Rate >= 1 || (r.Rate > 0 && in.rng.Float64() < r.Rate)
 		}

@@ -190,8 +190,11 @@ func (r FaultRule) check() error {
 	if r.Rate < 0 || r.Rate > 1 {
 		return fmt.Errorf("rate %v is outside 0..1", r.Rate)
 	}
-	if r.FailFirstN < 0 || r.Latency < 0 || r.Jitter < 0 || r.RetryAfter < 0 {
-		return errors.New("fail_first_n, latency, jitter and retry_after must not be negative")
+	if r.FailFirstN < 0 || r.SkipFirstN < 0 || r.Latency < 0 || r.Jitter < 0 || r.RetryAfter < 0 {
+		return errors.New("fail_first_n, skip_first_n, latency, jitter and retry_after must not be negative")
+	}
+	if r.SkipFirstN > 0 && r.FailFirstN == 0 {
+		return errors.New("skip_first_n counts towards fail_first_n, which is not set")
 	}
 	if r.Kind != FaultLatency && r.Rate == 0 && r.FailFirstN == 0 {
 		return errors.New("needs rate or fail_first_n, otherwise it never fires")

@@ -58,13 +58,21 @@ func (t WorkerTuning) String() string {
 }
 
 // DefaultServerConfig is the dev server's dynamic config for the bench,
-// the settings a production cluster would have for this load: eager
-// activity execution (a cloud activity scheduled by a workflow task on
-// the same queue goes back to that worker in the task's reply, skipping
-// matching) and one task-queue partition (four, the default, only spread
-// a single worker's polls; measured: durable 47 s → 24 s for 200 tenants
-// at C=50 together, the floor 11 s → 9 s, on this 2-core machine).
-const DefaultServerConfig = "system.enableActivityEagerExecution=true,matching.numTaskqueueReadPartitions=1,matching.numTaskqueueWritePartitions=1"
+// the settings a production cluster would have for this load:
+//   - eager activity execution (a cloud activity scheduled by a workflow
+//     task on the same queue goes back to that worker in the task's reply,
+//     skipping matching) and one task-queue partition (four, the default,
+//     only spread a single worker's polls; measured: durable 47 s → 24 s
+//     for 200 tenants at C=50 together, the floor 11 s → 9 s, on this
+//     2-core machine);
+//   - the search-attribute cache on (the server's default): start-dev
+//     turns it off so that attributes created at run time show at once,
+//     which makes every workflow task that carries search attributes read
+//     the cluster metadata and the namespace from SQLite under a global
+//     lock (perf: ~3% of the dev server's CPU). The bench's attributes
+//     exist before the server starts (--search-attribute).
+const DefaultServerConfig = "system.enableActivityEagerExecution=true,matching.numTaskqueueReadPartitions=1,matching.numTaskqueueWritePartitions=1," +
+	"system.forceSearchAttributesCacheRefreshOnRead=false"
 
 // StartDurable starts the dev server, with dynamic-config values
 // ("key=value") on top of devserver's.

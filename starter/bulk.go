@@ -198,10 +198,12 @@ does the rest. A running setup is left alone (use retry/skip/abort on it).
 				d.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 				return fmt.Errorf("the setup of %s is still running; act on it with retry, skip or abort", t.ID)
 			}
+			in := workflows.InputFromTenant(t, workflows.SetupOptions{})
 			run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: temporalx.CloudQueue,
 				WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-			}, workflows.Setup, workflows.InputFromTenant(t, workflows.SetupOptions{}))
+				TypedSearchAttributes:    workflows.SetupStartAttributes(in),
+			}, workflows.Setup, in)
 			if err != nil {
 				return fmt.Errorf("resume %s: %w", t.ID, err)
 			}

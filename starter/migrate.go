@@ -87,11 +87,13 @@ Exit status: 0 verified, 1 failed, 3 paused.`,
 			id := workflows.SetupWorkflowID(t.ID)
 			// FAIL, not USE_EXISTING: attaching to a running setup in another
 			// mode would not be the migration that was asked for.
+			in := workflows.InputFromTenant(t, opts)
 			run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 				ID: id, TaskQueue: temporalx.CloudQueue,
 				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 				WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-			}, workflows.Setup, workflows.InputFromTenant(t, opts))
+				TypedSearchAttributes:    workflows.SetupStartAttributes(in),
+			}, workflows.Setup, in)
 			if err != nil {
 				return fmt.Errorf("start migration of %s (a setup of the tenant may be running; finish it first): %w", t.ID, err)
 			}

@@ -106,12 +106,14 @@ func (a *app) planTenant(ctx context.Context, t config.Tenant, opts workflows.Se
 	}
 	defer c.Close()
 	opts.DryRun = true
+	in := workflows.InputFromTenant(t, opts)
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: id, TaskQueue: temporalx.CloudQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowExecutionTimeout: 10 * time.Minute,
-	}, workflows.Setup, workflows.InputFromTenant(t, opts))
+		TypedSearchAttributes:    workflows.SetupStartAttributes(in),
+	}, workflows.Setup, in)
 	if err != nil {
 		return fmt.Errorf("start plan for %s: %w", t.ID, err)
 	}
@@ -193,11 +195,13 @@ Exit status: 0 verified, 1 failed, 3 paused.`,
 			}
 			defer c.Close()
 			id := workflows.SetupWorkflowID(t.ID)
+			in := workflows.InputFromTenant(t, opts)
 			run, err := c.ExecuteWorkflow(cmd.Context(), client.StartWorkflowOptions{
 				ID: id, TaskQueue: temporalx.CloudQueue,
 				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 				WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-			}, workflows.Setup, workflows.InputFromTenant(t, opts))
+				TypedSearchAttributes:    workflows.SetupStartAttributes(in),
+			}, workflows.Setup, in)
 			if err != nil {
 				return fmt.Errorf("start setup for %s: %w", t.ID, err)
 			}

@@ -39,9 +39,10 @@ import (
 // "setup-local-cloud-steps" (v0-: before it, DefaultVersion; v1-: cloud
 // steps as local activities, HybridflowStep published with state changes
 // only; the files without a prefix: version 2, a step's on-prem writes in
-// one activity), and replay through that version's branch. Re-record the
-// current branch with (the e2e tests write the files when the variable is
-// set):
+// one activity; started with SetupStartAttributes, so without the first
+// upsert the older files still have), and replay through that version's
+// branch. Re-record the current branch with (the e2e tests write the
+// files when the variable is set):
 //
 //	HYBRIDFLOW_RECORD_HISTORIES=1 go test ./internal/e2e/ -run E2E -count=1
 //	go test ./workflows/ -run Replay

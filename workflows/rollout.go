@@ -239,14 +239,16 @@ func (r *rollout) start(ctx workflow.Context, t config.Tenant) {
 	if r.in.Setup.DryRun {
 		id = PlanWorkflowID(t.ID)
 	}
+	in := InputFromTenant(t, r.in.Setup)
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:            id,
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		// Setups outlive a rollout that is terminated; the rollout drains
 		// its children before continuing as new.
-		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		TypedSearchAttributes: SetupStartAttributes(in),
 	})
-	f := workflow.ExecuteChildWorkflow(cctx, Setup, InputFromTenant(t, r.in.Setup))
+	f := workflow.ExecuteChildWorkflow(cctx, Setup, in)
 	r.running = append(r.running, child{tenant: t.ID, future: f})
 	r.carry.StartedTotal++
 }

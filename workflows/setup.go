@@ -191,9 +191,41 @@ func (s *setup) setup(ctx workflow.Context) error {
 	v := workflow.GetVersion(ctx, changeLocalCloudSteps, workflow.DefaultVersion, 2)
 	s.v1, s.v2 = v >= 1, v >= 2
 	s.publishedStep = stepDiscover
-	return workflow.UpsertTypedSearchAttributes(ctx,
-		SATenant.ValueSet(s.in.Tenant.ID), SACloud.ValueSet(s.in.Tenant.Cloud),
-		SAState.ValueSet(StateRunning), SAStep.ValueSet(stepDiscover))
+	if startedWith(workflow.GetTypedSearchAttributes(ctx), s.in) {
+		// The starter set them (SetupStartAttributes): an upsert would
+		// repeat them as another history event and visibility write. The
+		// start event holds them, so replay decides the same way.
+		return nil
+	}
+	return workflow.UpsertTypedSearchAttributes(ctx, setupStartUpdates(s.in)...)
+}
+
+// setupStartUpdates are the search attributes of a setup that has just
+// started.
+func setupStartUpdates(in SetupInput) []temporal.SearchAttributeUpdate {
+	return []temporal.SearchAttributeUpdate{SATenant.ValueSet(in.Tenant.ID), SACloud.ValueSet(in.Tenant.Cloud),
+		SAState.ValueSet(StateRunning), SAStep.ValueSet(stepDiscover)}
+}
+
+// SetupStartAttributes are the search attributes to start a setup with
+// (client.StartWorkflowOptions / ChildWorkflowOptions TypedSearchAttributes):
+// the workflow then need not upsert them in its first task.
+func SetupStartAttributes(in SetupInput) temporal.SearchAttributes {
+	return temporal.NewSearchAttributes(setupStartUpdates(in)...)
+}
+
+// startedWith reports whether a run's start attributes are exactly
+// SetupStartAttributes(in).
+func startedWith(sa temporal.SearchAttributes, in SetupInput) bool {
+	for _, kv := range []struct {
+		key  temporal.SearchAttributeKeyKeyword
+		want string
+	}{{SATenant, in.Tenant.ID}, {SACloud, in.Tenant.Cloud}, {SAState, StateRunning}, {SAStep, stepDiscover}} {
+		if got, ok := sa.GetKeyword(kv.key); !ok || got != kv.want {
+			return false
+		}
+	}
+	return true
 }
 
 // setState mirrors state and step into search attributes, only on change

@@ -1368,3 +1368,34 @@ func TestSetupUndoSurvivesARetriedMultiWriteStep(t *testing.T) {
 	}
 	sameConfig(t, "abort after a retried auth-servers step", before, h.config(id))
 }
+
+// TestSetupStartAttributesSaveTheFirstUpsert: a setup started with
+// SetupStartAttributes (as the rollout and the CLI start it) publishes
+// its state only when it changes; one started without them sets them
+// itself first. Both end verified with the same last state.
+func TestSetupStartAttributesSaveTheFirstUpsert(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		withAttrs bool
+		upserts   bool // the run upserts state "running" itself
+	}{{"started with them", true, false}, {"started without", false, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, "small.yaml")
+			env := h.env()
+			in := h.input(0, workflows.SetupOptions{})
+			if c.withAttrs {
+				if err := env.SetTypedSearchAttributesOnStart(workflows.SetupStartAttributes(in)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sa := recordSearchAttrs(env)
+			res, err := h.run(env, in)
+			if err != nil || res.State != workflows.StateVerified {
+				t.Fatalf("state %s, error %v", res.State, err)
+			}
+			if slices.Contains(sa.states, workflows.StateRunning) != c.upserts || sa.lastState() != workflows.StateVerified {
+				t.Fatalf("state upserts %v", sa.states)
+			}
+		})
+	}
+}

@@ -219,12 +219,16 @@ func fastRetry(o workflows.SetupOptions) workflows.SetupOptions {
 func (e *env) start(ctx context.Context, tn config.Tenant, o workflows.SetupOptions) client.WorkflowRun {
 	e.t.Helper()
 	id := workflows.SetupWorkflowID(tn.ID)
+	in := workflows.InputFromTenant(tn, fastRetry(o))
+	// Started as the CLI and the rollout start a setup, with its search
+	// attributes (the recorded histories then cover that path).
 	run, err := e.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: id, TaskQueue: temporalx.CloudQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowExecutionTimeout: 5 * time.Minute,
-	}, workflows.Setup, workflows.InputFromTenant(tn, fastRetry(o)))
+		TypedSearchAttributes:    workflows.SetupStartAttributes(in),
+	}, workflows.Setup, in)
 	if err != nil {
 		e.t.Fatalf("start setup of %s: %v", tn.ID, err)
 	}

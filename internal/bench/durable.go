@@ -85,7 +85,10 @@ func StartDurable(ctx context.Context, logger *zap.Logger, dynamicConfig ...stri
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.Dial(client.Options{HostPort: srv.FrontendHostPort(), Namespace: "default", Logger: logging.NewTemporal(zap.NewNop())})
+	// The compression hybridflow-worker would choose for this address.
+	gz, _ := temporalx.Compression(config.TemporalConfig{Address: srv.FrontendHostPort()})
+	c, err := client.Dial(client.Options{HostPort: srv.FrontendHostPort(), Namespace: "default", Logger: logging.NewTemporal(zap.NewNop()),
+		ConnectionOptions: client.ConnectionOptions{GrpcCompression: gz}})
 	if err != nil {
 		_ = srv.Stop()
 		return nil, err

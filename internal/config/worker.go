@@ -48,6 +48,19 @@ type TemporalConfig struct {
 	APIKey string
 	// Codec, when set, encrypts every payload (codec.go); nil = plaintext.
 	Codec *CodecConfig
+	// GRPCCompression is auto ("" too), gzip or none: see
+	// temporalx.Compression.
+	GRPCCompression string
+}
+
+// GRPCCompressions are temporal.grpc_compression's values.
+var GRPCCompressions = []string{"auto", "gzip", "none"}
+
+func grpcCompressionMsg(s string) string {
+	if contains(GRPCCompressions, s) {
+		return ""
+	}
+	return fmt.Sprintf("unknown gRPC compression %q (valid: %s)", s, strings.Join(GRPCCompressions, ", "))
 }
 
 // TLSConfig is TLS or mTLS to Temporal. All fields are optional: an empty
@@ -328,7 +341,7 @@ func (d *decoder) worker(root field, cfg *WorkerConfig, where map[string]Problem
 }
 
 func (d *decoder) temporal(f field, t *TemporalConfig, where map[string]Problem) {
-	fs, ok := d.mapping(f, "address", "namespace", "identity", "tls", "api_key", "codec")
+	fs, ok := d.mapping(f, "address", "namespace", "identity", "tls", "api_key", "codec", "grpc_compression")
 	if !ok {
 		return
 	}
@@ -364,6 +377,11 @@ func (d *decoder) temporal(f field, t *TemporalConfig, where map[string]Problem)
 		t.APIKey = v
 	}
 	t.Codec = d.codec(fs.get("codec"))
+	if cf := fs.get("grpc_compression"); cf.present() {
+		if v, ok := d.optional(cf); ok && d.check(cf, grpcCompressionMsg(v)) {
+			t.GRPCCompression = v
+		}
+	}
 }
 
 func (d *decoder) credential(f field) (Credential, bool) {
@@ -554,6 +572,7 @@ func (d *decoder) applyEnv(cfg *WorkerConfig, getenv func(string) string, where 
 		func(v string) { cfg.Temporal.Address = v })
 	env("HYBRIDFLOW_TEMPORAL_NAMESPACE", namespaceMsg, func(v string) { cfg.Temporal.Namespace = v })
 	env("HYBRIDFLOW_TEMPORAL_IDENTITY", nil, func(v string) { cfg.Temporal.Identity = v })
+	env("HYBRIDFLOW_TEMPORAL_GRPC_COMPRESSION", grpcCompressionMsg, func(v string) { cfg.Temporal.GRPCCompression = v })
 	env("HYBRIDFLOW_TEMPORAL_TLS_CA_FILE", nil, tls(func(t *TLSConfig, v string) { t.CAFile = v }))
 	env("HYBRIDFLOW_TEMPORAL_TLS_CERT_FILE", nil, tls(func(t *TLSConfig, v string) { t.CertFile = v }))
 	env("HYBRIDFLOW_TEMPORAL_TLS_KEY_FILE", nil, tls(func(t *TLSConfig, v string) { t.KeyFile = v }))

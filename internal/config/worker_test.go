@@ -93,7 +93,7 @@ func TestParseWorkerConfigBroken(t *testing.T) {
 			yaml: `temporal:
   adress: 127.0.0.1:7233
 `,
-			line: 2, field: "temporal.adress", msg: "unknown field (known fields: address, namespace, identity, tls, api_key, codec)",
+			line: 2, field: "temporal.adress", msg: "unknown field (known fields: address, namespace, identity, tls, api_key, codec, grpc_compression)",
 		},
 		{
 			name: "address without port",
@@ -101,6 +101,13 @@ func TestParseWorkerConfigBroken(t *testing.T) {
   address: temporal.example.com
 `,
 			line: 2, field: "temporal.address", msg: "is not host:port",
+		},
+		{
+			name: "bad gRPC compression",
+			yaml: `temporal:
+  grpc_compression: zstd
+`,
+			line: 2, field: "temporal.grpc_compression", msg: `unknown gRPC compression "zstd" (valid: auto, gzip, none)`,
 		},
 		{
 			name: "bad namespace",
@@ -358,24 +365,25 @@ roles: [cloud]
 log_level: info
 `
 	env := envOf(map[string]string{
-		"HYBRIDFLOW_TEMPORAL_ADDRESS":         "temporal.example.com:7233",
-		"HYBRIDFLOW_TEMPORAL_NAMESPACE":       "prod.acct1",
-		"HYBRIDFLOW_TEMPORAL_IDENTITY":        "worker-7",
-		"HYBRIDFLOW_LOG_LEVEL":                "debug",
-		"HYBRIDFLOW_ROLES":                    " onprem:site-a , lync:site-a,",
-		"HYBRIDFLOW_SIMULATE_WORLD":           "configs/sim/demo.yaml",
-		"HYBRIDFLOW_METRICS_ADDRESS":          ":9464",
-		"HYBRIDFLOW_TEMPORAL_TLS_CA_FILE":     "ca.pem",
-		"HYBRIDFLOW_TEMPORAL_TLS_CERT_FILE":   "c.pem",
-		"HYBRIDFLOW_TEMPORAL_TLS_KEY_FILE":    "c.key",
-		"HYBRIDFLOW_TEMPORAL_TLS_SERVER_NAME": "temporal.example.com",
+		"HYBRIDFLOW_TEMPORAL_ADDRESS":          "temporal.example.com:7233",
+		"HYBRIDFLOW_TEMPORAL_NAMESPACE":        "prod.acct1",
+		"HYBRIDFLOW_TEMPORAL_IDENTITY":         "worker-7",
+		"HYBRIDFLOW_TEMPORAL_GRPC_COMPRESSION": "gzip",
+		"HYBRIDFLOW_LOG_LEVEL":                 "debug",
+		"HYBRIDFLOW_ROLES":                     " onprem:site-a , lync:site-a,",
+		"HYBRIDFLOW_SIMULATE_WORLD":            "configs/sim/demo.yaml",
+		"HYBRIDFLOW_METRICS_ADDRESS":           ":9464",
+		"HYBRIDFLOW_TEMPORAL_TLS_CA_FILE":      "ca.pem",
+		"HYBRIDFLOW_TEMPORAL_TLS_CERT_FILE":    "c.pem",
+		"HYBRIDFLOW_TEMPORAL_TLS_KEY_FILE":     "c.key",
+		"HYBRIDFLOW_TEMPORAL_TLS_SERVER_NAME":  "temporal.example.com",
 	})
 	cfg, err := ParseWorkerConfig("w.yaml", []byte(file), env)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := TemporalConfig{
-		Address: "temporal.example.com:7233", Namespace: "prod.acct1", Identity: "worker-7",
+		Address: "temporal.example.com:7233", Namespace: "prod.acct1", Identity: "worker-7", GRPCCompression: "gzip",
 		TLS: &TLSConfig{CAFile: "ca.pem", CertFile: "c.pem", KeyFile: "c.key", ServerName: "temporal.example.com"},
 	}
 	if !reflect.DeepEqual(cfg.Temporal, want) {

@@ -25,8 +25,11 @@ func ClientOptions(cfg config.TemporalConfig, logger *zap.Logger, getenv func(st
 		Namespace: cfg.Namespace,
 		Identity:  cfg.Identity,
 	}
+	var why string
+	opts.ConnectionOptions.GrpcCompression, why = Compression(cfg)
 	if logger != nil {
 		opts.Logger = logging.NewTemporal(logger.Named("temporal"))
+		logger.Debug("temporal client", zap.String("address", cfg.Address), zap.String("grpc_compression", why))
 	}
 	if cfg.TLS != nil {
 		tc, err := TLSConfig(*cfg.TLS)

@@ -21,6 +21,10 @@ INVENTORY  ?= configs/inventory.demo.yaml
 
 HYBRIDFLOW := $(BIN)/hybridflow
 WORKER     := $(BIN)/hybridflow-worker
+# The simulated PowerShell host's relay: the simulated backend starts it
+# beside hybridflow-worker / rolloutbench (one per tenant) instead of
+# re-executing those large programs.
+SIMHOST    := $(BIN)/hybridflow-simhost
 
 .PHONY: all build run server worker stop test vet fmt-check windows-build clean help bench
 
@@ -44,6 +48,7 @@ $(TEMPORAL):
 build:
 	$(GO) build -o $(HYBRIDFLOW) ./starter
 	$(GO) build -o $(WORKER) ./worker
+	$(GO) build -o $(SIMHOST) ./internal/sim/cmd/hybridflow-simhost
 
 $(DATA):
 	@mkdir -p $(DATA)
@@ -174,6 +179,7 @@ bench: $(TEMPORAL)
 	@mkdir -p bench/results
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem ./internal/plan ./internal/sim | tee bench/results/micro.txt
 	$(GO) build -o $(BIN)/rolloutbench ./internal/bench/cmd/rolloutbench
+	$(GO) build -o $(SIMHOST) ./internal/sim/cmd/hybridflow-simhost
 	$(BIN)/rolloutbench -out bench/results -readme README.md $(BENCH_FLAGS)
 	$(BIN)/rolloutbench -out bench/results/tenth -readme README.md -readme-block bench-tenth -sweep "" -seq-tenants 12 $(BENCH_TENTH_FLAGS)
 

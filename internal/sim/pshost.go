@@ -22,13 +22,13 @@ package sim
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,21 +36,31 @@ import (
 
 	"github.com/hybridflow/hybridflow/internal/exchange"
 	"github.com/hybridflow/hybridflow/internal/exchange/shell"
+	"github.com/hybridflow/hybridflow/internal/sim/pshostrelay"
 )
 
 // HostEnv makes a binary act as a simulated host: the value is
 // "connect,side,tenant" (e.g. "127.0.0.1:4711,onprem,<tenant id>"), and
 // MaybeRunHost, called first thing in main (or from a test file's init),
 // then runs the relay instead of the program.
-const HostEnv = "HYBRIDFLOW_SIM_HOST"
+const HostEnv = pshostrelay.HostEnv
 
 // ErrHostDropped is RunHost's error when the simulator dropped the
 // connection (a "drop" fault): the relay must exit like a crashed host.
-var ErrHostDropped = errors.New("sim: the simulator dropped the connection (simulated host crash)")
+var ErrHostDropped = pshostrelay.ErrHostDropped
 
-// HostCommand returns the argv and extra environment that make the current
-// executable a simulated host for one organisation. The executable must
-// call MaybeRunHost before doing anything else.
+// SimHostBinary is the relay-only program (cmd/hybridflow-simhost) that
+// HostCommand prefers when it sits beside the running executable, as the
+// Makefile builds it into bin/ with hybridflow-worker and rolloutbench.
+const SimHostBinary = "hybridflow-simhost"
+
+// HostCommand returns the argv and extra environment that make a process a
+// simulated host for one organisation: hybridflow-simhost when it sits
+// beside the current executable (it starts in about a millisecond; the
+// world keeps a host per tenant, and re-executing a large program costs
+// ~14 ms of CPU each), otherwise the current executable itself, which
+// must then call MaybeRunHost before doing anything else (test binaries,
+// go run).
 func HostCommand(connect string, side Side, tenantID string) (argv, env []string, err error) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -59,165 +69,44 @@ func HostCommand(connect string, side Side, tenantID string) (argv, env []string
 	if strings.Contains(connect, ",") || strings.Contains(tenantID, ",") {
 		return nil, nil, fmt.Errorf("sim: host command: address %q or tenant %q contains a comma", connect, tenantID)
 	}
-	return []string{exe}, []string{fmt.Sprintf("%s=%s,%s,%s", HostEnv, connect, side, tenantID)}, nil
+	return []string{hostProgram(exe)}, []string{fmt.Sprintf("%s=%s,%s,%s", HostEnv, connect, side, tenantID)}, nil
+}
+
+// hostProgram is SimHostBinary beside exe (symlinks resolved) when it is
+// an executable file, else exe.
+func hostProgram(exe string) string {
+	if p, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = p
+	}
+	relay := filepath.Join(filepath.Dir(exe), SimHostBinary)
+	if fi, err := os.Stat(relay); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+		return relay
+	}
+	return exe
 }
 
 // ParseHostSpec splits a HostEnv value.
 func ParseHostSpec(spec string) (connect string, side Side, tenantID string, err error) {
-	parts := strings.SplitN(spec, ",", 3)
-	if len(parts) != 3 || parts[0] == "" || parts[2] == "" {
-		return "", "", "", fmt.Errorf("sim: %s=%q: want connect,side,tenant", HostEnv, spec)
-	}
-	side = Side(parts[1])
-	if side != OnPrem && side != Lync {
-		return "", "", "", fmt.Errorf("sim: %s=%q: side must be %s or %s", HostEnv, spec, OnPrem, Lync)
-	}
-	return parts[0], side, parts[2], nil
+	c, s, t, err := pshostrelay.ParseHostSpec(spec)
+	return c, Side(s), t, err
 }
 
 // MaybeRunHost runs the relay and exits the process when HostEnv is set;
 // otherwise it returns at once. Exit status: 0 when the client closed
 // stdin, 3 when the simulator dropped the host, 2 on a bad setup.
-func MaybeRunHost() {
-	spec, ok := os.LookupEnv(HostEnv)
-	if !ok {
-		return
-	}
-	connect, side, tenant, err := ParseHostSpec(spec)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	if err := RunHost(os.Stdin, os.Stdout, connect, side, tenant); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		if errors.Is(err, ErrHostDropped) {
-			os.Exit(3)
-		}
-		os.Exit(2)
-	}
-	os.Exit(0)
-}
-
-// relayHello is the relay's first line to the server.
-type relayHello struct {
-	Hello struct {
-		Side   Side   `json:"side"`
-		Tenant string `json:"tenant"`
-		PID    int    `json:"pid"`
-	} `json:"hello"`
-	Config json.RawMessage `json:"config,omitempty"`
-}
+func MaybeRunHost() { pshostrelay.MaybeRun() }
 
 // RunHost is the relay: the host protocol on stdin/stdout, forwarded to
 // the simulator's shell server at connect. It returns nil when stdin ends
 // (the client's goodbye) and ErrHostDropped when the server drops it.
 func RunHost(stdin io.Reader, stdout io.Writer, connect string, side Side, tenantID string) error {
-	in := bufio.NewReader(stdin)
-	out := bufio.NewWriter(stdout)
-	emit := func(line []byte) error {
-		if _, err := out.Write(append(line, '\n')); err != nil {
-			return err
-		}
-		return out.Flush()
-	}
-	notReady := func(typ, format string, args ...any) error {
-		msg := fmt.Sprintf(format, args...)
-		b, _ := json.Marshal(shell.Ready{Ready: false, Version: shell.ProtocolVersion, Error: &exchange.Error{Type: typ, Message: msg, Category: "OpenError"}})
-		_ = emit(b)
-		return errors.New("sim host: " + msg)
-	}
-
-	first, err := relayReadLine(in)
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		return fmt.Errorf("sim host: read config: %w", err)
-	}
-	var cfg struct {
-		Config json.RawMessage `json:"config"`
-	}
-	if err := json.Unmarshal(first, &cfg); err != nil || len(cfg.Config) == 0 {
-		return notReady(shell.TypeProtocol, "the first input line must be {\"config\":{...}}")
-	}
-
-	conn, err := net.DialTimeout("tcp", connect, 5*time.Second)
-	if err != nil {
-		return notReady("System.Management.Automation.Remoting.PSRemotingTransportException", "Connecting to remote server %s failed: %v", connect, err)
-	}
-	defer conn.Close()
-	var hello relayHello
-	hello.Hello.Side, hello.Hello.Tenant, hello.Hello.PID = side, tenantID, os.Getpid()
-	hello.Config = cfg.Config
-	hb, err := json.Marshal(hello)
-	if err != nil {
-		return fmt.Errorf("sim host: encode hello: %w", err)
-	}
-	if _, err := conn.Write(append(hb, '\n')); err != nil {
-		return fmt.Errorf("%w: %v", ErrHostDropped, err)
-	}
-	server := bufio.NewReader(conn)
-	ready, err := relayReadLine(server)
-	if err != nil {
-		return fmt.Errorf("%w: before ready: %v", ErrHostDropped, err)
-	}
-	if err := emit(ready); err != nil {
-		return fmt.Errorf("sim host: write ready: %w", err)
-	}
-	var r shell.Ready
-	if json.Unmarshal(ready, &r) != nil || !r.Ready {
-		return errors.New("sim host: session setup refused by the simulator")
-	}
-
-	for {
-		line, err := relayReadLine(in)
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("sim host: read request: %w", err)
-		}
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
-		if _, err := conn.Write(append(line, '\n')); err != nil {
-			return fmt.Errorf("%w: %v", ErrHostDropped, err)
-		}
-		reply, err := relayReadLine(server)
-		if err != nil {
-			return fmt.Errorf("%w: %v", ErrHostDropped, err)
-		}
-		if err := emit(reply); err != nil {
-			return fmt.Errorf("sim host: write reply: %w", err)
-		}
-	}
+	return pshostrelay.RunHost(stdin, stdout, connect, string(side), tenantID)
 }
 
-// relayMaxLine bounds one line; the client's own bound is larger.
-const relayMaxLine = 32 << 20
+// relayHello is the relay's first line to the server.
+type relayHello = pshostrelay.Hello
 
-// relayReadLine reads one line without its terminator; a final line
-// without a newline still counts, EOF alone is io.EOF.
-func relayReadLine(r *bufio.Reader) ([]byte, error) {
-	var line []byte
-	for {
-		chunk, err := r.ReadSlice('\n')
-		line = append(line, chunk...)
-		if len(line) > relayMaxLine {
-			return nil, fmt.Errorf("line longer than %d bytes", relayMaxLine)
-		}
-		switch {
-		case errors.Is(err, bufio.ErrBufferFull):
-			continue
-		case err == nil:
-			return bytes.TrimRight(line, "\r\n"), nil
-		case errors.Is(err, io.EOF) && len(line) > 0:
-			return line, nil
-		default:
-			return nil, err
-		}
-	}
-}
+func relayReadLine(r *bufio.Reader) ([]byte, error) { return pshostrelay.ReadLine(r) }
 
 // ServeShell serves the relay side of the host protocol on l until l is
 // closed (then it returns nil after closing every connection). Each
@@ -304,7 +193,7 @@ func (s *shellServer) serve(c net.Conn) {
 		send(shell.Ready{Version: shell.ProtocolVersion, Error: &exchange.Error{Type: shell.TypeProtocol, Message: "sim: malformed hello"}})
 		return
 	}
-	side, tenant := hello.Hello.Side, hello.Hello.Tenant
+	side, tenant := Side(hello.Hello.Side), hello.Hello.Tenant
 	if e := s.setup(side, tenant); e != nil {
 		send(shell.Ready{Version: shell.ProtocolVersion, Error: e})
 		return

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -492,5 +493,41 @@ func TestContractPoolServesManyOrganisations(t *testing.T) {
 	}
 	if !slices.Contains(sim.Cmdlets(sim.OnPrem), "get-organizationconfig") {
 		t.Fatal("registry lost Get-OrganizationConfig")
+	}
+}
+
+// TestContractRelayBinary: the relay-only program (cmd/hybridflow-simhost)
+// that HostCommand prefers beside a built executable speaks the same
+// protocol as the re-executed test binary: a call round-trips, and a
+// dropped host exits with status 3, which the client reports as a
+// retryable HostDied.
+func TestContractRelayBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a binary")
+	}
+	bin := filepath.Join(t.TempDir(), sim.SimHostBinary)
+	build := exec.Command("go", "build", "-o", bin, "github.com/hybridflow/hybridflow/internal/sim/cmd/hybridflow-simhost")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	w := sim.NewShellTestWorld()
+	w.SetFaults([]sim.FaultRule{{Protocol: sim.ProtoShell, Operation: "Get-PartnerApplication", Kind: sim.FaultDrop, FailFirstN: 1}})
+	s := psServe(t, w)
+	_, env, err := sim.HostCommand(s.addr, sim.OnPrem, sim.ShellTestTenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh := shell.New(shell.Options{Argv: []string{bin}, Env: env, Name: sim.ShellTestTenant, CallTimeout: 20 * time.Second, StartTimeout: 20 * time.Second})
+	t.Cleanup(func() { _ = sh.Close() })
+	if rows := psRun(t, sh, psCommand("Get-AuthConfig")); len(rows) != 1 {
+		t.Fatalf("Get-AuthConfig through the relay binary: %d rows", len(rows))
+	}
+	first := sh.PID()
+	_, err = sh.Run(context.Background(), psCommand("Get-PartnerApplication"))
+	if !exchange.HasType(err, exchange.TypeHostDied) || !exchange.Retryable(err) || !strings.Contains(err.Error(), "exit status 3") {
+		t.Fatalf("want retryable HostDied with the relay's exit status 3, got %v", err)
+	}
+	if rows := psRun(t, sh, psCommand("Get-AuthConfig")); len(rows) != 1 || sh.PID() == first {
+		t.Fatalf("after the drop: %d rows, pid %d -> %d", len(rows), first, sh.PID())
 	}
 }

@@ -219,6 +219,19 @@ func whilePaused(t *testing.T, env *testsuite.TestWorkflowEnvironment, wantStep 
 	}, time.Hour)
 }
 
+// runAborted runs the setup to its end, which must be an operator's (or
+// the policy's) abort, and returns its final state, logged.
+func runAborted(t *testing.T, h *harness, env *testsuite.TestWorkflowEnvironment, in workflows.SetupInput) workflows.SetupState {
+	t.Helper()
+	_, err := h.run(env, in)
+	if appErrType(err) != workflows.ErrAborted {
+		t.Fatalf("error %v (%s), want %s", err, appErrType(err), workflows.ErrAborted)
+	}
+	st := state(t, env)
+	logSetup(t, st)
+	return st
+}
+
 // --- world views ---
 
 // tenantConfig is the configuration a setup may touch, for before/after
@@ -858,12 +871,7 @@ func TestSetupAbortAfterPartialStep(t *testing.T) {
 				}
 				sendUpdate(env, workflows.UpdateAbort)
 			})
-			_, err := h.run(env, h.input(0, workflows.SetupOptions{}))
-			if appErrType(err) != workflows.ErrAborted {
-				t.Fatalf("error %v, want %s", err, workflows.ErrAborted)
-			}
-			st := state(t, env)
-			logSetup(t, st)
+			st := runAborted(t, h, env, h.input(0, workflows.SetupOptions{}))
 			if s := setupStep(st, c.step); s.Status != workflows.StatusCompensated {
 				t.Errorf("step %s is %s after the abort, want compensated", c.step, s.Status)
 			}
@@ -900,11 +908,7 @@ func TestSetupOperatorRetryAfterPartialStep(t *testing.T) {
 		}
 		sendUpdate(env, workflows.UpdateAbort)
 	}, 2*time.Hour)
-	_, err := h.run(env, h.input(0, workflows.SetupOptions{}))
-	if appErrType(err) != workflows.ErrAborted {
-		t.Fatalf("error %v", err)
-	}
-	st := state(t, env)
+	st := runAborted(t, h, env, h.input(0, workflows.SetupOptions{}))
 	if s := setupStep(st, plan.StepDedicatedApp); s.Attempts != 2 || s.Status != workflows.StatusCompensated {
 		t.Errorf("dedicated-app: %d attempts, %s", s.Attempts, s.Status)
 	}
@@ -1355,12 +1359,7 @@ func TestSetupUndoSurvivesARetriedMultiWriteStep(t *testing.T) {
 		h.world.SetFaults(nil)
 		sendUpdate(env, workflows.UpdateAbort)
 	})
-	_, err := h.run(env, h.input(0, workflows.SetupOptions{}))
-	if appErrType(err) != workflows.ErrAborted {
-		t.Fatalf("error %v, want %s", err, workflows.ErrAborted)
-	}
-	st := state(t, env)
-	logSetup(t, st)
+	st := runAborted(t, h, env, h.input(0, workflows.SetupOptions{}))
 	for _, name := range []string{"WindowsAzureACS", "evoSTS"} {
 		if !slices.Contains(st.Compensation, "auth-servers: "+activities.UndoRemoveAuthServer+" "+name) {
 			t.Errorf("compensation does not remove auth server %s: %v", name, st.Compensation)

@@ -598,6 +598,8 @@ func (s *setup) execute(ctx workflow.Context, a plan.Action) error {
 		if s.v2 {
 			return onprem(onPremActs.EnsureSettingOverride, t)
 		}
+		// Version 1 (replay) schedules its own refresh as well: a second,
+		// harmless one on a worker whose EnsureSettingOverride refreshes.
 		if err := onprem(onPremActs.EnsureSettingOverride, t); err != nil {
 			return err
 		}

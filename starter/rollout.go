@@ -204,6 +204,7 @@ func (a *app) watchRollout(ctx context.Context, c client.Client, name string) er
 	tty := isTerminal(a.stdout) && a.output != "json"
 	last := ""
 	id := workflows.RolloutWorkflowID(name)
+	wasSettled := false
 	for {
 		p, err := queryRollout(ctx, c, name)
 		if err != nil {
@@ -232,7 +233,11 @@ func (a *app) watchRollout(ctx context.Context, c client.Client, name string) er
 			}
 			last = line
 		}
-		if p.Finished || settled(p) {
+		// Settled must hold on two polls a second apart: right after an
+		// operator's retry, the setup has resumed but its signal may not
+		// have reached the rollout yet, which still counts it paused.
+		nowSettled := settled(p)
+		if p.Finished || (nowSettled && wasSettled) {
 			if tty {
 				a.printf("\n")
 			}
@@ -242,6 +247,7 @@ func (a *app) watchRollout(ctx context.Context, c client.Client, name string) er
 			a.printSummary(p)
 			return nil
 		}
+		wasSettled = nowSettled
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

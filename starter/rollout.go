@@ -204,7 +204,7 @@ func (a *app) watchRollout(ctx context.Context, c client.Client, name string) er
 	tty := isTerminal(a.stdout) && a.output != "json"
 	last := ""
 	id := workflows.RolloutWorkflowID(name)
-	wasSettled := false
+	var quiet settleCheck
 	for {
 		p, err := queryRollout(ctx, c, name)
 		if err != nil {
@@ -233,11 +233,7 @@ func (a *app) watchRollout(ctx context.Context, c client.Client, name string) er
 			}
 			last = line
 		}
-		// Settled must hold on two polls a second apart: right after an
-		// operator's retry, the setup has resumed but its signal may not
-		// have reached the rollout yet, which still counts it paused.
-		nowSettled := settled(p)
-		if p.Finished || (nowSettled && wasSettled) {
+		if quiet.done(p) {
 			if tty {
 				a.printf("\n")
 			}
@@ -247,13 +243,25 @@ func (a *app) watchRollout(ctx context.Context, c client.Client, name string) er
 			a.printSummary(p)
 			return nil
 		}
-		wasSettled = nowSettled
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// settleCheck follows a rollout poll by poll: done once it finished, or
+// once it was settled at two consecutive polls. One poll is not enough:
+// right after an operator's retry the setup has resumed, but its signal
+// may not have reached the rollout yet, which still counts it paused.
+type settleCheck struct{ was bool }
+
+func (c *settleCheck) done(p workflows.RolloutProgress) bool {
+	now := settled(p)
+	done := p.Finished || (now && c.was)
+	c.was = now
+	return done
 }
 
 // settled: every tenant has finished or waits for an operator, so nothing

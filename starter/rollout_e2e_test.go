@@ -68,9 +68,10 @@ func (r *rolloutRig) cli(args ...string) (int, string) {
 
 // waitSettled polls the rollout until nothing more happens without an operator.
 func (r *rolloutRig) waitSettled(name string) workflows.RolloutProgress {
+	var quiet settleCheck
 	for {
 		p, err := queryRollout(r.ctx, r.c, name)
-		if err == nil && (p.Finished || settled(p)) {
+		if err == nil && quiet.done(p) {
 			return p
 		}
 		select {

@@ -3,12 +3,14 @@
 // of powershell.exe, forwarding each JSON line to the simulator's shell
 // server over loopback (internal/sim ServeShell) and each reply back.
 //
-// It lives apart from package sim, with only the wire types as
-// dependencies, so that a binary which is nothing but the relay
-// (cmd/hybridflow-simhost) starts in about a millisecond: a simulated
-// world keeps one host per tenant, and re-executing a large program as
-// each relay cost ~14 ms of CPU in package initialisation and page
-// faults alone.
+// It lives apart from package sim and imports only the standard library,
+// so that a binary which is nothing but the relay (cmd/hybridflow-simhost)
+// starts in about a millisecond: a simulated world keeps one host per
+// tenant, and re-executing a large program as each relay cost ~14 ms of
+// CPU in package initialisation and page faults alone. For the same
+// reason the few wire fields it writes itself are declared here rather
+// than imported from internal/exchange/shell (which links zap and
+// os/exec); a test pins them to the client's encoding.
 package pshostrelay
 
 import (
@@ -22,15 +24,12 @@ import (
 	"os"
 	"strings"
 	"time"
-
-	"github.com/hybridflow/hybridflow/internal/exchange"
-	"github.com/hybridflow/hybridflow/internal/exchange/shell"
 )
 
 // HostEnv makes a binary act as a simulated host: the value is
 // "connect,side,tenant" (e.g. "127.0.0.1:4711,onprem,<tenant id>"), and
-// MaybeRun (sim.MaybeRunHost), called first thing in main (or from a test file's init),
-// then runs the relay instead of the program.
+// MaybeRun (sim.MaybeRunHost), called first thing in main (or from a
+// test file's init), then runs the relay instead of the program.
 const HostEnv = "HYBRIDFLOW_SIM_HOST"
 
 // ErrHostDropped is RunHost's error when the simulator dropped the
@@ -78,6 +77,28 @@ func MaybeRun() {
 	os.Exit(0)
 }
 
+// The host protocol as the relay writes it: shell.ProtocolVersion,
+// shell.TypeProtocol, shell.Ready and exchange.Error, field for field
+// (TestWireMatchesClient).
+const (
+	protocolVersion = 1
+	typeProtocol    = "HybridFlow.HostProtocolException"
+)
+
+type readyLine struct {
+	Ready   bool       `json:"ready"`
+	Version int        `json:"version"`
+	Session string     `json:"session,omitempty"`
+	Error   *wireError `json:"error,omitempty"`
+}
+
+type wireError struct {
+	Cmdlet   string `json:"cmdlet,omitempty"`
+	Type     string `json:"type"`
+	Message  string `json:"message"`
+	Category string `json:"category,omitempty"`
+}
+
 // Hello is the relay's first line to the server.
 type Hello struct {
 	Hello struct {
@@ -102,7 +123,7 @@ func RunHost(stdin io.Reader, stdout io.Writer, connect, side, tenantID string) 
 	}
 	notReady := func(typ, format string, args ...any) error {
 		msg := fmt.Sprintf(format, args...)
-		b, _ := json.Marshal(shell.Ready{Ready: false, Version: shell.ProtocolVersion, Error: &exchange.Error{Type: typ, Message: msg, Category: "OpenError"}})
+		b, _ := json.Marshal(readyLine{Ready: false, Version: protocolVersion, Error: &wireError{Type: typ, Message: msg, Category: "OpenError"}})
 		_ = emit(b)
 		return errors.New("sim host: " + msg)
 	}
@@ -118,7 +139,7 @@ func RunHost(stdin io.Reader, stdout io.Writer, connect, side, tenantID string) 
 		Config json.RawMessage `json:"config"`
 	}
 	if err := json.Unmarshal(first, &cfg); err != nil || len(cfg.Config) == 0 {
-		return notReady(shell.TypeProtocol, "the first input line must be {\"config\":{...}}")
+		return notReady(typeProtocol, "the first input line must be {\"config\":{...}}")
 	}
 
 	conn, err := net.DialTimeout("tcp", connect, 5*time.Second)
@@ -144,7 +165,7 @@ func RunHost(stdin io.Reader, stdout io.Writer, connect, side, tenantID string) 
 	if err := emit(ready); err != nil {
 		return fmt.Errorf("sim host: write ready: %w", err)
 	}
-	var r shell.Ready
+	var r readyLine
 	if json.Unmarshal(ready, &r) != nil || !r.Ready {
 		return errors.New("sim host: session setup refused by the simulator")
 	}

@@ -62,6 +62,7 @@ func run() error {
 	flag.IntVar(&tune.WorkflowPollers, "workflow-pollers", 0, "workflow task pollers per worker (0 with every tuning flag 0: workerhost defaults)")
 	flag.IntVar(&tune.ActivityPollers, "activity-pollers", 0, "activity task pollers per worker")
 	flag.IntVar(&tune.MaxActivities, "max-activities", 0, "max concurrent activity executions per worker")
+	flag.BoolVar(&tune.Autoscale, "autoscale-pollers", false, "let the server's hints scale each worker's pollers (-workflow-pollers / -activity-pollers are then the maxima)")
 	flag.IntVar(&tune.MaxWorkflowTasks, "max-workflow-tasks", 0, "max concurrent workflow task executions per worker")
 	var serverConfig string
 	flag.StringVar(&serverConfig, "server-config", bench.DefaultServerConfig, "comma-separated dynamic-config values for the dev server (key=value)")

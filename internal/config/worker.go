@@ -33,7 +33,20 @@ type WorkerConfig struct {
 	OnPremSites    map[string]SiteConfig
 	LyncSites      map[string]SiteConfig
 	MetricsAddress string // listen address for metrics; "" = off
+	// Pollers are each worker's concurrent task polls; 0 = the
+	// worker's default (workerhost.DefaultWorkflowTaskPollers / ...ActivityTaskPollers).
+	Pollers Pollers
 }
+
+// Pollers is the pollers block: how many polls each worker keeps open.
+type Pollers struct {
+	WorkflowTasks int
+	ActivityTasks int
+}
+
+// MaxPollers bounds pollers.*: each poll is an open long-poll request to
+// the frontend, and past a few dozen they only add load.
+const MaxPollers = 100
 
 // TemporalConfig is the Temporal client connection.
 type TemporalConfig struct {
@@ -262,7 +275,7 @@ func ParseWorkerConfig(file string, data []byte, getenv func(string) string) (*W
 func (d *decoder) at(f field) Problem { return Problem{File: d.file, Line: f.line(), Field: f.path} }
 
 func (d *decoder) worker(root field, cfg *WorkerConfig, where map[string]Problem) {
-	fs, ok := d.mapping(root, "temporal", "roles", "log_level", "simulate", "credentials", "onprem", "lync", "metrics_address")
+	fs, ok := d.mapping(root, "temporal", "roles", "log_level", "simulate", "credentials", "onprem", "lync", "metrics_address", "pollers")
 	if !ok {
 		return
 	}
@@ -338,6 +351,24 @@ func (d *decoder) worker(root field, cfg *WorkerConfig, where map[string]Problem
 			cfg.MetricsAddress = v
 		}
 	}
+
+	if ps, ok := d.mapping(fs.get("pollers"), "workflow_tasks", "activity_tasks"); ok {
+		cfg.Pollers.WorkflowTasks = d.pollerCount(ps.get("workflow_tasks"))
+		cfg.Pollers.ActivityTasks = d.pollerCount(ps.get("activity_tasks"))
+	}
+}
+
+// pollerCount decodes one pollers.* value; absent is 0 (the default).
+func (d *decoder) pollerCount(f field) int {
+	v, ok := d.int64(f)
+	if !ok {
+		return 0
+	}
+	if v < 1 || v > MaxPollers {
+		d.errf(f, "must be between 1 and %d (absent: the worker's default)", MaxPollers)
+		return 0
+	}
+	return int(v)
 }
 
 func (d *decoder) temporal(f field, t *TemporalConfig, where map[string]Problem) {

@@ -35,6 +35,26 @@ func TestParseWorkerConfigBroken(t *testing.T) {
 			line: 5, field: "credentials.default.secret", msg: "literal secrets are not allowed",
 		},
 		{
+			name: "pollers of 0",
+			yaml: "pollers:\n  workflow_tasks: 0\n",
+			line: 2, field: "pollers.workflow_tasks", msg: "must be between 1 and 100",
+		},
+		{
+			name: "too many pollers",
+			yaml: "pollers:\n  activity_tasks: 101\n",
+			line: 2, field: "pollers.activity_tasks", msg: "must be between 1 and 100",
+		},
+		{
+			name: "pollers not a number",
+			yaml: "pollers:\n  activity_tasks: eight\n",
+			line: 2, field: "pollers.activity_tasks", msg: "must be an integer",
+		},
+		{
+			name: "unknown pollers field",
+			yaml: "pollers:\n  sticky: 4\n",
+			line: 2, field: "pollers.sticky", msg: "unknown field (known fields: workflow_tasks, activity_tasks)",
+		},
+		{
 			name: "literal Temporal API key",
 			yaml: `temporal:
   api_key: eyJhbGciOiJFUzI1NiJ9.c2VjcmV0
@@ -343,6 +363,17 @@ func TestWorkerConfigDefaults(t *testing.T) {
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)
+	}
+}
+
+func TestWorkerConfigPollers(t *testing.T) {
+	cfg, err := ParseWorkerConfig("worker.yaml", []byte("pollers:\n  workflow_tasks: 16\n"), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An absent count stays 0: the worker's default applies.
+	if want := (Pollers{WorkflowTasks: 16}); cfg.Pollers != want {
+		t.Errorf("pollers = %+v, want %+v", cfg.Pollers, want)
 	}
 }
 

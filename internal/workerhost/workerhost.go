@@ -82,7 +82,8 @@ func Start(c client.Client, roles []config.Role, reg Registrar, logger *zap.Logg
 	h := &Host{logger: logger}
 	for _, role := range roles {
 		q := temporalx.QueueForRole(role)
-		w := worker.New(c, q, o.workerOptions())
+		wo := o.workerOptions()
+		w := worker.New(c, q, wo)
 		if err := reg(role, w); err != nil {
 			h.Stop()
 			return nil, fmt.Errorf("register role %s: %w", role, err)
@@ -93,7 +94,8 @@ func Start(c client.Client, roles []config.Role, reg Registrar, logger *zap.Logg
 		}
 		h.workers = append(h.workers, w)
 		h.queues = append(h.queues, q)
-		logger.Info("worker started", zap.String("role", role.String()), zap.String("task_queue", q))
+		logger.Info("worker started", zap.String("role", role.String()), zap.String("task_queue", q),
+			zap.Int("workflow_task_pollers", wo.MaxConcurrentWorkflowTaskPollers), zap.Int("activity_task_pollers", wo.MaxConcurrentActivityTaskPollers))
 	}
 	return h, nil
 }

@@ -32,7 +32,7 @@ type Host struct {
 // read back later. Measured with rolloutbench (200 tenants, C=50, 2 cores,
 // server dispatching at once): a setup waited 697 ms in all for its
 // workflow tasks and 126 ms for its on-prem activities with 2 pollers,
-// 135-146 ms and 76-87 ms with 8 (three runs). Idle pollers are parked
+// 135-195 ms and 76-97 ms with 8 (six runs). Idle pollers are parked
 // long polls, so the extra ones cost next to nothing.
 const (
 	DefaultWorkflowTaskPollers = 8

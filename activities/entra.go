@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
+
+	"go.temporal.io/sdk/activity"
 
 	"github.com/hybridflow/hybridflow/internal/certs"
 	"github.com/hybridflow/hybridflow/internal/cloud"
@@ -204,33 +207,83 @@ type DedicatedAppInput struct {
 var fullAccessRRA = graph.RequiredResourceAccess{ResourceAppID: cloud.FirstPartyAppID,
 	ResourceAccess: []graph.ResourceAccess{{ID: plan.FullAccessAsAppRoleID, Type: "Role"}}}
 
+// RunTagPrefix starts the tag hybridflow puts on the Entra objects it
+// creates (the dedicated application and its service principal), followed
+// by the ID of the workflow run that created them.
+//
+// Why: cloud steps run as local activities. A worker that dies after the
+// write but before the workflow task recording its result completes makes
+// the step run again, and the object is then already there. Without the
+// tag that object would count as found, not created, and an abort would
+// leave it behind; with it, only objects this very run created are
+// treated as its own, and anything else is never touched.
+const RunTagPrefix = "hybridflow-run:"
+
+// runTag is this run's tag; "" outside a workflow (the bench's baselines
+// call activities directly), which tags nothing and claims nothing.
+func runTag(ctx context.Context) string {
+	if !activity.IsActivity(ctx) {
+		return ""
+	}
+	if id := activity.GetInfo(ctx).WorkflowExecution.RunID; id != "" {
+		return RunTagPrefix + id
+	}
+	return ""
+}
+
+// tagList is the tags to create an object with.
+func tagList(tag string) []string {
+	if tag == "" {
+		return nil
+	}
+	return []string{tag}
+}
+
+// ownedBy says whether an object's tags name this run.
+func ownedBy(tags []string, tag string) bool {
+	return tag != "" && slices.Contains(tags, tag)
+}
+
 // EnsureDedicatedApplication finds or creates ExchangeServerApp-<org GUID>
 // (single tenant) asking for full_access_as_app on Exchange Online (FACTS
-// §2, steps 1–2 of ConfigureExchangeHybridApplication.ps1).
+// §2, steps 1–2 of ConfigureExchangeHybridApplication.ps1). An application
+// that carries this run's tag was created by an earlier attempt whose
+// result was lost, and is reported as created again (RunTagPrefix).
 func (a *Entra) EnsureDedicatedApplication(ctx context.Context, in DedicatedAppInput) (StepResult, error) {
 	c, err := a.client(in.Target)
 	if err != nil {
 		return StepResult{}, err
 	}
+	tag := runTag(ctx)
+	created := func(app *graph.Application, detail string) StepResult {
+		return StepResult{Outcome: Created, AppID: app.AppID, ObjectID: app.ID, Detail: detail,
+			Undo: []UndoRecord{{System: SystemEntra, Kind: UndoDeleteApplication, ObjectKind: "application", ObjectID: app.ID, Name: in.Name}}}
+	}
 	app, err := c.ApplicationByDisplayName(ctx, in.Name)
 	if errors.Is(err, graph.ErrNotFound) {
-		app, err = c.CreateApplication(ctx, in.Name, "AzureADMyOrg", []graph.RequiredResourceAccess{fullAccessRRA})
+		app, err = c.CreateApplication(ctx, in.Name, "AzureADMyOrg", []graph.RequiredResourceAccess{fullAccessRRA}, tagList(tag)...)
 		if err != nil {
 			return StepResult{}, classify("create application "+in.Name, err)
 		}
-		return StepResult{Outcome: Created, AppID: app.AppID, ObjectID: app.ID, Detail: fmt.Sprintf("created application %s (appId %s)", in.Name, app.AppID),
-			Undo: []UndoRecord{{System: SystemEntra, Kind: UndoDeleteApplication, ObjectKind: "application", ObjectID: app.ID, Name: in.Name}}}, nil
+		return created(app, fmt.Sprintf("created application %s (appId %s)", in.Name, app.AppID)), nil
 	}
 	if err != nil {
 		return StepResult{}, classify("read application "+in.Name, err)
 	}
-	if hasFullAccess(app.RequiredResourceAccess) {
+	owned, full := ownedBy(app.Tags, tag), hasFullAccess(app.RequiredResourceAccess)
+	if full && !owned {
 		return StepResult{Outcome: Unchanged, AppID: app.AppID, ObjectID: app.ID, Detail: fmt.Sprintf("application %s exists with full_access_as_app", in.Name)}, nil
 	}
 	prev := app.RequiredResourceAccess
-	rra := append(append([]graph.RequiredResourceAccess{}, prev...), fullAccessRRA)
-	if err := c.UpdateApplication(ctx, app.ID, graph.ApplicationPatch{RequiredResourceAccess: &rra}); err != nil {
-		return StepResult{}, classify("add full_access_as_app to "+in.Name, err)
+	if !full {
+		rra := append(append([]graph.RequiredResourceAccess{}, prev...), fullAccessRRA)
+		if err := c.UpdateApplication(ctx, app.ID, graph.ApplicationPatch{RequiredResourceAccess: &rra}); err != nil {
+			return StepResult{}, classify("add full_access_as_app to "+in.Name, err)
+		}
+	}
+	if owned {
+		// Deleting the application undoes everything this run did to it.
+		return created(app, fmt.Sprintf("created application %s (appId %s) in an earlier attempt of this run", in.Name, app.AppID)), nil
 	}
 	return StepResult{Outcome: Updated, AppID: app.AppID, ObjectID: app.ID, Detail: "added full_access_as_app to " + in.Name,
 		Undo: []UndoRecord{{System: SystemEntra, Kind: UndoRestoreRRA, ObjectKind: "application", ObjectID: app.ID, RequiredResourceAccess: toRRA(prev)}}}, nil
@@ -254,16 +307,22 @@ func (a *Entra) EnsureDedicatedServicePrincipal(ctx context.Context, in AppIDInp
 	if in.AppID == "" {
 		return StepResult{}, nonRetryable(ErrInvalidInput, "the dedicated application's appId is unknown: the application step must run first")
 	}
+	tag := runTag(ctx)
+	created := func(sp *graph.ServicePrincipal, detail string) StepResult {
+		return StepResult{Outcome: Created, ObjectID: sp.ID, Detail: detail,
+			Undo: []UndoRecord{{System: SystemEntra, Kind: UndoDeleteSP, ObjectKind: "servicePrincipal", ObjectID: sp.ID}}}
+	}
 	sp, err := c.ServicePrincipalByAppID(ctx, in.AppID)
 	switch {
 	case errors.Is(err, graph.ErrNotFound):
-		if sp, err = c.CreateServicePrincipal(ctx, in.AppID); err != nil {
+		if sp, err = c.CreateServicePrincipal(ctx, in.AppID, tagList(tag)...); err != nil {
 			return StepResult{}, classify("create service principal for "+in.AppID, err)
 		}
-		return StepResult{Outcome: Created, ObjectID: sp.ID, Detail: "created its service principal",
-			Undo: []UndoRecord{{System: SystemEntra, Kind: UndoDeleteSP, ObjectKind: "servicePrincipal", ObjectID: sp.ID}}}, nil
+		return created(sp, "created its service principal"), nil
 	case err != nil:
 		return StepResult{}, classify("read service principal for "+in.AppID, err)
+	case ownedBy(sp.Tags, tag):
+		return created(sp, "created its service principal in an earlier attempt of this run"), nil
 	}
 	return StepResult{Outcome: Unchanged, ObjectID: sp.ID, Detail: "service principal exists"}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -321,4 +322,81 @@ func containsString(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// A cloud step is a local activity: when its worker dies after the write
+// but before the result is recorded, the step runs again and finds its own
+// object. The run tag lets it claim exactly that object (so an abort
+// removes it) and nothing else.
+func TestDedicatedObjectsClaimOnlyThisRunsOwn(t *testing.T) {
+	e := newEntraTest(t)
+	tg := e.target(t, entraSmall1)
+	in := DedicatedAppInput{Target: tg, Name: entraApp}
+	const ownTag = RunTagPrefix + "default-test-run-id" // the test environment's run
+
+	first := e.step(t, e.a.EnsureDedicatedApplication, in)
+	again := e.step(t, e.a.EnsureDedicatedApplication, in)
+	if first.Outcome != Created || again.Outcome != Created || again.ObjectID != first.ObjectID {
+		t.Fatalf("same run twice: %s %s then %s %s; want created, then created again (the same object)", first.Outcome, first.ObjectID, again.Outcome, again.ObjectID)
+	}
+	if len(again.Undo) != 1 || again.Undo[0].Kind != UndoDeleteApplication || again.Undo[0].ObjectID != first.ObjectID {
+		t.Errorf("the repeated step's undo = %+v; want the application's deletion", again.Undo)
+	}
+	spIn := AppIDInput{Target: tg, AppID: first.AppID}
+	sp1 := e.step(t, e.a.EnsureDedicatedServicePrincipal, spIn)
+	sp2 := e.step(t, e.a.EnsureDedicatedServicePrincipal, spIn)
+	if sp1.Outcome != Created || sp2.Outcome != Created || sp2.ObjectID != sp1.ObjectID || len(sp2.Undo) != 1 || sp2.Undo[0].Kind != UndoDeleteSP {
+		t.Fatalf("service principal, same run twice: %+v then %+v; want created twice with its deletion as undo", sp1, sp2)
+	}
+	e.w.View(entraSmall1, func(tn *sim.Tenant) {
+		for _, a := range tn.Entra.Applications {
+			if a.ID == first.ObjectID && !slices.Equal(a.Tags, []string{ownTag}) {
+				t.Errorf("application tags = %v, want [%s]", a.Tags, ownTag)
+			}
+		}
+	})
+
+	// Another run's objects, or untagged ones, are found, never claimed.
+	for _, tags := range [][]string{{RunTagPrefix + "another-run"}, nil} {
+		e.w.Update(entraSmall1, func(tn *sim.Tenant) {
+			for _, a := range tn.Entra.Applications {
+				if a.ID == first.ObjectID {
+					a.Tags = tags
+				}
+			}
+			for _, sp := range tn.Entra.ServicePrincipals {
+				if sp.ID == sp1.ObjectID {
+					sp.Tags = tags
+				}
+			}
+		})
+		if r := e.step(t, e.a.EnsureDedicatedApplication, in); r.Outcome != Unchanged || len(r.Undo) != 0 {
+			t.Errorf("application tagged %v: %s with undo %+v; want unchanged, no undo", tags, r.Outcome, r.Undo)
+		}
+		if r := e.step(t, e.a.EnsureDedicatedServicePrincipal, spIn); r.Outcome != Unchanged || len(r.Undo) != 0 {
+			t.Errorf("service principal tagged %v: %s with undo %+v; want unchanged, no undo", tags, r.Outcome, r.Undo)
+		}
+	}
+}
+
+// Called outside a workflow (the bench's baselines), the steps tag nothing
+// and claim nothing.
+func TestDedicatedApplicationOutsideAWorkflowIsUntagged(t *testing.T) {
+	e := newEntraTest(t)
+	in := DedicatedAppInput{Target: e.target(t, entraSmall1), Name: entraApp}
+	first, err := e.a.EnsureDedicatedApplication(context.Background(), in)
+	if err != nil || first.Outcome != Created {
+		t.Fatalf("first call: %+v, %v; want created", first, err)
+	}
+	again, err := e.a.EnsureDedicatedApplication(context.Background(), in)
+	if err != nil || again.Outcome != Unchanged {
+		t.Fatalf("second call: %+v, %v; want unchanged", again, err)
+	}
+	e.w.View(entraSmall1, func(tn *sim.Tenant) {
+		for _, a := range tn.Entra.Applications {
+			if a.ID == first.ObjectID && len(a.Tags) != 0 {
+				t.Errorf("tags = %v, want none", a.Tags)
+			}
+		}
+	})
 }

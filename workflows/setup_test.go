@@ -387,6 +387,18 @@ func TestSetupHappyPathDedicated(t *testing.T) {
 	if res.State != workflows.StateVerified || res.Mode != "dedicated-app" {
 		t.Fatalf("state %s mode %s: %+v", res.State, res.Mode, res.Verification)
 	}
+	// The cloud steps (local activities) tag what they create with their run.
+	h.world.View(h.inv.Tenants[0].ID, func(tn *sim.Tenant) {
+		app := dedicatedApp(tn)
+		if app == nil || len(app.Tags) != 1 || !strings.HasPrefix(app.Tags[0], activities.RunTagPrefix) || app.Tags[0] == activities.RunTagPrefix {
+			t.Fatalf("dedicated application %+v: want one tag %s<run ID>", app, activities.RunTagPrefix)
+		}
+		for _, sp := range tn.Entra.ServicePrincipals {
+			if strings.EqualFold(sp.AppID, app.AppID) && !slices.Equal(sp.Tags, app.Tags) {
+				t.Errorf("its service principal's tags = %v, want %v", sp.Tags, app.Tags)
+			}
+		}
+	})
 	// A second run against the configured tenant writes nothing.
 	before := h.world.Stats().ByTenant[h.inv.Tenants[0].ID]
 	res2, err := h.run(h.env(), h.input(0, workflows.SetupOptions{}))

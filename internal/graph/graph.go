@@ -207,8 +207,8 @@ func retryDelay(attempt int, retryAfter string) time.Duration {
 }
 
 var (
-	spSelect  = []string{"id", "appId", "displayName", "keyCredentials", "servicePrincipalNames", "appRoles"}
-	appSelect = []string{"id", "appId", "displayName", "signInAudience", "requiredResourceAccess", "keyCredentials"}
+	spSelect  = []string{"id", "appId", "displayName", "keyCredentials", "servicePrincipalNames", "appRoles", "tags"}
+	appSelect = []string{"id", "appId", "displayName", "signInAudience", "requiredResourceAccess", "keyCredentials", "tags"}
 )
 
 // odataQuote escapes a string literal for $filter.
@@ -286,11 +286,14 @@ func (c *Client) UpdateServicePrincipal(ctx context.Context, id string, p Patch)
 	return classify(op, err)
 }
 
-// CreateServicePrincipal instantiates an application in the tenant.
-// Conflict when it already has one.
-func (c *Client) CreateServicePrincipal(ctx context.Context, appID string) (*ServicePrincipal, error) {
+// CreateServicePrincipal instantiates an application in the tenant,
+// with tags when given. Conflict when it already has one.
+func (c *Client) CreateServicePrincipal(ctx context.Context, appID string, tags ...string) (*ServicePrincipal, error) {
 	body := models.NewServicePrincipal()
 	body.SetAppId(&appID)
+	if len(tags) > 0 {
+		body.SetTags(tags)
+	}
 	sp, err := c.sdk.ServicePrincipals().Post(ctx, body, nil)
 	if err := replied("CreateServicePrincipal", sp, err); err != nil {
 		return nil, err
@@ -434,10 +437,13 @@ func (c *Client) ApplicationByID(ctx context.Context, id string) (*Application, 
 }
 
 // CreateApplication registers an application.
-func (c *Client) CreateApplication(ctx context.Context, name, signInAudience string, rra []RequiredResourceAccess) (*Application, error) {
+func (c *Client) CreateApplication(ctx context.Context, name, signInAudience string, rra []RequiredResourceAccess, tags ...string) (*Application, error) {
 	const op = "CreateApplication"
 	body := models.NewApplication()
 	body.SetDisplayName(&name)
+	if len(tags) > 0 {
+		body.SetTags(tags)
+	}
 	if signInAudience != "" {
 		body.SetSignInAudience(&signInAudience)
 	}
@@ -539,6 +545,7 @@ func fromSDKServicePrincipal(sp models.ServicePrincipalable) *ServicePrincipal {
 		DisplayName:           deref(sp.GetDisplayName()),
 		ServicePrincipalNames: sp.GetServicePrincipalNames(),
 		KeyCredentials:        fromSDKKeys(sp.GetKeyCredentials()),
+		Tags:                  sp.GetTags(),
 	}
 	for _, r := range sp.GetAppRoles() {
 		out.AppRoles = append(out.AppRoles, AppRole{ID: uuidString(r.GetId()), Value: deref(r.GetValue())})
@@ -553,6 +560,7 @@ func fromSDKApplication(a models.Applicationable) *Application {
 		DisplayName:    deref(a.GetDisplayName()),
 		SignInAudience: deref(a.GetSignInAudience()),
 		KeyCredentials: fromSDKKeys(a.GetKeyCredentials()),
+		Tags:           a.GetTags(),
 	}
 	for _, r := range a.GetRequiredResourceAccess() {
 		x := RequiredResourceAccess{ResourceAppID: deref(r.GetResourceAppId())}

@@ -68,6 +68,7 @@ type ServicePrincipal struct {
 	ServicePrincipalNames []string
 	KeyCredentials        []KeyCredential
 	AppRoles              []AppRole
+	Tags                  []string
 }
 
 // AppRole is an app role a service principal's application defines.
@@ -84,6 +85,7 @@ type Application struct {
 	SignInAudience         string
 	RequiredResourceAccess []RequiredResourceAccess
 	KeyCredentials         []KeyCredential
+	Tags                   []string
 }
 
 // RequiredResourceAccess is the permissions an application asks of one resource.

@@ -32,7 +32,7 @@ var (
 	// (Graph lists at most graphMaxExpanded related directory objects).
 	graphSPExpandable  = []string{"appRoleAssignments"}
 	graphAppSelectable = []string{"id", "appId", "displayName", "signInAudience", "requiredResourceAccess", "keyCredentials",
-		"passwordCredentials", "identifierUris"}
+		"passwordCredentials", "identifierUris", "tags"}
 	graphAppFilterable          = []string{"id", "appId", "displayName"}
 	graphAssignmentSelectable   = []string{"id", "appRoleId", "principalId", "principalType", "principalDisplayName", "resourceId", "resourceDisplayName"}
 	graphDomainSelectable       = []string{"id", "isDefault", "isInitial", "isVerified", "isAdminManaged", "authenticationType", "supportedServices"}
@@ -96,7 +96,7 @@ func graphSPJSON(sp *ServicePrincipal, withKey bool) map[string]any {
 		"accountEnabled":        true,
 		"servicePrincipalType":  "Application",
 		"passwordCredentials":   []any{},
-		"tags":                  []any{},
+		"tags":                  nonNil(sp.Tags),
 	}
 }
 
@@ -118,6 +118,7 @@ func graphAppJSON(a *Application, withKey bool) map[string]any {
 		"keyCredentials":         graphKeysJSON(a.KeyCredentials, withKey),
 		"passwordCredentials":    []any{},
 		"identifierUris":         []any{},
+		"tags":                   nonNil(a.Tags),
 	}
 }
 
@@ -500,6 +501,13 @@ func (c *graphCall) createServicePrincipal(body map[string]json.RawMessage) (gra
 	if e := c.spnConflict(nil, sp.ServicePrincipalNames); e != nil {
 		return graphReply{}, e
 	}
+	if raw, ok := body["tags"]; ok {
+		tags, e := c.decodeStrings(raw, "tags")
+		if e != nil {
+			return graphReply{}, e
+		}
+		sp.Tags = tags
+	}
 	sp.ID = c.newID()
 	sp.CreatedBy = graphCreatedByClient
 	c.t.Entra.ServicePrincipals = append(c.t.Entra.ServicePrincipals, sp)
@@ -714,13 +722,20 @@ func (c *graphCall) applyApplication(a *Application, body map[string]json.RawMes
 		}
 		next.KeyCredentials = keys
 	}
+	if raw, ok := body["tags"]; ok {
+		tags, e := c.decodeStrings(raw, "tags")
+		if e != nil {
+			return e
+		}
+		next.Tags = tags
+	}
 	*a = next
 	return nil
 }
 
 func (c *graphCall) createApplication(body map[string]json.RawMessage) (graphReply, *graphError) {
 	c.entity = "application"
-	if e := graphCheckKeys(body, c.entity, []string{"displayName", "signInAudience", "requiredResourceAccess", "keyCredentials"}, []string{"id", "appId"}); e != nil {
+	if e := graphCheckKeys(body, c.entity, []string{"displayName", "signInAudience", "requiredResourceAccess", "keyCredentials", "tags"}, []string{"id", "appId"}); e != nil {
 		return graphReply{}, e
 	}
 	if _, ok, _ := graphString(body, "displayName", c.entity); !ok {
@@ -744,7 +759,7 @@ func (c *graphCall) patchApplication(id string, body map[string]json.RawMessage)
 	if a == nil {
 		return graphReply{}, graphNotFound(id)
 	}
-	if e := graphCheckKeys(body, c.entity, []string{"displayName", "signInAudience", "requiredResourceAccess", "keyCredentials"}, graphAppSelectable); e != nil {
+	if e := graphCheckKeys(body, c.entity, []string{"displayName", "signInAudience", "requiredResourceAccess", "keyCredentials", "tags"}, graphAppSelectable); e != nil {
 		return graphReply{}, e
 	}
 	if e := c.applyApplication(a, body); e != nil {

@@ -108,6 +108,7 @@ type Application struct {
 	SignInAudience         string                   `yaml:"sign_in_audience,omitempty"`
 	RequiredResourceAccess []RequiredResourceAccess `yaml:"required_resource_access,omitempty"`
 	KeyCredentials         []KeyCredential          `yaml:"key_credentials,omitempty"`
+	Tags                   []string                 `yaml:"tags,omitempty"`
 	// CreatedBy marks objects the simulator knows were made by a client
 	// (hybridflow) rather than seeded; used only by invariant checks.
 	CreatedBy string `yaml:"created_by,omitempty"`
@@ -130,6 +131,7 @@ type ServicePrincipal struct {
 	ServicePrincipalNames []string        `yaml:"service_principal_names,omitempty"`
 	KeyCredentials        []KeyCredential `yaml:"key_credentials,omitempty"`
 	AppRoles              []AppRole       `yaml:"app_roles,omitempty"`
+	Tags                  []string        `yaml:"tags,omitempty"`
 	CreatedBy             string          `yaml:"created_by,omitempty"`
 }
 

@@ -82,7 +82,7 @@ func (t WorkerTuning) String() string {
 //     activity and workflow task is handed to matching through it, and
 //     its reads are rate-limited per history shard (20/s by default). A
 //     production cluster has hundreds of shards, so a setup's tasks rarely
-//     wait for a read; the dev server has one, and at C=50 each dispatch
+//     wait for a read; the dev server has one, and under a rollout each dispatch
 //     waited about 25 ms for the next read (measured at C=10: 202 ms of a
 //     setup waiting for workflow tasks and 214 ms for on-prem activities
 //     at 20/s, 19 ms and 14 ms unthrottled).

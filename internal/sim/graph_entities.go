@@ -34,6 +34,7 @@ var (
 	graphAppSelectable = []string{"id", "appId", "displayName", "signInAudience", "requiredResourceAccess", "keyCredentials",
 		"passwordCredentials", "identifierUris", "tags"}
 	graphAppFilterable          = []string{"id", "appId", "displayName"}
+	graphAppWritable            = []string{"displayName", "signInAudience", "requiredResourceAccess", "keyCredentials", "tags"}
 	graphAssignmentSelectable   = []string{"id", "appRoleId", "principalId", "principalType", "principalDisplayName", "resourceId", "resourceDisplayName"}
 	graphDomainSelectable       = []string{"id", "isDefault", "isInitial", "isVerified", "isAdminManaged", "authenticationType", "supportedServices"}
 	graphOrganizationSelectable = []string{"id", "displayName", "verifiedDomains", "tenantType", "countryLetterCode"}
@@ -309,6 +310,20 @@ func (c *graphCall) decodeKeyCredentials(raw json.RawMessage) ([]KeyCredential, 
 }
 
 // decodeStrings reads a collection of non-empty, distinct strings.
+// decodeTags sets *into from the body's tags, when it has them.
+func (c *graphCall) decodeTags(body map[string]json.RawMessage, into *[]string) *graphError {
+	raw, ok := body["tags"]
+	if !ok {
+		return nil
+	}
+	tags, e := c.decodeStrings(raw, "tags")
+	if e != nil {
+		return e
+	}
+	*into = tags
+	return nil
+}
+
 func (c *graphCall) decodeStrings(raw json.RawMessage, prop string) ([]string, *graphError) {
 	var vs []string
 	if err := json.Unmarshal(raw, &vs); err != nil || vs == nil {
@@ -501,12 +516,8 @@ func (c *graphCall) createServicePrincipal(body map[string]json.RawMessage) (gra
 	if e := c.spnConflict(nil, sp.ServicePrincipalNames); e != nil {
 		return graphReply{}, e
 	}
-	if raw, ok := body["tags"]; ok {
-		tags, e := c.decodeStrings(raw, "tags")
-		if e != nil {
-			return graphReply{}, e
-		}
-		sp.Tags = tags
+	if e := c.decodeTags(body, &sp.Tags); e != nil {
+		return graphReply{}, e
 	}
 	sp.ID = c.newID()
 	sp.CreatedBy = graphCreatedByClient
@@ -722,12 +733,8 @@ func (c *graphCall) applyApplication(a *Application, body map[string]json.RawMes
 		}
 		next.KeyCredentials = keys
 	}
-	if raw, ok := body["tags"]; ok {
-		tags, e := c.decodeStrings(raw, "tags")
-		if e != nil {
-			return e
-		}
-		next.Tags = tags
+	if e := c.decodeTags(body, &next.Tags); e != nil {
+		return e
 	}
 	*a = next
 	return nil
@@ -735,7 +742,7 @@ func (c *graphCall) applyApplication(a *Application, body map[string]json.RawMes
 
 func (c *graphCall) createApplication(body map[string]json.RawMessage) (graphReply, *graphError) {
 	c.entity = "application"
-	if e := graphCheckKeys(body, c.entity, []string{"displayName", "signInAudience", "requiredResourceAccess", "keyCredentials", "tags"}, []string{"id", "appId"}); e != nil {
+	if e := graphCheckKeys(body, c.entity, graphAppWritable, []string{"id", "appId"}); e != nil {
 		return graphReply{}, e
 	}
 	if _, ok, _ := graphString(body, "displayName", c.entity); !ok {
@@ -759,7 +766,7 @@ func (c *graphCall) patchApplication(id string, body map[string]json.RawMessage)
 	if a == nil {
 		return graphReply{}, graphNotFound(id)
 	}
-	if e := graphCheckKeys(body, c.entity, []string{"displayName", "signInAudience", "requiredResourceAccess", "keyCredentials", "tags"}, graphAppSelectable); e != nil {
+	if e := graphCheckKeys(body, c.entity, graphAppWritable, graphAppSelectable); e != nil {
 		return graphReply{}, e
 	}
 	if e := c.applyApplication(a, body); e != nil {

@@ -98,8 +98,10 @@ type SiteConfig struct {
 
 // ShellConfig starts the long-lived PowerShell host of a site.
 type ShellConfig struct {
-	// Command is the argv of the PowerShell host; the bootstrap script is fed
-	// on standard input.
+	// Command is the argv of the PowerShell host. One argument holds
+	// ScriptPlaceholder, which the worker replaces with the path of a
+	// private copy of the bootstrap script (run with -File): standard
+	// input carries the host protocol, so the script cannot travel there.
 	Command []string
 	// Session is SessionLocalSnapin or SessionRemote.
 	Session string
@@ -201,10 +203,66 @@ const (
 	defaultSeed            = 1
 )
 
+// ScriptPlaceholder in a shell command is replaced by the bootstrap
+// script's path; it equals the shell package's placeholder (a test keeps
+// them equal, so this package need not import the shell).
+const ScriptPlaceholder = "{script}"
+
 // defaultShellCommand is Windows PowerShell because the Exchange and Lync
 // management snap-ins/modules are built for it; pwsh works with remote
-// sessions.
-var defaultShellCommand = []string{"powershell.exe", "-NoLogo", "-NoProfile", "-NonInteractive", "-Command", "-"}
+// sessions. The script runs with -File, the way PowerShell runs a script
+// file, so standard input stays free for the host protocol.
+var defaultShellCommand = []string{"powershell.exe", "-NoLogo", "-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-File", ScriptPlaceholder}
+
+// shellCommandMsg says why an argv cannot start the PowerShell host, or "".
+// The bootstrap must be given as a script file: with -Command PowerShell
+// reads the protocol's JSON lines from standard input as source text, and
+// -EncodedCommand puts the script on the command line, where it is
+// bounded in length and alarms endpoint protection.
+func shellCommandMsg(argv []string) string {
+	for _, a := range argv[1:] {
+		if inlineScriptSwitch(a) {
+			return fmt.Sprintf("argument %q makes PowerShell read its script inline or from standard input; run the bootstrap with -File %s instead", a, ScriptPlaceholder)
+		}
+	}
+	n := 0
+	for _, a := range argv {
+		n += strings.Count(a, ScriptPlaceholder)
+	}
+	switch {
+	case n == 0:
+		return fmt.Sprintf("no %s placeholder: the bootstrap script would never reach PowerShell; end the command with -File %s", ScriptPlaceholder, ScriptPlaceholder)
+	case n > 1:
+		return fmt.Sprintf("%s appears %d times; give it once, after -File", ScriptPlaceholder, n)
+	}
+	return ""
+}
+
+// inlineScriptSwitch reports whether a PowerShell argument is -Command or
+// -EncodedCommand under any of the spellings powershell.exe and pwsh
+// accept: a leading -, -- or /, any unambiguous prefix, and the short
+// aliases -c, -e and -ec.
+func inlineScriptSwitch(arg string) bool {
+	a := strings.ToLower(arg)
+	switch {
+	case strings.HasPrefix(a, "--"):
+		a = a[2:]
+	case strings.HasPrefix(a, "-"), strings.HasPrefix(a, "/"):
+		a = a[1:]
+	default:
+		return false
+	}
+	if i := strings.IndexByte(a, ':'); i >= 0 {
+		a = a[:i]
+	}
+	if a == "" {
+		return false
+	}
+	if a == "c" || a == "e" || a == "ec" {
+		return true
+	}
+	return (len(a) >= 2 && strings.HasPrefix("command", a)) || (len(a) >= 2 && strings.HasPrefix("encodedcommand", a))
+}
 
 var logLevels = []string{"debug", "info", "warn", "error"}
 
@@ -543,7 +601,7 @@ func (d *decoder) shell(f field, sh *ShellConfig) {
 		if cf.node.Kind == yaml.SequenceNode && len(cf.node.Content) == 0 {
 			d.errf(cf, "empty command; give the PowerShell host's argv or leave command out")
 		}
-		if len(argv) > 0 {
+		if len(argv) > 0 && d.check(cf, shellCommandMsg(argv)) {
 			sh.Command = argv
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hybridflow/hybridflow/internal/exchange/shell"
 )
 
 // noEnv keeps tests independent of the process environment.
@@ -33,6 +35,31 @@ func TestParseWorkerConfigBroken(t *testing.T) {
     secret: hunter2-Sup3rSecret~value
 `,
 			line: 5, field: "credentials.default.secret", msg: "literal secrets are not allowed",
+		},
+		{
+			name: "the old default shell command (-Command -)",
+			yaml: "onprem:\n  sites:\n    site-a:\n      shell:\n        command: [\"powershell.exe\", \"-NoLogo\", \"-NoProfile\", \"-NonInteractive\", \"-Command\", \"-\"]\n",
+			line: 5, field: "onprem.sites.site-a.shell.command", msg: `argument "-Command" makes PowerShell read its script inline`,
+		},
+		{
+			name: "shell command with -EncodedCommand",
+			yaml: "onprem:\n  sites:\n    site-a:\n      shell:\n        command: [pwsh, -enc, AAAA, -File, \"{script}\"]\n",
+			line: 5, field: "onprem.sites.site-a.shell.command", msg: `argument "-enc" makes PowerShell read its script inline`,
+		},
+		{
+			name: "shell command with /c",
+			yaml: "lync:\n  sites:\n    site-a:\n      shell:\n        command: [powershell.exe, /c, \"{script}\"]\n",
+			line: 5, field: "lync.sites.site-a.shell.command", msg: `argument "/c" makes PowerShell read its script inline`,
+		},
+		{
+			name: "shell command without the script placeholder",
+			yaml: "onprem:\n  sites:\n    site-a:\n      shell:\n        command: [pwsh, -NoProfile, -File, C:/hybridflow/bootstrap.ps1]\n",
+			line: 5, field: "onprem.sites.site-a.shell.command", msg: "no {script} placeholder",
+		},
+		{
+			name: "shell command with the placeholder twice",
+			yaml: "onprem:\n  sites:\n    site-a:\n      shell:\n        command: [pwsh, -File, \"{script}\", \"{script}\"]\n",
+			line: 5, field: "onprem.sites.site-a.shell.command", msg: "{script} appears 2 times",
 		},
 		{
 			name: "pollers of 0",
@@ -385,6 +412,29 @@ func TestWorkerConfigSiteDefaults(t *testing.T) {
 	sh := cfg.OnPremSites["site-a"].Shell
 	if sh.Session != SessionLocalSnapin || sh.CallTimeout != 2*time.Minute || sh.Command[0] != "powershell.exe" {
 		t.Errorf("site defaults = %+v", sh)
+	}
+	// The default must itself pass the rules every configured command
+	// passes, and hand PowerShell the bootstrap as a script file.
+	if msg := shellCommandMsg(sh.Command); msg != "" {
+		t.Errorf("default shell command %q is refused: %s", sh.Command, msg)
+	}
+	if n := len(sh.Command); n < 2 || !strings.EqualFold(sh.Command[n-2], "-File") || sh.Command[n-1] != shell.ScriptPlaceholder {
+		t.Errorf("default shell command %q does not end with -File %s", sh.Command, shell.ScriptPlaceholder)
+	}
+}
+
+func TestShellCommandAccepted(t *testing.T) {
+	for _, argv := range [][]string{
+		{"powershell.exe", "-NoLogo", "-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-File", "{script}"},
+		{"pwsh", "-NoProfile", "-ConfigurationName", "x", "-f", "{script}"},
+		{"C:/Windows/System32/WindowsPowerShell/v1.0/powershell.exe", "-ex", "Bypass", "-File", "{script}"},
+	} {
+		if msg := shellCommandMsg(argv); msg != "" {
+			t.Errorf("%q refused: %s", argv, msg)
+		}
+	}
+	if ScriptPlaceholder != shell.ScriptPlaceholder {
+		t.Errorf("config.ScriptPlaceholder %q != shell.ScriptPlaceholder %q", ScriptPlaceholder, shell.ScriptPlaceholder)
 	}
 }
 

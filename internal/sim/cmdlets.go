@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/hybridflow/hybridflow/internal/exchange"
+	"github.com/hybridflow/hybridflow/internal/exchange/cmdletref"
 )
 
 // Side says which organisation a cmdlet runs against.
@@ -79,6 +80,13 @@ func (w *World) InvokeWithWarnings(side Side, tenantID string, cmd exchange.Comm
 	if t == nil {
 		return nil, nil, &exchange.Error{Cmdlet: cmd.Cmdlet, Type: exchange.TypeAccessDenied, Message: fmt.Sprintf("no organisation for tenant %s", tenantID), Category: "PermissionDenied"}
 	}
+	// PowerShell binds parameters before the cmdlet runs: what Microsoft's
+	// reference says the cmdlet does not take on this side, or a mix of
+	// parameter sets, or a missing mandatory parameter, fails here with the
+	// binder's error, whatever the cmdlet's implementation would accept.
+	if err := bindAsDocumented(side, cmd); err != nil {
+		return nil, nil, err
+	}
 	c := &Call{World: w, Tenant: t, Side: side, Params: Params(cmd.Parameters)}
 	switch side {
 	case OnPrem:
@@ -91,6 +99,27 @@ func (w *World) InvokeWithWarnings(side Side, tenantID string, cmd exchange.Comm
 		err.Cmdlet = cmd.Cmdlet
 	}
 	return rows, c.Warnings, err
+}
+
+// bindAsDocumented checks cmd against the cmdlet reference table
+// (package cmdletref) for the side's product: on-prem Exchange Server,
+// Exchange Online, or Lync Server / Skype for Business Server.
+func bindAsDocumented(side Side, cmd exchange.Command) *exchange.Error {
+	ref := cmdletref.OnPrem
+	switch side {
+	case Online:
+		ref = cmdletref.Online
+	case Lync:
+		ref = cmdletref.Lync
+	}
+	_, err := cmdletref.Bind(ref, cmd)
+	if err == nil {
+		return nil
+	}
+	if e, ok := err.(*exchange.Error); ok {
+		return e
+	}
+	return &exchange.Error{Cmdlet: cmd.Cmdlet, Type: exchange.TypeParameterBinding, Message: err.Error(), Category: "InvalidArgument"}
 }
 
 // String returns a string parameter ("" when absent).

@@ -33,8 +33,8 @@ func TestLyncCmdlets(t *testing.T) {
 			}
 		}},
 		{name: "duplicate hosting provider", side: Lync, setup: []exchange.Command{lyncNewEXOProvider}, cmd: lyncNewEXOProvider, errType: exchange.TypeAlreadyExists},
-		{name: "bad verification level", side: Lync, cmd: onpremCmd("New-CsHostingProvider", "Identity", "x", "ProxyFqdn", "a.example.com", "VerificationLevel", "Trusting"), errType: exchange.TypeParameterBinding},
-		{name: "proxy is a URL", side: Lync, cmd: onpremCmd("New-CsHostingProvider", "Identity", "x", "ProxyFqdn", "https://exap.um.outlook.com/"), errType: exchange.TypeParameterBinding},
+		{name: "bad verification level", side: Lync, cmd: onpremCmd("New-CsHostingProvider", "Identity", "x", "Enabled", true, "EnabledSharedAddressSpace", true, "HostsOCSUsers", false, "ProxyFqdn", "a.example.com", "VerificationLevel", "Trusting"), errType: exchange.TypeParameterBinding},
+		{name: "proxy is a URL", side: Lync, cmd: onpremCmd("New-CsHostingProvider", "Identity", "x", "Enabled", true, "EnabledSharedAddressSpace", true, "HostsOCSUsers", false, "ProxyFqdn", "https://exap.um.outlook.com/"), errType: exchange.TypeParameterBinding},
 		{name: "proxy cannot change in place", side: Lync, setup: []exchange.Command{lyncNewEXOProvider},
 			cmd: onpremCmd("Set-CsHostingProvider", "Identity", "Exchange Online", "ProxyFqdn", "exap.um.partner.outlook.cn"), errType: exchange.TypeParameterBinding, msg: "ProxyFqdn"},
 		{name: "set verification level", side: Lync, setup: []exchange.Command{lyncNewEXOProvider},

@@ -445,7 +445,7 @@ func TestParseAdminDisplayVersion(t *testing.T) {
 }
 
 func TestOnPremSettingOverrides(t *testing.T) {
-	newOverride := onpremCmd("New-SettingOverride", "Name", "EnableExchangeHybrid3PAppFeature", "Component", "Global", "Section", "ExchangeOnpremAsThirdPartyAppId", "Parameters", []any{"Enabled=true"})
+	newOverride := onpremCmd("New-SettingOverride", "Name", "EnableExchangeHybrid3PAppFeature", "Component", "Global", "Section", "ExchangeOnpremAsThirdPartyAppId", "Parameters", []any{"Enabled=true"}, "Reason", "test")
 	refresh := onpremCmd("Get-ExchangeDiagnosticInfo", "Process", "Microsoft.Exchange.Directory.TopologyService", "Component", "VariantConfiguration", "Argument", "Refresh")
 	runOnPremCases(t, []onpremCase{
 		{name: "new", cmd: newOverride, check: func(t *testing.T, _ *World, ten *Tenant, rows []exchange.Row) {
@@ -463,7 +463,7 @@ func TestOnPremSettingOverrides(t *testing.T) {
 		}},
 		{name: "second refresh changes nothing", setup: []exchange.Command{newOverride, refresh}, cmd: refresh, write: onpremNo()},
 		{name: "other diagnostics change nothing", cmd: onpremCmd("Get-ExchangeDiagnosticInfo", "Process", "EdgeTransport"), write: onpremNo()},
-		{name: "a new override needs a new refresh", setup: []exchange.Command{newOverride, refresh}, cmd: onpremCmd("New-SettingOverride", "Name", "other", "Component", "c", "Section", "s", "Parameters", "a=b"),
+		{name: "a new override needs a new refresh", setup: []exchange.Command{newOverride, refresh}, cmd: onpremCmd("New-SettingOverride", "Name", "other", "Component", "c", "Section", "s", "Parameters", "a=b", "Reason", "test"),
 			check: func(t *testing.T, _ *World, ten *Tenant, _ []exchange.Row) {
 				if ten.OnPrem.VariantConfigRefreshed {
 					t.Fatal("still refreshed")

@@ -162,7 +162,7 @@ func TestContractEveryCmdletRoundTrips(t *testing.T) {
 		{sim.OnPrem, psCommand("Add-AvailabilityAddressSpace", "AccessMethod", "InternalProxy", "ProxyUrl", "https://mail.contoso.com/EWS/Exchange.asmx", "ForestName", "contoso.mail.onmicrosoft.com", "UseServiceAccount", true), nil},
 		{sim.OnPrem, psCommand("Get-AvailabilityAddressSpace"), nil},
 		{sim.OnPrem, psCommand("Remove-AvailabilityAddressSpace", "Identity", "contoso.mail.onmicrosoft.com"), nil},
-		{sim.OnPrem, psCommand("New-SettingOverride", "Name", "EnableExchangeHybrid3PAppFeature", "Component", "Global", "Section", "ExchangeOnpremAsThirdPartyAppId", "Parameters", []string{"Enabled=true"}), nil},
+		{sim.OnPrem, psCommand("New-SettingOverride", "Name", "EnableExchangeHybrid3PAppFeature", "Component", "Global", "Section", "ExchangeOnpremAsThirdPartyAppId", "Parameters", []string{"Enabled=true"}, "Reason", "test"), nil},
 		{sim.OnPrem, psCommand("Get-SettingOverride"), nil},
 		{sim.OnPrem, psCommand("Get-ExchangeDiagnosticInfo", "Process", "Microsoft.Exchange.Directory.TopologyService", "Component", "VariantConfiguration", "Argument", "Refresh"), nil},
 		{sim.OnPrem, psCommand("Remove-SettingOverride", "Identity", "EnableExchangeHybrid3PAppFeature"), nil},

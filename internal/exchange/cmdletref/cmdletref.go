@@ -88,6 +88,10 @@ func IsCommonParameter(name string) bool {
 	return ok
 }
 
+// allSets is the parameter-set name the documentation gives a cmdlet with
+// a single set.
+const allSets = "(All)"
+
 // Row is one line of the table: a parameter in one parameter set.
 type Row struct {
 	Line      int // line number in exchange-cmdlets.tsv
@@ -305,6 +309,14 @@ func (t *Table) Bind(side Side, cmd exchange.Command) (Binding, error) {
 		for _, a := range r.Aliases {
 			byName[strings.ToLower(a)] = r.Parameter
 		}
+	}
+	if len(sets) == 0 {
+		// No parameter of the cmdlet exists on this side (Get-OrganizationConfig
+		// online documents only the on-prem -DomainController): the table
+		// cannot say whether the cmdlet itself does, so it binds without
+		// parameters, in one set of its own.
+		sets = []string{allSets}
+		bySet[allSets] = map[string]Row{}
 	}
 	names := make([]string, 0, len(cmd.Parameters))
 	for k := range cmd.Parameters {

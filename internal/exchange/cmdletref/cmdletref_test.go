@@ -157,6 +157,12 @@ func TestBind(t *testing.T) {
 			errType: exchange.TypeParameterBinding, errMsg: "Cannot process command because of one or more missing mandatory parameters: ProxyFqdn."},
 		// Test-OAuthConnectivity (All): Service and TargetUri required, both sides.
 		{name: "Test-OAuthConnectivity online", side: Online, cmd: c("Test-OAuthConnectivity", "Service", "EWS", "TargetUri", "https://x", "Mailbox", "a@b"), set: "(All)"},
+		// Get-OrganizationConfig / (All) / DomainController is its only row,
+		// on-prem: online the cmdlet binds with no parameters, and
+		// -DomainController is refused.
+		{name: "no parameter on this side", side: Online, cmd: c("Get-OrganizationConfig"), set: "(All)"},
+		{name: "no parameter on this side, one sent", side: Online, cmd: c("Get-OrganizationConfig", "DomainController", "dc01"),
+			errType: exchange.TypeParameterBinding, errMsg: "A parameter cannot be found that matches parameter name 'DomainController'."},
 		{name: "not in the table", side: OnPrem, cmd: c("Import-ExchangeCertificate", "FileData", "x"), errType: TypeNotInReference,
 			errMsg: "cmdlet Import-ExchangeCertificate is not in the reference table (internal/exchange/cmdletref/exchange-cmdlets.tsv); add its rows from Microsoft's documentation before sending it"},
 	} {

@@ -132,8 +132,12 @@ func TestDesiredLyncProvider(t *testing.T) {
 		warn                  bool
 	}{
 		{"global", "", "exap.um.outlook.com", false},
-		{"gcc", "", "exap.um.outlook.com", false},
-		{"gcchigh", "", "exap.um.office365.us", false},
+		// shared/reference/hybrid-facts.md (e) "ProxyFqdn per cloud": only
+		// worldwide and 21Vianet are documented; (d): GCC has no endpoint
+		// entry of its own. Every other value warns until overridden.
+		{"gcc", "", "exap.um.outlook.com", true},
+		{"gcchigh", "", "exap.um.office365.us", true},
+		{"gcchigh", "exap.um.office365.us", "exap.um.office365.us", false},
 		{"dod", "", "exap.um.office365.us", true},
 		{"dod", "EXAP.um.Example.us.", "exap.um.example.us", false},
 		{"china", "", "exap.um.partner.outlook.cn", false},

@@ -52,8 +52,9 @@ type Profile struct {
 	InitialSuffix      string
 	SPNForm            SPNForm
 	LyncProxyFqdn      string
-	// Unconfirmed lists the fields FACTS marks as unconfirmed for this cloud;
-	// operators may override them per tenant.
+	// Unconfirmed lists the fields (by their inventory override name) whose
+	// value for this cloud Microsoft has not published; operators may
+	// override them per tenant, and the product warns where it uses one.
 	Unconfirmed []string
 }
 
@@ -75,6 +76,9 @@ var profiles = map[Name]Profile{
 		ExchangeOnlineHost: "outlook.office365.com",
 		RoutingSuffix:      "mail.onmicrosoft.com", InitialSuffix: "onmicrosoft.com",
 		SPNForm: SPNURL, LyncProxyFqdn: "exap.um.outlook.com",
+		// GCC has no entry of its own in Microsoft's endpoint list: that it
+		// uses the worldwide hosts, and the worldwide Lync proxy, is assumed.
+		Unconfirmed: []string{"exchange_online_host", "lync_proxy_fqdn"},
 	},
 	GCCHigh: {
 		Name: GCCHigh, DisplayName: "GCC High",
@@ -84,6 +88,7 @@ var profiles = map[Name]Profile{
 		ExchangeOnlineHost: "outlook.office365.us",
 		RoutingSuffix:      "mail.onmicrosoft.us", InitialSuffix: "onmicrosoft.us",
 		SPNForm: SPNURL, LyncProxyFqdn: "exap.um.office365.us",
+		Unconfirmed: []string{"lync_proxy_fqdn"},
 	},
 	DoD: {
 		Name: DoD, DisplayName: "DoD",
@@ -93,7 +98,7 @@ var profiles = map[Name]Profile{
 		ExchangeOnlineHost: "outlook-dod.office365.us",
 		RoutingSuffix:      "mail.onmicrosoft.us", InitialSuffix: "onmicrosoft.us",
 		SPNForm: SPNURL, LyncProxyFqdn: "exap.um.office365.us",
-		Unconfirmed: []string{"exchange_online_host", "lync_proxy_fqdn"},
+		Unconfirmed: []string{"lync_proxy_fqdn"},
 	},
 	China: {
 		Name: China, DisplayName: "Microsoft 365 operated by 21Vianet",

@@ -130,7 +130,7 @@ func Derive(t TenantFacts, p cloud.Profile, o Observed) (Desired, []string, erro
 	if len(d.SPNHosts) == 0 {
 		missing("no internal or external URL on the WebServices, Mapi, OAB or Autodiscover virtual directories; set spn_hosts")
 	}
-	d.SPNs = p.SPNsForHosts(d.SPNHosts)
+	d.SPNs = p.SPNsForDomainHosts(d.SPNHosts, SPNDomains(o, smtp))
 
 	// Endpoints.
 	ews, w := deriveEWS(t, o, servers)

@@ -122,3 +122,25 @@ func dedupeFold(ss []string) []string {
 	}
 	return out
 }
+
+// SPNDomains are the organisation's registered domains for deriving
+// hostname authorities (cloud.Profile.SPNsForDomainHosts): the on-prem
+// accepted domains and the SMTP domains the plan uses, lower-cased, sorted,
+// wildcard accepted domains left out.
+func SPNDomains(o Observed, smtp []string) []string {
+	var out []string
+	add := func(d string) {
+		d = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(d), "."))
+		if d != "" && !strings.Contains(d, "*") && !slices.Contains(out, d) {
+			out = append(out, d)
+		}
+	}
+	for _, a := range o.AcceptedDomains {
+		add(a.DomainName)
+	}
+	for _, s := range smtp {
+		add(s)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -83,3 +83,32 @@ func TestUnionSPNsPermutation(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDerive21VianetSPNsBareDomain follows shared/reference/hybrid-facts.md
+// (f), rows "wildcard" and "apex not covered": in 21Vianet the hosts under
+// an accepted domain share its wildcard, and a server reached at the bare
+// accepted domain gets that domain's own authority beside it; a host under
+// no registered domain gets its own authority, never a wildcard.
+func TestDerive21VianetSPNsBareDomain(t *testing.T) {
+	w := contoso("china")
+	w.o.VirtualDirectories = append(w.o.VirtualDirectories,
+		VirtualDirectory{Kind: VDirAutodiscover, Server: "EX02", ExternalURL: "https://contoso.com/Autodiscover/Autodiscover.xml"},
+		VirtualDirectory{Kind: VDirWebServices, Server: "EX03", ExternalURL: "https://ews.hosting.example.net/EWS/Exchange.asmx"},
+	)
+	d, _, err := Derive(w.t, w.p, w.o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ex01/ex02.contoso.local are internal names under no registered
+	// domain: one authority each.
+	want := []string{fpApp + "/*.contoso.com", fpApp + "/contoso.com", fpApp + "/ews.hosting.example.net",
+		fpApp + "/ex01.contoso.local", fpApp + "/ex02.contoso.local"}
+	if !slices.Equal(d.SPNs, want) {
+		t.Fatalf("SPNs %q, want %q", d.SPNs, want)
+	}
+	// Added beside an existing wildcard, never replacing it.
+	u := UnionSPNs([]string{fpApp + "/*.contoso.com"}, d.SPNs)
+	if !slices.Equal(u.Added, want[1:]) || u.SPNs[0] != fpApp+"/*.contoso.com" {
+		t.Fatalf("union %+v", u)
+	}
+}

@@ -270,7 +270,9 @@ func Test21Vianet(t *testing.T) {
 		acs:     AuthServerSpec{"MicrosoftAzureACS", "MicrosoftACS", "https://accounts.accesscontrol.chinacloudapi.cn/contoso.partner.onmschina.cn/metadata/json/1"},
 		evo:     AuthServerSpec{"EvoSTS", "AzureAD", "https://login.chinacloudapi.cn/contoso.partner.onmschina.cn/federationmetadata/2007-06/federationmetadata.xml"},
 		routing: "contoso.partner.mail.onmschina.cn",
-		spns:    []string{fpApp + "/*.contoso.com", fpApp + "/*.contoso.local"},
+		// The internal names are under no registered domain: one authority
+		// each (shared/reference/hybrid-facts.md (f)).
+		spns: []string{fpApp + "/*.contoso.com", fpApp + "/ex01.contoso.local", fpApp + "/ex02.contoso.local"},
 		onPremIOC: IOCSpec{OnPremIOCName, "https://partner.outlook.cn/autodiscover/autodiscover.svc",
 			[]string{"contoso.partner.mail.onmschina.cn"}},
 		onlineIOC:   IOCSpec{OnlineIOCName, "https://autodiscover.contoso.com/autodiscover/autodiscover.svc", []string{"contoso.com", "fabrikam.com"}},
@@ -285,7 +287,7 @@ func Test21Vianet(t *testing.T) {
 	// A wildcard SPN already registered in other case counts as there.
 	w.o.FirstPartySP.SPNs = append(w.o.FirstPartySP.SPNs, strings.ToUpper(fpApp)+"/*.CONTOSO.COM")
 	a := byStep(BuildPlan(d, w.o, genNow))[StepSPNs]
-	if !slices.Equal(a.Details, []string{"add " + fpApp + "/*.contoso.local"}) {
+	if !slices.Equal(a.Details, []string{"add " + fpApp + "/ex01.contoso.local", "add " + fpApp + "/ex02.contoso.local"}) {
 		t.Errorf("SPN details %q", a.Details)
 	}
 }

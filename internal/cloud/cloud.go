@@ -197,3 +197,36 @@ func (p Profile) IsInitialDomain(domain string) bool {
 	d := strings.ToLower(domain)
 	return strings.HasSuffix(d, "."+p.InitialSuffix) && !p.IsRoutingDomain(d)
 }
+
+// autodiscoverSecureHosts is Microsoft's AutoDiscover "secure" host per
+// cloud, the host the Hybrid Configuration Wizard writes into the on-prem
+// IntraOrganizationConnector (worldwide: autodiscover-s.outlook.com). GCC
+// has no entry of its own in Microsoft's endpoint list and uses the
+// worldwide one. Outside the worldwide cloud these are Microsoft's
+// published AutoDiscover hosts; that the wizard writes them there is
+// unconfirmed, so they are only ever recognised, never written.
+var autodiscoverSecureHosts = map[Name]string{
+	Global:  "autodiscover-s.outlook.com",
+	GCC:     "autodiscover-s.outlook.com",
+	GCCHigh: "autodiscover-s.office365.us",
+	DoD:     "autodiscover-s-dod.office365.us",
+	China:   "autodiscover-s.partner.outlook.cn",
+}
+
+// MicrosoftDiscoveryEndpoints lists the Exchange Online autodiscover
+// endpoints Microsoft itself puts in an on-prem → Exchange Online
+// IntraOrganizationConnector for this cloud: the one the manual procedure
+// names (AutodiscoverURL, on the Exchange Online host) and the one the
+// Hybrid Configuration Wizard uses (the AutoDiscover secure host). A
+// connector pointing at any of them was built by Microsoft's tools or
+// documents and can be adopted as it is. The first entry is the one
+// hybridflow writes when it creates a connector.
+func (p Profile) MicrosoftDiscoveryEndpoints() []string {
+	out := []string{p.AutodiscoverURL()}
+	if h := autodiscoverSecureHosts[p.Name]; h != "" {
+		if u := "https://" + h + "/autodiscover/autodiscover.svc"; !strings.EqualFold(u, out[0]) {
+			out = append(out, u)
+		}
+	}
+	return out
+}

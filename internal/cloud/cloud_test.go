@@ -99,3 +99,30 @@ func TestLookupErrors(t *testing.T) {
 		t.Fatalf("alias: %v %v", p.Name, err)
 	}
 }
+
+// TestMicrosoftDiscoveryEndpoints pins the endpoints of the on-prem →
+// Exchange Online connector per cloud to shared/reference/hybrid-facts.md
+// (a) "Intra-organization connectors" and (d) "AutoDiscover secure host":
+// the manual procedure's Exchange Online host first, then the Hybrid
+// Configuration Wizard's autodiscover-s host.
+func TestMicrosoftDiscoveryEndpoints(t *testing.T) {
+	want := map[Name][]string{
+		Global:  {"https://outlook.office365.com/autodiscover/autodiscover.svc", "https://autodiscover-s.outlook.com/autodiscover/autodiscover.svc"},
+		GCC:     {"https://outlook.office365.com/autodiscover/autodiscover.svc", "https://autodiscover-s.outlook.com/autodiscover/autodiscover.svc"},
+		GCCHigh: {"https://outlook.office365.us/autodiscover/autodiscover.svc", "https://autodiscover-s.office365.us/autodiscover/autodiscover.svc"},
+		DoD:     {MustLookup("dod").AutodiscoverURL(), "https://autodiscover-s-dod.office365.us/autodiscover/autodiscover.svc"},
+		China:   {"https://partner.outlook.cn/autodiscover/autodiscover.svc", "https://autodiscover-s.partner.outlook.cn/autodiscover/autodiscover.svc"},
+	}
+	for _, n := range Names() {
+		got := MustLookup(n).MicrosoftDiscoveryEndpoints()
+		if !reflect.DeepEqual(got, want[Name(n)]) {
+			t.Errorf("%s: %q, want %q", n, got, want[Name(n)])
+		}
+	}
+	// A tenant's Exchange Online host override moves the first entry only.
+	p := MustLookup("dod")
+	p.ExchangeOnlineHost = "outlook.example.us"
+	if got := p.MicrosoftDiscoveryEndpoints(); got[0] != "https://outlook.example.us/autodiscover/autodiscover.svc" || len(got) != 2 {
+		t.Errorf("override: %q", got)
+	}
+}

@@ -130,6 +130,53 @@ type Cmdlet struct {
 	DocPath string
 	Sets    []string
 	Rows    []Row
+
+	once  sync.Once
+	views map[Side]*sideView
+}
+
+// sideView is a cmdlet as one side's product has it.
+type sideView struct {
+	sets   []string                  // the parameter sets, in table order
+	bySet  map[string]map[string]Row // set -> lower-case parameter -> row
+	byName map[string]string         // lower-case name or alias -> parameter
+}
+
+// view returns the cmdlet as side has it, computed once.
+func (c *Cmdlet) view(side Side) *sideView {
+	c.once.Do(func() {
+		c.views = map[Side]*sideView{}
+		for _, sd := range []Side{OnPrem, Online, Lync} {
+			v := &sideView{bySet: map[string]map[string]Row{}, byName: map[string]string{}}
+			for _, r := range c.Rows {
+				if !r.appliesTo(sd) {
+					continue
+				}
+				if v.bySet[r.Set] == nil {
+					v.bySet[r.Set] = map[string]Row{}
+					v.sets = append(v.sets, r.Set)
+				}
+				v.bySet[r.Set][strings.ToLower(r.Parameter)] = r
+				v.byName[strings.ToLower(r.Parameter)] = r.Parameter
+				for _, a := range r.Aliases {
+					v.byName[strings.ToLower(a)] = r.Parameter
+				}
+			}
+			if len(v.sets) == 0 {
+				// No parameter of the cmdlet exists on this side
+				// (Get-OrganizationConfig online documents only the on-prem
+				// -DomainController): the table cannot say whether the cmdlet
+				// itself does, so it binds without parameters, in one set.
+				v.sets = []string{allSets}
+				v.bySet[allSets] = map[string]Row{}
+			}
+			c.views[sd] = v
+		}
+	})
+	if v := c.views[side]; v != nil {
+		return v
+	}
+	return &sideView{sets: []string{allSets}, bySet: map[string]map[string]Row{allSets: {}}, byName: map[string]string{}}
 }
 
 // Lync reports whether the cmdlet is a Lync Server / Skype for Business
@@ -292,32 +339,8 @@ func (t *Table) Bind(side Side, cmd exchange.Command) (Binding, error) {
 		return Binding{}, &exchange.Error{Cmdlet: cmd.Cmdlet, Type: TypeCommandNotFound, Category: "ObjectNotFound",
 			Message: fmt.Sprintf("The term '%s' is not recognized as the name of a cmdlet, function, script file, or operable program.", cmd.Cmdlet)}
 	}
-	// The sets that exist on this side, and each parameter's sets there.
-	var sets []string
-	bySet := map[string]map[string]Row{} // set -> lower name -> row
-	byName := map[string]string{}        // lower name or alias -> canonical name
-	for _, r := range c.Rows {
-		if !r.appliesTo(side) {
-			continue
-		}
-		if bySet[r.Set] == nil {
-			bySet[r.Set] = map[string]Row{}
-			sets = append(sets, r.Set)
-		}
-		bySet[r.Set][strings.ToLower(r.Parameter)] = r
-		byName[strings.ToLower(r.Parameter)] = r.Parameter
-		for _, a := range r.Aliases {
-			byName[strings.ToLower(a)] = r.Parameter
-		}
-	}
-	if len(sets) == 0 {
-		// No parameter of the cmdlet exists on this side (Get-OrganizationConfig
-		// online documents only the on-prem -DomainController): the table
-		// cannot say whether the cmdlet itself does, so it binds without
-		// parameters, in one set of its own.
-		sets = []string{allSets}
-		bySet[allSets] = map[string]Row{}
-	}
+	v := c.view(side)
+	sets, bySet, byName := v.sets, v.bySet, v.byName
 	names := make([]string, 0, len(cmd.Parameters))
 	for k := range cmd.Parameters {
 		names = append(names, k)

@@ -10,6 +10,7 @@ import (
 	"github.com/hybridflow/hybridflow/internal/exchange"
 	"github.com/hybridflow/hybridflow/internal/exchange/online"
 	"github.com/hybridflow/hybridflow/internal/graph"
+	"github.com/hybridflow/hybridflow/internal/plan"
 )
 
 // Stable error types the workflows, the operator view and search filters
@@ -19,10 +20,15 @@ const (
 	ErrInvalidInput       = "InvalidInput"       // bad inventory value or discovered data; a person must fix it
 	ErrMissingPermission  = "MissingPermission"  // 401/403 from Graph or Exchange Online
 	ErrUnsupportedVersion = "UnsupportedVersion" // Exchange builds too old for the chosen mode
-	ErrThrottled          = "Throttled"          // 429 after in-client retries
-	ErrTransient          = "Transient"          // 5xx, dropped connection, host restart
-	ErrConflict           = "Conflict"           // an object in the way that is not ours
-	ErrVerification       = "VerificationFailed" // Test-OAuthConnectivity reported an error
+	// ErrLegacyPathBlocked: the tenant cannot use the dedicated application
+	// and the shared first-party path is blocked in its cloud (or legacy
+	// mode was asked for there); only a server update or another setting
+	// helps, so it is never retried.
+	ErrLegacyPathBlocked = "LegacyPathBlocked"
+	ErrThrottled         = "Throttled"          // 429 after in-client retries
+	ErrTransient         = "Transient"          // 5xx, dropped connection, host restart
+	ErrConflict          = "Conflict"           // an object in the way that is not ours
+	ErrVerification      = "VerificationFailed" // Test-OAuthConnectivity reported an error
 )
 
 // nonRetryable returns an application error that Temporal will not retry.
@@ -85,6 +91,19 @@ func classify(what string, err error) error {
 	}
 	// Transport errors (connection refused, reset) are worth another try.
 	return temporal.NewApplicationErrorWithCause(msg, ErrTransient, err)
+}
+
+// planErrorType is the stable type of a planning error: the most decisive
+// cause wins, since the setup pauses with one type however many problems
+// the plan lists (a blocked path is not fixed by any inventory value).
+func planErrorType(err error) string {
+	switch {
+	case errors.Is(err, plan.ErrLegacyPathBlocked):
+		return ErrLegacyPathBlocked
+	case errors.Is(err, plan.ErrUnsupportedVersion):
+		return ErrUnsupportedVersion
+	}
+	return ErrInvalidInput
 }
 
 // skippable reports whether a failed optional read (a mailbox to test

@@ -2,7 +2,6 @@ package activities
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/hybridflow/hybridflow/internal/cloud"
@@ -37,11 +36,7 @@ func PlanSetup(_ context.Context, in PlanInput) (PlanOutput, error) {
 	}
 	d, warnings, err := plan.Derive(in.Tenant, p, in.Observed)
 	if err != nil {
-		typ := ErrInvalidInput
-		if errors.Is(err, plan.ErrUnsupportedVersion) {
-			typ = ErrUnsupportedVersion
-		}
-		return PlanOutput{}, nonRetryable(typ, "plan for %s: %v", in.Tenant.ID, err)
+		return PlanOutput{}, nonRetryable(planErrorType(err), "plan for %s: %v", in.Tenant.ID, err)
 	}
 	return PlanOutput{Desired: d, Actions: plan.BuildPlan(d, in.Observed, in.Now), Warnings: warnings}, nil
 }

@@ -107,22 +107,17 @@ func Derive(t TenantFacts, p cloud.Profile, o Observed) (Desired, []string, erro
 	d.SMTPDomains = smtp
 	errs = append(errs, foreignDomains(t, o, d.InitialDomain, routing, smtp)...)
 
-	// Versions: mode (FACTS §2) and step 8.
-	servers, err := parseServers(o.Servers)
+	// Versions: mode and step 8.
+	servers, err := ParseServers(o.Servers)
 	if err != nil {
 		errs = append(errs, err)
 	}
-	mode, why, err := ChooseMode(t.ModeSetting, mailboxServers(o.Servers, servers))
+	mode, why, w, err := deriveMode(t, p, servers)
+	warn = append(warn, w...)
 	if err != nil {
 		errs = append(errs, err)
 	}
 	d.Mode, d.ModeReason = mode, why
-	if mode == ModeLegacyFirstParty {
-		switch p.Name {
-		case cloud.Global, cloud.GCC, cloud.China:
-			warn = append(warn, fmt.Sprintf("legacy-first-party mode in %s: Exchange Online has blocked EWS through the shared first-party service principal there since 31 October 2025, so verification is expected to fail until every server has the April 2025 hotfix and the tenant moves to the dedicated application", p.DisplayName))
-		}
-	}
 	need, needWhy := NeedsAvailabilityAddressSpace(servers)
 
 	// Step 5.
@@ -386,40 +381,19 @@ func deriveAutodiscover(t TenantFacts, o Observed, smtp []string) string {
 	return "https://autodiscover." + smtp[0] + "/autodiscover/autodiscover.svc"
 }
 
-func parseServers(rows []ExchangeServer) ([]Server, error) {
-	out := make([]Server, 0, len(rows))
-	var bad []string
-	for _, r := range rows {
-		b, err := ParseBuild(r.Version)
-		if err != nil {
-			bad = append(bad, fmt.Sprintf("%s reports version %q", r.Name, r.Version))
-			continue
-		}
-		out = append(out, Server{Name: r.Name, Build: b})
+// deriveMode applies DecideMode to the tenant's cloud and servers. On an
+// error the reason is the error's text, so that a plan shown with its
+// errors still says why no mode was chosen.
+func deriveMode(t TenantFacts, p cloud.Profile, servers []Server) (Mode, string, []string, error) {
+	path, err := LegacyPath(p, t.LegacyFirstPartyBlocked)
+	if err != nil {
+		return "", err.Error(), nil, err
 	}
-	if len(bad) > 0 {
-		return out, fmt.Errorf("%w: cannot read the Exchange build of %s, and the mode depends on it", ErrMissingInput, strings.Join(bad, "; "))
+	dec, err := DecideMode(ModeInput{Setting: t.ModeSetting, Path: path, Servers: servers})
+	if err != nil {
+		return "", err.Error(), nil, err
 	}
-	return out, nil
-}
-
-// mailboxServers keeps the servers the dedicated-app rule is about (FACTS
-// §2: every Mailbox server). An Edge server never handles the OAuth calls,
-// so its build must not force a tenant onto the blocked legacy path.
-// Servers with no reported role are kept: unknown counts as relevant.
-func mailboxServers(rows []ExchangeServer, parsed []Server) []Server {
-	role := map[string]string{}
-	for _, r := range rows {
-		role[r.Name] = r.Roles
-	}
-	var out []Server
-	for _, s := range parsed {
-		r := strings.ToLower(role[s.Name])
-		if strings.TrimSpace(r) == "" || strings.Contains(r, "mailbox") {
-			out = append(out, s)
-		}
-	}
-	return out
+	return dec.Mode, dec.Reason, dec.Warnings, nil
 }
 
 // deriveKeys turns Get-AuthConfig and the certificate store into the keys

@@ -124,8 +124,16 @@ func TestDeriveErrors(t *testing.T) {
 		{"no first-party service principal", func(w *world) { w.o.FirstPartySP.ID = "" }, ErrMissingInput, []string{"first-party service principal"}},
 		{"explicit dedicated on old servers", func(w *world) {
 			w.t.ModeSetting = "dedicated-app"
-			addExchange2010(w)
-		}, ErrUnsupportedVersion, []string{"EX2010 runs 14.3.123.4 (Exchange 2010)"}},
+			w.o.Servers[0].Version, w.o.Servers[1].Version = "15.2.1544.4", "15.1.2507.40"
+		}, ErrUnsupportedVersion, []string{"EX01 runs 15.2.1544.4 (Exchange 2019)", "EX02 runs 15.1.2507.40 (Exchange 2016)"}},
+		{"worldwide, no server can use the dedicated application", func(w *world) {
+			w.o.Servers[0].Version, w.o.Servers[1].Version = "15.2.1544.4", "15.1.2507.40"
+		}, ErrLegacyPathBlocked, []string{"EX01 runs 15.2.1544.4", "15.2.1544.25", "EX02 runs 15.1.2507.40", "15.1.2507.55", "Worldwide", "31 October 2025"}},
+		{"worldwide, legacy asked for", func(w *world) { w.t.ModeSetting = "legacy-first-party" }, ErrLegacyPathBlocked, []string{"mode legacy-first-party is set"}},
+		{"override of a documented path", func(w *world) {
+			open := false
+			w.t.LegacyFirstPartyBlocked = &open
+		}, ErrInvalidSetting, []string{LegacyPathOverrideField}},
 		{"unknown mode", func(w *world) { w.t.ModeSetting = "hybrid" }, ErrInvalidSetting, []string{"\"hybrid\""}},
 		{"cloud mismatch", func(w *world) { w.t.Cloud = "china" }, ErrInvalidSetting, []string{"does not match"}},
 		{"no initial domain", func(w *world) { w.t.InitialDomain = "" }, ErrMissingInput, []string{"initial_domain"}},
@@ -299,7 +307,9 @@ func TestForeignDomainsRefused(t *testing.T) {
 		})
 	}
 	t.Run("no Entra domains: warned, not refused", func(t *testing.T) {
-		w := contoso("global")
+		// Legacy mode (so no dedicated-app domain rule applies), in a cloud
+		// where the first-party path is open.
+		w := contoso("gcchigh")
 		w.t.ModeSetting = "legacy-first-party"
 		w.t.SMTPDomains = []string{"tailspin.com"}
 		w.o.TenantDomains = nil

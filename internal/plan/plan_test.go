@@ -2,6 +2,7 @@ package plan
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
 	"slices"
 	"strings"
@@ -93,7 +94,7 @@ func TestFreshTenant(t *testing.T) {
 func TestSecondRunWritesNothing(t *testing.T) {
 	scenarios := map[string]func() world{
 		"global dedicated": func() world { return contoso("global") },
-		"global legacy":    func() world { w := contoso("global"); w.t.ModeSetting = "legacy-first-party"; return w },
+		"gcc high legacy":  func() world { w := contoso("gcchigh"); w.t.ModeSetting = "legacy-first-party"; return w },
 		"gcc high":         func() world { return contoso("gcchigh") },
 		"21vianet":         func() world { return contoso("china") },
 		"pre-2013 server":  func() world { w := contoso("global"); addExchange2010(&w); return w },
@@ -224,7 +225,10 @@ func TestAvailabilityAddressSpace(t *testing.T) {
 		w := contoso("global")
 		addExchange2010(&w)
 		d, warn := mustDerive(t, w)
-		if d.Mode != ModeLegacyFirstParty || !slices.ContainsFunc(warn, func(s string) bool { return strings.Contains(s, "31 October 2025") }) {
+		// Exchange 2010 makes no OAuth calls of its own (its mailboxes go
+		// through the availability address space and a newer server), so
+		// it neither blocks the dedicated application nor draws a warning.
+		if d.Mode != ModeDedicatedApp || slices.ContainsFunc(warn, func(s string) bool { return strings.Contains(s, "EX2010") }) {
 			t.Errorf("auto mode with Exchange 2010: %s, warnings %q", d.Mode, warn)
 		}
 		if d.OnPremEWSURL != "https://mail.contoso.com/EWS/Exchange.asmx" {
@@ -297,8 +301,10 @@ func TestLegacyVersusDedicated(t *testing.T) {
 		w := contoso("gcchigh")
 		w.t.ModeSetting = "legacy-first-party"
 		d, warn := mustDerive(t, w)
-		if len(warn) != 0 {
-			t.Errorf("GCC High is not covered by the block; warnings %q", warn)
+		// GCC High is not covered by the block: legacy is allowed, with a
+		// note that auto would choose the dedicated application.
+		if len(warn) != 1 || !strings.Contains(warn[0], "mode auto would choose the dedicated") {
+			t.Errorf("warnings %q", warn)
 		}
 		actions := BuildPlan(d, w.o, genNow)
 		assertChanges(t, actions, map[Step]Change{
@@ -308,12 +314,12 @@ func TestLegacyVersusDedicated(t *testing.T) {
 		assertMentions(t, byStep(actions)[StepKeys], "first-party service principal", "1 key to add")
 		assertMentions(t, byStep(actions)[StepDedicatedApp], "legacy-first-party mode", "set in the inventory")
 	})
-	t.Run("legacy in the worldwide cloud warns", func(t *testing.T) {
+	t.Run("legacy in the worldwide cloud is refused", func(t *testing.T) {
 		w := contoso("global")
 		w.t.ModeSetting = "legacy-first-party"
-		_, warn := mustDerive(t, w)
-		if len(warn) != 1 || !strings.Contains(warn[0], "blocked EWS") {
-			t.Errorf("warnings %q", warn)
+		_, _, err := Derive(w.t, w.p, w.o)
+		if !errors.Is(err, ErrLegacyPathBlocked) || !strings.Contains(err.Error(), "blocked EWS") || !strings.Contains(err.Error(), "mode legacy-first-party is set") {
+			t.Errorf("err %v, want LegacyPathBlocked naming the mode setting", err)
 		}
 	})
 	t.Run("dedicated migrates the legacy key off the first-party SP", func(t *testing.T) {

@@ -21,6 +21,10 @@ type TenantFacts struct {
 	SPNHosts              []string `json:"spn_hosts,omitempty"`
 	OnPremMailbox         string   `json:"onprem_mailbox,omitempty"`
 	CloudMailbox          string   `json:"cloud_mailbox,omitempty"`
+	// LegacyFirstPartyBlocked states whether Exchange Online still accepts
+	// the shared first-party path in the tenant's cloud, where the product
+	// can only infer it (GCC); nil takes the cloud's rule (LegacyPath).
+	LegacyFirstPartyBlocked *bool `json:"legacy_first_party_blocked,omitempty"`
 }
 
 // Observed is everything discovery read, as plain data.

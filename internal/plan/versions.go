@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/hybridflow/hybridflow/internal/cloud"
 )
 
 // Build is an Exchange build number, major.minor.build.revision.
@@ -97,6 +99,8 @@ func ParseBuild(s string) (Build, error) {
 type Server struct {
 	Name  string `json:"name"`
 	Build Build  `json:"build"`
+	// Roles is ServerRole as reported ("Mailbox, ClientAccess", "Edge").
+	Roles string `json:"roles,omitempty"`
 }
 
 // milestone is a build a rule compares against, with the words an admin
@@ -109,12 +113,13 @@ type milestone struct {
 func (m milestone) String() string { return m.Build.String() + " (" + m.Label + ")" }
 
 // exchange2013SP1 is the build from which Exchange speaks OAuth to Exchange
-// Online by itself; older servers need an availability address space
-// (FACTS §1 step 8, seed 001).
+// Online by itself; older servers need an availability address space.
 var exchange2013SP1 = milestone{Build{15, 0, 847, 32}, "Exchange 2013 SP1"}
 
 // The April 2025 hotfix of each line still in support is the first build
-// that can use the dedicated Exchange hybrid application (FACTS §2).
+// that can use the dedicated Exchange hybrid application (the build table
+// of Microsoft's Get-ExchangeBuildVersionInformation.ps1; see
+// docs/microsoft-behaviour.md).
 var (
 	seRTM       = milestone{Build{15, 2, 2562, 17}, "Exchange Server SE RTM"}
 	ex2019CU15  = milestone{Build{15, 2, 1748, 24}, "Exchange 2019 CU15 with the April 2025 hotfix"}
@@ -219,8 +224,8 @@ func SupportsDedicatedApp(servers []Server) (bool, string) {
 	return false, fmt.Sprintf("the dedicated Exchange hybrid application needs the April 2025 hotfix on every server, but %s%s", gaps[0], more)
 }
 
-// Mode is how the OAuth trust is anchored in Entra (FACTS §2). The values
-// are those of the inventory's mode setting.
+// Mode is how the OAuth trust is anchored in Entra. The values are those
+// of the inventory's mode setting.
 type Mode string
 
 const (
@@ -229,46 +234,344 @@ const (
 )
 
 // Errors a caller classifies as non-retryable: retrying cannot change a
-// server build or a typo in the inventory.
+// server build, a cloud's rules or a typo in the inventory.
 var (
 	ErrUnsupportedVersion = errors.New("unsupported Exchange version")
 	ErrInvalidSetting     = errors.New("invalid setting")
+	// ErrLegacyPathBlocked: the tenant would need the shared first-party
+	// path in a cloud where Exchange Online refuses it, so a setup or
+	// renewal on that path could never verify.
+	ErrLegacyPathBlocked = errors.New("legacy first-party path blocked")
 )
 
-// ChooseMode turns the inventory's mode setting into the mode to run.
-// "auto" (or empty) prefers the dedicated application whenever every server
-// can use it, because the shared first-party path is blocked for EWS in the
-// worldwide cloud and 21Vianet. An explicit dedicated-app on servers that
-// cannot use it is an error rather than a silent fallback: the operator
-// asked for something the servers cannot do, and only an upgrade or a
-// different setting fixes that.
-func ChooseMode(setting string, servers []Server) (Mode, string, error) {
-	ok, why := SupportsDedicatedApp(servers)
-	switch s := strings.ToLower(strings.TrimSpace(setting)); s {
-	case "", "auto":
-		if ok {
-			return ModeDedicatedApp, "mode auto chose the dedicated Exchange hybrid application: " + why, nil
-		}
-		return ModeLegacyFirstParty, "mode auto chose the shared first-party service principal: " + why, nil
-	case string(ModeDedicatedApp):
-		if ok {
-			return ModeDedicatedApp, "mode dedicated-app is set in the inventory and " + why, nil
-		}
-		gaps := dedicatedGaps(servers)
-		names := make([]string, 0, len(gaps))
-		for _, g := range gaps {
-			names = append(names, g.String())
-		}
-		if len(servers) == 0 {
-			names = append(names, "no Exchange servers were reported")
-		}
-		err := fmt.Errorf("%w: mode dedicated-app is set but the dedicated Exchange hybrid application needs the April 2025 hotfix on every server: %s; upgrade them or set mode to auto or legacy-first-party",
-			ErrUnsupportedVersion, strings.Join(names, "; "))
-		return "", err.Error(), err
-	case string(ModeLegacyFirstParty):
-		return ModeLegacyFirstParty, "mode legacy-first-party is set in the inventory", nil
-	default:
-		err := fmt.Errorf("%w: mode %q (valid: auto, dedicated-app, legacy-first-party)", ErrInvalidSetting, setting)
-		return "", err.Error(), err
+// legacyBlockDate is the day Exchange Online stopped accepting EWS calls
+// from Exchange servers through the shared first-party service principal
+// (docs/microsoft-behaviour.md, "Mode choice and mixed builds").
+const legacyBlockDate = "31 October 2025"
+
+// LegacyPathOverrideField is the inventory field that states the
+// first-party path's status where the product only infers it.
+const LegacyPathOverrideField = "overrides.legacy_first_party_blocked"
+
+// FirstPartyPath is whether Exchange Online accepts on-prem EWS calls
+// through the shared first-party service principal in a tenant's cloud.
+type FirstPartyPath struct {
+	Blocked bool
+	// Unconfirmed: the status is inferred, not stated by Microsoft (GCC is
+	// served by the worldwide endpoints, so it is taken to share the
+	// worldwide block).
+	Unconfirmed bool
+	// Overridden: the inventory set the status.
+	Overridden bool
+	// Cloud is the cloud's display name, for messages.
+	Cloud string
+}
+
+// LegacyPath returns the first-party path's status in a cloud. Microsoft
+// states the block for the worldwide cloud and 21Vianet; GCC shares the
+// worldwide endpoints and is treated as blocked, which is unconfirmed and
+// therefore the one status an inventory may override. An override where
+// the status is documented is refused, naming the field: it would bring
+// back a path Microsoft has closed.
+func LegacyPath(p cloud.Profile, override *bool) (FirstPartyPath, error) {
+	fp := FirstPartyPath{Cloud: p.DisplayName}
+	switch p.Name {
+	case cloud.Global, cloud.China:
+		fp.Blocked = true
+	case cloud.GCC:
+		fp.Blocked, fp.Unconfirmed = true, true
 	}
+	if override == nil {
+		return fp, nil
+	}
+	if !fp.Unconfirmed {
+		if *override == fp.Blocked {
+			fp.Overridden = true
+			return fp, nil
+		}
+		state := "open"
+		if fp.Blocked {
+			state = "blocked since " + legacyBlockDate
+		}
+		return fp, fmt.Errorf("%w: %s is %v, but Microsoft documents the first-party path in %s as %s; only a status Microsoft has not confirmed (GCC) can be overridden",
+			ErrInvalidSetting, LegacyPathOverrideField, *override, p.DisplayName, state)
+	}
+	fp.Blocked, fp.Overridden = *override, true
+	return fp, nil
+}
+
+// state is the path's status in words, with where it comes from.
+func (fp FirstPartyPath) state() string {
+	s := "Exchange Online still accepts EWS through the shared first-party service principal in " + fp.Cloud
+	if fp.Blocked {
+		s = "Exchange Online has blocked EWS through the shared first-party service principal in " + fp.Cloud + " since " + legacyBlockDate
+	}
+	switch {
+	case fp.Overridden && fp.Unconfirmed:
+		s += " (as " + LegacyPathOverrideField + " says; the product could not confirm it for this cloud)"
+	case fp.Overridden:
+		s += " (as " + LegacyPathOverrideField + " says)"
+	case fp.Unconfirmed:
+		s += " (inferred: " + fp.Cloud + " uses the worldwide endpoints; unconfirmed, " + LegacyPathOverrideField + " can state it)"
+	}
+	return s
+}
+
+// ParseServers reads the builds of Get-ExchangeServer's rows. A row whose
+// version cannot be read is an error naming the server: guessing a build
+// would mean guessing the mode.
+func ParseServers(rows []ExchangeServer) ([]Server, error) {
+	out := make([]Server, 0, len(rows))
+	var bad []string
+	for _, r := range rows {
+		b, err := ParseBuild(r.Version)
+		if err != nil {
+			bad = append(bad, fmt.Sprintf("%s reports version %q", r.Name, r.Version))
+			continue
+		}
+		out = append(out, Server{Name: r.Name, Build: b, Roles: r.Roles})
+	}
+	if len(bad) > 0 {
+		return out, fmt.Errorf("%w: cannot read the Exchange build of %s, and the mode depends on it", ErrMissingInput, strings.Join(bad, "; "))
+	}
+	return out, nil
+}
+
+// hasRole reports whether a ServerRole text ("Mailbox, ClientAccess")
+// names the role.
+func hasRole(roles, role string) bool {
+	for _, r := range strings.Split(roles, ",") {
+		if strings.EqualFold(strings.TrimSpace(r), role) {
+			return true
+		}
+	}
+	return false
+}
+
+// HybridCallServers are the servers whose builds decide the mode: the
+// Mailbox servers, which make the EWS calls to Exchange Online for their
+// mailboxes (free/busy, MailTips, photos) and answer Exchange Online's.
+// A server with no role reported counts: unknown is treated as relevant.
+// Edge Transport servers never make these calls (Microsoft's script skips
+// them), nor does a Client Access-only Exchange 2013 server, which proxies
+// to a Mailbox server. A Mailbox server older than Exchange 2013 SP1
+// cannot speak OAuth itself; its mailboxes reach Exchange Online through
+// the availability address space and a newer server, so it is left out
+// too (step 8 covers it).
+func HybridCallServers(servers []Server) []Server {
+	var out []Server
+	for _, s := range servers {
+		if strings.TrimSpace(s.Roles) != "" && !hasRole(s.Roles, "Mailbox") {
+			continue
+		}
+		if s.Build.Less(exchange2013SP1.Build) {
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// ModeInput is what the mode decision reads.
+type ModeInput struct {
+	// Setting is the inventory's mode: "", auto, dedicated-app or
+	// legacy-first-party.
+	Setting string
+	// Path is the first-party path's status in the tenant's cloud
+	// (LegacyPath).
+	Path FirstPartyPath
+	// Servers are every Exchange server discovery found (ParseServers);
+	// the decision keeps the HybridCallServers among them.
+	Servers []Server
+}
+
+// ModeDecision is the mode to run, why, and what deserves a look.
+type ModeDecision struct {
+	Mode     Mode
+	Reason   string
+	Warnings []string
+}
+
+// DecideMode chooses how the tenant's OAuth trust is anchored, as
+// Microsoft's ConfigureExchangeHybridApplication.ps1 decides it:
+//
+//   - The dedicated application is chosen when at least one server that
+//     makes hybrid calls (HybridCallServers) has the April 2025 hotfix for
+//     its line. Older servers do not block it: they keep using the shared
+//     first-party path until updated, and a warning names each one with
+//     the build it needs.
+//   - With no qualifying server, auto falls back to the shared first-party
+//     path only where Exchange Online still accepts it. Where it is
+//     blocked the decision fails with ErrLegacyPathBlocked, naming the
+//     servers, the builds they need and the cloud: a setup on that path
+//     could never verify.
+//   - An explicit legacy-first-party where the path is blocked fails the
+//     same way, naming the field mode. An explicit dedicated-app with no
+//     qualifying server fails with ErrUnsupportedVersion.
+func DecideMode(in ModeInput) (ModeDecision, error) {
+	candidates := HybridCallServers(in.Servers)
+	var ok []Server
+	var gaps []gap
+	for _, s := range candidates {
+		if fine, need := dedicatedMinimum(s.Build); fine {
+			ok = append(ok, s)
+		} else {
+			gaps = append(gaps, gap{s, need})
+		}
+	}
+	setting := strings.ToLower(strings.TrimSpace(in.Setting))
+	switch setting {
+	case "", "auto":
+		setting = "auto"
+	case string(ModeDedicatedApp), string(ModeLegacyFirstParty):
+	default:
+		return ModeDecision{}, fmt.Errorf("%w: mode %q (valid: auto, dedicated-app, legacy-first-party)", ErrInvalidSetting, in.Setting)
+	}
+
+	if len(ok) > 0 && setting != string(ModeLegacyFirstParty) {
+		d := ModeDecision{Mode: ModeDedicatedApp}
+		lead := "mode auto chose the dedicated Exchange hybrid application: "
+		if setting == string(ModeDedicatedApp) {
+			lead = "mode dedicated-app is set in the inventory and "
+		}
+		d.Reason = lead + qualifyingSummary(ok, candidates)
+		d.Warnings = mixedBuildWarnings(gaps, in.Path)
+		return d, nil
+	}
+
+	switch setting {
+	case string(ModeDedicatedApp):
+		return ModeDecision{}, fmt.Errorf("%w: mode dedicated-app is set but no server that makes hybrid calls can use the dedicated Exchange hybrid application: %s; update at least one Mailbox server to the April 2025 hotfix, or set mode to auto",
+			ErrUnsupportedVersion, noneQualifies(gaps))
+	case string(ModeLegacyFirstParty):
+		if in.Path.Blocked {
+			fix := "update at least one Mailbox server to the April 2025 hotfix and set mode to auto: " + noneQualifies(gaps)
+			if len(ok) > 0 {
+				fix = "set mode to auto or dedicated-app: " + qualifyingSummary(ok, candidates)
+			}
+			return ModeDecision{}, fmt.Errorf("%w: mode legacy-first-party is set in the inventory, but %s, so verification could never pass; %s",
+				ErrLegacyPathBlocked, in.Path.state(), fix)
+		}
+		d := ModeDecision{Mode: ModeLegacyFirstParty, Reason: "mode legacy-first-party is set in the inventory; " + in.Path.state()}
+		if len(ok) > 0 {
+			d.Warnings = append(d.Warnings, "mode legacy-first-party is set although "+qualifyingSummary(ok, candidates)+"; mode auto would choose the dedicated Exchange hybrid application")
+		}
+		return d, nil
+	}
+	// auto, nothing qualifies.
+	if in.Path.Blocked {
+		return ModeDecision{}, fmt.Errorf("%w: mode auto found no server that can use the dedicated Exchange hybrid application (%s), and %s, so the shared path could never verify; update at least one Mailbox server to the April 2025 hotfix (every one, for free/busy of all mailboxes)",
+			ErrLegacyPathBlocked, noneQualifies(gaps), in.Path.state())
+	}
+	return ModeDecision{Mode: ModeLegacyFirstParty,
+		Reason: fmt.Sprintf("mode auto chose the shared first-party service principal: no server that makes hybrid calls can use the dedicated Exchange hybrid application (%s); %s", noneQualifies(gaps), in.Path.state())}, nil
+}
+
+// qualifyingSummary names how many of the servers that make hybrid calls
+// qualify, and the oldest of them.
+func qualifyingSummary(ok, candidates []Server) string {
+	lowest := ok[0]
+	for _, s := range ok[1:] {
+		if s.Build.Less(lowest.Build) {
+			lowest = s
+		}
+	}
+	if len(ok) == len(candidates) {
+		return fmt.Sprintf("all %d Mailbox servers have the April 2025 hotfix or later (oldest: %s at %s)", len(ok), lowest.Name, lowest.Build)
+	}
+	return fmt.Sprintf("%d of %d Mailbox servers have the April 2025 hotfix or later (oldest of them: %s at %s)", len(ok), len(candidates), lowest.Name, lowest.Build)
+}
+
+// noneQualifies explains why no server qualifies.
+func noneQualifies(gaps []gap) string {
+	if len(gaps) == 0 {
+		return "no Exchange Mailbox server of Exchange 2013 SP1 or later was reported (Get-ExchangeServer)"
+	}
+	parts := make([]string, 0, len(gaps))
+	for _, g := range gaps {
+		parts = append(parts, g.String())
+	}
+	return strings.Join(parts, "; ")
+}
+
+// mixedBuildWarnings names each server below its minimum when the
+// dedicated application is chosen, with what it means in the cloud.
+func mixedBuildWarnings(gaps []gap, path FirstPartyPath) []string {
+	out := make([]string, 0, len(gaps))
+	for _, g := range gaps {
+		if path.Blocked {
+			out = append(out, fmt.Sprintf("%s: until it is updated it keeps using the shared first-party path, which %s, so free/busy, MailTips and photos for its mailboxes do not work",
+				g, path.state()))
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s: until it is updated it keeps using the shared first-party path (%s), which needs the auth certificate's key on the first-party service principal; the remove-legacy-key step takes it away, so skip that step (--skip-step remove-legacy-key) until every Mailbox server is updated",
+			g, path.state()))
+	}
+	return out
+}
+
+// RenewalModeInput is what the renewal's mode decision reads.
+type RenewalModeInput struct {
+	// Requested is the renewal's own mode: "", detect, dedicated-app or
+	// legacy-first-party.
+	Requested string
+	// Setting is the inventory's mode (auto by default).
+	Setting string
+	Path    FirstPartyPath
+	// DedicatedAppID is the evoSTS auth server's ApplicationIdentifier:
+	// set once the organisation uses the dedicated application.
+	DedicatedAppID string
+	Servers        []Server
+}
+
+// RenewalMode decides where a renewal keeps the auth certificate's keys,
+// by the same rule as DecideMode:
+//
+//   - requested dedicated-app, or detected (the evoSTS auth server names
+//     an application): the dedicated application;
+//   - requested legacy-first-party: the first-party service principal,
+//     refused with ErrLegacyPathBlocked where that path is blocked;
+//   - detected legacy (no application named) where the first-party path
+//     still works: the first-party service principal, which is what the
+//     organisation uses;
+//   - detected legacy where the path is blocked: the organisation's trust
+//     cannot work as it is, so DecideMode chooses: the dedicated
+//     application when a server qualifies (the renewal then keeps the
+//     on-prem certificate current, and setup moves the tenant), else
+//     ErrLegacyPathBlocked.
+func RenewalMode(in RenewalModeInput) (ModeDecision, error) {
+	switch strings.ToLower(strings.TrimSpace(in.Requested)) {
+	case string(ModeDedicatedApp):
+		return ModeDecision{Mode: ModeDedicatedApp, Reason: "mode dedicated-app requested"}, nil
+	case string(ModeLegacyFirstParty):
+		if in.Path.Blocked {
+			return ModeDecision{}, fmt.Errorf("%w: the renewal's mode legacy-first-party was requested, but %s; renew with mode detect or dedicated-app",
+				ErrLegacyPathBlocked, in.Path.state())
+		}
+		return ModeDecision{Mode: ModeLegacyFirstParty, Reason: "mode legacy-first-party requested; " + in.Path.state()}, nil
+	case "", "detect":
+	default:
+		return ModeDecision{}, fmt.Errorf("%w: renewal mode %q (valid: detect, dedicated-app, legacy-first-party)", ErrInvalidSetting, in.Requested)
+	}
+	if in.DedicatedAppID != "" {
+		return ModeDecision{Mode: ModeDedicatedApp, Reason: "detected: the evoSTS auth server uses application " + in.DedicatedAppID}, nil
+	}
+	if !in.Path.Blocked {
+		d := ModeDecision{Mode: ModeLegacyFirstParty, Reason: "detected: no evoSTS auth server names a dedicated application, and " + in.Path.state()}
+		if sd, err := DecideMode(ModeInput{Setting: in.Setting, Path: in.Path, Servers: in.Servers}); err == nil && sd.Mode == ModeDedicatedApp {
+			d.Warnings = append(d.Warnings, "the organisation still uses the shared first-party path although setup would choose the dedicated Exchange hybrid application ("+sd.Reason+"); hybridflow migrate moves it")
+		}
+		return d, nil
+	}
+	sd, err := DecideMode(ModeInput{Setting: in.Setting, Path: in.Path, Servers: in.Servers})
+	if err != nil {
+		return ModeDecision{}, fmt.Errorf("no evoSTS auth server names a dedicated application: %w", err)
+	}
+	if sd.Mode != ModeDedicatedApp {
+		// DecideMode never chooses the blocked path; kept so a change there
+		// cannot make a renewal silently use it.
+		return ModeDecision{}, fmt.Errorf("%w: no evoSTS auth server names a dedicated application and %s", ErrLegacyPathBlocked, in.Path.state())
+	}
+	sd.Reason = "no evoSTS auth server names a dedicated application yet, and " + in.Path.state() + ", so the renewal follows setup's choice: " + sd.Reason
+	return sd, nil
 }

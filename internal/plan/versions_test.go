@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"testing/quick"
+
+	"github.com/hybridflow/hybridflow/internal/cloud"
 )
 
 func TestParseBuild(t *testing.T) {
@@ -164,37 +166,202 @@ func TestSupportsDedicatedAppReasons(t *testing.T) {
 	}
 }
 
-func TestChooseMode(t *testing.T) {
-	good := []Server{srv("EX01", "15.2.2562.17"), srv("EX02", "15.2.1748.24")}
-	old := []Server{srv("EX01", "15.2.2562.17"), srv("EX02", "15.2.1748.23"), srv("EX13", "15.0.1497.2")}
+func mbx(name, build string) Server {
+	s := srv(name, build)
+	s.Roles = "Mailbox"
+	return s
+}
+
+func pathOf(t *testing.T, c cloud.Name) FirstPartyPath {
+	t.Helper()
+	fp, err := LegacyPath(cloud.MustLookup(string(c)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fp
+}
+
+// TestDecideMode follows Microsoft's script (shared/reference/hybrid-facts.md
+// (b) "Minimum builds (Apr25HU) and mixed builds": mixed builds are safe,
+// Edge is skipped, the first-party path is blocked worldwide and in
+// 21Vianet since 31 Oct 2025).
+func TestDecideMode(t *testing.T) {
+	good := []Server{mbx("EX01", "15.2.2562.17"), mbx("EX02", "15.2.1748.24")}
+	mixed := []Server{mbx("EX01", "15.2.2562.17"), mbx("EX02", "15.2.1748.23"), mbx("EX13", "15.0.1497.2")}
+	old := []Server{mbx("EX01", "15.2.1544.4"), mbx("EX02", "15.1.2507.40")}
+	edgeOnlyGood := []Server{mbx("EX01", "15.2.1544.4"), {Name: "EDGE01", Build: Build{15, 2, 2562, 17}, Roles: "Edge"}}
+	cas2013 := []Server{mbx("EX01", "15.2.1544.4"), {Name: "CAS13", Build: Build{15, 0, 1497, 2}, Roles: "ClientAccess"}}
+	pre2013SP1 := []Server{mbx("EX2010", "14.3.123.4"), mbx("EX2013", "15.0.712.24")}
+	noRole := []Server{srv("EX01", "15.2.1544.4")}
 	cases := []struct {
 		name    string
 		setting string
+		cloud   cloud.Name
 		servers []Server
 		want    Mode
 		err     error
 		mention []string
+		warns   []string // one warning per entry, each naming the server and build
 	}{
-		{"auto supported", "auto", good, ModeDedicatedApp, nil, []string{"auto", "dedicated"}},
-		{"empty means auto", "", good, ModeDedicatedApp, nil, []string{"auto"}},
-		{"auto on old servers", "AUTO", old, ModeLegacyFirstParty, nil, []string{"first-party", "EX02"}},
-		{"auto with no servers", "auto", nil, ModeLegacyFirstParty, nil, []string{"cannot be confirmed"}},
-		{"explicit dedicated", "dedicated-app", good, ModeDedicatedApp, nil, []string{"inventory"}},
-		{"explicit dedicated on old servers", "dedicated-app", old, "", ErrUnsupportedVersion, []string{"EX02 runs 15.2.1748.23", "EX13 runs 15.0.1497.2", "15.1.2507.55"}},
-		{"explicit dedicated without servers", "dedicated-app", nil, "", ErrUnsupportedVersion, []string{"no Exchange servers"}},
-		{"explicit legacy", "legacy-first-party", good, ModeLegacyFirstParty, nil, []string{"inventory"}},
-		{"typo", "dedicated", good, "", ErrInvalidSetting, []string{"dedicated"}},
+		{"auto, all qualify", "auto", cloud.Global, good, ModeDedicatedApp, nil, []string{"mode auto chose the dedicated", "all 2 Mailbox servers"}, nil},
+		{"empty means auto", "", cloud.Global, good, ModeDedicatedApp, nil, []string{"mode auto"}, nil},
+		{"auto, mixed builds worldwide", "AUTO", cloud.Global, mixed, ModeDedicatedApp, nil, []string{"1 of 3 Mailbox servers", "EX01"},
+			[]string{"EX02 runs 15.2.1748.23 (Exchange 2019) and needs at least 15.2.1748.24", "EX13 runs 15.0.1497.2 (Exchange 2013) and needs at least 15.1.2507.55"}},
+		{"auto, mixed builds GCC High", "auto", cloud.GCCHigh, mixed, ModeDedicatedApp, nil, []string{"1 of 3"},
+			[]string{"EX02 runs 15.2.1748.23", "EX13 runs 15.0.1497.2"}},
+		{"auto, none qualifies worldwide", "auto", cloud.Global, old, "", ErrLegacyPathBlocked, []string{"EX01 runs 15.2.1544.4", "15.2.1544.25", "EX02 runs 15.1.2507.40", "15.1.2507.55", "Worldwide", "31 October 2025"}, nil},
+		{"auto, none qualifies 21Vianet", "auto", cloud.China, old, "", ErrLegacyPathBlocked, []string{"21Vianet", "EX01 runs 15.2.1544.4"}, nil},
+		{"auto, none qualifies GCC (unconfirmed)", "auto", cloud.GCC, old, "", ErrLegacyPathBlocked, []string{"GCC", "unconfirmed", LegacyPathOverrideField}, nil},
+		{"auto, none qualifies GCC High", "auto", cloud.GCCHigh, old, ModeLegacyFirstParty, nil, []string{"shared first-party", "EX01 runs 15.2.1544.4", "still accepts"}, nil},
+		{"auto, none qualifies DoD", "auto", cloud.DoD, old, ModeLegacyFirstParty, nil, []string{"shared first-party"}, nil},
+		{"auto, no servers worldwide", "auto", cloud.Global, nil, "", ErrLegacyPathBlocked, []string{"no Exchange Mailbox server"}, nil},
+		{"auto, no servers GCC High", "auto", cloud.GCCHigh, nil, ModeLegacyFirstParty, nil, []string{"no Exchange Mailbox server"}, nil},
+		{"Edge never qualifies a tenant", "auto", cloud.Global, edgeOnlyGood, "", ErrLegacyPathBlocked, []string{"EX01 runs 15.2.1544.4"}, nil},
+		{"a 2013 Client Access-only server is not a caller", "auto", cloud.GCCHigh, cas2013, ModeLegacyFirstParty, nil, []string{"EX01"}, nil},
+		{"pre-2013-SP1 servers are not callers", "auto", cloud.Global, pre2013SP1, "", ErrLegacyPathBlocked, []string{"no Exchange Mailbox server of Exchange 2013 SP1"}, nil},
+		{"a server without a role counts", "auto", cloud.Global, noRole, "", ErrLegacyPathBlocked, []string{"EX01 runs 15.2.1544.4"}, nil},
+		{"explicit dedicated", "dedicated-app", cloud.Global, good, ModeDedicatedApp, nil, []string{"inventory"}, nil},
+		{"explicit dedicated, mixed builds", "dedicated-app", cloud.GCCHigh, mixed, ModeDedicatedApp, nil, []string{"inventory", "1 of 3"}, []string{"EX02 runs", "EX13 runs"}},
+		{"explicit dedicated, none qualifies", "dedicated-app", cloud.GCCHigh, old, "", ErrUnsupportedVersion, []string{"EX01 runs 15.2.1544.4", "EX02 runs 15.1.2507.40"}, nil},
+		{"explicit dedicated, no servers", "dedicated-app", cloud.Global, nil, "", ErrUnsupportedVersion, []string{"no Exchange Mailbox server"}, nil},
+		{"explicit legacy, open cloud", "legacy-first-party", cloud.GCCHigh, good, ModeLegacyFirstParty, nil, []string{"inventory"}, []string{"mode auto would choose the dedicated"}},
+		{"explicit legacy, blocked cloud", "legacy-first-party", cloud.Global, good, "", ErrLegacyPathBlocked, []string{"mode legacy-first-party is set", "Worldwide", "set mode to auto or dedicated-app"}, nil},
+		{"explicit legacy, blocked cloud, old servers", "legacy-first-party", cloud.China, old, "", ErrLegacyPathBlocked, []string{"mode legacy-first-party is set", "EX01 runs 15.2.1544.4"}, nil},
+		{"typo", "dedicated", cloud.Global, good, "", ErrInvalidSetting, []string{"dedicated"}, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			m, why, err := ChooseMode(c.setting, c.servers)
-			if m != c.want || !errors.Is(err, c.err) || (c.err == nil) != (err == nil) {
-				t.Fatalf("ChooseMode = %q, %q, %v; want %q, %v", m, why, err, c.want, c.err)
+			d, err := DecideMode(ModeInput{Setting: c.setting, Path: pathOf(t, c.cloud), Servers: c.servers})
+			if d.Mode != c.want || !errors.Is(err, c.err) || (c.err == nil) != (err == nil) {
+				t.Fatalf("DecideMode = %+v, %v; want %q, %v", d, err, c.want, c.err)
+			}
+			text := d.Reason
+			if err != nil {
+				text = err.Error()
 			}
 			for _, s := range c.mention {
-				if !strings.Contains(why, s) {
-					t.Errorf("reason %q should mention %q", why, s)
+				if !strings.Contains(text, s) {
+					t.Errorf("%q should mention %q", text, s)
 				}
+			}
+			if len(d.Warnings) != len(c.warns) {
+				t.Fatalf("warnings %q, want %d", d.Warnings, len(c.warns))
+			}
+			for i, w := range c.warns {
+				if !strings.Contains(d.Warnings[i], w) {
+					t.Errorf("warning %q should mention %q", d.Warnings[i], w)
+				}
+			}
+			if err == nil && d.Mode == ModeLegacyFirstParty && pathOf(t, c.cloud).Blocked {
+				t.Fatalf("legacy mode chosen where the first-party path is blocked")
+			}
+		})
+	}
+}
+
+// TestDecideModeNeverLegacyWhereBlocked: whatever the servers and the
+// setting, no decision puts a tenant on the blocked path.
+func TestDecideModeNeverLegacyWhereBlocked(t *testing.T) {
+	builds := []string{"15.2.2562.17", "15.2.1748.24", "15.2.1748.23", "15.2.1544.4", "15.1.2507.55", "15.1.2507.40", "15.0.1497.2", "14.3.123.4"}
+	roles := []string{"Mailbox", "Edge", "", "ClientAccess", "Mailbox, ClientAccess"}
+	r := rand.New(rand.NewSource(17))
+	for i := 0; i < 2000; i++ {
+		var servers []Server
+		for j := r.Intn(4); j > 0; j-- {
+			s := srv(fmt.Sprintf("EX%d", j), builds[r.Intn(len(builds))])
+			s.Roles = roles[r.Intn(len(roles))]
+			servers = append(servers, s)
+		}
+		for _, setting := range []string{"", "auto", "dedicated-app", "legacy-first-party"} {
+			for _, c := range []cloud.Name{cloud.Global, cloud.GCC, cloud.China} {
+				d, err := DecideMode(ModeInput{Setting: setting, Path: pathOf(t, c), Servers: servers})
+				if err == nil && d.Mode != ModeDedicatedApp {
+					t.Fatalf("%s, %s, %+v: chose %s", c, setting, servers, d.Mode)
+				}
+				if err != nil && !errors.Is(err, ErrLegacyPathBlocked) && !errors.Is(err, ErrUnsupportedVersion) {
+					t.Fatalf("%s, %s: unexpected error %v", c, setting, err)
+				}
+			}
+		}
+	}
+}
+
+func TestLegacyPath(t *testing.T) {
+	yes, no := true, false
+	cases := []struct {
+		cloud                  cloud.Name
+		override               *bool
+		blocked, unconf, valid bool
+	}{
+		{cloud.Global, nil, true, false, true},
+		{cloud.China, nil, true, false, true},
+		{cloud.GCC, nil, true, true, true},
+		{cloud.GCCHigh, nil, false, false, true},
+		{cloud.DoD, nil, false, false, true},
+		{cloud.GCC, &no, false, true, true},     // unconfirmed: the operator may state it
+		{cloud.GCC, &yes, true, true, true},     // and confirm it
+		{cloud.Global, &no, true, false, false}, // documented: refused, naming the field
+		{cloud.Global, &yes, true, false, true}, // agreeing with the documents is harmless
+		{cloud.GCCHigh, &yes, false, false, false},
+	}
+	for _, c := range cases {
+		fp, err := LegacyPath(cloud.MustLookup(string(c.cloud)), c.override)
+		if (err == nil) != c.valid {
+			t.Errorf("%s %v: err %v", c.cloud, c.override, err)
+			continue
+		}
+		if err != nil {
+			if !errors.Is(err, ErrInvalidSetting) || !strings.Contains(err.Error(), LegacyPathOverrideField) {
+				t.Errorf("%s: %v should be an invalid setting naming %s", c.cloud, err, LegacyPathOverrideField)
+			}
+			continue
+		}
+		if fp.Blocked != c.blocked || fp.Unconfirmed != c.unconf {
+			t.Errorf("%s %v: %+v", c.cloud, c.override, fp)
+		}
+	}
+}
+
+// TestRenewalMode: the renewal follows the organisation's configuration
+// where it can work, and setup's rule where the first-party path is
+// blocked, never renewing onto that path.
+func TestRenewalMode(t *testing.T) {
+	good := []Server{mbx("EX01", "15.2.2562.17")}
+	old := []Server{mbx("EX01", "15.2.1544.4")}
+	cases := []struct {
+		name      string
+		requested string
+		setting   string
+		cloud     cloud.Name
+		app       string
+		servers   []Server
+		want      Mode
+		err       error
+		mention   string
+	}{
+		{"configured dedicated", "", "", cloud.Global, appID, old, ModeDedicatedApp, nil, appID},
+		{"detect, configured dedicated", "detect", "", cloud.GCCHigh, appID, old, ModeDedicatedApp, nil, appID},
+		{"unconfigured, open cloud", "", "", cloud.GCCHigh, "", good, ModeLegacyFirstParty, nil, "still accepts"},
+		{"unconfigured worldwide, a server qualifies", "", "", cloud.Global, "", good, ModeDedicatedApp, nil, "follows setup's choice"},
+		{"unconfigured worldwide, none qualifies", "", "", cloud.Global, "", old, "", ErrLegacyPathBlocked, "EX01 runs 15.2.1544.4"},
+		{"unconfigured 21Vianet, inventory says legacy", "", "legacy-first-party", cloud.China, "", good, "", ErrLegacyPathBlocked, "mode legacy-first-party is set"},
+		{"requested legacy, blocked cloud", "legacy-first-party", "", cloud.Global, appID, good, "", ErrLegacyPathBlocked, "requested"},
+		{"requested legacy, open cloud", "legacy-first-party", "", cloud.DoD, appID, good, ModeLegacyFirstParty, nil, "requested"},
+		{"requested dedicated", "dedicated-app", "", cloud.Global, "", old, ModeDedicatedApp, nil, "requested"},
+		{"unknown request", "first-party", "", cloud.Global, "", good, "", ErrInvalidSetting, "first-party"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d, err := RenewalMode(RenewalModeInput{Requested: c.requested, Setting: c.setting, Path: pathOf(t, c.cloud), DedicatedAppID: c.app, Servers: c.servers})
+			if d.Mode != c.want || !errors.Is(err, c.err) || (c.err == nil) != (err == nil) {
+				t.Fatalf("RenewalMode = %+v, %v; want %q, %v", d, err, c.want, c.err)
+			}
+			text := d.Reason
+			if err != nil {
+				text = err.Error()
+			}
+			if !strings.Contains(text, c.mention) {
+				t.Errorf("%q should mention %q", text, c.mention)
 			}
 		})
 	}

@@ -569,18 +569,72 @@ func onpremGetExchangeCertificate(c *Call) ([]exchange.Row, *exchange.Error) {
 	if thumb == "" {
 		thumb = c.Params.String("Identity")
 	}
+	// Without -Server the shell reads the store of the server it runs on,
+	// which the simulator takes to hold every certificate (it is where
+	// New-ExchangeCertificate creates them).
+	server := strings.TrimSpace(c.Params.String("Server"))
+	var srv *ExchangeServer
+	if server != "" {
+		if srv = onpremFindServer(c.Org, server); srv == nil {
+			return nil, notFound("ExchangeServer", server)
+		}
+		if srv.Unreachable {
+			return nil, onpremServerUnreachable(srv.Name)
+		}
+	}
+	held := func(cert *ExchangeCertificate) bool { return srv == nil || !containsFold(cert.MissingOn, srv.Name) }
 	if thumb != "" {
 		cert := onpremFindCert(c.Org, thumb)
+		if cert != nil && !held(cert) {
+			cert = nil
+		}
 		if cert == nil {
+			if srv != nil {
+				return nil, onpremCertNotOnServer(srv.Name, thumb)
+			}
 			return nil, notFound("ExchangeCertificate", thumb)
 		}
 		return []exchange.Row{onpremCertRow(cert, now)}, nil
 	}
 	rows := make([]exchange.Row, 0, len(c.Org.Certificates))
 	for _, cert := range c.Org.Certificates {
-		rows = append(rows, onpremCertRow(cert, now))
+		if held(cert) {
+			rows = append(rows, onpremCertRow(cert, now))
+		}
 	}
 	return rows, nil
+}
+
+// onpremFindServer finds a server by name or by an FQDN whose first label
+// is its name, as -Server accepts both.
+func onpremFindServer(org *ExchangeOrg, id string) *ExchangeServer {
+	host, _, _ := strings.Cut(id, ".")
+	for i := range org.Servers {
+		if strings.EqualFold(org.Servers[i].Name, id) || strings.EqualFold(org.Servers[i].Name, host) {
+			return &org.Servers[i]
+		}
+	}
+	return nil
+}
+
+// onpremCertNotOnServer is the error Exchange gives when the server
+// answers but holds no certificate with the thumbprint: an RPC error
+// raised as InvalidOperationException, which Microsoft's monitoring
+// script reads as "reachable, certificate missing".
+func onpremCertNotOnServer(server, thumb string) *exchange.Error {
+	return &exchange.Error{Type: "System.InvalidOperationException",
+		Message:  fmt.Sprintf("A special Rpc error occurs on server %s: The certificate with thumbprint %s was not found.", server, thumb),
+		Category: "InvalidOperation"}
+}
+
+// onpremServerUnreachable stands for a server that cannot be contacted.
+// Exchange's exact exception for it is not in the reference; anything but
+// InvalidOperationException means "unreachable" to Microsoft's monitoring
+// script, so the simulator raises its own type.
+func onpremServerUnreachable(server string) *exchange.Error {
+	return &exchange.Error{Type: "HybridFlow.SimulatedServerUnreachableException",
+		Message:  fmt.Sprintf("A special Rpc error occurs on server %s: The RPC server is unavailable.", server),
+		Category: "ResourceUnavailable"}
 }
 
 // onpremSubjectCN extracts the common name from -SubjectName "cn=...".

@@ -184,6 +184,10 @@ type ExchangeServer struct {
 	Name    string `yaml:"name"`
 	Version string `yaml:"version"` // build, e.g. 15.2.1748.24
 	Roles   string `yaml:"roles,omitempty"`
+	// Unreachable: calls aimed at this server with -Server fail as a
+	// server that cannot be contacted does (its certificate store cannot
+	// be read).
+	Unreachable bool `yaml:"unreachable,omitempty"`
 }
 
 type AcceptedDomain struct {
@@ -234,6 +238,12 @@ type ExchangeCertificate struct {
 	Exportable bool      `yaml:"exportable"`
 	KeySize    int       `yaml:"key_size"`
 	DER        []byte    `yaml:"der"`
+	// MissingOn names the servers whose machine store lacks this
+	// certificate. Exchange's certificate servicelet copies the auth
+	// certificate to every server, so by default every server holds every
+	// certificate (a new one included); a server it did not reach is
+	// listed here.
+	MissingOn []string `yaml:"missing_on,omitempty"`
 }
 
 type IntraOrgConnector struct {

@@ -89,9 +89,14 @@ func Derive(t TenantFacts, p cloud.Profile, o Observed) (Desired, []string, erro
 		missing("the tenant's initial domain is not set (initial_domain)")
 	}
 
-	// Step 1 (FACTS §4).
-	d.ACS = AuthServerSpec{Name: p.ACSName, Type: AuthServerTypeACS, MetadataURL: p.ACSMetadataURL(d.InitialDomain)}
-	d.EvoSTS = AuthServerSpec{Name: p.EvoSTSName, Type: AuthServerTypeAzureAD, MetadataURL: p.EvoSTSMetadataURL(d.InitialDomain)}
+	// Step 1: the manual procedure's names and URLs for new servers; an
+	// existing server is the tenant's when its realm is the tenant ID,
+	// and the URL forms naming the tenant ID (the Hybrid Configuration
+	// Wizard's ACS URL) identify one whose realm is not known.
+	d.ACS = AuthServerSpec{Name: p.ACSName, Type: AuthServerTypeACS, MetadataURL: p.ACSMetadataURL(d.InitialDomain),
+		Realm: d.TenantID, OtherMetadataURLs: otherURLs(p.ACSMetadataURL, d.InitialDomain, d.TenantID)}
+	d.EvoSTS = AuthServerSpec{Name: p.EvoSTSName, Type: AuthServerTypeAzureAD, MetadataURL: p.EvoSTSMetadataURL(d.InitialDomain),
+		Realm: d.TenantID, OtherMetadataURLs: otherURLs(p.EvoSTSMetadataURL, d.InitialDomain, d.TenantID)}
 
 	// Routing and SMTP domains (steps 6, 7, 8).
 	routing, err := deriveRouting(t, p, o, d.InitialDomain)
@@ -136,9 +141,14 @@ func Derive(t TenantFacts, p cloud.Profile, o Observed) (Desired, []string, erro
 	}
 	d.OnPremAutodiscoverURL = deriveAutodiscover(t, o, smtp)
 
-	// Steps 6-8.
-	d.OnPremIOC = IOCSpec{Name: OnPremIOCName, DiscoveryEndpoint: p.AutodiscoverURL(), TargetAddressDomains: nonEmpty(routing)}
-	d.OnlineIOC = IOCSpec{Name: OnlineIOCName, DiscoveryEndpoint: d.OnPremAutodiscoverURL, TargetAddressDomains: smtp}
+	// Steps 6-8. Connectors pointing at an endpoint Microsoft uses for
+	// their direction are adopted whatever their name: towards Exchange
+	// Online the manual procedure's and the wizard's autodiscover hosts,
+	// towards on-premises the organisation's own hosts.
+	d.OnPremIOC = IOCSpec{Name: OnPremIOCName, DiscoveryEndpoint: p.AutodiscoverURL(), TargetAddressDomains: nonEmpty(routing),
+		AcceptedEndpoints: p.MicrosoftDiscoveryEndpoints()}
+	d.OnlineIOC = IOCSpec{Name: OnlineIOCName, DiscoveryEndpoint: d.OnPremAutodiscoverURL, TargetAddressDomains: smtp,
+		AcceptedEndpoints: onPremAutodiscoverEndpoints(o), AcceptedHostDomains: ownDomains(p, o, d.InitialDomain, routing, smtp)}
 	d.Availability = AvailabilitySpec{Needed: need, Reason: needWhy, ForestName: routing, ProxyURL: ews}
 
 	// Verification.
@@ -174,16 +184,15 @@ func Derive(t TenantFacts, p cloud.Profile, o Observed) (Desired, []string, erro
 		} else {
 			d.DedicatedAppName = DedicatedAppPrefix + guid
 		}
-		d.AuthServerDomains = dedupeDomains(o.TenantDomains)
-		if len(d.AuthServerDomains) == 0 && d.InitialDomain != "" {
-			d.AuthServerDomains = []string{d.InitialDomain}
-			warn = append(warn, "Entra reported no tenant domains; the evoSTS auth server's DomainName will be the initial domain only")
+		doms, err := authServerDomains(o, d.ACS, d.InitialDomain)
+		if err != nil {
+			errs = append(errs, err)
 		}
+		d.AuthServerDomains = doms
 		d.LegacyThumbprints = legacyThumbprints(o)
 	}
 
-	if len(o.TenantDomains) == 0 && mode != ModeDedicatedApp {
-		// Dedicated mode warns about the same gap above.
+	if len(o.TenantDomains) == 0 {
 		warn = append(warn, "Entra reported no verified tenant domains, so the inventory's domains could not be checked against the tenant")
 	}
 
@@ -191,6 +200,84 @@ func Derive(t TenantFacts, p cloud.Profile, o Observed) (Desired, []string, erro
 		return Desired{}, warn, errors.Join(errs...)
 	}
 	return d, warn, nil
+}
+
+// otherURLs are the metadata URL forms naming the tenant ID, when they
+// differ from the one naming the initial domain.
+func otherURLs(format func(string) string, initial, tenantID string) []string {
+	if tenantID == "" || strings.EqualFold(format(tenantID), format(initial)) {
+		return nil
+	}
+	return []string{format(tenantID)}
+}
+
+// onPremAutodiscoverEndpoints are the autodiscover endpoints on the hosts
+// the on-prem virtual directories publish externally: where the Hybrid
+// Configuration Wizard points the Exchange Online → on-premises connector
+// (https://mail.contoso.com/autodiscover/autodiscover.svc).
+func onPremAutodiscoverEndpoints(o Observed) []string {
+	var out []string
+	for _, v := range o.VirtualDirectories {
+		if h := cloud.HostOfURL(v.ExternalURL); h != "" {
+			out = appendFold(out, "https://"+h+"/autodiscover/autodiscover.svc")
+		}
+	}
+	return out
+}
+
+// ownDomains are the organisation's own (not Microsoft-owned) domains:
+// the SMTP domains the connectors serve and every other accepted domain.
+func ownDomains(p cloud.Profile, o Observed, initial, routing string, smtp []string) []string {
+	out := slices.Clone(smtp)
+	for _, a := range o.AcceptedDomains {
+		dn := normDomain(a.DomainName)
+		if dn == "" || strings.Contains(dn, "*") || dn == initial || dn == routing || p.IsRoutingDomain(dn) || p.IsInitialDomain(dn) || microsoftOwned(dn) || slices.Contains(out, dn) {
+			continue
+		}
+		out = append(out, dn)
+	}
+	return out
+}
+
+// authServerDomains is the evoSTS server's DomainName, chosen the way
+// Microsoft's ConfigureExchangeHybridApplication.ps1 chooses it: when the
+// tenant has exactly one enabled ACS auth server with DomainName values
+// (the Hybrid Configuration Wizard sets the on-prem and routing domains
+// there), those; otherwise every on-prem accepted domain that is also a
+// verified domain of the tenant, except the initial domain. An empty
+// result is an error: Exchange could not tell which tenant the server
+// serves.
+func authServerDomains(o Observed, acs AuthServerSpec, initial string) ([]string, error) {
+	var withDomains []AuthServer
+	for _, s := range o.AuthServers {
+		if IsTenantAuthServer(s, acs) && s.Enabled && len(dedupeDomains(s.DomainName)) > 0 {
+			withDomains = append(withDomains, s)
+		}
+	}
+	if len(withDomains) == 1 {
+		return dedupeDomains(withDomains[0].DomainName), nil
+	}
+	tenant := dedupeDomains(o.TenantDomains)
+	var out []string
+	for _, a := range o.AcceptedDomains {
+		dn := normDomain(a.DomainName)
+		if dn != "" && dn != initial && slices.Contains(tenant, dn) && !slices.Contains(out, dn) {
+			out = append(out, dn)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: the evoSTS auth server's DomainName cannot be chosen: no enabled ACS auth server of the tenant lists domains, and no on-premises accepted domain other than the initial domain is a verified domain of the tenant in Entra (accepted: %s; Entra: %s)",
+			ErrMissingInput, orNone(strings.Join(acceptedNames(o), ", ")), orNone(strings.Join(tenant, ", ")))
+	}
+	return out, nil
+}
+
+func acceptedNames(o Observed) []string {
+	var out []string
+	for _, a := range o.AcceptedDomains {
+		out = append(out, normDomain(a.DomainName))
+	}
+	return out
 }
 
 // foreignDomains checks every domain the inventory sets (and the plan

@@ -239,12 +239,42 @@ func TestDeriveDiscovery(t *testing.T) {
 			t.Errorf("key %+v", k)
 		}
 	})
-	t.Run("no tenant domains: the initial domain, with a warning", func(t *testing.T) {
+	// shared/reference/hybrid-facts.md (b) "Set-AuthServer": with no ACS
+	// server listing domains, accepted ∩ tenant domains minus the initial
+	// domain, and a stop when that is empty.
+	t.Run("no tenant domains and no ACS domains: a clear error", func(t *testing.T) {
 		w := contoso("global")
 		w.o.TenantDomains = nil
-		d, warn := mustDerive(t, w)
-		if !slices.Equal(d.AuthServerDomains, []string{"contoso.onmicrosoft.com"}) || len(warn) != 1 {
-			t.Errorf("domains %v, warnings %q", d.AuthServerDomains, warn)
+		_, _, err := Derive(w.t, w.p, w.o)
+		if !errors.Is(err, ErrMissingInput) || !strings.Contains(err.Error(), "evoSTS auth server's DomainName cannot be chosen") {
+			t.Errorf("err = %v", err)
+		}
+	})
+	t.Run("evoSTS domains: accepted and tenant domains without the initial one", func(t *testing.T) {
+		w := contoso("global")
+		w.o.TenantDomains = append(w.o.TenantDomains, "contoso.mail.onmicrosoft.com", "cloudonly.example")
+		d, _ := mustDerive(t, w)
+		if want := []string{"contoso.com", "fabrikam.com", "contoso.mail.onmicrosoft.com"}; !slices.Equal(d.AuthServerDomains, want) {
+			t.Errorf("domains %v, want %v", d.AuthServerDomains, want)
+		}
+	})
+	t.Run("evoSTS domains: copied from the one ACS server that lists some", func(t *testing.T) {
+		w := contoso("global")
+		w.o.TenantDomains = nil // not needed when the ACS server decides
+		w.o.AuthServers = []AuthServer{
+			{Name: "ACS - 1", Type: "MicrosoftACS", Realm: tenantID, Enabled: true, DomainName: []string{"contoso.com", "contoso.mail.onmicrosoft.com"}},
+			// Another tenant's ACS server does not count.
+			{Name: "ACS - 2", Type: "MicrosoftACS", Realm: "0f0f0f0f-0000-4000-8000-000000000000", Enabled: true, DomainName: []string{"other.example"}},
+		}
+		d, _, err := Derive(w.t, w.p, w.o)
+		if err != nil || !slices.Equal(d.AuthServerDomains, []string{"contoso.com", "contoso.mail.onmicrosoft.com"}) {
+			t.Errorf("domains %v, err %v", d.AuthServerDomains, err)
+		}
+		// A disabled one, or one without domains, does not decide.
+		w.o.AuthServers[0].Enabled = false
+		w.o.TenantDomains = []string{"contoso.com", "contoso.onmicrosoft.com"}
+		if d, _ := mustDerive(t, w); !slices.Equal(d.AuthServerDomains, []string{"contoso.com"}) {
+			t.Errorf("disabled ACS: domains %v", d.AuthServerDomains)
 		}
 	})
 	t.Run("errors are reported together", func(t *testing.T) {

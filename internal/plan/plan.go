@@ -20,11 +20,13 @@ type input struct {
 // pin one step's decision without building a whole tenant around it.
 type stepFunc func(in input) Action
 
-// chain is the setup workflow's order (FACTS §1 steps 1-8, the dedicated
-// application of §2 in place of the legacy upload, verification, then the
-// legacy-key clean-up and a second verification). Its length and order
-// never depend on the tenant: skipped steps stay in the plan with their
-// reason, so every tenant's plan reads the same way.
+// chain is the setup workflow's order (Steps): the manual procedure's
+// steps, with the dedicated application in place of the legacy upload and
+// the setting override after the connectors it depends on, verification,
+// then the legacy-key clean-up and a second verification. Its length and
+// order never depend on the tenant: skipped steps stay in the plan with
+// their reason, so every tenant's plan reads the same way. A running
+// setup keeps the order its plan was recorded with.
 var chain = []struct {
 	step Step
 	fn   stepFunc
@@ -36,9 +38,9 @@ var chain = []struct {
 	{StepKeys, keysStep},
 	{StepSPNs, spnsStep},
 	{StepOnPremAuthServerApp, authServerAppStep},
-	{StepSettingOverride, settingOverrideStep},
 	{StepIOCOnPrem, iocOnPremStep},
 	{StepIOCOnline, iocOnlineStep},
+	{StepSettingOverride, settingOverrideStep},
 	{StepAvailability, availabilityStep},
 	{StepVerify, verifyStep},
 	{StepRemoveLegacyKey, removeLegacyKeyStep},
@@ -74,94 +76,50 @@ func skipLegacy(what string) Action {
 
 // --- step 1 ---
 
-// authServersStep recognises auth servers by type and metadata URL, not by
-// name: the Hybrid Configuration Wizard calls them "ACS - <tenant GUID>" and
-// "EvoSts - <tenant GUID>" (FACTS §4), and creating a second server for the
-// same realm fails (ErrorExistingAuthServerWithSameRealm).
+// authServersStep recognises the tenant's auth servers by type and realm,
+// not by name or metadata URL: the Hybrid Configuration Wizard calls them
+// "ACS - <GUID>" and "EvoSts - <GUID>" and puts the tenant ID in the ACS
+// URL, and Exchange refuses a second server for the same realm
+// (ErrorExistingAuthServerWithSameRealm).
 func authServersStep(in input) Action {
-	acs := authServerDecision("ACS", in.o.AuthServers, in.d.ACS)
-	evo := authServerDecision("evoSTS", in.o.AuthServers, in.d.EvoSTS)
+	acs := DecideAuthServer("ACS", in.o.AuthServers, in.d.ACS)
+	evo := DecideAuthServer("evoSTS", in.o.AuthServers, in.d.EvoSTS)
 	return Action{
-		Change:  strongest(acs.change, evo.change),
-		Reason:  acs.reason + "; " + evo.reason,
-		Details: append(acs.details, evo.details...),
+		Change:  strongest(acs.Change, evo.Change),
+		Reason:  acs.Reason + "; " + evo.Reason,
+		Details: append(acs.Details, evo.Details...),
 	}
 }
 
-type decision struct {
-	change  Change
-	reason  string
-	details []string
-}
-
-// matchAuthServer finds the server step 1 would have created: right type
-// and metadata URL, an enabled one first. Failing that, a server with the
-// wanted name is ours with a wrong URL.
-func matchAuthServer(list []AuthServer, spec AuthServerSpec) (AuthServer, bool, bool) {
-	var found *AuthServer
-	for i, s := range list {
-		if strings.EqualFold(s.Type, spec.Type) && sameURL(s.MetadataURL, spec.MetadataURL) {
-			if s.Enabled {
-				return s, true, true
+// afterAuthServers is the auth server list as step 1 leaves it, for the
+// steps after it to plan on.
+func afterAuthServers(in input) []AuthServer {
+	list := slices.Clone(in.o.AuthServers)
+	for _, spec := range []AuthServerSpec{in.d.ACS, in.d.EvoSTS} {
+		dec := DecideAuthServer("", list, spec)
+		switch dec.Change {
+		case ChangeUpdate:
+			for i := range list {
+				if list[i].Name == dec.Server.Name {
+					list[i].Enabled = true
+				}
 			}
-			if found == nil {
-				found = &list[i]
-			}
+		case ChangeCreate:
+			list = append(list, AuthServer{Name: spec.Name, Type: spec.Type, MetadataURL: spec.MetadataURL, Realm: spec.Realm, Enabled: true})
 		}
 	}
-	if found != nil {
-		return *found, true, true
-	}
-	for _, s := range list {
-		if strings.EqualFold(s.Name, spec.Name) {
-			return s, true, false
-		}
-	}
-	return AuthServer{}, false, false
-}
-
-func authServerDecision(label string, list []AuthServer, spec AuthServerSpec) decision {
-	s, ok, right := matchAuthServer(list, spec)
-	switch {
-	case ok && right && s.Enabled:
-		return decision{change: ChangeNone, reason: fmt.Sprintf("auth server %s exists as '%s' with the right metadata URL", label, s.Name)}
-	case ok && right:
-		return decision{change: ChangeUpdate,
-			reason:  fmt.Sprintf("auth server %s exists as '%s' with the right metadata URL but is disabled; it will be enabled", label, s.Name),
-			details: []string{fmt.Sprintf("Set-AuthServer -Identity '%s' -Enabled $true", s.Name)}}
-	case ok:
-		return decision{change: ChangeUpdate,
-			reason:  fmt.Sprintf("auth server '%s' exists but has type %s and metadata URL %s; its metadata URL will be set to %s", s.Name, orNone(s.Type), orNone(s.MetadataURL), spec.MetadataURL),
-			details: []string{fmt.Sprintf("Set-AuthServer -Identity '%s' -AuthMetadataUrl %s", s.Name, spec.MetadataURL)}}
-	}
-	typ := ""
-	if spec.Type == AuthServerTypeAzureAD {
-		typ = " -Type AzureAD"
-	}
-	return decision{change: ChangeCreate,
-		reason:  fmt.Sprintf("auth server %s will be created as '%s' with metadata URL %s", label, spec.Name, spec.MetadataURL),
-		details: []string{fmt.Sprintf("New-AuthServer -Name '%s'%s -AuthMetadataUrl %s", spec.Name, typ, spec.MetadataURL)}}
+	return list
 }
 
 // --- step 2 ---
 
 func partnerAppStep(in input) Action {
-	pa := in.o.PartnerApp
-	name := pa.Name
-	if name == "" {
-		name = "Exchange Online"
+	c, reason := DecidePartnerApp(in.o.PartnerApp)
+	a := Action{Change: c, Reason: reason}
+	if c == ChangeUpdate {
+		a.Details = []string{fmt.Sprintf("Set-PartnerApplication -Identity '%s' -Enabled $true", in.o.PartnerApp.Name)}
 	}
-	switch {
-	case pa.Found && pa.Enabled:
-		return Action{Change: ChangeNone, Reason: fmt.Sprintf("partner application '%s' (%s, empty realm) is enabled", name, cloud.FirstPartyAppID)}
-	case pa.Found:
-		return Action{Change: ChangeUpdate,
-			Reason:  fmt.Sprintf("partner application '%s' (%s, empty realm) is disabled; it will be enabled", name, cloud.FirstPartyAppID),
-			Details: []string{fmt.Sprintf("Set-PartnerApplication -Identity '%s' -Enabled $true", name)}}
-	}
-	return Action{Change: ChangeCreate,
-		Reason:  fmt.Sprintf("there is no partner application for %s with an empty realm; it will be created enabled", cloud.FirstPartyAppID),
-		Details: []string{fmt.Sprintf("New-PartnerApplication -Name 'Exchange Online' -ApplicationIdentifier %s -Enabled $true", cloud.FirstPartyAppID)}}
+	return a
 }
 
 // --- step 3 ---
@@ -285,62 +243,43 @@ func spnsStep(in input) Action {
 	return Action{Change: c, Reason: "on the Exchange Online first-party service principal: " + dec.Reason, Details: details}
 }
 
-// --- FACTS §2.5, on-prem half of the dedicated app ---
+// --- on-prem half of the dedicated application ---
 
+// authServerAppStep plans Set-AuthServer -ApplicationIdentifier
+// -DomainName on the evoSTS server step 1 leaves behind (DecideAuthServerApp).
 func authServerAppStep(in input) Action {
 	if !dedicated(in) {
 		return skipLegacy("leaves the evoSTS auth server's ApplicationIdentifier unset")
 	}
-	s, ok, right := matchAuthServer(in.o.AuthServers, in.d.EvoSTS)
-	name := in.d.EvoSTS.Name
-	if ok {
-		name = s.Name
+	appID := ""
+	if in.o.DedicatedApp.Exists {
+		appID = in.o.DedicatedApp.AppID
 	}
-	domains := strings.Join(in.d.AuthServerDomains, ",")
-	app := in.o.DedicatedApp
-	if !app.Exists || app.AppID == "" {
-		return Action{Change: ChangeUpdate,
-			Reason:  fmt.Sprintf("auth server '%s' will get the appId of %s as ApplicationIdentifier once the application exists, and DomainName %s", name, in.d.DedicatedAppName, domains),
-			Details: []string{fmt.Sprintf("Set-AuthServer -Identity '%s' -ApplicationIdentifier <appId of %s> -DomainName %s", name, in.d.DedicatedAppName, domains)}}
+	dec := DecideAuthServerApp(afterAuthServers(in), in.d.EvoSTS, appID, in.d.AuthServerDomains)
+	if dec.Change == ChangeUpdate && appID == "" {
+		dec.Reason += fmt.Sprintf(" once application %s exists", in.d.DedicatedAppName)
 	}
-	if ok && right {
-		missing := missingFold(s.DomainName, in.d.AuthServerDomains)
-		if strings.EqualFold(s.ApplicationIdentifier, app.AppID) && len(missing) == 0 {
-			return Action{Change: ChangeNone, Reason: fmt.Sprintf("auth server '%s' already has ApplicationIdentifier %s and DomainName %s", name, app.AppID, strings.Join(s.DomainName, ","))}
-		}
-		var what []string
-		if !strings.EqualFold(s.ApplicationIdentifier, app.AppID) {
-			what = append(what, fmt.Sprintf("ApplicationIdentifier %s instead of %s", app.AppID, orNone(s.ApplicationIdentifier)))
-		}
-		if len(missing) > 0 {
-			what = append(what, "DomainName gains "+strings.Join(missing, ","))
-		}
-		return Action{Change: ChangeUpdate,
-			Reason:  fmt.Sprintf("auth server '%s' will get %s", name, strings.Join(what, " and ")),
-			Details: []string{fmt.Sprintf("Set-AuthServer -Identity '%s' -ApplicationIdentifier %s -DomainName %s", name, app.AppID, strings.Join(unionFold(s.DomainName, in.d.AuthServerDomains), ","))}}
-	}
-	return Action{Change: ChangeUpdate,
-		Reason:  fmt.Sprintf("auth server '%s', once step 1 has set it up, will get ApplicationIdentifier %s and DomainName %s", name, app.AppID, domains),
-		Details: []string{fmt.Sprintf("Set-AuthServer -Identity '%s' -ApplicationIdentifier %s -DomainName %s", name, app.AppID, domains)}}
+	return Action{Change: dec.Change, Reason: dec.Reason, Details: dec.Details}
 }
 
-// settingOverrideStep leaves any existing override for the section alone,
-// as ConfigureExchangeHybridApplication.ps1 does (FACTS §2.5): someone made
-// it on purpose. Whether Exchange reloaded it cannot be read, so an
-// existing override counts as done unless the caller knows otherwise.
+// settingOverrideStep follows ConfigureExchangeHybridApplication.ps1: an
+// existing override for the section (any name) means nothing is created;
+// one that does not enable the feature blocks the step, since someone
+// made it on purpose and the dedicated application cannot work under it.
+// A new override is created only once consent, the partner application
+// and an enabled connector are in place, counting what the earlier steps
+// of this plan will do. Whether Exchange reloaded an existing override
+// cannot be read, so it counts as done unless the caller knows otherwise.
 func settingOverrideStep(in input) Action {
 	if !dedicated(in) {
 		return skipLegacy("needs no setting override")
 	}
-	for _, so := range in.o.SettingOverrides {
-		if !strings.EqualFold(so.Section, OverrideSection) {
-			continue
-		}
-		if !hasParameter(so.Parameters, OverrideParameter) {
-			return Action{Change: ChangeNone,
-				Reason: fmt.Sprintf("setting override '%s' for section %s exists with parameters %s; hybridflow does not change an existing override, and Test-OAuthConnectivity to Exchange Online will answer (403) Forbidden until it says %s",
-					so.Name, OverrideSection, orNone(strings.Join(so.Parameters, ",")), OverrideParameter)}
-		}
+	enabling, other := OverrideState(in.o.SettingOverrides)
+	if c := OverrideConflict(other); c != "" {
+		return Action{Change: ChangeBlocked, Reason: c}
+	}
+	if len(enabling) > 0 {
+		so := enabling[0]
 		switch r := in.o.VariantConfigRefreshed; {
 		case r != nil && !*r:
 			return Action{Change: ChangeUpdate,
@@ -351,76 +290,53 @@ func settingOverrideStep(in input) Action {
 		}
 		return Action{Change: ChangeNone, Reason: fmt.Sprintf("setting override '%s' (%s, %s) exists and is loaded", so.Name, OverrideSection, OverrideParameter)}
 	}
+	if unmet := overridePreconditions(in).Unmet(); unmet != "" {
+		return Action{Change: ChangeBlocked, Reason: OverridePreconditionsUnmet(unmet)}
+	}
 	return Action{Change: ChangeCreate,
-		Reason: fmt.Sprintf("setting override %s (section %s, %s) will be created and VariantConfiguration refreshed", OverrideName, OverrideSection, OverrideParameter),
+		Reason: fmt.Sprintf("setting override %s (section %s, %s) will be created and VariantConfiguration refreshed, once consent, the partner application and an enabled connector are in place (steps %s, %s and %s come first)",
+			OverrideName, OverrideSection, OverrideParameter, StepDedicatedApp, StepPartnerApp, StepIOCOnPrem),
 		Details: []string{
 			fmt.Sprintf("New-SettingOverride -Name %s -Component %s -Section %s -Parameters \"%s\"", OverrideName, OverrideComponent, OverrideSection, OverrideParameter),
 			"Get-ExchangeDiagnosticInfo -Process Microsoft.Exchange.Directory.TopologyService -Component VariantConfiguration -Argument Refresh",
 		}}
 }
 
+// overridePreconditions is the state the setting override step will find,
+// counting what the earlier steps of the plan write.
+func overridePreconditions(in input) OverridePreconditions {
+	var p OverridePreconditions
+	p.Consent = in.o.ConsentGranted || dedicatedAppStep(in).Change.Writes()
+	switch c, _ := DecidePartnerApp(in.o.PartnerApp); c {
+	case ChangeNone, ChangeUpdate:
+		p.PartnerApp = true
+	default:
+		p.PartnerAppWhy = "step " + string(StepPartnerApp) + " is blocked"
+	}
+	p.Connector = slices.ContainsFunc(in.o.OnPremIOCs, func(c IOC) bool { return c.Enabled })
+	if !p.Connector {
+		// A connector step that is not blocked leaves its connector enabled.
+		if DecideIOC("", in.o.OnPremIOCs, in.d.OnPremIOC).Change != ChangeBlocked {
+			p.Connector = true
+		} else {
+			p.ConnectorWhy = "step " + string(StepIOCOnPrem) + " is blocked"
+		}
+	}
+	return p
+}
+
 // --- steps 6 and 7 ---
 
 func iocOnPremStep(in input) Action {
-	return iocDecision("on-premises", in.o.OnPremIOCs, in.d.OnPremIOC)
+	return iocAction(DecideIOC("on-premises", in.o.OnPremIOCs, in.d.OnPremIOC))
 }
 
 func iocOnlineStep(in input) Action {
-	return iocDecision("Exchange Online", in.o.OnlineIOCs, in.d.OnlineIOC)
+	return iocAction(DecideIOC("Exchange Online", in.o.OnlineIOCs, in.d.OnlineIOC))
 }
 
-// iocDecision recognises a connector by name, or by discovery endpoint and
-// a shared target domain: the Hybrid Configuration Wizard names its
-// connectors "HybridIOC - <GUID>", and a second connector for the same
-// domain is refused (DuplicateIntraOrganizationConnectorDomainException).
-// Extra target domains on an existing connector stay; they are not ours.
-func iocDecision(where string, list []IOC, spec IOCSpec) Action {
-	var match *IOC
-	for i := range list {
-		if strings.EqualFold(list[i].Name, spec.Name) {
-			match = &list[i]
-			break
-		}
-	}
-	if match == nil {
-		for i := range list {
-			if sameURL(list[i].DiscoveryEndpoint, spec.DiscoveryEndpoint) && len(intersectFold(list[i].TargetAddressDomains, spec.TargetAddressDomains)) > 0 {
-				match = &list[i]
-				break
-			}
-		}
-	}
-	targets := strings.Join(spec.TargetAddressDomains, ",")
-	if match == nil {
-		a := Action{Change: ChangeCreate,
-			Reason:  fmt.Sprintf("%s connector %s will be created: discovery endpoint %s, target domains %s", where, spec.Name, spec.DiscoveryEndpoint, targets),
-			Details: []string{fmt.Sprintf("New-IntraOrganizationConnector -Name %s -DiscoveryEndpoint %s -TargetAddressDomains %s", spec.Name, spec.DiscoveryEndpoint, targets)}}
-		for _, c := range list {
-			if shared := intersectFold(c.TargetAddressDomains, spec.TargetAddressDomains); len(shared) > 0 {
-				a.Reason += fmt.Sprintf("; connector '%s' already lists %s with discovery endpoint %s, so Exchange will refuse the new one until that is resolved", c.Name, strings.Join(shared, ","), orNone(c.DiscoveryEndpoint))
-			}
-		}
-		return a
-	}
-	var what, set []string
-	if !sameURL(match.DiscoveryEndpoint, spec.DiscoveryEndpoint) {
-		what = append(what, fmt.Sprintf("discovery endpoint %s instead of %s", spec.DiscoveryEndpoint, orNone(match.DiscoveryEndpoint)))
-		set = append(set, "-DiscoveryEndpoint "+spec.DiscoveryEndpoint)
-	}
-	if missing := missingFold(match.TargetAddressDomains, spec.TargetAddressDomains); len(missing) > 0 {
-		what = append(what, "target domains gain "+strings.Join(missing, ","))
-		set = append(set, "-TargetAddressDomains "+strings.Join(unionFold(match.TargetAddressDomains, spec.TargetAddressDomains), ","))
-	}
-	if !match.Enabled {
-		what = append(what, "enabled")
-		set = append(set, "-Enabled $true")
-	}
-	if len(what) == 0 {
-		return Action{Change: ChangeNone, Reason: fmt.Sprintf("%s connector '%s' already points to %s for %s", where, match.Name, match.DiscoveryEndpoint, strings.Join(match.TargetAddressDomains, ","))}
-	}
-	return Action{Change: ChangeUpdate,
-		Reason:  fmt.Sprintf("%s connector '%s' will be changed: %s", where, match.Name, strings.Join(what, "; ")),
-		Details: []string{fmt.Sprintf("Set-IntraOrganizationConnector -Identity '%s' %s", match.Name, strings.Join(set, " "))}}
+func iocAction(d IOCDecision) Action {
+	return Action{Change: d.Change, Reason: d.Reason, Details: d.Details}
 }
 
 // --- step 8 ---
@@ -474,7 +390,7 @@ func verifyDetails(in input) []string {
 // --- legacy key clean-up (FACTS §2.6) ---
 
 func legacyRemoval(in input) KeyDecision {
-	return RemoveKeys(in.o.FirstPartySP.Keys, in.d.LegacyThumbprints, in.now)
+	return LegacyKeyRemoval(in.o.FirstPartySP.Keys, in.d.LegacyThumbprints, in.now)
 }
 
 func removeLegacyKeyStep(in input) Action {
@@ -502,10 +418,11 @@ func verifyAfterRemovalStep(in input) Action {
 
 // --- helpers ---
 
-var changeRank = map[Change]int{ChangeSkip: 0, ChangeNone: 1, ChangeCheck: 2, ChangeUpdate: 3, ChangeCreate: 4}
+var changeRank = map[Change]int{ChangeSkip: 0, ChangeNone: 1, ChangeCheck: 2, ChangeUpdate: 3, ChangeCreate: 4, ChangeBlocked: 5}
 
 // strongest summarises sub-decisions as the most consequential one, so a
-// step that creates anything is shown as a create.
+// step that creates anything is shown as a create, and one blocked
+// anywhere as blocked.
 func strongest(cs ...Change) Change {
 	best := ChangeNone
 	for _, c := range cs {

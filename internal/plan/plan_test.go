@@ -169,7 +169,7 @@ func TestConvergedTenant(t *testing.T) {
 	}
 	m := byStep(actions)
 	assertMentions(t, m[StepAuthServers], "exists as 'ACS - 6a1c3d5e", "exists as 'EvoSts - 6a1c3d5e")
-	assertMentions(t, m[StepIOCOnPrem], "'HybridIOC - 8d2a' already points to")
+	assertMentions(t, m[StepIOCOnPrem], "'HybridIOC - 8d2a' (https://outlook.office365.com/autodiscover/autodiscover.svc", "already serves", "adopted as it is")
 	assertMentions(t, m[StepKeys], "already there", "left in place")
 	assertMentions(t, m[StepSettingOverride], "cannot be read back")
 }
@@ -195,8 +195,8 @@ func TestHalfConfiguredTenant(t *testing.T) {
 	})
 	m := byStep(actions)
 	assertMentions(t, m[StepAuthServers],
-		"auth server ACS exists as 'ACS - "+tenantID+"' with the right metadata URL",
-		"auth server evoSTS exists as 'EvoSts - "+tenantID+"' with the right metadata URL")
+		"auth server ACS exists as 'ACS - "+tenantID+"' (MicrosoftACS",
+		"auth server evoSTS exists as 'EvoSts - "+tenantID+"' (AzureAD")
 	// The HCW-named server is the one the dedicated app is attached to.
 	assertMentions(t, m[StepOnPremAuthServerApp], "'EvoSts - "+tenantID+"'")
 	spn := m[StepSPNs]
@@ -271,19 +271,25 @@ func Test21Vianet(t *testing.T) {
 		onPremIOC, onlineIOC  IOCSpec
 		verifyCloud, verifyOP string
 	}{
-		acs:     AuthServerSpec{"MicrosoftAzureACS", "MicrosoftACS", "https://accounts.accesscontrol.chinacloudapi.cn/contoso.partner.onmschina.cn/metadata/json/1"},
-		evo:     AuthServerSpec{"EvoSTS", "AzureAD", "https://login.chinacloudapi.cn/contoso.partner.onmschina.cn/federationmetadata/2007-06/federationmetadata.xml"},
+		acs: AuthServerSpec{Name: "MicrosoftAzureACS", Type: "MicrosoftACS", MetadataURL: "https://accounts.accesscontrol.chinacloudapi.cn/contoso.partner.onmschina.cn/metadata/json/1",
+			Realm: tenantID, OtherMetadataURLs: []string{"https://accounts.accesscontrol.chinacloudapi.cn/" + tenantID + "/metadata/json/1"}},
+		evo: AuthServerSpec{Name: "EvoSTS", Type: "AzureAD", MetadataURL: "https://login.chinacloudapi.cn/contoso.partner.onmschina.cn/federationmetadata/2007-06/federationmetadata.xml",
+			Realm: tenantID, OtherMetadataURLs: []string{"https://login.chinacloudapi.cn/" + tenantID + "/federationmetadata/2007-06/federationmetadata.xml"}},
 		routing: "contoso.partner.mail.onmschina.cn",
 		// The internal names are under no registered domain: one authority
 		// each (shared/reference/hybrid-facts.md (f)).
 		spns: []string{fpApp + "/*.contoso.com", fpApp + "/ex01.contoso.local", fpApp + "/ex02.contoso.local"},
-		onPremIOC: IOCSpec{OnPremIOCName, "https://partner.outlook.cn/autodiscover/autodiscover.svc",
-			[]string{"contoso.partner.mail.onmschina.cn"}},
-		onlineIOC:   IOCSpec{OnlineIOCName, "https://autodiscover.contoso.com/autodiscover/autodiscover.svc", []string{"contoso.com", "fabrikam.com"}},
+		// shared/reference/hybrid-facts.md (a) and (d): the 21Vianet manual
+		// endpoint and the AutoDiscover secure host are both recognised.
+		onPremIOC: IOCSpec{Name: OnPremIOCName, DiscoveryEndpoint: "https://partner.outlook.cn/autodiscover/autodiscover.svc",
+			TargetAddressDomains: []string{"contoso.partner.mail.onmschina.cn"},
+			AcceptedEndpoints:    []string{"https://partner.outlook.cn/autodiscover/autodiscover.svc", "https://autodiscover-s.partner.outlook.cn/autodiscover/autodiscover.svc"}},
+		onlineIOC: IOCSpec{Name: OnlineIOCName, DiscoveryEndpoint: "https://autodiscover.contoso.com/autodiscover/autodiscover.svc", TargetAddressDomains: []string{"contoso.com", "fabrikam.com"},
+			AcceptedEndpoints: []string{"https://mail.contoso.com/autodiscover/autodiscover.svc", "https://webmail.contoso.com/autodiscover/autodiscover.svc"}, AcceptedHostDomains: []string{"contoso.com", "fabrikam.com"}},
 		verifyCloud: "https://partner.outlook.cn/ews/exchange.asmx",
 		verifyOP:    "https://mail.contoso.com/metadata/json/1",
 	}
-	if d.ACS != want.acs || d.EvoSTS != want.evo || d.RoutingDomain != want.routing || !slices.Equal(d.SPNs, want.spns) ||
+	if !reflect.DeepEqual(d.ACS, want.acs) || !reflect.DeepEqual(d.EvoSTS, want.evo) || d.RoutingDomain != want.routing || !slices.Equal(d.SPNs, want.spns) ||
 		!reflect.DeepEqual(d.OnPremIOC, want.onPremIOC) || !reflect.DeepEqual(d.OnlineIOC, want.onlineIOC) ||
 		d.VerifyCloudTarget != want.verifyCloud || d.VerifyOnPremTarget != want.verifyOP {
 		t.Fatalf("21Vianet desired state:\n got %+v\nwant %+v", d, want)
@@ -350,14 +356,24 @@ func TestIOCRecognition(t *testing.T) {
 		mention string
 	}{
 		{"HCW connector by endpoint and domain", []IOC{{Name: "HybridIOC - 1", DiscoveryEndpoint: cloudAD + "/", TargetAddressDomains: []string{"CONTOSO.mail.onmicrosoft.com"}, Enabled: true}},
-			ChangeNone, "'HybridIOC - 1' already points"},
+			ChangeNone, "'HybridIOC - 1' (" + cloudAD + "/ for CONTOSO.mail.onmicrosoft.com) already serves contoso.mail.onmicrosoft.com; adopted as it is"},
+		// shared/reference/hybrid-facts.md (a): the wizard points the
+		// on-prem connector at autodiscover-s.outlook.com.
+		{"HCW connector at the autodiscover-s host", []IOC{{Name: "HybridIOC - 1", DiscoveryEndpoint: "https://autodiscover-s.outlook.com/autodiscover/autodiscover.svc", TargetAddressDomains: routing, Enabled: true}},
+			ChangeNone, "adopted as it is"},
+		{"disabled HCW connector is enabled", []IOC{{Name: "HybridIOC - 1", DiscoveryEndpoint: "https://autodiscover-s.outlook.com/autodiscover/autodiscover.svc", TargetAddressDomains: routing}},
+			ChangeUpdate, "'HybridIOC - 1' will be changed: enabled"},
+		{"ours by name at the autodiscover-s host is left", []IOC{{Name: OnPremIOCName, DiscoveryEndpoint: "https://autodiscover-s.outlook.com/autodiscover/autodiscover.svc", TargetAddressDomains: routing, Enabled: true}},
+			ChangeNone, "already serves"},
 		{"ours by name with the wrong endpoint", []IOC{{Name: OnPremIOCName, DiscoveryEndpoint: "https://old.example/autodiscover/autodiscover.svc", TargetAddressDomains: routing, Enabled: true}},
 			ChangeUpdate, "discovery endpoint " + cloudAD + " instead of https://old.example"},
 		{"ours by name, a domain missing", []IOC{{Name: OnPremIOCName, DiscoveryEndpoint: cloudAD, TargetAddressDomains: []string{"other.example"}, Enabled: true}},
 			ChangeUpdate, "target domains gain contoso.mail.onmicrosoft.com"},
 		{"ours, disabled", []IOC{{Name: OnPremIOCName, DiscoveryEndpoint: cloudAD, TargetAddressDomains: routing}}, ChangeUpdate, "enabled"},
 		{"domain held by a foreign connector", []IOC{{Name: "Partner", DiscoveryEndpoint: "https://elsewhere.example/autodiscover/autodiscover.svc", TargetAddressDomains: routing, Enabled: true}},
-			ChangeCreate, "Exchange will refuse the new one"},
+			ChangeBlocked, "connector 'Partner' already routes contoso.mail.onmicrosoft.com through https://elsewhere.example"},
+		{"another cloud's endpoint is not this cloud's", []IOC{{Name: "HybridIOC - 1", DiscoveryEndpoint: "https://autodiscover-s.office365.us/autodiscover/autodiscover.svc", TargetAddressDomains: routing, Enabled: true}},
+			ChangeBlocked, "not an endpoint Microsoft uses"},
 		{"same endpoint but other domains is not ours", []IOC{{Name: "Other", DiscoveryEndpoint: cloudAD, TargetAddressDomains: []string{"x.example"}, Enabled: true}},
 			ChangeCreate, "will be created"},
 	}
@@ -383,10 +399,19 @@ func TestAuthServerDecisions(t *testing.T) {
 		change  Change
 		mention string
 	}{
-		{"ours with a wrong URL", []AuthServer{{Name: "WindowsAzureACS", Type: "MicrosoftACS", MetadataURL: "https://accounts.accesscontrol.windows.net/typo.onmicrosoft.com/metadata/json/1", Enabled: true},
-			{Name: "evoSTS", Type: "AzureAD", MetadataURL: evoURL, Enabled: true}}, ChangeUpdate, "its metadata URL will be set to " + acsURL},
+		// Our name, another tenant's realm: not ours, never rewritten.
+		{"our name with another realm is blocked", []AuthServer{{Name: "WindowsAzureACS", Type: "MicrosoftACS", MetadataURL: "https://accounts.accesscontrol.windows.net/typo.onmicrosoft.com/metadata/json/1", Realm: "0f0f0f0f-0000-4000-8000-000000000000", Enabled: true},
+			{Name: "evoSTS", Type: "AzureAD", MetadataURL: evoURL, Enabled: true}}, ChangeBlocked, "auth server 'WindowsAzureACS' exists with type MicrosoftACS, realm 0f0f0f0f"},
+		{"our name, unknown realm, another URL is blocked", []AuthServer{{Name: "WindowsAzureACS", Type: "MicrosoftACS", MetadataURL: "https://accounts.accesscontrol.windows.net/typo.onmicrosoft.com/metadata/json/1", Enabled: true},
+			{Name: "evoSTS", Type: "AzureAD", MetadataURL: evoURL, Enabled: true}}, ChangeBlocked, "not this tenant's ACS server"},
+		// shared/reference/hybrid-facts.md (a): HCW's ACS URL carries the
+		// tenant ID, and the realm is the tenant ID.
+		{"HCW servers by realm", []AuthServer{{Name: "ACS - 9a9a", Type: "MicrosoftACS", MetadataURL: "https://accounts.accesscontrol.windows.net/" + tenantID + "/metadata/json/1", Realm: tenantID, Enabled: true},
+			{Name: "EvoSts - 9a9a", Type: "AzureAD", MetadataURL: evoURL, Realm: strings.ToUpper(tenantID), Enabled: true}}, ChangeNone, "ACS exists as 'ACS - 9a9a'"},
+		{"HCW ACS URL with an unknown realm", []AuthServer{{Name: "ACS - 9a9a", Type: "MicrosoftACS", MetadataURL: "https://accounts.accesscontrol.windows.net/" + tenantID + "/metadata/json/1", Enabled: true},
+			{Name: "EvoSts - 9a9a", Type: "AzureAD", MetadataURL: evoURL, Enabled: true}}, ChangeNone, "ACS exists as 'ACS - 9a9a'"},
 		{"right but disabled", []AuthServer{{Name: "x", Type: "MicrosoftACS", MetadataURL: acsURL, Enabled: true},
-			{Name: "EvoSts - 1", Type: "AzureAD", MetadataURL: evoURL}}, ChangeUpdate, "'EvoSts - 1' with the right metadata URL but is disabled"},
+			{Name: "EvoSts - 1", Type: "AzureAD", MetadataURL: evoURL}}, ChangeUpdate, "'EvoSts - 1' (AzureAD, realm unknown, metadata URL " + evoURL + ") but is disabled; it will be enabled"},
 		{"an enabled copy wins over a disabled one", []AuthServer{{Name: "old", Type: "MicrosoftACS", MetadataURL: acsURL}, {Name: "new", Type: "MicrosoftACS", MetadataURL: acsURL, Enabled: true},
 			{Name: "evo", Type: "AzureAD", MetadataURL: evoURL, Enabled: true}}, ChangeNone, "ACS exists as 'new'"},
 		{"right URL but wrong type is not a match", []AuthServer{{Name: "x", Type: "AzureAD", MetadataURL: acsURL, Enabled: true},
@@ -418,7 +443,11 @@ func TestSettingOverride(t *testing.T) {
 		{"present, refresh unknown", []SettingOverride{{Name: "x", Section: OverrideSection, Parameters: []string{"Enabled=true"}}}, nil, ChangeNone, "cannot be read back"},
 		{"present, known refreshed", []SettingOverride{{Name: "x", Section: OverrideSection, Parameters: []string{"Enabled=true"}}}, &yes, ChangeNone, "is loaded"},
 		{"present, known not refreshed", []SettingOverride{{Name: "x", Section: OverrideSection, Parameters: []string{"Enabled=true"}}}, &no, ChangeUpdate, "will be refreshed"},
-		{"present but disabled is left alone", []SettingOverride{{Name: "off", Section: OverrideSection, Parameters: []string{"Enabled=false"}}}, nil, ChangeNone, "(403) Forbidden"},
+		// shared/reference/hybrid-facts.md (b) "Setting override": an
+		// override of the section that disables the feature is not done.
+		{"present but disabled is blocked", []SettingOverride{{Name: "off", Component: "Global", Section: OverrideSection, Parameters: []string{"Enabled=false"}}}, nil, ChangeBlocked, "'off' (parameters Enabled=false)"},
+		{"disabled beside an enabled one is blocked", []SettingOverride{{Name: "on", Section: OverrideSection, Parameters: []string{"Enabled=true"}}, {Name: "off", Section: OverrideSection, Parameters: []string{"Enabled=false"}}}, nil, ChangeBlocked, "'off'"},
+		{"another component does not count", []SettingOverride{{Name: "x", Component: "Other", Section: OverrideSection, Parameters: []string{"Enabled=false"}}}, nil, ChangeCreate, "will be created"},
 		{"another section does not count", []SettingOverride{{Name: "x", Section: "Other", Parameters: []string{"Enabled=true"}}}, nil, ChangeCreate, "will be created"},
 	}
 	for _, c := range cases {
@@ -450,12 +479,23 @@ func TestDedicatedAppSubSteps(t *testing.T) {
 	assertMentions(t, m[StepOnPremAuthServerApp], "ApplicationIdentifier "+appID)
 }
 
+// TestPartnerAppMissing: no documented call recreates the partner
+// application (shared/reference/exchange-cmdlets.tsv has no
+// New-PartnerApplication; the seeds only enable it), so the step is
+// blocked, and so is the setting override that depends on it.
 func TestPartnerAppMissing(t *testing.T) {
 	w := contoso("global")
 	w.o.PartnerApp = PartnerApp{}
 	d, _ := mustDerive(t, w)
-	if a := byStep(BuildPlan(d, w.o, genNow))[StepPartnerApp]; a.Change != ChangeCreate {
+	m := byStep(BuildPlan(d, w.o, genNow))
+	if a := m[StepPartnerApp]; a.Change != ChangeBlocked || !strings.Contains(a.Reason, "no partner application") {
 		t.Errorf("%s: %s", a.Change, a.Reason)
+	}
+	if a := m[StepSettingOverride]; a.Change != ChangeBlocked || !strings.Contains(a.Reason, "partner application is not enabled (step partner-application is blocked)") {
+		t.Errorf("override: %s: %s", a.Change, a.Reason)
+	}
+	if Converged(BuildPlan(d, w.o, genNow)) {
+		t.Error("a blocked plan counts as converged")
 	}
 }
 

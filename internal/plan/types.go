@@ -108,9 +108,12 @@ const (
 
 // AuthServer is one row of Get-AuthServer.
 type AuthServer struct {
-	Name                  string   `json:"name"`
-	Type                  string   `json:"type"`
-	MetadataURL           string   `json:"metadata_url"`
+	Name        string `json:"name"`
+	Type        string `json:"type"`
+	MetadataURL string `json:"metadata_url"`
+	// Realm is what Exchange read from the metadata document when the
+	// server was created: the tenant ID for Microsoft's servers.
+	Realm                 string   `json:"realm,omitempty"`
 	Enabled               bool     `json:"enabled"`
 	ApplicationIdentifier string   `json:"application_identifier,omitempty"`
 	DomainName            []string `json:"domain_name,omitempty"`
@@ -238,6 +241,14 @@ type AuthServerSpec struct {
 	Name        string `json:"name"`
 	Type        string `json:"type"`
 	MetadataURL string `json:"metadata_url"`
+	// Realm is the tenant ID. An existing server of the right type whose
+	// realm is the tenant's is the tenant's server, whatever its name or
+	// metadata URL (the Hybrid Configuration Wizard names its own and puts
+	// the tenant ID, not the initial domain, in the ACS URL).
+	Realm string `json:"realm,omitempty"`
+	// OtherMetadataURLs also name this tenant's metadata; they identify a
+	// server only when its realm is unknown.
+	OtherMetadataURLs []string `json:"other_metadata_urls,omitempty"`
 }
 
 // IOCSpec is an IntraOrganizationConnector steps 6 and 7 want.
@@ -245,6 +256,15 @@ type IOCSpec struct {
 	Name                 string   `json:"name"`
 	DiscoveryEndpoint    string   `json:"discovery_endpoint"`
 	TargetAddressDomains []string `json:"target_address_domains"`
+	// AcceptedEndpoints are the other discovery endpoints Microsoft's tools
+	// and documents use for this direction and cloud; a connector pointing
+	// at one of them is adopted as it is, whatever its name.
+	AcceptedEndpoints []string `json:"accepted_endpoints,omitempty"`
+	// AcceptedHostDomains: an https autodiscover endpoint on a host equal
+	// to or under one of these domains (the organisation's own) is
+	// accepted too. Used for the Exchange Online → on-premises direction,
+	// where every organisation has its own host.
+	AcceptedHostDomains []string `json:"accepted_host_domains,omitempty"`
 }
 
 // AvailabilitySpec is step 8's address space, and whether it applies.
@@ -276,10 +296,13 @@ const (
 	StepVerifyAfterRemoval  Step = "verify-after-removal"
 )
 
-// Steps is every step in the order the setup workflow runs them.
+// Steps is every step in the order the setup workflow runs them. The
+// setting override comes after the connectors: Exchange is switched to the
+// dedicated application only once the OAuth configuration it relies on
+// (consent, the partner application, an enabled connector) is in place.
 var Steps = []Step{
 	StepAuthServers, StepPartnerApp, StepExportCert, StepDedicatedApp, StepKeys, StepSPNs,
-	StepOnPremAuthServerApp, StepSettingOverride, StepIOCOnPrem, StepIOCOnline, StepAvailability,
+	StepOnPremAuthServerApp, StepIOCOnPrem, StepIOCOnline, StepSettingOverride, StepAvailability,
 	StepVerify, StepRemoveLegacyKey, StepVerifyAfterRemoval,
 }
 
@@ -292,6 +315,11 @@ const (
 	ChangeUpdate Change = "update" // an existing object will be changed
 	ChangeSkip   Change = "skip"   // the step does not apply to this tenant
 	ChangeCheck  Change = "check"  // verification: reads only
+	// ChangeBlocked: something in the tenant stops the step (an object in
+	// the way that hybridflow did not create, or a precondition that no
+	// earlier step provides). The step's activity refuses with the same
+	// reason and the setup pauses there for an operator.
+	ChangeBlocked Change = "blocked"
 )
 
 // Writes reports whether the change touches the tenant.
@@ -307,11 +335,12 @@ type Action struct {
 	Details []string `json:"details,omitempty"`
 }
 
-// Converged reports whether a plan writes nothing: the guarantee that a
-// second run against a configured tenant costs zero writes.
+// Converged reports whether a plan writes nothing and is blocked nowhere:
+// the guarantee that a second run against a configured tenant costs zero
+// writes and ends verified.
 func Converged(actions []Action) bool {
 	for _, a := range actions {
-		if a.Change.Writes() {
+		if a.Change.Writes() || a.Change == ChangeBlocked {
 			return false
 		}
 	}

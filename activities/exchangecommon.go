@@ -47,77 +47,116 @@ func unionFold(have, want []string) []string {
 	return out
 }
 
-func overlapFold(a, b []string) string {
-	for _, x := range a {
-		for _, y := range b {
-			if strings.EqualFold(x, y) {
-				return x
-			}
+// withoutFold is have without the members of drop, ignoring case.
+func withoutFold(have, drop []string) []string {
+	var out []string
+	for _, h := range have {
+		if !slices.ContainsFunc(drop, func(d string) bool { return strings.EqualFold(h, d) }) {
+			out = append(out, h)
 		}
 	}
-	return ""
+	return out
 }
 
 func sameURL(a, b string) bool {
 	return strings.EqualFold(strings.TrimSuffix(a, "/"), strings.TrimSuffix(b, "/"))
 }
 
-// ensureIOC makes the connector spec exist and match, on either side.
-// A connector of another name that already serves the target domains with
-// the right endpoint (the Hybrid Configuration Wizard's "HybridIOC - …")
-// counts as done; one with another endpoint is in the way and not ours,
-// so it is reported, never changed.
+// Properties a restore-ioc record may name in Fields.
+const (
+	fieldDiscoveryEndpoint    = "DiscoveryEndpoint"
+	fieldTargetAddressDomains = "TargetAddressDomains"
+	fieldEnabled              = "Enabled"
+)
+
+// ensureIOC is steps 6 and 7 on either side, decided by plan.DecideIOC on
+// a fresh read exactly as the plan decided it: a connector of any name
+// that serves the wanted domains through an endpoint Microsoft uses (the
+// Hybrid Configuration Wizard's "HybridIOC - <GUID>") is adopted, and
+// gains what it lacks (a wanted domain no connector lists, Enabled);
+// a connector that claims a wanted domain through another endpoint is
+// reported, never changed; hybridflow's own is created when none serves
+// the domains. Each update's undo record names only what it changed.
 func ensureIOC(ctx context.Context, r exchange.Runner, sys System, spec plan.IOCSpec) (StepResult, error) {
 	what := fmt.Sprintf("ensure IntraOrganizationConnector %s", spec.Name)
+	// Several connectors may change in one call: an earlier attempt's undo
+	// records come back from its heartbeat (progress).
+	p := startProgress(ctx)
 	rows, err := r.Run(ctx, cmd("Get-IntraOrganizationConnector"))
 	if err != nil {
-		return StepResult{}, classify(what, err)
+		return StepResult{}, p.fail(classify(what, err))
 	}
-	var mine *plan.IOC
+	list := make([]plan.IOC, 0, len(rows))
 	for _, row := range rows {
-		ioc := iocFromRow(row)
-		if strings.EqualFold(ioc.Name, spec.Name) {
-			mine = &ioc
-			continue
-		}
-		if d := overlapFold(ioc.TargetAddressDomains, spec.TargetAddressDomains); d != "" {
-			if sameURL(ioc.DiscoveryEndpoint, spec.DiscoveryEndpoint) && ioc.Enabled {
-				return StepResult{Outcome: Unchanged, Detail: fmt.Sprintf("connector %q already serves %s through %s", ioc.Name, d, ioc.DiscoveryEndpoint)}, nil
-			}
-			return StepResult{}, nonRetryable(ErrConflict,
-				"%s: connector %q already claims target domain %s with discovery endpoint %s; it was not created by hybridflow, so fix or remove it by hand, then retry",
-				what, ioc.Name, d, ioc.DiscoveryEndpoint)
-		}
+		list = append(list, iocFromRow(row))
 	}
-	if mine == nil {
+	dec := plan.DecideIOC(string(sys), list, spec)
+	switch {
+	case dec.Change == plan.ChangeBlocked:
+		return StepResult{}, p.fail(nonRetryable(ErrConflict, "%s: %s", what, dec.Reason))
+	case dec.Create:
 		_, err := r.Run(ctx, cmd("New-IntraOrganizationConnector", "Name", spec.Name, "DiscoveryEndpoint", spec.DiscoveryEndpoint,
 			"TargetAddressDomains", spec.TargetAddressDomains, "Enabled", true))
 		if err != nil && !exchange.IsAlreadyExists(err) {
-			return StepResult{}, classify(what, err)
+			return StepResult{}, p.fail(classify(what, err))
 		}
 		if err != nil {
 			// Someone created it between our read and write: read again next attempt.
-			return StepResult{}, retryable(ErrTransient, "%s: created concurrently by someone else; the next attempt re-reads it", what)
+			return StepResult{}, p.fail(retryable(ErrTransient, "%s: created concurrently by someone else; the next attempt re-reads it", what))
 		}
-		return StepResult{Outcome: Created, Detail: fmt.Sprintf("created %s → %s for %s", spec.Name, spec.DiscoveryEndpoint, strings.Join(spec.TargetAddressDomains, ", ")),
-			Undo: []UndoRecord{{System: sys, Kind: UndoRemoveIOC, Name: spec.Name}}}, nil
+		p.add(StepResult{Outcome: Created, Detail: fmt.Sprintf("created %s → %s for %s", spec.Name, spec.DiscoveryEndpoint, strings.Join(spec.TargetAddressDomains, ", ")),
+			Undo: []UndoRecord{{System: sys, Kind: UndoRemoveIOC, Name: spec.Name}}}, false)
+		return p.done(), nil
+	case len(dec.Updates) == 0:
+		var names []string
+		for _, c := range dec.Adopted {
+			names = append(names, fmt.Sprintf("%q", c.Name))
+		}
+		detail := spec.Name + " already as wanted"
+		if len(names) > 0 {
+			detail = fmt.Sprintf("adopted connector %s: already serves %s", strings.Join(names, ", "), strings.Join(spec.TargetAddressDomains, ", "))
+		}
+		p.add(StepResult{Outcome: Unchanged, Detail: detail}, false)
+		return p.done(), nil
 	}
-	// Target domains someone else added stay (the plan says so too):
-	// the connector gains ours, it does not lose theirs.
-	domains := unionFold(mine.TargetAddressDomains, spec.TargetAddressDomains)
-	if sameURL(mine.DiscoveryEndpoint, spec.DiscoveryEndpoint) && sameFold(mine.TargetAddressDomains, domains) && mine.Enabled {
-		return StepResult{Outcome: Unchanged, Detail: spec.Name + " already as wanted"}, nil
+	for i, u := range dec.Updates {
+		params := []any{"Identity", u.Before.Name}
+		prev := u.Before
+		rec := UndoRecord{System: sys, Kind: UndoRestoreIOC, Name: u.Before.Name, IOC: &prev}
+		var did []string
+		if u.DiscoveryEndpoint != "" {
+			params = append(params, "DiscoveryEndpoint", u.DiscoveryEndpoint)
+			rec.Fields = append(rec.Fields, fieldDiscoveryEndpoint)
+			did = append(did, fmt.Sprintf("discovery endpoint %s (was %s)", u.DiscoveryEndpoint, orNoneActs(u.Before.DiscoveryEndpoint)))
+		}
+		if len(u.AddDomains) > 0 {
+			params = append(params, "TargetAddressDomains", u.Domains())
+			rec.Fields, rec.Added = append(rec.Fields, fieldTargetAddressDomains), u.AddDomains
+			did = append(did, "target domains gain "+strings.Join(u.AddDomains, ", "))
+		}
+		if u.Enable {
+			params = append(params, "Enabled", true)
+			rec.Fields = append(rec.Fields, fieldEnabled)
+			did = append(did, "enabled")
+		}
+		if _, err := r.Run(ctx, cmd("Set-IntraOrganizationConnector", params...)); err != nil {
+			return StepResult{}, p.fail(classify(what, err))
+		}
+		p.add(StepResult{Outcome: Updated, Detail: fmt.Sprintf("connector %q: %s", u.Before.Name, strings.Join(did, "; ")), Undo: []UndoRecord{rec}}, i < len(dec.Updates)-1)
 	}
-	if _, err := r.Run(ctx, cmd("Set-IntraOrganizationConnector", "Identity", spec.Name, "DiscoveryEndpoint", spec.DiscoveryEndpoint,
-		"TargetAddressDomains", domains, "Enabled", true)); err != nil {
-		return StepResult{}, classify(what, err)
-	}
-	prev := *mine
-	return StepResult{Outcome: Updated, Detail: fmt.Sprintf("updated %s (was %s for %s, enabled=%v)", spec.Name, prev.DiscoveryEndpoint, strings.Join(prev.TargetAddressDomains, ", "), prev.Enabled),
-		Undo: []UndoRecord{{System: sys, Kind: UndoRestoreIOC, Name: spec.Name, IOC: &prev}}}, nil
+	return p.done(), nil
 }
 
-// undoIOC reverses ensureIOC.
+func orNoneActs(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+// undoIOC reverses ensureIOC. A restore record with Fields puts back only
+// what it names, against the connector as it is now (a target domain
+// added since stays); an older record restores every property.
 func undoIOC(ctx context.Context, r exchange.Runner, rec UndoRecord) error {
 	switch rec.Kind {
 	case UndoRemoveIOC:
@@ -127,8 +166,43 @@ func undoIOC(ctx context.Context, r exchange.Runner, rec UndoRecord) error {
 		}
 		return classify("remove IntraOrganizationConnector "+rec.Name, err)
 	case UndoRestoreIOC:
-		_, err := r.Run(ctx, cmd("Set-IntraOrganizationConnector", "Identity", rec.Name, "DiscoveryEndpoint", rec.IOC.DiscoveryEndpoint,
-			"TargetAddressDomains", rec.IOC.TargetAddressDomains, "Enabled", rec.IOC.Enabled))
+		if rec.IOC == nil {
+			return nonRetryable(ErrInvalidInput, "restore IntraOrganizationConnector %s: the record has no previous values", rec.Name)
+		}
+		if len(rec.Fields) == 0 {
+			_, err := r.Run(ctx, cmd("Set-IntraOrganizationConnector", "Identity", rec.Name, "DiscoveryEndpoint", rec.IOC.DiscoveryEndpoint,
+				"TargetAddressDomains", rec.IOC.TargetAddressDomains, "Enabled", rec.IOC.Enabled))
+			return classify("restore IntraOrganizationConnector "+rec.Name, err)
+		}
+		params := []any{"Identity", rec.Name}
+		if slices.Contains(rec.Fields, fieldDiscoveryEndpoint) {
+			params = append(params, "DiscoveryEndpoint", rec.IOC.DiscoveryEndpoint)
+		}
+		if slices.Contains(rec.Fields, fieldTargetAddressDomains) {
+			rows, err := r.Run(ctx, cmd("Get-IntraOrganizationConnector", "Identity", rec.Name))
+			if exchange.IsNotFound(err) {
+				return nil
+			}
+			if err != nil {
+				return classify("read IntraOrganizationConnector "+rec.Name, err)
+			}
+			if len(rows) > 0 {
+				cur := iocFromRow(rows[0]).TargetAddressDomains
+				if keep := withoutFold(cur, rec.Added); len(keep) > 0 && !sameFold(keep, cur) {
+					params = append(params, "TargetAddressDomains", keep)
+				}
+			}
+		}
+		if slices.Contains(rec.Fields, fieldEnabled) {
+			params = append(params, "Enabled", rec.IOC.Enabled)
+		}
+		if len(params) == 2 {
+			return nil
+		}
+		_, err := r.Run(ctx, cmd("Set-IntraOrganizationConnector", params...))
+		if exchange.IsNotFound(err) {
+			return nil
+		}
 		return classify("restore IntraOrganizationConnector "+rec.Name, err)
 	}
 	return nonRetryable(ErrInvalidInput, "unknown undo kind %q for an IntraOrganizationConnector", rec.Kind)

@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/hybridflow/hybridflow/internal/cloud"
@@ -83,17 +84,9 @@ func (a *OnPrem) DiscoverOnPrem(ctx context.Context, t Target) (plan.Observed, e
 				o.AcceptedDomains = append(o.AcceptedDomains, plan.AcceptedDomain{DomainName: rowString(r, "DomainName"), Default: rowBool(r, "Default")})
 			}
 		case "Get-AuthServer":
-			for _, r := range rows {
-				o.AuthServers = append(o.AuthServers, plan.AuthServer{Name: rowString(r, "Name"), Type: rowString(r, "Type"),
-					MetadataURL: rowString(r, "AuthMetadataUrl"), Enabled: rowBool(r, "Enabled"),
-					ApplicationIdentifier: rowString(r, "ApplicationIdentifier"), DomainName: rowStrings(r, "DomainName")})
-			}
+			o.AuthServers = authServersFromRows(rows)
 		case "Get-PartnerApplication":
-			for _, r := range rows {
-				if strings.EqualFold(rowString(r, "ApplicationIdentifier"), cloud.FirstPartyAppID) && rowString(r, "Realm") == "" {
-					o.PartnerApp = plan.PartnerApp{Found: true, Name: rowString(r, "Name"), Enabled: rowBool(r, "Enabled")}
-				}
-			}
+			o.PartnerApp = partnerAppFromRows(rows)
 		case "Get-AuthConfig":
 			if len(rows) > 0 {
 				r := rows[0]
@@ -115,10 +108,7 @@ func (a *OnPrem) DiscoverOnPrem(ctx context.Context, t Target) (plan.Observed, e
 					AccessMethod: rowString(r, "AccessMethod"), ProxyURL: rowString(r, "ProxyUrl")})
 			}
 		case "Get-SettingOverride":
-			for _, r := range rows {
-				o.SettingOverrides = append(o.SettingOverrides, plan.SettingOverride{Name: rowString(r, "Name"), Component: rowString(r, "ComponentName"),
-					Section: rowString(r, "SectionName"), Parameters: rowStrings(r, "Parameters")})
-			}
+			o.SettingOverrides = overridesFromRows(rows)
 		case "Get-Mailbox":
 			for _, r := range rows {
 				o.OnPremMailboxes = append(o.OnPremMailboxes, rowString(r, "PrimarySmtpAddress"))
@@ -149,18 +139,55 @@ func authCertificatesOnly(cs []plan.Certificate, ac plan.AuthConfig) []plan.Cert
 	return out
 }
 
+func authServersFromRows(rows []exchange.Row) []plan.AuthServer {
+	out := make([]plan.AuthServer, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, plan.AuthServer{Name: rowString(r, "Name"), Type: rowString(r, "Type"),
+			MetadataURL: rowString(r, "AuthMetadataUrl"), Realm: rowString(r, "Realm"), Enabled: rowBool(r, "Enabled"),
+			ApplicationIdentifier: rowString(r, "ApplicationIdentifier"), DomainName: rowStrings(r, "DomainName")})
+	}
+	return out
+}
+
+// partnerAppFromRows finds the Exchange Online partner application
+// (the first-party application ID with an empty realm), an enabled one
+// before a disabled one.
+func partnerAppFromRows(rows []exchange.Row) plan.PartnerApp {
+	var pa plan.PartnerApp
+	for _, r := range rows {
+		if !strings.EqualFold(rowString(r, "ApplicationIdentifier"), cloud.FirstPartyAppID) || rowString(r, "Realm") != "" {
+			continue
+		}
+		if !pa.Found || (!pa.Enabled && rowBool(r, "Enabled")) {
+			pa = plan.PartnerApp{Found: true, Name: rowString(r, "Name"), Enabled: rowBool(r, "Enabled")}
+		}
+	}
+	return pa
+}
+
+func overridesFromRows(rows []exchange.Row) []plan.SettingOverride {
+	var out []plan.SettingOverride
+	for _, r := range rows {
+		out = append(out, plan.SettingOverride{Name: rowString(r, "Name"), Component: rowString(r, "ComponentName"),
+			Section: rowString(r, "SectionName"), Parameters: rowStrings(r, "Parameters")})
+	}
+	return out
+}
+
 // AuthServersInput is step 1's desired state.
 type AuthServersInput struct {
 	Target  Target                `json:"target"`
 	Servers []plan.AuthServerSpec `json:"servers"`
 }
 
-// EnsureAuthServers creates the ACS and evoSTS auth servers (step 1) unless
-// servers of the same type and metadata URL exist under any name (HCW
-// names them "ACS - <guid>" / "EvoSts - <guid>"); a disabled one is
-// enabled. A server that has our name but another URL is not ours: it is
-// reported, not changed. One read serves every server; a failure after a
-// write keeps that write's undo record (progress).
+// EnsureAuthServers is step 1, decided for every server by
+// plan.DecideAuthServer on a fresh read, as the plan decided it: the
+// tenant's server of each type (recognised by realm, whatever its name or
+// metadata URL) is left as it is, or enabled if it is disabled; a missing
+// one is created. A server that has the wanted name but is not the
+// tenant's blocks the step before anything is written. One read serves
+// every server; a failure after a write keeps that write's undo record
+// (progress).
 func (a *OnPrem) EnsureAuthServers(ctx context.Context, in AuthServersInput) (StepResult, error) {
 	p := startProgress(ctx)
 	r := a.Hosts.OnPrem(in.Target)
@@ -168,30 +195,27 @@ func (a *OnPrem) EnsureAuthServers(ctx context.Context, in AuthServersInput) (St
 	if err != nil {
 		return StepResult{}, p.fail(classify("read auth servers", err))
 	}
+	list := authServersFromRows(rows)
+	decs := make([]plan.AuthServerDecision, len(in.Servers))
+	for i, spec := range in.Servers {
+		decs[i] = plan.DecideAuthServer(authServerLabel(spec), list, spec)
+		if decs[i].Change == plan.ChangeBlocked {
+			return StepResult{}, p.fail(nonRetryable(ErrConflict, "%s", decs[i].Reason))
+		}
+	}
 	for i, spec := range in.Servers {
 		more := i < len(in.Servers)-1
-		var match, sameName exchange.Row
-		for _, row := range rows {
-			if strings.EqualFold(rowString(row, "Type"), spec.Type) && sameURL(rowString(row, "AuthMetadataUrl"), spec.MetadataURL) {
-				match = row
-			}
-			if strings.EqualFold(rowString(row, "Name"), spec.Name) {
-				sameName = row
-			}
-		}
-		switch {
-		case match != nil && rowBool(match, "Enabled"):
-			p.add(StepResult{Outcome: Unchanged, Detail: fmt.Sprintf("%s present as %q", spec.Name, rowString(match, "Name"))}, more)
-		case match != nil:
-			name := rowString(match, "Name")
+		dec := decs[i]
+		switch dec.Change {
+		case plan.ChangeNone:
+			p.add(StepResult{Outcome: Unchanged, Detail: fmt.Sprintf("%s present as %q", spec.Name, dec.Server.Name)}, more)
+		case plan.ChangeUpdate:
+			name := dec.Server.Name
 			if _, err := r.Run(ctx, cmd("Set-AuthServer", "Identity", name, "Enabled", true)); err != nil {
 				return StepResult{}, p.fail(classify("enable auth server "+name, err))
 			}
 			p.add(StepResult{Outcome: Updated, Detail: fmt.Sprintf("enabled auth server %q", name),
 				Undo: []UndoRecord{{System: SystemOnPrem, Kind: UndoSetAuthServerEnabled, Name: name, Enabled: false}}}, more)
-		case sameName != nil:
-			return StepResult{}, p.fail(nonRetryable(ErrConflict, "auth server %q exists with type %s and metadata URL %s, not %s %s; it was not created by hybridflow: correct or remove it, then retry",
-				spec.Name, rowString(sameName, "Type"), rowString(sameName, "AuthMetadataUrl"), spec.Type, spec.MetadataURL))
 		default:
 			params := []any{"Name", spec.Name, "AuthMetadataUrl", spec.MetadataURL}
 			if spec.Type == plan.AuthServerTypeAzureAD {
@@ -212,29 +236,35 @@ func (a *OnPrem) EnsureAuthServers(ctx context.Context, in AuthServersInput) (St
 	return p.done(), nil
 }
 
-// EnablePartnerApplication enables the Exchange Online partner application
-// (step 2): ApplicationIdentifier 00000002-0000-0ff1-ce00-000000000000, empty realm.
+func authServerLabel(spec plan.AuthServerSpec) string {
+	if strings.EqualFold(spec.Type, plan.AuthServerTypeAzureAD) {
+		return "evoSTS"
+	}
+	return "ACS"
+}
+
+// EnablePartnerApplication is step 2: the Exchange Online partner
+// application (00000002-0000-0ff1-ce00-000000000000, empty realm) is
+// enabled; a missing one is refused as the plan says (plan.DecidePartnerApp).
 func (a *OnPrem) EnablePartnerApplication(ctx context.Context, t Target) (StepResult, error) {
 	r := a.Hosts.OnPrem(t)
 	rows, err := r.Run(ctx, cmd("Get-PartnerApplication"))
 	if err != nil {
 		return StepResult{}, classify("read partner applications", err)
 	}
-	for _, row := range rows {
-		if !strings.EqualFold(rowString(row, "ApplicationIdentifier"), cloud.FirstPartyAppID) || rowString(row, "Realm") != "" {
-			continue
+	pa := partnerAppFromRows(rows)
+	change, reason := plan.DecidePartnerApp(pa)
+	switch change {
+	case plan.ChangeNone:
+		return StepResult{Outcome: Unchanged, Detail: fmt.Sprintf("partner application %q already enabled", pa.Name)}, nil
+	case plan.ChangeUpdate:
+		if _, err := r.Run(ctx, cmd("Set-PartnerApplication", "Identity", pa.Name, "Enabled", true)); err != nil {
+			return StepResult{}, classify("enable partner application "+pa.Name, err)
 		}
-		name := rowString(row, "Name")
-		if rowBool(row, "Enabled") {
-			return StepResult{Outcome: Unchanged, Detail: fmt.Sprintf("partner application %q already enabled", name)}, nil
-		}
-		if _, err := r.Run(ctx, cmd("Set-PartnerApplication", "Identity", name, "Enabled", true)); err != nil {
-			return StepResult{}, classify("enable partner application "+name, err)
-		}
-		return StepResult{Outcome: Updated, Detail: fmt.Sprintf("enabled partner application %q", name),
-			Undo: []UndoRecord{{System: SystemOnPrem, Kind: UndoSetPartnerAppEnabled, Name: name, Enabled: false}}}, nil
+		return StepResult{Outcome: Updated, Detail: fmt.Sprintf("enabled partner application %q", pa.Name),
+			Undo: []UndoRecord{{System: SystemOnPrem, Kind: UndoSetPartnerAppEnabled, Name: pa.Name, Enabled: false}}}, nil
 	}
-	return StepResult{}, nonRetryable(ErrInvalidInput, "no partner application %s with an empty realm exists; Exchange creates it at setup — check the organisation", cloud.FirstPartyAppID)
+	return StepResult{}, nonRetryable(ErrInvalidInput, "%s", reason)
 }
 
 // AuthServerAppInput points the evoSTS auth server at the dedicated app.
@@ -245,9 +275,18 @@ type AuthServerAppInput struct {
 	Domains []string            `json:"domains"`
 }
 
-// SetAuthServerApplication runs Set-AuthServer -ApplicationIdentifier
-// -DomainName on the evoSTS auth server (FACTS §2.5), found by type and
-// metadata URL; the previous values are kept for undo.
+// Properties a restore-auth-server-app record may name in Fields.
+const (
+	fieldApplicationIdentifier = "ApplicationIdentifier"
+	fieldDomainName            = "DomainName"
+)
+
+// SetAuthServerApplication is the dedicated application's on-prem half:
+// Set-AuthServer -ApplicationIdentifier -DomainName on the evoSTS server
+// only, chosen and changed as plan.DecideAuthServerApp says. DomainName
+// gains the wanted values and keeps its own; the undo record says what
+// changed, so an undo puts back the previous ApplicationIdentifier and
+// removes exactly the domains added.
 func (a *OnPrem) SetAuthServerApplication(ctx context.Context, in AuthServerAppInput) (StepResult, error) {
 	if in.AppID == "" {
 		return StepResult{}, nonRetryable(ErrInvalidInput, "the dedicated application's appId is unknown: the application step must run first")
@@ -257,36 +296,88 @@ func (a *OnPrem) SetAuthServerApplication(ctx context.Context, in AuthServerAppI
 	if err != nil {
 		return StepResult{}, classify("read auth servers", err)
 	}
-	for _, row := range rows {
-		if !strings.EqualFold(rowString(row, "Type"), plan.AuthServerTypeAzureAD) || !sameURL(rowString(row, "AuthMetadataUrl"), in.EvoSTS.MetadataURL) {
-			continue
+	dec := plan.DecideAuthServerApp(authServersFromRows(rows), in.EvoSTS, in.AppID, in.Domains)
+	switch dec.Change {
+	case plan.ChangeNone:
+		return StepResult{Outcome: Unchanged, Detail: fmt.Sprintf("auth server %q already uses application %s", dec.Server.Name, in.AppID)}, nil
+	case plan.ChangeBlocked:
+		typ := ErrConflict
+		if dec.Missing {
+			typ = ErrInvalidInput
 		}
-		name := rowString(row, "Name")
-		prevApp, prevDomains := rowString(row, "ApplicationIdentifier"), rowStrings(row, "DomainName")
-		// Domains already listed stay; the plan promises "DomainName gains".
-		domains := unionFold(prevDomains, in.Domains)
-		if strings.EqualFold(prevApp, in.AppID) && sameFold(prevDomains, domains) {
-			return StepResult{Outcome: Unchanged, Detail: fmt.Sprintf("auth server %q already uses application %s", name, in.AppID)}, nil
-		}
-		if _, err := r.Run(ctx, cmd("Set-AuthServer", "Identity", name, "ApplicationIdentifier", in.AppID, "DomainName", domains)); err != nil {
-			return StepResult{}, classify("set application identifier on auth server "+name, err)
-		}
-		return StepResult{Outcome: Updated, Detail: fmt.Sprintf("auth server %q now uses application %s for %s", name, in.AppID, strings.Join(domains, ", ")),
-			Undo: []UndoRecord{{System: SystemOnPrem, Kind: UndoRestoreAuthServerApp, Name: name, ApplicationIdentifier: prevApp, DomainName: prevDomains}}}, nil
+		return StepResult{}, nonRetryable(typ, "%s", dec.Reason)
 	}
-	return StepResult{}, nonRetryable(ErrInvalidInput, "no AzureAD auth server with metadata URL %s: step 1 must run first", in.EvoSTS.MetadataURL)
+	name := dec.Server.Name
+	if _, err := r.Run(ctx, cmd("Set-AuthServer", "Identity", name, "ApplicationIdentifier", in.AppID, "DomainName", dec.Domains)); err != nil {
+		return StepResult{}, classify("set application identifier on auth server "+name, err)
+	}
+	undo := UndoRecord{System: SystemOnPrem, Kind: UndoRestoreAuthServerApp, Name: name,
+		ApplicationIdentifier: dec.Server.ApplicationIdentifier, DomainName: dec.Server.DomainName, Added: dec.AddDomains}
+	if dec.SetApp {
+		undo.Fields = append(undo.Fields, fieldApplicationIdentifier)
+	}
+	if len(dec.AddDomains) > 0 {
+		undo.Fields = append(undo.Fields, fieldDomainName)
+	}
+	return StepResult{Outcome: Updated, Detail: fmt.Sprintf("auth server %q now uses application %s for %s", name, in.AppID, strings.Join(dec.Domains, ", ")),
+		Undo: []UndoRecord{undo}}, nil
+}
+
+// undoAuthServerApp reverses SetAuthServerApplication. A record with
+// Fields restores only what it names, against the server as it is now;
+// an older record puts back both properties as they were.
+func undoAuthServerApp(ctx context.Context, r exchange.Runner, rec UndoRecord) error {
+	if len(rec.Fields) == 0 {
+		_, err := r.Run(ctx, cmd("Set-AuthServer", "Identity", rec.Name, "ApplicationIdentifier", rec.ApplicationIdentifier, "DomainName", nonNil(rec.DomainName)))
+		return err
+	}
+	rows, err := r.Run(ctx, cmd("Get-AuthServer", "Identity", rec.Name))
+	if err != nil || len(rows) == 0 {
+		return err
+	}
+	cur := authServersFromRows(rows)[0]
+	app := cur.ApplicationIdentifier
+	if slices.Contains(rec.Fields, fieldApplicationIdentifier) {
+		app = rec.ApplicationIdentifier
+	}
+	domains := cur.DomainName
+	if slices.Contains(rec.Fields, fieldDomainName) {
+		domains = withoutFold(cur.DomainName, rec.Added)
+	}
+	if strings.EqualFold(app, cur.ApplicationIdentifier) && sameFold(domains, cur.DomainName) {
+		return nil
+	}
+	// Both properties go together: -ApplicationIdentifier puts the call in
+	// the one parameter set that also has -DomainName.
+	_, err = r.Run(ctx, cmd("Set-AuthServer", "Identity", rec.Name, "ApplicationIdentifier", app, "DomainName", nonNil(domains)))
+	return err
+}
+
+// SettingOverrideInput is the setting override step's input. Target is
+// embedded so that inputs recorded as a bare Target still decode.
+type SettingOverrideInput struct {
+	Target
+	// ConsentGranted says whether the dedicated application has admin
+	// consent, which only the workflow knows (from discovery and the
+	// dedicated-app step); nil for setups recorded before it was passed,
+	// which skip that one check.
+	ConsentGranted *bool `json:"consent_granted,omitempty"`
 }
 
 // EnsureSettingOverride creates the EnableExchangeHybrid3PAppFeature
-// override unless one for its section exists, then refreshes
-// VariantConfiguration so that Exchange loads it now (FACTS §2.5). The
-// refresh runs on every attempt, so a retry after a failed refresh still
-// loads an override an earlier attempt created, and that attempt's undo
-// record survives the failure (progress).
-func (a *OnPrem) EnsureSettingOverride(ctx context.Context, t Target) (StepResult, error) {
+// override as plan.OverrideState and plan.OverridePreconditions decide:
+// an override of the section that enables the feature (any name) means
+// nothing is created; one that does not is a conflict; otherwise the
+// override is created only once consent, the partner application and an
+// enabled IntraOrganizationConnector are in place, checked in that order.
+// It then refreshes VariantConfiguration so that Exchange loads the
+// override now. The refresh runs on every attempt, so a retry after a
+// failed refresh still loads an override an earlier attempt created, and
+// that attempt's undo record survives the failure (progress).
+func (a *OnPrem) EnsureSettingOverride(ctx context.Context, in SettingOverrideInput) (StepResult, error) {
 	p := startProgress(ctx)
-	r := a.Hosts.OnPrem(t)
-	res, err := ensureSettingOverride(ctx, r)
+	r := a.Hosts.OnPrem(in.Target)
+	res, err := ensureSettingOverride(ctx, r, in.ConsentGranted)
 	if err != nil {
 		return StepResult{}, p.fail(err)
 	}
@@ -298,15 +389,36 @@ func (a *OnPrem) EnsureSettingOverride(ctx context.Context, t Target) (StepResul
 	return p.done(), nil
 }
 
-func ensureSettingOverride(ctx context.Context, r exchange.Runner) (StepResult, error) {
-	rows, err := r.Run(ctx, cmd("Get-SettingOverride"))
+// overrideReads are what the override step reads, in one round trip.
+var overrideReads = []exchange.Command{cmd("Get-SettingOverride"), cmd("Get-PartnerApplication"), cmd("Get-IntraOrganizationConnector")}
+
+func ensureSettingOverride(ctx context.Context, r exchange.Runner, consent *bool) (StepResult, error) {
+	res, err := r.RunBatch(ctx, overrideReads)
 	if err != nil {
-		return StepResult{}, classify("read setting overrides", err)
+		return StepResult{}, classify("read setting overrides and OAuth configuration", err)
 	}
-	for _, row := range rows {
-		if strings.EqualFold(rowString(row, "SectionName"), plan.OverrideSection) {
-			return StepResult{Outcome: Unchanged, Detail: fmt.Sprintf("setting override %q for %s exists", rowString(row, "Name"), plan.OverrideSection)}, nil
+	var rows [3][]exchange.Row
+	for i := range overrideReads {
+		if rows[i], err = batchRows(res, i, overrideReads); err != nil {
+			return StepResult{}, classify("read "+overrideReads[i].Cmdlet, err)
 		}
+	}
+	enabling, other := plan.OverrideState(overridesFromRows(rows[0]))
+	if c := plan.OverrideConflict(other); c != "" {
+		return StepResult{}, nonRetryable(ErrConflict, "%s", c)
+	}
+	if len(enabling) > 0 {
+		return StepResult{Outcome: Unchanged, Detail: fmt.Sprintf("setting override %q for %s exists", enabling[0].Name, plan.OverrideSection)}, nil
+	}
+	pa := partnerAppFromRows(rows[1])
+	pre := plan.OverridePreconditions{Consent: consent == nil || *consent, PartnerApp: pa.Found && pa.Enabled}
+	for _, row := range rows[2] {
+		if iocFromRow(row).Enabled {
+			pre.Connector = true
+		}
+	}
+	if unmet := pre.Unmet(); unmet != "" {
+		return StepResult{}, nonRetryable(ErrInvalidInput, "%s", plan.OverridePreconditionsUnmet(unmet))
 	}
 	if _, err := r.Run(ctx, cmd("New-SettingOverride", "Name", plan.OverrideName, "Component", plan.OverrideComponent,
 		"Section", plan.OverrideSection, "Parameters", []string{plan.OverrideParameter}, "Reason", "Exchange hybrid dedicated application (hybridflow)")); err != nil {
@@ -403,7 +515,7 @@ func (a *OnPrem) UndoOnPrem(ctx context.Context, in UndoInput) error {
 	case UndoSetAuthServerEnabled:
 		_, err = r.Run(ctx, cmd("Set-AuthServer", "Identity", rec.Name, "Enabled", rec.Enabled))
 	case UndoRestoreAuthServerApp:
-		_, err = r.Run(ctx, cmd("Set-AuthServer", "Identity", rec.Name, "ApplicationIdentifier", rec.ApplicationIdentifier, "DomainName", nonNil(rec.DomainName)))
+		err = undoAuthServerApp(ctx, r, rec)
 	case UndoSetPartnerAppEnabled:
 		_, err = r.Run(ctx, cmd("Set-PartnerApplication", "Identity", rec.Name, "Enabled", rec.Enabled))
 	case UndoRemoveSettingOverride:

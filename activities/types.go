@@ -99,6 +99,14 @@ type UndoRecord struct {
 	DomainName             []string  `json:"domain_name,omitempty"`
 	IOC                    *plan.IOC `json:"ioc,omitempty"`
 	RequiredResourceAccess []RRA     `json:"required_resource_access,omitempty"`
+	// Fields names the properties a restore-auth-server-app or restore-ioc
+	// record changed; the undo restores those only (records without it
+	// restore every property they carry). Added lists the values the
+	// change added to a multi-valued property (DomainName,
+	// TargetAddressDomains): the undo removes exactly these and keeps any
+	// value added since.
+	Fields []string `json:"fields,omitempty"`
+	Added  []string `json:"added,omitempty"`
 	// Graph objects.
 	ObjectKind   string     `json:"object_kind,omitempty"` // "servicePrincipal" or "application"
 	ObjectID     string     `json:"object_id,omitempty"`

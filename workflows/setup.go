@@ -595,12 +595,13 @@ func (s *setup) execute(ctx workflow.Context, a plan.Action) error {
 		// EnsureSettingOverride refreshes on every attempt, so an operator
 		// retry after a failed refresh still loads an override created by
 		// the first attempt.
+		in := activities.SettingOverrideInput{Target: t, ConsentGranted: s.consentGranted()}
 		if s.v2 {
-			return onprem(onPremActs.EnsureSettingOverride, t)
+			return onprem(onPremActs.EnsureSettingOverride, in)
 		}
 		// Version 1 (replay) schedules its own refresh as well: a second,
 		// harmless one on a worker whose EnsureSettingOverride refreshes.
-		if err := onprem(onPremActs.EnsureSettingOverride, t); err != nil {
+		if err := onprem(onPremActs.EnsureSettingOverride, in); err != nil {
 			return err
 		}
 		return onprem(onPremActs.RefreshVariantConfiguration, t)
@@ -626,6 +627,16 @@ func (s *setup) needAppID() error {
 	}
 	return temporal.NewNonRetryableApplicationError("the dedicated application's appId is unknown: the "+string(plan.StepDedicatedApp)+" step did not create it (skipped?); retry after it exists, or abort",
 		activities.ErrInvalidInput, nil)
+}
+
+// consentGranted says whether the dedicated application has admin
+// consent by now: discovery found it (the plan left the step alone) or
+// this run's dedicated-app step completed, consent included. The setting
+// override's activity cannot ask Entra, so the workflow tells it.
+func (s *setup) consentGranted() *bool {
+	st := s.steps[string(plan.StepDedicatedApp)]
+	ok := s.planned(plan.StepDedicatedApp).Change == plan.ChangeNone || (st != nil && st.Status == StatusDone)
+	return &ok
 }
 
 func (s *setup) planned(step plan.Step) plan.Action {

@@ -300,7 +300,11 @@ func (s *script) execute(ctx context.Context, a plan.Action) error {
 			return on.SetAuthServerApplication(c, activities.AuthServerAppInput{Target: t, EvoSTS: d.EvoSTS, AppID: s.appID, Domains: d.AuthServerDomains})
 		})
 	case plan.StepSettingOverride:
-		return s.step(ctx, "EnsureSettingOverride", func(c context.Context) (activities.StepResult, error) { return on.EnsureSettingOverride(c, t) })
+		// As the workflow: consent is there when the plan found it, or the
+		// dedicated-app step (which grants it) ran without failing.
+		consent := s.planned(plan.StepDedicatedApp).Change == plan.ChangeNone || !slices.Contains(s.in.Options.SkipSteps, string(plan.StepDedicatedApp))
+		in := activities.SettingOverrideInput{Target: t, ConsentGranted: &consent}
+		return s.step(ctx, "EnsureSettingOverride", func(c context.Context) (activities.StepResult, error) { return on.EnsureSettingOverride(c, in) })
 	case plan.StepIOCOnPrem:
 		return s.step(ctx, "EnsureOnPremConnector", func(c context.Context) (activities.StepResult, error) {
 			return on.EnsureOnPremConnector(c, activities.IOCInput{Target: t, Spec: d.OnPremIOC})

@@ -136,13 +136,27 @@ func onpremAuthServerType(a *AuthServer) string {
 	return a.Type
 }
 
-func onpremAuthServerRow(a *AuthServer) exchange.Row {
+// onpremRealm is the server's realm: the one stored, or for a world that
+// leaves it out, the one Exchange would have read from the metadata
+// document when the server was created (empty when that fails).
+func onpremRealm(t *Tenant, a *AuthServer) string {
+	if a.Realm != "" {
+		return a.Realm
+	}
+	realm, err := onpremFetchMetadata(t, onpremAuthServerType(a), a.AuthMetadataURL)
+	if err != nil {
+		return ""
+	}
+	return realm
+}
+
+func onpremAuthServerRow(t *Tenant, a *AuthServer) exchange.Row {
 	return exchange.Row{
 		"Identity":              a.Name,
 		"Name":                  a.Name,
 		"Type":                  onpremAuthServerType(a),
 		"AuthMetadataUrl":       a.AuthMetadataURL,
-		"Realm":                 a.Realm,
+		"Realm":                 onpremRealm(t, a),
 		"Enabled":               a.Enabled,
 		"ApplicationIdentifier": a.ApplicationIdentifier,
 		"DomainName":            onpremStrings(a.DomainName),
@@ -167,11 +181,11 @@ func onpremGetAuthServer(c *Call) ([]exchange.Row, *exchange.Error) {
 		if a == nil {
 			return nil, notFound(onpremAuthServerKind, id)
 		}
-		return []exchange.Row{onpremAuthServerRow(a)}, nil
+		return []exchange.Row{onpremAuthServerRow(c.Tenant, a)}, nil
 	}
 	rows := make([]exchange.Row, 0, len(c.Org.AuthServers))
 	for _, a := range c.Org.AuthServers {
-		rows = append(rows, onpremAuthServerRow(a))
+		rows = append(rows, onpremAuthServerRow(c.Tenant, a))
 	}
 	return rows, nil
 }
@@ -189,10 +203,12 @@ func onpremMetadataHosts() map[string]bool {
 }
 
 // onpremFetchMetadata plays New-AuthServer's metadata download: it
-// succeeds only for the tenant's own cloud endpoints and domains, in the
-// document format of the server type, and yields the realm (the tenant ID)
-// the document names. Failures are AuthMetadataClientException, which
-// Exchange raises for every fetch or parse problem.
+// succeeds only for the tenant's own cloud endpoints, naming the tenant by
+// its ID (as the Hybrid Configuration Wizard's ACS URL does) or by one of
+// its domains (as the manual procedure does), in the document format of
+// the server type, and yields the realm (the tenant ID) the document
+// names. Failures are AuthMetadataClientException, which Exchange raises
+// for every fetch or parse problem.
 func onpremFetchMetadata(t *Tenant, typ, raw string) (string, *exchange.Error) {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil || u.Scheme != "https" || u.Host == "" {
@@ -208,7 +224,7 @@ func onpremFetchMetadata(t *Tenant, typ, raw string) (string, *exchange.Error) {
 	if perr != nil {
 		return "", perr
 	}
-	domains := []string{oauthInitialDomain(t)}
+	domains := []string{t.ID, oauthInitialDomain(t)}
 	for _, d := range t.Entra.Domains {
 		if d.IsVerified {
 			domains = append(domains, d.ID)
@@ -277,7 +293,7 @@ func onpremNewAuthServer(c *Call) ([]exchange.Row, *exchange.Error) {
 	a := &AuthServer{Name: name, Type: typ, AuthMetadataURL: rawURL, Realm: realm, Enabled: enabled, CreatedBy: "client"}
 	c.Org.AuthServers = append(c.Org.AuthServers, a)
 	c.touch()
-	return []exchange.Row{onpremAuthServerRow(a)}, nil
+	return []exchange.Row{onpremAuthServerRow(c.Tenant, a)}, nil
 }
 
 func onpremSetAuthServer(c *Call) ([]exchange.Row, *exchange.Error) {

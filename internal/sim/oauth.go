@@ -50,9 +50,9 @@ const (
 // the verify workflow shows them to operators and tests match them.
 const (
 	OAuthReasonUnknownTarget            = "TargetUri is not an endpoint of the partner organization"
-	OAuthReasonNoACSAuthServer          = "no auth server of type MicrosoftACS with the cloud's ACS metadata URL"
+	OAuthReasonNoACSAuthServer          = "no auth server of type MicrosoftACS for the tenant's realm"
 	OAuthReasonACSAuthServerDisabled    = "the ACS auth server is disabled"
-	OAuthReasonNoEvoSTSAuthServer       = "no auth server of type AzureAD with the cloud's evoSTS metadata URL"
+	OAuthReasonNoEvoSTSAuthServer       = "no auth server of type AzureAD for the tenant's realm"
 	OAuthReasonEvoSTSAuthServerDisabled = "the evoSTS auth server is disabled"
 	OAuthReasonNoPartnerApplication     = "no partner application 00000002-0000-0ff1-ce00-000000000000 with an empty realm"
 	OAuthReasonPartnerAppDisabled       = "the Exchange Online partner application is disabled"
@@ -312,7 +312,7 @@ func (k *oauthCheck) toOnPrem(target *url.URL) (*oauthFailure, string) {
 	}
 	// The mode is the on-prem organization's: dedicated once its evoSTS
 	// auth server names an application.
-	if evo := k.findAuthServer(oauthIsAzureAD, k.p.EvoSTSMetadataURL(oauthInitialDomain(k.t))); evo != nil && evo.ApplicationIdentifier != "" {
+	if evo := k.findAuthServer(oauthIsAzureAD); evo != nil && evo.ApplicationIdentifier != "" {
 		return k.dedicated(evo, cert, false)
 	}
 	return k.legacy(cert)
@@ -328,13 +328,17 @@ func oauthSameURL(a, b string) bool {
 	return strings.EqualFold(strings.TrimRight(strings.TrimSpace(a), "/"), strings.TrimRight(strings.TrimSpace(b), "/"))
 }
 
-// findAuthServer recognises an auth server by type and metadata URL, not
-// by name: the HCW names them "ACS - <guid>" and "EvoSts - <guid>". An
-// enabled match wins over a disabled one.
-func (k *oauthCheck) findAuthServer(kind func(*AuthServer) bool, metadataURL string) *AuthServer {
+// findAuthServer recognises the tenant's auth server of a kind the way
+// Exchange tells issuers apart: by type and realm (the tenant ID the
+// metadata document names), not by name or metadata URL. The Hybrid
+// Configuration Wizard names them "ACS - <guid>" and "EvoSts - <guid>" and
+// puts the tenant ID in the ACS URL where the manual procedure puts the
+// initial domain; both are the same issuer. An enabled match wins over a
+// disabled one.
+func (k *oauthCheck) findAuthServer(kind func(*AuthServer) bool) *AuthServer {
 	var found *AuthServer
 	for _, a := range k.t.OnPrem.AuthServers {
-		if !kind(a) || !oauthSameURL(a.AuthMetadataURL, metadataURL) {
+		if !kind(a) || !strings.EqualFold(onpremRealm(k.t, a), k.t.ID) {
 			continue
 		}
 		if a.Enabled {
@@ -351,18 +355,16 @@ func (k *oauthCheck) findAuthServer(kind func(*AuthServer) bool, metadataURL str
 // ApplicationIdentifier decides the mode.
 func (k *oauthCheck) authServers() (*AuthServer, *oauthFailure) {
 	initial := oauthInitialDomain(k.t)
-	acsURL := k.p.ACSMetadataURL(initial)
-	acs := k.findAuthServer(oauthIsACS, acsURL)
+	acs := k.findAuthServer(oauthIsACS)
 	if acs == nil {
-		return nil, oauthFail(401, OAuthReasonNoACSAuthServer, "expected an auth server with AuthMetadataUrl %s", acsURL)
+		return nil, oauthFail(401, OAuthReasonNoACSAuthServer, "expected an auth server of type MicrosoftACS for realm %s, such as AuthMetadataUrl %s", k.t.ID, k.p.ACSMetadataURL(initial))
 	}
 	if !acs.Enabled {
 		return nil, oauthFail(401, OAuthReasonACSAuthServerDisabled, "auth server %q", acs.Name)
 	}
-	evoURL := k.p.EvoSTSMetadataURL(initial)
-	evo := k.findAuthServer(oauthIsAzureAD, evoURL)
+	evo := k.findAuthServer(oauthIsAzureAD)
 	if evo == nil {
-		return nil, oauthFail(401, OAuthReasonNoEvoSTSAuthServer, "expected an auth server of type AzureAD with AuthMetadataUrl %s", evoURL)
+		return nil, oauthFail(401, OAuthReasonNoEvoSTSAuthServer, "expected an auth server of type AzureAD for realm %s, such as AuthMetadataUrl %s", k.t.ID, k.p.EvoSTSMetadataURL(initial))
 	}
 	if !evo.Enabled {
 		return nil, oauthFail(401, OAuthReasonEvoSTSAuthServerDisabled, "auth server %q", evo.Name)
@@ -443,20 +445,16 @@ func (k *oauthCheck) onPremHost(host string) bool {
 	return false
 }
 
-// hasKey reports whether keys hold an unexpired credential for cert. A key
-// matches by thumbprint (customKeyIdentifier, case-insensitive, or the
-// thumbprint of the key when no identifier was stored) and by DER, since
-// Entra verifies signatures with the key material itself.
+// hasKey reports whether keys hold an unexpired credential for cert.
+// Entra checks a token's signature with the key material itself, so a key
+// matches by the certificate it holds (its DER), whatever its keyId,
+// customKeyIdentifier or display name say.
 func (k *oauthCheck) hasKey(keys []KeyCredential, cert *ExchangeCertificate) bool {
 	for _, kc := range keys {
 		if !kc.EndDateTime.IsZero() && !k.now.Before(kc.EndDateTime) {
 			continue
 		}
-		id := kc.CustomKeyIdentifier
-		if id == "" && len(kc.Key) > 0 {
-			id = certs.Thumbprint(kc.Key)
-		}
-		if certs.SameThumbprint(id, cert.Thumbprint) && bytes.Equal(kc.Key, cert.DER) {
+		if len(kc.Key) > 0 && bytes.Equal(kc.Key, cert.DER) {
 			return true
 		}
 	}

@@ -420,3 +420,109 @@ func TestWorldSwitchesFromYAML(t *testing.T) {
 		t.Fatalf("an absent switch must stay nil (follow FACTS): %v %v", w.LegacyFirstPartyBlocked, err)
 	}
 }
+
+// TestOAuthConnectivityHCWBuilt: an organisation as the Hybrid
+// Configuration Wizard leaves it verifies exactly as one built by hand
+// (shared/reference/hybrid-facts.md (a) "Auth servers (on-prem)": the ACS
+// server "ACS - <G1>" with the tenant ID in its metadata URL, the evoSTS
+// server "EvoSts - <G1>" with the initial domain, both with realm = the
+// tenant ID). The realm, not the URL or the name, makes a server the
+// tenant's; a server of another realm is another tenant's.
+func TestOAuthConnectivityHCWBuilt(t *testing.T) {
+	const g1 = "177cd94d-0000-4000-8000-00000000a3e8"
+	hcw := func(cloudName string, dedicated, storeRealm bool) *Tenant {
+		tn := oauthTestTenant(cloudName, dedicated)
+		p := cloud.MustLookup(cloudName)
+		acs, evo := tn.OnPrem.AuthServers[0], tn.OnPrem.AuthServers[1]
+		acs.Name, acs.AuthMetadataURL = "ACS - "+g1, p.ACSMetadataURL(oauthTestTenantID)
+		acs.DomainName = []string{"contoso.com", "contoso." + p.RoutingSuffix}
+		evo.Name = "EvoSts - " + g1
+		if storeRealm {
+			acs.Realm, evo.Realm = oauthTestTenantID, oauthTestTenantID
+		}
+		return tn
+	}
+	for _, cloudName := range []string{"global", "china"} {
+		for _, dedicated := range []bool{false, true} {
+			for _, storeRealm := range []bool{true, false} {
+				name := fmt.Sprintf("%s/dedicated=%v/realm stored=%v", cloudName, dedicated, storeRealm)
+				t.Run(name, func(t *testing.T) {
+					w := oauthTestWorld(hcw(cloudName, dedicated, storeRealm), oauthTestFalse())
+					for dir, r := range map[string]oauthTestResult{"to cloud": oauthToCloud(t, w, cloudName), "to on-prem": oauthToOnPrem(t, w)} {
+						if r.ResultType != OAuthResultSuccess {
+							t.Errorf("%s: an HCW-built organisation must verify, got %q\n%s", dir, r.Reason, r.Detail)
+						}
+					}
+				})
+			}
+		}
+	}
+	t.Run("an ACS server of another realm is not the tenant's", func(t *testing.T) {
+		tn := hcw("global", true, true)
+		tn.OnPrem.AuthServers[0].Realm = "0f0f0f0f-0000-4000-8000-000000000000"
+		if r := oauthToCloud(t, oauthTestWorld(tn, oauthTestFalse()), "global"); r.Reason != OAuthReasonNoACSAuthServer {
+			t.Errorf("got %s %q", r.ResultType, r.Reason)
+		}
+	})
+	t.Run("an evoSTS server of another realm is not the tenant's", func(t *testing.T) {
+		tn := hcw("global", false, true)
+		tn.OnPrem.AuthServers[1].Realm = "0f0f0f0f-0000-4000-8000-000000000000"
+		if r := oauthToCloud(t, oauthTestWorld(tn, oauthTestFalse()), "global"); r.Reason != OAuthReasonNoEvoSTSAuthServer {
+			t.Errorf("got %s %q", r.ResultType, r.Reason)
+		}
+	})
+	t.Run("New-AuthServer accepts the wizard's tenant-ID URL", func(t *testing.T) {
+		tn := hcw("global", false, true)
+		tn.OnPrem.AuthServers = nil
+		w := oauthTestWorld(tn, oauthTestFalse())
+		p := cloud.MustLookup("global")
+		for _, c := range []exchange.Command{
+			{Cmdlet: "New-AuthServer", Parameters: map[string]any{"Name": "ACS - " + g1, "AuthMetadataUrl": p.ACSMetadataURL(oauthTestTenantID)}},
+			{Cmdlet: "New-AuthServer", Parameters: map[string]any{"Name": "EvoSts - " + g1, "AuthMetadataUrl": p.EvoSTSMetadataURL("contoso.onmicrosoft.com"), "Type": "AzureAD"}},
+		} {
+			rows, err := w.Invoke(OnPrem, oauthTestTenantID, c)
+			if err != nil || len(rows) != 1 || rows[0]["Realm"] != oauthTestTenantID {
+				t.Fatalf("%v: rows %v, err %v", c.Parameters["Name"], rows, err)
+			}
+		}
+		if r := oauthToCloud(t, w, "global"); r.ResultType != OAuthResultSuccess {
+			t.Errorf("got %q\n%s", r.Reason, r.Detail)
+		}
+	})
+}
+
+// TestOAuthConnectivityKeyMatchedByCertificate: Entra checks signatures
+// with the key bytes, so a key is the auth certificate's when it holds
+// that certificate, whatever its keyId or customKeyIdentifier
+// (shared/reference/graph-entities.tsv keyCredential; the portal and
+// Microsoft's scripts each label keys their own way).
+func TestOAuthConnectivityKeyMatchedByCertificate(t *testing.T) {
+	for _, dedicated := range []bool{false, true} {
+		keys := func(tn *Tenant) []KeyCredential {
+			if dedicated {
+				return tn.Entra.Applications[0].KeyCredentials
+			}
+			return tn.Entra.ServicePrincipals[0].KeyCredentials
+		}
+		for name, mutate := range map[string]func(k *KeyCredential){
+			"no customKeyIdentifier":      func(k *KeyCredential) { k.CustomKeyIdentifier = "" },
+			"another customKeyIdentifier": func(k *KeyCredential) { k.CustomKeyIdentifier = "UG9ydGFsIHVwbG9hZA==" },
+			"another keyId and label": func(k *KeyCredential) {
+				k.KeyID, k.DisplayName = "5d2e3f40-0000-4000-8000-000000000000", "CN=Microsoft Exchange Server Auth Certificate"
+			},
+			"identifier of another cert":   func(k *KeyCredential) { k.CustomKeyIdentifier = strings.Repeat("AB", 20) },
+			"upper-case thumbprint string": func(k *KeyCredential) { k.CustomKeyIdentifier = strings.ToUpper(k.CustomKeyIdentifier) },
+		} {
+			t.Run(fmt.Sprintf("dedicated=%v/%s", dedicated, name), func(t *testing.T) {
+				tn := oauthTestTenant("global", dedicated)
+				mutate(&keys(tn)[0])
+				w := oauthTestWorld(tn, oauthTestFalse())
+				for dir, r := range map[string]oauthTestResult{"to cloud": oauthToCloud(t, w, "global"), "to on-prem": oauthToOnPrem(t, w)} {
+					if r.ResultType != OAuthResultSuccess {
+						t.Errorf("%s: the key holds the auth certificate, got %q", dir, r.Reason)
+					}
+				}
+			})
+		}
+	}
+}

@@ -1,7 +1,8 @@
 package activities
 
 // Lync Server 2013 / Skype for Business Edge integration with Exchange
-// Online (seed 003, FACTS §8), on the hybridflow-lync-<site> task queue:
+// Online, as Microsoft documents it for Outlook Web App IM and presence,
+// on the hybridflow-lync-<site> task queue:
 //
 //  1. Set-CsAccessEdgeConfiguration -AllowFederatedUsers $True (shared SIP
 //     address space);
@@ -9,9 +10,17 @@ package activities
 //     settings (a ProxyFqdn cannot change in place: remove and re-create);
 //  3. wait until Get-CsManagementStoreReplicationStatus shows every replica
 //     up to date (polled with heartbeats, bounded);
-//  4. confirm with Get-CsHostingProvider -LocalStore on the Edge Server;
+//  4. confirm that the Edge Server has the provider, from the site's
+//     internal server: the Central Management store holds the documented
+//     provider, and the Edge's replica (every replica, when no Edge FQDN is
+//     named) reports UpToDate with a snapshot created after the provider
+//     was written (LastUpdateCreation later than before the write);
 //  5. report whether an external access policy enables communications with
 //     remote users (users signing in to IM from Outlook Web App need one).
+//
+// Step 4 does not run Get-CsHostingProvider -LocalStore: that reads the
+// local replica of the machine the shell runs on, and the site's shell runs
+// on an internal server, not on the Edge.
 //
 // Every write step is check-then-act and returns undo records that restore
 // exactly what it found. A step that writes first remembers what it found
@@ -48,7 +57,7 @@ type Lync struct {
 	Hosts LyncHosts
 }
 
-// The documented hosting provider (seed 003).
+// The documented hosting provider.
 const (
 	LyncProviderIdentity      = "Exchange Online"
 	LyncVerificationLevel     = "UseSourceVerification"
@@ -74,8 +83,9 @@ const (
 	// not up to date when the bounded wait ended (non-retryable: the wait
 	// was the retry; an operator looks at the named replicas).
 	ErrReplicationLagging = "ReplicationLagging"
-	// ErrEdgeNotUpdated: replication reported up to date but the Edge
-	// Server's local store does not show the provider as wanted (retryable).
+	// ErrEdgeNotUpdated: the Edge Server's replica (or another replica
+	// checked with it) has not yet applied a snapshot made after the
+	// provider was written (retryable).
 	ErrEdgeNotUpdated = "EdgeNotUpdated"
 )
 
@@ -210,9 +220,9 @@ func lyncFindProvider(rows []exchange.Row, identity string) (*LyncHostingProvide
 	return mine, others
 }
 
-// DesiredLyncProvider is the hosting provider seed 003 documents for a
-// cloud: ProxyFqdn is the cloud's (FACTS §4), or override when set. It
-// warns when the cloud's value is unconfirmed and no override is given.
+// DesiredLyncProvider is the hosting provider Microsoft documents for a
+// cloud: ProxyFqdn is the cloud's, or override when set. It warns when the
+// cloud's value is unconfirmed and no override is given.
 func DesiredLyncProvider(cloudName, override string) (LyncHostingProvider, []string, error) {
 	p, err := cloud.Lookup(cloudName)
 	if err != nil {
@@ -223,7 +233,7 @@ func DesiredLyncProvider(cloudName, override string) (LyncHostingProvider, []str
 	if fqdn == "" {
 		fqdn = p.LyncProxyFqdn
 		if slices.Contains(p.Unconfirmed, lyncUnconfirmedProxyField) {
-			warnings = append(warnings, fmt.Sprintf("the Lync hosting-provider ProxyFqdn for %s (%s) is unconfirmed (FACTS §4); confirm it with Microsoft and set overrides.lync_proxy_fqdn",
+			warnings = append(warnings, fmt.Sprintf("the Lync hosting-provider ProxyFqdn for %s (%s) is not published by Microsoft; confirm it with Microsoft and set overrides.lync_proxy_fqdn",
 				p.DisplayName, fqdn))
 		}
 	}
@@ -236,11 +246,15 @@ func DesiredLyncProvider(cloudName, override string) (LyncHostingProvider, []str
 	}, warnings, nil
 }
 
-// LyncReplica is one Central Management store replica's status.
+// LyncReplica is one Central Management store replica's status: whether
+// it has applied the latest snapshot, when it last reported, and when the
+// latest snapshot was packaged for it (times are the Central Management
+// Server's, so two of them compare without any clock skew).
 type LyncReplica struct {
-	Fqdn             string    `json:"fqdn"`
-	UpToDate         bool      `json:"up_to_date"`
-	LastStatusReport time.Time `json:"last_status_report,omitempty"`
+	Fqdn               string    `json:"fqdn"`
+	UpToDate           bool      `json:"up_to_date"`
+	LastStatusReport   time.Time `json:"last_status_report,omitempty"`
+	LastUpdateCreation time.Time `json:"last_update_creation,omitempty"`
 }
 
 // LyncExternalAccessPolicy is an external access policy's remote-user switch.
@@ -254,13 +268,11 @@ type LyncObserved struct {
 	AllowFederatedUsers bool                 `json:"allow_federated_users"`
 	Provider            *LyncHostingProvider `json:"provider,omitempty"`
 	// OtherProviders are the deployment's other hosting providers.
-	OtherProviders []LyncHostingProvider `json:"other_providers,omitempty"`
-	Replicas       []LyncReplica         `json:"replicas,omitempty"`
-	// EdgeProvider is "Exchange Online" in the Edge Server's local store.
-	EdgeProvider   *LyncHostingProvider       `json:"edge_provider,omitempty"`
+	OtherProviders []LyncHostingProvider      `json:"other_providers,omitempty"`
+	Replicas       []LyncReplica              `json:"replicas,omitempty"`
 	ExternalAccess []LyncExternalAccessPolicy `json:"external_access_policies,omitempty"`
-	// Notes say what could not be read (replication status, the Edge's
-	// local store); discovery goes on without them.
+	// Notes say what could not be read (replication status); discovery
+	// goes on without it.
 	Notes []string `json:"notes,omitempty"`
 }
 
@@ -270,7 +282,6 @@ var lyncDiscovery = []exchange.Command{
 	cmd("Get-CsHostingProvider"),
 	cmd("Get-CsExternalAccessPolicy"),
 	cmd("Get-CsManagementStoreReplicationStatus"),
-	cmd("Get-CsHostingProvider", "LocalStore", true),
 }
 
 func (a *Lync) runner(t Target) exchange.Runner { return a.Hosts.Lync(t) }
@@ -282,9 +293,9 @@ func lyncWhere(t Target) string {
 	return "the Lync deployment of " + t.TenantID
 }
 
-// DiscoverLync reads the access edge configuration, the hosting providers
-// (central store and Edge local store), replication status and external
-// access policies in one round trip. It writes nothing.
+// DiscoverLync reads the access edge configuration, the hosting providers,
+// replication status and external access policies in one round trip. It
+// writes nothing.
 func (a *Lync) DiscoverLync(ctx context.Context, t Target) (LyncObserved, error) {
 	var o LyncObserved
 	what := "discover " + lyncWhere(t)
@@ -295,7 +306,7 @@ func (a *Lync) DiscoverLync(ctx context.Context, t Target) (LyncObserved, error)
 	for i, c := range lyncDiscovery {
 		rows, err := batchRows(res, i, lyncDiscovery)
 		if err != nil {
-			if i >= 3 { // replication status and the Edge's store are informative here
+			if i >= 3 { // replication status is informative here
 				o.Notes = append(o.Notes, fmt.Sprintf("%s could not be read: %v", lyncDescribeCommand(c), err))
 				continue
 			}
@@ -312,8 +323,6 @@ func (a *Lync) DiscoverLync(ctx context.Context, t Target) (LyncObserved, error)
 			o.ExternalAccess = lyncExternalAccessFromRows(rows)
 		case 3:
 			o.Replicas = lyncReplicasFromRows(rows)
-		case 4:
-			o.EdgeProvider, _ = lyncFindProvider(rows, LyncProviderIdentity)
 		}
 	}
 	return o, nil
@@ -330,7 +339,8 @@ func lyncDescribeCommand(c exchange.Command) string {
 func lyncReplicasFromRows(rows []exchange.Row) []LyncReplica {
 	out := make([]LyncReplica, 0, len(rows))
 	for _, r := range rows {
-		out = append(out, LyncReplica{Fqdn: rowString(r, "ReplicaFqdn"), UpToDate: rowBool(r, "UpToDate"), LastStatusReport: rowTime(r, "LastStatusReport")})
+		out = append(out, LyncReplica{Fqdn: rowString(r, "ReplicaFqdn"), UpToDate: rowBool(r, "UpToDate"),
+			LastStatusReport: rowTime(r, "LastStatusReport"), LastUpdateCreation: rowTime(r, "LastUpdateCreation")})
 	}
 	return out
 }
@@ -368,11 +378,13 @@ func lyncExternalAccessVerdict(ps []LyncExternalAccessPolicy) (allowing []string
 	return allowing, warning
 }
 
-// LyncPlanInput is what the Lync plan is computed from.
+// LyncPlanInput is what the Lync plan is computed from. EdgeFqdns names
+// the Edge Servers' replicas the Edge step checks (none: every replica).
 type LyncPlanInput struct {
 	Cloud             string       `json:"cloud"`
 	ProxyFqdnOverride string       `json:"proxy_fqdn_override,omitempty"`
 	Observed          LyncObserved `json:"observed"`
+	EdgeFqdns         []string     `json:"edge_fqdns,omitempty"`
 }
 
 // LyncPlan is the desired hosting provider and the ordered actions.
@@ -390,12 +402,13 @@ func PlanLync(_ context.Context, in LyncPlanInput) (LyncPlan, error) {
 	if err != nil {
 		return LyncPlan{}, nonRetryable(ErrInvalidInput, "Lync plan: %v", err)
 	}
-	actions, more := BuildLyncPlan(in.Observed, want)
+	actions, more := BuildLyncPlan(in.Observed, want, in.EdgeFqdns)
 	return LyncPlan{Desired: want, Actions: actions, Warnings: append(warnings, more...)}, nil
 }
 
-// BuildLyncPlan says, per Lync step, what a run would change and why.
-func BuildLyncPlan(o LyncObserved, want LyncHostingProvider) ([]plan.Action, []string) {
+// BuildLyncPlan says, per Lync step, what a run would change and why; edge
+// names the Edge Servers' replicas (none: every replica is checked).
+func BuildLyncPlan(o LyncObserved, want LyncHostingProvider, edge []string) ([]plan.Action, []string) {
 	var warnings []string
 	var out []plan.Action
 
@@ -430,7 +443,7 @@ func BuildLyncPlan(o LyncObserved, want LyncHostingProvider) ([]plan.Action, []s
 	out = append(out, hp)
 	for _, p := range o.OtherProviders {
 		if p.SameProxy(want) {
-			warnings = append(warnings, fmt.Sprintf("hosting provider %q also uses ProxyFqdn %s; seed 003 names the provider %q, and hybridflow leaves %q as it is",
+			warnings = append(warnings, fmt.Sprintf("hosting provider %q also uses ProxyFqdn %s; Microsoft's procedure names the provider %q, and hybridflow leaves %q as it is",
 				p.Identity, p.ProxyFqdn, want.Identity, p.Identity))
 		}
 	}
@@ -444,17 +457,7 @@ func BuildLyncPlan(o LyncObserved, want LyncHostingProvider) ([]plan.Action, []s
 	}
 	out = append(out, rep)
 
-	edge := plan.Action{Step: LyncStepEdgeStore, Change: plan.ChangeCheck,
-		Reason: "confirm with Get-CsHostingProvider -LocalStore on the Edge Server"}
-	switch {
-	case o.EdgeProvider == nil:
-		edge.Details = []string{"the Edge Server's local store has no " + fmt.Sprintf("%q", want.Identity) + " provider now"}
-	case !o.EdgeProvider.Equal(want):
-		edge.Details = append([]string{"the Edge Server's local store differs now:"}, o.EdgeProvider.Differences(want)...)
-	default:
-		edge.Details = []string{"the Edge Server's local store already shows the documented provider"}
-	}
-	out = append(out, edge)
+	out = append(out, lyncEdgePlan(o, edge))
 
 	ext := plan.Action{Step: LyncStepExternalAccess, Change: plan.ChangeCheck,
 		Reason: "report whether an external access policy enables communications with remote users"}
@@ -467,6 +470,36 @@ func BuildLyncPlan(o LyncObserved, want LyncHostingProvider) ([]plan.Action, []s
 	}
 	out = append(out, ext)
 	return out, warnings
+}
+
+// lyncEdgePlan is the Edge step's plan: which replicas it will check, and
+// how they stand now.
+func lyncEdgePlan(o LyncObserved, edge []string) plan.Action {
+	a := plan.Action{Step: LyncStepEdgeStore, Change: plan.ChangeCheck}
+	if len(edge) > 0 {
+		a.Reason = fmt.Sprintf("confirm from the site's internal server that the Edge Server's replica (%s) has applied a snapshot made after the hosting provider was written (Get-CsManagementStoreReplicationStatus -ReplicaFqdn: UpToDate, LastUpdateCreation)",
+			strings.Join(edge, ", "))
+	} else {
+		a.Reason = "confirm from the site's internal server that every Central Management store replica, the Edge Server's included, has applied a snapshot made after the hosting provider was written (Get-CsManagementStoreReplicationStatus: UpToDate, LastUpdateCreation)"
+	}
+	var now []string
+	for _, r := range o.Replicas {
+		if len(edge) > 0 && !slices.ContainsFunc(edge, func(e string) bool { return strings.EqualFold(e, r.Fqdn) }) {
+			continue
+		}
+		st := "up to date"
+		if !r.UpToDate {
+			st = "not up to date"
+		}
+		if !r.LastUpdateCreation.IsZero() {
+			st += ", last snapshot " + r.LastUpdateCreation.Format(time.RFC3339)
+		}
+		now = append(now, r.Fqdn+": "+st)
+	}
+	if len(now) > 0 {
+		a.Details = append([]string{"now:"}, now...)
+	}
+	return a
 }
 
 // LyncUndoRecord is one reversible Lync change: the common record (System
@@ -493,12 +526,20 @@ type LyncStepResult struct {
 	Allowing []string                   `json:"allowing,omitempty"`
 	// Provider is what the step found or left (hosting provider, Edge).
 	Provider *LyncHostingProvider `json:"provider,omitempty"`
+	// Baseline is the replication status the hosting-provider step read
+	// just before its first write; the Edge step wants a snapshot newer
+	// than each replica's here. Empty when the step wrote nothing.
+	Baseline []LyncReplica `json:"baseline,omitempty"`
 }
 
-// LyncProviderInput names the provider a step ensures or confirms.
+// LyncProviderInput names the provider a step ensures or confirms. The
+// Edge step also takes the hosting-provider step's Baseline and the Edge
+// Servers' FQDNs (none: every replica is checked).
 type LyncProviderInput struct {
-	Target  Target              `json:"target"`
-	Desired LyncHostingProvider `json:"desired"`
+	Target    Target              `json:"target"`
+	Desired   LyncHostingProvider `json:"desired"`
+	Baseline  []LyncReplica       `json:"baseline,omitempty"`
+	EdgeFqdns []string            `json:"edge_fqdns,omitempty"`
 }
 
 // LyncReplicationInput bounds the replication wait.
@@ -523,35 +564,47 @@ const (
 )
 
 // lyncBefore[T] is the state a write step found before its first write, kept
-// in heartbeat details across attempts.
+// in heartbeat details across attempts; Baseline is the replication status
+// read then (hosting-provider step only).
 type lyncBefore[T any] struct {
-	Seen  bool `json:"seen"`
-	Value T    `json:"value"`
+	Seen     bool          `json:"seen"`
+	Value    T             `json:"value"`
+	Baseline []LyncReplica `json:"baseline,omitempty"`
 }
 
-// lyncEarlierBefore returns what an earlier attempt of this activity found
-// before it wrote, if any (ok), without recording anything.
-func lyncEarlierBefore[T any](ctx context.Context) (T, bool) {
+// lyncEarlier returns what an earlier attempt of this activity found before
+// it wrote, if any (ok), without recording anything.
+func lyncEarlier[T any](ctx context.Context) (lyncBefore[T], bool) {
 	var b lyncBefore[T]
 	if !activity.IsActivity(ctx) || !activity.HasHeartbeatDetails(ctx) {
-		return b.Value, false
+		return lyncBefore[T]{}, false
 	}
 	if err := activity.GetHeartbeatDetails(ctx, &b); err != nil || !b.Seen {
-		return b.Value, false
+		return lyncBefore[T]{}, false
 	}
-	return b.Value, true
+	return b, true
+}
+
+// lyncEarlierBefore is lyncEarlier's state alone.
+func lyncEarlierBefore[T any](ctx context.Context) (T, bool) {
+	b, ok := lyncEarlier[T](ctx)
+	return b.Value, ok
 }
 
 // lyncRecordBefore records the state found before the first write. The first
 // heartbeat of an attempt is sent at once, before the write it guards.
 func lyncRecordBefore[T any](ctx context.Context, v T) {
+	lyncRecord(ctx, lyncBefore[T]{Seen: true, Value: v})
+}
+
+func lyncRecord[T any](ctx context.Context, b lyncBefore[T]) {
 	if activity.IsActivity(ctx) {
-		activity.RecordHeartbeat(ctx, lyncBefore[T]{Seen: true, Value: v})
+		activity.RecordHeartbeat(ctx, b)
 	}
 }
 
 // EnsureLyncEdgeFederation sets AllowFederatedUsers on the access edge
-// configuration (seed 003: shared SIP address space). Undo restores the
+// configuration (the shared SIP address space needs it). Undo restores the
 // previous value.
 func (a *Lync) EnsureLyncEdgeFederation(ctx context.Context, t Target) (LyncStepResult, error) {
 	what := "ensure AllowFederatedUsers on " + lyncWhere(t)
@@ -583,14 +636,9 @@ func (a *Lync) EnsureLyncEdgeFederation(ctx context.Context, t Target) (LyncStep
 		Undo: []LyncUndoRecord{{UndoRecord: UndoRecord{System: SystemLync, Kind: UndoLyncSetAllowFederatedUsers, Name: "Global", Enabled: false}}}}, nil
 }
 
-// readProvider reads one provider from the central store, or with local
-// from the store of the machine the shell runs on (the Edge Server).
-func (a *Lync) readProvider(ctx context.Context, r exchange.Runner, identity string, local bool) (*LyncHostingProvider, error) {
-	c := cmd("Get-CsHostingProvider")
-	if local {
-		c = cmd("Get-CsHostingProvider", "LocalStore", true)
-	}
-	rows, err := r.Run(ctx, c)
+// readProvider reads one provider from the Central Management store.
+func (a *Lync) readProvider(ctx context.Context, r exchange.Runner, identity string) (*LyncHostingProvider, error) {
+	rows, err := r.Run(ctx, cmd("Get-CsHostingProvider"))
 	if err != nil {
 		return nil, err
 	}
@@ -609,7 +657,8 @@ func lyncValidProvider(p LyncHostingProvider) error {
 // exist with exactly the desired settings: created when absent, removed
 // and re-created when its ProxyFqdn differs (it cannot change in place),
 // set in place for any other difference. Undo removes the provider this
-// run created or restores the previous one exactly.
+// run created or restores the previous one exactly. Before its first write
+// it reads the replication status, returned as Baseline for the Edge step.
 func (a *Lync) EnsureLyncHostingProvider(ctx context.Context, in LyncProviderInput) (LyncStepResult, error) {
 	want := in.Desired
 	if err := lyncValidProvider(want); err != nil {
@@ -617,19 +666,29 @@ func (a *Lync) EnsureLyncHostingProvider(ctx context.Context, in LyncProviderInp
 	}
 	what := fmt.Sprintf("ensure hosting provider %q on %s", want.Identity, lyncWhere(in.Target))
 	r := a.runner(in.Target)
-	cur, err := a.readProvider(ctx, r, want.Identity, false)
+	cur, err := a.readProvider(ctx, r, want.Identity)
 	if err != nil {
 		return LyncStepResult{}, classify(what, err)
 	}
-	orig, earlier := lyncEarlierBefore[*LyncHostingProvider](ctx)
+	prev, earlier := lyncEarlier[*LyncHostingProvider](ctx)
+	orig, baseline := prev.Value, prev.Baseline
 	if !earlier {
 		orig = cur
 	}
-	remember := func() {
-		if !earlier {
-			lyncRecordBefore(ctx, cur)
-			earlier = true
+	// remember reads the replication status and keeps it, with what was
+	// found, in the heartbeat before the first write.
+	remember := func() error {
+		if earlier {
+			return nil
 		}
+		rows, err := r.Run(ctx, cmd("Get-CsManagementStoreReplicationStatus"))
+		if err != nil {
+			return classify(what+": read the replication status before the change", err)
+		}
+		baseline = lyncReplicasFromRows(rows)
+		lyncRecord(ctx, lyncBefore[*LyncHostingProvider]{Seen: true, Value: cur, Baseline: baseline})
+		earlier = true
+		return nil
 	}
 	// fail keeps the original provider with a failure that may have left
 	// it removed, so that the workflow can still put it back on abort.
@@ -642,7 +701,9 @@ func (a *Lync) EnsureLyncHostingProvider(ctx context.Context, in LyncProviderInp
 	var did string
 	switch {
 	case cur == nil:
-		remember()
+		if err := remember(); err != nil {
+			return LyncStepResult{}, err
+		}
 		if _, err := r.Run(ctx, want.newCommand()); err != nil {
 			if exchange.IsAlreadyExists(err) {
 				return LyncStepResult{}, fail(retryable(ErrTransient, "%s: created concurrently by someone else; the next attempt re-reads it", what))
@@ -651,7 +712,9 @@ func (a *Lync) EnsureLyncHostingProvider(ctx context.Context, in LyncProviderInp
 		}
 		did = "created"
 	case !cur.SameProxy(want):
-		remember()
+		if err := remember(); err != nil {
+			return LyncStepResult{}, err
+		}
 		if _, err := r.Run(ctx, cmd("Remove-CsHostingProvider", "Identity", cur.Identity)); err != nil && !exchange.IsNotFound(err) {
 			return LyncStepResult{}, fail(classify(what+": remove the provider with ProxyFqdn "+cur.ProxyFqdn, err))
 		}
@@ -669,7 +732,9 @@ func (a *Lync) EnsureLyncHostingProvider(ctx context.Context, in LyncProviderInp
 	default:
 		params, words := cur.setDiff(want)
 		if len(params) > 0 {
-			remember()
+			if err := remember(); err != nil {
+				return LyncStepResult{}, err
+			}
 			params["Identity"] = cur.Identity
 			if _, err := r.Run(ctx, exchange.Command{Cmdlet: "Set-CsHostingProvider", Parameters: params}); err != nil {
 				return LyncStepResult{}, fail(classify(what, err))
@@ -680,7 +745,7 @@ func (a *Lync) EnsureLyncHostingProvider(ctx context.Context, in LyncProviderInp
 	final := want
 	switch {
 	case orig == nil:
-		return LyncStepResult{Outcome: Created, Detail: "created " + want.String(), Provider: &final,
+		return LyncStepResult{Outcome: Created, Detail: "created " + want.String(), Provider: &final, Baseline: baseline,
 			Undo: []LyncUndoRecord{{UndoRecord: UndoRecord{System: SystemLync, Kind: UndoLyncRemoveHostingProvider, Name: want.Identity}}}}, nil
 	case orig.Equal(want):
 		return LyncStepResult{Outcome: Unchanged, Detail: fmt.Sprintf("%q already has the documented settings (ProxyFqdn %s)", want.Identity, want.ProxyFqdn), Provider: &final}, nil
@@ -688,7 +753,7 @@ func (a *Lync) EnsureLyncHostingProvider(ctx context.Context, in LyncProviderInp
 	if did == "" { // an earlier attempt wrote and did not get to report it
 		did = "changed by an earlier attempt: " + strings.Join(orig.Differences(want), ", ")
 	}
-	return LyncStepResult{Outcome: Updated, Detail: fmt.Sprintf("%q %s", want.Identity, did), Provider: &final,
+	return LyncStepResult{Outcome: Updated, Detail: fmt.Sprintf("%q %s", want.Identity, did), Provider: &final, Baseline: baseline,
 		Undo: []LyncUndoRecord{lyncRestoreRecord(*orig)}}, nil
 }
 
@@ -799,23 +864,148 @@ func lyncReplicaList(rs []LyncReplica) string {
 	return strings.Join(parts, ", ")
 }
 
-// ConfirmLyncEdgeProvider reads the Edge Server's local store
-// (Get-CsHostingProvider -LocalStore) and fails, retryably, until the
-// provider is there with the desired settings.
+// ConfirmLyncEdgeProvider confirms, from the site's internal server, that
+// the Edge Server has the desired provider. Get-CsHostingProvider
+// -LocalStore cannot show that here: it reads the local replica of the
+// machine the shell runs on. Instead:
+//
+//   - the Central Management store must hold the provider as desired
+//     (otherwise someone changed it since: a conflict, not retried);
+//   - the Edge Server's replica (each of in.EdgeFqdns, read with
+//     -ReplicaFqdn; every replica when none is named) must report UpToDate,
+//     and when the hosting-provider step wrote, a LastUpdateCreation later
+//     than the one it had just before that write: it has applied a
+//     snapshot packaged after the change. Until then the step fails,
+//     retryably, naming each replica and what it still lacks.
 func (a *Lync) ConfirmLyncEdgeProvider(ctx context.Context, in LyncProviderInput) (LyncStepResult, error) {
 	want := in.Desired
-	what := fmt.Sprintf("confirm hosting provider %q in the Edge Server's local store on %s", want.Identity, lyncWhere(in.Target))
-	edge, err := a.readProvider(ctx, a.runner(in.Target), want.Identity, true)
+	edge, err := LyncEdgeFqdns(in.EdgeFqdns)
+	if err != nil {
+		return LyncStepResult{}, err
+	}
+	what := fmt.Sprintf("confirm that the Edge Server has hosting provider %q (%s)", want.Identity, lyncWhere(in.Target))
+	r := a.runner(in.Target)
+	cms, err := a.readProvider(ctx, r, want.Identity)
 	if err != nil {
 		return LyncStepResult{}, classify(what, err)
 	}
-	if edge == nil {
-		return LyncStepResult{}, retryable(ErrEdgeNotUpdated, "%s: the local store has no %q provider yet", what, want.Identity)
+	if cms == nil {
+		return LyncStepResult{}, nonRetryable(ErrConflict, "%s: the Central Management store has no %q provider, so no replica can receive it; run the hosting-provider step (or find who removed it)", what, want.Identity)
 	}
-	if !edge.Equal(want) {
-		return LyncStepResult{}, retryable(ErrEdgeNotUpdated, "%s: the local store still differs: %s", what, strings.Join(edge.Differences(want), ", "))
+	if !cms.Equal(want) {
+		return LyncStepResult{}, nonRetryable(ErrConflict, "%s: the Central Management store's provider is no longer the documented one (%s); it was changed after the hosting-provider step",
+			what, strings.Join(cms.Differences(want), ", "))
 	}
-	return LyncStepResult{Outcome: Unchanged, Provider: edge, Detail: fmt.Sprintf("the Edge Server's local store shows %q → %s (%s)", edge.Identity, edge.ProxyFqdn, edge.VerificationLevel)}, nil
+	reps, err := a.replicaStatus(ctx, r, edge)
+	if err != nil {
+		return LyncStepResult{}, classify(what, err)
+	}
+	for i, rep := range reps {
+		if rep == nil {
+			return LyncStepResult{}, nonRetryable(ErrInvalidInput, "%s: %s is not a replica of this deployment (Get-CsManagementStoreReplicationStatus -ReplicaFqdn %s returned nothing); check the Edge Server's FQDN", what, edge[i], edge[i])
+		}
+	}
+	var got []LyncReplica
+	var stale []string
+	for _, rep := range reps {
+		got = append(got, *rep)
+		if why := lyncReplicaStale(*rep, in.Baseline); why != "" {
+			stale = append(stale, rep.Fqdn+" "+why)
+		}
+	}
+	if len(got) == 0 {
+		return LyncStepResult{}, retryable(ErrEdgeNotUpdated, "%s: no replica reported its replication status", what)
+	}
+	if len(stale) > 0 {
+		return LyncStepResult{}, retryable(ErrEdgeNotUpdated, "%s: not yet: %s", what, strings.Join(stale, "; "))
+	}
+	var names []string
+	for _, rep := range got {
+		names = append(names, rep.Fqdn)
+	}
+	since := "UpToDate; the provider was already in place before this run"
+	if len(in.Baseline) > 0 {
+		since = "UpToDate with a snapshot packaged after the provider was written"
+	}
+	return LyncStepResult{Outcome: Unchanged, Provider: cms, Replicas: got,
+		Detail: fmt.Sprintf("the Central Management store holds %q → %s (%s); %s: %s", cms.Identity, cms.ProxyFqdn, cms.VerificationLevel, strings.Join(names, ", "), since)}, nil
+}
+
+// LyncEdgeFqdns checks and normalises the Edge Servers' FQDNs (edge_fqdns).
+func LyncEdgeFqdns(in []string) ([]string, error) {
+	var out []string
+	for _, f := range in {
+		n := lyncNormFqdn(f)
+		if n == "" || strings.ContainsAny(n, " /:@\\*") || !strings.Contains(n, ".") {
+			return nil, nonRetryable(ErrInvalidInput, "edge_fqdns: %q is not a fully qualified domain name", f)
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// replicaStatus reads the named replicas, one -ReplicaFqdn read each in
+// one round trip (nil where the deployment has no such replica), or every
+// replica when none is named.
+func (a *Lync) replicaStatus(ctx context.Context, r exchange.Runner, fqdns []string) ([]*LyncReplica, error) {
+	if len(fqdns) == 0 {
+		rows, err := r.Run(ctx, cmd("Get-CsManagementStoreReplicationStatus"))
+		if err != nil {
+			return nil, err
+		}
+		var out []*LyncReplica
+		for _, rep := range lyncReplicasFromRows(rows) {
+			out = append(out, &rep)
+		}
+		return out, nil
+	}
+	cmds := make([]exchange.Command, len(fqdns))
+	for i, f := range fqdns {
+		cmds[i] = cmd("Get-CsManagementStoreReplicationStatus", "ReplicaFqdn", f)
+	}
+	res, err := r.RunBatch(ctx, cmds)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*LyncReplica, len(fqdns))
+	for i := range cmds {
+		rows, err := batchRows(res, i, cmds)
+		if err != nil {
+			return nil, err
+		}
+		for _, rep := range lyncReplicasFromRows(rows) {
+			if strings.EqualFold(rep.Fqdn, fqdns[i]) {
+				out[i] = &rep
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// lyncReplicaStale says what a replica still lacks before it can be said to
+// hold the provider, or "". baseline is the status read just before the
+// provider was written (empty: nothing was written in this run, and
+// UpToDate alone says the replica holds the current store).
+func lyncReplicaStale(rep LyncReplica, baseline []LyncReplica) string {
+	if !rep.UpToDate {
+		return "has not applied the latest snapshot (UpToDate False)"
+	}
+	if len(baseline) == 0 {
+		return ""
+	}
+	if rep.LastUpdateCreation.IsZero() {
+		return "reports no LastUpdateCreation, so nothing shows it received the change"
+	}
+	for _, b := range baseline {
+		if strings.EqualFold(b.Fqdn, rep.Fqdn) && !rep.LastUpdateCreation.After(b.LastUpdateCreation) {
+			return fmt.Sprintf("still reports the snapshot of %s, packaged before the provider was written (the Master Replicator has not packaged the change yet)",
+				rep.LastUpdateCreation.Format(time.RFC3339Nano))
+		}
+	}
+	return ""
 }
 
 // CheckLyncExternalAccess reports which external access policies enable
@@ -872,7 +1062,7 @@ func (a *Lync) UndoLync(ctx context.Context, in LyncUndoInput) error {
 // restoreProvider puts prev back exactly, check-then-act.
 func (a *Lync) restoreProvider(ctx context.Context, r exchange.Runner, t Target, prev LyncHostingProvider) error {
 	what := fmt.Sprintf("restore hosting provider %q (ProxyFqdn %s) on %s", prev.Identity, prev.ProxyFqdn, lyncWhere(t))
-	cur, err := a.readProvider(ctx, r, prev.Identity, false)
+	cur, err := a.readProvider(ctx, r, prev.Identity)
 	if err != nil {
 		return classify(what, err)
 	}

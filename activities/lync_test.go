@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -168,7 +169,7 @@ func TestBuildLyncPlan(t *testing.T) {
 	wrongProxy.ProxyFqdn = "exap.um.partner.outlook.cn"
 	other := want
 	other.Identity = "EXO (manual)"
-	upToDate := []LyncReplica{{Fqdn: "fe01", UpToDate: true}}
+	upToDate := []LyncReplica{{Fqdn: "fe01", UpToDate: true}, {Fqdn: "edge01", UpToDate: false}}
 	for _, c := range []struct {
 		name       string
 		o          LyncObserved
@@ -177,19 +178,19 @@ func TestBuildLyncPlan(t *testing.T) {
 		warnings   int
 		edgeDetail string
 	}{
-		{"fresh", LyncObserved{Replicas: upToDate}, plan.ChangeUpdate, plan.ChangeCreate, "no \"Exchange Online\"", 1, "has no"},
-		{"converged", LyncObserved{AllowFederatedUsers: true, Provider: &want, EdgeProvider: &want, Replicas: upToDate,
-			ExternalAccess: []LyncExternalAccessPolicy{{"Global", true}}}, plan.ChangeNone, plan.ChangeNone, "already has the documented settings", 0, "already shows"},
-		{"wrong proxy", LyncObserved{AllowFederatedUsers: true, Provider: &wrongProxy, EdgeProvider: &wrongProxy,
-			ExternalAccess: []LyncExternalAccessPolicy{{"Global", true}}}, plan.ChangeNone, plan.ChangeUpdate, "removed and re-created", 0, "differs"},
+		{"fresh", LyncObserved{Replicas: upToDate}, plan.ChangeUpdate, plan.ChangeCreate, "no \"Exchange Online\"", 1, "fe01: up to date edge01: not up to date"},
+		{"converged", LyncObserved{AllowFederatedUsers: true, Provider: &want, Replicas: upToDate,
+			ExternalAccess: []LyncExternalAccessPolicy{{"Global", true}}}, plan.ChangeNone, plan.ChangeNone, "already has the documented settings", 0, "fe01: up to date"},
+		{"wrong proxy", LyncObserved{AllowFederatedUsers: true, Provider: &wrongProxy,
+			ExternalAccess: []LyncExternalAccessPolicy{{"Global", true}}}, plan.ChangeNone, plan.ChangeUpdate, "removed and re-created", 0, ""},
 		{"wrong level", LyncObserved{AllowFederatedUsers: true, Provider: &wrongLevel,
 			ExternalAccess: []LyncExternalAccessPolicy{{"Global", false}, {"Tag:Remote", true}}}, plan.ChangeNone, plan.ChangeUpdate,
-			"Enabled $False → $True, VerificationLevel AlwaysVerifiable → UseSourceVerification", 0, "has no"},
+			"Enabled $False → $True, VerificationLevel AlwaysVerifiable → UseSourceVerification", 0, ""},
 		{"another provider on the same proxy", LyncObserved{AllowFederatedUsers: true, OtherProviders: []LyncHostingProvider{other},
-			ExternalAccess: []LyncExternalAccessPolicy{{"Global", true}}}, plan.ChangeNone, plan.ChangeCreate, "no \"Exchange Online\"", 1, "has no"},
+			ExternalAccess: []LyncExternalAccessPolicy{{"Global", true}}}, plan.ChangeNone, plan.ChangeCreate, "no \"Exchange Online\"", 1, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			acts, warnings := BuildLyncPlan(c.o, want)
+			acts, warnings := BuildLyncPlan(c.o, want, nil)
 			var steps []plan.Step
 			for _, a := range acts {
 				steps = append(steps, a.Step)
@@ -203,8 +204,9 @@ func TestBuildLyncPlan(t *testing.T) {
 			if len(warnings) != c.warnings {
 				t.Errorf("warnings %q", warnings)
 			}
-			if !strings.Contains(strings.Join(acts[3].Details, " "), c.edgeDetail) {
-				t.Errorf("edge details %q", acts[3].Details)
+			if !strings.Contains(strings.Join(acts[3].Details, " "), c.edgeDetail) || !strings.Contains(acts[3].Reason, "every Central Management store replica") ||
+				strings.Contains(acts[3].Reason, "LocalStore") {
+				t.Errorf("edge step %q %q", acts[3].Reason, acts[3].Details)
 			}
 			for _, a := range acts[2:] {
 				if a.Change != plan.ChangeCheck {
@@ -212,6 +214,11 @@ func TestBuildLyncPlan(t *testing.T) {
 				}
 			}
 		})
+	}
+	// Named Edge Servers: the plan checks those replicas only.
+	acts, _ := BuildLyncPlan(LyncObserved{Replicas: upToDate}, want, []string{"EDGE01"})
+	if a := acts[3]; !strings.Contains(a.Reason, "-ReplicaFqdn") || !strings.Contains(a.Reason, "EDGE01") || strings.Join(a.Details, " ") != "now: edge01: not up to date" {
+		t.Errorf("named edge: %q %q", a.Reason, a.Details)
 	}
 }
 
@@ -227,8 +234,8 @@ func TestDiscoverLync(t *testing.T) {
 	if err := v.Get(&o); err != nil {
 		t.Fatal(err)
 	}
-	if o.AllowFederatedUsers || o.Provider == nil || o.Provider.VerificationLevel != "AlwaysVerifiable" || o.EdgeProvider == nil || !o.EdgeProvider.Equal(*o.Provider) ||
-		len(o.Replicas) != 2 || len(o.ExternalAccess) != 2 || !o.ExternalAccess[1].EnableOutsideAccess {
+	if o.AllowFederatedUsers || o.Provider == nil || o.Provider.VerificationLevel != "AlwaysVerifiable" ||
+		len(o.Replicas) != 2 || o.Replicas[0].LastUpdateCreation.IsZero() || len(o.ExternalAccess) != 2 || !o.ExternalAccess[1].EnableOutsideAccess {
 		t.Fatalf("%+v", o)
 	}
 	if st := w.Stats().ByTenant[lyncTenant]; st.ShellRoundTrips != 1 || st.Writes != 0 {
@@ -298,6 +305,10 @@ func TestEnsureLyncHostingProvider(t *testing.T) {
 			if got := w.Stats().ByTenant[lyncTenant].Writes; got != c.writes {
 				t.Errorf("%d writes, want %d", got, c.writes)
 			}
+			// A write comes with the replication status read just before it.
+			if (len(r.Baseline) == 2) != (c.writes > 0) {
+				t.Errorf("baseline %+v after %d writes", r.Baseline, c.writes)
+			}
 			cms, _ := lyncProviders(w)
 			if len(cms) != 1 || !lyncProviderFromSim(cms[0]).Equal(want) {
 				t.Errorf("after ensure: %+v", cms)
@@ -334,13 +345,16 @@ func TestEnsureLyncHostingProviderRemembersAcrossAttempts(t *testing.T) {
 		ProxyFqdn: "exap.um.outlook.com", VerificationLevel: "UseSourceVerification"})
 	old := want
 	old.ProxyFqdn, old.VerificationLevel = "exap.um.partner.outlook.cn", "AlwaysVerifiable"
-	env.SetHeartbeatDetails(lyncBefore[*LyncHostingProvider]{Seen: true, Value: &old})
+	// The earlier attempt read the replication status before it wrote:
+	// that, not a read taken after the write, is the baseline.
+	before := []LyncReplica{{Fqdn: "fe01.contoso.com", UpToDate: true, LastUpdateCreation: time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)}}
+	env.SetHeartbeatDetails(lyncBefore[*LyncHostingProvider]{Seen: true, Value: &old, Baseline: before})
 	r, err := runLyncStep(t, env, a.EnsureLyncHostingProvider, LyncProviderInput{Target: lyncTarget, Desired: want})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r.Outcome != Updated || len(r.Undo) != 1 || r.Undo[0].Kind != UndoLyncRestoreHostingProvider || *r.Undo[0].Provider != old ||
-		!strings.Contains(r.Detail, "changed by an earlier attempt") {
+		!strings.Contains(r.Detail, "changed by an earlier attempt") || !slices.Equal(r.Baseline, before) {
 		t.Fatalf("%+v", r)
 	}
 	// An earlier attempt that created it: the undo removes it.
@@ -396,26 +410,137 @@ func TestWaitLyncReplication(t *testing.T) {
 	}
 }
 
-func TestConfirmLyncEdgeProvider(t *testing.T) {
+// lyncEdgeWorld marks edge01 as the Edge Server's replica and sets the
+// replicas' lags (-1: never applies a snapshot) and the Master
+// Replicator's packaging delay.
+func lyncEdgeWorld(t *testing.T, feLag, edgeLag, snapshotDelay int) (*sim.World, *Lync, *testsuite.TestActivityEnvironment) {
+	t.Helper()
 	w, a, env := newLyncTest(t)
+	w.Update(lyncTenant, func(t *sim.Tenant) {
+		t.Lync.Replicas[0].LagChecks = feLag
+		t.Lync.Replicas[1].Role, t.Lync.Replicas[1].LagChecks = sim.LyncRoleEdge, edgeLag
+		t.Lync.SnapshotDelayChecks = snapshotDelay
+	})
+	return w, a, env
+}
+
+func lyncStatusReads(t *testing.T, w *sim.World, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		if _, err := (sim.DirectRunner{W: w, Side: sim.Lync, Tenant: lyncTenant}).Run(context.Background(), cmd("Get-CsManagementStoreReplicationStatus")); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestConfirmLyncEdgeProviderNotThroughLocalStore follows
+// shared/reference/hybrid-facts.md (e), rows "check on the Edge" and
+// "check on an internal server": the site's shell runs on an internal
+// server, where -LocalStore shows that server's replica. Here fe01 has the
+// new provider and the Edge never receives it: the old check (-LocalStore
+// through the site's shell) would confirm; the Edge step must not.
+func TestConfirmLyncEdgeProviderNotThroughLocalStore(t *testing.T) {
+	w, a, env := lyncEdgeWorld(t, 0, -1, 0)
+	want := lyncDesired(t, "global")
+	ensured, err := runLyncStep(t, env, a.EnsureLyncHostingProvider, LyncProviderInput{Target: lyncTarget, Desired: want})
+	if err != nil || ensured.Outcome != Created || len(ensured.Baseline) != 2 {
+		t.Fatalf("%+v %v", ensured, err)
+	}
+	lyncStatusReads(t, w, 3)
+	rows, err := (sim.DirectRunner{W: w, Side: sim.Lync, Tenant: lyncTenant}).Run(context.Background(), cmd("Get-CsHostingProvider", "LocalStore", true))
+	if p, _ := lyncFindProvider(rows, want.Identity); err != nil || p == nil || !p.Equal(want) {
+		t.Fatalf("fe01's local store should hold the provider: %v %v", rows, err)
+	}
+	if _, edge := lyncProviders(w); len(edge) != 0 {
+		t.Fatalf("the Edge's store: %+v", edge)
+	}
+	for _, named := range [][]string{nil, {"EDGE01.contoso.com."}} {
+		in := LyncProviderInput{Target: lyncTarget, Desired: want, Baseline: ensured.Baseline, EdgeFqdns: named}
+		_, err := runLyncStep(t, env, a.ConfirmLyncEdgeProvider, in)
+		typ, nonRetryable := lyncErrType(err)
+		if typ != ErrEdgeNotUpdated || nonRetryable || !strings.Contains(err.Error(), "edge01.contoso.com has not applied the latest snapshot") ||
+			strings.Contains(err.Error(), "fe01") {
+			t.Fatalf("edge %q: %v (%s)", named, err, typ)
+		}
+	}
+	// The Edge's agent recovers: it applies the snapshot and the step confirms.
+	w.Update(lyncTenant, func(t *sim.Tenant) { t.Lync.Replicas[1].LagChecks = 0 })
+	lyncStatusReads(t, w, 1)
+	r, err := runLyncStep(t, env, a.ConfirmLyncEdgeProvider, LyncProviderInput{Target: lyncTarget, Desired: want, Baseline: ensured.Baseline, EdgeFqdns: []string{"edge01.contoso.com"}})
+	if err != nil || r.Outcome != Unchanged || !strings.Contains(r.Detail, "edge01.contoso.com: UpToDate with a snapshot packaged after the provider was written") || len(r.Replicas) != 1 {
+		t.Fatalf("%+v %v", r, err)
+	}
+	if _, edge := lyncProviders(w); len(edge) != 1 || !lyncProviderFromSim(edge[0]).Equal(want) {
+		t.Fatalf("confirmed, but the Edge's store holds %+v", edge)
+	}
+}
+
+// TestConfirmLyncEdgeProviderWaitsForTheSnapshot follows
+// shared/reference/hybrid-facts.md (e), row "check on an internal server"
+// (UpToDate and LastUpdateCreation per replica): until the Master
+// Replicator packages the change every replica still reports the previous
+// snapshot as up to date. UpToDate alone would confirm a change no replica
+// has; the step wants a snapshot created after the one each replica had
+// before the write.
+func TestConfirmLyncEdgeProviderWaitsForTheSnapshot(t *testing.T) {
+	w, a, env := lyncEdgeWorld(t, 0, 1, 2)
+	want := lyncDesired(t, "global")
+	ensured, err := runLyncStep(t, env, a.EnsureLyncHostingProvider, LyncProviderInput{Target: lyncTarget, Desired: want})
+	if err != nil || len(ensured.Baseline) != 2 {
+		t.Fatalf("%+v %v", ensured, err)
+	}
+	in := LyncProviderInput{Target: lyncTarget, Desired: want, Baseline: ensured.Baseline}
+	// Attempt 1 (one status read): not packaged, all "up to date".
+	_, err = runLyncStep(t, env, a.ConfirmLyncEdgeProvider, in)
+	if typ, _ := lyncErrType(err); typ != ErrEdgeNotUpdated || !strings.Contains(err.Error(), "packaged before the provider was written") {
+		t.Fatalf("attempt 1: %v", err)
+	}
+	// Attempt 2 packages it, attempt 3 sees fe01 apply it, attempt 4 the Edge.
+	for i, still := range []string{"fe01.contoso.com has not applied", "edge01.contoso.com has not applied"} {
+		if _, err := runLyncStep(t, env, a.ConfirmLyncEdgeProvider, in); err == nil || !strings.Contains(err.Error(), still) {
+			t.Fatalf("attempt %d: %v", i+2, err)
+		}
+	}
+	if r, err := runLyncStep(t, env, a.ConfirmLyncEdgeProvider, in); err != nil || len(r.Replicas) != 2 {
+		t.Fatalf("attempt 4: %+v %v", r, err)
+	}
+	if _, edge := lyncProviders(w); len(edge) != 1 {
+		t.Fatalf("confirmed, but the Edge's store holds %+v", edge)
+	}
+	// Without a write in this run there is no baseline: UpToDate is enough.
+	if r, err := runLyncStep(t, env, a.ConfirmLyncEdgeProvider, LyncProviderInput{Target: lyncTarget, Desired: want}); err != nil ||
+		!strings.Contains(r.Detail, "already in place before this run") {
+		t.Fatalf("no baseline: %+v %v", r, err)
+	}
+}
+
+func TestConfirmLyncEdgeProviderRefuses(t *testing.T) {
+	w, a, env := lyncEdgeWorld(t, 0, 0, 0)
 	want := lyncDesired(t, "global")
 	in := LyncProviderInput{Target: lyncTarget, Desired: want}
-	if _, err := runLyncStep(t, env, a.ConfirmLyncEdgeProvider, in); err == nil || !strings.Contains(err.Error(), "no \"Exchange Online\" provider yet") {
-		t.Fatalf("empty edge: %v", err)
-	} else if typ, nonRetryable := lyncErrType(err); typ != ErrEdgeNotUpdated || nonRetryable {
-		t.Fatalf("%s %v", typ, nonRetryable)
+	// Nothing in the Central Management store: nothing can replicate.
+	if _, err := runLyncStep(t, env, a.ConfirmLyncEdgeProvider, in); err == nil {
+		t.Fatal("confirmed a provider that does not exist")
+	} else if typ, nonRetryable := lyncErrType(err); typ != ErrConflict || !nonRetryable || !strings.Contains(err.Error(), "has no \"Exchange Online\" provider") {
+		t.Fatalf("%v (%s %v)", err, typ, nonRetryable)
 	}
-	w.Update(lyncTenant, func(t *sim.Tenant) {
-		t.Lync.EdgeLocalStore = []*sim.HostingProvider{{Identity: "Exchange Online", Enabled: true, EnabledSharedAddressSpace: true,
-			ProxyFqdn: "exap.um.outlook.com", VerificationLevel: "AlwaysVerifiable"}}
-		t.Lync.Replicas[0].UpToDate, t.Lync.Replicas[1].UpToDate = false, true // the Edge keeps its copy
-	})
+	// Someone changed it after the hosting-provider step.
+	lyncSetProvider(w, &sim.HostingProvider{Identity: "Exchange Online", Enabled: true, EnabledSharedAddressSpace: true, ProxyFqdn: "exap.um.outlook.com", VerificationLevel: "AlwaysVerifiable"})
 	if _, err := runLyncStep(t, env, a.ConfirmLyncEdgeProvider, in); err == nil || !strings.Contains(err.Error(), "VerificationLevel AlwaysVerifiable → UseSourceVerification") {
-		t.Fatalf("stale edge: %v", err)
+		t.Fatalf("changed provider: %v", err)
 	}
-	w.Update(lyncTenant, func(t *sim.Tenant) { t.Lync.EdgeLocalStore[0].VerificationLevel = "UseSourceVerification" })
-	if r, err := runLyncStep(t, env, a.ConfirmLyncEdgeProvider, in); err != nil || r.Outcome != Unchanged {
-		t.Fatalf("%+v %v", r, err)
+	// Named Edge Servers must be replicas of this deployment, and FQDNs.
+	lyncSetProvider(w, &sim.HostingProvider{Identity: "Exchange Online", Enabled: true, EnabledSharedAddressSpace: true, ProxyFqdn: "exap.um.outlook.com", VerificationLevel: "UseSourceVerification"})
+	before := w.Stats().ByTenant[lyncTenant].ShellRoundTrips
+	for edge, msg := range map[string]string{"edge02.contoso.com": "edge02.contoso.com is not a replica of this deployment", "https://edge01/": "edge_fqdns"} {
+		in.EdgeFqdns = []string{edge}
+		_, err := runLyncStep(t, env, a.ConfirmLyncEdgeProvider, in)
+		if typ, nonRetryable := lyncErrType(err); typ != ErrInvalidInput || !nonRetryable || !strings.Contains(err.Error(), msg) {
+			t.Fatalf("%s: %v", edge, err)
+		}
+	}
+	if n := w.Stats().ByTenant[lyncTenant].ShellRoundTrips - before; n != 2 { // the malformed one never reaches the shell
+		t.Fatalf("%d round trips", n)
 	}
 }
 
@@ -447,6 +572,10 @@ func TestLyncCmdletsAreAllowed(t *testing.T) {
 	for _, c := range lyncDiscovery {
 		if !exchange.Allowed(c.Cmdlet) {
 			t.Errorf("%s is not allowed", c.Cmdlet)
+		}
+		// -LocalStore would read the site server's replica, not the Edge's.
+		if _, ok := c.Parameters["LocalStore"]; ok {
+			t.Errorf("discovery sends %s -LocalStore", c.Cmdlet)
 		}
 	}
 }

@@ -27,20 +27,24 @@ func LyncWorkflowID(site string) string { return "hybridflow/lync/" + strings.To
 // LyncPlanWorkflowID keeps Lync dry runs apart from real runs.
 func LyncPlanWorkflowID(site string) string { return "hybridflow/lync-plan/" + strings.ToLower(site) }
 
-// LyncInput is one Lync site's integration request (seed 003). It carries
-// no secret: the target's credential is a name the worker resolves.
+// LyncInput is one Lync site's integration request. It carries no secret:
+// the target's credential is a name the worker resolves.
 type LyncInput struct {
 	// Site is the Lync site (the hybridflow-lync-<site> task queue).
 	Site string `json:"site"`
-	// Cloud decides the hosting provider's ProxyFqdn (FACTS §4).
+	// Cloud decides the hosting provider's ProxyFqdn.
 	Cloud string `json:"cloud"`
 	// Target is the tenant whose Lync deployment this is (the simulator
 	// keys deployments by tenant; real workers by Target.LyncSite).
 	Target activities.Target `json:"target"`
 	// ProxyFqdnOverride replaces the cloud's ProxyFqdn
 	// (inventory overrides.lync_proxy_fqdn).
-	ProxyFqdnOverride string      `json:"proxy_fqdn_override,omitempty"`
-	Options           LyncOptions `json:"options"`
+	ProxyFqdnOverride string `json:"proxy_fqdn_override,omitempty"`
+	// EdgeFqdns are the site's Edge Servers as Central Management store
+	// replicas; the Edge step checks their replication status by name.
+	// Empty: it checks every replica, the Edge's among them.
+	EdgeFqdns []string    `json:"edge_fqdns,omitempty"`
+	Options   LyncOptions `json:"options"`
 }
 
 // LyncOptions tune one run.
@@ -167,15 +171,18 @@ type lync struct {
 	undo  []lyncUndo
 	steps map[string]*StepState
 	out   activities.LyncPlan
+	// baseline is the replication status the hosting-provider step read
+	// before it wrote, for the Edge step.
+	baseline []activities.LyncReplica
 }
 
 var lyncActs *activities.Lync
 
 // LyncIntegration configures a Lync Server 2013 / Skype for Business
-// deployment for Exchange Online (seed 003): discover → plan →
-// AllowFederatedUsers → the "Exchange Online" hosting provider → wait for
-// Central Management store replication → confirm on the Edge Server →
-// report external access. A failing step pauses for an operator by
+// deployment for Exchange Online as Microsoft documents it: discover →
+// plan → AllowFederatedUsers → the "Exchange Online" hosting provider →
+// wait for Central Management store replication → confirm that the Edge
+// Server's replica has applied the change → report external access. A failing step pauses for an operator by
 // default (retry / skip / abort, as in Setup); abort undoes this run's
 // changes in reverse.
 func LyncIntegration(ctx workflow.Context, in LyncInput) (LyncResult, error) {
@@ -218,6 +225,9 @@ func (l *lync) setup(ctx workflow.Context) error {
 		return invalid("no cloud for Lync site %s", l.in.Site)
 	}
 	if _, _, err := activities.DesiredLyncProvider(l.in.Cloud, l.in.ProxyFqdnOverride); err != nil {
+		return invalid("Lync site %s: %v", l.in.Site, err)
+	}
+	if _, err := activities.LyncEdgeFqdns(l.in.EdgeFqdns); err != nil {
 		return invalid("Lync site %s: %v", l.in.Site, err)
 	}
 	for _, s := range o.SkipSteps {
@@ -341,7 +351,7 @@ func (l *lync) runSteps(ctx workflow.Context) error {
 	}
 	if st := l.steps[string(activities.LyncStepEdgeStore)]; st == nil || st.Status != StatusDone {
 		// The changes are in place, but nothing confirmed the Edge has them
-		// (the Edge local store step was skipped).
+		// (the Edge step was skipped).
 		l.setState(ctx, StateUnverified, "")
 		return nil
 	}
@@ -428,7 +438,7 @@ func (l *lync) discover(ctx workflow.Context) error {
 
 // plan runs in a local activity so that its answer is recorded in history.
 func (l *lync) plan(ctx workflow.Context) error {
-	in := activities.LyncPlanInput{Cloud: l.in.Cloud, ProxyFqdnOverride: l.in.ProxyFqdnOverride}
+	in := activities.LyncPlanInput{Cloud: l.in.Cloud, ProxyFqdnOverride: l.in.ProxyFqdnOverride, EdgeFqdns: l.in.EdgeFqdns}
 	if l.st.Observed != nil {
 		in.Observed = *l.st.Observed
 	} else {
@@ -465,6 +475,9 @@ func (l *lync) record(name string, r activities.LyncStepResult) {
 	}
 	if r.Policies != nil {
 		l.st.RemoteAccess = r.Allowing
+	}
+	if len(r.Baseline) > 0 {
+		l.baseline = r.Baseline
 	}
 }
 
@@ -506,7 +519,9 @@ func (l *lync) execute(ctx workflow.Context, a plan.Action) error {
 		rctx, in := l.replicationWait(ctx)
 		return run(rctx, lyncActs.WaitLyncReplication, in)
 	case activities.LyncStepEdgeStore:
-		return run(l.site(ctx), lyncActs.ConfirmLyncEdgeProvider, provider)
+		edge := provider
+		edge.Baseline, edge.EdgeFqdns = l.baseline, l.in.EdgeFqdns
+		return run(l.site(ctx), lyncActs.ConfirmLyncEdgeProvider, edge)
 	case activities.LyncStepExternalAccess:
 		return run(l.site(ctx), lyncActs.CheckLyncExternalAccess, t)
 	}

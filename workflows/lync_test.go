@@ -704,6 +704,57 @@ func TestLyncPolicies(t *testing.T) {
 	})
 }
 
+// TestLyncEdgeWaitsForTheSnapshot follows shared/reference/hybrid-facts.md
+// (e), rows "replication" and "check on an internal server": the Master
+// Replicator packages the change only after a few status reads, so the
+// replication wait sees every replica "up to date" with the old snapshot
+// and passes; the Edge step must still wait until the Edge Server's
+// replica (edge01, named) has applied a snapshot made after the write, and
+// the run ends verified with the provider in the Edge's store.
+func TestLyncEdgeWaitsForTheSnapshot(t *testing.T) {
+	s := lyncSpec{n: 39, cloud: "global", feLag: 0}
+	h := newLyncHarness(t, true, s)
+	h.world.Update(s.id(), func(t *sim.Tenant) {
+		// Packaged at the fourth status read after the first write: the
+		// hosting-provider step's baseline read, the replication wait's
+		// one read and the Edge step's first attempt all see the old
+		// snapshot as current.
+		t.Lync.SnapshotDelayChecks = 4
+		t.Lync.Replicas[1].Role = sim.LyncRoleEdge
+	})
+	o := lyncFast
+	o.Retry.MaximumAttempts = 8
+	in := h.input(s, o)
+	in.EdgeFqdns = []string{fmt.Sprintf("edge01.lync%d.example.com", s.n)}
+	var edgeAttempts int
+	env := h.env()
+	env.SetOnActivityCompletedListener(func(info *activity.Info, _ converter.EncodedValue, _ error) {
+		if info.ActivityType.Name == "ConfirmLyncEdgeProvider" {
+			edgeAttempts = int(info.Attempt)
+		}
+	})
+	res, err := h.run(env, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lyncLogSteps(t, res)
+	if res.State != workflows.StateVerified {
+		t.Fatalf("state %s", res.State)
+	}
+	if st := lyncStep(res, string(activities.LyncStepReplication)); !strings.Contains(st.Detail, "after 1 status read(s)") {
+		t.Errorf("replication detail %q: the wait should have seen the old snapshot as current", st.Detail)
+	}
+	// Attempt 1: not packaged; 2: packaged, not applied; 3: edge01 (lag 2)
+	// still behind; 4: one more read; 5: applied.
+	if edgeAttempts != 5 {
+		t.Errorf("the Edge step took %d attempts, want 5", edgeAttempts)
+	}
+	if st := lyncStep(res, string(activities.LyncStepEdgeStore)); !strings.Contains(st.Detail, "edge01.lync39.example.com: UpToDate with a snapshot packaged after") {
+		t.Errorf("edge detail %q", st.Detail)
+	}
+	lyncCheckConverged(t, h.deployment(s), "exap.um.outlook.com")
+}
+
 func TestLyncInputForSite(t *testing.T) {
 	inv := &config.Inventory{File: "inv.yaml", Tenants: []config.Tenant{
 		{ID: "a", Cloud: "global", Site: "s1", LyncSite: "edge-1"},

@@ -1,17 +1,27 @@
 package sim
 
-// Lync Server 2013 / Skype for Business cmdlets (side Lync, seed 003,
-// FACTS §8), served through the PowerShell host protocol.
+// Lync Server 2013 / Skype for Business cmdlets, served through the
+// PowerShell host protocol.
 //
-// Replication is modelled by reads, not by time: every configuration
-// change marks each Central Management store replica out of date for its
-// next LagChecks status reads (-1: never catches up), and the Edge
-// server's local store receives the CMS state only once every replica is
-// up to date. A workflow that confirms on the Edge without waiting for
-// replication therefore sees the old state, as it would in real life.
+// Where a command runs matters. The site's Lync Server Management Shell
+// runs on an internal server (LyncDeployment.Host); Get-CsHostingProvider
+// -LocalStore reads the local replica of the Central Management store of
+// that machine, which is not the Edge Server's. Only the Edge Server's
+// replica is EdgeLocalStore.
+//
+// Replication is modelled by reads, not by time. A configuration change is
+// packaged by the Master Replicator into a snapshot (at once, or after
+// SnapshotDelayChecks status reads); packaging marks every replica out of
+// date, stamps its LastUpdateCreation, and each replica then applies the
+// snapshot after its LagChecks further status reads (-1: never). A replica
+// that has applied the latest snapshot reports UpToDate and holds a copy of
+// it in its local store. A check that does not wait, or that reads the
+// wrong machine's store, therefore sees the old state, as it would in real
+// life.
 
 import (
 	"strings"
+	"time"
 
 	"github.com/hybridflow/hybridflow/internal/exchange"
 )
@@ -30,44 +40,131 @@ func init() {
 const (
 	lyncHostingProviderKind = "HostingProvider"
 	lyncGlobal              = "Global"
+	// LyncRoleEdge marks the Edge Server's replica (Replica.Role).
+	LyncRoleEdge = "edge"
 )
 
 var lyncVerificationLevels = []string{"UseSourceVerification", "AlwaysVerifiable", "AlwaysUnverifiable"}
 
+// lyncLive is a deployment's replication state that no world file states:
+// the snapshot the Master Replicator packaged last, when, and how many
+// status reads remain before a pending change is packaged.
+type lyncLive struct {
+	started    bool
+	snapshot   []*HostingProvider
+	at         time.Time
+	unpackaged int
+}
+
+// lyncInitialSnapshotAge is how long before the world's first Lync call the
+// configuration it starts with was packaged.
+const lyncInitialSnapshotAge = time.Hour
+
 // lyncDeployment is the tenant's topology; without one the Lync module
-// would not even have loaded.
+// would not even have loaded. On first use the deployment's starting
+// configuration counts as packaged and applied by the replicas that are
+// up to date.
 func lyncDeployment(c *Call) (*LyncDeployment, *exchange.Error) {
 	if c.Tenant.Lync == nil {
 		return nil, &exchange.Error{Type: "System.Management.Automation.CommandNotFoundException",
 			Message: "The Lync Server management module is not available for this organisation.", Category: "ObjectNotFound"}
 	}
-	return c.Tenant.Lync, nil
+	d := c.Tenant.Lync
+	if !d.live.started {
+		d.live.started = true
+		d.live.snapshot = lyncCopyProviders(d.HostingProviders)
+		d.live.at = c.World.Now().Add(-lyncInitialSnapshotAge)
+		for _, r := range d.Replicas {
+			r.lastUpdateCreation = d.live.at
+			if r.UpToDate {
+				r.lastStatusReport = d.live.at
+				if !lyncIsEdge(r) {
+					r.store = lyncCopyProviders(d.live.snapshot)
+				}
+			}
+		}
+	}
+	return d, nil
 }
 
-// lyncChanged records a CMS write: replicas fall behind, and the write is
-// counted. It does not restart Exchange's OAuth propagation delay (touch),
-// which Lync changes have nothing to do with.
+func lyncCopyProviders(list []*HostingProvider) []*HostingProvider {
+	out := make([]*HostingProvider, len(list))
+	for i, hp := range list {
+		cp := *hp
+		out[i] = &cp
+	}
+	return out
+}
+
+func lyncIsEdge(r *Replica) bool { return strings.EqualFold(r.Role, LyncRoleEdge) }
+
+// lyncChanged records a CMS write: it is packaged for the replicas now or
+// after the deployment's snapshot delay, and the write is counted. It does
+// not restart Exchange's OAuth propagation delay (touch), which Lync
+// changes have nothing to do with.
 func lyncChanged(c *Call, d *LyncDeployment) {
+	c.World.countWrite(c.Tenant.ID)
+	if d.SnapshotDelayChecks > 0 {
+		if d.live.unpackaged == 0 {
+			d.live.unpackaged = d.SnapshotDelayChecks
+		}
+		return
+	}
+	lyncPackage(c, d)
+}
+
+// lyncPackage is the Master Replicator's snapshot of the CMS: every
+// replica is out of date until it applies it. Snapshot times only move
+// forward, even in a world whose clock stands still.
+func lyncPackage(c *Call, d *LyncDeployment) {
+	at := c.World.Now()
+	if !at.After(d.live.at) {
+		at = d.live.at.Add(time.Millisecond)
+	}
+	d.live.snapshot, d.live.at, d.live.unpackaged = lyncCopyProviders(d.HostingProviders), at, 0
 	for _, r := range d.Replicas {
 		r.UpToDate = false
 		r.pending = max(r.LagChecks, 0)
+		r.lastUpdateCreation = at
 	}
-	c.World.countWrite(c.Tenant.ID)
 }
 
-// lyncSyncEdge copies the CMS hosting providers to the Edge's local store
-// once every replica is up to date.
-func lyncSyncEdge(d *LyncDeployment) {
+// lyncSync gives every replica that has applied the latest snapshot a copy
+// of it: the Edge Server's replica is EdgeLocalStore. Without a replica
+// marked as the Edge, the Edge store follows the whole replica set.
+func lyncSync(d *LyncDeployment) {
+	edgeMarked, all := false, true
 	for _, r := range d.Replicas {
+		edgeMarked = edgeMarked || lyncIsEdge(r)
+		all = all && r.UpToDate
 		if !r.UpToDate {
-			return
+			continue
+		}
+		if lyncIsEdge(r) {
+			d.EdgeLocalStore = lyncCopyProviders(d.live.snapshot)
+		} else {
+			r.store = lyncCopyProviders(d.live.snapshot)
 		}
 	}
-	d.EdgeLocalStore = make([]*HostingProvider, len(d.HostingProviders))
-	for i, hp := range d.HostingProviders {
-		cp := *hp
-		d.EdgeLocalStore[i] = &cp
+	if !edgeMarked && all {
+		d.EdgeLocalStore = lyncCopyProviders(d.live.snapshot)
 	}
+}
+
+// lyncLocalStore is the local replica of the machine the shell runs on:
+// Host, else the first replica that is not the Edge Server's. Nil when the
+// topology names no such machine.
+func lyncLocalStore(d *LyncDeployment) []*HostingProvider {
+	for _, r := range d.Replicas {
+		if d.Host != "" && !strings.EqualFold(r.Fqdn, d.Host) || d.Host == "" && lyncIsEdge(r) {
+			continue
+		}
+		if lyncIsEdge(r) {
+			return d.EdgeLocalStore
+		}
+		return r.store
+	}
+	return nil
 }
 
 func lyncGetAccessEdge(c *Call) ([]exchange.Row, *exchange.Error) {
@@ -126,8 +223,9 @@ func lyncFindHostingProvider(list []*HostingProvider, identity string) (int, *Ho
 	return -1, nil
 }
 
-// lyncGetHostingProvider reads the CMS, or with -LocalStore the Edge
-// server's replica. Like Lync's Get- cmdlets it returns nothing, not an
+// lyncGetHostingProvider reads the CMS, or with -LocalStore the local
+// replica of the machine the shell runs on (the site's internal server,
+// not the Edge). Like Lync's Get- cmdlets it returns nothing, not an
 // error, for an identity that does not exist.
 func lyncGetHostingProvider(c *Call) ([]exchange.Row, *exchange.Error) {
 	d, err := lyncDeployment(c)
@@ -139,8 +237,8 @@ func lyncGetHostingProvider(c *Call) ([]exchange.Row, *exchange.Error) {
 	}
 	list := d.HostingProviders
 	if c.Params.Bool("LocalStore") {
-		lyncSyncEdge(d)
-		list = d.EdgeLocalStore
+		lyncSync(d)
+		list = lyncLocalStore(d)
 	}
 	id := c.Params.String("Identity")
 	rows := []exchange.Row{}
@@ -209,8 +307,8 @@ func lyncNewHostingProvider(c *Call) ([]exchange.Row, *exchange.Error) {
 }
 
 // lyncSetHostingProvider changes a provider in place. It has no
-// -ProxyFqdn: changing the proxy means remove and re-create (FACTS §8),
-// so passing it fails parameter binding like any unknown parameter.
+// -ProxyFqdn: changing the proxy means remove and re-create, so passing it
+// fails parameter binding like any unknown parameter.
 func lyncSetHostingProvider(c *Call) ([]exchange.Row, *exchange.Error) {
 	d, err := lyncDeployment(c)
 	if err != nil {
@@ -272,7 +370,9 @@ func lyncRemoveHostingProvider(c *Call) ([]exchange.Row, *exchange.Error) {
 }
 
 // lyncGetReplicationStatus is the clock of replication: each read brings
-// every lagging replica one step closer.
+// every lagging replica one step closer, then packages a change whose
+// snapshot delay has run out. One row per replica (or the one -ReplicaFqdn
+// names) with UpToDate, LastStatusReport and LastUpdateCreation.
 func lyncGetReplicationStatus(c *Call) ([]exchange.Row, *exchange.Error) {
 	d, err := lyncDeployment(c)
 	if err != nil {
@@ -281,26 +381,44 @@ func lyncGetReplicationStatus(c *Call) ([]exchange.Row, *exchange.Error) {
 	if err := onpremBind(c.Params, "ReplicaFqdn", "CentralManagementStoreStatus"); err != nil {
 		return nil, err
 	}
+	now := c.World.Now()
 	for _, r := range d.Replicas {
 		switch {
-		case r.UpToDate || r.LagChecks < 0:
+		case r.LagChecks < 0: // its replication agent is not reporting
+			continue
+		case r.UpToDate:
 		case r.pending > 0:
 			r.pending--
 		default:
 			r.UpToDate = true
 		}
+		r.lastStatusReport = now
 	}
-	lyncSyncEdge(d)
-	now := onpremTime(c.World.Now())
+	if d.live.unpackaged > 0 {
+		if d.live.unpackaged--; d.live.unpackaged == 0 {
+			lyncPackage(c, d)
+		}
+	}
+	lyncSync(d)
 	only := c.Params.String("ReplicaFqdn")
 	rows := []exchange.Row{}
 	for _, r := range d.Replicas {
 		if only != "" && !strings.EqualFold(only, r.Fqdn) {
 			continue
 		}
-		rows = append(rows, exchange.Row{"ReplicaFqdn": r.Fqdn, "UpToDate": r.UpToDate, "LastStatusReport": now})
+		rows = append(rows, exchange.Row{"ReplicaFqdn": r.Fqdn, "UpToDate": r.UpToDate,
+			"LastStatusReport": lyncTime(r.lastStatusReport), "LastUpdateCreation": lyncTime(r.lastUpdateCreation)})
 	}
 	return rows, nil
+}
+
+// lyncTime is a DateTime as the host serialises it (ISO 8601, sub-second),
+// or null.
+func lyncTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Format(time.RFC3339Nano)
 }
 
 func lyncGetExternalAccessPolicy(c *Call) ([]exchange.Row, *exchange.Error) {

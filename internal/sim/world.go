@@ -268,14 +268,25 @@ type SettingOverride struct {
 	Parameters []string `yaml:"parameters"`
 }
 
-// LyncDeployment is a Lync Server 2013 / Skype for Business topology (seed 003).
+// LyncDeployment is a Lync Server 2013 / Skype for Business topology.
+//
+// Host is the internal server the site's Lync Server Management Shell runs
+// on ("" = the first replica that is not an Edge Server): a -LocalStore
+// read answers from that machine's own replica. EdgeLocalStore is the Edge
+// Server's replica. SnapshotDelayChecks is how many replication-status
+// reads pass after a change before the Master Replicator packages it for
+// the replicas (0: at once); until then every replica keeps reporting the
+// status of the previous snapshot.
 type LyncDeployment struct {
 	Site                   string                 `yaml:"site"`
+	Host                   string                 `yaml:"host,omitempty"`
 	AllowFederatedUsers    bool                   `yaml:"allow_federated_users"`
 	HostingProviders       []*HostingProvider     `yaml:"hosting_providers,omitempty"`
 	Replicas               []*Replica             `yaml:"replicas,omitempty"`
 	EdgeLocalStore         []*HostingProvider     `yaml:"edge_local_store,omitempty"`
 	ExternalAccessPolicies []ExternalAccessPolicy `yaml:"external_access_policies,omitempty"`
+	SnapshotDelayChecks    int                    `yaml:"snapshot_delay_checks,omitempty"`
+	live                   lyncLive
 }
 
 type HostingProvider struct {
@@ -289,12 +300,19 @@ type HostingProvider struct {
 }
 
 // Replica is a Central Management store replica. LagChecks is how many
-// status reads after a change still report it out of date; -1 never catches up.
+// status reads after a change still report it out of date; -1 never catches
+// up. Role "edge" marks the Edge Server's replica; a deployment without one
+// keeps its Edge store in step with the whole replica set.
 type Replica struct {
 	Fqdn      string `yaml:"fqdn"`
 	UpToDate  bool   `yaml:"up_to_date"`
 	LagChecks int    `yaml:"lag_checks,omitempty"`
+	Role      string `yaml:"role,omitempty"`
 	pending   int
+	// Live status (cmdlets_lync.go): when the last snapshot was packaged
+	// for it, when it last reported, and its local copy of the providers.
+	lastUpdateCreation, lastStatusReport time.Time
+	store                                []*HostingProvider
 }
 
 type ExternalAccessPolicy struct {

@@ -54,7 +54,9 @@ type EntraDiscoverInput struct {
 // DiscoverEntra reads the first-party service principal (keys and SPNs), the
 // dedicated application, its service principal and consent, and the
 // tenant's domains: the Entra half of plan.Observed. It is one Graph JSON
-// batch (issue 9: one discovery round trip per system per tenant); see
+// batch, plus one more for the keys' certificates when there are keys
+// (Graph sends those only to a single-object $select=keyCredentials read,
+// and the plan judges keys by their certificates); see
 // graph.ReadEntraState for the rare cases that need more.
 func (a *Entra) DiscoverEntra(ctx context.Context, in EntraDiscoverInput) (plan.Observed, error) {
 	var o plan.Observed
@@ -117,10 +119,11 @@ type FirstPartyInput struct {
 	SPNs   []string   `json:"spns,omitempty"`
 }
 
-// EnsureFirstPartyServicePrincipal merges keys (FACTS §3: keep every
-// unexpired key, drop expired ones only when writing anyway, never
-// duplicate a thumbprint) and unions SPNs, then writes both in ONE PATCH,
-// or nothing when both are already there.
+// EnsureFirstPartyServicePrincipal merges keys (keep every unexpired key,
+// drop expired ones only when writing anyway, never duplicate a
+// thumbprint; see plan.MergeKeys) and unions SPNs, then writes both in ONE
+// PATCH, or nothing when both are already there. Keys are read with their
+// certificates first, and every kept key goes back as read.
 func (a *Entra) EnsureFirstPartyServicePrincipal(ctx context.Context, in FirstPartyInput) (StepResult, error) {
 	c, err := a.client(in.Target)
 	if err != nil {
@@ -245,8 +248,8 @@ func ownedBy(tags []string, tag string) bool {
 }
 
 // EnsureDedicatedApplication finds or creates ExchangeServerApp-<org GUID>
-// (single tenant) asking for full_access_as_app on Exchange Online (FACTS
-// §2, steps 1–2 of ConfigureExchangeHybridApplication.ps1). An application
+// (single tenant) asking for full_access_as_app on Exchange Online, as
+// steps 1–2 of Microsoft's ConfigureExchangeHybridApplication.ps1 do. An application
 // that carries this run's tag was created by an earlier attempt whose
 // result was lost, and is reported as created again (RunTagPrefix).
 func (a *Entra) EnsureDedicatedApplication(ctx context.Context, in DedicatedAppInput) (StepResult, error) {
@@ -296,7 +299,7 @@ type AppIDInput struct {
 }
 
 // EnsureDedicatedServicePrincipal creates the application's service
-// principal when missing (FACTS §2.1). It writes at most one object and
+// principal when missing. It writes at most one object and
 // writes last, so its undo record cannot be lost to a later failure in
 // the same call; consent is GrantDedicatedConsent's.
 func (a *Entra) EnsureDedicatedServicePrincipal(ctx context.Context, in AppIDInput) (StepResult, error) {
@@ -312,7 +315,7 @@ func (a *Entra) EnsureDedicatedServicePrincipal(ctx context.Context, in AppIDInp
 		return StepResult{Outcome: Created, ObjectID: sp.ID, Detail: detail,
 			Undo: []UndoRecord{{System: SystemEntra, Kind: UndoDeleteSP, ObjectKind: "servicePrincipal", ObjectID: sp.ID}}}
 	}
-	sp, err := c.ServicePrincipalByAppID(ctx, in.AppID)
+	sp, err := c.LookupServicePrincipal(ctx, in.AppID)
 	switch {
 	case errors.Is(err, graph.ErrNotFound):
 		if sp, err = c.CreateServicePrincipal(ctx, in.AppID, tagList(tag)...); err != nil {
@@ -329,7 +332,7 @@ func (a *Entra) EnsureDedicatedServicePrincipal(ctx context.Context, in AppIDInp
 
 // GrantDedicatedConsent grants admin consent for full_access_as_app on the
 // first-party principal to the dedicated application's service principal
-// (FACTS §2.3), unless it is granted already.
+// (an app role assignment), unless it is granted already.
 func (a *Entra) GrantDedicatedConsent(ctx context.Context, in AppIDInput) (StepResult, error) {
 	c, err := a.client(in.Target)
 	if err != nil {
@@ -338,11 +341,11 @@ func (a *Entra) GrantDedicatedConsent(ctx context.Context, in AppIDInput) (StepR
 	if in.AppID == "" {
 		return StepResult{}, nonRetryable(ErrInvalidInput, "the dedicated application's appId is unknown: the application step must run first")
 	}
-	sp, err := c.ServicePrincipalByAppID(ctx, in.AppID)
+	sp, err := c.LookupServicePrincipal(ctx, in.AppID)
 	if err != nil {
 		return StepResult{}, classify("read service principal for "+in.AppID, err)
 	}
-	fp, err := c.ServicePrincipalByAppID(ctx, cloud.FirstPartyAppID)
+	fp, err := c.LookupServicePrincipal(ctx, cloud.FirstPartyAppID)
 	if err != nil {
 		return StepResult{}, classify("read the Exchange Online service principal", err)
 	}
@@ -414,23 +417,38 @@ func (a *Entra) EnsureApplicationKeys(ctx context.Context, in AppKeysInput) (Ste
 type RemoveLegacyKeysInput struct {
 	Target      Target   `json:"target"`
 	Thumbprints []string `json:"thumbprints"`
+	// ResetAll removes every key of the first-party service principal,
+	// whoever uploaded it (Microsoft's
+	// -ResetFirstPartyServicePrincipalKeyCredentials). Only an operator's
+	// explicit, confirmed request may set it.
+	ResetAll bool `json:"reset_all,omitempty"`
 }
 
-// RemoveLegacyKeys is the clean-up of FACTS §2.6: PATCH the first-party
-// service principal's keyCredentials without the on-prem auth certificates
-// (and expired keys), keeping everything else; SPNs are not touched. The
-// removed keys go into the undo record so a failed verification can put
-// them back.
+// RemoveLegacyKeys is the legacy-key clean-up after a migration to the
+// dedicated application: PATCH the first-party service principal's
+// keyCredentials without its Exchange auth certificates (the organisation's
+// listed ones and any other key whose certificate is an Exchange auth
+// certificate, judged from the certificate itself; plan.LegacyKeyRemoval),
+// keeping every other key exactly as Graph returned it; SPNs are not
+// touched. With ResetAll every key goes. The removed keys go into the undo
+// record so a failed verification can put them back.
 func (a *Entra) RemoveLegacyKeys(ctx context.Context, in RemoveLegacyKeysInput) (StepResult, error) {
 	c, err := a.client(in.Target)
 	if err != nil {
 		return StepResult{}, err
 	}
+	// Keys come with their certificates: the read is followed by the
+	// single-object $select=keyCredentials read Graph answers with them.
 	sp, err := c.ServicePrincipalByAppID(ctx, cloud.FirstPartyAppID)
 	if err != nil {
 		return StepResult{}, classify("read the Exchange Online service principal", err)
 	}
-	kd := plan.RemoveKeys(toPlanKeys(sp.KeyCredentials), in.Thumbprints, a.now())
+	var kd plan.KeyDecision
+	if in.ResetAll {
+		kd = plan.ResetKeys(toPlanKeys(sp.KeyCredentials))
+	} else {
+		kd = plan.LegacyKeyRemoval(toPlanKeys(sp.KeyCredentials), in.Thumbprints, a.now())
+	}
 	if len(kd.MissingDER) > 0 {
 		return StepResult{}, retryable(ErrTransient, "Graph returned keys without their certificate (%s); re-reading before any write", strings.Join(kd.MissingDER, ", "))
 	}
@@ -522,19 +540,23 @@ func (a *Entra) undoCollections(ctx context.Context, c *graph.Client, rec UndoRe
 	return c.UpdateServicePrincipal(ctx, rec.ObjectID, graph.Patch{KeyCredentials: &gk})
 }
 
+// toPlanKeys carries every field Graph returned, customKeyIdentifier as
+// its exact text; Thumbprint is the certificate's (or the identifier's
+// when it is a hex thumbprint and the certificate was not returned).
 func toPlanKeys(ks []graph.KeyCredential) []plan.Key {
 	out := make([]plan.Key, len(ks))
 	for i, k := range ks {
-		out[i] = plan.Key{KeyID: k.KeyID, Thumbprint: k.Thumbprint(), DisplayName: k.DisplayName, Type: k.Type, Usage: k.Usage, Start: k.Start, End: k.End, DER: k.Key}
-		if out[i].Thumbprint == "" {
-			out[i].Thumbprint = strings.ToUpper(k.CustomKeyIdentifier)
-		}
+		out[i] = plan.Key{KeyID: k.KeyID, Thumbprint: k.Thumbprint(), CustomKeyIdentifier: k.CustomKeyIdentifier,
+			DisplayName: k.DisplayName, Type: k.Type, Usage: k.Usage, Start: k.Start, End: k.End, DER: k.Key}
 	}
 	return out
 }
 
-// toGraphKeys re-sends kept keys as {key, type, usage} plus what Graph
-// showed (FACTS §3); new keys carry the certificate's validity.
+// toGraphKeys sends every key as the plan holds it: a kept (or restored)
+// key with everything Graph showed, its customKeyIdentifier byte for byte;
+// a new key with its certificate's validity and its hex thumbprint as
+// identifier. Nothing of a kept key is rewritten; only a missing type or
+// usage is filled in, which Graph never leaves empty.
 func toGraphKeys(ks []plan.Key) []graph.KeyCredential {
 	out := make([]graph.KeyCredential, len(ks))
 	for i, k := range ks {
@@ -545,7 +567,7 @@ func toGraphKeys(ks []plan.Key) []graph.KeyCredential {
 		if usage == "" {
 			usage = graph.KeyUsageVerify
 		}
-		out[i] = graph.KeyCredential{KeyID: k.KeyID, CustomKeyIdentifier: k.Thumbprint, DisplayName: k.DisplayName, Type: typ, Usage: usage, Start: k.Start, End: k.End, Key: k.DER}
+		out[i] = graph.KeyCredential{KeyID: k.KeyID, CustomKeyIdentifier: k.CustomKeyIdentifier, DisplayName: k.DisplayName, Type: typ, Usage: usage, Start: k.Start, End: k.End, Key: k.DER}
 	}
 	return out
 }

@@ -192,21 +192,24 @@ func (e *entraTest) sameAsIndividually(t *testing.T, tenant string) {
 // round trip per system per tenant, no writes) for a fresh tenant, one
 // with the dedicated application and its service principal but no
 // consent, and a converged one; and the result is exactly what the
-// individual reads gave.
+// individual reads gave. Keys add one read (a batch of single-object
+// $select=keyCredentials reads), the only one Graph answers with their
+// certificates.
 func TestDiscoverEntraIsOneGraphRead(t *testing.T) {
 	e := newEntraTest(t)
 	cases := []struct {
 		name   string
 		tenant string
+		reads  int64 // 1, plus the key read when there are keys
 		setup  func(t *testing.T)
 		check  func(t *testing.T, o plan.Observed)
 	}{
-		{"fresh", entraSmall1, func(*testing.T) {}, func(t *testing.T, o plan.Observed) {
+		{"fresh", entraSmall1, 1, func(*testing.T) {}, func(t *testing.T, o plan.Observed) {
 			if o.DedicatedApp.Exists || o.DedicatedSP.Exists || o.ConsentGranted || o.FirstPartySP.ID == "" || len(o.TenantDomains) != 3 {
 				t.Errorf("fresh: %+v", o)
 			}
 		}},
-		{"dedicated app without consent", entraSmall2, func(t *testing.T) {
+		{"dedicated app without consent", entraSmall2, 2, func(t *testing.T) {
 			e.converge(t, entraSmall2, false)
 			app := e.step(t, e.a.EnsureDedicatedApplication, DedicatedAppInput{Target: e.target(t, entraSmall2), Name: entraApp})
 			e.step(t, e.a.EnsureDedicatedServicePrincipal, AppIDInput{Target: e.target(t, entraSmall2), AppID: app.AppID})
@@ -214,8 +217,15 @@ func TestDiscoverEntraIsOneGraphRead(t *testing.T) {
 			if !o.DedicatedApp.Exists || !o.DedicatedApp.HasFullAccessAsApp || len(o.DedicatedApp.Keys) != 1 || !o.DedicatedSP.Exists || o.ConsentGranted {
 				t.Errorf("dedicated app: %+v", o)
 			}
+			// Keys come with their certificates, read the one way Graph
+			// sends them.
+			for _, k := range append(slices.Clone(o.DedicatedApp.Keys), o.FirstPartySP.Keys...) {
+				if len(k.DER) == 0 || k.CustomKeyIdentifier == "" {
+					t.Errorf("key without its certificate or identifier: %+v", k)
+				}
+			}
 		}},
-		{"converged", entraSmall1, func(t *testing.T) { e.converge(t, entraSmall1, true) }, func(t *testing.T, o plan.Observed) {
+		{"converged", entraSmall1, 2, func(t *testing.T) { e.converge(t, entraSmall1, true) }, func(t *testing.T, o plan.Observed) {
 			if !o.DedicatedApp.Exists || !o.DedicatedSP.Exists || !o.ConsentGranted || len(o.FirstPartySP.SPNs) != 4 {
 				t.Errorf("converged: %+v", o)
 			}
@@ -230,8 +240,8 @@ func TestDiscoverEntraIsOneGraphRead(t *testing.T) {
 				t.Fatal(err)
 			}
 			after := e.counters(tc.tenant)
-			if reads := after.GraphReads - before.GraphReads; reads != 1 || after.Writes != before.Writes {
-				t.Fatalf("DiscoverEntra made %d Graph read(s) and %d write(s); want 1 and 0", reads, after.Writes-before.Writes)
+			if reads := after.GraphReads - before.GraphReads; reads != tc.reads || after.Writes != before.Writes {
+				t.Fatalf("DiscoverEntra made %d Graph read(s) and %d write(s); want %d and 0", reads, after.Writes-before.Writes, tc.reads)
 			}
 			tc.check(t, o)
 			e.sameAsIndividually(t, tc.tenant)
@@ -242,7 +252,8 @@ func TestDiscoverEntraIsOneGraphRead(t *testing.T) {
 // TestDiscoverEntraApplicationWithoutServicePrincipal: the one partial
 // state one batch cannot settle (no service principal under the
 // application's name might be a renamed one), so the appId lookup follows:
-// two reads, and the same result as the individual reads.
+// two reads, the key read for the application's key, and the same result
+// as the individual reads.
 func TestDiscoverEntraApplicationWithoutServicePrincipal(t *testing.T) {
 	e := newEntraTest(t)
 	e.converge(t, entraSmall1, false)
@@ -251,7 +262,7 @@ func TestDiscoverEntraApplicationWithoutServicePrincipal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if reads := e.counters(entraSmall1).GraphReads - before.GraphReads; reads != 2 || !o.DedicatedApp.Exists || o.DedicatedSP.Exists {
+	if reads := e.counters(entraSmall1).GraphReads - before.GraphReads; reads != 3 || !o.DedicatedApp.Exists || o.DedicatedSP.Exists {
 		t.Fatalf("%d reads, %+v", reads, o)
 	}
 	e.sameAsIndividually(t, entraSmall1)

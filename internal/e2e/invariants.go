@@ -163,12 +163,17 @@ func hasRRA(list []sim.RequiredResourceAccess, resource string, ra sim.ResourceA
 }
 
 // KeyThumbprint identifies a key credential by its certificate: the SHA-1
-// of the DER when Graph returned it, the customKeyIdentifier otherwise.
+// of the DER when the world holds it, else the customKeyIdentifier when
+// that is a hex thumbprint, else its keyId (an identifier another client
+// chose names no certificate).
 func KeyThumbprint(k sim.KeyCredential) string {
 	if len(k.Key) > 0 {
 		return certs.Thumbprint(k.Key)
 	}
-	return strings.ToUpper(strings.TrimSpace(k.CustomKeyIdentifier))
+	if certs.ValidThumbprint(k.CustomKeyIdentifier) {
+		return strings.ToUpper(k.CustomKeyIdentifier)
+	}
+	return "keyId:" + strings.ToLower(k.KeyID)
 }
 
 func (l *losses) expired(k sim.KeyCredential) bool {
@@ -201,7 +206,7 @@ func (l *losses) keys(what string, before, after []sim.KeyCredential, firstParty
 			continue
 		}
 		seen[tp] = true
-		if firstParty && l.legacyMoved(tp) {
+		if firstParty && (l.legacyMoved(tp) || l.authCertRetired(k)) {
 			rewritten = true
 			continue
 		}
@@ -215,7 +220,7 @@ func (l *losses) keys(what string, before, after []sim.KeyCredential, firstParty
 		switch {
 		case na[tp] == 0 && l.expired(k):
 			seen[tp] = true
-			if !rewritten {
+			if !rewritten && !(firstParty && l.authCertRetired(k)) {
 				unwritten = append(unwritten, fmt.Sprintf("expired key %s (%s, expired %s)", tp, k.DisplayName, day(k.EndDateTime)))
 			}
 		case na[tp] > 0 && na[tp] < nb[tp]:
@@ -228,6 +233,27 @@ func (l *losses) keys(what string, before, after []sim.KeyCredential, firstParty
 	for _, u := range unwritten {
 		l.add("%s lost %s although its keyCredentials gained no key and lost no legacy key: housekeeping alone must not rewrite a collection", what, u)
 	}
+	// A key that stays is sent back as Graph returned it: its
+	// customKeyIdentifier (the bytes other tools identify it by) unchanged.
+	for _, k := range before {
+		for _, x := range after {
+			if strings.EqualFold(x.KeyID, k.KeyID) && KeyThumbprint(x) == KeyThumbprint(k) && x.CustomKeyIdentifier != k.CustomKeyIdentifier {
+				l.add("%s: key %s (keyId %s) had customKeyIdentifier %q, now %q", what, KeyThumbprint(k), k.KeyID, k.CustomKeyIdentifier, x.CustomKeyIdentifier)
+			}
+		}
+	}
+}
+
+// authCertRetired: k's certificate is an Exchange auth certificate (an
+// earlier year's the organisation no longer lists) and the tenant has
+// moved to the dedicated application, whose clean-up takes every Exchange
+// auth certificate off the first-party service principal.
+func (l *losses) authCertRetired(k sim.KeyCredential) bool {
+	if len(k.Key) == 0 || !plan.IsExchangeAuthCertificate(k.Key) {
+		return false
+	}
+	cur := l.a.OnPrem.AuthConfig.CurrentCertificateThumbprint
+	return cur != "" && l.legacyMoved(strings.ToUpper(cur))
 }
 
 // legacyMoved: tp is one of the tenant's on-prem auth certificates and the

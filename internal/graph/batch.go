@@ -31,26 +31,32 @@ func init() {
 // EntraState is the Entra half of discovery: what ReadEntraState reads.
 type EntraState struct {
 	// FirstParty is the service principal of the first-party application
-	// (keys and SPNs), nil when the tenant has none.
+	// (keys with their certificates, and SPNs), nil when the tenant has none.
 	FirstParty *ServicePrincipal
-	// Application is the one application with the requested display name,
-	// nil when there is none or no name was asked for.
+	// Application is the one application with the requested display name
+	// (keys with their certificates), nil when there is none or no name
+	// was asked for.
 	Application *Application
 	// ApplicationSP is Application's service principal, matched by appId
-	// (a display name proves nothing), nil when it has none.
+	// (a display name proves nothing), nil when it has none. Its keys are
+	// not read.
 	ApplicationSP *ServicePrincipal
 	// Assignments are ApplicationSP's app role assignments; read only when
 	// FirstParty exists, since consent is a grant on it.
 	Assignments []AppRoleAssignment
 	Domains     []Domain
-	// Requests is how many HTTP requests the read made: 1, plus one per
-	// retried batch, followed nextLink or fallback read (the transport's
-	// own retries of a whole batch not counted).
+	// Requests is how many HTTP requests the read made: 1, plus one for
+	// the key read when the first-party service principal or the
+	// application has keys, plus one per retried batch, followed nextLink
+	// or fallback read (the transport's own retries of a whole batch not
+	// counted).
 	Requests int
 }
 
-// Selections of the discovery batch: only what plan.Observed needs, and
-// keyCredentials wherever keys are read, so they come with their bytes.
+// Selections of the discovery batch: only what plan.Observed needs.
+// keyCredentials is selected where keys matter, to learn whether there are
+// any; a list answer never carries their certificates, which readEntraKeys
+// fetches afterwards.
 var (
 	discoverFirstPartySelect = []string{"id", "appId", "keyCredentials", "servicePrincipalNames"}
 	discoverAppSelect        = []string{"id", "appId", "displayName", "keyCredentials", "requiredResourceAccess"}
@@ -68,6 +74,12 @@ const maxExpandedAssignments = 20
 // their app role assignments expanded, and the tenant's domains. The
 // dedicated service principal's ID is not known up front, hence the lookup
 // by name; it is then matched to the application by appId.
+//
+// Keys: Graph sends a key's certificate bytes only to a single-object read
+// with $select=keyCredentials, so when the first-party service principal
+// or the application has keys, a second batch reads them that way (one
+// more round trip, both objects in it). The plan classifies keys by their
+// certificates and must see them.
 //
 // A few honest extra requests remain for the rare cases one batch cannot
 // settle: a nextLink on any list, an application whose service principal
@@ -141,28 +153,113 @@ func (c *Client) ReadEntraState(ctx context.Context, firstPartyAppID, appName st
 		st.Domains = append(st.Domains, Domain{ID: deref(d.GetId()), IsDefault: derefBool(d.GetIsDefault()), IsInitial: derefBool(d.GetIsInitial()), IsVerified: derefBool(d.GetIsVerified())})
 	}
 
-	if appName == "" {
-		return st, nil
+	if appName != "" {
+		if err := c.readEntraApplication(ctx, st, steps, appName, nextSPs); err != nil {
+			return nil, err
+		}
 	}
+	if err := c.readEntraKeys(ctx, st); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// readEntraKeys replaces the keys the discovery lists showed (without
+// their certificates) with the same objects' keys read one by one with
+// $select=keyCredentials, in one batch. Objects without keys need no read.
+func (c *Client) readEntraKeys(ctx context.Context, st *EntraState) error {
+	var steps []batchStep
+	var sp, app int = -1, -1
+	if fp := st.FirstParty; fp != nil && len(fp.KeyCredentials) > 0 {
+		id := fp.ID
+		sp = len(steps)
+		steps = append(steps, batchStep{op: "ServicePrincipalKeys", info: func() (*abs.RequestInformation, error) {
+			return c.sdk.ServicePrincipals().ByServicePrincipalId(id).ToGetRequestInformation(ctx, &serviceprincipals.ServicePrincipalItemRequestBuilderGetRequestConfiguration{
+				QueryParameters: &serviceprincipals.ServicePrincipalItemRequestBuilderGetQueryParameters{Select: keySelect}})
+		}})
+	}
+	if a := st.Application; a != nil && len(a.KeyCredentials) > 0 {
+		id := a.ID
+		app = len(steps)
+		steps = append(steps, batchStep{op: "ApplicationKeys", info: func() (*abs.RequestInformation, error) {
+			return c.sdk.Applications().ByApplicationId(id).ToGetRequestInformation(ctx, &applications.ApplicationItemRequestBuilderGetRequestConfiguration{
+				QueryParameters: &applications.ApplicationItemRequestBuilderGetQueryParameters{Select: keySelect}})
+		}})
+	}
+	if len(steps) == 0 {
+		return nil
+	}
+	if err := c.sendBatch(ctx, steps, &st.Requests); err != nil {
+		return err
+	}
+	for _, s := range steps {
+		if s.err != nil {
+			return s.err
+		}
+	}
+	if sp >= 0 {
+		v, err := decodeItem(steps[sp], models.CreateServicePrincipalFromDiscriminatorValue)
+		if err != nil {
+			return err
+		}
+		m, ok := v.(models.ServicePrincipalable)
+		if !ok {
+			return &Error{Op: steps[sp].op, Kind: Unknown, Message: fmt.Sprintf("batch answer parsed as %T", v)}
+		}
+		st.FirstParty.KeyCredentials = fromSDKKeys(m.GetKeyCredentials())
+	}
+	if app >= 0 {
+		v, err := decodeItem(steps[app], models.CreateApplicationFromDiscriminatorValue)
+		if err != nil {
+			return err
+		}
+		m, ok := v.(models.Applicationable)
+		if !ok {
+			return &Error{Op: steps[app].op, Kind: Unknown, Message: fmt.Sprintf("batch answer parsed as %T", v)}
+		}
+		st.Application.KeyCredentials = fromSDKKeys(m.GetKeyCredentials())
+	}
+	return nil
+}
+
+// decodeItem parses a step's single-object answer with the SDK's models.
+func decodeItem(s batchStep, factory absser.ParsableFactory) (absser.Parsable, error) {
+	node, err := absser.DefaultParseNodeFactoryInstance.GetRootParseNode("application/json", s.body)
+	if err != nil {
+		return nil, &Error{Op: s.op, Kind: Unknown, Message: "parse batch answer", Err: err}
+	}
+	v, err := node.GetObjectValue(factory)
+	if err != nil || v == nil {
+		return nil, &Error{Op: s.op, Kind: Unknown, Message: "parse batch answer", Err: err}
+	}
+	return v, nil
+}
+
+// readEntraApplication completes st with the application named appName,
+// its service principal and that one's assignments, from the discovery
+// batch's answers (and the few extra reads described at ReadEntraState).
+func (c *Client) readEntraApplication(ctx context.Context, st *EntraState, steps []batchStep, appName string,
+	nextSPs func(string) (models.ServicePrincipalCollectionResponseable, error)) error {
+	const stepApp, stepAppSP = 2, 3
 	apps, err := decodeList(steps[stepApp], models.CreateApplicationCollectionResponseFromDiscriminatorValue,
 		func(u string) (models.ApplicationCollectionResponseable, error) {
 			return c.sdk.Applications().WithUrl(u).Get(ctx, nil)
 		}, &st.Requests)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	switch len(apps) {
 	case 0:
-		return st, nil
+		return nil
 	case 1:
 		st.Application = fromSDKApplication(apps[0])
 	default:
-		return nil, &Error{Op: steps[stepApp].op, Kind: Ambiguous, Message: fmt.Sprintf("%d applications are named %q", len(apps), appName)}
+		return &Error{Op: steps[stepApp].op, Kind: Ambiguous, Message: fmt.Sprintf("%d applications are named %q", len(apps), appName)}
 	}
 
 	named, err := decodeList(steps[stepAppSP], models.CreateServicePrincipalCollectionResponseFromDiscriminatorValue, nextSPs, &st.Requests)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	var match []models.ServicePrincipalable
 	for _, sp := range named {
@@ -176,12 +273,12 @@ func (c *Client) ReadEntraState(ctx context.Context, firstPartyAppID, appName st
 		// Not under the application's name (renamed, or not created yet):
 		// the appId lookup the batch could not make settles it.
 		st.Requests++
-		sp, err := c.ServicePrincipalByAppID(ctx, st.Application.AppID)
+		sp, err := c.LookupServicePrincipal(ctx, st.Application.AppID)
 		switch {
 		case IsNotFound(err):
-			return st, nil
+			return nil
 		case err != nil:
-			return nil, err
+			return err
 		}
 		st.ApplicationSP = sp
 	case 1:
@@ -191,16 +288,16 @@ func (c *Client) ReadEntraState(ctx context.Context, firstPartyAppID, appName st
 		}
 		expanded = len(st.Assignments) < maxExpandedAssignments
 	default:
-		return nil, &Error{Op: steps[stepAppSP].op, Kind: Ambiguous, Message: fmt.Sprintf("%d service principals for appId %s", len(match), st.Application.AppID)}
+		return &Error{Op: steps[stepAppSP].op, Kind: Ambiguous, Message: fmt.Sprintf("%d service principals for appId %s", len(match), st.Application.AppID)}
 	}
 	if st.FirstParty == nil || expanded {
-		return st, nil
+		return nil
 	}
 	st.Requests++
 	if st.Assignments, err = c.AppRoleAssignments(ctx, st.ApplicationSP.ID); err != nil {
-		return nil, err
+		return err
 	}
-	return st, nil
+	return nil
 }
 
 // collection is a Graph collection response page.

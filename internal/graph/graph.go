@@ -1,21 +1,27 @@
 // Package graph is hybridflow's Microsoft Graph client: the handful of
-// Entra operations the setup steps need (FACTS §1 steps 4–5, §2), on top
-// of msgraph-sdk-go and an azidentity credential, with plain Go types in
-// and out and errors classified into *Error kinds the activities can act
-// on. The same code talks to real Graph in every cloud and to the
-// simulator (internal/sim), which only changes the base URL, the token
-// authority and the CA the transport trusts.
+// Entra operations the setup steps need (the first-party service
+// principal's keys and names, the dedicated application, its service
+// principal and consent), on top of msgraph-sdk-go and an azidentity
+// credential, with plain Go types in and out and errors classified into
+// *Error kinds the activities can act on. The same code talks to real
+// Graph in every cloud and to the simulator (internal/sim), which only
+// changes the base URL, the token authority and the CA the transport
+// trusts.
 //
-// Graph semantics callers must respect (FACTS §3): a PATCH of keyCredentials
-// or servicePrincipalNames replaces the whole collection, so read, merge and
-// send everything you keep; reads here always $select keyCredentials so that
-// retained keys come back with their key bytes.
+// Graph semantics callers must respect (docs/microsoft-behaviour.md,
+// "Graph key credentials"): a PATCH of keyCredentials or
+// servicePrincipalNames replaces the whole collection, so read, merge and
+// send everything you keep. Graph returns a key's certificate bytes only
+// when one object is read with $select=keyCredentials, never in a list or
+// $filter answer, so every read here that returns keys makes that read
+// after finding the object (readKeys). customKeyIdentifier travels as the
+// base64 text Graph keeps and goes back unchanged.
 package graph
 
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -45,7 +51,8 @@ const (
 )
 
 // DefaultDuplicateAssignmentPhrases is how Graph words a duplicate app role
-// assignment (FACTS §2, unconfirmed); see Options.DuplicateAssignmentPhrases.
+// assignment (unconfirmed: Microsoft does not document the wording); see
+// Options.DuplicateAssignmentPhrases.
 var DefaultDuplicateAssignmentPhrases = []string{"Permission being assigned already exists"}
 
 // Options configures New.
@@ -207,9 +214,45 @@ func retryDelay(attempt int, retryAfter string) time.Duration {
 }
 
 var (
+	// keyCredentials is selected so that the answer says whether the
+	// object has keys (their certificate bytes come from readKeys).
 	spSelect  = []string{"id", "appId", "displayName", "keyCredentials", "servicePrincipalNames", "appRoles", "tags"}
 	appSelect = []string{"id", "appId", "displayName", "signInAudience", "requiredResourceAccess", "keyCredentials", "tags"}
+	// spRefSelect is for lookups that need no keys.
+	spRefSelect = []string{"id", "appId", "displayName", "servicePrincipalNames", "appRoles", "tags"}
+	// keySelect is the one read Graph answers with the keys' certificate
+	// bytes: a single object with exactly $select=keyCredentials.
+	keySelect = []string{"keyCredentials"}
 )
+
+// readKeys replaces keys read from a list, a $filter or an ordinary item
+// read (where Graph leaves key null) with the same object's keys read with
+// $select=keyCredentials, which carry the certificates. An object without
+// keys costs no request.
+func (c *Client) readKeys(ctx context.Context, op, kind, id string, listed []KeyCredential) ([]KeyCredential, error) {
+	if len(listed) == 0 {
+		return listed, nil
+	}
+	switch kind {
+	case "servicePrincipal":
+		sp, err := c.sdk.ServicePrincipals().ByServicePrincipalId(id).Get(ctx, &serviceprincipals.ServicePrincipalItemRequestBuilderGetRequestConfiguration{
+			QueryParameters: &serviceprincipals.ServicePrincipalItemRequestBuilderGetQueryParameters{Select: keySelect},
+		})
+		if err := replied(op, sp, err); err != nil {
+			return nil, err
+		}
+		return fromSDKKeys(sp.GetKeyCredentials()), nil
+	case "application":
+		a, err := c.sdk.Applications().ByApplicationId(id).Get(ctx, &applications.ApplicationItemRequestBuilderGetRequestConfiguration{
+			QueryParameters: &applications.ApplicationItemRequestBuilderGetQueryParameters{Select: keySelect},
+		})
+		if err := replied(op, a, err); err != nil {
+			return nil, err
+		}
+		return fromSDKKeys(a.GetKeyCredentials()), nil
+	}
+	return nil, invalidf(op, "no key read for %s objects", kind)
+}
 
 // odataQuote escapes a string literal for $filter.
 func odataQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
@@ -221,12 +264,31 @@ func invalidf(op, format string, args ...any) error {
 // --- service principals -----------------------------------------------------
 
 // ServicePrincipalByAppID finds the tenant's service principal of an
-// application, keys included. NotFound when the tenant has none.
+// application, keys included with their certificates (a second read when
+// it has keys). NotFound when the tenant has none.
 func (c *Client) ServicePrincipalByAppID(ctx context.Context, appID string) (*ServicePrincipal, error) {
 	const op = "ServicePrincipalByAppID"
+	sp, err := c.servicePrincipalByAppID(ctx, op, appID, spSelect)
+	if err != nil {
+		return nil, err
+	}
+	if sp.KeyCredentials, err = c.readKeys(ctx, op, "servicePrincipal", sp.ID, sp.KeyCredentials); err != nil {
+		return nil, err
+	}
+	return sp, nil
+}
+
+// LookupServicePrincipal finds the tenant's service principal of an
+// application in one request, without its keys (KeyCredentials is nil):
+// for callers that need its ID, names or roles only.
+func (c *Client) LookupServicePrincipal(ctx context.Context, appID string) (*ServicePrincipal, error) {
+	return c.servicePrincipalByAppID(ctx, "LookupServicePrincipal", appID, spRefSelect)
+}
+
+func (c *Client) servicePrincipalByAppID(ctx context.Context, op, appID string, sel []string) (*ServicePrincipal, error) {
 	filter := "appId eq " + odataQuote(appID)
 	resp, err := c.sdk.ServicePrincipals().Get(ctx, &serviceprincipals.ServicePrincipalsRequestBuilderGetRequestConfiguration{
-		QueryParameters: &serviceprincipals.ServicePrincipalsRequestBuilderGetQueryParameters{Filter: &filter, Select: spSelect},
+		QueryParameters: &serviceprincipals.ServicePrincipalsRequestBuilderGetQueryParameters{Filter: &filter, Select: sel},
 	})
 	if err := replied(op, resp, err); err != nil {
 		return nil, err
@@ -251,15 +313,21 @@ func (c *Client) ServicePrincipalByAppID(ctx context.Context, appID string) (*Se
 	return nil, &Error{Op: op, Kind: Ambiguous, Message: fmt.Sprintf("%d service principals for appId %s", len(found), appID)}
 }
 
-// ServicePrincipalByID reads a service principal by object ID, keys included.
+// ServicePrincipalByID reads a service principal by object ID, keys
+// included with their certificates (a second read when it has keys).
 func (c *Client) ServicePrincipalByID(ctx context.Context, id string) (*ServicePrincipal, error) {
-	sp, err := c.sdk.ServicePrincipals().ByServicePrincipalId(id).Get(ctx, &serviceprincipals.ServicePrincipalItemRequestBuilderGetRequestConfiguration{
+	const op = "ServicePrincipalByID"
+	resp, err := c.sdk.ServicePrincipals().ByServicePrincipalId(id).Get(ctx, &serviceprincipals.ServicePrincipalItemRequestBuilderGetRequestConfiguration{
 		QueryParameters: &serviceprincipals.ServicePrincipalItemRequestBuilderGetQueryParameters{Select: spSelect},
 	})
-	if err := replied("ServicePrincipalByID", sp, err); err != nil {
+	if err := replied(op, resp, err); err != nil {
 		return nil, err
 	}
-	return fromSDKServicePrincipal(sp), nil
+	sp := fromSDKServicePrincipal(resp)
+	if sp.KeyCredentials, err = c.readKeys(ctx, op, "servicePrincipal", sp.ID, sp.KeyCredentials); err != nil {
+		return nil, err
+	}
+	return sp, nil
 }
 
 // UpdateServicePrincipal sends one PATCH with whichever collections p
@@ -393,8 +461,9 @@ func (c *Client) RemoveAppRoleAssignment(ctx context.Context, principalID, assig
 // --- applications ------------------------------------------------------------------
 
 // ApplicationByDisplayName finds the one application with this display
-// name, keys included. NotFound when there is none; Ambiguous when
-// several share the name, because picking one would be a guess.
+// name, keys included with their certificates (a second read when it has
+// keys). NotFound when there is none; Ambiguous when several share the
+// name, because picking one would be a guess.
 func (c *Client) ApplicationByDisplayName(ctx context.Context, name string) (*Application, error) {
 	const op = "ApplicationByDisplayName"
 	filter := "displayName eq " + odataQuote(name)
@@ -419,21 +488,31 @@ func (c *Client) ApplicationByDisplayName(ctx context.Context, name string) (*Ap
 	case 0:
 		return nil, &Error{Op: op, Kind: NotFound, Message: fmt.Sprintf("no application named %q in tenant %s", name, c.tenantID)}
 	case 1:
-		return fromSDKApplication(found[0]), nil
+		app := fromSDKApplication(found[0])
+		if app.KeyCredentials, err = c.readKeys(ctx, op, "application", app.ID, app.KeyCredentials); err != nil {
+			return nil, err
+		}
+		return app, nil
 	}
 	return nil, &Error{Op: op, Kind: Ambiguous, Message: fmt.Sprintf("%d applications are named %q", len(found), name)}
 }
 
-// ApplicationByID reads an application by object ID, keys included. Use it
-// after CreateApplication: a $filter may not see a new object for a while.
+// ApplicationByID reads an application by object ID, keys included with
+// their certificates (a second read when it has keys). Use it after
+// CreateApplication: a $filter may not see a new object for a while.
 func (c *Client) ApplicationByID(ctx context.Context, id string) (*Application, error) {
-	a, err := c.sdk.Applications().ByApplicationId(id).Get(ctx, &applications.ApplicationItemRequestBuilderGetRequestConfiguration{
+	const op = "ApplicationByID"
+	resp, err := c.sdk.Applications().ByApplicationId(id).Get(ctx, &applications.ApplicationItemRequestBuilderGetRequestConfiguration{
 		QueryParameters: &applications.ApplicationItemRequestBuilderGetQueryParameters{Select: appSelect},
 	})
-	if err := replied("ApplicationByID", a, err); err != nil {
+	if err := replied(op, resp, err); err != nil {
 		return nil, err
 	}
-	return fromSDKApplication(a), nil
+	app := fromSDKApplication(resp)
+	if app.KeyCredentials, err = c.readKeys(ctx, op, "application", app.ID, app.KeyCredentials); err != nil {
+		return nil, err
+	}
+	return app, nil
 }
 
 // CreateApplication registers an application.
@@ -595,7 +674,9 @@ func fromSDKKeys(ks []models.KeyCredentialable) []KeyCredential {
 			Key:         k.GetKey(),
 		}
 		if b := k.GetCustomKeyIdentifier(); len(b) > 0 {
-			kc.CustomKeyIdentifier = strings.ToUpper(hex.EncodeToString(b))
+			// The SDK base64-decoded Graph's string; encoding the bytes
+			// again gives that string back exactly.
+			kc.CustomKeyIdentifier = base64.StdEncoding.EncodeToString(b)
 		}
 		if t := k.GetStartDateTime(); t != nil {
 			kc.Start = t.UTC()
@@ -610,8 +691,9 @@ func fromSDKKeys(ks []models.KeyCredentialable) []KeyCredential {
 
 // toSDKKeys converts keys for a PATCH. Every key must carry its DER:
 // Graph replaces the collection and cannot keep a key it is not sent.
-// Fields left zero are left out, so a retained key can be re-sent as just
-// {key, type, usage} (FACTS §2).
+// Fields left zero are left out. customKeyIdentifier goes out as the very
+// string it holds (the SDK base64-encodes the bytes it decodes to), so a
+// key read from Graph is sent back with Graph's own value.
 func toSDKKeys(op string, ks []KeyCredential) ([]models.KeyCredentialable, error) {
 	out := make([]models.KeyCredentialable, 0, len(ks))
 	for i, k := range ks {
@@ -637,9 +719,9 @@ func toSDKKeys(op string, ks []KeyCredential) ([]models.KeyCredentialable, error
 			m.SetKeyId(&id)
 		}
 		if k.CustomKeyIdentifier != "" {
-			b, err := hex.DecodeString(k.CustomKeyIdentifier)
+			b, err := identifierBytes(k.CustomKeyIdentifier)
 			if err != nil {
-				return nil, invalidf(op, "keyCredentials[%d]: customKeyIdentifier %q is not hex", i, k.CustomKeyIdentifier)
+				return nil, invalidf(op, "keyCredentials[%d] (keyId %q): customKeyIdentifier %q %v", i, k.KeyID, k.CustomKeyIdentifier, err)
 			}
 			m.SetCustomKeyIdentifier(b)
 		}
@@ -658,6 +740,22 @@ func toSDKKeys(op string, ks []KeyCredential) ([]models.KeyCredentialable, error
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// identifierBytes is what the SDK must hold for customKeyIdentifier s to
+// go on the wire as s: its base64 decoding. A string that does not come
+// back unchanged from that round trip (not base64, or base64 in a form
+// other than the one Graph writes) is refused rather than silently sent
+// as a different value.
+func identifierBytes(s string) ([]byte, error) {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(b) == 0 {
+		return nil, errors.New("is not base64 (a hex thumbprint of 40 digits is)")
+	}
+	if base64.StdEncoding.EncodeToString(b) != s {
+		return nil, errors.New("would not reach Graph unchanged (not in canonical base64)")
+	}
+	return b, nil
 }
 
 func toSDKRequiredResourceAccess(op string, rra []RequiredResourceAccess) ([]models.RequiredResourceAccessable, error) {

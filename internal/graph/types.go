@@ -3,24 +3,36 @@ package graph
 import (
 	"crypto/x509"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hybridflow/hybridflow/internal/certs"
 )
 
-// Key credential type and usage hybridflow uploads (FACTS §3).
+// Key credential type and usage hybridflow uploads: a certificate key is
+// an AsymmetricX509Cert used to Verify (docs/microsoft-behaviour.md, "Graph
+// key credentials").
 const (
 	KeyTypeX509    = "AsymmetricX509Cert"
 	KeyUsageVerify = "Verify"
 )
 
 // KeyCredential is a certificate key on an application or service
-// principal. Key is the certificate's public DER; Graph returns it only
-// because this client always $selects keyCredentials.
+// principal, in the form Graph keeps it.
+//
+// CustomKeyIdentifier is the property exactly as Graph's JSON carries it
+// (the SDK's bytes in base64), "" when Graph has none. For a certificate it
+// is usually the upper-case hex SHA-1 thumbprint as text, which is also
+// valid base64, but another client may have set any bytes. A key read
+// from Graph and sent back keeps this string unchanged, so Graph stores
+// the same bytes again; a new key may set it to the hex thumbprint or
+// leave it empty (Graph then fills in the thumbprint).
+//
+// Key is the certificate's public DER. Graph returns it only when a single
+// object is read with $select=keyCredentials, which is how every read of
+// this package that returns keys gets them.
 type KeyCredential struct {
-	KeyID string
-	// CustomKeyIdentifier is upper-case hex; for certificates Graph
-	// defaults it to the SHA-1 thumbprint.
+	KeyID               string
 	CustomKeyIdentifier string
 	DisplayName         string
 	Type                string
@@ -29,21 +41,33 @@ type KeyCredential struct {
 	Key                 []byte
 }
 
-// Thumbprint is the SHA-1 thumbprint of Key, or "" when Key is absent.
-// Compare it (certs.SameThumbprint) rather than CustomKeyIdentifier, which
-// a client may have set to anything.
+// Thumbprint identifies the key's certificate: the upper-case SHA-1 of Key
+// when Graph returned the certificate, otherwise the customKeyIdentifier
+// when it is a hex thumbprint (40 hex digits, any case), otherwise "".
+// Compare thumbprints with certs.SameThumbprint.
 func (k KeyCredential) Thumbprint() string {
-	if len(k.Key) == 0 {
+	if len(k.Key) > 0 {
+		return certs.Thumbprint(k.Key)
+	}
+	return IdentifierThumbprint(k.CustomKeyIdentifier)
+}
+
+// IdentifierThumbprint reads a customKeyIdentifier as a thumbprint: the
+// upper-cased text when it is 40 hex digits, "" otherwise (an identifier
+// another client chose is no thumbprint).
+func IdentifierThumbprint(cki string) string {
+	if !certs.ValidThumbprint(cki) {
 		return ""
 	}
-	return certs.Thumbprint(k.Key)
+	return strings.ToUpper(cki)
 }
 
 // Expired reports whether the key's end date is at or before now.
 func (k KeyCredential) Expired(now time.Time) bool { return !k.End.After(now) }
 
 // CertificateKey is the key credential for uploading a certificate: type,
-// usage, key and, from the certificate, thumbprint and validity.
+// usage, key, the certificate's validity and, as customKeyIdentifier, its
+// hex thumbprint (the value Graph itself gives a certificate key).
 func CertificateKey(der []byte, displayName string) (KeyCredential, error) {
 	c, err := x509.ParseCertificate(der)
 	if err != nil {
@@ -132,8 +156,8 @@ type VerifiedDomain struct {
 }
 
 // Patch changes a service principal. Each non-nil collection replaces the
-// whole collection on the server (FACTS §3): send every key and name you
-// keep, keys with their Key bytes.
+// whole collection on the server: send every key and name you keep, keys
+// with their Key bytes.
 type Patch struct {
 	KeyCredentials        *[]KeyCredential
 	ServicePrincipalNames *[]string

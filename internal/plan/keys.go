@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"crypto/x509"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,7 +11,7 @@ import (
 	"github.com/hybridflow/hybridflow/internal/certs"
 )
 
-// Key credential type and usage of an uploaded certificate (FACTS §3).
+// Key credential type and usage of an uploaded certificate.
 const (
 	KeyTypeX509    = "AsymmetricX509Cert"
 	KeyUsageVerify = "Verify"
@@ -21,18 +22,27 @@ const (
 const maxDisplayName = 90
 
 // Key is one key credential of an application or service principal.
-// Thumbprint is the upper-case hex SHA-1 of DER. DER is the certificate's
-// public part: Graph returns it only when keyCredentials is $selected, and
-// a PATCH must re-send it for every key it keeps.
+// Thumbprint is the upper-case hex SHA-1 of DER (or, for a key read
+// without its certificate, its customKeyIdentifier when that is a hex
+// thumbprint). DER is the certificate's public part: Graph returns it only
+// to a single-object read with $select=keyCredentials, and a PATCH must
+// re-send it for every key it keeps.
+//
+// CustomKeyIdentifier is Graph's customKeyIdentifier exactly as read (its
+// base64 text; for certificates usually the hex thumbprint), sent back
+// unchanged for every key kept or restored, so no key of another
+// application has its identifier rewritten. A key to add may leave it
+// empty: the decisions here give it the thumbprint.
 type Key struct {
-	KeyID       string    `json:"key_id,omitempty"`
-	Thumbprint  string    `json:"thumbprint,omitempty"`
-	DisplayName string    `json:"display_name,omitempty"`
-	Type        string    `json:"type,omitempty"`
-	Usage       string    `json:"usage,omitempty"`
-	Start       time.Time `json:"start"`
-	End         time.Time `json:"end"`
-	DER         []byte    `json:"der,omitempty"`
+	KeyID               string    `json:"key_id,omitempty"`
+	Thumbprint          string    `json:"thumbprint,omitempty"`
+	CustomKeyIdentifier string    `json:"custom_key_identifier,omitempty"`
+	DisplayName         string    `json:"display_name,omitempty"`
+	Type                string    `json:"type,omitempty"`
+	Usage               string    `json:"usage,omitempty"`
+	Start               time.Time `json:"start"`
+	End                 time.Time `json:"end"`
+	DER                 []byte    `json:"der,omitempty"`
 }
 
 // Dropped is a key a decision leaves out, with why. Key is the whole
@@ -47,7 +57,7 @@ type Dropped struct {
 //
 // Changed=false means the caller must not PATCH: Keys is then the existing
 // collection, unchanged apart from normalised thumbprints. When Changed is
-// true, Keys is the whole collection to send (Graph replaces it, FACTS §3).
+// true, Keys is the whole collection to send (Graph replaces it).
 type KeyDecision struct {
 	Keys    []Key     `json:"keys"`
 	Changed bool      `json:"changed"`
@@ -77,7 +87,8 @@ type MergeOptions struct {
 }
 
 // MergeKeys decides the collection that results from uploading add to an
-// object holding existing (FACTS §3, seed 001 step 4):
+// object holding existing (the read-merge-write that a whole-collection
+// PATCH demands, as Microsoft's own upload scripts do it):
 //
 //   - every existing key that has not expired stays, ours or not, in its
 //     original order; keys come first, then the added ones in add's order;
@@ -168,11 +179,13 @@ func MergeKeys(existing []Key, add []Key, now time.Time, opts MergeOptions) KeyD
 }
 
 // RemoveKeys decides the collection without the keys listed in remove
-// (thumbprints, case-insensitive): the legacy-key clean-up of FACTS §2.6,
-// ResetFirstPartyServicePrincipalKeyCredentials. Every other unexpired key
-// stays. Expired keys and extra copies go too, but only together with a
-// listed key: the clean-up of a tenant whose legacy key is already gone
-// must cost zero writes, like a converged merge.
+// (thumbprints, case-insensitive), as Microsoft's
+// Remove-CertificateFromAzureServicePrincipal does for one thumbprint.
+// Every other unexpired key stays. Expired keys and extra copies go too,
+// but only together with a listed key: a clean-up whose keys are already
+// gone must cost zero writes, like a converged merge. The first-party
+// legacy clean-up uses LegacyKeyRemoval instead, which never drops a key
+// that is not an Exchange auth certificate.
 func RemoveKeys(existing []Key, remove []string, now time.Time) KeyDecision {
 	want := make(map[string]bool, len(remove))
 	for _, r := range remove {
@@ -220,6 +233,143 @@ func RemoveKeys(existing []Key, remove []string, now time.Time) KeyDecision {
 	}
 	d.Reason = strings.Join(parts, "; ")
 	return d
+}
+
+// ExchangeAuthCertificateCN is the subject common name Exchange gives its
+// OAuth auth certificates (New-ExchangeCertificate -SubjectName
+// "cn=Microsoft Exchange Server Auth Certificate", by Setup, the Hybrid
+// Configuration Wizard and Microsoft's renewal script alike).
+const ExchangeAuthCertificateCN = "Microsoft Exchange Server Auth Certificate"
+
+// IsExchangeAuthCertificate reports whether der is a certificate whose
+// subject common name is ExchangeAuthCertificateCN (case-insensitive).
+func IsExchangeAuthCertificate(der []byte) bool {
+	c, err := x509.ParseCertificate(der)
+	return err == nil && strings.EqualFold(strings.TrimSpace(c.Subject.CommonName), ExchangeAuthCertificateCN)
+}
+
+// LegacyKeyRemoval decides the legacy-key clean-up of the shared
+// first-party service principal once the dedicated application carries the
+// trust: every key whose certificate is one of the organisation's auth
+// certificates (ours: thumbprints from Get-AuthConfig and the certificate
+// store) or is an Exchange auth certificate at all (subject
+// ExchangeAuthCertificateCN, which finds the ones uploaded in earlier years
+// that the organisation no longer lists) goes; every other key stays
+// exactly as read, expired or not, since keys of other applications are
+// not ours to clean.
+//
+// Keys are judged by the certificate each carries (thumbprint and subject
+// from its DER), never by customKeyIdentifier, which any client may set. A
+// key read without its certificate cannot be judged: when its identifier
+// names one of ours it counts as one to remove, and MissingDER then says
+// the collection must be read again with its certificates before writing.
+// Expired Exchange auth certificates go like the others; a tenant with no
+// auth certificate on the service principal costs zero writes.
+func LegacyKeyRemoval(existing []Key, ours []string, now time.Time) KeyDecision {
+	want := make(map[string]bool, len(ours))
+	for _, r := range ours {
+		if t := normThumbprint(r); t != "" {
+			want[t] = true
+		}
+	}
+	d := KeyDecision{}
+	var gone, unproven []string
+	for _, k := range existing {
+		tp := thumbprintOf(k)
+		k.Thumbprint = tp
+		why := ""
+		switch {
+		case len(k.DER) > 0 && want[tp]:
+			why = "one of the organisation's auth certificates"
+		case len(k.DER) > 0 && IsExchangeAuthCertificate(k.DER):
+			why = "an Exchange auth certificate (CN=" + ExchangeAuthCertificateCN + ", valid until " + day(certEnd(k)) + ") the organisation no longer lists, uploaded earlier"
+			if expiredAt(k, now) {
+				why = "an expired Exchange auth certificate (CN=" + ExchangeAuthCertificateCN + ", expired " + day(certEnd(k)) + ")"
+			}
+		case len(k.DER) == 0 && want[tp]:
+			why = "named by its customKeyIdentifier as one of the organisation's auth certificates; its certificate was not read"
+			unproven = append(unproven, label(k, tp))
+		}
+		if why == "" {
+			d.Keys = append(d.Keys, k)
+			d.Kept = append(d.Kept, label(k, tp))
+			continue
+		}
+		d.Dropped = append(d.Dropped, Dropped{Thumbprint: tp, Reason: why, Key: k})
+		gone = append(gone, label(k, tp))
+	}
+	d.Changed = len(d.Dropped) > 0
+	if !d.Changed {
+		d.Keys, d.Kept = normalised(existing), labels(existing)
+		d.Reason = fmt.Sprintf("none of the %s is an Exchange auth certificate or one of the organisation's (%s); nothing to write",
+			countf(len(existing), "key", "keys"), orNoneList(sortedKeys(want)))
+		return d
+	}
+	d.MissingDER = append(missingDER(d.Keys), unproven...)
+	parts := []string{countf(len(gone), "key", "keys") + " to remove, Exchange auth certificates: " + shortList(gone),
+		countf(len(d.Keys), "key stays", "keys stay") + " untouched (not Exchange auth certificates)"}
+	if len(d.MissingDER) > 0 {
+		parts = append(parts, "cannot write safely: "+countf(len(d.MissingDER), "key has", "keys have")+" no certificate bytes ("+shortList(d.MissingDER)+"); re-read keyCredentials with $select")
+	}
+	d.Reason = strings.Join(parts, "; ")
+	return d
+}
+
+// ResetKeys decides an empty collection: every key goes, whoever uploaded
+// it. It is what Microsoft's ConfigureExchangeHybridApplication.ps1
+// -ResetFirstPartyServicePrincipalKeyCredentials does to the first-party
+// service principal (PATCH keyCredentials []) and is only ever run when the
+// operator asked for exactly that; the dropped keys are kept for an undo.
+func ResetKeys(existing []Key) KeyDecision {
+	d := KeyDecision{Keys: []Key{}, Changed: len(existing) > 0}
+	if !d.Changed {
+		d.Reason = "the service principal has no keys; nothing to write"
+		return d
+	}
+	var gone []string
+	for _, k := range existing {
+		tp := thumbprintOf(k)
+		k.Thumbprint = tp
+		d.Dropped = append(d.Dropped, Dropped{Thumbprint: tp, Reason: "every key is removed, as the operator asked", Key: k})
+		gone = append(gone, label(k, tp))
+	}
+	d.Reason = "every key goes, whoever uploaded it: " + countf(len(gone), "key", "keys") + " (" + shortList(gone) + ")"
+	return d
+}
+
+// certEnd is the key's end date, else its certificate's.
+func certEnd(k Key) time.Time {
+	if !k.End.IsZero() {
+		return k.End
+	}
+	if c, err := x509.ParseCertificate(k.DER); err == nil {
+		return c.NotAfter.UTC()
+	}
+	return time.Time{}
+}
+
+func normalised(ks []Key) []Key {
+	out := make([]Key, 0, len(ks))
+	for _, k := range ks {
+		k.Thumbprint = thumbprintOf(k)
+		out = append(out, k)
+	}
+	return out
+}
+
+func labels(ks []Key) []string {
+	out := make([]string, 0, len(ks))
+	for _, k := range ks {
+		out = append(out, label(k, thumbprintOf(k)))
+	}
+	return out
+}
+
+func orNoneList(s []string) string {
+	if len(s) == 0 {
+		return "none listed"
+	}
+	return shortList(s)
 }
 
 // UndoAdd removes exactly the keys a run added (their thumbprints) and
@@ -434,10 +584,14 @@ func bestByThumbprint(keys []Key) []candidate {
 }
 
 // newKey fills what Graph needs for an upload the caller may have left
-// out, and only for keys we add: a foreign key's type and usage are its
-// owner's business.
+// out, and only for keys we add: a foreign key's type, usage and
+// identifier are its owner's business. The identifier of a new key is its
+// hex thumbprint, the value Graph gives a certificate key by default.
 func newKey(k Key, tp string) Key {
 	k.Thumbprint = tp
+	if k.CustomKeyIdentifier == "" {
+		k.CustomKeyIdentifier = tp
+	}
 	if k.Type == "" {
 		k.Type = KeyTypeX509
 	}

@@ -1,6 +1,13 @@
 package plan
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"math/big"
 	"slices"
 	"strings"
 	"testing"
@@ -277,5 +284,209 @@ func TestRemoveKeysProperties(t *testing.T) {
 	}
 	if err := quick.Check(prop, &quick.Config{MaxCount: 3000}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// --- the legacy-key clean-up and the reset ---
+
+// testCert is a self-signed certificate with the given subject CN: the key
+// classification reads subject and thumbprint from the DER itself.
+func testCert(t testing.TB, cn string, serial int64, notAfter time.Time) []byte {
+	t.Helper()
+	pk, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
+		NotBefore: notAfter.AddDate(-5, 0, 0), NotAfter: notAfter}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &pk.PublicKey, pk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+// withID is a key as read from Graph: its certificate, and the identifier
+// text its uploader chose.
+func withID(id string, der []byte, end time.Time, cki string) Key {
+	kk := k(id, der, end)
+	kk.CustomKeyIdentifier = cki
+	kk.Thumbprint = certs.Thumbprint(der)
+	return kk
+}
+
+func TestLegacyKeyRemovalJudgesTheCertificateInEachKey(t *testing.T) {
+	current := testCert(t, ExchangeAuthCertificateCN, 1, days(900))
+	from2021 := testCert(t, ExchangeAuthCertificateCN, 2, days(200)) // an earlier year's, no longer listed on-prem
+	expiredAuth := testCert(t, "microsoft exchange server auth certificate", 3, days(-30))
+	partner := testCert(t, "Fabrikam Partner Signing", 4, days(600))
+	expiredPartner := testCert(t, "Contoso SAML", 5, days(-90))
+	liar := testCert(t, "Woodgrove Integration", 6, days(400))
+	existing := []Key{
+		withID("p1", partner, days(600), "3q2+7wABAgP/"), // base64 of random bytes, as other apps set
+		withID("cur", current, days(900), certs.Thumbprint(current)),
+		withID("old", from2021, days(200), strings.ToLower(certs.Thumbprint(from2021))),
+		withID("p2", expiredPartner, days(-90), certs.Thumbprint(expiredPartner)),
+		withID("exp", expiredAuth, days(-30), certs.Thumbprint(expiredAuth)),
+		// Its identifier names our certificate, its certificate is another:
+		// the certificate decides.
+		withID("liar", liar, days(400), certs.Thumbprint(current)),
+	}
+	d := LegacyKeyRemoval(existing, []string{strings.ToLower(certs.Thumbprint(current))}, genNow)
+	if !d.Changed || len(d.MissingDER) != 0 {
+		t.Fatalf("changed=%v missing=%v: %s", d.Changed, d.MissingDER, d.Reason)
+	}
+	var dropped []string
+	for _, x := range d.Dropped {
+		dropped = append(dropped, x.Key.KeyID)
+	}
+	if !slices.Equal(dropped, []string{"cur", "old", "exp"}) {
+		t.Fatalf("dropped %v, want the three Exchange auth certificates", dropped)
+	}
+	if len(d.Keys) != 3 {
+		t.Fatalf("kept %d keys", len(d.Keys))
+	}
+	// The others stay exactly as read, identifier text included; the
+	// expired partner key is not ours to clean either.
+	for i, want := range []Key{existing[0], existing[3], existing[5]} {
+		got := d.Keys[i]
+		if got.KeyID != want.KeyID || got.CustomKeyIdentifier != want.CustomKeyIdentifier || string(got.DER) != string(want.DER) ||
+			!got.End.Equal(want.End) || got.DisplayName != want.DisplayName || got.Type != want.Type || got.Usage != want.Usage {
+			t.Errorf("kept key %d changed: %+v, was %+v", i, got, want)
+		}
+	}
+	for _, m := range []string{"3 keys to remove", "3 keys stay"} {
+		if !strings.Contains(d.Reason, m) {
+			t.Errorf("reason %q lacks %q", d.Reason, m)
+		}
+	}
+	// An undo puts them back with their identifiers.
+	u := UndoRemove(d.Keys, droppedKeysOf(d))
+	if len(u.Keys) != 6 || u.Keys[4].CustomKeyIdentifier != strings.ToLower(certs.Thumbprint(from2021)) {
+		t.Fatalf("undo: %+v", u.Keys)
+	}
+}
+
+func droppedKeysOf(d KeyDecision) []Key {
+	var out []Key
+	for _, x := range d.Dropped {
+		out = append(out, x.Key)
+	}
+	return out
+}
+
+func TestLegacyKeyRemovalCases(t *testing.T) {
+	auth := testCert(t, ExchangeAuthCertificateCN, 1, days(900))
+	custom := testCert(t, "mail.contoso.com", 2, days(900)) // an auth certificate the admin chose, listed by Get-AuthConfig
+	partner := testCert(t, "Fabrikam Partner Signing", 3, days(600))
+	expiredPartner := testCert(t, "Contoso SAML", 4, days(-90))
+	cases := []struct {
+		name     string
+		existing []Key
+		ours     []string
+		changed  bool
+		keep     []string // keyIds
+		missing  int
+		mention  string
+	}{
+		{"no Exchange auth certificate: zero writes, the expired foreign key stays",
+			[]Key{withID("p", partner, days(600), "AAEC"), withID("x", expiredPartner, days(-90), "")}, []string{certs.Thumbprint(auth)},
+			false, []string{"p", "x"}, 0, "nothing to write"},
+		{"an auth certificate of another subject is removed when the organisation lists it",
+			[]Key{withID("c", custom, days(900), certs.Thumbprint(custom)), withID("p", partner, days(600), "")}, []string{certs.Thumbprint(custom)},
+			true, []string{"p"}, 0, "1 key to remove"},
+		{"the same certificate unlisted and not an Exchange auth certificate stays",
+			[]Key{withID("c", custom, days(900), certs.Thumbprint(custom))}, nil,
+			false, []string{"c"}, 0, "nothing to write"},
+		{"an Exchange auth certificate goes even when nothing is listed",
+			[]Key{withID("a", auth, days(900), certs.Thumbprint(auth))}, nil,
+			true, nil, 0, "1 key to remove"},
+		{"read without certificates: named by its identifier, it cannot be written",
+			[]Key{{KeyID: "a", Thumbprint: certs.Thumbprint(auth), CustomKeyIdentifier: certs.Thumbprint(auth), End: days(900)}, {KeyID: "p", CustomKeyIdentifier: "AAEC", End: days(600)}},
+			[]string{certs.Thumbprint(auth)}, true, []string{"p"}, 2, "cannot write safely"},
+		{"empty", nil, []string{certs.Thumbprint(auth)}, false, nil, 0, "nothing to write"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := LegacyKeyRemoval(c.existing, c.ours, genNow)
+			var keep []string
+			for _, x := range d.Keys {
+				keep = append(keep, x.KeyID)
+			}
+			if d.Changed != c.changed || !slices.Equal(keep, c.keep) || len(d.MissingDER) != c.missing || !strings.Contains(d.Reason, c.mention) {
+				t.Fatalf("changed=%v keep=%v missing=%v reason=%q", d.Changed, keep, d.MissingDER, d.Reason)
+			}
+		})
+	}
+}
+
+// TestLegacyKeyRemovalNeverDropsOtherKeys: whatever the collection and the
+// list, a key whose certificate is neither an Exchange auth certificate
+// nor listed stays, byte for byte, and the decision keeps the order.
+func TestLegacyKeyRemovalNeverDropsOtherKeys(t *testing.T) {
+	pool := [][]byte{
+		testCert(t, ExchangeAuthCertificateCN, 1, days(900)),
+		testCert(t, ExchangeAuthCertificateCN, 2, days(-10)),
+		testCert(t, "Fabrikam", 3, days(600)),
+		testCert(t, "Contoso SAML", 4, days(-90)),
+		testCert(t, "Woodgrove", 5, days(30)),
+	}
+	prop := func(picks []uint8, listMask uint8) bool {
+		var existing []Key
+		for i, p := range picks {
+			der := pool[int(p)%len(pool)]
+			existing = append(existing, withID(fmt.Sprintf("k%d", i), der, days(int(p)-128), fmt.Sprintf("AA%02X", p)))
+		}
+		var ours []string
+		for i, der := range pool {
+			if listMask&(1<<i) != 0 {
+				ours = append(ours, certs.Thumbprint(der))
+			}
+		}
+		d := LegacyKeyRemoval(existing, ours, genNow)
+		var kept []Key
+		for _, x := range existing {
+			if !IsExchangeAuthCertificate(x.DER) && !slices.Contains(ours, certs.Thumbprint(x.DER)) {
+				kept = append(kept, x)
+			}
+		}
+		if d.Changed != (len(kept) < len(existing)) || len(d.Keys) != len(kept) || len(d.Dropped)+len(d.Keys) != len(existing) {
+			return false
+		}
+		for i := range kept {
+			if d.Keys[i].KeyID != kept[i].KeyID || d.Keys[i].CustomKeyIdentifier != kept[i].CustomKeyIdentifier || string(d.Keys[i].DER) != string(kept[i].DER) {
+				return false
+			}
+		}
+		return true
+	}
+	if err := quick.Check(prop, &quick.Config{MaxCount: 2000}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestResetKeysRemovesEveryKey(t *testing.T) {
+	existing := []Key{withID("p", testCert(t, "Fabrikam", 1, days(600)), days(600), "3q2+7w=="), withID("a", testCert(t, ExchangeAuthCertificateCN, 2, days(900)), days(900), "")}
+	d := ResetKeys(existing)
+	if !d.Changed || d.Keys == nil || len(d.Keys) != 0 || len(d.Dropped) != 2 || d.Dropped[0].Key.CustomKeyIdentifier != "3q2+7w==" || !strings.Contains(d.Reason, "every key") {
+		t.Fatalf("%+v", d)
+	}
+	if d := ResetKeys(nil); d.Changed || !strings.Contains(d.Reason, "nothing to write") {
+		t.Fatalf("empty: %+v", d)
+	}
+}
+
+// TestMergeKeysKeepsIdentifiers: a merge sends every kept key back with
+// the identifier text Graph returned, and gives a new key its hex
+// thumbprint (shared/reference/graph-entities.tsv NOTE "customKeyIdentifier
+// wire form").
+func TestMergeKeysKeepsIdentifiers(t *testing.T) {
+	existing := []Key{withID("f", derB, days(300), "3q2+7wABAgP/"), withID("p", derC, days(300), strings.ToLower(tpC))}
+	d := MergeKeys(existing, []Key{k("", derA, days(300))}, genNow, MergeOptions{})
+	if !d.Changed || len(d.Keys) != 3 {
+		t.Fatalf("%+v", d)
+	}
+	if d.Keys[0].CustomKeyIdentifier != "3q2+7wABAgP/" || d.Keys[1].CustomKeyIdentifier != strings.ToLower(tpC) || d.Keys[2].CustomKeyIdentifier != tpA {
+		t.Fatalf("identifiers %q %q %q", d.Keys[0].CustomKeyIdentifier, d.Keys[1].CustomKeyIdentifier, d.Keys[2].CustomKeyIdentifier)
 	}
 }

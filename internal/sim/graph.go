@@ -1,10 +1,13 @@
 package sim
 
 // The simulated Microsoft Graph v1.0: the part of it hybridflow calls, with
-// the semantics FACTS §3 lists (whole-collection PATCH, key only when
-// keyCredentials is $selected, customKeyIdentifier defaulting to the
-// thumbprint, Graph-shaped errors, Retry-After on 429/503). msgraph-sdk-go
-// talks to it unchanged; internal/graph's contract tests are the proof.
+// Graph's documented semantics (docs/microsoft-behaviour.md): whole-collection
+// PATCH; a key's certificate bytes only on a single-object read with
+// $select=keyCredentials, never in a list; customKeyIdentifier kept and
+// served as the base64 text of its bytes, defaulting to the hex thumbprint;
+// PATCHes with keys Graph would refuse answered 400; Graph-shaped errors;
+// Retry-After on 429/503. msgraph-sdk-go talks to it unchanged;
+// internal/graph's contract tests are the proof.
 //
 // Fault injection: each authenticated request calls World.Decide once with
 // protocol "graph" and the operation "<METHOD> <path without ids>", e.g.
@@ -48,7 +51,8 @@ const (
 	GraphCodeUnavailable      = "ServiceUnavailable"
 	GraphCodeInternal         = "InternalServerError"
 	// GraphMsgDuplicateAssignment is what POST appRoleAssignments answers
-	// for an assignment that exists (FACTS §2: wording unconfirmed).
+	// for an assignment that exists (the wording is not documented by
+	// Microsoft; unconfirmed).
 	GraphMsgDuplicateAssignment = "Permission being assigned already exists on the object"
 )
 

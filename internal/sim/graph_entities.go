@@ -6,7 +6,6 @@ package sim
 import (
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -43,8 +42,10 @@ var (
 
 // --- JSON shapes -----------------------------------------------------------
 
-// graphKeyJSON shows a key credential; key is null unless withKey, which is
-// Graph's behaviour unless keyCredentials was $selected.
+// graphKeyJSON shows a key credential. key is null unless withKey: Graph
+// fills it in only for a single object read with $select=keyCredentials
+// (graphKeysWanted). customKeyIdentifier is served as stored, the base64
+// text of its bytes (for certificates usually the hex thumbprint).
 func graphKeyJSON(k KeyCredential, withKey bool) map[string]any {
 	var key any
 	if withKey && len(k.Key) > 0 {
@@ -52,11 +53,7 @@ func graphKeyJSON(k KeyCredential, withKey bool) map[string]any {
 	}
 	var cki any
 	if k.CustomKeyIdentifier != "" {
-		b, err := hex.DecodeString(k.CustomKeyIdentifier)
-		if err != nil { // a hand-written world may hold any text
-			b = []byte(k.CustomKeyIdentifier)
-		}
-		cki = base64.StdEncoding.EncodeToString(b)
+		cki = k.CustomKeyIdentifier
 	}
 	return map[string]any{
 		"customKeyIdentifier": cki,
@@ -219,11 +216,15 @@ func graphIsGUID(s string) bool {
 }
 
 // decodeKeyCredentials validates a keyCredentials collection as Graph does
-// for certificates: every entry carries its key (base64 DER that parses as
-// X.509) because Graph cannot keep a key it is not sent; type
-// AsymmetricX509Cert and usage Verify; displayName at most 90 characters.
-// Missing keyId, customKeyIdentifier (the SHA-1 thumbprint), displayName
-// (the subject) and validity (the certificate's) are filled in.
+// for certificates: only keyCredential's own properties; every entry
+// carries its key (base64 DER that parses as X.509) because Graph cannot
+// keep a key it is not sent; type AsymmetricX509Cert and usage Verify;
+// customKeyIdentifier, an Edm.Binary, must be base64 text (the hex
+// thumbprint is); displayName at most 90 characters. The identifier is
+// kept as the base64 of the bytes it decodes to, which for what clients
+// send is the very string they sent. Missing keyId, customKeyIdentifier
+// (the hex thumbprint), displayName (the subject) and validity (the
+// certificate's) are filled in.
 func (c *graphCall) decodeKeyCredentials(raw json.RawMessage) ([]KeyCredential, *graphError) {
 	const res = "KeyCredential"
 	var items []map[string]json.RawMessage
@@ -276,7 +277,7 @@ func (c *graphCall) decodeKeyCredentials(raw json.RawMessage) ([]KeyCredential, 
 			if err != nil || len(b) == 0 {
 				return nil, graphInvalidProperty("customKeyIdentifier", res)
 			}
-			k.CustomKeyIdentifier = strings.ToUpper(hex.EncodeToString(b))
+			k.CustomKeyIdentifier = base64.StdEncoding.EncodeToString(b)
 		} else {
 			k.CustomKeyIdentifier = certs.Thumbprint(der)
 		}
@@ -309,7 +310,13 @@ func (c *graphCall) decodeKeyCredentials(raw json.RawMessage) ([]KeyCredential, 
 	return out, nil
 }
 
-// decodeStrings reads a collection of non-empty, distinct strings.
+// graphWireBinary reports whether s is an Edm.Binary value as Graph
+// serves it: non-empty base64 text that encoding its bytes gives back.
+func graphWireBinary(s string) bool {
+	b, err := base64.StdEncoding.DecodeString(s)
+	return err == nil && len(b) > 0 && base64.StdEncoding.EncodeToString(b) == s
+}
+
 // decodeTags sets *into from the body's tags, when it has them.
 func (c *graphCall) decodeTags(body map[string]json.RawMessage, into *[]string) *graphError {
 	raw, ok := body["tags"]
@@ -324,6 +331,7 @@ func (c *graphCall) decodeTags(body map[string]json.RawMessage, into *[]string) 
 	return nil
 }
 
+// decodeStrings reads a collection of non-empty, distinct strings.
 func (c *graphCall) decodeStrings(raw json.RawMessage, prop string) ([]string, *graphError) {
 	var vs []string
 	if err := json.Unmarshal(raw, &vs); err != nil || vs == nil {
@@ -426,11 +434,11 @@ func (c *graphCall) listServicePrincipals() (graphReply, *graphError) {
 	if e != nil {
 		return graphReply{}, e
 	}
-	withKey := q.selects("keyCredentials")
 	var items []map[string]any
 	for _, sp := range c.t.Entra.ServicePrincipals {
 		if q.matches(map[string]string{"id": sp.ID, "appId": sp.AppID, "displayName": sp.DisplayName}) {
-			items = append(items, c.expandSP(q, sp, graphSPJSON(sp, withKey)))
+			// A list never carries the keys' certificates, $select or not.
+			items = append(items, c.expandSP(q, sp, graphSPJSON(sp, false)))
 		}
 	}
 	return c.page("servicePrincipals", q, items), nil
@@ -464,7 +472,7 @@ func (c *graphCall) getServicePrincipal(id string) (graphReply, *graphError) {
 	if sp == nil {
 		return graphReply{}, graphNotFound(id)
 	}
-	return c.item("servicePrincipals", q, c.expandSP(q, sp, graphSPJSON(sp, q.selects("keyCredentials")))), nil
+	return c.item("servicePrincipals", q, c.expandSP(q, sp, graphSPJSON(sp, q.keysWanted()))), nil
 }
 
 // wellKnownSP describes the first-party service principals Graph can
@@ -529,7 +537,8 @@ func (c *graphCall) createServicePrincipal(body map[string]json.RawMessage) (gra
 }
 
 // patchServicePrincipal replaces each collection the body carries
-// (keyCredentials, servicePrincipalNames) as a whole (FACTS §3).
+// (keyCredentials, servicePrincipalNames) as a whole: Graph replaces a
+// collection property with what a PATCH sends.
 func (c *graphCall) patchServicePrincipal(id string, body map[string]json.RawMessage) (graphReply, *graphError) {
 	c.entity = "servicePrincipal"
 	sp := c.findSP(id)
@@ -676,11 +685,11 @@ func (c *graphCall) listApplications() (graphReply, *graphError) {
 	if e != nil {
 		return graphReply{}, e
 	}
-	withKey := q.selects("keyCredentials")
 	var items []map[string]any
 	for _, a := range c.t.Entra.Applications {
 		if q.matches(map[string]string{"id": a.ID, "appId": a.AppID, "displayName": a.DisplayName}) {
-			items = append(items, graphAppJSON(a, withKey))
+			// A list never carries the keys' certificates, $select or not.
+			items = append(items, graphAppJSON(a, false))
 		}
 	}
 	return c.page("applications", q, items), nil
@@ -696,7 +705,7 @@ func (c *graphCall) getApplication(id string) (graphReply, *graphError) {
 	if a == nil {
 		return graphReply{}, graphNotFound(id)
 	}
-	return c.item("applications", q, graphAppJSON(a, q.selects("keyCredentials"))), nil
+	return c.item("applications", q, graphAppJSON(a, q.keysWanted())), nil
 }
 
 // applyApplication validates and applies the writable properties of an

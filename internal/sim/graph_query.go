@@ -122,10 +122,15 @@ type graphQuery struct {
 	skip     int
 }
 
-// selects reports whether prop was explicitly $selected; Graph returns
-// keyCredentials' key only then (FACTS §3).
-func (q graphQuery) selects(prop string) bool {
-	return slices.ContainsFunc(q.selected, func(s string) bool { return strings.EqualFold(s, prop) })
+// keysWanted reports whether a single-object read is the one Graph answers
+// with the keys' certificate bytes: $select=keyCredentials. Microsoft
+// documents exactly that form (GET applications/{id}?$select=keyCredentials,
+// GET servicePrincipals/{id}?$select=keyCredentials) and says key is null
+// in every other read, so the simulator serves key for that form only and
+// a client that counts on any other read getting key fails here first.
+// Callers use it for single objects only: lists never carry key.
+func (q graphQuery) keysWanted() bool {
+	return len(q.selected) == 1 && strings.EqualFold(q.selected[0], "keyCredentials")
 }
 
 // expands reports whether the navigation property prop was $expanded.

@@ -287,24 +287,51 @@ func TestGraphQueries(t *testing.T) {
 	}
 }
 
+// TestGraphKeyOnlyWhenSelected follows shared/reference/graph-entities.tsv
+// NOTE "keyCredential.key read-back": key is served only to a single
+// object read with $select=keyCredentials (the documented form); lists,
+// $filter queries and reads without $select, or selecting more than
+// keyCredentials, show key null. customKeyIdentifier is served as stored,
+// the hex thumbprint text for these certificates (NOTE "customKeyIdentifier
+// wire form").
 func TestGraphKeyOnlyWhenSelected(t *testing.T) {
 	g := startGraphEnv(t)
 	tok := g.token(t, smallChina)
 	sp := g.firstParty(t, smallChina)
+	filter := url.QueryEscape("appId eq '" + cloud.FirstPartyAppID + "'")
 	for _, tc := range []struct {
 		path    string
 		withKey bool
 	}{
 		{"/v1.0/servicePrincipals/" + sp.ID, false},
-		{"/v1.0/servicePrincipals/" + sp.ID + "?$select=id,keyCredentials", true},
-		{"/v1.0/servicePrincipals?$select=appId,keyCredentials", true},
+		{"/v1.0/servicePrincipals/" + sp.ID + "?$select=id,keyCredentials", false},
+		{"/v1.0/servicePrincipals/" + sp.ID + "?$select=keyCredentials", true},
+		{"/v1.0/servicePrincipals?$select=appId,keyCredentials", false},
+		{"/v1.0/servicePrincipals?$select=keyCredentials", false},
+		{"/v1.0/servicePrincipals?$filter=" + filter + "&$select=keyCredentials", false},
 		{"/v1.0/servicePrincipals?$select=appId", false},
 		{"/v1.0/servicePrincipals", false},
 	} {
 		r := g.do(t, tok, "GET", tc.path, nil)
+		if r.status != 200 {
+			t.Fatalf("%s: %d %s", tc.path, r.status, r.raw)
+		}
 		obj := r.body
 		if vs := r.values(); len(vs) > 0 {
 			obj = vs[0]
+			for _, v := range vs {
+				if v["appId"] == cloud.FirstPartyAppID {
+					obj = v
+				}
+			}
+			if _, ok := obj["appId"]; !ok && len(vs) > 1 {
+				// keyCredentials alone selected: find the SP by its keys.
+				for _, v := range vs {
+					if ks, _ := v["keyCredentials"].([]any); len(ks) == 2 {
+						obj = v
+					}
+				}
+			}
 		}
 		keys, _ := obj["keyCredentials"].([]any)
 		if tc.path == "/v1.0/servicePrincipals?$select=appId" {
@@ -318,9 +345,12 @@ func TestGraphKeyOnlyWhenSelected(t *testing.T) {
 		}
 		for i, k := range keys {
 			km := k.(map[string]any)
+			if cki, _ := km["customKeyIdentifier"].(string); cki != sp.KeyCredentials[i].CustomKeyIdentifier || !certs.ValidThumbprint(cki) {
+				t.Fatalf("%s: customKeyIdentifier %q, stored %q", tc.path, cki, sp.KeyCredentials[i].CustomKeyIdentifier)
+			}
 			if !tc.withKey {
-				if km["key"] != nil {
-					t.Fatalf("%s: key %d returned", tc.path, i)
+				if v, present := km["key"]; !present || v != nil {
+					t.Fatalf("%s: key %d is %v, want null", tc.path, i, v)
 				}
 				continue
 			}
@@ -328,21 +358,11 @@ func TestGraphKeyOnlyWhenSelected(t *testing.T) {
 			if err != nil || !bytes.Equal(der, sp.KeyCredentials[i].Key) {
 				t.Fatalf("%s: key %d is not the DER", tc.path, i)
 			}
-			cki, _ := base64.StdEncoding.DecodeString(km["customKeyIdentifier"].(string))
-			if !certs.SameThumbprint(strings.ToUpper(hexString(cki)), certs.Thumbprint(der)) {
+			if !certs.SameThumbprint(km["customKeyIdentifier"].(string), certs.Thumbprint(der)) {
 				t.Fatalf("%s: customKeyIdentifier is not the thumbprint", tc.path)
 			}
 		}
 	}
-}
-
-func hexString(b []byte) string {
-	const digits = "0123456789abcdef"
-	out := make([]byte, 0, 2*len(b))
-	for _, c := range b {
-		out = append(out, digits[c>>4], digits[c&15])
-	}
-	return string(out)
 }
 
 // keyJSON is a keyCredential as a client sends it.
@@ -367,6 +387,10 @@ func TestGraphPatchServicePrincipal(t *testing.T) {
 		msg    string
 		check  func(t *testing.T, g *graphEnv, before, after ServicePrincipal)
 	}{
+		// shared/reference/graph-entities.tsv NOTE "PATCH keyCredentials
+		// semantics" (the collection is replaced) and NOTE
+		// "keyCredential.customKeyIdentifier" / "customKeyIdentifier for
+		// portal uploads" (absent: the thumbprint).
 		{"one key replaces the collection, with Graph's defaults",
 			func(g *graphEnv, t *testing.T) any {
 				return map[string]any{"keyCredentials": []any{keyJSON(g.authCert(t, smallChina).DER, nil)}}
@@ -394,11 +418,66 @@ func TestGraphPatchServicePrincipal(t *testing.T) {
 			}, 204, "",
 			func(t *testing.T, g *graphEnv, before, after ServicePrincipal) {
 				k := after.KeyCredentials[0]
-				if k.KeyID != "abcdef01-0000-4000-8000-000000000001" || k.CustomKeyIdentifier != "6D696E65" || k.DisplayName != "my key" ||
+				if k.KeyID != "abcdef01-0000-4000-8000-000000000001" || k.CustomKeyIdentifier != "bWluZQ==" || k.DisplayName != "my key" ||
 					k.StartDateTime.Year() != 2026 || k.EndDateTime.Year() != 2027 {
 					t.Fatalf("%+v", k)
 				}
 			}},
+		// shared/reference/graph-entities.tsv NOTE "customKeyIdentifier wire
+		// form": the hex thumbprint text is what clients send and Graph
+		// keeps; it is stored and served as that very string, any case.
+		{"customKeyIdentifier as the hex thumbprint text is kept as sent",
+			func(g *graphEnv, t *testing.T) any {
+				return map[string]any{"keyCredentials": []any{keyJSON(otherCert.DER, map[string]any{
+					"customKeyIdentifier": strings.ToLower(certs.Thumbprint(otherCert.DER))})}}
+			}, 204, "",
+			func(t *testing.T, g *graphEnv, before, after ServicePrincipal) {
+				want := strings.ToLower(certs.Thumbprint(otherCert.DER))
+				if k := after.KeyCredentials[0]; k.CustomKeyIdentifier != want {
+					t.Fatalf("stored %q, sent %q", k.CustomKeyIdentifier, want)
+				}
+				r := g.do(t, g.token(t, smallChina), "GET", "/v1.0/servicePrincipals/"+after.ID+"?$select=keyCredentials", nil)
+				served := r.body["keyCredentials"].([]any)[0].(map[string]any)["customKeyIdentifier"]
+				if served != want {
+					t.Fatalf("served %v, sent %q", served, want)
+				}
+			}},
+		// NOTE "keyCredential.customKeyIdentifier": declared Edm.Binary, so
+		// any base64 is an identifier (other applications' keys carry such
+		// bytes); Graph keeps the bytes and serves their base64.
+		{"customKeyIdentifier of other bytes is kept as their base64",
+			func(g *graphEnv, t *testing.T) any {
+				return map[string]any{"keyCredentials": []any{keyJSON(otherCert.DER, map[string]any{
+					"customKeyIdentifier": "3q2+7wABAgP/"})}}
+			}, 204, "",
+			func(t *testing.T, _ *graphEnv, _, after ServicePrincipal) {
+				if k := after.KeyCredentials[0]; k.CustomKeyIdentifier != "3q2+7wABAgP/" {
+					t.Fatalf("stored %q", k.CustomKeyIdentifier)
+				}
+			}},
+		{"customKeyIdentifier in non-canonical base64 is kept as Graph re-encodes its bytes",
+			func(g *graphEnv, t *testing.T) any {
+				return map[string]any{"keyCredentials": []any{keyJSON(otherCert.DER, map[string]any{"customKeyIdentifier": "bWluZR=="})}}
+			}, 204, "",
+			func(t *testing.T, _ *graphEnv, _, after ServicePrincipal) {
+				if k := after.KeyCredentials[0]; k.CustomKeyIdentifier != "bWluZQ==" {
+					t.Fatalf("stored %q", k.CustomKeyIdentifier)
+				}
+			}},
+		// An Edm.Binary value that is not base64 is refused, the whole
+		// PATCH with it (NOTE "keyCredential.customKeyIdentifier").
+		{"customKeyIdentifier not base64", func(*graphEnv, *testing.T) any {
+			return map[string]any{"keyCredentials": []any{keyJSON(otherCert.DER, map[string]any{"customKeyIdentifier": "thumbprint:52ED9B50"})}}
+		}, 400, "'customKeyIdentifier'", nil},
+		{"customKeyIdentifier of 39 hex digits is not base64", func(*graphEnv, *testing.T) any {
+			return map[string]any{"keyCredentials": []any{keyJSON(otherCert.DER, map[string]any{"customKeyIdentifier": certs.Thumbprint(otherCert.DER)[:39]})}}
+		}, 400, "'customKeyIdentifier'", nil},
+		{"customKeyIdentifier not a string", func(*graphEnv, *testing.T) any {
+			return []byte(`{"keyCredentials":[{"key":"` + base64.StdEncoding.EncodeToString(otherCert.DER) + `","type":"AsymmetricX509Cert","usage":"Verify","customKeyIdentifier":52}]}`)
+		}, 400, "'customKeyIdentifier'", nil},
+		{"customKeyIdentifier empty", func(*graphEnv, *testing.T) any {
+			return map[string]any{"keyCredentials": []any{keyJSON(otherCert.DER, map[string]any{"customKeyIdentifier": ""})}}
+		}, 400, "'customKeyIdentifier'", nil},
 		{"retained keys re-sent as key/type/usage plus one",
 			func(g *graphEnv, t *testing.T) any {
 				sp := g.firstParty(t, smallChina)
@@ -438,6 +517,8 @@ func TestGraphPatchServicePrincipal(t *testing.T) {
 		{"display name of 90 characters", func(*graphEnv, *testing.T) any {
 			return map[string]any{"keyCredentials": []any{keyJSON(otherCert.DER, map[string]any{"displayName": strings.Repeat("x", 90)})}}
 		}, 204, "", nil},
+		// NOTE "PATCH keyCredentials fields": type AsymmetricX509Cert and
+		// usage Verify for certificates; anything else is refused.
 		{"symmetric key", func(*graphEnv, *testing.T) any {
 			return map[string]any{"keyCredentials": []any{keyJSON(otherCert.DER, map[string]any{"type": "Symmetric"})}}
 		}, 400, "'type'", nil},
@@ -689,8 +770,14 @@ func TestGraphApplications(t *testing.T) {
 	}
 	got := g.do(t, tok, "GET", "/v1.0/applications/"+id+"?$select=keyCredentials,requiredResourceAccess", nil)
 	keys := got.body["keyCredentials"].([]any)
-	if len(keys) != 1 || keys[0].(map[string]any)["key"] == nil || len(got.body["requiredResourceAccess"].([]any)) != 1 {
+	if len(keys) != 1 || keys[0].(map[string]any)["key"] != nil || len(got.body["requiredResourceAccess"].([]any)) != 1 {
 		t.Fatalf("after patch: %s", got.raw)
+	}
+	// The certificate comes only with $select=keyCredentials alone
+	// (shared/reference/graph-entities.tsv NOTE "keyCredential.key read-back").
+	got = g.do(t, tok, "GET", "/v1.0/applications/"+id+"?$select=keyCredentials", nil)
+	if keys = got.body["keyCredentials"].([]any); len(keys) != 1 || keys[0].(map[string]any)["key"] != base64.StdEncoding.EncodeToString(cert.DER) {
+		t.Fatalf("after patch, keys read: %s", got.raw)
 	}
 	// Deleting the application removes its service principal and that
 	// principal's assignments.
@@ -794,5 +881,45 @@ func TestGraphFaults(t *testing.T) {
 				t.Fatalf("message %q", r.errMessage())
 			}
 		})
+	}
+}
+
+// TestWorldKeyIdentifierIsTheWireString: a world's custom_key_identifier
+// is what Graph's JSON carries, base64 text (the hex thumbprint is such
+// text; shared/reference/graph-entities.tsv NOTE "customKeyIdentifier wire
+// form"), and loading refuses anything Graph could not serve, naming the
+// field and its line.
+func TestWorldKeyIdentifierIsTheWireString(t *testing.T) {
+	world := func(cki string) []byte {
+		return []byte(`tenants:
+  - id: t1
+    entra:
+      service_principals:
+        - id: sp1
+          app_id: 00000002-0000-0ff1-ce00-000000000000
+          display_name: Office 365 Exchange Online
+          key_credentials:
+            - key_id: 824bae1f-17f3-4602-b81b-7ad11f96b9f3
+              custom_key_identifier: "` + cki + `"
+              type: AsymmetricX509Cert
+              usage: Verify
+              start_date_time: 2025-11-01T00:00:00Z
+              end_date_time: 2028-11-01T00:00:00Z
+`)
+	}
+	for _, ok := range []string{"6252095F5888F10152BB985D2089A95E6D2E7235", "6252095f5888f10152bb985d2089a95e6d2e7235", "3q2+7wABAgP/", ""} {
+		w, err := Parse("w.yaml", world(ok))
+		if err != nil {
+			t.Fatalf("%q: %v", ok, err)
+		}
+		if got := w.Tenants[0].Entra.ServicePrincipals[0].KeyCredentials[0].CustomKeyIdentifier; got != ok {
+			t.Fatalf("%q loaded as %q", ok, got)
+		}
+	}
+	for _, bad := range []string{"not base64!", "6252095F5888F10152BB985D2089A95E6D2E723", "bWluZR=="} {
+		_, err := Parse("w.yaml", world(bad))
+		if err == nil || !strings.Contains(err.Error(), "custom_key_identifier") || !strings.Contains(err.Error(), "w.yaml:10") {
+			t.Fatalf("%q: %v", bad, err)
+		}
 	}
 }

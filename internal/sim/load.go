@@ -170,6 +170,29 @@ func (w *World) validate(name string, data []byte) error {
 			add([]any{"generate"}, "generate: %v", err)
 		}
 	}
+	for i, t := range w.Tenants {
+		if t == nil {
+			continue
+		}
+		checkKeys := func(kind string, j int, ks []KeyCredential) {
+			for k, kc := range ks {
+				if kc.CustomKeyIdentifier != "" && !graphWireBinary(kc.CustomKeyIdentifier) {
+					add([]any{"tenants", i, "entra", kind, j, "key_credentials", k, "custom_key_identifier"},
+						"tenant %s: custom_key_identifier %q is not the base64 text Graph serves (the hex thumbprint, or base64 of the identifier's bytes)", t.ID, kc.CustomKeyIdentifier)
+				}
+			}
+		}
+		for j, a := range t.Entra.Applications {
+			if a != nil {
+				checkKeys("applications", j, a.KeyCredentials)
+			}
+		}
+		for j, sp := range t.Entra.ServicePrincipals {
+			if sp != nil {
+				checkKeys("service_principals", j, sp.KeyCredentials)
+			}
+		}
+	}
 	if len(problems) > 0 {
 		return errors.New(strings.Join(problems, "\n"))
 	}

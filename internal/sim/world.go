@@ -5,9 +5,10 @@
 // The model here is plain data with YAML tags so a world can be loaded,
 // dumped and compared; the protocol servers (graph.go, exo.go, pshost.go)
 // and the cmdlet engine (cmdlets*.go) mutate it under World.mu. The
-// semantics follow FACTS §1–8: whole-collection PATCH, key only on $select,
-// duplicate errors by type, and a Test-OAuthConnectivity that succeeds only
-// when the configuration really is complete.
+// semantics follow Microsoft's documented behaviour (docs/): whole-collection
+// PATCH, a key's certificate only on a single-object $select=keyCredentials
+// read, duplicate errors by type, and a Test-OAuthConnectivity that succeeds
+// only when the configuration really is complete.
 package sim
 
 import (
@@ -141,10 +142,17 @@ type AppRole struct {
 }
 
 // KeyCredential mirrors Graph's keyCredential. Key holds the certificate's
-// public DER; Graph returns it only when keyCredentials is $selected.
+// public DER; Graph returns it only to a single-object read with
+// $select=keyCredentials.
+//
+// CustomKeyIdentifier is the property as Graph's JSON carries it: base64
+// text of the stored bytes. For certificates uploaded by the portal or
+// Microsoft's scripts, or left for Graph to fill in, that is the
+// 40-character hex thumbprint as text (hex digits are valid base64);
+// other clients may have stored any bytes. Empty means none.
 type KeyCredential struct {
 	KeyID               string    `yaml:"key_id"`
-	CustomKeyIdentifier string    `yaml:"custom_key_identifier"` // upper-case hex SHA-1 thumbprint
+	CustomKeyIdentifier string    `yaml:"custom_key_identifier"` // the wire string, e.g. the hex thumbprint
 	DisplayName         string    `yaml:"display_name,omitempty"`
 	Type                string    `yaml:"type"`  // AsymmetricX509Cert
 	Usage               string    `yaml:"usage"` // Verify

@@ -78,8 +78,10 @@ in Outlook on the web): AllowFederatedUsers on the access edge configuration, th
 "Exchange Online" hosting provider with the documented settings and the cloud's
 ProxyFqdn (exap.um.outlook.com; exap.um.partner.outlook.cn for 21Vianet; inventory
 overrides.lync_proxy_fqdn wins), then waits for Central Management store replication,
-confirms the provider in the Edge Server's local store and reports whether an
-external access policy enables communications with remote users.
+confirms from the site's internal server that the Edge Server's replica has applied
+a snapshot made after the provider was written (replication status: UpToDate and
+LastUpdateCreation) and reports whether an external access policy enables
+communications with remote users.
 
 It starts the workflow hybridflow/lync/<site>, or attaches to it when it is running,
 and prints progress until it ends or pauses for an operator; then it says how to
@@ -152,8 +154,8 @@ func (a *app) lyncPlanCommand() *cobra.Command {
 		Use:   "plan -f INVENTORY -s SITE",
 		Short: "Show what a Lync integration would change at a site, writing nothing",
 		Long: `lync plan runs the Lync workflow in dry-run mode: it reads the access edge
-configuration, the hosting providers (Central Management store and the Edge
-Server's local store), replication status and external access policies, and
+configuration, the hosting providers (Central Management store), replication
+status and external access policies, and
 prints per step whether a run would create, update or leave things as they are,
 and why. Nothing is written.`,
 		Example: "  hybridflow lync plan -f configs/inventory.example.yaml -s site-a\n  hybridflow lync plan -f configs/inventory.example.yaml -s site-b -o json",

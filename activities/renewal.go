@@ -15,7 +15,7 @@ import (
 	"github.com/hybridflow/hybridflow/internal/plan"
 )
 
-// Renewal runs the auth certificate's life (FACTS §7): read it, create a
+// Renewal runs the auth certificate's life: read it, create a
 // successor, stage it, put its key in Entra next to the current one,
 // publish it, clear the previous one, and take the retired key out of
 // Entra. One struct serves two queues: the PowerShell methods run on
@@ -35,7 +35,7 @@ type Renewal struct {
 }
 
 // AuthCertificateSubject is the subject the documented command gives a new
-// auth certificate (New-ExchangeCertificate -SubjectName, FACTS §7).
+// auth certificate (New-ExchangeCertificate -SubjectName).
 const AuthCertificateSubject = "Microsoft Exchange Server Auth Certificate"
 
 // authKeyDisplayName prefixes the keys hybridflow uploads; it is the name
@@ -93,7 +93,7 @@ func (c AuthCertificate) ValidAt(t time.Time) bool {
 	return !t.Before(c.NotBefore) && !t.After(c.NotAfter)
 }
 
-// AuthConfigView is Get-AuthConfig with its read-side names (FACTS §1 step 3).
+// AuthConfigView is Get-AuthConfig with its read-side names.
 type AuthConfigView struct {
 	Current       string    `json:"current,omitempty"`
 	Next          string    `json:"next,omitempty"`
@@ -113,7 +113,7 @@ type AuthCertificateState struct {
 	// OrganizationGUID names the dedicated application (ExchangeServerApp-<guid>).
 	OrganizationGUID string `json:"organization_guid,omitempty"`
 	// DedicatedAppID is the evoSTS auth server's ApplicationIdentifier: set
-	// once the organisation uses the dedicated application (FACTS §2.5),
+	// once the organisation uses the dedicated application,
 	// empty on the legacy first-party path.
 	DedicatedAppID string `json:"dedicated_app_id,omitempty"`
 	// EvoSTSFound says whether an AzureAD auth server exists at all.
@@ -124,6 +124,9 @@ type AuthCertificateState struct {
 	OnPremMailbox        string `json:"onprem_mailbox,omitempty"`
 	// VerifyCloudTarget is the tenant's Exchange Online EWS URL.
 	VerifyCloudTarget string `json:"verify_cloud_target,omitempty"`
+	// Servers are Get-ExchangeServer's rows: the mode decision reads their
+	// builds and roles.
+	Servers []plan.ExchangeServer `json:"servers,omitempty"`
 }
 
 // Certificate returns the certificate with this thumbprint, if read.
@@ -241,6 +244,7 @@ var renewalRead = []exchange.Command{
 	cmd("Get-AuthServer"),
 	cmd("Get-WebServicesVirtualDirectory"),
 	cmd("Get-Mailbox", "ResultSize", 1),
+	cmd("Get-ExchangeServer"),
 }
 
 // ReadAuthCertificate reads, in one round trip, the auth config, the auth
@@ -307,11 +311,197 @@ func (a *Renewal) ReadAuthCertificate(ctx context.Context, t Target) (AuthCertif
 			if len(rows) > 0 {
 				s.OnPremMailbox = rowString(rows[0], "PrimarySmtpAddress")
 			}
+		case "Get-ExchangeServer":
+			for _, row := range rows {
+				s.Servers = append(s.Servers, plan.ExchangeServer{Name: rowString(row, "Name"), Version: rowString(row, "AdminDisplayVersion"), Roles: rowString(row, "ServerRole")})
+			}
 		}
 	}
 	s.Certificates = authCertsOf(certRows, s.AuthConfig)
 	return s, nil
 }
+
+// RenewalModeInput is what the renewal's mode decision reads.
+type RenewalModeInput struct {
+	Tenant plan.TenantFacts `json:"tenant"`
+	// Requested is the renewal's mode: detect (or empty), dedicated-app or
+	// legacy-first-party.
+	Requested string `json:"requested,omitempty"`
+	// DedicatedAppID is the evoSTS auth server's ApplicationIdentifier.
+	DedicatedAppID string                `json:"dedicated_app_id,omitempty"`
+	Servers        []plan.ExchangeServer `json:"servers,omitempty"`
+}
+
+// RenewalModeOutput is the decision.
+type RenewalModeOutput struct {
+	Mode     plan.Mode `json:"mode"`
+	Reason   string    `json:"reason"`
+	Warnings []string  `json:"warnings,omitempty"`
+}
+
+// DecideRenewalMode decides where the renewal keeps the keys, by the rule
+// setup uses (plan.RenewalMode). It is pure, but runs as a local activity
+// so that its answer is recorded in the renewal's history, as PlanSetup's
+// is in the setup's. A blocked first-party path is LegacyPathBlocked, never
+// retried.
+func DecideRenewalMode(_ context.Context, in RenewalModeInput) (RenewalModeOutput, error) {
+	p, err := cloud.Lookup(in.Tenant.Cloud)
+	if err != nil {
+		return RenewalModeOutput{}, nonRetryable(ErrInvalidInput, "%v", err)
+	}
+	path, err := plan.LegacyPath(p, in.Tenant.LegacyFirstPartyBlocked)
+	if err != nil {
+		return RenewalModeOutput{}, nonRetryable(planErrorType(err), "renewal of %s: %v", in.Tenant.ID, err)
+	}
+	servers, perr := plan.ParseServers(in.Servers)
+	d, err := plan.RenewalMode(plan.RenewalModeInput{Requested: in.Requested, Setting: in.Tenant.ModeSetting, Path: path,
+		DedicatedAppID: in.DedicatedAppID, Servers: servers})
+	if err != nil {
+		if perr != nil {
+			err = errors.Join(err, perr)
+		}
+		return RenewalModeOutput{}, nonRetryable(planErrorType(err), "renewal of %s: %v", in.Tenant.ID, err)
+	}
+	out := RenewalModeOutput{Mode: d.Mode, Reason: d.Reason, Warnings: d.Warnings}
+	if perr != nil {
+		// The builds did not decide this one (the organisation's own
+		// configuration did); say what could not be read.
+		out.Warnings = append(out.Warnings, perr.Error())
+	}
+	return out, nil
+}
+
+// Error types of the check that the certificate is on every server.
+const (
+	// ErrCertificateMissingOnServers: a server that needs the auth
+	// certificate does not have it; publishing would break OAuth there.
+	ErrCertificateMissingOnServers = "CertificateMissingOnServers"
+	// ErrServerUnreachable: a server could not be asked, so the renewal
+	// cannot know whether it has the certificate.
+	ErrServerUnreachable = "ServerUnreachable"
+)
+
+// ServerCertificateInput names the certificate every server must hold.
+type ServerCertificateInput struct {
+	Target     Target `json:"target"`
+	Thumbprint string `json:"thumbprint"`
+}
+
+// ServerCertificateResult says where the certificate was found.
+type ServerCertificateResult struct {
+	StepResult
+	// Servers are the servers checked; Present those holding the
+	// certificate.
+	Servers []string `json:"servers"`
+	Present []string `json:"present"`
+}
+
+// authCertificateServers are the servers that must hold the auth
+// certificate, as Microsoft's monitoring script selects them: Mailbox or
+// Client Access servers of Exchange 2013 or later (Edge Transport and
+// Exchange 2010 are left out). The value is the FQDN where reported, as
+// the script passes it to -Server, else the name.
+func authCertificateServers(rows []exchange.Row) ([]string, []string) {
+	var out, unreadable []string
+	for _, r := range rows {
+		name := rowString(r, "Name")
+		roles := rowString(r, "ServerRole")
+		if !rowBool(r, "IsMailboxServer") && !rowBool(r, "IsClientAccessServer") &&
+			!hasServerRole(roles, "Mailbox") && !hasServerRole(roles, "ClientAccess") {
+			continue
+		}
+		b, err := plan.ParseBuild(rowString(r, "AdminDisplayVersion"))
+		if err != nil {
+			unreadable = append(unreadable, name)
+			continue
+		}
+		if b.Major != 15 {
+			continue
+		}
+		id := rowString(r, "Fqdn")
+		if id == "" {
+			id = name
+		}
+		out = append(out, id)
+	}
+	return out, unreadable
+}
+
+func hasServerRole(roles, role string) bool {
+	for _, r := range strings.Split(roles, ",") {
+		if strings.EqualFold(strings.TrimSpace(r), role) {
+			return true
+		}
+	}
+	return false
+}
+
+// CheckAuthCertificateOnServers asks every server that must hold the auth
+// certificate for it (Get-ExchangeCertificate -Server <s> -Thumbprint <t>,
+// in one round trip), as Microsoft's monitoring script does before it
+// changes anything: a "not found" (InvalidOperationException) means the
+// server is reachable and lacks it; any other error means the server
+// could not be asked. It writes nothing. Missing somewhere is refused
+// (non-retryable) with the servers named and how to import it there;
+// unreachable is retried and then pauses: publishing a certificate a server
+// does not hold breaks OAuth on that server.
+func (a *Renewal) CheckAuthCertificateOnServers(ctx context.Context, in ServerCertificateInput) (ServerCertificateResult, error) {
+	r, err := a.onprem("CheckAuthCertificateOnServers", in.Target)
+	if err != nil {
+		return ServerCertificateResult{}, err
+	}
+	if !certs.ValidThumbprint(in.Thumbprint) {
+		return ServerCertificateResult{}, nonRetryable(ErrInvalidInput, "%q is not a certificate thumbprint (40 hex digits)", in.Thumbprint)
+	}
+	rows, err := r.Run(ctx, cmd("Get-ExchangeServer"))
+	if err != nil {
+		return ServerCertificateResult{}, classify("list the Exchange servers", err)
+	}
+	servers, unreadable := authCertificateServers(rows)
+	if len(unreadable) > 0 {
+		return ServerCertificateResult{}, nonRetryable(ErrInvalidInput, "cannot read the Exchange build of %s, so it is unknown whether they must hold the auth certificate", strings.Join(unreadable, ", "))
+	}
+	res := ServerCertificateResult{Servers: servers}
+	if len(servers) == 0 {
+		return res, nonRetryable(ErrInvalidInput, "Get-ExchangeServer lists no Mailbox or Client Access server of Exchange 2013 or later to hold the auth certificate")
+	}
+	cmds := make([]exchange.Command, 0, len(servers))
+	for _, s := range servers {
+		cmds = append(cmds, cmd("Get-ExchangeCertificate", "Server", s, "Thumbprint", in.Thumbprint))
+	}
+	out, err := r.RunBatch(ctx, cmds)
+	if err != nil {
+		return res, classify("check the auth certificate on every server", err)
+	}
+	var missing, unreachable []string
+	for i, s := range servers {
+		rows, err := batchRows(out, i, cmds)
+		var xe *exchange.Error
+		switch {
+		case err == nil && len(rows) > 0:
+			res.Present = append(res.Present, s)
+		case err == nil, errors.As(err, &xe) && exchange.HasType(err, TypeInvalidOperation):
+			missing = append(missing, s)
+		default:
+			unreachable = append(unreachable, fmt.Sprintf("%s (%v)", s, err))
+		}
+	}
+	if len(unreachable) > 0 {
+		return res, retryable(ErrServerUnreachable, "could not check auth certificate %s on %s; it is published only once every Mailbox and Client Access server is known to hold it (skip this step to publish anyway)",
+			in.Thumbprint, strings.Join(unreachable, "; "))
+	}
+	if len(missing) > 0 {
+		return res, nonRetryable(ErrCertificateMissingOnServers, "auth certificate %s is missing on %s (present on %s); publishing it would break OAuth there: import it on each (Export-ExchangeCertificate -Thumbprint %s -Server <a server that has it> -BinaryEncoded -Password <password>, then Import-ExchangeCertificate -Server <server> -FileData <the exported data> -Password <password> -PrivateKeyExportable $true), then retry",
+			in.Thumbprint, strings.Join(missing, ", "), orNone(strings.Join(res.Present, ", ")), in.Thumbprint)
+	}
+	res.StepResult = StepResult{Outcome: Unchanged, Detail: fmt.Sprintf("auth certificate %s is on all %d Mailbox and Client Access servers (%s)", in.Thumbprint, len(servers), strings.Join(servers, ", "))}
+	return res, nil
+}
+
+// TypeInvalidOperation is the exception Get-ExchangeCertificate -Server
+// raises when the server answers but holds no certificate with that
+// thumbprint.
+const TypeInvalidOperation = "System.InvalidOperationException"
 
 // AuthCertificateResult is what the on-prem writes return: the step's
 // outcome, the auth config as it is afterwards, the certificate the step
@@ -340,7 +530,7 @@ type CreateAuthCertificateInput struct {
 // staged, if usable; else one with the auth subject that is newer than
 // the current certificate, in the store but never staged (a run that
 // stopped between New-ExchangeCertificate and Set-AuthConfig); else a new
-// one, exactly as FACTS §7 documents.
+// one, as Microsoft's monitoring script creates it.
 func (a *Renewal) CreateAuthCertificate(ctx context.Context, in CreateAuthCertificateInput) (AuthCertificateResult, error) {
 	r, err := a.onprem("CreateAuthCertificate", in.Target)
 	if err != nil {
@@ -695,7 +885,7 @@ func authCertKey(c AuthCertificate) plan.Key {
 }
 
 // UploadAuthCertificateKeys adds the certificates' keys NEXT TO the keys
-// already there (plan.MergeKeys, FACTS §3: the whole collection is sent,
+// already there (plan.MergeKeys: the whole collection is sent,
 // every unexpired key stays, a thumbprint is never uploaded twice), in one
 // PATCH or none.
 func (a *Renewal) UploadAuthCertificateKeys(ctx context.Context, in UploadAuthKeysInput) (AuthKeysResult, error) {

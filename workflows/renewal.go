@@ -40,11 +40,14 @@ func RenewalReportWorkflowID(tenantID string) string {
 
 // RenewalModeDetect (the default) renews where the organisation is
 // configured: the dedicated application when its evoSTS auth server names
-// one (FACTS §2.5), the first-party service principal otherwise. The other
-// modes are plan.ModeDedicatedApp and plan.ModeLegacyFirstParty.
+// one; otherwise the first-party service principal where Exchange Online
+// still accepts it, and where it does not, what setup would choose
+// (plan.RenewalMode). The other modes are plan.ModeDedicatedApp and
+// plan.ModeLegacyFirstParty.
 const RenewalModeDetect = "detect"
 
-// Renewal defaults (FACTS §7: Microsoft's monitoring script stages 30 days ahead).
+// Renewal defaults (Microsoft's monitoring script stages a new certificate
+// 30 days ahead).
 const (
 	DefaultRenewalWindow      = 60 * 24 * time.Hour
 	DefaultRenewalLeadTime    = 30 * 24 * time.Hour
@@ -75,16 +78,19 @@ const (
 // Renewal steps, in order. In the emergency path the HybridflowStep search
 // attribute carries them with RenewalEmergencyStepPrefix.
 const (
-	RenewStepRead        = "read"
-	RenewStepCreate      = "create-certificate"
-	RenewStepStage       = "stage-certificate"
-	RenewStepUpload      = "upload-key"
-	RenewStepWait        = "wait-effective-date"
-	RenewStepPublish     = "publish-certificate"
-	RenewStepVerify      = "verify"
-	RenewStepClear       = "clear-previous"
-	RenewStepRemoveKey   = "remove-retired-key"
-	RenewStepVerifyFinal = "verify-final"
+	RenewStepRead   = "read"
+	RenewStepCreate = "create-certificate"
+	RenewStepStage  = "stage-certificate"
+	RenewStepUpload = "upload-key"
+	RenewStepWait   = "wait-effective-date"
+	// RenewStepCheckServers runs before publishing: every Mailbox and
+	// Client Access server must hold the new certificate.
+	RenewStepCheckServers = "check-servers"
+	RenewStepPublish      = "publish-certificate"
+	RenewStepVerify       = "verify"
+	RenewStepClear        = "clear-previous"
+	RenewStepRemoveKey    = "remove-retired-key"
+	RenewStepVerifyFinal  = "verify-final"
 
 	RenewalEmergencyStepPrefix = "emergency-"
 )
@@ -199,13 +205,28 @@ type renewal struct {
 	newCert *activities.AuthCertificate
 	// verification targets, resolved before the first verification.
 	verifyIn *renewalVerify
+	// v1: the run takes version 1 of renewalModeChange (mode decided by
+	// plan.RenewalMode in a local activity; servers checked before
+	// publishing; an organisation not set up for the dedicated application
+	// gets its on-prem certificate renewed only).
+	v1 bool
+	// certOnly: the dedicated application does not exist and no evoSTS
+	// auth server names one, so there is no trust to carry the keys or to
+	// verify; setup does both.
+	certOnly bool
 }
+
+// renewalModeChange versions the renewal's mode rule and server check.
+// Version 0 (DefaultVersion) detected the mode inline (legacy unless the
+// evoSTS auth server named an application) and published without asking
+// the other servers.
+const renewalModeChange = "renewal-mode-rule-and-server-check"
 
 type renewalVerify struct {
 	cloudTarget, onPremTarget, onPremMailbox, cloudMailbox string
 }
 
-// Renewal keeps one tenant's auth certificate current (FACTS §7). Far from
+// Renewal keeps one tenant's auth certificate current. Far from
 // expiry it does nothing; within the window it creates a certificate,
 // stages it for the effective date, uploads its key next to the current
 // one, waits on a durable timer, publishes it, verifies both directions,
@@ -321,7 +342,8 @@ func (r *renewal) do(ctx workflow.Context, name string, f func(workflow.Context)
 func (r *renewal) activityOptions(queue string) workflow.ActivityOptions {
 	o := r.in.Options
 	return stepActivityOptions(queue, o.Retry, o.ScheduleToStart, 0, false,
-		activities.ErrInvalidInput, activities.ErrMissingPermission, activities.ErrConflict, activities.ErrWrongQueue, activities.ErrNotSetUp)
+		activities.ErrInvalidInput, activities.ErrMissingPermission, activities.ErrConflict, activities.ErrWrongQueue, activities.ErrNotSetUp,
+		activities.ErrCertificateMissingOnServers, activities.ErrLegacyPathBlocked)
 }
 
 // onprem routes the PowerShell methods to the tenant's site queue.
@@ -363,6 +385,7 @@ type renewalPlan struct {
 }
 
 func (r *renewal) runSteps(ctx workflow.Context) error {
+	r.v1 = workflow.GetVersion(ctx, renewalModeChange, workflow.DefaultVersion, 1) >= 1
 	if err := r.do(ctx, RenewStepRead, r.readAll); err != nil {
 		return err
 	}
@@ -434,7 +457,9 @@ func (r *renewal) runSteps(ctx workflow.Context) error {
 	}
 
 	// Upload every certificate in service (valid now) next to what is there.
-	if err := r.do(ctx, RenewStepUpload, func(ctx workflow.Context) error { return r.upload(ctx, workflow.Now(ctx)) }); err != nil {
+	if r.certOnly {
+		r.notNeeded(RenewStepUpload, "the tenant is not set up for the dedicated application yet; setup uploads the certificate when it creates it")
+	} else if err := r.do(ctx, RenewStepUpload, func(ctx workflow.Context) error { return r.upload(ctx, workflow.Now(ctx)) }); err != nil {
 		return err
 	}
 	if p.stagedLater {
@@ -466,6 +491,23 @@ func (r *renewal) runSteps(ctx workflow.Context) error {
 		r.notNeeded(RenewStepWait, "nothing to wait for")
 	}
 
+	if r.v1 && p.publish && r.newCert != nil {
+		cert := r.newCert.Thumbprint
+		if err := r.do(ctx, RenewStepCheckServers, func(ctx workflow.Context) error {
+			var res activities.ServerCertificateResult
+			in := activities.ServerCertificateInput{Target: t, Thumbprint: cert}
+			if err := workflow.ExecuteActivity(r.onprem(ctx), renewalActs.CheckAuthCertificateOnServers, in).Get(ctx, &res); err != nil {
+				return err
+			}
+			r.record(RenewStepCheckServers, res.StepResult)
+			return nil
+		}); err != nil {
+			return err
+		}
+	} else if r.v1 {
+		r.notNeeded(RenewStepCheckServers, "nothing is published in this run")
+	}
+
 	if p.publish && r.newCert != nil {
 		if err := r.do(ctx, RenewStepPublish, func(ctx workflow.Context) error {
 			var res activities.AuthCertificateResult
@@ -485,7 +527,9 @@ func (r *renewal) runSteps(ctx workflow.Context) error {
 
 	// Verify before the previous certificate goes (it would be the way
 	// back); the emergency path has no working way back to keep.
-	if !p.emergency {
+	if r.certOnly {
+		r.notNeeded(RenewStepVerify, "no hybrid trust is configured yet; setup verifies it")
+	} else if !p.emergency {
 		if err := r.do(ctx, RenewStepVerify, func(ctx workflow.Context) error { return r.verify(ctx, RenewStepVerify) }); err != nil {
 			return err
 		}
@@ -509,7 +553,9 @@ func (r *renewal) runSteps(ctx workflow.Context) error {
 	}); err != nil {
 		return err
 	}
-	if st := r.stepState(RenewStepClear); st.Status != StatusDone {
+	if r.certOnly {
+		r.notNeeded(RenewStepRemoveKey, "the tenant is not set up for the dedicated application yet, so no key of it is in Entra to remove; setup uploads the current one")
+	} else if st := r.stepState(RenewStepClear); st.Status != StatusDone {
 		// Skipped by an operator: the previous certificate may still be in
 		// use, so its key stays.
 		r.notNeeded(RenewStepRemoveKey, "the previous certificate was not cleared; its key stays in Entra")
@@ -530,7 +576,9 @@ func (r *renewal) runSteps(ctx workflow.Context) error {
 		return err
 	}
 
-	if err := r.do(ctx, RenewStepVerifyFinal, func(ctx workflow.Context) error { return r.verify(ctx, RenewStepVerifyFinal) }); err != nil {
+	if r.certOnly {
+		r.notNeeded(RenewStepVerifyFinal, "no hybrid trust is configured yet; setup verifies it")
+	} else if err := r.do(ctx, RenewStepVerifyFinal, func(ctx workflow.Context) error { return r.verify(ctx, RenewStepVerifyFinal) }); err != nil {
 		return err
 	}
 	r.setState(ctx, StateRenewed, "")
@@ -544,16 +592,26 @@ func (r *renewal) readAll(ctx workflow.Context) error {
 	if err := workflow.ExecuteActivity(r.onprem(ctx), renewalActs.ReadAuthCertificate, t).Get(ctx, &r.read); err != nil {
 		return err
 	}
-	switch r.in.Mode {
-	case string(plan.ModeDedicatedApp):
-		r.mode, r.st.ModeReason = plan.ModeDedicatedApp, "mode dedicated-app requested"
-	case string(plan.ModeLegacyFirstParty):
-		r.mode, r.st.ModeReason = plan.ModeLegacyFirstParty, "mode legacy-first-party requested"
-	default:
-		if r.read.DedicatedAppID != "" {
-			r.mode, r.st.ModeReason = plan.ModeDedicatedApp, "detected: the evoSTS auth server uses application "+r.read.DedicatedAppID
-		} else {
-			r.mode, r.st.ModeReason = plan.ModeLegacyFirstParty, "detected: no evoSTS auth server names a dedicated application"
+	if r.v1 {
+		blocked, err := r.decideMode(ctx)
+		if err != nil {
+			return err
+		}
+		if blocked {
+			return nil // a report of a tenant whose mode cannot be decided
+		}
+	} else {
+		switch r.in.Mode {
+		case string(plan.ModeDedicatedApp):
+			r.mode, r.st.ModeReason = plan.ModeDedicatedApp, "mode dedicated-app requested"
+		case string(plan.ModeLegacyFirstParty):
+			r.mode, r.st.ModeReason = plan.ModeLegacyFirstParty, "mode legacy-first-party requested"
+		default:
+			if r.read.DedicatedAppID != "" {
+				r.mode, r.st.ModeReason = plan.ModeDedicatedApp, "detected: the evoSTS auth server uses application "+r.read.DedicatedAppID
+			} else {
+				r.mode, r.st.ModeReason = plan.ModeLegacyFirstParty, "detected: no evoSTS auth server names a dedicated application"
+			}
 		}
 	}
 	r.st.Mode = string(r.mode)
@@ -574,12 +632,52 @@ func (r *renewal) readAll(ctx workflow.Context) error {
 	if r.mode == plan.ModeDedicatedApp && r.keys.Found && r.read.DedicatedAppID != "" && !strings.EqualFold(r.keys.AppID, r.read.DedicatedAppID) {
 		r.warn(ctx, "application %s has appId %s, but the evoSTS auth server names %s", r.appName, r.keys.AppID, r.read.DedicatedAppID)
 	}
+	if r.v1 && r.mode == plan.ModeDedicatedApp && !r.keys.Found && r.read.DedicatedAppID == "" {
+		r.certOnly = true
+		r.warn(ctx, "tenant %s is not set up for the dedicated Exchange hybrid application (no application %s, no evoSTS auth server naming one): this renewal keeps the on-premises auth certificate current only; run setup, which uploads it and verifies", r.st.TenantID, r.appName)
+	}
 	r.st.AsOf = workflow.Now(ctx)
 	r.refresh()
 	st := r.stepState(RenewStepRead)
 	st.Outcome = string(activities.Unchanged)
 	st.Detail = fmt.Sprintf("current %s, %d day(s) left; %s", orDash(r.read.AuthConfig.Current), r.st.DaysLeft, r.st.EntraObject)
 	return nil
+}
+
+// decideMode runs the mode decision (version 1) as a local activity, so
+// its answer is in the history. A read-only report of a tenant whose mode
+// cannot be decided reports why instead of pausing (blocked = true, no
+// keys read).
+func (r *renewal) decideMode(ctx workflow.Context) (blocked bool, err error) {
+	in := activities.RenewalModeInput{Tenant: r.in.Tenant, Requested: r.in.Mode, DedicatedAppID: r.read.DedicatedAppID, Servers: r.read.Servers}
+	if in.Tenant.Cloud == "" {
+		in.Tenant.Cloud = r.in.Target.Cloud
+	}
+	if in.Tenant.ID == "" {
+		in.Tenant.ID = r.st.TenantID
+	}
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1}})
+	var out activities.RenewalModeOutput
+	if err := workflow.ExecuteLocalActivity(lctx, activities.DecideRenewalMode, in).Get(ctx, &out); err != nil {
+		if !r.in.Options.ReportOnly {
+			return false, err
+		}
+		msg, _ := describeError(err)
+		r.st.ModeReason = msg
+		r.warn(ctx, "no mode: %s", msg)
+		r.st.AsOf = workflow.Now(ctx)
+		r.refresh()
+		st := r.stepState(RenewStepRead)
+		st.Outcome = string(activities.Unchanged)
+		st.Detail = fmt.Sprintf("current %s, %d day(s) left; keys not read: %s", orDash(r.read.AuthConfig.Current), r.st.DaysLeft, msg)
+		return true, nil
+	}
+	r.mode, r.st.ModeReason = out.Mode, out.Reason
+	for _, w := range out.Warnings {
+		r.warn(ctx, "%s", w)
+	}
+	return false, nil
 }
 
 func orDash(s string) string {

@@ -24,6 +24,7 @@ import (
 	"github.com/hybridflow/hybridflow/internal/cloud"
 	"github.com/hybridflow/hybridflow/internal/config"
 	"github.com/hybridflow/hybridflow/internal/logging"
+	"github.com/hybridflow/hybridflow/internal/plan"
 	"github.com/hybridflow/hybridflow/internal/sim"
 	"github.com/hybridflow/hybridflow/workflows"
 )
@@ -515,6 +516,14 @@ func (h *renewHarness) failAfter(env *testsuite.TestWorkflowEnvironment, f renew
 			}
 			return r, err
 		}
+	case "CheckAuthCertificateOnServers":
+		fn = func(ctx context.Context, in activities.ServerCertificateInput) (activities.ServerCertificateResult, error) {
+			r, err := ren.CheckAuthCertificateOnServers(ctx, in)
+			if hit() {
+				return r, lost(err)
+			}
+			return r, err
+		}
 	case "PublishAuthCertificate", "ClearPreviousAuthCertificate":
 		real := ren.PublishAuthCertificate
 		if f.activity == "ClearPreviousAuthCertificate" {
@@ -569,6 +578,7 @@ func TestRenewalResumesAfterInterruptionAtEveryStep(t *testing.T) {
 		{name: "stage", activity: "StageAuthCertificate", call: 1},
 		{name: "upload", activity: "UploadAuthCertificateKeys", call: 1},
 		{name: "wait"}, // cancelled while waiting for the effective date
+		{name: "check-servers", activity: "CheckAuthCertificateOnServers", call: 1},
 		{name: "publish", activity: "PublishAuthCertificate", call: 1},
 		{name: "verify", activity: "VerifyFromOnline", call: 1},
 		{name: "clear-previous", activity: "ClearPreviousAuthCertificate", call: 1},
@@ -644,21 +654,34 @@ func TestRenewalReusesEmergencyCertificateAfterCrash(t *testing.T) {
 	h.converged(0, old, env2.Now())
 }
 
-// TestRenewalLegacyFirstPartyKeepsForeignKeys renews a legacy tenant
-// (small 2: first-party service principal with a foreign key): the auth
-// keys rotate on the principal, the foreign key stays.
+// TestRenewalLegacyFirstPartyKeepsForeignKeys renews a legacy tenant: the
+// first-party path only works where Exchange Online still accepts it, so
+// the tenant is small 3 (GCC High) with every Mailbox server below the
+// April 2025 hotfix (shared/reference/hybrid-facts.md (b) "Minimum
+// builds") and a partner's key on the first-party service principal. The
+// auth keys rotate on the principal; the foreign key stays.
 func TestRenewalLegacyFirstPartyKeepsForeignKeys(t *testing.T) {
 	h := newRenewHarness(t)
-	off := false
-	h.world.LegacyFirstPartyBlocked = &off // FACTS §2 block lifted for this test
-	old := h.replaceCurrent(1, renewBase.AddDate(0, 0, 30))
-	h.setUp(1, renewBase)
-	const foreign = "6252095F5888F10152BB985D2089A95E6D2E7235"
-	if !h.snap(1).hasKey(foreign) {
+	foreignCert := sim.NewCertificate("CN=Fabrikam Partner Signing", 7001, renewBase.AddDate(-1, 0, 0), renewBase.AddDate(3, 0, 0))
+	foreign := foreignCert.Thumbprint
+	h.world.Update(h.tenant(2).ID, func(t *sim.Tenant) {
+		for i := range t.OnPrem.Servers {
+			t.OnPrem.Servers[i].Version = sim.GenOldBuild
+		}
+		for _, sp := range t.Entra.ServicePrincipals {
+			if strings.EqualFold(sp.AppID, cloud.FirstPartyAppID) {
+				sp.KeyCredentials = append(sp.KeyCredentials, sim.KeyCredential{KeyID: "3f1d2c4b-5a6e-4f70-8192-a3b4c5d6e7f8", CustomKeyIdentifier: foreign,
+					DisplayName: "Fabrikam", Type: "AsymmetricX509Cert", Usage: "Verify", StartDateTime: foreignCert.NotBefore, EndDateTime: foreignCert.NotAfter, Key: foreignCert.DER})
+			}
+		}
+	})
+	old := h.replaceCurrent(2, renewBase.AddDate(0, 0, 30))
+	h.setUp(2, renewBase)
+	if !h.snap(2).hasKey(foreign) {
 		t.Fatal("world changed: no foreign key on the first-party service principal")
 	}
 	env := h.newEnv(renewBase)
-	res, err := runRenewal(t, env, h.input(1, workflows.RenewalOptions{}))
+	res, err := runRenewal(t, env, h.input(2, workflows.RenewalOptions{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -669,9 +692,220 @@ func TestRenewalLegacyFirstPartyKeepsForeignKeys(t *testing.T) {
 	if st := stepOf(res, workflows.RenewStepWait); !strings.Contains(st.Detail, renewBase.AddDate(0, 0, 29).Format(time.RFC3339)) {
 		t.Fatalf("wait: %+v", st)
 	}
-	s := h.converged(1, old, env.Now())
+	s := h.converged(2, old, env.Now())
 	if !s.hasKey(foreign) {
 		t.Fatalf("the foreign key was dropped: %v", s.keys)
+	}
+}
+
+func (h *renewHarness) writes(i int) int64 {
+	if st := h.world.Stats().ByTenant[strings.ToLower(h.tenant(i).ID)]; st != nil {
+		return st.Writes
+	}
+	return 0
+}
+
+// TestRenewalUnconfiguredWorldwideOldBuildsRefusesBeforeWriting is the
+// case tried as an operator would: a worldwide tenant never set up, its
+// auth certificate expired, every Mailbox server below the April 2025
+// hotfix. The first-party path is blocked worldwide
+// (shared/reference/hybrid-facts.md (b) "after 31 Oct 2025"), so the
+// renewal must not renew onto it: it stops at the read step with
+// LegacyPathBlocked, naming the servers and the builds they need, having
+// written nothing.
+func TestRenewalUnconfiguredWorldwideOldBuildsRefusesBeforeWriting(t *testing.T) {
+	h := newRenewHarness(t)
+	h.world.Update(h.tenant(0).ID, func(t *sim.Tenant) {
+		for i := range t.OnPrem.Servers {
+			t.OnPrem.Servers[i].Version = sim.GenOldBuild
+		}
+	})
+	h.replaceCurrent(0, renewBase.AddDate(0, 0, -3))
+	before := h.writes(0)
+	res, err := runRenewal(t, h.newEnv(renewBase), h.input(0, workflows.RenewalOptions{FailurePolicy: workflows.PolicyFail}))
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || app.Type() != activities.ErrLegacyPathBlocked {
+		t.Fatalf("want LegacyPathBlocked, got %v (mode %s, action %s)", err, res.Mode, res.Action)
+	}
+	for _, m := range []string{"EX01 runs " + sim.GenOldBuild, "15.2.1544.25", "Worldwide"} {
+		if !strings.Contains(err.Error(), m) {
+			t.Errorf("error %q should mention %q", err, m)
+		}
+	}
+	if n := h.writes(0) - before; n != 0 {
+		t.Fatalf("the renewal wrote %d time(s) before refusing", n)
+	}
+}
+
+// TestRenewalUnconfiguredWorldwideRenewsCertificateOnly: the same tenant
+// on current builds. The renewal follows setup's choice (the dedicated
+// application) but the application does not exist yet: it replaces the
+// expired certificate on-prem, puts no key on the blocked first-party
+// principal, and leaves the upload and verification to setup, which then
+// succeeds (before, setup refused the expired certificate and the renewal
+// renewed onto the blocked path).
+func TestRenewalUnconfiguredWorldwideRenewsCertificateOnly(t *testing.T) {
+	h := newRenewHarness(t)
+	old := h.replaceCurrent(0, renewBase.AddDate(0, 0, -3))
+	fpKeys := func() int {
+		n := 0
+		h.world.View(h.tenant(0).ID, func(t *sim.Tenant) {
+			for _, sp := range t.Entra.ServicePrincipals {
+				if strings.EqualFold(sp.AppID, cloud.FirstPartyAppID) {
+					n = len(sp.KeyCredentials)
+				}
+			}
+		})
+		return n
+	}
+	keysBefore := fpKeys()
+	env := h.newEnv(renewBase)
+	res, err := runRenewal(t, env, h.input(0, workflows.RenewalOptions{FailurePolicy: workflows.PolicyFail}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Mode != string(plan.ModeDedicatedApp) || !res.Emergency || res.State != workflows.StateRenewed {
+		t.Fatalf("mode %s emergency %v state %s: %s", res.Mode, res.Emergency, res.State, res.ModeReason)
+	}
+	for _, step := range []string{workflows.RenewStepUpload, workflows.RenewStepVerify, workflows.RenewStepRemoveKey, workflows.RenewStepVerifyFinal} {
+		if st := stepOf(res, step); st.Status != workflows.StatusNotNeeded || !strings.Contains(st.Detail, "setup") {
+			t.Errorf("%s: %+v", step, st)
+		}
+	}
+	if st := stepOf(res, workflows.RenewStepPublish); st.Status != workflows.StatusDone {
+		t.Fatalf("publish: %+v", st)
+	}
+	if n := fpKeys(); n != keysBefore {
+		t.Fatalf("the first-party service principal went from %d to %d keys", keysBefore, n)
+	}
+	s := h.snap(0)
+	if certs.SameThumbprint(s.current, old) || s.current == "" {
+		t.Fatalf("current certificate %s (old %s)", s.current, old)
+	}
+	h.setUp(0, env.Now())
+	if on, cl, d := h.oauth(0, env.Now()); !on || !cl {
+		t.Fatalf("after setup: %s", d)
+	}
+}
+
+// waitForPause runs the renewal until it pauses for an operator (checked
+// at `after`), lets fix change the world, and sends retry.
+func (h *renewHarness) pauseFixRetry(env *testsuite.TestWorkflowEnvironment, after time.Duration, fix func()) *workflows.RenewalState {
+	paused := &workflows.RenewalState{}
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(workflows.QueryState)
+		if err != nil {
+			h.t.Error(err)
+			return
+		}
+		if err := v.Get(paused); err != nil {
+			h.t.Error(err)
+		}
+		fix()
+		env.UpdateWorkflow(workflows.UpdateRetry, "retry-1", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { h.t.Errorf("retry rejected: %v", err) },
+			OnAccept: func() {}, OnComplete: func(any, error) {},
+		}, workflows.OperatorAction{Reason: "fixed"})
+	}, after)
+	return paused
+}
+
+// stageMissingOn stages a successor for tenant i, effective in 30 days,
+// that server EX02 does not hold, and sets the tenant up (which uploads it).
+func (h *renewHarness) stageMissingOn(i int, edit func(t *sim.Tenant, next *sim.ExchangeCertificate)) (current, next string) {
+	n := sim.NewCertificate(sim.AuthCertificateSubject, 4343, renewBase.AddDate(0, 0, -1), renewBase.AddDate(5, 0, 0))
+	effective := renewBase.AddDate(0, 0, 30)
+	h.world.Update(h.tenant(i).ID, func(t *sim.Tenant) {
+		t.OnPrem.Certificates = append(t.OnPrem.Certificates, n)
+		t.OnPrem.AuthConfig.NextCertificateThumbprint = n.Thumbprint
+		t.OnPrem.AuthConfig.NextCertificateEffectiveDate = &effective
+		current = t.OnPrem.AuthConfig.CurrentCertificateThumbprint
+	})
+	h.setUp(i, renewBase)
+	h.world.Update(h.tenant(i).ID, func(t *sim.Tenant) {
+		for _, c := range t.OnPrem.Certificates {
+			if c.Thumbprint == n.Thumbprint {
+				edit(t, c)
+			}
+		}
+	})
+	return current, n.Thumbprint
+}
+
+// TestRenewalRefusesToPublishACertificateAServerLacks follows
+// shared/reference/hybrid-facts.md (c) "per-server probe" and "scenario
+// 4/5": the staged certificate is missing on EX02, so the renewal asks
+// every Mailbox server before publishing, pauses at check-servers naming
+// EX02 (CertificateMissingOnServers), and publishes only after the operator
+// imported it there and retried.
+func TestRenewalRefusesToPublishACertificateAServerLacks(t *testing.T) {
+	h := newRenewHarness(t)
+	current, next := h.stageMissingOn(0, func(_ *sim.Tenant, c *sim.ExchangeCertificate) { c.MissingOn = []string{"EX02"} })
+	env := h.newEnv(renewBase)
+	var currentWhilePaused string
+	paused := h.pauseFixRetry(env, 31*24*time.Hour, func() {
+		currentWhilePaused = h.snap(0).current
+		h.world.Update(h.tenant(0).ID, func(t *sim.Tenant) { // the operator imports it on EX02
+			for _, c := range t.OnPrem.Certificates {
+				c.MissingOn = nil
+			}
+		})
+	})
+	res, err := runRenewal(t, env, h.input(0, workflows.RenewalOptions{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if paused.Paused == nil || paused.Paused.Step != workflows.RenewStepCheckServers || paused.Paused.ErrorType != activities.ErrCertificateMissingOnServers ||
+		!strings.Contains(paused.Paused.Error, "missing on EX02") || !strings.Contains(paused.Paused.Error, next) || !strings.Contains(paused.Paused.Error, "Import-ExchangeCertificate") {
+		t.Fatalf("while EX02 lacked it: %+v", paused.Paused)
+	}
+	if !certs.SameThumbprint(currentWhilePaused, current) {
+		t.Fatalf("%s was published while EX02 lacked it", currentWhilePaused)
+	}
+	if st := stepOf(res, workflows.RenewStepCheckServers); st.Attempts != 2 || st.Status != workflows.StatusDone || !strings.Contains(st.Detail, "EX01, EX02") {
+		t.Fatalf("check-servers %+v", st)
+	}
+	if s := h.snap(0); !certs.SameThumbprint(s.current, next) {
+		t.Fatalf("current %s, want the staged %s", s.current, next)
+	}
+}
+
+// TestRenewalDoesNotPublishWhileAServerIsUnreachable: an unreachable
+// server stops the renewal before publishing (shared/reference/hybrid-facts.md
+// (c) "unreachable servers"); the step is retried, then pauses as
+// ServerUnreachable until the operator retries (or skips).
+func TestRenewalDoesNotPublishWhileAServerIsUnreachable(t *testing.T) {
+	h := newRenewHarness(t)
+	current, next := h.stageMissingOn(0, func(t *sim.Tenant, _ *sim.ExchangeCertificate) {
+		for i := range t.OnPrem.Servers {
+			if t.OnPrem.Servers[i].Name == "EX02" {
+				t.OnPrem.Servers[i].Unreachable = true
+			}
+		}
+	})
+	env := h.newEnv(renewBase)
+	var currentWhilePaused string
+	paused := h.pauseFixRetry(env, 31*24*time.Hour, func() {
+		currentWhilePaused = h.snap(0).current
+		h.world.Update(h.tenant(0).ID, func(t *sim.Tenant) {
+			for i := range t.OnPrem.Servers {
+				t.OnPrem.Servers[i].Unreachable = false
+			}
+		})
+	})
+	res, err := runRenewal(t, env, h.input(0, workflows.RenewalOptions{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if paused.Paused == nil || paused.Paused.Step != workflows.RenewStepCheckServers || paused.Paused.ErrorType != activities.ErrServerUnreachable ||
+		!strings.Contains(paused.Paused.Error, "EX02") {
+		t.Fatalf("while EX02 was unreachable: %+v", paused.Paused)
+	}
+	if !certs.SameThumbprint(currentWhilePaused, current) {
+		t.Fatalf("%s was published while EX02 could not be asked", currentWhilePaused)
+	}
+	if s := h.snap(0); res.State != workflows.StateRenewed || !certs.SameThumbprint(s.current, next) {
+		t.Fatalf("state %s current %s, want renewed with %s", res.State, s.current, next)
 	}
 }
 

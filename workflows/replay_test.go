@@ -114,3 +114,40 @@ func changeVersions(t *testing.T, file string) map[string]int {
 	}
 	return out
 }
+
+// currentRenewalShape is the version of "renewal-mode-rule-and-server-check"
+// new renewals take.
+const currentRenewalShape = 1
+
+// TestReplayRecordedRenewalHistories replays testdata/histories/renewal:
+// real renewals on the dev server (a scheduled renewal of a dedicated-app
+// tenant: create, stage, upload, a timer, publish, verify, clean up),
+// recorded by internal/renewaltest with HYBRIDFLOW_RECORD_HISTORIES=1. The
+// v0- file was recorded before "renewal-mode-rule-and-server-check" (mode
+// detected inline, no server check before publishing) and replays through
+// that branch; the file without a prefix is the current one.
+func TestReplayRecordedRenewalHistories(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "histories", "renewal", "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 2 {
+		t.Fatalf("want a recorded renewal history of each version in testdata/histories/renewal, found %v", files)
+	}
+	for _, f := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".json"), func(t *testing.T) {
+			want := currentRenewalShape
+			if v, _, ok := strings.Cut(filepath.Base(f), "-"); ok && len(v) == 2 && v[0] == 'v' && v[1] >= '0' && v[1] <= '9' {
+				want = int(v[1] - '0')
+			}
+			if got := changeVersions(t, f)["renewal-mode-rule-and-server-check"]; got != want {
+				t.Fatalf("history %s: renewal-mode-rule-and-server-check version %d; want %d (0: no marker)", f, got, want)
+			}
+			r := worker.NewWorkflowReplayer()
+			r.RegisterWorkflow(workflows.Renewal)
+			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
+				t.Fatalf("replaying %s against the current workflow code: %v", f, err)
+			}
+		})
+	}
+}

@@ -8,6 +8,7 @@ package renewaltest_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,9 +17,12 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/encoding/protojson"
 	"gopkg.in/yaml.v3"
 
 	"github.com/hybridflow/hybridflow/activities"
@@ -93,6 +97,48 @@ func buildCLI(t *testing.T) string {
 		t.Fatalf("build the CLI: %v\n%s", err, b)
 	}
 	return out
+}
+
+// recordHistory writes a run's history as
+// workflows/testdata/histories/renewal/<name>.json when
+// HYBRIDFLOW_RECORD_HISTORIES is set; workflows' replay test replays every
+// file there against the current Renewal workflow.
+func recordHistory(ctx context.Context, t *testing.T, c client.Client, id, runID, name string) {
+	t.Helper()
+	if os.Getenv("HYBRIDFLOW_RECORD_HISTORIES") == "" {
+		return
+	}
+	it := c.GetWorkflowHistory(ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	h := &historypb.History{}
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatalf("history of %s: %v", id, err)
+		}
+		h.Events = append(h.Events, ev)
+	}
+	raw, err := protojson.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// protojson varies its whitespace on purpose; indent with encoding/json
+	// so a re-recorded file differs only where the history does.
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, raw, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	root, err := devserver.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(root, "workflows", "testdata", "histories", "renewal", name+".json")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, append(buf.Bytes(), '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("recorded %s (%d events)", path, len(h.Events))
 }
 
 func execOut(t *testing.T, name string, args ...string) (string, error) {
@@ -245,6 +291,7 @@ func TestRenewalScheduleRenewsOnDevServer(t *testing.T) {
 	for _, s := range res.Steps {
 		t.Logf("  %-20s %-10s %-9s %s", s.Step, s.Status, s.Outcome, s.Detail)
 	}
+	recordHistory(ctx, t, c, started.WorkflowID, started.FirstExecutionRunID, "renewal-scheduled")
 	if res.State != workflows.StateRenewed || res.Action != workflows.RenewalActionRenew || res.Emergency ||
 		res.Verification["onprem-to-online"] != "Success" || res.Verification["online-to-onprem"] != "Success" {
 		t.Fatalf("renewal: state %s action %s emergency %v verification %v", res.State, res.Action, res.Emergency, res.Verification)

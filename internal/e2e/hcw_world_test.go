@@ -263,3 +263,30 @@ func hcwApp(t *testing.T, tn *sim.Tenant) *sim.Application {
 	t.Fatalf("no application %s", dedicatedName(tn))
 	return nil
 }
+
+// evoSTSDomains is the DomainName the evoSTS auth server gets, by the rule
+// of Microsoft's ConfigureExchangeHybridApplication.ps1
+// (shared/reference/hybrid-facts.md (b) "Set-AuthServer"): the DomainName
+// of the tenant's one enabled ACS server that lists some, else every
+// on-prem accepted domain that is a verified tenant domain, except the
+// initial domain. Computed from the world before the run.
+func evoSTSDomains(tn *sim.Tenant) []string {
+	var acs []*sim.AuthServer
+	for _, s := range tn.OnPrem.AuthServers {
+		if (s.Type == "" || s.Type == "MicrosoftACS") && s.Enabled && len(s.DomainName) > 0 && (s.Realm == "" || strings.EqualFold(s.Realm, tn.ID)) {
+			acs = append(acs, s)
+		}
+	}
+	if len(acs) == 1 {
+		return acs[0].DomainName
+	}
+	var out []string
+	for _, a := range tn.OnPrem.AcceptedDomains {
+		for _, d := range tn.Entra.Domains {
+			if d.IsVerified && !d.IsInitial && strings.EqualFold(d.ID, a.DomainName) {
+				out = append(out, strings.ToLower(a.DomainName))
+			}
+		}
+	}
+	return out
+}

@@ -41,8 +41,8 @@ func halfConfigured(t *testing.T) *sim.World {
 // from the world before the run: the application and its service
 // principal named after the on-prem organisation, its consent, the auth
 // certificate on the application, the SPNs not registered yet, the tenant
-// domains on the evoSTS auth server, the setting override and the
-// connectors that did not exist.
+// domains on the evoSTS auth server (evoSTSDomains), the setting override
+// and the connectors that did not exist.
 //
 // evoSTS names the tenant's existing evoSTS auth server, whose DomainName
 // gains the tenant's domains; "" means the tenant has no auth servers, so
@@ -63,7 +63,7 @@ func wantDedicated(t *testing.T, tn *sim.Tenant, evoSTS string) []string {
 	if evoSTS == "" {
 		want = append(want, wantAuthServers(t, tn)...)
 	} else {
-		for _, d := range verifiedDomains(tn) {
+		for _, d := range evoSTSDomains(tn) {
 			want = append(want, add("on-prem auth server %q domain name %s", evoSTS, d))
 		}
 	}

@@ -408,6 +408,9 @@ func TestAuthServerDecisions(t *testing.T) {
 		// tenant ID, and the realm is the tenant ID.
 		{"HCW servers by realm", []AuthServer{{Name: "ACS - 9a9a", Type: "MicrosoftACS", MetadataURL: "https://accounts.accesscontrol.windows.net/" + tenantID + "/metadata/json/1", Realm: tenantID, Enabled: true},
 			{Name: "EvoSts - 9a9a", Type: "AzureAD", MetadataURL: evoURL, Realm: strings.ToUpper(tenantID), Enabled: true}}, ChangeNone, "ACS exists as 'ACS - 9a9a'"},
+		// The realm decides, whatever the URL names (here a vanity domain).
+		{"realm decides whatever the URL", []AuthServer{{Name: "ACS (vanity)", Type: "MicrosoftACS", MetadataURL: "https://accounts.accesscontrol.windows.net/contoso.com/metadata/json/1", Realm: tenantID, Enabled: true},
+			{Name: "EvoSts - 9a9a", Type: "AzureAD", MetadataURL: evoURL, Realm: tenantID, Enabled: true}}, ChangeNone, "ACS exists as 'ACS (vanity)'"},
 		{"HCW ACS URL with an unknown realm", []AuthServer{{Name: "ACS - 9a9a", Type: "MicrosoftACS", MetadataURL: "https://accounts.accesscontrol.windows.net/" + tenantID + "/metadata/json/1", Enabled: true},
 			{Name: "EvoSts - 9a9a", Type: "AzureAD", MetadataURL: evoURL, Enabled: true}}, ChangeNone, "ACS exists as 'ACS - 9a9a'"},
 		{"right but disabled", []AuthServer{{Name: "x", Type: "MicrosoftACS", MetadataURL: acsURL, Enabled: true},

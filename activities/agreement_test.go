@@ -441,3 +441,32 @@ func TestAgreementWorldIsTheWizards(t *testing.T) {
 		t.Errorf("organization %s, partner applications %+v", tn.OnPrem.OrganizationGUID, tn.OnPrem.PartnerApplications)
 	}
 }
+
+// TestSettingOverrideChecksConsentFirst: the override step refuses, with
+// the first unmet precondition in the order of Microsoft's script
+// (shared/reference/hybrid-facts.md (b) "Setting override": consent, the
+// partner application, an enabled connector), when the workflow says the
+// dedicated application has no consent (its step was skipped); an input
+// recorded before consent was passed (nil) skips only that check.
+func TestSettingOverrideChecksConsentFirst(t *testing.T) {
+	no := false
+	a := newAgreement(t, func(tn *sim.Tenant) { tn.OnPrem.PartnerApplications[0].Enabled = false })
+	w0 := a.writes()
+	_, err := exec[StepResult](a, (&OnPrem{}).EnsureSettingOverride, SettingOverrideInput{Target: a.tgt, ConsentGranted: &no})
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || !app.NonRetryable() || app.Type() != ErrInvalidInput || !strings.Contains(app.Message(), "admin consent") {
+		t.Fatalf("without consent: %v; want a non-retryable InvalidInput naming consent first", err)
+	}
+	_, err = exec[StepResult](a, (&OnPrem{}).EnsureSettingOverride, SettingOverrideInput{Target: a.tgt})
+	if !errors.As(err, &app) || !strings.Contains(app.Message(), "partner application is not enabled") {
+		t.Fatalf("consent unknown: %v; want the partner application named next", err)
+	}
+	if a.writes() != w0 {
+		t.Errorf("a refused override step wrote %d time(s)", a.writes()-w0)
+	}
+	a.w.Update(hcwTenant, func(tn *sim.Tenant) { tn.OnPrem.PartnerApplications[0].Enabled = true })
+	res, err := exec[StepResult](a, (&OnPrem{}).EnsureSettingOverride, SettingOverrideInput{Target: a.tgt})
+	if err != nil || res.Outcome != Created {
+		t.Fatalf("with every precondition: %+v %v", res, err)
+	}
+}

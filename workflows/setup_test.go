@@ -433,10 +433,20 @@ var cloudWants = map[string]cloudWant{
 var allClouds = []string{"global", "gcc", "gcchigh", "dod", "china"}
 
 // TestSetupEveryCloudBothModes runs Setup on a generated tenant of every
-// cloud in both modes — dedicated (modern builds), legacy first-party by
-// build (below the April 2025 hotfix) and legacy by the inventory's mode
-// setting — checks what landed in the simulated world, then runs again and
-// checks that nothing is written the second time.
+// cloud in both modes, checks what landed in the simulated world, then
+// runs again and checks that nothing is written the second time:
+//   - dedicated on modern builds, in every cloud;
+//   - legacy first-party by build (every server below the April 2025
+//     hotfix) and by the inventory's mode setting, in GCC High and DoD,
+//     the clouds where Exchange Online still accepts that path;
+//   - old builds where the path is blocked (worldwide, GCC, 21Vianet): the
+//     generator's old-builds tenants there have one updated server, and
+//     mixed builds run on the dedicated application
+//     (shared/reference/hybrid-facts.md (b) "mixed builds"), with a
+//     warning naming the old server and the build it needs.
+//
+// TestSetupPausesWhereTheLegacyPathIsBlocked covers the tenants that can
+// only use the blocked path.
 func TestSetupEveryCloudBothModes(t *testing.T) {
 	now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	gen := func(prefix string, seed int64, old float64, clouds []string) []*sim.Tenant {
@@ -446,19 +456,30 @@ func TestSetupEveryCloudBothModes(t *testing.T) {
 		}
 		return ts
 	}
+	type want struct {
+		mode plan.Mode
+		warn string // a warning that must be there
+	}
 	var ts []*sim.Tenant
-	ts = append(ts, gen("ded", 11, 0, allClouds)...)
-	ts = append(ts, gen("leg", 12, 1, allClouds)...)
-	ts = append(ts, gen("lgm", 13, 0, []string{"global"})...)
-	off := false // legacy tests: lift the 31 Oct 2025 first-party block
-	h := newHarnessWorld(t, &sim.World{FixedNow: now, Tenants: ts, LegacyFirstPartyBlocked: &off})
+	var wants []want
+	for _, tn := range gen("ded", 11, 0, allClouds) {
+		ts, wants = append(ts, tn), append(wants, want{plan.ModeDedicatedApp, ""})
+	}
+	for _, tn := range gen("leg", 12, 1, allClouds) {
+		w := want{plan.ModeLegacyFirstParty, ""}
+		if tn.Cloud == "global" || tn.Cloud == "gcc" || tn.Cloud == "china" {
+			w = want{plan.ModeDedicatedApp, "EX02 runs " + sim.GenOldBuild}
+		}
+		ts, wants = append(ts, tn), append(wants, w)
+	}
+	for _, tn := range gen("lgm", 13, 0, []string{"gcchigh"}) {
+		ts, wants = append(ts, tn), append(wants, want{plan.ModeLegacyFirstParty, "mode auto would choose the dedicated"})
+	}
+	h := newHarnessWorld(t, &sim.World{FixedNow: now, Tenants: ts})
 	h.inv.Tenants[len(ts)-1].ModeSetting = string(plan.ModeLegacyFirstParty)
 
 	for i, ct := range h.inv.Tenants {
-		mode := plan.ModeDedicatedApp
-		if i >= len(allClouds) {
-			mode = plan.ModeLegacyFirstParty
-		}
+		mode := wants[i].mode
 		t.Run(fmt.Sprintf("%s/%s/%s", mode, ct.Cloud, strings.Split(ct.InitialDomain, ".")[0]), func(t *testing.T) {
 			w0 := h.writes(ct.ID)
 			res, err := h.run(h.env(), h.input(i, workflows.SetupOptions{}))
@@ -468,6 +489,9 @@ func TestSetupEveryCloudBothModes(t *testing.T) {
 			if res.State != workflows.StateVerified || res.Mode != string(mode) {
 				logSetup(t, res)
 				t.Fatalf("state %s mode %s (%s), want verified %s", res.State, res.Mode, res.ModeReason, mode)
+			}
+			if wants[i].warn != "" && !slices.ContainsFunc(res.Warnings, func(s string) bool { return strings.Contains(s, wants[i].warn) }) {
+				t.Errorf("warnings %q should mention %q", res.Warnings, wants[i].warn)
 			}
 			if res.Verification["onprem-to-online"] != "Success" || res.Verification["online-to-onprem"] != "Success" {
 				t.Errorf("verification %v", res.Verification)
@@ -485,6 +509,57 @@ func TestSetupEveryCloudBothModes(t *testing.T) {
 			if res2.State != workflows.StateVerified || res2.Writes != 0 || h.writes(ct.ID) != w1 {
 				logSetup(t, res2)
 				t.Errorf("second run: state %s, %d workflow writes, %d world writes; want verified, 0, 0", res2.State, res2.Writes, h.writes(ct.ID)-w1)
+			}
+		})
+	}
+}
+
+// TestSetupPausesWhereTheLegacyPathIsBlocked: a tenant that cannot use
+// the dedicated application (no Mailbox server on the April 2025 hotfix),
+// or whose inventory asks for legacy mode, in a cloud where Exchange
+// Online blocks the shared first-party path (worldwide, GCC, 21Vianet:
+// shared/reference/hybrid-facts.md (b) "after 31 Oct 2025") pauses at plan
+// time (step discover) with LegacyPathBlocked, naming the servers and the
+// builds they need, having written nothing; an operator's skip cannot
+// carry it past planning either.
+func TestSetupPausesWhereTheLegacyPathIsBlocked(t *testing.T) {
+	now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	clouds := []string{"global", "gcc", "china", "global"}
+	ts, err := sim.GenerateTenants(sim.GenerateSpec{Tenants: len(clouds), Prefix: "blk", Clouds: clouds}, 14, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range ts[:3] {
+		for j := range tn.OnPrem.Servers {
+			tn.OnPrem.Servers[j].Version = sim.GenOldBuild
+		}
+	}
+	h := newHarnessWorld(t, &sim.World{FixedNow: now, Tenants: ts})
+	h.inv.Tenants[3].ModeSetting = string(plan.ModeLegacyFirstParty) // modern builds, legacy asked for
+	mention := [][]string{
+		{"EX01 runs " + sim.GenOldBuild, "EX02 runs " + sim.GenOldBuild, "15.2.1544.25", "Worldwide"},
+		{"EX01 runs " + sim.GenOldBuild, "GCC", "unconfirmed"},
+		{"EX01 runs " + sim.GenOldBuild, "21Vianet"},
+		{"mode legacy-first-party is set", "Worldwide"},
+	}
+	for i, ct := range h.inv.Tenants {
+		t.Run(ct.Cloud+"/"+strings.Split(ct.InitialDomain, ".")[0], func(t *testing.T) {
+			w0 := h.writes(ct.ID)
+			env := h.env()
+			whilePaused(t, env, "discover", activities.ErrLegacyPathBlocked, func(st workflows.SetupState) {
+				for _, m := range mention[i] {
+					if !strings.Contains(st.Paused.Error, m) {
+						t.Errorf("pause %q should mention %q", st.Paused.Error, m)
+					}
+				}
+				if st.Mode != "" || len(st.Plan) != 0 {
+					t.Errorf("a plan was made: mode %q, %d actions", st.Mode, len(st.Plan))
+				}
+				sendUpdate(env, workflows.UpdateAbort)
+			})
+			runAborted(t, h, env, h.input(i, workflows.SetupOptions{}))
+			if n := h.writes(ct.ID) - w0; n != 0 {
+				t.Errorf("%d writes before planning failed", n)
 			}
 		})
 	}

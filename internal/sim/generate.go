@@ -245,6 +245,14 @@ func genTenant(spec *GenerateSpec, i int, r *rand.Rand, base time.Time, v genVar
 	on := &t.OnPrem
 	on.OrganizationGUID = genGUID(r)
 	on.Servers = []ExchangeServer{{Name: "EX01", Version: build, Roles: "Mailbox"}, {Name: "EX02", Version: build, Roles: "Mailbox"}}
+	if v.oldBuilds && LegacyFirstPartyBlockedByDefault(p.Name, base) {
+		// Where Exchange Online blocks the shared first-party path, an
+		// organisation with no server on the hotfix could only ever pause.
+		// The variation there is mixed builds: EX01 updated, EX02 not,
+		// which Microsoft's script (and the product) run on the dedicated
+		// application while EX02 waits for its update.
+		on.Servers[0].Version = GenModernBuild
+	}
 	if v.legacyServer {
 		on.Servers = append(on.Servers, ExchangeServer{Name: "EX2013", Version: GenLegacyBuild, Roles: "Mailbox, ClientAccess"})
 	}

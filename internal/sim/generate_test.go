@@ -92,6 +92,35 @@ func TestGenerateVariationCounts(t *testing.T) {
 	}
 }
 
+// TestGenerateOldBuildsPerCloud: old builds take every server below the
+// April 2025 hotfix only where Exchange Online still accepts the shared
+// first-party path; in the worldwide cloud, GCC and 21Vianet, where it is
+// blocked (shared/reference/hybrid-facts.md (b) "after 31 Oct 2025"), such
+// an organisation could only pause, so the variation is mixed builds
+// there: one server updated (hybrid-facts.md (b) "mixed builds").
+func TestGenerateOldBuildsPerCloud(t *testing.T) {
+	clouds := []string{"global", "gcc", "gcchigh", "dod", "china"}
+	ts, err := GenerateTenants(GenerateSpec{Tenants: len(clouds), OldBuilds: 1, Clouds: clouds}, 3, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range ts {
+		old := 0
+		for _, s := range tn.OnPrem.Servers {
+			if s.Version == GenOldBuild {
+				old++
+			}
+		}
+		want := 2
+		if tn.Cloud == "global" || tn.Cloud == "gcc" || tn.Cloud == "china" {
+			want = 1
+		}
+		if old != want || len(tn.OnPrem.Servers) != 2 {
+			t.Errorf("%s: %d of %d servers on the old build, want %d", tn.Cloud, old, len(tn.OnPrem.Servers), want)
+		}
+	}
+}
+
 // observedVariations reads the variations back from a tenant's state.
 func observedVariations(tn *Tenant) map[string]bool {
 	v := map[string]bool{}

@@ -54,8 +54,11 @@ type GenerateSpec struct {
 	Prefix  string `yaml:"prefix,omitempty"` // display-name / domain prefix, default "tenant"
 	Sites   int    `yaml:"sites,omitempty"`  // tenants are spread over this many on-prem sites, default 1
 	// Fractions (0..1) of tenants that get each variation.
-	LegacyServers  float64  `yaml:"legacy_servers,omitempty"`  // a pre-2013-SP1 server (needs step 8)
-	OldBuilds      float64  `yaml:"old_builds,omitempty"`      // below the dedicated-app minimum (legacy mode)
+	LegacyServers float64 `yaml:"legacy_servers,omitempty"` // a pre-2013-SP1 server (needs step 8)
+	// OldBuilds: servers below the dedicated-app minimum: both of them in
+	// GCC High and DoD (legacy mode); where the first-party path is
+	// blocked (worldwide, GCC, 21Vianet) one of two (mixed builds).
+	OldBuilds      float64  `yaml:"old_builds,omitempty"`
 	ForeignKeys    float64  `yaml:"foreign_keys,omitempty"`    // unexpired keys of other apps on the first-party SP
 	ExpiredKeys    float64  `yaml:"expired_keys,omitempty"`    // expired keys on the first-party SP
 	HalfConfigured float64  `yaml:"half_configured,omitempty"` // some steps already done by hand

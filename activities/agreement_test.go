@@ -156,7 +156,7 @@ func (a *agreement) run(step plan.Step) (StepResult, error) {
 		return exec[StepResult](a, ol.EnsureOnlineConnector, IOCInput{Target: t, Spec: d.OnlineIOC})
 	case plan.StepSettingOverride:
 		consent := a.consent
-		return exec[StepResult](a, on.EnsureSettingOverride, SettingOverrideInput{Target: t, ConsentGranted: &consent})
+		return exec[StepResult](a, on.EnsureSettingOverride, SettingOverrideInput{Target: t, ConsentGranted: &consent, ConnectorsFirst: true})
 	}
 	a.t.Fatalf("no activity for %s in this test", step)
 	return StepResult{}, nil
@@ -452,7 +452,7 @@ func TestSettingOverrideChecksConsentFirst(t *testing.T) {
 	no := false
 	a := newAgreement(t, func(tn *sim.Tenant) { tn.OnPrem.PartnerApplications[0].Enabled = false })
 	w0 := a.writes()
-	_, err := exec[StepResult](a, (&OnPrem{}).EnsureSettingOverride, SettingOverrideInput{Target: a.tgt, ConsentGranted: &no})
+	_, err := exec[StepResult](a, (&OnPrem{}).EnsureSettingOverride, SettingOverrideInput{Target: a.tgt, ConsentGranted: &no, ConnectorsFirst: true})
 	var app *temporal.ApplicationError
 	if !errors.As(err, &app) || !app.NonRetryable() || app.Type() != ErrInvalidInput || !strings.Contains(app.Message(), "admin consent") {
 		t.Fatalf("without consent: %v; want a non-retryable InvalidInput naming consent first", err)
@@ -468,5 +468,20 @@ func TestSettingOverrideChecksConsentFirst(t *testing.T) {
 	res, err := exec[StepResult](a, (&OnPrem{}).EnsureSettingOverride, SettingOverrideInput{Target: a.tgt})
 	if err != nil || res.Outcome != Created {
 		t.Fatalf("with every precondition: %+v %v", res, err)
+	}
+}
+
+// TestSettingOverrideOldOrder: a setup planned when the override came
+// before the connectors (its recorded plan keeps that order) reaches this
+// step before any connector exists; it is not held up by the connector
+// check, as it was not before, while a setup planned in today's order is.
+func TestSettingOverrideOldOrder(t *testing.T) {
+	for _, first := range []bool{false, true} {
+		yes := true
+		a := newAgreement(t, func(tn *sim.Tenant) { tn.OnPrem.IntraOrganizationConnectors = nil })
+		res, err := exec[StepResult](a, (&OnPrem{}).EnsureSettingOverride, SettingOverrideInput{Target: a.tgt, ConsentGranted: &yes, ConnectorsFirst: first})
+		if created := err == nil && res.Outcome == Created; created == first {
+			t.Errorf("connectors first %v: %+v %v", first, res, err)
+		}
 	}
 }

@@ -362,6 +362,11 @@ type SettingOverrideInput struct {
 	// dedicated-app step); nil for setups recorded before it was passed,
 	// which skip that one check.
 	ConsentGranted *bool `json:"consent_granted,omitempty"`
+	// ConnectorsFirst: the setup's plan runs the connector steps before
+	// this one, so an enabled connector can be required. A setup planned
+	// when the override came before the connectors cannot have one yet on
+	// a fresh organisation; it keeps its old behaviour (no connector check).
+	ConnectorsFirst bool `json:"connectors_first,omitempty"`
 }
 
 // EnsureSettingOverride creates the EnableExchangeHybrid3PAppFeature
@@ -377,7 +382,7 @@ type SettingOverrideInput struct {
 func (a *OnPrem) EnsureSettingOverride(ctx context.Context, in SettingOverrideInput) (StepResult, error) {
 	p := startProgress(ctx)
 	r := a.Hosts.OnPrem(in.Target)
-	res, err := ensureSettingOverride(ctx, r, in.ConsentGranted)
+	res, err := ensureSettingOverride(ctx, r, in.ConsentGranted, in.ConnectorsFirst)
 	if err != nil {
 		return StepResult{}, p.fail(err)
 	}
@@ -392,7 +397,7 @@ func (a *OnPrem) EnsureSettingOverride(ctx context.Context, in SettingOverrideIn
 // overrideReads are what the override step reads, in one round trip.
 var overrideReads = []exchange.Command{cmd("Get-SettingOverride"), cmd("Get-PartnerApplication"), cmd("Get-IntraOrganizationConnector")}
 
-func ensureSettingOverride(ctx context.Context, r exchange.Runner, consent *bool) (StepResult, error) {
+func ensureSettingOverride(ctx context.Context, r exchange.Runner, consent *bool, connectorsFirst bool) (StepResult, error) {
 	res, err := r.RunBatch(ctx, overrideReads)
 	if err != nil {
 		return StepResult{}, classify("read setting overrides and OAuth configuration", err)
@@ -411,7 +416,7 @@ func ensureSettingOverride(ctx context.Context, r exchange.Runner, consent *bool
 		return StepResult{Outcome: Unchanged, Detail: fmt.Sprintf("setting override %q for %s exists", enabling[0].Name, plan.OverrideSection)}, nil
 	}
 	pa := partnerAppFromRows(rows[1])
-	pre := plan.OverridePreconditions{Consent: consent == nil || *consent, PartnerApp: pa.Found && pa.Enabled}
+	pre := plan.OverridePreconditions{Consent: consent == nil || *consent, PartnerApp: pa.Found && pa.Enabled, Connector: !connectorsFirst}
 	for _, row := range rows[2] {
 		if iocFromRow(row).Enabled {
 			pre.Connector = true

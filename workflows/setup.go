@@ -595,7 +595,7 @@ func (s *setup) execute(ctx workflow.Context, a plan.Action) error {
 		// EnsureSettingOverride refreshes on every attempt, so an operator
 		// retry after a failed refresh still loads an override created by
 		// the first attempt.
-		in := activities.SettingOverrideInput{Target: t, ConsentGranted: s.consentGranted()}
+		in := activities.SettingOverrideInput{Target: t, ConsentGranted: s.consentGranted(), ConnectorsFirst: s.plannedBefore(plan.StepIOCOnPrem, plan.StepSettingOverride)}
 		if s.v2 {
 			return onprem(onPremActs.EnsureSettingOverride, in)
 		}
@@ -637,6 +637,21 @@ func (s *setup) consentGranted() *bool {
 	st := s.steps[string(plan.StepDedicatedApp)]
 	ok := s.planned(plan.StepDedicatedApp).Change == plan.ChangeNone || (st != nil && st.Status == StatusDone)
 	return &ok
+}
+
+// plannedBefore reports whether this run's plan (as recorded) runs step a
+// before step b. Setups planned before the setting override moved after
+// the connectors keep their recorded order.
+func (s *setup) plannedBefore(a, b plan.Step) bool {
+	for _, x := range s.out.Actions {
+		switch x.Step {
+		case a:
+			return true
+		case b:
+			return false
+		}
+	}
+	return false
 }
 
 func (s *setup) planned(step plan.Step) plan.Action {

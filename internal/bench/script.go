@@ -303,7 +303,7 @@ func (s *script) execute(ctx context.Context, a plan.Action) error {
 		// As the workflow: consent is there when the plan found it, or the
 		// dedicated-app step (which grants it) ran without failing.
 		consent := s.planned(plan.StepDedicatedApp).Change == plan.ChangeNone || !slices.Contains(s.in.Options.SkipSteps, string(plan.StepDedicatedApp))
-		in := activities.SettingOverrideInput{Target: t, ConsentGranted: &consent}
+		in := activities.SettingOverrideInput{Target: t, ConsentGranted: &consent, ConnectorsFirst: true} // PlanSetup's order
 		return s.step(ctx, "EnsureSettingOverride", func(c context.Context) (activities.StepResult, error) { return on.EnsureSettingOverride(c, in) })
 	case plan.StepIOCOnPrem:
 		return s.step(ctx, "EnsureOnPremConnector", func(c context.Context) (activities.StepResult, error) {

@@ -209,7 +209,7 @@ func undoIOC(ctx context.Context, r exchange.Runner, rec UndoRecord) error {
 }
 
 // noMailboxNoise is the documented message Test-OAuthConnectivity prints
-// even when the test passes (FACTS §1, V); it must never fail a check.
+// even when the test passes; it must never fail a check.
 const noMailboxNoise = "The SMTP address has no mailbox associated with it."
 
 // verify runs Test-OAuthConnectivity and reports the outcome as data. Only

@@ -50,7 +50,7 @@ var vdirKinds = map[string]string{
 	"Get-AutodiscoverVirtualDirectory": plan.VDirAutodiscover,
 }
 
-// DiscoverOnPrem reads the on-prem organisation (FACTS §1 discovery) and returns
+// DiscoverOnPrem reads the on-prem organisation and returns
 // it as the on-prem half of plan.Observed. Step 3 (export the auth
 // certificate) happens here too: only the public DER of the certificates
 // Get-AuthConfig names is kept, so the payload stays small.
@@ -439,7 +439,7 @@ func ensureSettingOverride(ctx context.Context, r exchange.Runner, consent *bool
 }
 
 // RefreshVariantConfiguration makes Exchange load setting overrides now
-// instead of at its next periodic reload (FACTS §2.5). It changes no
+// instead of at its next periodic reload. It changes no
 // configuration (hence Unchanged) and is safe to repeat, so it has no undo.
 // Setups recorded before EnsureSettingOverride refreshed by itself
 // (version 1 of the setup's history shape) still schedule it.

@@ -18,7 +18,7 @@ var (
 	// the inventory's overrides.
 	ErrMissingInput = errors.New("missing input")
 	// ErrAuthCertificate: the auth certificate to upload is absent or
-	// expired (FACTS §7).
+	// expired.
 	ErrAuthCertificate = errors.New("auth certificate problem")
 	// ErrForeignDomain: a domain the inventory names is not a verified
 	// domain of the tenant in Entra, so connectors and auth servers would
@@ -26,7 +26,8 @@ var (
 	ErrForeignDomain = errors.New("domain not verified in the tenant")
 )
 
-// Names the documents fix (FACTS §1, §2).
+// Names hybridflow gives what it creates, and the names Microsoft fixes
+// (the application prefix, the setting override, the app role).
 const (
 	OnPremIOCName         = "ExchangeHybridOnPremisesToOnline"
 	OnlineIOCName         = "ExchangeHybridOnlineToOnPremises"
@@ -57,13 +58,16 @@ var microsoftSuffixes = []string{"onmicrosoft.com", "onmicrosoft.us", "onmschina
 //   - SMTP domains: accepted domains, the default first, minus initial,
 //     routing and other Microsoft-owned domains (step 7 excludes them).
 //   - SPN hosts: every host of the WebServices, Mapi, OAB and Autodiscover
-//     virtual directories' internal and external URLs (seed 001 step 5).
+//     virtual directories' internal and external URLs (the manual
+//     procedure's SPN step).
 //   - on-prem autodiscover: the Autodiscover virtual directory's external
-//     host, else autodiscover.<first SMTP domain> — the endpoint seed 001
-//     names as usual — always with /autodiscover/autodiscover.svc, the
-//     endpoint IntraOrganizationConnectors speak.
+//     host, else autodiscover.<first SMTP domain> — the endpoint the manual
+//     procedure names as usual — always with
+//     /autodiscover/autodiscover.svc, the endpoint IntraOrganizationConnectors
+//     speak.
 //   - external EWS: the WebServices ExternalUrl, preferring a server at
-//     2013 SP1 or later (seed 001 step 8 asks for exactly that).
+//     2013 SP1 or later (the availability address space step asks for
+//     exactly that).
 //   - mailboxes for verification: the first one discovery found.
 func Derive(t TenantFacts, p cloud.Profile, o Observed) (Desired, []string, error) {
 	var (

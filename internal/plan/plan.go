@@ -145,7 +145,7 @@ func exportCertStep(in input) Action {
 	return Action{Change: ChangeNone, Reason: strings.Join(parts, "; "), Details: details}
 }
 
-// --- dedicated application (FACTS §2.1-2.3) ---
+// --- dedicated application: the application, its service principal, consent ---
 
 func dedicatedAppStep(in input) Action {
 	if !dedicated(in) {
@@ -175,7 +175,7 @@ func dedicatedAppStep(in input) Action {
 	return Action{Change: ChangeUpdate, Reason: fmt.Sprintf("application %s (appId %s) exists but is incomplete: %s", name, app.AppID, strings.Join(todo, ", ")), Details: todo}
 }
 
-// --- step 4 / FACTS §2.4 ---
+// --- step 4: the keys ---
 
 // keysStep puts the auth certificates where the mode's tokens are checked:
 // the dedicated application, or the shared first-party service principal
@@ -229,7 +229,7 @@ func keyDetails(d KeyDecision) []string {
 // spnsStep always targets the first-party service principal, in both
 // modes: Test-OAuthConnectivity from Exchange Online checks the on-prem
 // host against its names, and the legacy-key clean-up leaves them alone
-// (FACTS §2.6).
+// (removing keys never touches servicePrincipalNames).
 func spnsStep(in input) Action {
 	dec := UnionSPNs(in.o.FirstPartySP.SPNs, in.d.SPNs)
 	c := ChangeNone
@@ -387,7 +387,7 @@ func verifyDetails(in input) []string {
 	}
 }
 
-// --- legacy key clean-up (FACTS §2.6) ---
+// --- legacy key clean-up ---
 
 func legacyRemoval(in input) KeyDecision {
 	return LegacyKeyRemoval(in.o.FirstPartySP.Keys, in.d.LegacyThumbprints, in.now)

@@ -127,7 +127,7 @@ type PartnerApp struct {
 	Enabled bool   `json:"enabled"`
 }
 
-// AuthConfig is Get-AuthConfig, read-side names (FACTS §1 step 3).
+// AuthConfig is Get-AuthConfig, read-side names.
 type AuthConfig struct {
 	CurrentThumbprint  string    `json:"current_thumbprint,omitempty"`
 	NextThumbprint     string    `json:"next_thumbprint,omitempty"`
@@ -175,7 +175,7 @@ type ServicePrincipal struct {
 	SPNs []string `json:"spns,omitempty"`
 }
 
-// Application is the dedicated Exchange hybrid application (FACTS §2).
+// Application is the dedicated Exchange hybrid application.
 type Application struct {
 	Exists bool   `json:"exists"`
 	ID     string `json:"id,omitempty"`

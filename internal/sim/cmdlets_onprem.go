@@ -125,7 +125,7 @@ func onpremNoChange(c *Call, identity string) ([]exchange.Row, *exchange.Error) 
 
 func onpremStrings(in []string) []string { return append([]string{}, in...) }
 
-// ---- auth servers (step 1, FACTS §2.5 for Set-AuthServer) -------------------
+// ---- auth servers (step 1; Set-AuthServer also for the dedicated app) ------
 
 const onpremAuthServerKind = "AuthServer"
 

@@ -1,6 +1,7 @@
 package sim
 
-// Test-OAuthConnectivity for both sides (FACTS §1 step V, §2).
+// Test-OAuthConnectivity for both sides, on the legacy first-party path
+// and on the dedicated application's.
 //
 // The simulated cmdlet does not look at what hybridflow did; it evaluates
 // the tenant's real state, the way Exchange and Entra would when a token is
@@ -473,7 +474,7 @@ func (k *oauthCheck) legacy(cert *ExchangeCertificate) (*oauthFailure, string) {
 	return nil, "first-party service principal " + cloud.FirstPartyAppID
 }
 
-// dedicated checks the dedicated-application path (FACTS §2). toCloud adds
+// dedicated checks the dedicated-application path. toCloud adds
 // what only calls into Exchange Online need: consent and the override.
 func (k *oauthCheck) dedicated(evo *AuthServer, cert *ExchangeCertificate, toCloud bool) (*oauthFailure, string) {
 	name := oauthDedicatedAppPrefix + k.t.OnPrem.OrganizationGUID

@@ -24,6 +24,7 @@ import (
 //	setup-worker-restarts              worker stopped, then killed, mid-write; killed on a verification timer
 //	setup-pause-retry                  a step pauses for an operator, who retries it
 //	setup-pause-abort                  a step pauses, the operator aborts, compensation runs
+//	setup-legacy-blocked               planning fails with LegacyPathBlocked (worldwide, no server on the hotfix), the operator aborts
 //
 // A change to the workflow that would break a running workflow on upgrade
 // (activities scheduled in another order, a step added or removed, a timer

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -248,4 +249,94 @@ func TestProductPatchesLeaveForeignIdentifiersByteIdentical(t *testing.T) {
 			t.Errorf("%d of %d foreign keys left", seen, len(foreign))
 		}
 	})
+}
+
+// TestRemoveLegacyKeysJudgesEachKeysCertificate: the clean-up reads the
+// first-party principal's keys with their certificates and takes off every
+// Exchange auth certificate, the one the organisation lists and one
+// uploaded in an earlier year that it no longer lists; a partner's key,
+// even expired, and a key whose identifier merely names our thumbprint
+// stay exactly as they were. With ResetAll (an operator's explicit
+// choice, Microsoft's -ResetFirstPartyServicePrincipalKeyCredentials)
+// every key goes, and the undo puts every one back.
+func TestRemoveLegacyKeysJudgesEachKeysCertificate(t *testing.T) {
+	e := newEntraTest(t)
+	tg := e.target(t, entraSmall1)
+	ours := e.authKey(t, entraSmall1)
+	if r := e.step(t, e.a.EnsureFirstPartyServicePrincipal, FirstPartyInput{Target: tg, Keys: []plan.Key{ours}}); r.Outcome != Updated {
+		t.Fatalf("legacy upload: %+v", r)
+	}
+	nb := time.Date(2022, 3, 1, 0, 0, 0, 0, time.UTC)
+	earlier := sim.NewCertificate(sim.AuthCertificateSubject, 7001, nb, nb.AddDate(5, 0, 0))
+	expiredPartner := sim.NewCertificate("Fabrikam SAML", 7002, nb, nb.AddDate(1, 0, 0))
+	liar := sim.NewCertificate("Woodgrove Sync", 7003, nb, nb.AddDate(6, 0, 0))
+	planted := map[string]string{}
+	e.w.Update(entraSmall1, func(tn *sim.Tenant) {
+		for _, sp := range tn.Entra.ServicePrincipals {
+			if sp.AppID != cloud.FirstPartyAppID {
+				continue
+			}
+			for i, c := range []*sim.ExchangeCertificate{earlier, expiredPartner, liar} {
+				cki := []string{certs.Thumbprint(c.DER), "q83vEjRWeJCrze8SNFZ4kA==", ours.Thumbprint}[i]
+				id := fmt.Sprintf("7e570000-0000-4000-8000-%012d", i)
+				sp.KeyCredentials = append(sp.KeyCredentials, sim.KeyCredential{KeyID: id, CustomKeyIdentifier: cki, DisplayName: c.Subject,
+					Type: "AsymmetricX509Cert", Usage: "Verify", StartDateTime: c.NotBefore, EndDateTime: c.NotAfter, Key: c.DER})
+				planted[id] = cki
+			}
+		}
+	})
+	fpKeys := func() []sim.KeyCredential {
+		var out []sim.KeyCredential
+		e.w.View(entraSmall1, func(tn *sim.Tenant) {
+			for _, sp := range tn.Entra.ServicePrincipals {
+				if sp.AppID == cloud.FirstPartyAppID {
+					out = append(out, sp.KeyCredentials...)
+				}
+			}
+		})
+		return out
+	}
+	before := fpKeys()
+	r := e.step(t, e.a.RemoveLegacyKeys, RemoveLegacyKeysInput{Target: tg, Thumbprints: []string{ours.Thumbprint}})
+	after := fpKeys()
+	var left []string
+	for _, k := range after {
+		left = append(left, k.KeyID)
+		if cki, ok := planted[k.KeyID]; ok && k.CustomKeyIdentifier != cki {
+			t.Errorf("key %s stored as %q, was %q", k.KeyID, k.CustomKeyIdentifier, cki)
+		}
+	}
+	if r.Outcome != Removed || !slices.Equal(left, []string{"7e570000-0000-4000-8000-000000000001", "7e570000-0000-4000-8000-000000000002"}) {
+		t.Fatalf("%s: %s; left %v", r.Outcome, r.Detail, left)
+	}
+	if len(r.Undo) != 1 || len(r.Undo[0].Keys) != 2 {
+		t.Fatalf("undo %+v", r.Undo)
+	}
+
+	// The reset: every key goes; the undo restores them all as they were.
+	if err := e.a.UndoEntra(context.Background(), UndoInput{Target: tg, Record: r.Undo[0]}); err != nil {
+		t.Fatal(err)
+	}
+	reset := e.step(t, e.a.RemoveLegacyKeys, RemoveLegacyKeysInput{Target: tg, ResetAll: true})
+	if n := len(fpKeys()); reset.Outcome != Removed || n != 0 || len(reset.Undo) != 1 || len(reset.Undo[0].Keys) != len(before) {
+		t.Fatalf("reset: %s %s, %d keys left, undo %+v", reset.Outcome, reset.Detail, n, reset.Undo)
+	}
+	if err := e.a.UndoEntra(context.Background(), UndoInput{Target: tg, Record: reset.Undo[0]}); err != nil {
+		t.Fatal(err)
+	}
+	restored := fpKeys()
+	if len(restored) != len(before) {
+		t.Fatalf("after the reset's undo: %d keys, want %d", len(restored), len(before))
+	}
+	// Restored keys come back after those still there, so compare by keyId.
+	byID := map[string]sim.KeyCredential{}
+	for _, k := range restored {
+		byID[k.KeyID] = k
+	}
+	for _, b := range before {
+		r, ok := byID[b.KeyID]
+		if !ok || r.CustomKeyIdentifier != b.CustomKeyIdentifier || !bytes.Equal(r.Key, b.Key) || !r.EndDateTime.Equal(b.EndDateTime) {
+			t.Errorf("key %s (identifier %q) restored as %q (found %v)", b.KeyID, b.CustomKeyIdentifier, r.CustomKeyIdentifier, ok)
+		}
+	}
 }

@@ -20,7 +20,7 @@ import (
 //
 //	setup-dedicated-half-configured    dedicated mode, HCW auth servers, legacy key removed
 //	setup-legacy-availability-gcchigh  legacy path (an Exchange 2013 server), availability address space
-//	setup-legacy-21vianet              legacy first-party path in 21Vianet
+//	setup-legacy-21vianet              legacy first-party path in 21Vianet (recorded before setup refused that path there; kept for setups still running, not re-recorded)
 //	setup-worker-restarts              worker stopped, then killed, mid-write; killed on a verification timer
 //	setup-pause-retry                  a step pauses for an operator, who retries it
 //	setup-pause-abort                  a step pauses, the operator aborts, compensation runs

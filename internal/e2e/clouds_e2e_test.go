@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,19 +20,21 @@ import (
 // Tenants of configs/sim/small.yaml.
 const (
 	small1 = "22222222-2222-4222-8222-000000000001" // worldwide, clean, current builds
-	small2 = "22222222-2222-4222-8222-000000000002" // 21Vianet, old builds (legacy), HCW names, foreign + expired key
+	small2 = "22222222-2222-4222-8222-000000000002" // 21Vianet, mixed builds (dedicated), HCW names, foreign + expired key
 	small3 = "22222222-2222-4222-8222-000000000003" // GCC High, a pre-2013-SP1 server, half-configured
 )
 
 // cloudsWorld is small.yaml plus two generated tenants: a clean 21Vianet
 // tenant on current builds, whose auth servers step 1 must create under
-// 21Vianet's names, and a worldwide one whose servers all predate Exchange
-// 2013 SP1. Legacy-mode tenants (small2, small3 and the Exchange 2013 one:
-// their Mailbox servers predate the April 2025 hotfix) use the first-party
-// path, which Exchange Online has blocked in the worldwide cloud and
-// 21Vianet since 31 October 2025 (FACTS §2); the world's switch lifts the
-// block so that path can be verified end to end (it only matters to
-// legacy-mode tenants).
+// 21Vianet's names, and a GCC High one whose servers all predate Exchange
+// 2013 SP1. That one is the legacy-mode tenant: none of its servers makes
+// OAuth calls itself, let alone has the April 2025 hotfix, and GCC High is
+// a cloud where Exchange Online still accepts the shared first-party path
+// (shared/reference/hybrid-facts.md (b)); in the worldwide cloud or
+// 21Vianet it could only pause (TestE2ELegacyPathBlockedPausesAtPlanTime).
+// small2 (21Vianet, EX02 below the hotfix, EX01 on it) and small3 (GCC
+// High, an Exchange 2013 pre-SP1 server beside current ones) run on the
+// dedicated application: mixed builds do not force the first-party path.
 func cloudsWorld(t *testing.T) *sim.World {
 	t.Helper()
 	w := loadWorld(t, "small.yaml")
@@ -39,7 +42,7 @@ func cloudsWorld(t *testing.T) *sim.World {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old, err := sim.GenerateTenants(sim.GenerateSpec{Tenants: 1, Prefix: "ex2013", LegacyServers: 1}, 4404, epoch)
+	old, err := sim.GenerateTenants(sim.GenerateSpec{Tenants: 1, Prefix: "ex2013", LegacyServers: 1, Clouds: []string{"gcchigh"}}, 4404, epoch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,8 +51,6 @@ func cloudsWorld(t *testing.T) *sim.World {
 		old[0].OnPrem.Servers[i].Version = sim.GenLegacyBuild
 	}
 	w.Tenants = append(w.Tenants, cn[0], old[0])
-	lifted := false
-	w.LegacyFirstPartyBlocked = &lifted
 	data, err := w.Dump()
 	if err != nil {
 		t.Fatal(err)
@@ -61,18 +62,20 @@ func cloudsWorld(t *testing.T) *sim.World {
 	return out
 }
 
-// TestE2ECloudNamesAndAvailabilityAddressSpace (issue 4 item 3): five
-// tenants set up concurrently; assertions read the world afterwards.
-//   - small3 (one pre-2013-SP1 server among current ones) and the generated
-//     tenant whose servers are all pre-2013-SP1 get the availability
-//     address space (forest = routing domain, InternalProxy through the
-//     external EWS URL, service account); small1, small2 and the generated
-//     21Vianet tenant, without such servers, get none.
+// TestE2ECloudNamesAndAvailabilityAddressSpace: five tenants set up
+// concurrently; assertions read the world afterwards.
+//   - small3 (one pre-2013-SP1 server among current ones, dedicated
+//     application) and the generated GCC High tenant whose servers are all
+//     pre-2013-SP1 (legacy path) get the availability address space
+//     (forest = routing domain, InternalProxy through the external EWS
+//     URL, service account); small1, small2 and the generated 21Vianet
+//     tenant, without such servers, get none.
 //   - the generated 21Vianet tenant gets auth servers MicrosoftAzureACS and
 //     EvoSTS with accesscontrol.chinacloudapi.cn / login.chinacloudapi.cn
 //     metadata URLs, and the wildcard SPN 00000002-…/*.<domain>; small2
-//     (21Vianet, HCW-named servers) keeps its servers and gets the same
-//     SPN form on the legacy path, with its key on the first-party SP.
+//     (21Vianet, HCW-named servers, mixed builds) keeps its servers, runs
+//     on the dedicated application with a warning naming its old server,
+//     and gets the same SPN form.
 //   - everything verified; nothing lost; additions exactly as expected.
 func TestE2ECloudNamesAndAvailabilityAddressSpace(t *testing.T) {
 	began := time.Now()
@@ -114,10 +117,16 @@ func TestE2ECloudNamesAndAvailabilityAddressSpace(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	for _, id := range []string{small2, small3, old.ID} {
-		if m := results[id].Mode; m != string(plan.ModeLegacyFirstParty) {
-			t.Errorf("%s mode %s, want legacy-first-party (a Mailbox server below the April 2025 hotfix)", id, m)
+	for _, id := range []string{small1, small2, small3, cn.ID} {
+		if m := results[id].Mode; m != string(plan.ModeDedicatedApp) {
+			t.Errorf("%s mode %s, want dedicated-app (at least one Mailbox server on the April 2025 hotfix)", id, m)
 		}
+	}
+	if !slices.ContainsFunc(results[small2].Warnings, func(s string) bool { return strings.Contains(s, "EX02 runs 15.2.1544.4") }) {
+		t.Errorf("small2 warnings %q should name EX02 and its build", results[small2].Warnings)
+	}
+	if m := results[old.ID].Mode; m != string(plan.ModeLegacyFirstParty) {
+		t.Errorf("%s mode %s, want legacy-first-party (no server that makes OAuth calls, in GCC High)", old.ID, m)
 	}
 	after := e.snapshot()
 
@@ -129,7 +138,7 @@ func TestE2ECloudNamesAndAvailabilityAddressSpace(t *testing.T) {
 		t.Errorf("small3 availability address spaces %s, want exactly %+v", spaces(s3), want)
 	}
 	o := tenantOf(t, after, old.ID)
-	wantOld := sim.AvailabilityAddressSpace{ForestName: "ex20131.mail.onmicrosoft.com", AccessMethod: "InternalProxy",
+	wantOld := sim.AvailabilityAddressSpace{ForestName: "ex20131.mail.onmicrosoft.us", AccessMethod: "InternalProxy",
 		ProxyURL: "https://mail.ex20131.example.com/EWS/Exchange.asmx", UseServiceAccount: true}
 	if len(o.OnPrem.AvailabilityAddressSpaces) != 1 || *o.OnPrem.AvailabilityAddressSpaces[0] != wantOld {
 		t.Errorf("Exchange 2013 tenant availability address spaces %s, want exactly %+v", spaces(o), wantOld)
@@ -173,22 +182,22 @@ func TestE2ECloudNamesAndAvailabilityAddressSpace(t *testing.T) {
 	b1, b2, b3 := tenantOf(t, before, small1), tenantOf(t, before, small2), tenantOf(t, before, small3)
 	wantAdd := wantDedicated(t, b1, "")
 	wantAdd = append(wantAdd, wantDedicated(t, cn, "")...)
-	// Legacy path (small2's builds predate the April 2025 hotfix; small3's
-	// Exchange 2013 Mailbox server does too): the auth certificate goes to
-	// the first-party principal; existing auth servers (HCW-named on
-	// small2, manual names on small3) are recognised, not duplicated.
+	// Dedicated application on mixed builds; the existing auth servers
+	// (HCW-named on small2, manual names on small3) are recognised, not
+	// duplicated, and the evoSTS one gets its domains.
+	wantAdd = append(wantAdd, wantDedicated(t, b2, "EvoSts - "+small2)...)
+	wantAdd = append(wantAdd, wantDedicated(t, b3, profileOf(t, b3).EvoSTSName)...)
+	wantAdd = append(wantAdd, fmt.Sprintf("%s: on-prem availability address space %s", small3, want.ForestName))
+	// Legacy path: the auth certificate goes to the first-party principal.
 	bo := tenantOf(t, before, old.ID)
 	wantAdd = append(wantAdd, wantAuthServers(t, bo)...)
 	wantAdd = append(wantAdd, fmt.Sprintf("%s: on-prem availability address space %s", old.ID, wantOld.ForestName))
-	for _, b := range []*sim.Tenant{b2, b3, bo} {
-		wantAdd = append(wantAdd, fmt.Sprintf("%s: key %s on service principal %q", b.ID, authCert(t, b).Thumbprint, firstPartySP(b).DisplayName))
-		wantAdd = append(wantAdd, wantCommon(t, b)...)
-	}
-	wantAdd = append(wantAdd, fmt.Sprintf("%s: on-prem availability address space %s", small3, want.ForestName))
+	wantAdd = append(wantAdd, fmt.Sprintf("%s: key %s on service principal %q", bo.ID, authCert(t, bo).Thumbprint, firstPartySP(bo).DisplayName))
+	wantAdd = append(wantAdd, wantCommon(t, bo)...)
 	checkAdditions(t, before, after, wantAdd)
 
-	// small2's first-party keys were PATCHed (a key was added), so its
-	// expired key went with that write (FACTS §3); the foreign one stayed.
+	// small2's expired key, an Exchange auth certificate of an earlier
+	// year, goes with the legacy clean-up; the foreign one stays.
 	fp2 := firstPartySP(b2)
 	for _, k := range fp2.KeyCredentials {
 		tp := keyTP(k)
@@ -199,7 +208,7 @@ func TestE2ECloudNamesAndAvailabilityAddressSpace(t *testing.T) {
 	}
 	// Legacy mode writes Entra once: the first-party principal's keys and
 	// SPNs go in one PATCH (steps 4 and 5 together), nothing else on Graph.
-	for _, id := range []string{small2, small3, old.ID} {
+	for _, id := range []string{old.ID} {
 		if c := e.world.Stats().ByTenant[strings.ToLower(id)]; c == nil || c.GraphWrites != 1 {
 			t.Errorf("%s: %+v Graph writes, want exactly one PATCH of the first-party service principal", id, c)
 		}
@@ -207,8 +216,7 @@ func TestE2ECloudNamesAndAvailabilityAddressSpace(t *testing.T) {
 	if o := e.overlaps(); len(o) > 0 {
 		t.Errorf("steps ran twice at once:\n%s", strings.Join(o, "\n"))
 	}
-	e.recordHistory(ctx, runs[small2], "setup-legacy-21vianet")
-	e.recordHistory(ctx, runs[small3], "setup-legacy-availability-gcchigh")
+	e.recordHistory(ctx, runs[old.ID], "setup-legacy-availability-gcchigh")
 	t.Logf("5 tenants in %s", time.Since(began).Round(time.Millisecond))
 }
 

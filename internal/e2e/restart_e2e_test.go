@@ -198,13 +198,12 @@ func TestE2EWorkerKilledRetryOverlapsOrphanedWrite(t *testing.T) {
 			began := time.Now()
 			w := generated(t, sim.GenerateSpec{Tenants: 1, Prefix: "orphan"}, 4410+int64(i), func(ts []*sim.Tenant) {
 				if c.preSP1 {
-					// An Exchange 2013 pre-SP1 Mailbox server: step 8 applies,
-					// and the tenant stays on the legacy path.
+					// An Exchange 2013 pre-SP1 Mailbox server: step 8 applies.
+					// It makes no OAuth calls itself, so the tenant still runs
+					// on the dedicated application.
 					ts[0].OnPrem.Servers = append(ts[0].OnPrem.Servers, sim.ExchangeServer{Name: "EX2013", Version: sim.GenLegacyBuild, Roles: "Mailbox, ClientAccess"})
 				}
 			})
-			lifted := false
-			w.LegacyFirstPartyBlocked = &lifted
 			w.SetFaults([]sim.FaultRule{{Protocol: sim.ProtoShell, Operation: c.cmdlet, Kind: sim.FaultLatency, Latency: 1500 * time.Millisecond}})
 			e := newEnv(t, w)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -240,8 +239,7 @@ func TestE2EWorkerKilledRetryOverlapsOrphanedWrite(t *testing.T) {
 			after := e.snapshot()
 			checkNothingLost(t, before, after)
 			if c.preSP1 {
-				checkAdditions(t, before, after, append(append(wantAuthServers(t, tn), wantCommon(t, tn)...),
-					fmt.Sprintf("%s: key %s on service principal %q", tn.ID, authCert(t, tn).Thumbprint, firstPartySP(tn).DisplayName),
+				checkAdditions(t, before, after, append(wantDedicated(t, tn, ""),
 					fmt.Sprintf("%s: on-prem availability address space %s", tn.ID, profileOf(t, tn).RoutingDomain(tn.InitialDomain))))
 			} else {
 				checkAdditions(t, before, after, wantDedicated(t, tn, ""))

@@ -69,9 +69,9 @@ generate:
 	w.Generate = nil
 	for i, tn := range w.Tenants {
 		// The shared first-party path is blocked for EWS in the worldwide,
-		// GCC and 21Vianet clouds (FACTS §2): the demo keeps its legacy
-		// (pre-hotfix) organisations in GCC High and DoD, where the legacy
-		// path still verifies; the blocked case is covered by tests.
+		// GCC and 21Vianet clouds: the demo keeps its legacy (pre-hotfix)
+		// organisations in GCC High and DoD, where the legacy path still
+		// verifies; the blocked case is covered by tests.
 		if tn.Cloud == "global" || tn.Cloud == "gcc" || tn.Cloud == "china" {
 			for j := range tn.OnPrem.Servers {
 				if v := tn.OnPrem.Servers[j].Version; v == GenOldBuild || v == GenLegacyBuild {
@@ -126,9 +126,16 @@ func regenDescribe(tn *Tenant) string {
 			legacy = true
 		}
 	}
-	if old {
+	modern := false
+	for _, s := range tn.OnPrem.Servers {
+		modern = modern || s.Version == GenModernBuild
+	}
+	switch {
+	case old && modern:
+		parts = append(parts, "mixed builds: some below the April 2025 hotfix (dedicated app)")
+	case old:
 		parts = append(parts, "builds below the April 2025 hotfix (first-party path)")
-	} else {
+	default:
 		parts = append(parts, "modern builds (dedicated app)")
 	}
 	if legacy {
@@ -202,11 +209,14 @@ func regenWrite(t *testing.T, w *World, idFmt, path, header string) {
 const regenSmallHeader = `# A small simulated world for tests: three explicit tenants.
 #
 #   01 worldwide, clean: the happy path of the dedicated-application setup.
-#   02 21Vianet, builds below the April 2025 hotfix (legacy first-party
-#      path), a foreign and an expired key on the first-party service
-#      principal, auth servers named by the Hybrid Configuration Wizard.
+#   02 21Vianet, mixed builds: EX02 below the April 2025 hotfix, EX01 on
+#      it, so the dedicated application (the shared first-party path is
+#      blocked in 21Vianet), a foreign and an expired key on the
+#      first-party service principal, auth servers named by the Hybrid
+#      Configuration Wizard.
 #   03 GCC High, an Exchange 2013 pre-SP1 server (availability address
-#      space needed), half-configured by hand: auth servers exist and the
+#      space needed; it makes no OAuth calls itself, so the dedicated
+#      application), half-configured by hand: auth servers exist and the
 #      partner application is enabled.
 #
 # The clock is pinned so expiry is judged the same way on every run.

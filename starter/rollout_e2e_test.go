@@ -41,11 +41,10 @@ func newRolloutRig(t *testing.T, ctx context.Context, n int, direct bool, faults
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The 2025 block of the shared first-party path is exercised by the
-	// simulator's and the workflow's own tests; here legacy tenants must
-	// verify so that the rollout's bookkeeping is what is measured.
-	off := false
-	w := &sim.World{FixedNow: now, Seed: 11, Tenants: ts, LegacyFirstPartyBlocked: &off}
+	// Old builds sit in GCC High and DoD only where the shared first-party
+	// path is open; elsewhere the generator makes them mixed builds, so
+	// every tenant can verify and the rollout's bookkeeping is measured.
+	w := &sim.World{FixedNow: now, Seed: 11, Tenants: ts}
 	w.SetFaults(faults)
 	var b strings.Builder
 	b.WriteString("tenants:\n")

@@ -25,8 +25,7 @@ func generatedWorld(t *testing.T, n int) (*sim.World, *backend.Backend) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	off := false
-	w := &sim.World{FixedNow: now, Tenants: ts, LegacyFirstPartyBlocked: &off}
+	w := &sim.World{FixedNow: now, Tenants: ts}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	be, err := backend.NewSimulated(ctx, w, zap.NewNop(), backend.SimOptions{DirectShell: true})

@@ -93,17 +93,15 @@ func WorldSpec(n int) sim.GenerateSpec {
 
 // NewWorld generates n fresh tenants with seed and the profile's fault
 // rules. The same n and seed give the same tenants, so every runner starts
-// from an identical world. The shared first-party path is left open
-// (LegacyFirstPartyBlocked=false): otherwise legacy-mode tenants in the
-// worldwide cloud could never verify and would only measure the verify
-// deadline.
+// from an identical world. Every generated tenant can verify: old builds
+// are legacy only in GCC High and DoD, and mixed builds (the dedicated
+// application) where the shared first-party path is blocked.
 func NewWorld(n int, seed int64, p Profile) (*sim.World, error) {
 	ts, err := sim.GenerateTenants(WorldSpec(n), seed, time.Time{})
 	if err != nil {
 		return nil, err
 	}
-	open := false
-	return &sim.World{Seed: seed, Tenants: ts, Faults: p.Rules(), LegacyFirstPartyBlocked: &open}, nil
+	return &sim.World{Seed: seed, Tenants: ts, Faults: p.Rules()}, nil
 }
 
 // legacyTenants are the tenants mode auto keeps on the first-party path

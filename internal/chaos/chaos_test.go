@@ -159,10 +159,10 @@ func newWorld(t *testing.T, n int, seed int64) *sim.World {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The 2025 block of the shared first-party path has its own tests; here
-	// every tenant can verify, so a tenant that does not is the finding.
-	off := false
-	w := &sim.World{FixedNow: epoch, Seed: seed, Tenants: ts, LegacyFirstPartyBlocked: &off}
+	// Every generated tenant can verify (old builds are legacy only in GCC
+	// High and DoD, mixed builds where the first-party path is blocked), so
+	// a tenant that does not is the finding.
+	w := &sim.World{FixedNow: epoch, Seed: seed, Tenants: ts}
 	data, err := w.Dump()
 	if err != nil {
 		t.Fatal(err)

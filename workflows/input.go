@@ -16,6 +16,7 @@ func InputFromTenant(t config.Tenant, o SetupOptions) SetupInput {
 			OrganizationGUID: t.Overrides.OrganizationGUID, ExchangeOnlineHost: t.Overrides.ExchangeOnlineHost,
 			OnPremAutodiscoverURL: t.Overrides.OnPremAutodiscoverURL, OnPremEWSExternalURL: t.Overrides.OnPremEWSExternalURL,
 			SPNHosts: t.Overrides.SPNHosts, OnPremMailbox: t.Overrides.OnPremMailbox, CloudMailbox: t.Overrides.CloudMailbox,
+			LegacyFirstPartyBlocked: t.Overrides.LegacyFirstPartyBlocked,
 		},
 		Target: activities.Target{TenantID: t.ID, Cloud: t.Cloud, Site: t.Site, LyncSite: t.LyncSite,
 			Credential: t.Credential, ExchangeOnlineHost: t.Overrides.ExchangeOnlineHost},

@@ -56,6 +56,11 @@ type Overrides struct {
 	// Test-OAuthConnectivity in each direction.
 	OnPremMailbox string `yaml:"onprem_mailbox,omitempty" json:"onprem_mailbox,omitempty"`
 	CloudMailbox  string `yaml:"cloud_mailbox,omitempty" json:"cloud_mailbox,omitempty"`
+	// LegacyFirstPartyBlocked states whether Exchange Online still accepts
+	// EWS through the shared first-party service principal. Only GCC's
+	// status is inferred (it uses the worldwide endpoints, so it is taken
+	// as blocked like the worldwide cloud) and may be set here.
+	LegacyFirstPartyBlocked *bool `yaml:"legacy_first_party_blocked,omitempty" json:"legacy_first_party_blocked,omitempty"`
 }
 
 // Mode is how a tenant's OAuth trust is established (FACTS §2).
@@ -242,14 +247,14 @@ func (d *decoder) tenant(item field) (Tenant, field, bool) {
 			t.Credential = v
 		}
 	}
-	t.Overrides = d.overrides(fs.get("overrides"))
+	t.Overrides = d.overrides(fs.get("overrides"), t.Cloud)
 	return t, idf, idOK
 }
 
-func (d *decoder) overrides(f field) Overrides {
+func (d *decoder) overrides(f field, cloudName string) Overrides {
 	var o Overrides
 	fs, ok := d.mapping(f, "organization_guid", "exchange_online_host", "onprem_autodiscover_url",
-		"onprem_ews_external_url", "spn_hosts", "lync_proxy_fqdn", "onprem_mailbox", "cloud_mailbox")
+		"onprem_ews_external_url", "spn_hosts", "lync_proxy_fqdn", "onprem_mailbox", "cloud_mailbox", "legacy_first_party_blocked")
 	if !ok {
 		return o
 	}
@@ -273,6 +278,19 @@ func (d *decoder) overrides(f field) Overrides {
 	set("lync_proxy_fqdn", &o.LyncProxyFQDN, domainMsg, true)
 	set("onprem_mailbox", &o.OnPremMailbox, emailMsg, false)
 	set("cloud_mailbox", &o.CloudMailbox, emailMsg, false)
+	lf := fs.get("legacy_first_party_blocked")
+	if v, ok := d.optional(lf); ok {
+		switch lv := strings.ToLower(v); {
+		case lv != "true" && lv != "false":
+			d.errf(lf, "%q: use true or false", v)
+		case cloudName != "" && cloudName != string(cloud.GCC):
+			// Microsoft documents the path's status in the other clouds.
+			d.errf(lf, "only a GCC tenant's first-party path status is unconfirmed and can be set; cloud %s follows Microsoft's documents", cloudName)
+		default:
+			b := strings.EqualFold(v, "true")
+			o.LegacyFirstPartyBlocked = &b
+		}
+	}
 	return o
 }
 

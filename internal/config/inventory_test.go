@@ -162,6 +162,30 @@ tenants:
 			line: 7, field: "tenants[0].overrides.exchange_online_host", msg: "at least 2 labels",
 		},
 		{
+			name: "the first-party path's status is set only where it is unconfirmed",
+			yaml: `tenants:
+  - id: 11111111-1111-4111-8111-000000000001
+    display_name: Contoso
+    cloud: global
+    initial_domain: contoso.onmicrosoft.com
+    site: site-a
+    overrides: {legacy_first_party_blocked: false}
+`,
+			line: 7, field: "tenants[0].overrides.legacy_first_party_blocked", msg: "only a GCC tenant's first-party path status is unconfirmed",
+		},
+		{
+			name: "the first-party path's status is a boolean",
+			yaml: `tenants:
+  - id: 11111111-1111-4111-8111-000000000001
+    display_name: Contoso
+    cloud: gcc
+    initial_domain: contoso.onmicrosoft.com
+    site: site-a
+    overrides: {legacy_first_party_blocked: maybe}
+`,
+			line: 7, field: "tenants[0].overrides.legacy_first_party_blocked", msg: `"maybe": use true or false`,
+		},
+		{
 			name: "unknown cloud lists the valid ones",
 			yaml: `tenants:
   - id: 11111111-1111-4111-8111-000000000001
@@ -570,5 +594,33 @@ func TestExampleFiles(t *testing.T) {
 		if _, ok := cfg.Credentials[tn.Credential]; tn.Credential != "" && !ok {
 			t.Errorf("tenant %s: credential %s not in the worker example", tn.ID, tn.Credential)
 		}
+	}
+}
+
+// TestLegacyFirstPartyOverride: a GCC tenant may state the first-party
+// path's status (the product only infers it there); it reaches the
+// tenant's overrides as a boolean, absent stays nil.
+func TestLegacyFirstPartyOverride(t *testing.T) {
+	inv, err := ParseInventory("inv.yaml", []byte(`tenants:
+  - id: 11111111-1111-4111-8111-000000000001
+    display_name: Contoso
+    cloud: gcc
+    initial_domain: contoso.onmicrosoft.com
+    site: site-a
+    overrides: {legacy_first_party_blocked: false}
+  - id: 11111111-1111-4111-8111-000000000002
+    display_name: Fabrikam
+    cloud: gcc
+    initial_domain: fabrikam.onmicrosoft.com
+    site: site-a
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := inv.Tenants[0].Overrides.LegacyFirstPartyBlocked; o == nil || *o {
+		t.Errorf("override %v, want false", o)
+	}
+	if o := inv.Tenants[1].Overrides.LegacyFirstPartyBlocked; o != nil {
+		t.Errorf("absent override %v, want nil", *o)
 	}
 }

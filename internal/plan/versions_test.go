@@ -378,3 +378,22 @@ func TestBuildProduct(t *testing.T) {
 		}
 	}
 }
+
+// TestDeriveGCCOverride: GCC is taken as blocked (it uses the worldwide
+// endpoints; unconfirmed), so an organisation with no server on the
+// hotfix is refused there, naming the override; an inventory that states
+// the path is open in its GCC tenant gets the legacy mode.
+func TestDeriveGCCOverride(t *testing.T) {
+	w := contoso("gcc")
+	w.o.Servers[0].Version, w.o.Servers[1].Version = "15.2.1544.4", "15.1.2507.40"
+	_, _, err := Derive(w.t, w.p, w.o)
+	if !errors.Is(err, ErrLegacyPathBlocked) || !strings.Contains(err.Error(), LegacyPathOverrideField) || !strings.Contains(err.Error(), "unconfirmed") {
+		t.Fatalf("GCC, nothing qualifies: %v", err)
+	}
+	open := false
+	w.t.LegacyFirstPartyBlocked = &open
+	d, _ := mustDerive(t, w)
+	if d.Mode != ModeLegacyFirstParty || !strings.Contains(d.ModeReason, LegacyPathOverrideField) {
+		t.Fatalf("mode %s (%s), want legacy-first-party by the override", d.Mode, d.ModeReason)
+	}
+}

@@ -67,13 +67,16 @@ type Overrides struct {
 type Mode string
 
 const (
-	// ModeAuto picks the dedicated application when every on-prem Mailbox
-	// server has the required build, the shared first-party key otherwise.
+	// ModeAuto picks the dedicated application when at least one on-prem
+	// Mailbox server has the required build; otherwise the shared
+	// first-party key where Exchange Online still accepts it, and a pause
+	// (LegacyPathBlocked) where it does not.
 	ModeAuto Mode = "auto"
 	// ModeDedicatedApp always uses the dedicated Exchange hybrid application.
 	ModeDedicatedApp Mode = "dedicated-app"
 	// ModeLegacyFirstParty uploads the key to the shared first-party service
-	// principal (blocked for EWS in the worldwide cloud since October 2025).
+	// principal; refused (LegacyPathBlocked) where Exchange Online blocks
+	// that path for EWS (worldwide, GCC, 21Vianet since October 2025).
 	ModeLegacyFirstParty Mode = "legacy-first-party"
 )
 

@@ -737,6 +737,27 @@ func TestRenewalUnconfiguredWorldwideOldBuildsRefusesBeforeWriting(t *testing.T)
 	}
 }
 
+// TestRenewalReportOfABlockedTenant: `renew report` (read only) of that
+// tenant reports why no mode applies instead of pausing.
+func TestRenewalReportOfABlockedTenant(t *testing.T) {
+	h := newRenewHarness(t)
+	h.world.Update(h.tenant(0).ID, func(t *sim.Tenant) {
+		for i := range t.OnPrem.Servers {
+			t.OnPrem.Servers[i].Version = sim.GenOldBuild
+		}
+	})
+	h.replaceCurrent(0, renewBase.AddDate(0, 0, -3))
+	before := h.writes(0)
+	res, err := runRenewal(t, h.newEnv(renewBase), h.input(0, workflows.RenewalOptions{ReportOnly: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.State != workflows.StateRenewalReported || res.Mode != "" || !strings.Contains(res.ModeReason, "legacy first-party path blocked") ||
+		res.Current == nil || res.DaysLeft >= 0 || h.writes(0) != before {
+		t.Fatalf("report: state %s mode %q reason %q days %d, %d writes", res.State, res.Mode, res.ModeReason, res.DaysLeft, h.writes(0)-before)
+	}
+}
+
 // TestRenewalUnconfiguredWorldwideRenewsCertificateOnly: the same tenant
 // on current builds. The renewal follows setup's choice (the dedicated
 // application) but the application does not exist yet: it replaces the

@@ -42,8 +42,8 @@ type Tenant struct {
 	Overrides  Overrides `yaml:"overrides,omitempty" json:"overrides,omitempty"`
 }
 
-// Overrides replace values that are normally discovered, or that FACTS marks
-// unconfirmed, for one tenant. Empty fields mean "discover / use the cloud's
+// Overrides replace values that are normally discovered, or that Microsoft
+// has not confirmed, for one tenant. Empty fields mean "discover / use the cloud's
 // default".
 type Overrides struct {
 	OrganizationGUID      string   `yaml:"organization_guid,omitempty" json:"organization_guid,omitempty"`
@@ -63,7 +63,7 @@ type Overrides struct {
 	LegacyFirstPartyBlocked *bool `yaml:"legacy_first_party_blocked,omitempty" json:"legacy_first_party_blocked,omitempty"`
 }
 
-// Mode is how a tenant's OAuth trust is established (FACTS §2).
+// Mode is how a tenant's OAuth trust is established.
 type Mode string
 
 const (

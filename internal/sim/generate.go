@@ -18,7 +18,8 @@ import (
 // none: a generated world must not depend on the day it is loaded.
 var generateEpoch = time.Date(2026, time.November, 1, 0, 0, 0, 0, time.UTC)
 
-// Exchange builds the generator gives servers (FACTS §1, §2).
+// Exchange builds the generator gives servers (the minimum builds are in
+// docs/microsoft-behaviour.md, "Mode choice and mixed builds").
 const (
 	// GenModernBuild is Exchange 2019 CU15 with the April 2025 hotfix: it
 	// may use the dedicated hybrid application.
@@ -307,7 +308,7 @@ func genTenant(spec *GenerateSpec, i int, r *rand.Rand, base time.Time, v genVar
 }
 
 // genAuthServers are the step-1 auth servers, named as a manual setup or
-// as the Hybrid Configuration Wizard names them (FACTS §4).
+// as the Hybrid Configuration Wizard names them.
 func genAuthServers(t *Tenant, p cloud.Profile, hcw bool) []*AuthServer {
 	acs, evo := p.ACSName, p.EvoSTSName
 	if hcw {

@@ -43,8 +43,8 @@ type Tenant struct {
 }
 
 // Overrides replace values that are normally discovered, or that Microsoft
-// has not confirmed, for one tenant. Empty fields mean "discover / use the cloud's
-// default".
+// has not confirmed, for one tenant. Empty fields mean "discover / use the
+// cloud's default".
 type Overrides struct {
 	OrganizationGUID      string   `yaml:"organization_guid,omitempty" json:"organization_guid,omitempty"`
 	ExchangeOnlineHost    string   `yaml:"exchange_online_host,omitempty" json:"exchange_online_host,omitempty"`

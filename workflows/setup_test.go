@@ -745,8 +745,11 @@ func TestSetupPauseRetry(t *testing.T) {
 }
 
 // TestSetupPauseSkip: the operator skips the failed step 6; the run goes
-// on (verification does not depend on the connectors) and a second update
-// sent while the first is applied is rejected.
+// on, and a second update sent while the first is applied is rejected.
+// The setting override then waits for an enabled on-prem connector, as
+// Microsoft's script requires (shared/reference/hybrid-facts.md (b)
+// "Setting override"): it pauses naming it, the operator makes one by
+// hand and retries, and the run verifies.
 func TestSetupPauseSkip(t *testing.T) {
 	h := newHarness(t, "small.yaml")
 	id := h.inv.Tenants[0].ID
@@ -757,6 +760,22 @@ func TestSetupPauseSkip(t *testing.T) {
 		skip = sendUpdate(env, workflows.UpdateSkip)
 		late = sendUpdate(env, workflows.UpdateRetry)
 	})
+	var waited bool
+	env.RegisterDelayedCallback(func() {
+		st := state(t, env)
+		if st.Paused == nil || st.Paused.Step != string(plan.StepSettingOverride) || st.Paused.ErrorType != activities.ErrInvalidInput ||
+			!strings.Contains(st.Paused.Error, "no enabled on-premises IntraOrganizationConnector") {
+			t.Errorf("after the skip: paused %+v; want the setting override waiting for an enabled connector", st.Paused)
+			return
+		}
+		waited = true
+		h.world.SetFaults(nil)
+		h.world.Update(id, func(tn *sim.Tenant) {
+			tn.OnPrem.IntraOrganizationConnectors = append(tn.OnPrem.IntraOrganizationConnectors, &sim.IntraOrgConnector{Name: "Made by hand",
+				DiscoveryEndpoint: "https://outlook.office365.com/autodiscover/autodiscover.svc", TargetAddressDomains: []string{"small1.mail.onmicrosoft.com"}, Enabled: true})
+		})
+		sendUpdate(env, workflows.UpdateRetry)
+	}, 2*time.Hour)
 	res, err := h.run(env, h.input(0, workflows.SetupOptions{}))
 	if err != nil {
 		t.Fatal(err)
@@ -773,12 +792,12 @@ func TestSetupPauseSkip(t *testing.T) {
 	if s := setupStep(res, plan.StepIOCOnline); s.Status != workflows.StatusDone || s.Outcome != "created" {
 		t.Errorf("the run did not go on: %s %s %s", s.Step, s.Status, s.Outcome)
 	}
-	if res.State != workflows.StateVerified {
-		t.Errorf("state %s", res.State)
+	if res.State != workflows.StateVerified || !waited {
+		t.Errorf("state %s, waited for a connector %v", res.State, waited)
 	}
 	tn := h.tenant(id)
-	if len(tn.OnPrem.IntraOrganizationConnectors) != 0 || len(tn.Online.IntraOrganizationConnectors) != 1 {
-		t.Errorf("connectors: on-prem %d, online %d; want 0, 1", len(tn.OnPrem.IntraOrganizationConnectors), len(tn.Online.IntraOrganizationConnectors))
+	if len(tn.OnPrem.IntraOrganizationConnectors) != 1 || tn.OnPrem.IntraOrganizationConnectors[0].Name != "Made by hand" || len(tn.Online.IntraOrganizationConnectors) != 1 {
+		t.Errorf("connectors: on-prem %+v, online %d; want the hand-made one, 1", tn.OnPrem.IntraOrganizationConnectors, len(tn.Online.IntraOrganizationConnectors))
 	}
 }
 
@@ -886,8 +905,9 @@ func TestSetupAbortRestoresWorld(t *testing.T) {
 // whose second part failed. Each used to lose the first part's undo
 // record (a failed activity returns no result, and its retry finds the
 // object and reports it unchanged), so an abort left the object behind:
-//   - auth servers: ACS created, evoSTS in conflict with a server of the
-//     same name that is not ours (it must survive too);
+//   - auth servers: ACS created, evoSTS refused (no permission). (A
+//     server in the way that is not ours now blocks the step before any
+//     write, as the plan says: activities.TestPlanAndActivitiesAgree.)
 //   - dedicated app: an application made by hand without its service
 //     principal; the run creates the SP, consent is refused (403);
 //   - setting override: created, VariantConfiguration refresh refused.
@@ -902,12 +922,8 @@ func TestSetupAbortAfterPartialStep(t *testing.T) {
 		flaky bool
 		after func(t *testing.T, tn *sim.Tenant, st workflows.SetupState)
 	}{
-		{"auth-servers", func(h *harness, id string) {
-			h.world.Update(id, func(t *sim.Tenant) {
-				t.OnPrem.AuthServers = append(t.OnPrem.AuthServers, &sim.AuthServer{Name: "evoSTS", Type: "AzureAD", Enabled: true,
-					AuthMetadataURL: "https://sts.contoso.example/federationmetadata/2007-06/federationmetadata.xml", Realm: "contoso"})
-			})
-		}, nil, plan.StepAuthServers, activities.ErrConflict, false, nil},
+		{"auth-servers", nil, &sim.FaultRule{Protocol: sim.ProtoShell, Operation: "New-AuthServer", Kind: sim.FaultFail, ErrorType: exchange.TypeAccessDenied, SkipFirstN: 1, FailFirstN: 1000},
+			plan.StepAuthServers, activities.ErrMissingPermission, false, nil},
 		{"dedicated-app", func(h *harness, id string) {
 			// Made by hand, without its service principal: the run creates
 			// only the SP, and an abort must delete exactly that (deleting

@@ -13,6 +13,10 @@ type PlanInput struct {
 	Tenant   plan.TenantFacts `json:"tenant"`
 	Observed plan.Observed    `json:"observed"`
 	Now      time.Time        `json:"now"`
+	// ResetFirstPartyKeys: the operator asked for every key of the
+	// first-party service principal to go in the legacy-key clean-up
+	// (plan.Desired.ResetFirstPartyKeys).
+	ResetFirstPartyKeys bool `json:"reset_first_party_keys,omitempty"`
 }
 
 // PlanOutput is the derived configuration and the ordered actions.
@@ -38,6 +42,7 @@ func PlanSetup(_ context.Context, in PlanInput) (PlanOutput, error) {
 	if err != nil {
 		return PlanOutput{}, nonRetryable(planErrorType(err), "plan for %s: %v", in.Tenant.ID, err)
 	}
+	d.ResetFirstPartyKeys = in.ResetFirstPartyKeys
 	return PlanOutput{Desired: d, Actions: plan.BuildPlan(d, in.Observed, in.Now), Warnings: warnings}, nil
 }
 

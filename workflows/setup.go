@@ -49,6 +49,12 @@ type SetupOptions struct {
 	// StartToClose bounds one attempt of a step's activity (default 5m):
 	// a worker that dies without reporting is noticed after this long.
 	StartToClose time.Duration `json:"start_to_close,omitempty"`
+	// ResetFirstPartyKeys makes the legacy-key clean-up remove every key of
+	// the Exchange Online first-party service principal, other
+	// applications' included (Microsoft's reset), instead of only the
+	// Exchange auth certificates. Only an operator's explicit, confirmed
+	// request sets it; the plan shows which keys go.
+	ResetFirstPartyKeys bool `json:"reset_first_party_keys,omitempty"`
 }
 
 // RetryOptions is the part of Temporal's retry policy operators may tune.
@@ -470,7 +476,8 @@ func (s *setup) discoverAndPlan(ctx workflow.Context) error {
 	now := workflow.Now(ctx)
 	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1}})
-	in := activities.PlanInput{Tenant: s.in.Tenant, Observed: activities.MergeObserved(onprem, online, entra, now), Now: now}
+	in := activities.PlanInput{Tenant: s.in.Tenant, Observed: activities.MergeObserved(onprem, online, entra, now), Now: now,
+		ResetFirstPartyKeys: s.in.Options.ResetFirstPartyKeys}
 	if err := workflow.ExecuteLocalActivity(lctx, activities.PlanSetup, in).Get(ctx, &s.out); err != nil {
 		return err
 	}
@@ -716,11 +723,14 @@ func verdict(r activities.VerifyResult) string {
 }
 
 // removeLegacyKey takes the on-prem auth certificates off the first-party
-// service principal, then verifies again; if that verification fails the
-// removed keys are put back before the failure is reported (FACTS §2.6).
+// service principal (every key, when the recorded plan is the operator's
+// reset), then verifies again; if that verification fails the removed
+// keys are put back before the failure is reported.
 func (s *setup) removeLegacyKey(ctx workflow.Context, name string) error {
 	var r activities.StepResult
-	in := activities.RemoveLegacyKeysInput{Target: s.in.Target, Thumbprints: s.out.Desired.LegacyThumbprints}
+	// ResetAll comes from the recorded plan, so the activity does what the
+	// plan showed; a plan recorded without the field is the ordinary clean-up.
+	in := activities.RemoveLegacyKeysInput{Target: s.in.Target, Thumbprints: s.out.Desired.LegacyThumbprints, ResetAll: s.out.Desired.ResetFirstPartyKeys}
 	if err := s.cloudWrite(ctx, entraActs.RemoveLegacyKeys, in).Get(ctx, &r); err != nil {
 		return err
 	}

@@ -389,7 +389,13 @@ func verifyDetails(in input) []string {
 
 // --- legacy key clean-up ---
 
+// legacyRemoval is the clean-up's key decision, the same one the clean-up
+// activity makes: the Exchange auth certificates (LegacyKeyRemoval), or
+// every key when the operator asked for Microsoft's reset (ResetKeys).
 func legacyRemoval(in input) KeyDecision {
+	if in.d.ResetFirstPartyKeys {
+		return ResetKeys(in.o.FirstPartySP.Keys)
+	}
 	return LegacyKeyRemoval(in.o.FirstPartySP.Keys, in.d.LegacyThumbprints, in.now)
 }
 
@@ -398,6 +404,9 @@ func removeLegacyKeyStep(in input) Action {
 		return skipLegacy("keeps the auth certificate on the shared first-party service principal")
 	}
 	dec := legacyRemoval(in)
+	if in.d.ResetFirstPartyKeys {
+		return resetAction(in, dec)
+	}
 	if !dec.Changed {
 		return Action{Change: ChangeNone, Reason: "the first-party service principal holds no on-premises auth certificate: " + dec.Reason}
 	}
@@ -406,14 +415,66 @@ func removeLegacyKeyStep(in input) Action {
 		Details: keyDetails(dec)}
 }
 
+// resetAction describes the reset the operator asked for: which keys go,
+// and which of them are not Exchange auth certificates, since those are
+// other applications' keys that the ordinary clean-up would have kept.
+func resetAction(in input, dec KeyDecision) Action {
+	const asked = "as the operator asked (Microsoft's -ResetFirstPartyServicePrincipalKeyCredentials)"
+	if !dec.Changed {
+		return Action{Change: ChangeNone, Reason: "reset of the Exchange Online first-party service principal's keys, " + asked + ": the service principal holds no key, so there is nothing to remove"}
+	}
+	ours := make(map[string]bool, len(in.d.LegacyThumbprints))
+	for _, t := range in.d.LegacyThumbprints {
+		if t = normThumbprint(t); t != "" {
+			ours[t] = true
+		}
+	}
+	var items, details []string
+	foreign := 0
+	for _, x := range dec.Dropped {
+		k, id := x.Key, labelOr(x.Thumbprint, x.Key)
+		kind := "Exchange auth certificate"
+		switch {
+		case ours[x.Thumbprint] || (len(k.DER) > 0 && IsExchangeAuthCertificate(k.DER)):
+		case len(k.DER) == 0:
+			kind = "certificate not read, may be another application's key"
+			foreign++
+		default:
+			kind = "another application's key"
+			foreign++
+		}
+		name := k.DisplayName
+		if name == "" {
+			name = "no display name"
+		}
+		items = append(items, fmt.Sprintf("%s (%s; %s)", short(id), name, kind))
+		details = append(details, fmt.Sprintf("drop %s (%s, valid until %s): %s", id, name, day(certEnd(k)), kind))
+	}
+	reason := fmt.Sprintf("after verification succeeds, every key of the Exchange Online first-party service principal goes, whoever uploaded it, other applications' included, %s: %s: %s",
+		asked, countf(len(dec.Dropped), "key", "keys"), strings.Join(items, ", "))
+	if foreign > 0 {
+		reason += "; " + countf(foreign, "of them is not an Exchange auth certificate and would stay in the ordinary clean-up",
+			"of them are not Exchange auth certificates and would stay in the ordinary clean-up")
+	}
+	reason += "; all are kept to be put back if verification fails afterwards"
+	return Action{Change: ChangeUpdate, Reason: reason, Details: details}
+}
+
 func verifyAfterRemovalStep(in input) Action {
 	if !dedicated(in) {
 		return skipLegacy("removes no key, so there is nothing to verify again")
 	}
 	if !legacyRemoval(in).Changed {
+		if in.d.ResetFirstPartyKeys {
+			return Action{Change: ChangeSkip, Reason: "the first-party service principal has no key to reset, so the first verification stands"}
+		}
 		return Action{Change: ChangeSkip, Reason: "no legacy key is removed, so the first verification stands"}
 	}
-	return Action{Change: ChangeCheck, Reason: "again after the legacy key is removed, to prove the dedicated application carries the trust alone: " + verifyReason(in), Details: verifyDetails(in)}
+	what := "the legacy key is removed"
+	if in.d.ResetFirstPartyKeys {
+		what = "every key of the first-party service principal is removed"
+	}
+	return Action{Change: ChangeCheck, Reason: "again after " + what + ", to prove the dedicated application carries the trust alone: " + verifyReason(in), Details: verifyDetails(in)}
 }
 
 // --- helpers ---

@@ -228,6 +228,10 @@ type Desired struct {
 	// LegacyThumbprints are the on-prem auth certificates to take off the
 	// first-party service principal once the dedicated app is verified.
 	LegacyThumbprints []string `json:"legacy_thumbprints,omitempty"`
+	// ResetFirstPartyKeys replaces that clean-up with Microsoft's reset of
+	// the first-party service principal's keys: every key goes, other
+	// applications' included. Set only when the operator asked for it.
+	ResetFirstPartyKeys bool `json:"reset_first_party_keys,omitempty"`
 
 	// Verification (Test-OAuthConnectivity in both directions).
 	VerifyCloudTarget  string `json:"verify_cloud_target"`

@@ -54,7 +54,7 @@ var hcwNow = time.Date(2026, time.November, 1, 0, 0, 0, 0, time.UTC)
 //   - the routing domain as an on-prem accepted domain.
 //
 // The first-party service principal holds what the wizard's OAuth part
-// writes (the manual procedure's steps 4 and 5, seed 001): the auth
+// writes (the manual procedure's steps 4 and 5): the auth
 // certificate as a key and the public host as an SPN. The servers have
 // the April 2025 hotfix, so setup moves the organisation to the dedicated
 // application.

@@ -1,17 +1,13 @@
 package e2e_test
 
 import (
-	"bytes"
 	"context"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hybridflow/hybridflow/internal/cloud"
-	"github.com/hybridflow/hybridflow/internal/devserver"
 	"github.com/hybridflow/hybridflow/internal/e2e"
 	"github.com/hybridflow/hybridflow/internal/plan"
 	"github.com/hybridflow/hybridflow/internal/sim"
@@ -23,7 +19,7 @@ import (
 // (the HCW log quoted in SammyKrosoft's Hybrid-Config-Wiz-Checks README):
 // every name, URL and realm below is one that section lists. It is also
 // configs/sim/hcw-worldwide.yaml, kept equal to this builder by
-// TestHCWWorldFileIsCurrent.
+// TestReferenceWorldFilesAreCurrent.
 const (
 	hcwTenant     = "e5923069-4c1f-4b8e-9a3d-2f6b7c8d9e01" // tenant ID: the ACS metadata URL and both realms
 	hcwG1         = "177cd94d-8e9f-4a0b-9c1d-2e3f4a5b6c7d" // the GUID of every on-prem object HCW names
@@ -122,33 +118,6 @@ func hcwWorldwideWorld() *sim.World {
 	return &sim.World{Seed: 23, FixedNow: hcwNow, Tenants: []*sim.Tenant{tn}}
 }
 
-// TestHCWWorldFileIsCurrent keeps configs/sim/hcw-worldwide.yaml equal to
-// its builder; HYBRIDFLOW_REGEN_SIM_CONFIGS=1 rewrites it.
-func TestHCWWorldFileIsCurrent(t *testing.T) {
-	root, err := devserver.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := hcwWorldwideWorld().Dump()
-	if err != nil {
-		t.Fatal(err)
-	}
-	data = append([]byte(hcwWorldHeader), data...)
-	if _, err := sim.Parse("hcw-worldwide.yaml", data); err != nil {
-		t.Fatalf("does not load: %v", err)
-	}
-	path := filepath.Join(root, "configs", "sim", "hcw-worldwide.yaml")
-	if os.Getenv("HYBRIDFLOW_REGEN_SIM_CONFIGS") == "1" {
-		if err := os.WriteFile(path, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	if have, err := os.ReadFile(path); err != nil || !bytes.Equal(have, data) {
-		t.Errorf("configs/sim/hcw-worldwide.yaml differs from hcwWorldwideWorld (%v); run HYBRIDFLOW_REGEN_SIM_CONFIGS=1 go test ./internal/e2e -run TestHCWWorldFileIsCurrent", err)
-	}
-}
-
 const hcwWorldHeader = `# A worldwide organisation exactly as the Hybrid Configuration Wizard leaves
 # it (docs/microsoft-behaviour.md, "What the Hybrid Configuration Wizard
 # builds"): auth servers "ACS - <G1>" (metadata URL naming the tenant ID,
@@ -160,7 +129,7 @@ const hcwWorldHeader = `# A worldwide organisation exactly as the Hybrid Configu
 #
 # Generated from hcwWorldwideWorld in internal/e2e/hcw_world_test.go
 # (HYBRIDFLOW_REGEN_SIM_CONFIGS=1 go test ./internal/e2e -run
-# TestHCWWorldFileIsCurrent); certificates are real X.509.
+# TestReferenceWorldFilesAreCurrent); certificates are real X.509.
 `
 
 // TestE2EHCWBuiltOrganisation: the organisation as the wizard left it

@@ -219,10 +219,18 @@ func mixedBuildsWorld() *sim.World {
 	return &sim.World{Seed: 19, FixedNow: refNow, Tenants: []*sim.Tenant{org.tenant()}}
 }
 
-// referenceWorlds maps each file in configs/sim to its builder.
-var referenceWorlds = map[string]func() *sim.World{
-	"gcchigh-portal-keys.yaml": gccHighPortalKeysWorld,
-	"mixed-builds.yaml":        mixedBuildsWorld,
+// referenceWorld is a file in configs/sim: its builder and the comment
+// the file opens with.
+type referenceWorld struct {
+	build  func() *sim.World
+	header string
+}
+
+// referenceWorlds maps each hand-written file in configs/sim to its builder.
+var referenceWorlds = map[string]referenceWorld{
+	"gcchigh-portal-keys.yaml": {build: gccHighPortalKeysWorld},
+	"hcw-worldwide.yaml":       {build: hcwWorldwideWorld, header: hcwWorldHeader},
+	"mixed-builds.yaml":        {build: mixedBuildsWorld},
 }
 
 // TestReferenceWorldFilesAreCurrent keeps configs/sim's reference worlds
@@ -233,10 +241,12 @@ func TestReferenceWorldFilesAreCurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range slices.Sorted(maps.Keys(referenceWorlds)) {
-		data, err := referenceWorlds[name]().Dump()
+		rw := referenceWorlds[name]
+		data, err := rw.build().Dump()
 		if err != nil {
 			t.Fatal(err)
 		}
+		data = append([]byte(rw.header), data...)
 		if _, err := sim.Parse(name, data); err != nil {
 			t.Fatalf("%s does not load: %v", name, err)
 		}

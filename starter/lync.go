@@ -206,24 +206,16 @@ func (a *app) printLyncPlan(res workflows.LyncResult) {
 		fqdn = res.Desired.ProxyFqdn
 	}
 	a.printf("Lync site %s (%s, tenant %s): hosting provider %q → %s\n", res.Site, res.Cloud, res.TenantID, activities.LyncProviderIdentity, fqdn)
-	writes := 0
 	for _, act := range res.Plan {
 		a.printf("  %-22s %-7s %s\n", act.Step, act.Change, act.Reason)
 		for _, d := range act.Details {
 			a.printf("  %-22s %-7s   %s\n", "", "", d)
 		}
-		if act.Change.Writes() {
-			writes++
-		}
 	}
 	for _, w := range res.Warnings {
 		a.printf("  warning: %s\n", w)
 	}
-	if writes == 0 {
-		a.printf("  converged: a run would write nothing\n")
-	} else {
-		a.printf("  %d step(s) would write\n", writes)
-	}
+	a.printf("  %s\n", countPlan(res.Plan).verdict("a run"))
 }
 
 // followLync polls the state query until the workflow completes or pauses.

@@ -124,8 +124,11 @@ func TestPlanDemoWorldWritesNothing(t *testing.T) {
 			t.Errorf("%s: %d writing steps in the inventory-wide plan, %d in its own", tn.ID, writes, writesOf[tn.ID])
 		}
 		want := "converged"
-		if writesOf[tn.ID] > 0 {
+		switch {
+		case writesOf[tn.ID] > 0:
 			want = fmt.Sprintf("%d step(s) would write", writesOf[tn.ID])
+		case strings.Contains(outputs[tn.ID], "blocked: "):
+			want = "no step would write"
 		}
 		if row := summary[i+1]; !strings.HasPrefix(row, tn.ID) || !strings.HasSuffix(row, want) {
 			t.Errorf("summary row %q, want tenant %s and %q", row, tn.ID, want)
@@ -175,11 +178,12 @@ func checkPlanOutput(t *testing.T, tn config.Tenant, out string) (string, int) {
 		t.Errorf("%s: mode %q", tn.ID, mode)
 	}
 	valid := map[string]bool{}
-	for _, c := range []plan.Change{plan.ChangeNone, plan.ChangeCreate, plan.ChangeUpdate, plan.ChangeSkip, plan.ChangeCheck} {
+	for _, c := range []plan.Change{plan.ChangeNone, plan.ChangeCreate, plan.ChangeUpdate, plan.ChangeSkip, plan.ChangeCheck, plan.ChangeBlocked} {
 		valid[string(c)] = true
 	}
 	found := map[string]int{}
 	writes := 0
+	var blocked []string
 	for _, l := range lines[1:] {
 		f := strings.Fields(l)
 		if len(f) == 0 {
@@ -197,6 +201,9 @@ func checkPlanOutput(t *testing.T, tn config.Tenant, out string) (string, int) {
 			if plan.Change(f[1]).Writes() {
 				writes++
 			}
+			if plan.Change(f[1]) == plan.ChangeBlocked {
+				blocked = append(blocked, f[0])
+			}
 		}
 	}
 	for _, s := range plan.Steps {
@@ -206,8 +213,12 @@ func checkPlanOutput(t *testing.T, tn config.Tenant, out string) (string, int) {
 	}
 	last := lines[len(lines)-1]
 	switch {
-	case writes == 0 && !strings.Contains(last, "converged: a setup would write nothing"):
+	case len(blocked) > 0 && !strings.Contains(last, fmt.Sprintf("blocked: %d step(s) need an operator (%s;", len(blocked), strings.Join(blocked, ", "))):
+		t.Errorf("%s: steps %v are blocked, but the summary says %q", tn.ID, blocked, last)
+	case writes == 0 && len(blocked) == 0 && !strings.Contains(last, "converged: a setup would write nothing"):
 		t.Errorf("%s: no step writes, but the summary says %q", tn.ID, last)
+	case writes == 0 && len(blocked) > 0 && (strings.Contains(last, "converged") || !strings.HasSuffix(last, "no step would write")):
+		t.Errorf("%s: no step writes and %v are blocked, but the summary says %q", tn.ID, blocked, last)
 	case writes > 0 && !strings.Contains(last, fmt.Sprintf("%d step(s) would write", writes)):
 		t.Errorf("%s: %d steps write, but the summary says %q", tn.ID, writes, last)
 	}

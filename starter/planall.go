@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/hybridflow/hybridflow/internal/config"
+	"github.com/hybridflow/hybridflow/internal/plan"
 	"github.com/hybridflow/hybridflow/internal/temporalx"
 	"github.com/hybridflow/hybridflow/workflows"
 )
@@ -22,12 +23,15 @@ func init() {
 
 // tenantPlan is one tenant's dry-run result in inventory-wide output.
 type tenantPlan struct {
-	TenantID string                 `json:"tenant_id"`
-	Name     string                 `json:"display_name"`
-	Writes   int                    `json:"steps_that_write"`
-	Mode     string                 `json:"mode,omitempty"`
-	Error    string                 `json:"error,omitempty"`
-	Result   *workflows.SetupResult `json:"result,omitempty"`
+	TenantID string `json:"tenant_id"`
+	Name     string `json:"display_name"`
+	Writes   int    `json:"steps_that_write"`
+	// Blocked names the steps something in the tenant stops: a setup
+	// would pause there for an operator.
+	Blocked []string               `json:"steps_blocked,omitempty"`
+	Mode    string                 `json:"mode,omitempty"`
+	Error   string                 `json:"error,omitempty"`
+	Result  *workflows.SetupResult `json:"result,omitempty"`
 }
 
 // planSuffix names a dry-run rollout apart from the real one of the same
@@ -68,10 +72,10 @@ func (a *app) planAll(ctx context.Context, c client.Client, file string, inv *co
 			tp.Error = err.Error()
 		} else {
 			tp.Mode, tp.Result = res.Mode, &res
-			for _, act := range res.Plan {
-				if act.Change.Writes() {
-					tp.Writes++
-				}
+			pc := countPlan(res.Plan)
+			tp.Writes = pc.Writes
+			for _, s := range pc.Blocked {
+				tp.Blocked = append(tp.Blocked, string(s))
 			}
 		}
 		out = append(out, tp)
@@ -88,16 +92,28 @@ func (a *app) printPlanSummary(plans []tenantPlan, inv *config.Inventory, detail
 	}
 	a.printf("%-38s %-22s %-19s %s\n", "TENANT", "NAME", "MODE", "PLAN")
 	for _, tp := range plans {
-		what := fmt.Sprintf("%d step(s) would write", tp.Writes)
+		what := tp.counts().verdict("a setup")
 		switch {
 		case tp.Error != "":
 			what = "ERROR: " + tp.Error
-		case tp.Writes == 0:
+		case tp.counts().Converged():
 			what = "converged"
 		}
 		a.printf("%-38s %-22s %-19s %s\n", tp.TenantID, tp.Name, tp.Mode, what)
 	}
 }
+
+func (tp tenantPlan) counts() planCounts {
+	c := planCounts{Writes: tp.Writes}
+	for _, s := range tp.Blocked {
+		c.Blocked = append(c.Blocked, plan.Step(s))
+	}
+	return c
+}
+
+// drifted: the tenant's plan would write, is blocked somewhere, or could
+// not be made.
+func (tp tenantPlan) drifted() bool { return tp.Error != "" || !tp.counts().Converged() }
 
 func (a *app) verifyCommand() *cobra.Command {
 	var (
@@ -106,10 +122,11 @@ func (a *app) verifyCommand() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "verify -f INVENTORY",
-		Short: "Read-only drift check: exit 1 if any tenant's configuration differs from the plan",
+		Short: "Read-only drift check: exit 1 if any tenant's plan would write or is blocked",
 		Long: `verify discovers every tenant and plans it without writing (a dry-run rollout);
-a tenant drifted when any step would write. Exit status 1 on drift or error,
-0 when every tenant is converged.`,
+a tenant drifted when any step would write or is blocked (something in the
+tenant stops the step, so a setup would pause there for an operator). Exit
+status 1 on drift, a blocked step or an error, 0 when every tenant is converged.`,
 		Example: "  hybridflow verify -f configs/inventory.demo.yaml -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -129,22 +146,29 @@ a tenant drifted when any step would write. Exit status 1 on drift or error,
 			if err != nil {
 				return err
 			}
-			drift := 0
+			drift, blocked := 0, 0
 			for _, tp := range plans {
-				if tp.Writes > 0 || tp.Error != "" {
+				if tp.drifted() {
 					drift++
+				}
+				if len(tp.Blocked) > 0 {
+					blocked++
 				}
 			}
 			if a.output == "json" {
 				for i := range plans {
 					plans[i].Result = nil
 				}
-				if err := a.printJSON(map[string]any{"drifted": drift, "tenants": plans}); err != nil {
+				if err := a.printJSON(map[string]any{"drifted": drift, "blocked": blocked, "tenants": plans}); err != nil {
 					return err
 				}
 			} else {
 				a.printPlanSummary(plans, inv, false)
-				a.printf("%d of %d tenant(s) drifted\n", drift, len(plans))
+				a.printf("%d of %d tenant(s) drifted", drift, len(plans))
+				if blocked > 0 {
+					a.printf(", %d of them blocked: a setup would pause for an operator", blocked)
+				}
+				a.printf("\n")
 			}
 			if drift > 0 {
 				return silentExit{code: 1}

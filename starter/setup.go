@@ -105,27 +105,9 @@ func (a *app) planTenant(ctx context.Context, t config.Tenant, opts workflows.Se
 		return err
 	}
 	defer c.Close()
-	opts.DryRun = true
-	in := workflows.InputFromTenant(t, opts)
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: id, TaskQueue: temporalx.CloudQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		WorkflowExecutionTimeout: 10 * time.Minute,
-		TypedSearchAttributes:    workflows.SetupStartAttributes(in),
-	}, workflows.Setup, in)
+	res, err := planDryRun(ctx, c, t, opts, id)
 	if err != nil {
-		return fmt.Errorf("start plan for %s: %w", t.ID, err)
-	}
-	var res workflows.SetupResult
-	if err := run.Get(ctx, &res); err != nil {
-		return fmt.Errorf("plan for %s: %w", t.ID, err)
-	}
-	// The dry run stops before steps are run, so --skip-step is shown here.
-	for i, act := range res.Plan {
-		if slices.Contains(opts.SkipSteps, string(act.Step)) {
-			res.Plan[i].Change, res.Plan[i].Reason, res.Plan[i].Details = plan.ChangeSkip, "skipped by request (--skip-step)", nil
-		}
+		return err
 	}
 	if a.output == "json" {
 		return a.printJSON(res)
@@ -134,29 +116,49 @@ func (a *app) planTenant(ctx context.Context, t config.Tenant, opts workflows.Se
 	return nil
 }
 
+// planDryRun runs one tenant's setup with opts in dry-run mode under id and
+// returns its plan, with the steps opts skips shown as skipped.
+func planDryRun(ctx context.Context, c client.Client, t config.Tenant, opts workflows.SetupOptions, id string) (workflows.SetupResult, error) {
+	opts.DryRun = true
+	in := workflows.InputFromTenant(t, opts)
+	var res workflows.SetupResult
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: id, TaskQueue: temporalx.CloudQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowExecutionTimeout: 10 * time.Minute,
+		TypedSearchAttributes:    workflows.SetupStartAttributes(in),
+	}, workflows.Setup, in)
+	if err != nil {
+		return res, fmt.Errorf("start plan for %s: %w", t.ID, err)
+	}
+	if err := run.Get(ctx, &res); err != nil {
+		return res, fmt.Errorf("plan for %s: %w", t.ID, err)
+	}
+	// The dry run stops before steps are run, so --skip-step is shown here.
+	for i, act := range res.Plan {
+		if slices.Contains(opts.SkipSteps, string(act.Step)) {
+			res.Plan[i].Change, res.Plan[i].Reason, res.Plan[i].Details = plan.ChangeSkip, "skipped by request (--skip-step)", nil
+		}
+	}
+	return res, nil
+}
+
 func (a *app) printPlan(t config.Tenant, res workflows.SetupResult) {
 	a.printf("%s (%s, %s) — mode %s\n", t.DisplayName, t.ID, t.Cloud, res.Mode)
 	if res.ModeReason != "" {
 		a.printf("  %s\n", res.ModeReason)
 	}
-	writes := 0
 	for _, act := range res.Plan {
 		a.printf("  %-27s %-7s %s\n", act.Step, act.Change, act.Reason)
 		for _, d := range act.Details {
 			a.printf("  %-27s %-7s   %s\n", "", "", d)
 		}
-		if act.Change.Writes() {
-			writes++
-		}
 	}
 	for _, w := range res.Warnings {
 		a.printf("  warning: %s\n", w)
 	}
-	if writes == 0 {
-		a.printf("  converged: a setup would write nothing\n")
-	} else {
-		a.printf("  %d step(s) would write\n", writes)
-	}
+	a.printf("  %s\n", countPlan(res.Plan).verdict("a setup"))
 }
 
 func (a *app) setupCommand() *cobra.Command {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/creack/pty"
 
+	"github.com/hybridflow/hybridflow/internal/plan"
 	"github.com/hybridflow/hybridflow/internal/sim"
 )
 
@@ -110,5 +111,37 @@ func TestDemoWalkthroughUnderATerminal(t *testing.T) {
 	}
 	if code, out := cli("verify", "-f", demoInventory); code != 0 || !strings.Contains(out, "0 of 20 tenant(s) drifted") {
 		t.Errorf("verify after the rollout: exit %d\n%s", code, out)
+	}
+
+	// A blocked step is drift although nothing would be written: an
+	// administrator adds a setting override that disables the dedicated
+	// application (shared/reference/hybrid-facts.md "Setting override":
+	// an existing override for the section is left alone), so a setup
+	// would pause at setting-override. verify exits 1 and names it.
+	blockedID := ""
+	for _, tn := range world.Inventory().Tenants {
+		world.View(tn.ID, func(st *sim.Tenant) {
+			if blockedID == "" && len(st.OnPrem.SettingOverrides) > 0 {
+				blockedID = tn.ID
+			}
+		})
+	}
+	if blockedID == "" {
+		t.Fatal("no demo tenant has a setting override after the rollout")
+	}
+	world.Update(blockedID, func(st *sim.Tenant) {
+		st.OnPrem.SettingOverrides = append(st.OnPrem.SettingOverrides, &sim.SettingOverride{Name: "Keep first-party (admin)", Component: plan.OverrideComponent,
+			Section: plan.OverrideSection, Parameters: []string{"Enabled=false"}})
+	})
+	code, out := cli("verify", "-f", demoInventory)
+	row := ""
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, blockedID) {
+			row = l
+		}
+	}
+	if code != 1 || !strings.Contains(out, "1 of 20 tenant(s) drifted, 1 of them blocked") ||
+		!strings.HasSuffix(row, "blocked: 1 step(s) need an operator (setting-override; a setup would pause there); no step would write") {
+		t.Errorf("verify with a blocked step: exit %d\n%s", code, out)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,8 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 
+	"github.com/hybridflow/hybridflow/internal/certs"
+	"github.com/hybridflow/hybridflow/internal/cloud"
 	"github.com/hybridflow/hybridflow/internal/sim"
 	"github.com/hybridflow/hybridflow/workflows"
 )
@@ -95,6 +98,57 @@ func TestOperatorSafetyOnDevServer(t *testing.T) {
 		}
 		if _, err := c.ScheduleClient().GetHandle(ctx, workflows.RenewalScheduleID(demo1)).Describe(ctx); !isNotFound(err) {
 			t.Fatalf("renew schedule --dry-run created a schedule: %v", err)
+		}
+	})
+
+	// Microsoft's reset of the first-party service principal's keys: the
+	// dry run shows every key going; on a terminal the question counts and
+	// names each key the plan drops (shared/reference/hybrid-facts.md
+	// "-ResetFirstPartyServicePrincipalKeyCredentials": all keys, whatever
+	// their origin); "n" writes nothing and starts no setup.
+	t.Run("reset asks naming the keys", func(t *testing.T) {
+		const demo3 = "11111111-1111-4111-8111-000000000003" // a partner's key on the first-party SP
+		var tps []string
+		world.View(demo3, func(tn *sim.Tenant) {
+			for _, sp := range tn.Entra.ServicePrincipals {
+				if sp.AppID == cloud.FirstPartyAppID {
+					for _, k := range sp.KeyCredentials {
+						tps = append(tps, certs.Thumbprint(k.Key))
+					}
+				}
+			}
+		})
+		if len(tps) == 0 {
+			t.Fatal("demo 3 has no key on the first-party service principal")
+		}
+		before, err := world.Dump()
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, out, errOut := cli(noTTY(), "migrate", "-f", demoInventory, "-t", demo3, "--reset-first-party-keys", "--dry-run")
+		if code != 0 || !strings.Contains(out, "every key of the Exchange Online first-party service principal goes") {
+			t.Fatalf("reset --dry-run: exit %d\n%s%s", code, out, errOut)
+		}
+		code, _, errOut = cli(answeredTTY(t, ptr("n")), "migrate", "-f", demoInventory, "-t", demo3, "--reset-first-party-keys")
+		t.Logf("question:\n%s", errOut)
+		if code == 0 || !strings.Contains(errOut, errNotConfirmed.Error()) || !strings.Contains(errOut, "other applications' keys included") ||
+			!strings.Contains(errOut, fmt.Sprintf("It holds %d key(s) now; all of them would go:", len(tps))) || !strings.Contains(errOut, fmt.Sprintf("Remove all %d key(s)? [y/N]", len(tps))) {
+			t.Fatalf("reset answered n: exit %d\n%s", code, errOut)
+		}
+		for _, tp := range tps {
+			if !strings.Contains(errOut, "\n  "+tp+" (") {
+				t.Errorf("the question does not name key %s", tp)
+			}
+		}
+		after, err := world.Dump()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(before, after) {
+			t.Fatal("asking about the reset changed the world")
+		}
+		if _, err := c.DescribeWorkflowExecution(ctx, workflows.SetupWorkflowID(demo3), ""); !isNotFound(err) {
+			t.Fatalf("a declined reset started the setup: %v", err)
 		}
 	})
 

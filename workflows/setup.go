@@ -764,8 +764,8 @@ func (s *setup) removeLegacyKey(ctx workflow.Context, name string) error {
 	}
 	// record() appended this call's records last; they are spent now.
 	s.undo = s.undo[:len(s.undo)-len(r.Undo)]
-	s.st.Compensation = append(s.st.Compensation, "restored the legacy key after verification failed")
-	return temporal.NewNonRetryableApplicationError("verification failed after removing the legacy key; the key was restored: "+vst.LastError, activities.ErrVerification, verr)
+	s.st.Compensation = append(s.st.Compensation, "restored the removed first-party keys after verification failed")
+	return temporal.NewNonRetryableApplicationError("verification failed after removing keys from the first-party service principal; every removed key was restored: "+vst.LastError, activities.ErrVerification, verr)
 }
 
 // compensate runs this run's undo records in reverse and returns how many

@@ -1261,10 +1261,10 @@ func TestSetupLegacyKeyRestoredWhenSecondVerificationFails(t *testing.T) {
 		if !hasKeyFor(firstPartySP(tn).KeyCredentials, authCert(tn)) {
 			t.Error("the legacy key was not put back")
 		}
-		if !strings.Contains(st.Paused.Error, "the key was restored") || !strings.Contains(st.Paused.Error, sim.OAuthReasonKeyNotOnFirstPartySP) {
+		if !strings.Contains(st.Paused.Error, "every removed key was restored") || !strings.Contains(st.Paused.Error, sim.OAuthReasonKeyNotOnFirstPartySP) {
 			t.Errorf("pause error %q", st.Paused.Error)
 		}
-		if !slices.Contains(st.Compensation, "restored the legacy key after verification failed") {
+		if !slices.Contains(st.Compensation, "restored the removed first-party keys after verification failed") {
 			t.Errorf("compensation %v", st.Compensation)
 		}
 		if v2 := setupStep(st, plan.StepVerifyAfterRemoval); v2.Status != workflows.StatusFailed || v2.ErrorType != activities.ErrVerification {

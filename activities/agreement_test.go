@@ -82,6 +82,13 @@ func exec[T any](a *agreement, fn any, arg any) (T, error) {
 // plan discovers the three systems and plans, as the workflow does.
 func (a *agreement) plan() {
 	a.t.Helper()
+	a.planWith(false)
+}
+
+// planWith plans as a setup whose options ask (or not) for the reset of
+// the first-party service principal's keys.
+func (a *agreement) planWith(reset bool) {
+	a.t.Helper()
 	on, err := exec[plan.Observed](a, (&OnPrem{}).DiscoverOnPrem, a.tgt)
 	if err != nil {
 		a.t.Fatal(err)
@@ -96,7 +103,7 @@ func (a *agreement) plan() {
 	}
 	now := a.w.Now()
 	facts := plan.TenantFacts{ID: hcwTenant, Cloud: "global", InitialDomain: "contoso.onmicrosoft.com"}
-	a.out, err = PlanSetup(context.Background(), PlanInput{Tenant: facts, Observed: MergeObserved(on, ol, en, now), Now: now})
+	a.out, err = PlanSetup(context.Background(), PlanInput{Tenant: facts, Observed: MergeObserved(on, ol, en, now), Now: now, ResetFirstPartyKeys: reset})
 	if err != nil {
 		a.t.Fatalf("plan: %v", err)
 	}

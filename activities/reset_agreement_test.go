@@ -1,7 +1,6 @@
 package activities
 
 import (
-	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -12,30 +11,6 @@ import (
 	"github.com/hybridflow/hybridflow/internal/plan"
 	"github.com/hybridflow/hybridflow/internal/sim"
 )
-
-// planReset plans the agreement's tenant again, as the workflow does for
-// a setup whose options ask (or not) for the first-party keys' reset.
-func (a *agreement) planReset(reset bool) {
-	a.t.Helper()
-	on, err := exec[plan.Observed](a, (&OnPrem{}).DiscoverOnPrem, a.tgt)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	ol, err := exec[plan.Observed](a, (&Online{}).DiscoverOnline, a.tgt)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	en, err := exec[plan.Observed](a, (&Entra{}).DiscoverEntra, EntraDiscoverInput{Target: a.tgt, DedicatedAppName: plan.DedicatedAppPrefix + on.OrganizationGUID})
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	now := a.w.Now()
-	facts := plan.TenantFacts{ID: hcwTenant, Cloud: "global", InitialDomain: "contoso.onmicrosoft.com"}
-	a.out, err = PlanSetup(context.Background(), PlanInput{Tenant: facts, Observed: MergeObserved(on, ol, en, now), Now: now, ResetFirstPartyKeys: reset})
-	if err != nil {
-		a.t.Fatalf("plan: %v", err)
-	}
-}
 
 func (a *agreement) firstPartyKeys() []sim.KeyCredential {
 	var out []sim.KeyCredential
@@ -77,7 +52,7 @@ func TestLegacyCleanupPlanAndActivityAgree(t *testing.T) {
 					}
 				}
 			})
-			a.planReset(reset)
+			a.planWith(reset)
 			if a.out.Desired.Mode != plan.ModeDedicatedApp {
 				t.Fatalf("mode %s: %s", a.out.Desired.Mode, a.out.Desired.ModeReason)
 			}
@@ -124,7 +99,7 @@ func TestLegacyCleanupPlanAndActivityAgree(t *testing.T) {
 				t.Errorf("the plan drops %v and keeps %v; the activity removed %v and left %v", planDrops, planKeeps, removed, left)
 			}
 
-			a.planReset(reset)
+			a.planWith(reset)
 			if again := a.action(plan.StepRemoveLegacyKey); again.Change != plan.ChangeNone {
 				t.Errorf("after the clean-up the plan still says %s: %s", again.Change, again.Reason)
 			}

@@ -407,7 +407,7 @@ func authCertificateServers(rows []exchange.Row) ([]string, []string) {
 		name := rowString(r, "Name")
 		roles := rowString(r, "ServerRole")
 		if !rowBool(r, "IsMailboxServer") && !rowBool(r, "IsClientAccessServer") &&
-			!hasServerRole(roles, "Mailbox") && !hasServerRole(roles, "ClientAccess") {
+			!plan.HasRole(roles, "Mailbox") && !plan.HasRole(roles, "ClientAccess") {
 			continue
 		}
 		b, err := plan.ParseBuild(rowString(r, "AdminDisplayVersion"))
@@ -425,15 +425,6 @@ func authCertificateServers(rows []exchange.Row) ([]string, []string) {
 		out = append(out, id)
 	}
 	return out, unreadable
-}
-
-func hasServerRole(roles, role string) bool {
-	for _, r := range strings.Split(roles, ",") {
-		if strings.EqualFold(strings.TrimSpace(r), role) {
-			return true
-		}
-	}
-	return false
 }
 
 // CheckAuthCertificateOnServers asks every server that must hold the auth

@@ -337,9 +337,9 @@ func ParseServers(rows []ExchangeServer) ([]Server, error) {
 	return out, nil
 }
 
-// hasRole reports whether a ServerRole text ("Mailbox, ClientAccess")
+// HasRole reports whether a ServerRole text ("Mailbox, ClientAccess")
 // names the role.
-func hasRole(roles, role string) bool {
+func HasRole(roles, role string) bool {
 	for _, r := range strings.Split(roles, ",") {
 		if strings.EqualFold(strings.TrimSpace(r), role) {
 			return true
@@ -361,7 +361,7 @@ func hasRole(roles, role string) bool {
 func HybridCallServers(servers []Server) []Server {
 	var out []Server
 	for _, s := range servers {
-		if strings.TrimSpace(s.Roles) != "" && !hasRole(s.Roles, "Mailbox") {
+		if strings.TrimSpace(s.Roles) != "" && !HasRole(s.Roles, "Mailbox") {
 			continue
 		}
 		if s.Build.Less(exchange2013SP1.Build) {

@@ -109,15 +109,7 @@ func TestNothingLostRules(t *testing.T) {
 			before := w.Clone()
 			after := w.Clone()
 			tc.edit(after.Tenants[0])
-			got := e2e.NothingLost(before, after)
-			if len(got) != len(tc.want) {
-				t.Fatalf("got %d violation(s), want %d:\n  %s", len(got), len(tc.want), strings.Join(got, "\n  "))
-			}
-			for i, w := range tc.want {
-				if !strings.Contains(got[i], w) {
-					t.Errorf("violation %q does not mention %q", got[i], w)
-				}
-			}
+			checkViolations(t, e2e.NothingLost(before, after), tc.want)
 		})
 	}
 	t.Run("second copy of a key dropped without a write", func(t *testing.T) {
@@ -176,5 +168,19 @@ func TestAdditionsLists(t *testing.T) {
 	}
 	if got := e2e.NothingLost(before, after); len(got) != 0 {
 		t.Fatalf("additions reported as losses: %v", got)
+	}
+}
+
+// checkViolations: got holds exactly one violation per want, in order,
+// each mentioning its want.
+func checkViolations(t *testing.T, got, want []string) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("got %d violation(s), want %d:\n  %s", len(got), len(want), strings.Join(got, "\n  "))
+	}
+	for i, w := range want {
+		if !strings.Contains(got[i], w) {
+			t.Errorf("violation %q does not mention %q", got[i], w)
+		}
 	}
 }

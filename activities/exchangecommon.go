@@ -36,17 +36,6 @@ func sameFold(a, b []string) bool {
 	return slices.Equal(x, y)
 }
 
-// unionFold is have plus the members of want it lacks, ignoring case.
-func unionFold(have, want []string) []string {
-	out := slices.Clone(have)
-	for _, w := range want {
-		if !slices.ContainsFunc(out, func(h string) bool { return strings.EqualFold(h, w) }) {
-			out = append(out, w)
-		}
-	}
-	return out
-}
-
 // withoutFold is have without the members of drop, ignoring case.
 func withoutFold(have, drop []string) []string {
 	var out []string

@@ -111,16 +111,6 @@ func spnHosts(tn *sim.Tenant) []string {
 	return hosts
 }
 
-func verifiedDomains(tn *sim.Tenant) []string {
-	var out []string
-	for _, d := range tn.Entra.Domains {
-		if d.IsVerified {
-			out = append(out, d.ID)
-		}
-	}
-	return out
-}
-
 func keyCredential(c *sim.ExchangeCertificate) sim.KeyCredential {
 	return sim.KeyCredential{KeyID: "7d8f0a51-3c55-4a43-9f44-6f1c1f6f0001", CustomKeyIdentifier: c.Thumbprint, DisplayName: "CN=" + sim.AuthCertificateSubject,
 		Type: "AsymmetricX509Cert", Usage: "Verify", StartDateTime: c.NotBefore, EndDateTime: c.NotAfter, Key: c.DER}

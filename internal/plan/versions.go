@@ -121,11 +121,10 @@ var exchange2013SP1 = milestone{Build{15, 0, 847, 32}, "Exchange 2013 SP1"}
 // of Microsoft's Get-ExchangeBuildVersionInformation.ps1; see
 // docs/microsoft-behaviour.md).
 var (
-	seRTM       = milestone{Build{15, 2, 2562, 17}, "Exchange Server SE RTM"}
-	ex2019CU15  = milestone{Build{15, 2, 1748, 24}, "Exchange 2019 CU15 with the April 2025 hotfix"}
-	ex2019CU14  = milestone{Build{15, 2, 1544, 25}, "Exchange 2019 CU14 with the April 2025 hotfix"}
-	ex2016CU23  = milestone{Build{15, 1, 2507, 55}, "Exchange 2016 CU23 with the April 2025 hotfix"}
-	dedicatedOK = []milestone{ex2016CU23, ex2019CU14, ex2019CU15, seRTM}
+	seRTM      = milestone{Build{15, 2, 2562, 17}, "Exchange Server SE RTM"}
+	ex2019CU15 = milestone{Build{15, 2, 1748, 24}, "Exchange 2019 CU15 with the April 2025 hotfix"}
+	ex2019CU14 = milestone{Build{15, 2, 1544, 25}, "Exchange 2019 CU14 with the April 2025 hotfix"}
+	ex2016CU23 = milestone{Build{15, 1, 2507, 55}, "Exchange 2016 CU23 with the April 2025 hotfix"}
 )
 
 // dedicatedMinimum says whether a build can use the dedicated application

@@ -132,7 +132,7 @@ fmt-check:
 # trustworthy if it can fail, so a deliberately broken script must be
 # rejected with status 1 (a syntax error, not the tool failing).
 PSGRAMMAR_DIR     ?= internal/exchange/shell/testdata/psgrammar
-PSGRAMMAR_SCRIPTS ?= internal/exchange/shell/bootstrap.ps1
+PSGRAMMAR_SCRIPTS ?= internal/exchange/shell/bootstrapps1/bootstrap.ps1
 PSGRAMMAR_BROKEN  ?= $(PSGRAMMAR_DIR)/testdata/broken.ps1
 PSGRAMMAR_NODE    ?= node
 PSGRAMMAR_NPM     ?= npm

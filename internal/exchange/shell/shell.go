@@ -14,7 +14,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	_ "embed"
 	"errors"
 	"fmt"
 	"io"
@@ -30,10 +29,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hybridflow/hybridflow/internal/exchange"
+	"github.com/hybridflow/hybridflow/internal/exchange/shell/bootstrapps1"
 )
 
-//go:embed bootstrap.ps1
-var bootstrapScript []byte
+// bootstrapScript is the script every host runs; the bytes live in package
+// bootstrapps1 so the simulator's PowerShell stand-in checks against the
+// same copy.
+var bootstrapScript = bootstrapps1.Script()
 
 // Script returns the bootstrap script the host runs (for operators who
 // want to review or sign it).

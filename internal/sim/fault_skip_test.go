@@ -8,7 +8,7 @@ func TestFaultSkipFirstN(t *testing.T) {
 	in := newInjector(1, []FaultRule{{Protocol: ProtoShell, Operation: "New-AuthServer", Kind: FaultFail, SkipFirstN: 1, FailFirstN: 2}})
 	var got []bool
 	for i := 0; i < 5; i++ {
-		got = append(got, in.decide(ProtoShell, "New-AuthServer", "t1").Kind == FaultFail)
+		got = append(got, in.decide(shellReq("New-AuthServer", "t1")).Kind == FaultFail)
 	}
 	want := []bool{false, true, true, false, false}
 	for i := range want {
@@ -16,7 +16,11 @@ func TestFaultSkipFirstN(t *testing.T) {
 			t.Fatalf("fired %v, want %v", got, want)
 		}
 	}
-	if in.decide(ProtoShell, "New-AuthServer", "t2").Kind != "" || in.decide(ProtoShell, "Get-AuthServer", "t1").Kind != "" {
+	if in.decide(shellReq("New-AuthServer", "t2")).Kind != "" || in.decide(shellReq("Get-AuthServer", "t1")).Kind != "" {
 		t.Fatal("another tenant's first request, or another cmdlet, fired")
 	}
+}
+
+func shellReq(cmdlet, tenant string) FaultRequest {
+	return FaultRequest{Protocol: ProtoShell, Operation: cmdlet, Cmdlet: cmdlet, Tenant: tenant}
 }

@@ -102,7 +102,7 @@ generate:
 			break
 		}
 	}
-	w.Faults = []FaultRule{
+	w.FaultRules = []FaultRule{
 		{Protocol: ProtoGraph, Kind: FaultThrottle, Rate: 0.03, RetryAfter: time.Second},
 		// Demo 6 needs an operator: its Exchange account lacks a role the
 		// first time step 6 runs; the README's walk-through fixes "the

@@ -60,7 +60,7 @@ func Parse(name string, data []byte) (*World, error) {
 		w.Tenants = append(w.Tenants, gen...)
 	}
 	w.reindex()
-	w.faults = newInjector(w.Seed, w.Faults)
+	w.faults = newInjector(w.Seed, w.FaultRules)
 	return w, nil
 }
 
@@ -122,7 +122,7 @@ func (w *World) Clone() *World {
 	c.clock = w.clock
 	w.mu.Unlock()
 	c.reindex()
-	c.faults = newInjector(c.Seed, c.Faults)
+	c.faults = newInjector(c.Seed, c.FaultRules)
 	return c
 }
 
@@ -160,7 +160,7 @@ func (w *World) validate(name string, data []byte) error {
 			t.Cloud = string(p.Name)
 		}
 	}
-	for i, r := range w.Faults {
+	for i, r := range w.FaultRules {
 		if err := r.check(); err != nil {
 			add([]any{"faults", i}, "fault %d: %v", i, err)
 		}
@@ -199,25 +199,70 @@ func (w *World) validate(name string, data []byte) error {
 	return nil
 }
 
+// check validates one fault rule; the error names the offending field.
 func (r FaultRule) check() error {
 	switch r.Protocol {
-	case ProtoGraph, ProtoEXO, ProtoShell:
+	case ProtoGraph, ProtoEXO, ProtoShell, ProtoToken:
 	default:
-		return fmt.Errorf("protocol %q is not one of %s, %s, %s", r.Protocol, ProtoGraph, ProtoEXO, ProtoShell)
+		return fmt.Errorf("protocol %q is not one of %s, %s, %s, %s", r.Protocol, ProtoGraph, ProtoEXO, ProtoShell, ProtoToken)
 	}
+	overHTTP := r.Protocol != ProtoShell
 	switch r.Kind {
-	case FaultLatency, FaultThrottle, FaultServer, FaultDrop, FaultFail:
+	case FaultLatency, FaultThrottle, FaultServer, FaultDrop, FaultFail, FaultApplyThenDrop:
+	case FaultHostCrash:
+		if overHTTP {
+			return fmt.Errorf("kind %s applies to protocol %s only; %s requests lose their connection with kind %s", r.Kind, ProtoShell, r.Protocol, FaultDrop)
+		}
 	default:
-		return fmt.Errorf("kind %q is not one of %s, %s, %s, %s, %s", r.Kind, FaultLatency, FaultThrottle, FaultServer, FaultDrop, FaultFail)
+		return fmt.Errorf("kind %q is not one of %s, %s, %s, %s, %s, %s, %s", r.Kind,
+			FaultLatency, FaultThrottle, FaultServer, FaultDrop, FaultHostCrash, FaultApplyThenDrop, FaultFail)
+	}
+	if r.Method != "" {
+		m := strings.ToUpper(r.Method)
+		switch {
+		case !overHTTP:
+			return fmt.Errorf("method %q: %s requests have no HTTP method; match them with cmdlet or operation", r.Method, r.Protocol)
+		case r.Protocol != ProtoGraph && m != "POST":
+			return fmt.Errorf("method %q never matches: every %s request is a POST", r.Method, r.Protocol)
+		case m != "GET" && m != "POST" && m != "PATCH" && m != "PUT" && m != "DELETE":
+			return fmt.Errorf("method %q is not one of GET, POST, PATCH, PUT, DELETE", r.Method)
+		}
+	}
+	if r.Path != "" {
+		switch {
+		case r.Protocol != ProtoGraph && r.Protocol != ProtoToken:
+			return fmt.Errorf("path %q: %s requests are matched by cmdlet, not path", r.Path, r.Protocol)
+		case !strings.HasPrefix(r.Path, "/"):
+			return fmt.Errorf("path %q must start with / (the path after /v1.0 for graph, e.g. /servicePrincipals/)", r.Path)
+		}
+	}
+	if r.Cmdlet != "" && r.Protocol != ProtoEXO && r.Protocol != ProtoShell {
+		return fmt.Errorf("cmdlet %q: %s requests are matched by path or method, not cmdlet", r.Cmdlet, r.Protocol)
+	}
+	if r.Status != 0 {
+		switch {
+		case r.Kind != FaultServer:
+			return fmt.Errorf("status %d applies to kind %s only", r.Status, FaultServer)
+		case r.Status < 500 || r.Status > 599:
+			return fmt.Errorf("status %d is not a 5xx status (500..599)", r.Status)
+		}
 	}
 	if r.Rate < 0 || r.Rate > 1 {
 		return fmt.Errorf("rate %v is outside 0..1", r.Rate)
 	}
-	if r.FailFirstN < 0 || r.SkipFirstN < 0 || r.Latency < 0 || r.Jitter < 0 || r.RetryAfter < 0 {
-		return errors.New("fail_first_n, skip_first_n, latency, jitter and retry_after must not be negative")
+	for _, f := range []struct {
+		name string
+		neg  bool
+	}{{"fail_first_n", r.FailFirstN < 0}, {"skip_first_n", r.SkipFirstN < 0}, {"latency", r.Latency < 0}, {"jitter", r.Jitter < 0}, {"retry_after", r.RetryAfter < 0}} {
+		if f.neg {
+			return fmt.Errorf("%s must not be negative", f.name)
+		}
 	}
 	if r.SkipFirstN > 0 && r.FailFirstN == 0 {
 		return errors.New("skip_first_n counts towards fail_first_n, which is not set")
+	}
+	if r.Kind == FaultLatency && r.Latency == 0 && r.Jitter == 0 {
+		return errors.New("kind latency needs latency (or jitter), otherwise it delays nothing")
 	}
 	if r.Kind != FaultLatency && r.Rate == 0 && r.FailFirstN == 0 {
 		return errors.New("needs rate or fail_first_n, otherwise it never fires")

@@ -28,8 +28,10 @@ type World struct {
 	FixedNow time.Time `yaml:"now,omitempty"`
 	// Generate, when set, adds generated tenants at load time.
 	Generate *GenerateSpec `yaml:"generate,omitempty"`
-	Faults   []FaultRule   `yaml:"faults,omitempty"`
-	Tenants  []*Tenant     `yaml:"tenants"`
+	// FaultRules are the world file's fault rules (fault.go); read them
+	// with Faults and change them with SetFaults, AddFaults, ClearFaults.
+	FaultRules []FaultRule `yaml:"faults,omitempty"`
+	Tenants    []*Tenant   `yaml:"tenants"`
 
 	// LegacyFirstPartyBlocked overrides the 31 Oct 2025 block of EWS through
 	// the shared first-party service principal (oauth.go,

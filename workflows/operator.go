@@ -8,6 +8,8 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/hybridflow/hybridflow/internal/config"
 )
 
 // Operator updates. A step whose activity still fails after its retry
@@ -270,7 +272,9 @@ func mirrorState(ctx workflow.Context, curState, curStep *string, state, step, s
 // stepActivityOptions are the options of a step's activities in every
 // workflow: exponential retries the operator may shorten (RetryOptions),
 // the workflow's own non-retryable error types, a bound on waiting for a
-// worker at the site (default 30m) and on one attempt (default 5m).
+// worker at the site (default 30m) and on one attempt (default
+// config.StepStartToClose, which the worker config's shell timeouts are
+// checked against).
 // waitForCancel makes a cancelled workflow wait for an in-flight write,
 // so that it is recorded and compensated instead of left behind.
 func stepActivityOptions(queue string, o RetryOptions, scheduleToStart, startToClose time.Duration, waitForCancel bool, nonRetryable ...string) workflow.ActivityOptions {
@@ -289,7 +293,7 @@ func stepActivityOptions(queue string, o RetryOptions, scheduleToStart, startToC
 		scheduleToStart = 30 * time.Minute
 	}
 	if startToClose == 0 {
-		startToClose = 5 * time.Minute
+		startToClose = config.StepStartToClose
 	}
 	return workflow.ActivityOptions{TaskQueue: queue, StartToCloseTimeout: startToClose, ScheduleToStartTimeout: scheduleToStart,
 		RetryPolicy: r, WaitForCancellation: waitForCancel}

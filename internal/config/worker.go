@@ -36,6 +36,28 @@ type WorkerConfig struct {
 	// Pollers are each worker's concurrent task polls; 0 = the
 	// worker's default (workerhost.DefaultWorkflowTaskPollers / ...ActivityTaskPollers).
 	Pollers Pollers
+	// Endpoints, when set, replace the cloud's Entra authority, Graph and
+	// Exchange Online endpoints (nil: each tenant's cloud decides).
+	Endpoints *EndpointsConfig
+}
+
+// EndpointsConfig is the endpoints block: the service endpoints a real
+// worker talks to instead of the ones its tenants' clouds name, for a
+// private endpoint or a stand-in of the Microsoft services. The three URLs
+// go together; tokens are still requested for the cloud's scopes.
+type EndpointsConfig struct {
+	// AuthorityHost is the Entra authority tokens are requested from,
+	// e.g. https://login.microsoftonline.com/.
+	AuthorityHost string
+	// Graph is the Graph root with its version, e.g.
+	// https://graph.microsoft.com/v1.0.
+	Graph string
+	// ExchangeOnline is the Exchange Online root the admin API paths are
+	// appended to, e.g. https://outlook.office365.com.
+	ExchangeOnline string
+	// CAFile is a PEM file of extra CA certificates trusted, besides the
+	// system roots, for these endpoints only ("" = system roots only).
+	CAFile string
 }
 
 // Pollers is the pollers block: how many polls each worker keeps open.
@@ -111,6 +133,14 @@ type ShellConfig struct {
 	ConnectionURI string
 	// CallTimeout bounds one cmdlet call.
 	CallTimeout time.Duration
+	// StartTimeout bounds starting the host up to its ready line, session
+	// set-up included (Import-PSSession takes a while).
+	StartTimeout time.Duration
+	// Env is added to the host's environment, which otherwise holds only
+	// the operating system's variables PowerShell needs (never the
+	// worker's own, which carry secrets). Plain values only; a name the
+	// minimal environment has is overridden.
+	Env map[string]string
 }
 
 // Shell session kinds.
@@ -200,8 +230,18 @@ const (
 	DefaultNamespace       = "default"
 	DefaultLogLevel        = "info"
 	defaultCallTimeout     = 2 * time.Minute
-	defaultSeed            = 1
+	// DefaultStartTimeout is shell.start_timeout's default; it equals the
+	// shell package's own default (a test keeps them equal).
+	DefaultStartTimeout = 2 * time.Minute
+	defaultSeed         = 1
 )
+
+// StepStartToClose bounds one attempt of an on-prem or Lync step activity
+// (the workflows' default start-to-close timeout). It lives here so that
+// the config can be checked against it: a site's start_timeout plus
+// call_timeout must fit in one attempt, or Temporal would time the
+// attempt out while the shell still waits for its host.
+const StepStartToClose = 5 * time.Minute
 
 // ScriptPlaceholder in a shell command is replaced by the bootstrap
 // script's path; it equals the shell package's placeholder (a test keeps
@@ -333,7 +373,7 @@ func ParseWorkerConfig(file string, data []byte, getenv func(string) string) (*W
 func (d *decoder) at(f field) Problem { return Problem{File: d.file, Line: f.line(), Field: f.path} }
 
 func (d *decoder) worker(root field, cfg *WorkerConfig, where map[string]Problem) {
-	fs, ok := d.mapping(root, "temporal", "roles", "log_level", "simulate", "credentials", "onprem", "lync", "metrics_address", "pollers")
+	fs, ok := d.mapping(root, "temporal", "roles", "log_level", "simulate", "credentials", "onprem", "lync", "metrics_address", "pollers", "endpoints")
 	if !ok {
 		return
 	}
@@ -414,6 +454,60 @@ func (d *decoder) worker(root field, cfg *WorkerConfig, where map[string]Problem
 		cfg.Pollers.WorkflowTasks = d.pollerCount(ps.get("workflow_tasks"))
 		cfg.Pollers.ActivityTasks = d.pollerCount(ps.get("activity_tasks"))
 	}
+
+	if ef := fs.get("endpoints"); ef.node != nil {
+		where["endpoints"] = d.at(ef)
+		cfg.Endpoints = d.endpoints(ef)
+	}
+}
+
+// endpoints decodes the endpoints block. The three URLs go together: a
+// worker with only some of them replaced would send a tenant's tokens to
+// one place and its requests to another.
+func (d *decoder) endpoints(f field) *EndpointsConfig {
+	e := &EndpointsConfig{}
+	fs, ok := d.mapping(f, "authority_host", "graph", "exchange_online", "ca_file")
+	if !ok {
+		if !f.present() {
+			d.errf(f, "empty endpoints block; give authority_host, graph and exchange_online, or leave endpoints out")
+		}
+		return e
+	}
+	urls := []struct {
+		key string
+		dst *string
+	}{{"authority_host", &e.AuthorityHost}, {"graph", &e.Graph}, {"exchange_online", &e.ExchangeOnline}}
+	var given, missing []string
+	for _, u := range urls {
+		uf := fs.get(u.key)
+		if !uf.present() {
+			missing = append(missing, u.key)
+			continue
+		}
+		given = append(given, u.key)
+		if v, ok := d.optional(uf); ok && d.check(uf, urlMsg(v, "https")) {
+			*u.dst = v
+		}
+	}
+	if len(given) > 0 {
+		for _, m := range missing {
+			d.errf(fs.get(m), "required with %s: the endpoints authority_host, graph and exchange_online are replaced together or not at all", strings.Join(given, " and "))
+		}
+	}
+	cf := fs.get("ca_file")
+	if v, ok := d.optional(cf); ok {
+		switch {
+		case strings.TrimSpace(v) == "":
+			d.errf(cf, "empty path; leave ca_file out to trust the system roots only")
+		case len(given) == 0:
+			d.errf(cf, "only used with authority_host, graph and exchange_online, which are missing")
+		default:
+			e.CAFile = v
+		}
+	} else if len(given) == 0 && !cf.present() {
+		d.errf(f, "give authority_host, graph and exchange_online, or leave endpoints out")
+	}
+	return e
 }
 
 // pollerCount decodes one pollers.* value; absent is 0 (the default).
@@ -572,9 +666,10 @@ func (d *decoder) sites(f field, into map[string]SiteConfig) {
 			continue
 		}
 		sc := SiteConfig{Shell: ShellConfig{
-			Command:     append([]string(nil), defaultShellCommand...),
-			Session:     SessionLocalSnapin,
-			CallTimeout: defaultCallTimeout,
+			Command:      append([]string(nil), defaultShellCommand...),
+			Session:      SessionLocalSnapin,
+			CallTimeout:  defaultCallTimeout,
+			StartTimeout: DefaultStartTimeout,
 		}}
 		ss, _ := d.mapping(e.val, "shell")
 		d.shell(ss.get("shell"), &sc.Shell)
@@ -583,7 +678,7 @@ func (d *decoder) sites(f field, into map[string]SiteConfig) {
 }
 
 func (d *decoder) shell(f field, sh *ShellConfig) {
-	fs, ok := d.mapping(f, "command", "session", "connection_uri", "call_timeout")
+	fs, ok := d.mapping(f, "command", "session", "connection_uri", "call_timeout", "start_timeout", "env")
 	if !ok {
 		return
 	}
@@ -624,9 +719,80 @@ func (d *decoder) shell(f field, sh *ShellConfig) {
 		d.errf(uf, "only used when session is remote")
 	}
 	tf := fs.get("call_timeout")
-	if v, ok := d.optional(tf); ok && d.check(tf, durationMsg(v)) {
-		sh.CallTimeout, _ = time.ParseDuration(v)
+	callOK := true
+	if v, ok := d.optional(tf); ok {
+		if callOK = d.check(tf, durationMsg(v)); callOK {
+			sh.CallTimeout, _ = time.ParseDuration(v)
+		}
 	}
+	stf := fs.get("start_timeout")
+	startOK := true
+	if v, ok := d.optional(stf); ok {
+		if startOK = d.check(stf, durationMsg(v)); startOK {
+			sh.StartTimeout, _ = time.ParseDuration(v)
+		}
+	}
+	// A step's attempt may have to start the host before its call, and
+	// Temporal ends the attempt at StepStartToClose whatever the shell is
+	// doing: both waits must fit, or a slow start is reported as a
+	// timed-out step instead of the shell's own, clearer error.
+	if callOK && startOK && sh.StartTimeout+sh.CallTimeout > StepStartToClose {
+		at := tf
+		if !tf.present() {
+			at = stf
+		}
+		d.errf(at, "start_timeout (%s) plus call_timeout (%s) is %s, more than the %s one attempt of an on-prem or Lync step may take; lower them so their sum is at most %s",
+			sh.StartTimeout, sh.CallTimeout, sh.StartTimeout+sh.CallTimeout, StepStartToClose, StepStartToClose)
+	}
+	sh.Env = d.hostEnv(fs.get("env"))
+}
+
+// hostEnvNameRE is what the shell's env accepts as a variable name: the
+// portable letters, digits and underscores, plus parentheses for Windows'
+// own names such as ProgramFiles(x86).
+var hostEnvNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_()]{0,254}$`)
+
+// hostEnv decodes shell.env. Values are passed to the host as written, so
+// a secret reference is refused rather than resolved: the host runs
+// operator-supplied PowerShell modules and must not hold the worker's
+// secrets. Names are compared case-insensitively because Windows does.
+func (d *decoder) hostEnv(f field) map[string]string {
+	entries := d.mapEntries(f)
+	if len(entries) == 0 {
+		return nil
+	}
+	env := map[string]string{}
+	firstAt := map[string]entry{}
+	for _, e := range entries {
+		if !hostEnvNameRE.MatchString(e.name) {
+			d.errf(e.key, "%q is not an environment variable name (letters, digits, underscores; parentheses as in ProgramFiles(x86))", e.name)
+			continue
+		}
+		if prev, dup := firstAt[strings.ToUpper(e.name)]; dup {
+			d.errf(e.key, "%q repeats %q (line %d): environment variable names are case-insensitive on Windows", e.name, prev.name, prev.key.line())
+			continue
+		}
+		firstAt[strings.ToUpper(e.name)] = e
+		if !e.val.present() {
+			d.errf(e.val, "needs a value (write \"\" for an empty one)")
+			continue
+		}
+		v, ok := d.optional(e.val)
+		if !ok {
+			continue
+		}
+		if strings.HasPrefix(v, "env:") || strings.HasPrefix(v, "file:") {
+			// The value is not shown: it names where a secret is kept.
+			d.errf(e.val, "looks like a secret reference (env: or file:); the PowerShell host must not receive secrets, so shell.env takes plain values only")
+			continue
+		}
+		if strings.ContainsRune(v, 0) {
+			d.errf(e.val, "contains a NUL character")
+			continue
+		}
+		env[e.name] = v
+	}
+	return env
 }
 
 // applyEnv applies the HYBRIDFLOW_* overrides. Only the worker config is
@@ -754,6 +920,11 @@ func (d *decoder) crossCheck(cfg *WorkerConfig, where map[string]Problem) {
 				report(key, "role %s has no %s.sites.%s entry (how to start PowerShell there); add one or use simulate", r, r.Kind, r.Site)
 			}
 		}
+	}
+	// The simulated world serves its own endpoints; a worker given both
+	// would silently ignore one of them.
+	if cfg.Simulate != nil && cfg.Endpoints != nil {
+		report("endpoints", "cannot be used with simulate (the simulated world serves its own endpoints); remove one of them")
 	}
 	if t := cfg.Temporal.TLS; t != nil && (t.CertFile == "") != (t.KeyFile == "") {
 		report("temporal.tls", "cert_file and key_file go together (mTLS needs both)")

@@ -113,7 +113,7 @@ func relayReadLine(r *bufio.Reader) ([]byte, error) { return pshostrelay.ReadLin
 // request goes through World.Decide (faults) and World.Invoke (the cmdlet
 // engine) and is counted once, as one host round trip.
 func ServeShell(l net.Listener, w *World) error {
-	srv := &shellServer{w: w, quit: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+	srv := newShellServer(w, nil)
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -123,33 +123,97 @@ func ServeShell(l net.Listener, w *World) error {
 			}
 			return fmt.Errorf("sim: shell server: %w", err)
 		}
-		srv.mu.Lock()
-		srv.conns[c] = struct{}{}
-		srv.mu.Unlock()
-		srv.wg.Add(1)
+		if !srv.track(c) {
+			continue
+		}
 		go func() {
-			defer srv.wg.Done()
-			srv.serve(c)
-			srv.mu.Lock()
-			delete(srv.conns, c)
-			srv.mu.Unlock()
-			_ = c.Close()
+			defer srv.untrack(c)
+			srv.serveRelay(c)
 		}()
 	}
 }
 
+// HostServer serves the host protocol on connections another server has
+// already set up and attributed to a tenant: the stand-alone simulator's
+// remote PowerShell gateway upgrades an HTTP request and hands the
+// connection over. After the client's config line it is the same session
+// as ServeShell's: setup, ready line, then one request line and one reply
+// line in lockstep.
+type HostServer struct{ s *shellServer }
+
+// HostSession says whom a gateway connection is for.
+type HostSession struct {
+	Side   Side   // OnPrem or Lync
+	Tenant string // tenant ID
+	Site   string // the site the endpoint named, for the request log
+	PID    int    // the host process's ID, for the session name
+}
+
+// NewHostServer serves w's tenants; log (may be nil) records every round trip.
+func NewHostServer(w *World, log *RequestLog) *HostServer {
+	return &HostServer{s: newShellServer(w, log)}
+}
+
+// ServeConn runs one session on c, reading through r (which may hold bytes
+// already read from c), until the client closes, the session fails or
+// Close is called. It closes c.
+func (h *HostServer) ServeConn(c net.Conn, r *bufio.Reader, sess HostSession) {
+	if !h.s.track(c) {
+		return
+	}
+	defer h.s.untrack(c)
+	h.s.serveGateway(c, r, sess)
+}
+
+// Close ends every session and waits for them.
+func (h *HostServer) Close() { h.s.shutdown() }
+
 type shellServer struct {
 	w        *World
+	log      *RequestLog
 	quit     chan struct{}
 	mu       sync.Mutex
+	closed   bool
 	conns    map[net.Conn]struct{}
 	wg       sync.WaitGroup
 	sessions atomic.Int64
 }
 
-func (s *shellServer) shutdown() {
-	close(s.quit)
+func newShellServer(w *World, log *RequestLog) *shellServer {
+	return &shellServer{w: w, log: log, quit: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+}
+
+// track registers a connection being served; after shutdown it closes c
+// and returns false instead.
+func (s *shellServer) track(c net.Conn) bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		_ = c.Close()
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *shellServer) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	_ = c.Close()
+	s.wg.Done()
+}
+
+func (s *shellServer) shutdown() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.wg.Wait()
+		return
+	}
+	s.closed = true
+	close(s.quit)
 	for c := range s.conns {
 		_ = c.Close()
 	}
@@ -172,17 +236,28 @@ func (s *shellServer) sleep(d time.Duration) bool {
 	}
 }
 
-func (s *shellServer) serve(c net.Conn) {
-	r := bufio.NewReader(c)
-	send := func(v any) bool {
-		b, err := json.Marshal(v)
-		if err != nil {
-			b, _ = json.Marshal(shell.Reply{Error: &exchange.Error{Type: shell.TypeProtocol, Message: "sim: encode reply: " + err.Error()}})
-		}
-		_, err = c.Write(append(b, '\n'))
-		return err == nil
+// firstLineTimeout bounds the wait for a session's first line.
+const firstLineTimeout = 10 * time.Second
+
+// sendLine writes v as one protocol line.
+func sendLine(c net.Conn, v any) bool {
+	b, err := json.Marshal(v)
+	if err != nil {
+		b, _ = json.Marshal(shell.Reply{Error: &exchange.Error{Type: shell.TypeProtocol, Message: "sim: encode reply: " + err.Error()}})
 	}
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = c.Write(append(b, '\n'))
+	return err == nil
+}
+
+func notReady(e *exchange.Error) shell.Ready {
+	return shell.Ready{Version: shell.ProtocolVersion, Error: e}
+}
+
+// serveRelay reads the relay's hello line, which names side and tenant,
+// and runs the session.
+func (s *shellServer) serveRelay(c net.Conn) {
+	r := bufio.NewReader(c)
+	_ = c.SetReadDeadline(time.Now().Add(firstLineTimeout))
 	line, err := relayReadLine(r)
 	if err != nil {
 		return
@@ -190,16 +265,63 @@ func (s *shellServer) serve(c net.Conn) {
 	_ = c.SetReadDeadline(time.Time{})
 	var hello relayHello
 	if err := json.Unmarshal(line, &hello); err != nil {
-		send(shell.Ready{Version: shell.ProtocolVersion, Error: &exchange.Error{Type: shell.TypeProtocol, Message: "sim: malformed hello"}})
+		sendLine(c, notReady(&exchange.Error{Type: shell.TypeProtocol, Message: "sim: malformed hello"}))
 		return
 	}
-	side, tenant := Side(hello.Hello.Side), hello.Hello.Tenant
-	if e := s.setup(side, tenant); e != nil {
-		send(shell.Ready{Version: shell.ProtocolVersion, Error: e})
+	s.session(c, r, HostSession{Side: Side(hello.Hello.Side), Tenant: hello.Hello.Tenant, PID: hello.Hello.PID})
+}
+
+// serveGateway reads the client's own config line, as the bootstrap script
+// does, refuses one it could not act on, and runs the session.
+func (s *shellServer) serveGateway(c net.Conn, r *bufio.Reader, sess HostSession) {
+	_ = c.SetReadDeadline(time.Now().Add(firstLineTimeout))
+	line, err := relayReadLine(r)
+	if err != nil {
 		return
 	}
-	session := fmt.Sprintf("sim-%s-%d-%d", side, hello.Hello.PID, s.sessions.Add(1))
-	if !send(shell.Ready{Ready: true, Version: shell.ProtocolVersion, Session: session}) {
+	_ = c.SetReadDeadline(time.Time{})
+	if e := checkConfigLine(line, sess.Side); e != nil {
+		sendLine(c, notReady(e))
+		return
+	}
+	s.session(c, r, sess)
+}
+
+// checkConfigLine accepts {"config":{"mode":...}} with a mode the endpoint
+// can set up: Exchange's (none, local-snapin, remote) for on-prem Exchange,
+// Lync's (none, lync, skype) for Lync.
+func checkConfigLine(line []byte, side Side) *exchange.Error {
+	var cl struct {
+		Config *shell.SessionConfig `json:"config"`
+	}
+	if err := json.Unmarshal(line, &cl); err != nil || cl.Config == nil {
+		return &exchange.Error{Type: shell.TypeProtocol, Message: `sim: the first line must be {"config":{...}}`, Category: "OpenError"}
+	}
+	if err := cl.Config.Validate(); err != nil {
+		return &exchange.Error{Type: shell.TypeProtocol, Message: "sim: " + err.Error(), Category: "OpenError"}
+	}
+	fits := cl.Config.Mode == shell.ModeNone
+	switch side {
+	case OnPrem:
+		fits = fits || cl.Config.Mode == shell.ModeLocalSnapin || cl.Config.Mode == shell.ModeRemote
+	case Lync:
+		fits = fits || cl.Config.Mode == shell.ModeLync || cl.Config.Mode == shell.ModeSkype
+	}
+	if !fits {
+		return &exchange.Error{Type: shell.TypeProtocol, Message: fmt.Sprintf("sim: session mode %q does not set up a %s session", cl.Config.Mode, side), Category: "OpenError"}
+	}
+	return nil
+}
+
+// session is the host protocol after the first line, whichever way the
+// connection arrived: session setup, the ready line, then requests.
+func (s *shellServer) session(c net.Conn, r *bufio.Reader, sess HostSession) {
+	if e := s.setup(sess.Side, sess.Tenant); e != nil {
+		sendLine(c, notReady(e))
+		return
+	}
+	name := fmt.Sprintf("sim-%s-%d-%d", sess.Side, sess.PID, s.sessions.Add(1))
+	if !sendLine(c, shell.Ready{Ready: true, Version: shell.ProtocolVersion, Session: name}) {
 		return
 	}
 	for {
@@ -207,11 +329,19 @@ func (s *shellServer) serve(c net.Conn) {
 		if err != nil {
 			return
 		}
-		reply, drop := s.handle(side, tenant, line)
+		start := time.Now()
+		var note *RequestNote
+		if s.log != nil {
+			note = &RequestNote{}
+		}
+		reply, drop := s.handle(sess.Side, sess.Tenant, line, note)
+		if s.log != nil {
+			s.log.Add(shellRecord(sess.Tenant, sess.Site, line, reply, drop, note, start))
+		}
 		if drop {
 			return
 		}
-		if !send(reply) {
+		if !sendLine(c, reply) {
 			return
 		}
 	}
@@ -237,7 +367,8 @@ func (s *shellServer) setup(side Side, tenant string) *exchange.Error {
 
 // handle answers one request line; drop means close the connection
 // without a reply.
-func (s *shellServer) handle(side Side, tenant string, line []byte) (reply any, drop bool) {
+// note (may be nil) collects the faults injected, for the request log.
+func (s *shellServer) handle(side Side, tenant string, line []byte, note *RequestNote) (reply any, drop bool) {
 	var req shell.Request
 	if err := json.Unmarshal(line, &req); err != nil {
 		return shell.Reply{Error: &exchange.Error{Type: shell.TypeProtocol, Message: "sim: malformed request: " + err.Error(), Category: "ParserError"}}, false
@@ -259,6 +390,7 @@ func (s *shellServer) handle(side Side, tenant string, line []byte) (reply any, 
 	results := make([]exchange.Result, len(cmds))
 	for i, cmd := range cmds {
 		f := s.w.Decide(ProtoShell, cmd.Cmdlet, tenant)
+		note.add(f.Kind)
 		if !s.sleep(f.Delay) {
 			return nil, true
 		}

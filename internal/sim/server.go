@@ -24,10 +24,23 @@ type ServerOptions struct {
 	// accepts any non-empty secret (the grant is still recorded, without
 	// the secret).
 	ClientSecrets map[string]string
+	// AnySecret, when not empty, is a client secret the token endpoint
+	// accepts for any client ID that ClientSecrets does not name (the
+	// stand-alone simulator's one credential); other secrets are refused.
+	AnySecret string
 	// ErrorLog receives the HTTP server's own errors (TLS handshakes from
 	// clients that do not trust the CA, ...). Nil discards them.
 	ErrorLog *log.Logger
+	// RequestLog, when set, records every Graph, Exchange Online and token
+	// request.
+	RequestLog *RequestLog
+	// Admin, when set, serves every path under AdminPrefix; those requests
+	// are not recorded in RequestLog.
+	Admin http.Handler
 }
+
+// AdminPrefix is where ServerOptions.Admin is mounted.
+const AdminPrefix = "/_sim/"
 
 // Servers is the simulator's one HTTPS endpoint on loopback: the Entra
 // token endpoint at /{tenant}/oauth2/v2.0/token, Graph at /v1.0 and every
@@ -115,9 +128,17 @@ func Start(ctx context.Context, w *World, opts ServerOptions) (*Servers, error) 
 		tokens:  newTokenService(w, opts.ClientSecrets),
 		done:    make(chan struct{}),
 	}
+	s.tokens.anySecret = opts.AnySecret
 	s.Client = &http.Client{Transport: s.Transport(), Timeout: time.Minute}
+	var handler http.Handler = newSimMux(w, s.tokens)
+	if opts.RequestLog != nil {
+		handler = logHTTP(opts.RequestLog, s.tokens, handler)
+	}
+	if opts.Admin != nil {
+		handler = withAdmin(opts.Admin, handler)
+	}
 	s.srv = &http.Server{
-		Handler:           newSimMux(w, s.tokens),
+		Handler:           handler,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          errLog,
@@ -141,6 +162,17 @@ func (s *Servers) Close() error {
 		s.Client.CloseIdleConnections()
 	})
 	return s.err
+}
+
+// withAdmin sends requests under AdminPrefix to admin, the rest to next.
+func withAdmin(admin, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, AdminPrefix) {
+			admin.ServeHTTP(rw, r)
+			return
+		}
+		next.ServeHTTP(rw, r)
+	})
 }
 
 // simMux routes by path prefix: registered extra handlers (longest prefix

@@ -18,6 +18,7 @@ package sim
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -149,8 +150,12 @@ type TokenGrant struct {
 // instance discovery and the client-credentials token endpoint.
 type tokenService struct {
 	w *World
-	// secrets maps client ID → secret. Nil accepts any non-empty secret.
+	// secrets maps client ID → secret. Nil accepts any non-empty secret
+	// unless anySecret is set.
 	secrets map[string]string
+	// anySecret, when set, is accepted for every client ID secrets does
+	// not name.
+	anySecret string
 
 	mu     sync.Mutex
 	grants []TokenGrant
@@ -278,13 +283,16 @@ func (s *tokenService) token(rw http.ResponseWriter, r *http.Request, ref string
 	case secret == "":
 		aadError(rw, http.StatusUnauthorized, "invalid_client", 7000216, "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.")
 		return
-	case s.secrets != nil:
+	case s.secrets != nil || s.anySecret != "":
 		want, known := s.secrets[clientID]
+		if !known && s.anySecret != "" {
+			want, known = s.anySecret, true
+		}
 		if !known {
 			aadError(rw, http.StatusBadRequest, "unauthorized_client", 700016, fmt.Sprintf("Application with identifier '%s' was not found in the directory '%s'.", clientID, tenantID))
 			return
 		}
-		if want != secret {
+		if subtle.ConstantTimeCompare([]byte(want), []byte(secret)) != 1 {
 			aadError(rw, http.StatusUnauthorized, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.")
 			return
 		}

@@ -91,7 +91,7 @@ plan) and writes nothing. The cloud comes from the inventory's tenants at that s
 Exit status: 0 done, 1 failed, 3 paused.`,
 		Example: "  hybridflow lync -f configs/inventory.example.yaml -s site-a\n" +
 			"  hybridflow lync plan -f configs/inventory.example.yaml -s site-b -o json\n" +
-			"  hybridflow lync -f configs/inventory.demo.yaml -t 11111111-1111-4111-8111-000000000010   (site-1's 21Vianet tenant)",
+			"  hybridflow lync -f configs/inventory.demo.yaml -t 11111111-1111-4111-8111-000000000010   (Demo 10: 21Vianet, with Lync)",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			in, err := lf.input(opts)

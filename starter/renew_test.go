@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -137,13 +138,13 @@ func TestRenewCommandsOnDevServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer be.Close()
-	var roles []config.Role
-	for _, r := range []string{"cloud", "onprem:site-1", "onprem:site-2", "onprem:site-3"} {
-		role, err := config.ParseRole(r)
-		if err != nil {
-			t.Fatal(err)
+	// The cloud role plus an on-prem role for every site of the demo inventory.
+	roles := []config.Role{{Kind: config.RoleCloud}}
+	for _, tn := range inv.Tenants {
+		r := config.Role{Kind: config.RoleOnPrem, Site: tn.Site}
+		if !slices.Contains(roles, r) {
+			roles = append(roles, r)
 		}
-		roles = append(roles, role)
 	}
 	host, err := workerhost.Start(srv.Client(), roles, renewRegistrar(be), zap.NewNop(), workerhost.Options{Identity: "renew-test"})
 	if err != nil {

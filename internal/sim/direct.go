@@ -49,7 +49,10 @@ func (d DirectRunner) RunBatch(ctx context.Context, cmds []exchange.Command) ([]
 			case <-time.After(f.Delay):
 			}
 		}
-		if f.Kind == FaultDrop {
+		if f.Crash() || f.Kind == FaultApplyThenDrop {
+			if f.Kind == FaultApplyThenDrop {
+				_, _ = d.W.Invoke(d.Side, d.Tenant, c) // it ran; its reply is lost
+			}
 			return nil, &exchange.Error{Cmdlet: c.Cmdlet, Type: exchange.TypeHostDied, Message: "the PowerShell host exited (simulated crash)"}
 		}
 		if e := shellFault(c.Cmdlet, f); e != nil {

@@ -1,6 +1,7 @@
 package sim
 
-// The simulated Exchange Online admin REST endpoint (FACTS §5):
+// The simulated Exchange Online admin REST endpoint, the way the
+// ExchangeOnlineManagement module calls it:
 //
 //	POST /adminapi/beta/{tenantId}/InvokeCommand
 //	Authorization: Bearer <simulator token for the tenant and https://<EXO host>/.default>
@@ -10,9 +11,11 @@ package sim
 // It answers {"@odata.context", "value", "@odata.nextLink", "@adminapi.warnings"}
 // and cmdlet failures as HTTP 400 with the error envelope whose Context
 // detail carries {"Message","TypeName"}. Everything after authentication
-// goes through World.Decide (faults) and World.InvokeWithWarnings (the
+// goes through World.DecideRequest (faults: protocol "exo", method POST,
+// the cmdlet as operation and cmdlet) and World.InvokeWithWarnings (the
 // cmdlet engine), so the REST client is tested against the same semantics
-// as the PowerShell host.
+// as the PowerShell host. "drop" closes the connection before the cmdlet
+// runs; "apply_then_drop" runs it and then closes the connection.
 
 import (
 	"crypto/rand"
@@ -142,7 +145,8 @@ func (h *exoHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		cmd = exchange.Command{Cmdlet: req.CmdletInput.CmdletName, Parameters: req.CmdletInput.Parameters}
 	}
 
-	fault := h.w.Decide(ProtoEXO, cmd.Cmdlet, tenantID)
+	fault := h.w.DecideRequest(FaultRequest{Protocol: ProtoEXO, Method: r.Method, Operation: cmd.Cmdlet, Cmdlet: cmd.Cmdlet, Tenant: tenantID})
+	NoteFault(r.Context(), fault)
 	h.w.CountRequest(ProtoEXO, tenantID, cont == nil && exoIsWrite(cmd.Cmdlet))
 	if fault.Delay > 0 {
 		select {
@@ -164,10 +168,24 @@ func (h *exoHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		if fault.RetryAfter > 0 {
 			rw.Header().Set("Retry-After", exoSeconds(fault.RetryAfter))
 		}
-		exoWriteError(rw, http.StatusServiceUnavailable, "ServiceUnavailable", "The service is temporarily unavailable.")
+		status := fault.ServerStatus()
+		if status == http.StatusServiceUnavailable {
+			exoWriteError(rw, status, "ServiceUnavailable", "The service is temporarily unavailable.")
+		} else {
+			code := strings.ReplaceAll(http.StatusText(status), " ", "")
+			if code == "" {
+				code = "ServerError"
+			}
+			exoWriteError(rw, status, code, "The server could not complete the request.")
+		}
 		return
 	case FaultDrop:
-		exoDrop(rw)
+		dropConnection(rw)
+		return
+	case FaultApplyThenDrop:
+		// The cmdlet runs (the world changes) and the reply is lost.
+		h.answer(newDiscardResponse(), r, tenantID, cmd, cont, offset)
+		dropConnection(rw)
 		return
 	case FaultFail:
 		typ, msg := fault.ErrorType, fault.Message
@@ -181,6 +199,12 @@ func (h *exoHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	h.answer(rw, r, tenantID, cmd, cont, offset)
+}
+
+// answer runs the cmdlet (or reads the continuation's page) and writes the
+// reply, after the fault decision.
+func (h *exoHandler) answer(rw http.ResponseWriter, r *http.Request, tenantID string, cmd exchange.Command, cont *exoContinuation, offset int) {
 	if cont != nil {
 		h.writePage(rw, r, tenantID, cont, offset, nil)
 		return
@@ -335,18 +359,6 @@ func exoIsWrite(cmdlet string) bool {
 
 func exoSeconds(d time.Duration) string {
 	return strconv.Itoa(int(math.Ceil(d.Seconds())))
-}
-
-// exoDrop closes the connection without a reply. HTTP/2 cannot hijack, so
-// there the stream is aborted instead, which the client sees the same way.
-func exoDrop(rw http.ResponseWriter) {
-	if hj, ok := rw.(http.Hijacker); ok {
-		if conn, _, err := hj.Hijack(); err == nil {
-			_ = conn.Close()
-			return
-		}
-	}
-	panic(http.ErrAbortHandler)
 }
 
 func exoWriteJSON(rw http.ResponseWriter, status int, v any) {

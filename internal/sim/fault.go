@@ -5,6 +5,7 @@ import (
 	"math/rand"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -334,4 +335,50 @@ func dropConnection(rw http.ResponseWriter) {
 		}
 	}
 	panic(http.ErrAbortHandler)
+}
+
+// tokenFault applies a token-endpoint fault: it waits the delay and
+// answers a throttle, 5xx or fail, or drops the connection. It reports
+// whether the request goes on to be served (no fault, latency, or
+// apply_then_drop, whose dropping is the caller's).
+func tokenFault(rw http.ResponseWriter, r *http.Request, f Fault) bool {
+	NoteFault(r.Context(), f)
+	if !graphSleep(r, f.Delay) {
+		return false
+	}
+	switch f.Kind {
+	case "", FaultLatency, FaultApplyThenDrop:
+		return true
+	case FaultDrop:
+		dropConnection(rw)
+	case FaultThrottle:
+		rw.Header().Set("Retry-After", strconv.Itoa(int(graphRetryAfter(f.RetryAfter)/time.Second)))
+		tokenFaultError(rw, http.StatusTooManyRequests, "temporarily_unavailable", f.Message, "The server is too busy to handle the request; retry after the time in Retry-After.")
+	case FaultServer:
+		if f.RetryAfter > 0 {
+			rw.Header().Set("Retry-After", strconv.Itoa(int(graphRetryAfter(f.RetryAfter)/time.Second)))
+		}
+		tokenFaultError(rw, f.ServerStatus(), "temporarily_unavailable", f.Message, "The server is temporarily unable to handle the request.")
+	default: // fail: error_type is "[<status> ]<OAuth error code>"
+		status, code := http.StatusBadRequest, strings.TrimSpace(f.ErrorType)
+		first, rest, _ := strings.Cut(code, " ")
+		if n, err := strconv.Atoi(first); err == nil && n >= 400 && n <= 599 {
+			status, code = n, strings.TrimSpace(rest)
+		}
+		if code == "" {
+			code = "invalid_request"
+		}
+		tokenFaultError(rw, status, code, f.Message, "Injected failure.")
+	}
+	return false
+}
+
+// tokenFaultError is an OAuth 2.0 error body ({"error","error_description"}).
+// It carries no AADSTS number: which one Entra sends for these conditions
+// is not modelled.
+func tokenFaultError(rw http.ResponseWriter, status int, code, msg, def string) {
+	if msg == "" {
+		msg = def
+	}
+	serveJSON(rw, status, map[string]any{"error": code, "error_description": msg})
 }

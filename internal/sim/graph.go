@@ -9,15 +9,19 @@ package sim
 // Retry-After on 429/503. msgraph-sdk-go talks to it unchanged;
 // internal/graph's contract tests are the proof.
 //
-// Fault injection: each authenticated request calls World.Decide once with
-// protocol "graph" and the operation "<METHOD> <path without ids>", e.g.
-// "GET servicePrincipals", "PATCH servicePrincipals", "POST
-// servicePrincipals/appRoleAssignments", "GET domains"; a JSON batch
-// ("POST $batch") is decided once as a whole and then once per request in
-// it (graph_batch.go). A "fail" rule's
-// error_type is "<status>[ <code>]" (e.g. "403" or "404
-// Request_ResourceNotFound"); a missing status means 500 and a missing code
-// the usual code for the status.
+// Fault injection: each authenticated request is decided once
+// (World.DecideRequest) with protocol "graph", its method, its path after
+// /v1.0 ("/servicePrincipals/<id>") and the operation "<METHOD> <path
+// without ids>", e.g. "GET servicePrincipals", "PATCH servicePrincipals",
+// "POST servicePrincipals/appRoleAssignments", "GET domains"; a JSON batch
+// ("POST $batch", path "/$batch") is decided once as a whole and then once
+// per request in it (graph_batch.go). A "fail" rule's error_type is
+// "<status>[ <code>]" (e.g. "403" or "404 Request_ResourceNotFound"); a
+// missing status means 500 and a missing code the usual code for the
+// status. "drop" closes the connection before the request is served;
+// "apply_then_drop" serves it (the model changes) into a discarding
+// ResponseWriter and then closes the connection, so the client gets no
+// reply to a write that happened.
 
 import (
 	"compress/gzip"
@@ -154,31 +158,44 @@ func (h *graphHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		h.serveBatch(rw, r, reqID, tok.TenantID)
 		return
 	}
-	op := r.Method + " " + graphOperation(segs)
-	write := r.Method != http.MethodGet
-	f := h.w.Decide(ProtoGraph, op, tok.TenantID)
+	f := h.w.DecideRequest(FaultRequest{Protocol: ProtoGraph, Method: r.Method, Path: "/" + rest,
+		Operation: r.Method + " " + graphOperation(segs), Tenant: tok.TenantID})
+	NoteFault(r.Context(), f)
 	if !graphSleep(r, f.Delay) {
 		return
 	}
-	if f.Kind != "" {
+	switch f.Kind {
+	case "":
+	case FaultApplyThenDrop:
+		// Served in full, so the world changes, and the reply is lost.
+		h.serveRequest(newDiscardResponse(), r, reqID, tok.TenantID, segs)
+		dropConnection(rw)
+		return
+	default:
 		// A faulted request changed nothing: it counts as a read.
 		h.w.CountRequest(ProtoGraph, tok.TenantID, false)
 		h.fault(rw, reqID, f)
 		return
 	}
+	h.serveRequest(rw, r, reqID, tok.TenantID, segs)
+}
 
+// serveRequest serves one authenticated, non-batch request after the
+// fault decision, and counts it.
+func (h *graphHandler) serveRequest(rw http.ResponseWriter, r *http.Request, reqID, tenantID string, segs []string) {
+	write := r.Method != http.MethodGet
 	var body map[string]json.RawMessage
 	if r.Method == http.MethodPost || r.Method == http.MethodPatch {
 		var e *graphError
 		if body, e = graphReadBody(r); e != nil {
-			h.w.CountRequest(ProtoGraph, tok.TenantID, false)
+			h.w.CountRequest(ProtoGraph, tenantID, false)
 			graphWriteError(rw, reqID, e)
 			return
 		}
 	}
 
-	rep, out, gerr, wrote := h.run(tok.TenantID, r.Method, graphBase(r), segs, r.URL.Query(), body)
-	h.w.CountRequest(ProtoGraph, tok.TenantID, write && wrote)
+	rep, out, gerr, wrote := h.run(tenantID, r.Method, graphBase(r), segs, r.URL.Query(), body)
+	h.w.CountRequest(ProtoGraph, tenantID, write && wrote)
 	switch {
 	case gerr != nil:
 		graphWriteError(rw, reqID, gerr)
@@ -268,14 +285,15 @@ func graphOperation(segs []string) string {
 
 func (h *graphHandler) fault(rw http.ResponseWriter, reqID string, f Fault) {
 	if f.Kind == FaultDrop {
-		graphDrop(rw)
+		dropConnection(rw)
 		return
 	}
 	graphWriteError(rw, reqID, graphFaultError(f))
 }
 
-// graphFaultError is the error response of an injected throttle, 5xx or
-// fail (a drop has none).
+// graphFaultError is the error response of an injected throttle, 5xx
+// (503 unless the rule names another 5xx status) or fail (a drop has
+// none).
 func graphFaultError(f Fault) *graphError {
 	switch f.Kind {
 	case FaultThrottle:
@@ -290,7 +308,12 @@ func graphFaultError(f Fault) *graphError {
 		if msg == "" {
 			msg = "The service is temporarily unavailable. Please retry."
 		}
-		return &graphError{status: http.StatusServiceUnavailable, code: GraphCodeUnavailable, message: msg, retryAfter: graphRetryAfter(f.RetryAfter)}
+		status := f.ServerStatus()
+		var ra time.Duration
+		if status == http.StatusServiceUnavailable || f.RetryAfter > 0 {
+			ra = graphRetryAfter(f.RetryAfter)
+		}
+		return &graphError{status: status, code: graphDefaultCode(status), message: msg, retryAfter: ra}
 	}
 	status, code := graphParseErrorType(f.ErrorType)
 	msg := f.Message
@@ -342,19 +365,6 @@ func graphDefaultCode(status int) string {
 		return GraphCodeUnavailable
 	}
 	return GraphCodeInternal
-}
-
-// graphDrop closes the connection without an answer. HTTP/1 connections
-// are hijacked and closed; HTTP/2 cannot be hijacked, so the stream is
-// reset instead, which clients see the same way (no response).
-func graphDrop(rw http.ResponseWriter) {
-	if hj, ok := rw.(http.Hijacker); ok {
-		if conn, _, err := hj.Hijack(); err == nil {
-			_ = conn.Close()
-			return
-		}
-	}
-	panic(http.ErrAbortHandler)
 }
 
 func graphWriteError(rw http.ResponseWriter, reqID string, e *graphError) {

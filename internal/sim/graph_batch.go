@@ -9,14 +9,17 @@ package sim
 // Counting: a batch is ONE Graph request in World counters (the point of
 // batching): a write when any request in it changed the model, else a read.
 //
-// Faults: World.Decide runs once for the batch, with the operation "POST
-// $batch" (latency delays it; throttle, 5xx and fail answer the whole
-// batch; drop closes the connection), then once per request in it, with
-// the operation a direct request would have ("GET servicePrincipals"):
-// latency delays that request; throttle, 5xx and fail become that
-// request's status (429/503 carry Retry-After in its headers, as Graph
-// does); drop closes the whole batch's connection, because one connection
-// carries them all (requests served before it stay served).
+// Faults: the batch is decided once as a whole, with the operation "POST
+// $batch" and path "/$batch" (latency delays it; throttle, 5xx and fail
+// answer the whole batch; drop closes the connection; apply_then_drop runs
+// the whole batch and then closes the connection), then once per request
+// in it, with the method, path and operation a direct request would have
+// ("GET servicePrincipals"): latency delays that request; throttle, 5xx
+// and fail become that request's status (429/503 carry Retry-After in its
+// headers, as Graph does); drop closes the whole batch's connection,
+// because one connection carries them all (requests served before it stay
+// served); apply_then_drop serves that request and then closes the
+// connection (the requests after it do not run).
 //
 // Requests run one after another in the order sent, which honours
 // dependsOn; a request whose dependency failed is answered 424 without
@@ -53,15 +56,27 @@ type graphBatchResponse struct {
 }
 
 func (h *graphHandler) serveBatch(rw http.ResponseWriter, r *http.Request, reqID, tenantID string) {
-	f := h.w.Decide(ProtoGraph, "POST $batch", tenantID)
+	f := h.w.DecideRequest(FaultRequest{Protocol: ProtoGraph, Method: r.Method, Path: "/$batch", Operation: r.Method + " $batch", Tenant: tenantID})
+	NoteFault(r.Context(), f)
 	if !graphSleep(r, f.Delay) {
 		return
 	}
-	if f.Kind != "" {
+	switch f.Kind {
+	case "":
+	case FaultApplyThenDrop:
+		h.serveBatchRequests(newDiscardResponse(), r, reqID, tenantID)
+		dropConnection(rw)
+		return
+	default:
 		h.w.CountRequest(ProtoGraph, tenantID, false)
 		h.fault(rw, reqID, f)
 		return
 	}
+	h.serveBatchRequests(rw, r, reqID, tenantID)
+}
+
+// serveBatchRequests serves a batch after its fault decision.
+func (h *graphHandler) serveBatchRequests(rw http.ResponseWriter, r *http.Request, reqID, tenantID string) {
 	if r.Method != http.MethodPost {
 		h.w.CountRequest(ProtoGraph, tenantID, false)
 		graphWriteError(rw, reqID, graphErrf(http.StatusMethodNotAllowed, GraphCodeBadRequest, "Specified HTTP method is not allowed for the request target."))
@@ -82,7 +97,7 @@ func (h *graphHandler) serveBatch(rw http.ResponseWriter, r *http.Request, reqID
 		wrote = wrote || w
 		if drop {
 			h.w.CountRequest(ProtoGraph, tenantID, wrote)
-			graphDrop(rw)
+			dropConnection(rw)
 			return
 		}
 		status[q.ID] = resp.Status
@@ -136,36 +151,51 @@ func graphReadBatch(r *http.Request) ([]graphBatchRequest, *graphError) {
 }
 
 // batchItem serves one request of a batch. It reports whether the model
-// changed and whether the connection must be dropped (an injected drop).
+// changed and whether the connection must be dropped (an injected drop, or
+// an apply_then_drop after the request was served).
 func (h *graphHandler) batchItem(r *http.Request, tenantID, base string, q graphBatchRequest, done map[string]int) (resp graphBatchResponse, wrote, drop bool) {
-	resp.ID = q.ID
-	fail := func(e *graphError) (graphBatchResponse, bool, bool) {
-		resp.Status = e.status
-		resp.Headers = map[string]string{"Content-Type": graphContentType}
-		if e.retryAfter > 0 {
-			resp.Headers["Retry-After"] = strconv.Itoa(int(e.retryAfter / time.Second))
-		}
-		resp.Body, _ = json.Marshal(graphErrorBody(e, simRequestID(), ""))
-		return resp, false, false
-	}
 	for _, d := range q.DependsOn {
 		if s, ok := done[d]; !ok || s >= 400 {
-			return fail(graphErrf(http.StatusFailedDependency, "FailedDependency", "The request was not run because request '%s' it depends on failed or did not run first.", d))
+			return graphBatchFail(q.ID, graphErrf(http.StatusFailedDependency, "FailedDependency", "The request was not run because request '%s' it depends on failed or did not run first.", d))
 		}
 	}
 	method := strings.ToUpper(q.Method)
 	u, _ := url.Parse(q.URL) // validated by graphReadBatch
 	segs := strings.Split(strings.Trim(u.Path, "/"), "/")
 	if segs[0] == "$batch" {
-		return fail(graphBadRequest("A batch cannot contain another batch."))
+		return graphBatchFail(q.ID, graphBadRequest("A batch cannot contain another batch."))
 	}
-	f := h.w.Decide(ProtoGraph, method+" "+graphOperation(segs), tenantID)
+	f := h.w.DecideRequest(FaultRequest{Protocol: ProtoGraph, Method: method, Path: "/" + strings.TrimPrefix(u.Path, "/"),
+		Operation: method + " " + graphOperation(segs), Tenant: tenantID})
+	NoteFault(r.Context(), f)
 	if !graphSleep(r, f.Delay) || f.Kind == FaultDrop {
-		return resp, false, true
+		return graphBatchResponse{ID: q.ID}, false, true
 	}
-	if f.Kind != "" {
-		return fail(graphFaultError(f))
+	switch f.Kind {
+	case "":
+	case FaultApplyThenDrop:
+		resp, wrote, _ = h.batchRun(tenantID, base, method, segs, u, q)
+		return resp, wrote, true
+	default:
+		return graphBatchFail(q.ID, graphFaultError(f))
 	}
+	return h.batchRun(tenantID, base, method, segs, u, q)
+}
+
+// graphBatchFail is a batch item's error answer.
+func graphBatchFail(id string, e *graphError) (graphBatchResponse, bool, bool) {
+	resp := graphBatchResponse{ID: id, Status: e.status, Headers: map[string]string{"Content-Type": graphContentType}}
+	if e.retryAfter > 0 {
+		resp.Headers["Retry-After"] = strconv.Itoa(int(e.retryAfter / time.Second))
+	}
+	resp.Body, _ = json.Marshal(graphErrorBody(e, simRequestID(), ""))
+	return resp, false, false
+}
+
+// batchRun runs one batch request after its fault decision.
+func (h *graphHandler) batchRun(tenantID, base, method string, segs []string, u *url.URL, q graphBatchRequest) (resp graphBatchResponse, wrote, drop bool) {
+	resp.ID = q.ID
+	fail := func(e *graphError) (graphBatchResponse, bool, bool) { return graphBatchFail(q.ID, e) }
 	var body map[string]json.RawMessage
 	if method == http.MethodPost || method == http.MethodPatch {
 		if !graphHasContentType(q.Headers) {

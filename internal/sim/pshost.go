@@ -9,9 +9,11 @@ package sim
 // The relay stands where powershell.exe and bootstrap.ps1 stand in
 // production. It does not interpret requests: it forwards each line to the
 // simulator and each reply back, so parameters arrive in the cmdlet engine
-// exactly as the client encoded them. A "drop" fault makes the server
-// close the connection, and the relay then exits mid-call: the client sees
-// its host die, as it would when powershell.exe crashes.
+// exactly as the client encoded them. A "host_crash" (or "drop") fault
+// makes the server close the connection, and the relay then exits
+// mid-call with status 3: the client sees its host die, as it would when
+// powershell.exe crashes. "apply_then_drop" does the same after the cmdlet
+// ran, so the change is made and its reply lost.
 //
 // Between relay and server the protocol is the host protocol itself, after
 // one hello line from the relay:
@@ -366,7 +368,8 @@ func (s *shellServer) setup(side Side, tenant string) *exchange.Error {
 }
 
 // handle answers one request line; drop means close the connection
-// without a reply.
+// without a reply (the host crashed: kinds host_crash and drop before the
+// cmdlet runs, apply_then_drop after it ran).
 // note (may be nil) collects the faults injected, for the request log.
 func (s *shellServer) handle(side Side, tenant string, line []byte, note *RequestNote) (reply any, drop bool) {
 	var req shell.Request
@@ -394,7 +397,14 @@ func (s *shellServer) handle(side Side, tenant string, line []byte, note *Reques
 		if !s.sleep(f.Delay) {
 			return nil, true
 		}
-		if f.Kind == FaultDrop {
+		if f.Crash() {
+			// The host dies before the cmdlet runs.
+			return nil, true
+		}
+		if f.Kind == FaultApplyThenDrop {
+			// The cmdlet runs, then the host dies before it can reply;
+			// the batch's later commands never run.
+			_, _ = s.w.Invoke(side, tenant, cmd)
 			return nil, true
 		}
 		var rows []exchange.Row

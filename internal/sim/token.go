@@ -262,6 +262,15 @@ func (s *tokenService) token(rw http.ResponseWriter, r *http.Request, ref string
 		aadError(rw, http.StatusBadRequest, "invalid_request", 90002, fmt.Sprintf("Tenant '%s' not found.", ref))
 		return
 	}
+	fault := s.w.DecideRequest(FaultRequest{Protocol: ProtoToken, Method: r.Method, Path: "/oauth2/v2.0/token", Operation: "POST token", Tenant: tenantID})
+	if fault.Kind == FaultApplyThenDrop {
+		// The token is issued (and the grant recorded), the reply is lost.
+		defer dropConnection(rw)
+		rw = newDiscardResponse()
+	}
+	if !tokenFault(rw, r, fault) {
+		return
+	}
 	clientID, secret := f.Get("client_id"), f.Get("client_secret")
 	method := "client_secret"
 	if u, p, basic := r.BasicAuth(); basic {

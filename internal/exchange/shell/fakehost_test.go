@@ -51,6 +51,7 @@ const (
 	fakeConfused = "Get-OrganizationConfig"         // batch results for a single command
 	fakeScript   = "Get-AcceptedDomain"             // rows: [{path, matches}] about the bootstrap copy
 	fakeSlow     = "Get-IntraOrganizationConnector" // answers after 20ms
+	fakeEnviron  = "Get-Mailbox"                    // rows: [{env: the host's environment, NAME=value}]
 )
 
 func fakeHost(mode string) int {
@@ -142,6 +143,8 @@ func fakeRun(cmdlet string, params map[string]any) ([]map[string]any, map[string
 		path := os.Args[1]
 		b, err := os.ReadFile(path)
 		return []map[string]any{{"path": path, "matches": err == nil && bytes.Equal(b, bootstrapScript)}}, nil
+	case fakeEnviron:
+		return []map[string]any{{"env": os.Environ()}}, nil
 	}
 	return []map[string]any{{"cmdlet": cmdlet, "parameters": params, "pid": os.Getpid()}}, nil
 }

@@ -19,7 +19,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -95,7 +94,10 @@ type Options struct {
 	// Argv is the host command line; ScriptPlaceholder is replaced by the
 	// bootstrap's path. Empty means DefaultArgv().
 	Argv []string
-	// Env is added to the worker's own environment.
+	// Env (NAME=value) is added to the host's environment, which holds
+	// only the operating system's variables PowerShell needs, never the
+	// worker's own (see env.go); an entry replaces a variable of the same
+	// name.
 	Env []string
 	// Session says how the host sets its session up.
 	Session SessionConfig
@@ -245,6 +247,26 @@ func (s *Shell) Close() error {
 		s.log.Info("host stopped", zap.Int("pid", p.pid))
 	}
 	return nil
+}
+
+// Start starts the host, unless one is running, and waits for its ready
+// line (at most the start timeout): a probe that the site's PowerShell can
+// be started at all. The host stays up for the calls that follow.
+func (s *Shell) Start(ctx context.Context) error {
+	const label = "start"
+	s.inflight.Add(1)
+	defer func() {
+		s.inflight.Add(-1)
+		s.lastUsed.Store(time.Now().UnixNano())
+	}()
+	select {
+	case s.slot <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("shell %s: %s: waiting for the host: %w", s.opts.Name, label, ctx.Err())
+	}
+	defer func() { <-s.slot }()
+	_, err := s.host(ctx, label)
+	return err
 }
 
 // Running reports whether a host process is up.
@@ -464,7 +486,7 @@ func (s *Shell) start(ctx context.Context, label string) (*process, error) {
 		return nil, err
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), s.opts.Env...)
+	cmd.Env = hostEnvironment(os.Environ(), s.opts.Env)
 	// Bounds Wait when a grandchild keeps the pipes open after the host exits.
 	cmd.WaitDelay = 2 * time.Second
 	p := &process{cmd: cmd, dir: dir, lines: make(chan []byte, 16), done: make(chan struct{}), abandoned: make(chan struct{}), stderr: &tailBuffer{max: stderrTail}}
@@ -543,26 +565,21 @@ func (s *Shell) start(ctx context.Context, label string) (*process, error) {
 }
 
 // prepareArgv writes the bootstrap to a private directory when the argv
-// names it, and substitutes its path.
+// names it (writeScript), and substitutes its path.
 func (s *Shell) prepareArgv() ([]string, string, error) {
 	argv := append([]string(nil), s.opts.Argv...)
-	dir := ""
+	dir, path := "", ""
 	for i, a := range argv {
 		if !strings.Contains(a, ScriptPlaceholder) {
 			continue
 		}
 		if dir == "" {
-			d, err := os.MkdirTemp("", "hybridflow-pshost-")
-			if err != nil {
-				return nil, "", fmt.Errorf("shell %s: bootstrap directory: %w", s.opts.Name, err)
+			var err error
+			if dir, path, err = writeScript(bootstrapScript); err != nil {
+				return nil, "", fmt.Errorf("shell %s: %w", s.opts.Name, err)
 			}
-			if err := os.WriteFile(filepath.Join(d, "bootstrap.ps1"), bootstrapScript, 0o600); err != nil {
-				_ = os.RemoveAll(d)
-				return nil, "", fmt.Errorf("shell %s: write bootstrap: %w", s.opts.Name, err)
-			}
-			dir = d
 		}
-		argv[i] = strings.ReplaceAll(a, ScriptPlaceholder, filepath.Join(dir, "bootstrap.ps1"))
+		argv[i] = strings.ReplaceAll(a, ScriptPlaceholder, path)
 	}
 	return argv, dir, nil
 }

@@ -6,9 +6,13 @@ package backend
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -152,7 +156,10 @@ func NewSimulated(ctx context.Context, w *sim.World, logger *zap.Logger, so SimO
 	return b, nil
 }
 
-// NewReal builds clients for real systems from the worker config.
+// NewReal builds clients for real systems from the worker config. Its
+// endpoints block, when set, replaces every tenant's Entra authority, Graph
+// and Exchange Online endpoints, and its ca_file is trusted besides the
+// system roots by this backend's HTTP client only.
 func NewReal(cfg *config.WorkerConfig, logger *zap.Logger, getenv func(string) string) (*Backend, error) {
 	b := &Backend{
 		kind: "real", logger: logger,
@@ -161,8 +168,24 @@ func NewReal(cfg *config.WorkerConfig, logger *zap.Logger, getenv func(string) s
 		exoBase:    func(cloud.Profile) string { return "" },
 		shellKey:   func(side sim.Side, t Target) string { return string(side) + "," + siteOf(side, t) },
 	}
+	authority := func(p cloud.Profile) string { return p.AuthorityURL() }
+	// nil: azidentity's own transport, as before endpoints existed.
+	var tokenClient *http.Client
+	if e := cfg.Endpoints; e != nil {
+		if e.CAFile != "" {
+			tr, err := transportTrusting(e.CAFile)
+			if err != nil {
+				return nil, err
+			}
+			b.httpClient.Transport = tr
+		}
+		tokenClient = b.httpClient
+		authority = func(cloud.Profile) string { return e.AuthorityHost }
+		b.graphBase = func(cloud.Profile) string { return e.Graph }
+		b.exoBase = func(cloud.Profile) string { return e.ExchangeOnline }
+	}
 	b.credential = func(t Target, p cloud.Profile) (azcore.TokenCredential, error) {
-		return configuredCredential(cfg, getenv, t, p.AuthorityURL(), nil)
+		return configuredCredential(cfg, getenv, t, authority(p), tokenClient)
 	}
 	b.shells = shell.NewPool(func(key string) shell.Options {
 		side, site, _ := strings.Cut(key, ",")
@@ -175,10 +198,63 @@ func NewReal(cfg *config.WorkerConfig, logger *zap.Logger, getenv func(string) s
 		if sim.Side(side) == sim.Lync {
 			mode = "lync"
 		}
-		return shell.Options{Argv: sc.Command, Name: site, Logger: logger.Named("shell"), CallTimeout: sc.CallTimeout,
+		return shell.Options{Argv: sc.Command, Env: envList(sc.Env), Name: site, Logger: logger.Named("shell"),
+			CallTimeout: sc.CallTimeout, StartTimeout: sc.StartTimeout,
 			Session: shell.SessionConfig{Mode: mode, ConnectionURI: sc.ConnectionURI}}
 	}, MaxShells)
 	return b, nil
+}
+
+// transportTrusting is an HTTP transport that trusts the system roots and
+// the CA certificates of a PEM file.
+func transportTrusting(caFile string) (*http.Transport, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("endpoints.ca_file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		// No system pool to extend (some platforms): the file alone.
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("endpoints.ca_file: %s holds no PEM certificate", caFile)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return tr, nil
+}
+
+// envList turns a site's shell.env into NAME=value entries, sorted so the
+// host's environment does not depend on map order.
+func envList(env map[string]string) []string {
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// StartHost starts the PowerShell host of one of the worker's on-prem or
+// Lync roles, as the role's activities would, and waits for its ready line
+// (at most the site's start timeout); the host stays up for them. It is
+// the worker's start probe, for real backends only: a simulated world's
+// hosts are per tenant, not per site.
+func (b *Backend) StartHost(ctx context.Context, r config.Role) error {
+	if b.kind != "real" {
+		return fmt.Errorf("start host for %s: only a real backend has per-site hosts", r)
+	}
+	var side sim.Side
+	switch r.Kind {
+	case config.RoleOnPrem:
+		side = sim.OnPrem
+	case config.RoleLync:
+		side = sim.Lync
+	default:
+		return fmt.Errorf("start host for %s: the role has no PowerShell host", r)
+	}
+	return b.shells.Get(string(side) + "," + r.Site).Start(ctx)
 }
 
 // configuredCredential resolves the tenant's credential (t.Credential, or

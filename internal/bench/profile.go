@@ -105,7 +105,7 @@ func NewWorld(n int, seed int64, p Profile) (*sim.World, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &sim.World{Seed: seed, Tenants: ts, Faults: p.Rules()}, nil
+	return &sim.World{Seed: seed, Tenants: ts, FaultRules: p.Rules()}, nil
 }
 
 // legacyTenants are the tenants mode auto keeps on the first-party path

@@ -101,6 +101,9 @@ func serve(ctx context.Context, o options, getenv func(string) string) error {
 		cfg.LogLevel = o.logLevel
 	}
 	if o.simulate != "" {
+		if cfg.Endpoints != nil {
+			return fmt.Errorf("--simulate cannot be used with the config's endpoints block (the simulated world serves its own endpoints)")
+		}
 		cfg.Simulate = &config.SimulateConfig{World: o.simulate}
 	}
 	if len(o.roles) > 0 {
@@ -132,6 +135,14 @@ func serve(ctx context.Context, o options, getenv func(string) string) error {
 	}
 	defer be.Close()
 	be.Instrument(metrics.Default) // Graph / Exchange Online call metrics
+	// Each site's PowerShell host is started now, not at the first step,
+	// and /readyz waits for them. A simulated world's hosts are per
+	// tenant and start on demand.
+	if cfg.Simulate == nil {
+		probe := startHostProbes(ctx, be.StartHost, cfg.Roles, logger, defaultHostProbeRetry)
+		defer probe.stop() // before be.Close, which stops the hosts
+		obs.watchHosts(probe)
+	}
 
 	// The payload codec (temporal.codec) is applied inside Dial.
 	c, err := temporalx.Dial(ctx, cfg.Temporal, logger, getenv, obs.dialOptions()...)

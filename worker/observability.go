@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"slices"
+	"sync/atomic"
 
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
@@ -18,7 +19,8 @@ import (
 // observability is the worker's metrics and health listener
 // (metrics_address / HYBRIDFLOW_METRICS_ADDRESS; off when empty): the
 // Temporal SDK's metrics, the product metrics of internal/metrics, and
-// /healthz (alive) and /readyz (workers polling, Temporal answering).
+// /healthz (alive) and /readyz (workers polling, every site's PowerShell
+// host started, Temporal answering).
 type observability struct {
 	m      *metrics.Metrics
 	srv    *metrics.Server
@@ -26,6 +28,9 @@ type observability struct {
 	flush  io.Closer
 	client client.Client
 	logger *zap.Logger
+	// hosts is the start probe of the worker's sites (nil: none, as for
+	// a simulated world or a cloud-only worker).
+	hosts atomic.Pointer[hostProbe]
 }
 
 func startObservability(cfg *config.WorkerConfig, logger *zap.Logger) (*observability, error) {
@@ -35,7 +40,7 @@ func startObservability(cfg *config.WorkerConfig, logger *zap.Logger) (*observab
 	}
 	o.m = metrics.Default
 	o.sdk, o.flush = o.m.TemporalHandler(func(err error) { logger.Warn("SDK metric not registered", zap.Error(err)) })
-	srv, err := metrics.Serve(cfg.MetricsAddress, o.m, metrics.ServerOptions{Check: o.temporalHealthy})
+	srv, err := metrics.Serve(cfg.MetricsAddress, o.m, metrics.ServerOptions{Check: o.readyCheck})
 	if err != nil {
 		_ = o.flush.Close()
 		return nil, err
@@ -45,6 +50,20 @@ func startObservability(cfg *config.WorkerConfig, logger *zap.Logger) (*observab
 		zap.String("healthz", metrics.PathHealthz), zap.String("readyz", metrics.PathReadyz))
 	return o, nil
 }
+
+// readyCheck is /readyz once the workers are started: every site's host
+// has reached its ready line, and Temporal answers.
+func (o *observability) readyCheck(ctx context.Context) error {
+	if p := o.hosts.Load(); p != nil {
+		if err := p.err(); err != nil {
+			return err
+		}
+	}
+	return o.temporalHealthy(ctx)
+}
+
+// watchHosts makes /readyz wait for the start probe.
+func (o *observability) watchHosts(p *hostProbe) { o.hosts.Store(p) }
 
 func (o *observability) temporalHealthy(ctx context.Context) error {
 	if o.client == nil {

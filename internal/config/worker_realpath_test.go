@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -227,5 +228,50 @@ func TestWorkerConfigEndpoints(t *testing.T) {
 	}
 	if cfg, err := ParseWorkerConfig("w.yaml", []byte(endpointsOK), noEnv); err != nil || cfg.Endpoints.CAFile != "" {
 		t.Errorf("without ca_file: %+v, %v", cfg, err)
+	}
+}
+
+// The example config documents endpoints and shell.env as commented-out
+// blocks (the example itself runs a simulated world, which endpoints may
+// not join). Uncommented, with simulate taken out, they must be valid and
+// mean what the comments say.
+func TestWorkerExampleDocumentedBlocks(t *testing.T) {
+	data, err := os.ReadFile("../../configs/worker.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	lines := strings.Split(string(data), "\n")
+	for i := 0; i < len(lines); i++ {
+		l := lines[i]
+		switch {
+		case l == "simulate:":
+			for i+1 < len(lines) && strings.HasPrefix(lines[i+1], "  ") {
+				i++
+			}
+			continue
+		case l == "# endpoints:" || strings.TrimSpace(l) == "# env:":
+			indent := l[:strings.Index(l, "#")]
+			out = append(out, indent+strings.TrimPrefix(l[len(indent):], "# "))
+			for i+1 < len(lines) && strings.HasPrefix(lines[i+1], indent+"#   ") {
+				i++
+				out = append(out, indent+strings.TrimPrefix(lines[i][len(indent):], "# "))
+			}
+			continue
+		}
+		out = append(out, l)
+	}
+	cfg, err := ParseWorkerConfig("worker.example.yaml (uncommented)", []byte(strings.Join(out, "\n")), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := cfg.Endpoints; e == nil || e.Graph != "https://127.0.0.1:7480/v1.0" || e.CAFile != ".data/sim/ca.pem" {
+		t.Errorf("endpoints = %+v", cfg.Endpoints)
+	}
+	if v := cfg.OnPremSites["site-a"].Shell.Env["PSModulePath"]; !strings.Contains(v, `C:\Program Files\WindowsPowerShell\Modules;`) {
+		t.Errorf("site-a shell.env = %v", cfg.OnPremSites["site-a"].Shell.Env)
+	}
+	if sh := cfg.OnPremSites["site-a"].Shell; sh.StartTimeout != 2*time.Minute {
+		t.Errorf("site-a start_timeout = %s", sh.StartTimeout)
 	}
 }

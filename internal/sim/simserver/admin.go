@@ -184,7 +184,7 @@ func (s *Server) putClock(rw http.ResponseWriter, r *http.Request) {
 	if c.Wall {
 		s.world.SetPinnedNow(time.Time{})
 	} else {
-		if err := checkPinned(*c.Now, time.Now()); err != nil {
+		if err := checkPinned(*c.Now, time.Now(), hintClock); err != nil {
 			s.worldMu.Unlock()
 			adminError(rw, http.StatusConflict, "clock: %v", err)
 			return

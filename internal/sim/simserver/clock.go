@@ -17,6 +17,8 @@ const ClockTolerance = 2 * time.Minute
 // ClockError is a pinned time the simulator refuses.
 type ClockError struct {
 	Pinned, Wall time.Time
+	// Hint says what to do instead.
+	Hint string
 }
 
 func (e *ClockError) Error() string {
@@ -25,35 +27,45 @@ func (e *ClockError) Error() string {
 	if d < 0 {
 		d, dir = -d, "behind"
 	}
-	return fmt.Sprintf("now: %s is %s %s the wall clock (%s); the product judges expiry by the wall clock, so the stand-alone simulator accepts a pinned now only within %s of it: remove now: from the world, or set it to the current time",
-		e.Pinned.UTC().Format(time.RFC3339), roundDuration(d), dir, e.Wall.UTC().Format(time.RFC3339), ClockTolerance)
+	return fmt.Sprintf("now: %s is %s %s the wall clock (%s); the product judges expiry by the wall clock, so the stand-alone simulator accepts a pinned now only within %s of it: %s",
+		e.Pinned.UTC().Format(time.RFC3339), readableDuration(d), dir, e.Wall.UTC().Format(time.RFC3339), ClockTolerance, e.Hint)
 }
+
+// Hints of ClockError.
+const (
+	hintWorld = "remove now: from the world, or set it to the current time"
+	hintClock = `release the clock ({"wall":true}, hybridflow-sim clock --wall) or pin a time that close`
+)
 
 // checkPinned refuses a pinned time more than ClockTolerance from wall; a
 // zero time (not pinned) is always fine.
-func checkPinned(pinned, wall time.Time) error {
+func checkPinned(pinned, wall time.Time, hint string) error {
 	if pinned.IsZero() {
 		return nil
 	}
 	d := pinned.Sub(wall)
 	if d > ClockTolerance || d < -ClockTolerance {
-		return &ClockError{Pinned: pinned, Wall: wall}
+		return &ClockError{Pinned: pinned, Wall: wall, Hint: hint}
 	}
 	return nil
 }
 
 func checkClock(w *sim.World, wall time.Time) error {
 	pinned, _ := w.PinnedNow()
-	return checkPinned(pinned, wall)
+	return checkPinned(pinned, wall, hintWorld)
 }
 
-// roundDuration keeps a difference readable: whole seconds, and whole
-// minutes beyond an hour.
-func roundDuration(d time.Duration) time.Duration {
-	if d >= time.Hour {
-		return d.Round(time.Minute)
+// readableDuration is d in whole seconds, minutes beyond an hour, with
+// the days spelled out beyond two.
+func readableDuration(d time.Duration) string {
+	if d < time.Hour {
+		return d.Round(time.Second).String()
 	}
-	return d.Round(time.Second)
+	s := d.Round(time.Minute).String()
+	if d >= 48*time.Hour {
+		s += fmt.Sprintf(" (%.1f days)", d.Hours()/24)
+	}
+	return s
 }
 
 // Clock is the admin API's view of the simulator's clock.

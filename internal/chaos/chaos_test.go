@@ -2,8 +2,11 @@ package chaos_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -26,6 +29,7 @@ import (
 	"github.com/hybridflow/hybridflow/internal/e2e"
 	"github.com/hybridflow/hybridflow/internal/logging"
 	"github.com/hybridflow/hybridflow/internal/sim"
+	"github.com/hybridflow/hybridflow/internal/sim/simserver"
 	"github.com/hybridflow/hybridflow/internal/temporalx"
 	"github.com/hybridflow/hybridflow/internal/workerhost"
 	"github.com/hybridflow/hybridflow/workflows"
@@ -38,46 +42,154 @@ const (
 	SeedEnv = "HYBRIDFLOW_CHAOS_SEED"
 )
 
+// standInPkg is the PowerShell stand-in the sites' shell.command runs.
+const standInPkg = "github.com/hybridflow/hybridflow/internal/sim/cmd/hybridflow-pwsh"
+
+// standIn is the stand-in built once by TestMain (standInErr when the
+// build failed; both empty under -short, which skips the rollout).
+var standIn, standInErr = "", error(nil)
+
 func TestMain(m *testing.M) {
-	// The simulated PowerShell hosts are this test binary re-run as a relay.
-	sim.MaybeRunHost()
-	os.Exit(m.Run())
+	flag.Parse()
+	var dir string
+	if !testing.Short() {
+		dir, standIn, standInErr = buildStandIn()
+	}
+	code := m.Run()
+	if dir != "" {
+		_ = os.RemoveAll(dir)
+	}
+	os.Exit(code)
 }
 
-// epoch pins the simulated clock: which keys have expired must not depend
-// on the day the suite runs.
-var epoch = time.Date(2026, time.November, 1, 0, 0, 0, 0, time.UTC)
+func buildStandIn() (dir, bin string, err error) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		return "", "", fmt.Errorf("build the PowerShell stand-in: %w", err)
+	}
+	dir, err = os.MkdirTemp("", "chaos-pwsh-")
+	if err != nil {
+		return "", "", err
+	}
+	bin = filepath.Join(dir, "hybridflow-pwsh")
+	if out, err := exec.Command(goTool, "build", "-o", bin, standInPkg).CombinedOutput(); err != nil {
+		return dir, "", fmt.Errorf("go build %s: %w\n%s", standInPkg, err, out)
+	}
+	return dir, bin, nil
+}
 
-// rig is the system under chaos: the dev server as a child process on a
-// SQLite file, the simulated world served on loopback with real
-// PowerShell-host relay processes, and worker incarnations registered by
-// workerhost.ForBackend exactly as hybridflow-worker does.
+// rig is the system under chaos, deployed as in production: the dev
+// server as a child process on a SQLite file; the stand-alone simulator
+// serving the world (HTTPS Graph, token endpoint and Exchange Online, and
+// the remote PowerShell gateway) in this process but apart from any
+// worker; and worker incarnations, each with its own real backend built by
+// backend.NewReal from a worker config (endpoints at the simulator, a
+// client secret read from a file, a PowerShell stand-in started from each
+// site's shell.command), registered by workerhost.ForBackend as
+// hybridflow-worker registers them. Killing an incarnation closes its
+// backend, and with it its PowerShell hosts; the world stays.
 type rig struct {
-	t     *testing.T
-	srv   *devserver.Process
-	c     client.Client // the starter's and operator's connection
-	world *sim.World
-	be    *backend.Backend
-	roles []config.Role
-	rec   *chaos.Recorder
+	t   *testing.T
+	srv *devserver.Process
+	c   client.Client // the starter's and operator's connection
+	sim *simserver.Server
+	cfg *config.WorkerConfig
+	rec *chaos.Recorder
 
 	mu      sync.Mutex
 	gen     int
 	killed  map[int]time.Time // incarnation -> when it was killed
-	host    *workerhost.Host
+	hosts   []*workerhost.Host
 	hostCli client.Client
+	be      *backend.Backend
+	kinds   map[string]int // backend kind -> incarnations
+	closing sync.WaitGroup // backends of killed incarnations, closing
 }
 
-// startWorker starts a new incarnation: its own connection, identity and
-// empty workflow cache, as a restarted hybridflow-worker process has.
+// On-prem roles serve one tenant each and run one step at a time, so one
+// activity poll each is enough; the cloud role keeps the defaults.
+const (
+	onPremWorkflowPollers = 2
+	onPremActivityPollers = 1
+)
+
+// workerConfig is the configuration an operator would deploy against the
+// simulator, parsed and checked by the worker's own config loader: the
+// cloud role and an on-prem role per site, the endpoints block at the
+// simulator (its CA trusted), the default credential a client secret read
+// from the simulator's file, and each site's host the stand-in, started
+// with PowerShell's command line, in a remote session to the gateway's
+// endpoint for that site.
+func workerConfig(t *testing.T, s *simserver.Server, sites []string) *config.WorkerConfig {
+	t.Helper()
+	roles := []string{"cloud"}
+	onprem := map[string]any{}
+	for _, site := range sites {
+		roles = append(roles, "onprem:"+site)
+		onprem[site] = map[string]any{"shell": map[string]any{
+			"command":        []string{standIn, "-NoLogo", "-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-File", "{script}"},
+			"session":        "remote",
+			"connection_uri": s.GatewayURL() + "/PowerShell/" + site,
+			// One attempt of a step may take 15 s (the rollout's
+			// StartToClose): a host that cannot start or answer in
+			// time fails the attempt rather than outliving it.
+			"start_timeout": "5s",
+			"call_timeout":  "10s",
+		}}
+	}
+	doc := map[string]any{
+		"roles":     roles,
+		"log_level": "warn",
+		"endpoints": map[string]any{
+			"authority_host":  s.BaseURL() + "/",
+			"graph":           s.BaseURL() + "/v1.0",
+			"exchange_online": s.BaseURL(),
+			"ca_file":         s.CAFile(),
+		},
+		"credentials": map[string]any{"default": map[string]any{
+			"kind":      "client-secret",
+			"client_id": "33333333-3333-4333-8333-0000000000c5",
+			"secret":    "file:" + s.ClientSecretFile(),
+		}},
+		"pollers": map[string]any{"workflow_tasks": onPremWorkflowPollers, "activity_tasks": onPremActivityPollers},
+		"onprem":  map[string]any{"sites": onprem},
+	}
+	data, err := yaml.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "worker.yaml")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.LoadWorkerConfig(path, func(string) string { return "" })
+	if err != nil {
+		t.Fatalf("the chaos worker config: %v", err)
+	}
+	if cfg.Simulate != nil {
+		t.Fatal("the chaos worker config has a simulate block")
+	}
+	return cfg
+}
+
+// startWorker starts a new incarnation: its own connection, identity,
+// empty workflow cache and backend (no PowerShell host running yet), as a
+// restarted hybridflow-worker process has.
 func (r *rig) startWorker(ctx context.Context) {
 	r.t.Helper()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.gen++
 	identity := fmt.Sprintf("chaos-worker-%d", r.gen)
+	be, err := backend.NewReal(r.cfg, zap.NewNop(), func(string) string { return "" })
+	if err != nil {
+		r.t.Fatalf("worker %d: backend: %v", r.gen, err)
+	}
+	if r.kinds == nil {
+		r.kinds = map[string]int{}
+	}
+	r.kinds[be.Kind()]++
 	var hc client.Client
-	var err error
 	for {
 		hc, err = client.Dial(client.Options{HostPort: r.srv.HostPort(), Namespace: "default", Identity: identity,
 			Logger:       logging.NewTemporal(zap.NewNop()),
@@ -88,37 +200,74 @@ func (r *rig) startWorker(ctx context.Context) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	if err != nil {
+		be.Close()
 		r.t.Fatalf("worker %d: dial: %v", r.gen, err)
 	}
-	h, err := workerhost.Start(hc, r.roles, workerhost.ForBackend(r.be, identity), zap.NewNop(),
-		workerhost.Options{Identity: identity, StopTimeout: time.Millisecond, MaxConcurrentActivities: 100})
-	if err != nil {
-		hc.Close()
-		r.t.Fatalf("worker %d: %v", r.gen, err)
+	// hybridflow-worker starts every role with the config's pollers; here
+	// the cloud role keeps the defaults and the on-prem roles use the
+	// config's small numbers, so a few hundred sites stay cheap.
+	var cloud, onprem []config.Role
+	for _, role := range r.cfg.Roles {
+		if role.Kind == config.RoleCloud {
+			cloud = append(cloud, role)
+		} else {
+			onprem = append(onprem, role)
+		}
 	}
-	r.host, r.hostCli = h, hc
+	opts := workerhost.Options{Identity: identity, StopTimeout: time.Millisecond, MaxConcurrentActivities: 100}
+	var hosts []*workerhost.Host
+	for _, set := range []struct {
+		roles []config.Role
+		opts  workerhost.Options
+	}{
+		{cloud, opts},
+		{onprem, workerhost.Options{Identity: identity, StopTimeout: time.Millisecond, MaxConcurrentActivities: 100,
+			WorkflowTaskPollers: r.cfg.Pollers.WorkflowTasks, ActivityTaskPollers: r.cfg.Pollers.ActivityTasks}},
+	} {
+		h, err := workerhost.Start(hc, set.roles, workerhost.ForBackend(be, identity), zap.NewNop(), set.opts)
+		if err != nil {
+			for _, h := range hosts {
+				h.Stop()
+			}
+			hc.Close()
+			be.Close()
+			r.t.Fatalf("worker %d: %v", r.gen, err)
+		}
+		hosts = append(hosts, h)
+	}
+	r.hosts, r.hostCli, r.be = hosts, hc, be
 }
 
 // killWorker makes the worker vanish as a SIGKILLed process does: the
 // connection closes first, so nothing in flight is reported (no task
-// completion, no activity failure), then its goroutines stop. The server
-// recovers what it held by its timeouts alone.
+// completion, no activity failure), then its workers stop and its backend
+// closes (its PowerShell hosts lose their input and exit, in the
+// background as a dying process's children do). The server recovers what
+// it held by its timeouts alone; the simulator keeps the world.
 func (r *rig) killWorker() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.killed == nil {
 		r.killed = map[int]time.Time{}
 	}
-	if r.host != nil {
+	if r.hosts != nil {
 		r.killed[r.gen] = time.Now()
 	}
 	if r.hostCli != nil {
 		r.hostCli.Close()
 		r.hostCli = nil
 	}
-	if r.host != nil {
-		r.host.Stop()
-		r.host = nil
+	for i := len(r.hosts) - 1; i >= 0; i-- {
+		r.hosts[i].Stop()
+	}
+	r.hosts = nil
+	if be := r.be; be != nil {
+		r.be = nil
+		r.closing.Add(1)
+		go func() {
+			defer r.closing.Done()
+			be.Close()
+		}()
 	}
 }
 
@@ -149,20 +298,27 @@ func settled(p workflows.RolloutProgress) bool {
 	return p.Finished || (p.Total > 0 && p.Pending == 0 && p.Running == n)
 }
 
+// newWorld generates n tenants, one on-prem organisation per site (a
+// site's PowerShell host reaches one organisation, and the simulator's
+// gateway serves only such sites). The stand-alone simulator judges
+// expiry by the wall clock, so the world is generated around now: its
+// expired keys ended a year ago, the foreign ones end in two years, and
+// the run's minutes change neither.
 func newWorld(t *testing.T, n int, seed int64) *sim.World {
 	t.Helper()
+	now := time.Now().UTC().Truncate(time.Second)
 	// Half-configured tenants with foreign keys, expired keys and
 	// HCW-named auth servers give NothingLost something to protect.
-	ts, err := sim.GenerateTenants(sim.GenerateSpec{Tenants: n, Prefix: "chaos", Sites: 2,
+	ts, err := sim.GenerateTenants(sim.GenerateSpec{Tenants: n, Prefix: "chaos", Sites: n,
 		Clouds:    []string{"global", "gcc", "gcchigh", "dod", "china"},
-		OldBuilds: 0.1, LegacyServers: 0.05, ForeignKeys: 0.4, ExpiredKeys: 0.2, HalfConfigured: 0.4, HCWNames: 0.2}, seed, epoch)
+		OldBuilds: 0.1, LegacyServers: 0.05, ForeignKeys: 0.4, ExpiredKeys: 0.2, HalfConfigured: 0.4, HCWNames: 0.2}, seed, now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Every generated tenant can verify (old builds are legacy only in GCC
 	// High and DoD, mixed builds where the first-party path is blocked), so
-	// a tenant that does not is the finding.
-	w := &sim.World{FixedNow: epoch, Seed: seed, Tenants: ts}
+	// a tenant that does not is the finding. No now: the wall clock.
+	w := &sim.World{Seed: seed, Tenants: ts}
 	data, err := w.Dump()
 	if err != nil {
 		t.Fatal(err)
@@ -170,6 +326,9 @@ func newWorld(t *testing.T, n int, seed int64) *sim.World {
 	out, err := sim.Parse(t.Name(), data)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, pinned := out.PinnedNow(); pinned {
+		t.Fatal("the generated world pins its clock")
 	}
 	return out
 }
@@ -199,6 +358,9 @@ func TestChaosRollout(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: the Temporal dev server, killed and restarted")
 	}
+	if standInErr != nil {
+		t.Fatal(standInErr)
+	}
 	size, limit := chaos.Short, 6*time.Minute
 	if os.Getenv(ModeEnv) == "full" {
 		size, limit = chaos.Full, 14*time.Minute
@@ -216,8 +378,21 @@ func TestChaosRollout(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 
-	w := newWorld(t, size.Tenants, seed)
-	before := w.Clone()
+	// The world lives in the stand-alone simulator, apart from every
+	// worker incarnation; the suite reads and faults it in place.
+	sims, err := simserver.Start(context.Background(), simserver.Options{World: newWorld(t, size.Tenants, seed), StateDir: filepath.Join(dir, "sim")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sims.Close() }()
+	w := sims.World()
+	// The world is judged as an operator would see it: the simulator's
+	// dump through its admin API, before and after.
+	admin, err := simserver.Dial(sims.StateDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := dumpWorld(ctx, t, admin, "before")
 	srvLog, err := os.Create(filepath.Join(dir, "temporal.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -242,21 +417,15 @@ func TestChaosRollout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	bctx, bcancel := context.WithCancel(context.Background())
-	defer bcancel()
-	be, err := backend.NewSimulated(bctx, w, zap.NewNop(), backend.SimOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer be.Close()
-	r := &rig{t: t, srv: srv, c: c, world: w, be: be, rec: &chaos.Recorder{}, roles: []config.Role{{Kind: config.RoleCloud}}}
 	inv := w.Inventory()
+	var sites []string
 	for _, tn := range inv.Tenants {
-		role := config.Role{Kind: config.RoleOnPrem, Site: tn.Site}
-		if !slices.Contains(r.roles, role) {
-			r.roles = append(r.roles, role)
+		if !slices.Contains(sites, tn.Site) {
+			sites = append(sites, tn.Site)
 		}
 	}
+	r := &rig{t: t, srv: srv, c: c, sim: sims, cfg: workerConfig(t, sims, sites), rec: &chaos.Recorder{}}
+	defer r.closing.Wait()
 	r.startWorker(ctx)
 	defer r.killWorker()
 
@@ -304,6 +473,7 @@ func TestChaosRollout(t *testing.T) {
 		w.SetFaults(nil)
 		open = ""
 	}
+	traffic := newTraffic()
 	at := func() string { return "+" + time.Since(began).Round(100*time.Millisecond).String() }
 	next := 0
 	var last workflows.RolloutProgress
@@ -342,7 +512,11 @@ func TestChaosRollout(t *testing.T) {
 					t.Logf("%s dev server back after %s", at(), time.Since(down).Round(100*time.Millisecond))
 				case chaos.FaultsOn:
 					closeWindow()
-					w.SetFaults(chaos.Windows[ev.Window])
+					// Counted afresh, then checked as the admin API checks.
+					w.SetFaults(nil)
+					if err := w.AddFaults(chaos.Windows[ev.Window]); err != nil {
+						t.Fatalf("fault window %s: %v", ev.Window, err)
+					}
 					open = ev.Window
 				case chaos.FaultsOff:
 					if open == ev.Window {
@@ -354,6 +528,7 @@ func TestChaosRollout(t *testing.T) {
 				break
 			}
 		}
+		traffic.read(sims.Requests())
 		select {
 		case <-ctx.Done():
 			t.Fatalf("the rollout did not settle in %s: last progress %+v (error %v)", limit, last, err)
@@ -388,7 +563,7 @@ func TestChaosRollout(t *testing.T) {
 				err = h.Get(ctx, &step)
 			}
 			if err != nil {
-				t.Fatalf("retry %s: %v", a.TenantID, err)
+				t.Fatalf("retry %s (paused at step %s: %s: %s): %v\n%s", a.TenantID, a.Step, a.ErrorType, firstLine(a.Error), err, historyTail(ctx, c, workflows.SetupWorkflowID(a.TenantID), 40))
 			}
 			sum.Retried++
 		}
@@ -398,6 +573,7 @@ func TestChaosRollout(t *testing.T) {
 				last = p
 				break
 			}
+			traffic.read(sims.Requests())
 			select {
 			case <-ctx.Done():
 				t.Fatalf("the rollout did not settle after the retries: %+v", p)
@@ -425,11 +601,8 @@ func TestChaosRollout(t *testing.T) {
 		}
 	}
 
-	// The invariants, on the world dump and on what ran.
-	after := w.Clone()
-	if data, err := after.Dump(); err == nil {
-		_ = os.WriteFile(filepath.Join(dir, "world-after.yaml"), data, 0o600)
-	}
+	// The invariants, on the simulator's dump and on what ran.
+	after := dumpWorld(ctx, t, admin, "after")
 	check := func(name string, violations []string) {
 		sum.Checks = append(sum.Checks, name)
 		for _, v := range violations {
@@ -452,6 +625,36 @@ func TestChaosRollout(t *testing.T) {
 	check("no-tenant-twice-at-once", chaos.RunOverlaps(setupRuns(ctx, t, c)))
 	sum.Wall = time.Since(began)
 
+	// The production path, shown: every incarnation ran the real backend,
+	// and every tenant's on-prem steps reached its own site through the
+	// stand-in and the simulator's remote PowerShell gateway; tokens came
+	// from the simulator's token endpoint for the secret in its file.
+	r.killWorker()
+	r.closing.Wait()
+	traffic.read(sims.Requests())
+	r.mu.Lock()
+	kinds := r.kinds
+	r.mu.Unlock()
+	for k, n := range kinds {
+		sum.Backend += fmt.Sprintf("%s×%d ", k, n)
+	}
+	sum.Backend = strings.TrimSpace(sum.Backend)
+	sum.Requests, sum.HostSessions, sum.HostSites, sum.RequestsUnseen = traffic.byProtocol, traffic.sessions, len(traffic.sites), traffic.lost
+	sum.PeakRSS, sum.ChildPeakRSS = peakRSS()
+	if kinds["real"] != r.gen || len(kinds) != 1 {
+		t.Errorf("worker incarnations ran backends %v, want all %d real", kinds, r.gen)
+	}
+	for _, tn := range inv.Tenants {
+		if !traffic.sites[tn.Site] {
+			t.Errorf("%s: no PowerShell host session reached site %s through the gateway", tn.ID, tn.Site)
+		}
+	}
+	for _, p := range []string{sim.ProtoGraph, sim.ProtoEXO, sim.ProtoToken, sim.ProtoShell} {
+		if traffic.byProtocol[p] == 0 {
+			t.Errorf("the simulator saw no %s request", p)
+		}
+	}
+
 	keys, spns := protected(before)
 	t.Logf("protected before the rollout: %d key credentials, %d service principal names; %d duplicate(s) seeded",
 		keys, spns, len(e2e.DuplicateThumbprints(before)))
@@ -465,6 +668,77 @@ func TestChaosRollout(t *testing.T) {
 	for _, name := range chaos.WindowNames() {
 		if total(sum.Faults[name]) == 0 {
 			t.Errorf("fault window %s injected nothing: the suite did not test it", name)
+		}
+	}
+}
+
+// historyTail prints the last n events of a workflow's history, for a
+// failure's message.
+func historyTail(ctx context.Context, c client.Client, id string, n int) string {
+	it := c.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var lines []string
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			lines = append(lines, "history: "+err.Error())
+			break
+		}
+		line := fmt.Sprintf("  %d %s %s", e.GetEventId(), e.GetEventTime().AsTime().Format("15:04:05.000"), e.GetEventType())
+		if a := e.GetActivityTaskScheduledEventAttributes(); a != nil {
+			line += " " + a.GetActivityType().GetName() + " on " + a.GetTaskQueue().GetName()
+		}
+		if a := e.GetActivityTaskFailedEventAttributes(); a != nil {
+			line += " " + firstLine(a.GetFailure().GetMessage())
+		}
+		if a := e.GetWorkflowExecutionUpdateAcceptedEventAttributes(); a != nil {
+			line += " " + a.GetAcceptedRequest().GetInput().GetName()
+		}
+		if a := e.GetWorkflowTaskFailedEventAttributes(); a != nil {
+			line += " " + a.GetCause().String() + " " + firstLine(a.GetFailure().GetMessage())
+		}
+		lines = append(lines, line)
+	}
+	return "history of " + id + " (last events):\n" + strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// dumpWorld reads the world from the simulator's admin API.
+func dumpWorld(ctx context.Context, t *testing.T, admin *simserver.Client, what string) *sim.World {
+	t.Helper()
+	data, err := admin.Dump(ctx)
+	if err != nil {
+		t.Fatalf("dump the world %s the rollout: %v", what, err)
+	}
+	w, err := sim.Parse("world "+what, data)
+	if err != nil {
+		t.Fatalf("the world dumped %s the rollout: %v", what, err)
+	}
+	return w
+}
+
+// traffic counts the simulator's request log as the run goes (the log is
+// a bounded ring; read often, it forgets nothing).
+type traffic struct {
+	seq        uint64
+	byProtocol map[string]int
+	// sessions: host connections the gateway upgraded; sites: where.
+	sessions int
+	sites    map[string]bool
+	lost     uint64
+}
+
+func newTraffic() *traffic {
+	return &traffic{byProtocol: map[string]int{}, sites: map[string]bool{}}
+}
+
+func (tr *traffic) read(l *sim.RequestLog) {
+	recs, last, lost := l.Since(tr.seq)
+	tr.seq, tr.lost = last, tr.lost+lost
+	for _, rec := range recs {
+		tr.byProtocol[rec.Protocol]++
+		if rec.Protocol == sim.ProtoShell && rec.Status == http.StatusSwitchingProtocols &&
+			strings.HasPrefix(strings.ToLower(rec.Path), "/powershell/") {
+			tr.sessions++
+			tr.sites[rec.Site] = true
 		}
 	}
 }

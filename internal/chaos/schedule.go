@@ -1,10 +1,11 @@
 // Package chaos drives a rollout of generated tenants through worker
 // kills, Temporal dev server crashes, throttling, server errors, dropped
-// connections and crashing PowerShell hosts, and holds what checks the
-// outcome: the seeded schedule of those events, the fault windows, the
-// detector of executions that overlapped, and the run's summary. The
-// suite itself is chaos_test.go (`make chaos`, and a shorter run in
-// `make test`).
+// connections, crashing PowerShell hosts and writes whose reply is lost,
+// and holds what checks the outcome: the seeded schedule of those events,
+// the fault windows, the detector of executions that overlapped, and the
+// run's summary. The suite itself is chaos_test.go (`make chaos`, and a
+// shorter run in `make test`): the workers run the production backend
+// against the stand-alone simulator.
 package chaos
 
 import (
@@ -62,24 +63,59 @@ var (
 
 // Windows are the fault windows, by name; each is open for a slice of the
 // rollout and only one is open at a time, so every fault counted while it
-// is open is its own (World.FaultsFired counts by kind, and a dropped
-// Graph connection and a crashed PowerShell host are both "drop").
+// is open is its own (World.FaultsFired counts by kind, whatever the
+// protocol).
+//
+// The apply-then-drop windows lose the reply of writes the simulator has
+// applied: a Graph or Exchange Online write whose connection closes after
+// the change was made, and a PowerShell host that dies after its cmdlet
+// ran. The product's retry then meets its own earlier write, which is what
+// the duplicate and nothing-lost checks judge.
 var Windows = map[string][]sim.FaultRule{
 	"throttle": {
 		{Protocol: sim.ProtoGraph, Kind: sim.FaultThrottle, Rate: 0.2, RetryAfter: time.Second},
 		{Protocol: sim.ProtoEXO, Kind: sim.FaultThrottle, Rate: 0.2, RetryAfter: time.Second},
 	},
 	"server-errors": {
-		{Protocol: sim.ProtoGraph, Kind: sim.FaultServer, Rate: 0.15},
-		{Protocol: sim.ProtoEXO, Kind: sim.FaultServer, Rate: 0.15},
+		{Protocol: sim.ProtoGraph, Kind: sim.FaultServer, Status: 503, Rate: 0.15},
+		{Protocol: sim.ProtoEXO, Kind: sim.FaultServer, Status: 503, Rate: 0.15},
 	},
 	"dropped-connections": {
 		{Protocol: sim.ProtoGraph, Kind: sim.FaultDrop, Rate: 0.1},
 		{Protocol: sim.ProtoEXO, Kind: sim.FaultDrop, Rate: 0.1},
 	},
 	"host-crashes": {
-		{Protocol: sim.ProtoShell, Kind: sim.FaultDrop, Rate: 0.08},
+		{Protocol: sim.ProtoShell, Kind: sim.FaultHostCrash, Rate: 0.08},
 	},
+	"cloud-apply-then-drop": cloudWritesLost(0.25),
+	"host-apply-then-drop":  hostWritesLost(0.25),
+}
+
+// HostWriteVerbs are the verbs of the on-prem cmdlets the product runs
+// that change the organisation (every other one it runs is Get- or Test-).
+var HostWriteVerbs = []string{"New-", "Set-", "Add-", "Remove-"}
+
+// cloudWritesLost: every Graph write (POST, PATCH, DELETE) and every
+// Exchange Online write cmdlet applied, its reply lost, at rate.
+func cloudWritesLost(rate float64) []sim.FaultRule {
+	var out []sim.FaultRule
+	for _, m := range []string{"POST", "PATCH", "DELETE"} {
+		out = append(out, sim.FaultRule{Protocol: sim.ProtoGraph, Method: m, Kind: sim.FaultApplyThenDrop, Rate: rate})
+	}
+	for _, v := range HostWriteVerbs {
+		out = append(out, sim.FaultRule{Protocol: sim.ProtoEXO, Cmdlet: v, Kind: sim.FaultApplyThenDrop, Rate: rate})
+	}
+	return out
+}
+
+// hostWritesLost: every on-prem write cmdlet runs, then its PowerShell host
+// dies before replying, at rate.
+func hostWritesLost(rate float64) []sim.FaultRule {
+	var out []sim.FaultRule
+	for _, v := range HostWriteVerbs {
+		out = append(out, sim.FaultRule{Protocol: sim.ProtoShell, Cmdlet: v, Kind: sim.FaultApplyThenDrop, Rate: rate})
+	}
+	return out
 }
 
 // WindowNames in a fixed order (map iteration is random).
@@ -94,8 +130,10 @@ func WindowNames() []string {
 
 // Plan derives the schedule from the seed: the same seed and size give the
 // same events. Kills and restarts land between 10% and 85% of the tenants
-// ended, at distinct points; the fault windows split 5%–90% into
-// consecutive slices in a seeded order.
+// ended, at distinct points; the fault windows split 5%–75% into
+// consecutive slices in a seeded order, so that the last one still finds
+// tenants early enough in their setup to meet its faults (a window whose
+// tenants are all verifying may inject nothing).
 func Plan(seed int64, s Size) []Event {
 	r := rand.New(rand.NewSource(seed))
 	n := s.Tenants
@@ -120,7 +158,7 @@ func Plan(seed int64, s Size) []Event {
 	}
 	names := WindowNames()
 	r.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
-	from, to := n*5/100, n*90/100
+	from, to := n*5/100, n*75/100
 	slice := float64(to-from) / float64(len(names))
 	for i, name := range names {
 		on := from + int(float64(i)*slice)

@@ -32,12 +32,37 @@ type Summary struct {
 	Checks         []string                  // invariant checks run
 	Violations     []string
 	Wall           time.Duration
+
+	// The production path: the backend kind every worker incarnation
+	// ran, and what the stand-alone simulator was asked, by protocol
+	// (graph, exo, token, shell), read from its request log.
+	Backend  string
+	Requests map[string]int
+	// HostSessions are the PowerShell host connections the simulator's
+	// remote PowerShell gateway accepted, at HostSites distinct sites.
+	HostSessions, HostSites int
+	// RequestsUnseen: requests the bounded request log forgot before the
+	// suite read them (0: every request was counted).
+	RequestsUnseen uint64
+	// PeakRSS is the test process's peak resident set (workers, backend,
+	// simulator; 0 where not measured); ChildPeakRSS the largest of its
+	// ended children (dev server incarnations, PowerShell stand-ins).
+	PeakRSS, ChildPeakRSS int64
 }
 
 // HostCrashes is how many PowerShell host processes the fault injector
-// made exit: drops while the host-crashes window was open (only shell
-// rules are in it).
-func (s Summary) HostCrashes() int { return s.Faults["host-crashes"][sim.FaultDrop] }
+// made exit before their cmdlet ran (the host-crashes window).
+func (s Summary) HostCrashes() int { return s.Faults["host-crashes"][sim.FaultHostCrash] }
+
+// RepliesLost is how many writes were applied and their reply lost (the
+// apply-then-drop windows), of which HostRepliesLost on PowerShell hosts,
+// each of which then exited.
+func (s Summary) RepliesLost() int { return s.FaultsByKind()[sim.FaultApplyThenDrop] }
+
+// HostRepliesLost: apply-then-drop faults on PowerShell hosts.
+func (s Summary) HostRepliesLost() int {
+	return s.Faults["host-apply-then-drop"][sim.FaultApplyThenDrop]
+}
 
 // FaultsByKind totals the faults over all windows.
 func (s Summary) FaultsByKind() map[string]int {
@@ -59,11 +84,17 @@ func (s Summary) String() string {
 		fmt.Fprintf(&b, "    %s\n", p)
 	}
 	fmt.Fprintf(&b, "  worker kills %d; dev server restarts %d (down %s in all)\n", s.WorkerKills, s.ServerRestarts, s.ServerDown.Round(100*time.Millisecond))
-	fmt.Fprintf(&b, "  faults fired %s; PowerShell host crashes %d\n", kv(s.FaultsByKind()), s.HostCrashes())
+	fmt.Fprintf(&b, "  faults fired %s; PowerShell host crashes %d; writes applied with the reply lost %d (%d of them on PowerShell hosts, which then exited)\n",
+		kv(s.FaultsByKind()), s.HostCrashes(), s.RepliesLost(), s.HostRepliesLost())
 	for _, w := range WindowNames() {
 		fmt.Fprintf(&b, "    window %-20s %s\n", w, kv(s.Faults[w]))
 	}
 	fmt.Fprintf(&b, "  activity attempts %d (%d failed, %d in flight when their worker was killed)\n", s.Executions, s.FailedAttempts, s.CutByKill)
+	fmt.Fprintf(&b, "  backend %s; simulator requests %s (%d unseen); PowerShell host sessions through the gateway %d at %d sites\n",
+		s.Backend, kv(s.Requests), s.RequestsUnseen, s.HostSessions, s.HostSites)
+	if s.PeakRSS > 0 {
+		fmt.Fprintf(&b, "  peak RSS: test process %d MiB; largest ended child %d MiB\n", s.PeakRSS>>20, s.ChildPeakRSS>>20)
+	}
 	fmt.Fprintf(&b, "  invariant checks %d (%s); violations %d\n", len(s.Checks), strings.Join(s.Checks, ", "), len(s.Violations))
 	for _, v := range s.Violations {
 		fmt.Fprintf(&b, "    VIOLATION %s\n", v)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/hybridflow/hybridflow/internal/backend"
 	"github.com/hybridflow/hybridflow/internal/config"
+	"github.com/hybridflow/hybridflow/internal/devserver"
 	"github.com/hybridflow/hybridflow/internal/exchange/shell"
 	"github.com/hybridflow/hybridflow/internal/metrics"
 )
@@ -182,4 +183,88 @@ lync:
 		t.Errorf("%d ready logs for lync:site-b, want 1", n)
 	}
 	t.Logf("/readyz after the retry: %d %s", code, body)
+}
+
+// TestServeProbesSitesBeforeReady runs serve() itself, a real (not
+// simulated) worker for one on-prem site against the dev server: its
+// /readyz names the site while the site's host stays silent, and turns 200
+// once the host answers.
+func TestServeProbesSitesBeforeReady(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: starts the Temporal dev server")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, err := devserver.Start(ctx, devserver.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ctl := filepath.Join(dir, "site-a")
+	if err := os.WriteFile(ctl, []byte("silent"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	cfgFile := filepath.Join(dir, "worker.yaml")
+	if err := os.WriteFile(cfgFile, fmt.Appendf(nil, `temporal:
+  address: %[1]s
+roles: ["onprem:site-a"]
+log_level: warn
+metrics_address: %[2]s
+onprem:
+  sites:
+    site-a:
+      shell:
+        command: [%[3]q, -File, "{script}"]
+        start_timeout: 500ms
+        env: {%[4]s: %[5]q}
+`, srv.FrontendHostPort(), addr, exe, probeHostEnv, ctl), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() {
+		served <- serve(wctx, options{configPath: cfgFile, identity: "worker@probe-test"}, func(string) string { return "" })
+	}()
+	defer func() {
+		stop()
+		if err := <-served; err != nil {
+			t.Errorf("worker exited with %v", err)
+		}
+	}()
+
+	url := "http://" + addr + metrics.PathReadyz
+	var body string
+	for {
+		if resp, err := http.Get(url); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+			if resp.StatusCode == http.StatusOK {
+				t.Fatalf("/readyz answered 200 while site-a's host is silent")
+			}
+			if strings.Contains(body, "onprem:site-a (start: host") {
+				break
+			}
+		}
+		select {
+		case err := <-served:
+			t.Fatalf("worker exited: %v", err)
+		case <-ctx.Done():
+			t.Fatalf("/readyz never named the site: %q", body)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	t.Logf("/readyz: %s", strings.TrimSpace(body))
+	if err := os.WriteFile(ctl, []byte("ready"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	waitHTTP(t, ctx, served, url)
+	t.Logf("ready %s after the host answers", time.Since(began).Round(time.Millisecond))
 }

@@ -35,14 +35,20 @@ const (
 // small2 (21Vianet, EX02 below the hotfix, EX01 on it) and small3 (GCC
 // High, an Exchange 2013 pre-SP1 server beside current ones) run on the
 // dedicated application: mixed builds do not force the first-party path.
+//
+// One site is one on-prem organisation (a site's PowerShell host reaches
+// one), so each tenant has its own: small.yaml's small1 and small2 keep
+// site-1 and site-2, small3 (site-1 in the file) moves to site-3, and the
+// generated tenants are at site-4 and site-5.
 func cloudsWorld(t *testing.T) *sim.World {
 	t.Helper()
-	w := loadWorld(t, "small.yaml")
-	cn, err := sim.GenerateTenants(sim.GenerateSpec{Tenants: 1, Prefix: "cn", Clouds: []string{"china"}, Sites: 1}, 4403, epoch)
+	now := worldNow()
+	w := loadWorldAt(t, "small.yaml", now)
+	cn, err := sim.GenerateTenants(sim.GenerateSpec{Tenants: 1, Prefix: "cn", Clouds: []string{"china"}, Sites: 1}, 4403, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	old, err := sim.GenerateTenants(sim.GenerateSpec{Tenants: 1, Prefix: "ex2013", LegacyServers: 1, Clouds: []string{"gcchigh"}}, 4404, epoch)
+	old, err := sim.GenerateTenants(sim.GenerateSpec{Tenants: 1, Prefix: "ex2013", LegacyServers: 1, Clouds: []string{"gcchigh"}}, 4404, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,15 +57,10 @@ func cloudsWorld(t *testing.T) *sim.World {
 		old[0].OnPrem.Servers[i].Version = sim.GenLegacyBuild
 	}
 	w.Tenants = append(w.Tenants, cn[0], old[0])
-	data, err := w.Dump()
-	if err != nil {
-		t.Fatal(err)
+	for i, site := range []string{"site-1", "site-2", "site-3", "site-4", "site-5"} {
+		w.Tenants[i].Site = site
 	}
-	out, err := sim.Parse(t.Name(), data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return reparsed(t, w)
 }
 
 // TestE2ECloudNamesAndAvailabilityAddressSpace: five tenants set up
@@ -201,7 +202,7 @@ func TestE2ECloudNamesAndAvailabilityAddressSpace(t *testing.T) {
 	fp2 := firstPartySP(b2)
 	for _, k := range fp2.KeyCredentials {
 		tp := keyTP(k)
-		expired := k.EndDateTime.Before(epoch)
+		expired := k.EndDateTime.Before(time.Now())
 		if got := hasKey(firstPartySP(s2).KeyCredentials, tp); got == expired {
 			t.Errorf("small2 key %s (%s, expired=%v): present after the run = %v", tp, k.DisplayName, expired, got)
 		}

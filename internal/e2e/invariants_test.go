@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hybridflow/hybridflow/internal/cloud"
 	"github.com/hybridflow/hybridflow/internal/e2e"
@@ -59,7 +60,7 @@ func TestNothingLostRules(t *testing.T) {
 		{"expired key dropped with a key added", func(tn *sim.Tenant) {
 			fp := firstPartySP(tn)
 			dropKey(fp, 1)
-			fp.KeyCredentials = append(fp.KeyCredentials, keyCredential(sim.NewCertificate(sim.AuthCertificateSubject, 77, epoch, epoch.AddDate(1, 0, 0))))
+			fp.KeyCredentials = append(fp.KeyCredentials, keyCredential(sim.NewCertificate(sim.AuthCertificateSubject, 77, time.Now(), time.Now().AddDate(1, 0, 0))))
 		}, nil},
 		{"legacy key moved to the dedicated application, expired key with it", func(tn *sim.Tenant) {
 			addDedicatedApp(tn, true)

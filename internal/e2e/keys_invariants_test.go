@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hybridflow/hybridflow/internal/e2e"
 	"github.com/hybridflow/hybridflow/internal/sim"
@@ -21,7 +22,7 @@ func TestNothingLostKeyIdentifiersAndEarlierAuthCertificates(t *testing.T) {
 		w := invariantWorld(t)
 		w.Update(w.Tenants[0].ID, func(tn *sim.Tenant) {
 			fp := firstPartySP(tn)
-			fp.KeyCredentials = append(fp.KeyCredentials, keyCredential(sim.NewCertificate(sim.AuthCertificateSubject, 4242, epoch.AddDate(-3, 0, 0), epoch.AddDate(2, 0, 0))))
+			fp.KeyCredentials = append(fp.KeyCredentials, keyCredential(sim.NewCertificate(sim.AuthCertificateSubject, 4242, time.Now().AddDate(-3, 0, 0), time.Now().AddDate(2, 0, 0))))
 		})
 		return w
 	}

@@ -21,9 +21,10 @@ import (
 // another application and an expired key on the first-party service
 // principal. Tenant A also had the legacy step 4 done (its auth certificate
 // on the first-party principal), one host name registered as an SPN and
-// the on-prem → cloud connector created; tenant B had nothing more.
+// the on-prem → cloud connector created; tenant B had nothing more. Each
+// has its own site (one site is one on-prem organisation).
 func halfConfigured(t *testing.T) *sim.World {
-	return generated(t, sim.GenerateSpec{Tenants: 2, Prefix: "half", HCWNames: 1, ForeignKeys: 1, ExpiredKeys: 1}, 4401, func(ts []*sim.Tenant) {
+	return generated(t, sim.GenerateSpec{Tenants: 2, Sites: 2, Prefix: "half", HCWNames: 1, ForeignKeys: 1, ExpiredKeys: 1}, 4401, func(ts []*sim.Tenant) {
 		for _, tn := range ts {
 			tn.OnPrem.PartnerApplications[0].Enabled = true
 		}
@@ -141,7 +142,7 @@ func TestE2EHalfConfiguredTenantsConverge(t *testing.T) {
 	// The first-party principal's keys, precisely.
 	foreignA, expiredA := firstPartySP(a).KeyCredentials[0], firstPartySP(a).KeyCredentials[1]
 	foreignB, expiredB := firstPartySP(b).KeyCredentials[0], firstPartySP(b).KeyCredentials[1]
-	if !expiredA.EndDateTime.Before(epoch) || !expiredB.EndDateTime.Before(epoch) || foreignA.EndDateTime.Before(epoch) {
+	if now := time.Now(); !expiredA.EndDateTime.Before(now) || !expiredB.EndDateTime.Before(now) || foreignA.EndDateTime.Before(now) {
 		t.Fatalf("world not as designed: keys %+v / %+v", firstPartySP(a).KeyCredentials, firstPartySP(b).KeyCredentials)
 	}
 	fpA, fpB := firstPartySP(tenantOf(t, after, a.ID)), firstPartySP(tenantOf(t, after, b.ID))

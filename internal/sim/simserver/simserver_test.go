@@ -412,8 +412,25 @@ func TestGatewayRefusals(t *testing.T) {
 func TestDumpLoadDumpIsIdentical(t *testing.T) {
 	s := start(t, simserver.Options{})
 	a := admin(t, s)
+	// A pinned clock and fault rules are part of the world file too.
+	if _, err := a.SetClock(ctx(t), time.Now().UTC().Truncate(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AddFaults(ctx(t), []byte("- protocol: exo\n  kind: 5xx\n  cmdlet: Set-\n  rate: 0.5\n")); err != nil {
+		t.Fatal(err)
+	}
 	d1, err := a.Dump(ctx(t))
 	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(d1), "\nnow: ") || !strings.Contains(string(d1), "kind: 5xx") {
+		t.Fatalf("the dump lacks the clock or the faults:\n%.400s", d1)
+	}
+	// Loading it into a world without them must bring them back.
+	if err := a.ClearFaults(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.WallClock(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
 	w, err := sim.Parse("dump", d1)

@@ -21,6 +21,14 @@ package sim
 //	relay -> server  {"hello":{"side":"onprem","tenant":"<id>","pid":123},"config":{...client's config line...}}
 //	server -> relay  {"ready":true,"version":1,"session":"..."}   (or ready:false with an error)
 //	then one request line, one reply line, in lockstep.
+//
+// The stand-alone simulator (package simserver) reaches the same session
+// another way: its remote PowerShell gateway upgrades an HTTP request for
+// a site's endpoint, attributes the connection to the site's tenant and
+// hands it to HostServer.ServeConn. There the client's own config line
+// comes first, as the bootstrap script reads it, and is checked as the
+// script would; from the ready line on, both ways run the one session
+// loop (shellServer.session).
 
 import (
 	"bufio"

@@ -268,3 +268,20 @@ onprem:
 	waitHTTP(t, ctx, served, url)
 	t.Logf("ready %s after the host answers", time.Since(began).Round(time.Millisecond))
 }
+
+// --simulate replaces the backend after the config is read; with an
+// endpoints block it would silently ignore the endpoints, so it is refused.
+func TestSimulateFlagRefusesEndpoints(t *testing.T) {
+	cfgFile := filepath.Join(t.TempDir(), "worker.yaml")
+	if err := os.WriteFile(cfgFile, []byte(`endpoints:
+  authority_host: https://127.0.0.1:7480/
+  graph: https://127.0.0.1:7480/v1.0
+  exchange_online: https://127.0.0.1:7480
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := serve(context.Background(), options{configPath: cfgFile, simulate: "configs/sim/demo.yaml"}, func(string) string { return "" })
+	if err == nil || !strings.Contains(err.Error(), "--simulate cannot be used with the config's endpoints block") {
+		t.Fatalf("got %v", err)
+	}
+}

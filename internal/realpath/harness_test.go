@@ -350,7 +350,7 @@ func cli(t *testing.T, dir string, timeout time.Duration, args ...string) (int, 
 	defer cancel()
 	cmd := exec.CommandContext(ctx, env.cli, append([]string{"--address", env.srv.FrontendHostPort()}, args...)...)
 	cmd.Dir = dir
-	cmd.Env = childEnv()
+	cmd.Env = childEnv(dir)
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
 	switch {

@@ -150,15 +150,17 @@ func needEnv(t *testing.T) {
 
 // childEnv is this process's environment without hybridflow's own
 // variables, so that a developer's HYBRIDFLOW_CONFIG or address never
-// reaches the processes under test.
-func childEnv() []string {
+// reaches the processes under test, and with TMPDIR set to the test's
+// directory: a SIGKILLed worker cannot remove its hosts' private script
+// directories, and the test's clean-up does.
+func childEnv(tmp string) []string {
 	var out []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "HYBRIDFLOW_") {
+		if !strings.HasPrefix(kv, "HYBRIDFLOW_") && !strings.HasPrefix(kv, "TMPDIR=") {
 			out = append(out, kv)
 		}
 	}
-	return out
+	return append(out, "TMPDIR="+tmp)
 }
 
 // proc is a started program of the product. Each runs in a process group
@@ -184,7 +186,7 @@ func start(t *testing.T, dir, name, bin string, args ...string) *proc {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
-	cmd.Env = childEnv()
+	cmd.Env = childEnv(dir)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

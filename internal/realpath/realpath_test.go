@@ -89,7 +89,7 @@ func TestShippedShellSectionRunsASetup(t *testing.T) {
 		defer cancel()
 		cmd := exec.CommandContext(ctx, env.worker, "--config", old.path)
 		cmd.Dir = dir
-		cmd.Env = childEnv()
+		cmd.Env = childEnv(dir)
 		out, err := cmd.CombinedOutput()
 		if ctx.Err() != nil {
 			t.Fatalf("the worker with the old default command did not exit within 30s:\n%s", out)

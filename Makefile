@@ -21,22 +21,30 @@ INVENTORY  ?= configs/inventory.demo.yaml
 
 HYBRIDFLOW := $(BIN)/hybridflow
 WORKER     := $(BIN)/hybridflow-worker
-# The simulated PowerShell host's relay: the simulated backend starts it
-# beside hybridflow-worker / rolloutbench (one per tenant) instead of
-# re-executing those large programs.
+# The simulated PowerShell host's relay: the in-process simulated backend
+# (simulate: in a worker config; tests, the benchmark) starts it beside
+# hybridflow-worker / rolloutbench instead of re-executing those programs.
 SIMHOST    := $(BIN)/hybridflow-simhost
+# The stand-alone simulator make run talks to, and the PowerShell stand-in
+# its worker config names as each site's shell command.
+SIM        := $(BIN)/hybridflow-sim
+PWSH       := $(BIN)/hybridflow-pwsh
+SIM_WORLD  ?= configs/sim/demo.yaml
+SIM_LISTEN ?= 127.0.0.1:7480
+SIM_GATEWAY ?= 127.0.0.1:7481
+SIM_STATE  := $(DATA)/sim
 
-.PHONY: all build run server worker stop test vet fmt-check windows-build clean help bench
+.PHONY: all build run server sim worker stop test vet fmt-check windows-build clean help bench
 
 all: build
 
 help:
-	@echo "make run    build, start the dev server and a simulated worker, check health (the demo)"
+	@echo "make run    build, start the dev server, the stand-alone simulator and a worker, check health (the demo)"
 	@echo "make test   vet, format check, PowerShell grammar check, unit + integration tests"
 	@echo "make chaos  the long chaos suite: a rollout through worker kills, dev server crashes and faults"
 	@echo "make fuzz   every fuzz target for FUZZTIME (default 60s) each, one after another"
 	@echo "make stop   stop what make started (PIDs in .data/)"
-	@echo "make server / make worker   start only that part; both do nothing if already running"
+	@echo "make server / make sim / make worker   start only that part; each does nothing if already running"
 	@echo "make bench  micro-benchmarks + rollout benchmark (durable vs concurrent vs sequential) into bench/results/"
 
 # The CLI is built only when missing: the first build takes minutes.
@@ -49,6 +57,8 @@ build:
 	$(GO) build -o $(HYBRIDFLOW) ./starter
 	$(GO) build -o $(WORKER) ./worker
 	$(GO) build -o $(SIMHOST) ./internal/sim/cmd/hybridflow-simhost
+	$(GO) build -o $(SIM) ./internal/sim/cmd/hybridflow-sim
+	$(GO) build -o $(PWSH) ./internal/sim/cmd/hybridflow-pwsh
 
 $(DATA):
 	@mkdir -p $(DATA)
@@ -76,7 +86,25 @@ server: $(TEMPORAL) | $(DATA)
 		$(TEMPORAL) operator search-attribute create --address $(ADDRESS) --name $$sa --type Keyword >/dev/null 2>&1 || true; \
 	done
 
-# Starts the simulated worker unless the one make started is still alive.
+# Starts the stand-alone simulator (the demo world's Graph, token endpoint,
+# Exchange Online and remote PowerShell on loopback) unless the one make
+# started is still alive. It outlives workers: `$(SIM) dump` shows the world
+# at any time, `$(SIM) reset` puts the file's world back.
+sim: build | $(DATA)
+	@if [ -f $(DATA)/sim.pid ] && kill -0 $$(cat $(DATA)/sim.pid) 2>/dev/null; then \
+		echo "simulator already running (pid $$(cat $(DATA)/sim.pid))"; \
+	else \
+		echo "starting hybridflow-sim with $(SIM_WORLD) at https://$(SIM_LISTEN), PowerShell at http://$(SIM_GATEWAY) (log: .data/sim.log)"; \
+		rm -f $(SIM_STATE)/state.json; \
+		nohup $(SIM) serve --world $(SIM_WORLD) --listen $(SIM_LISTEN) --gateway $(SIM_GATEWAY) --state-dir $(SIM_STATE) \
+			>$(DATA)/sim.log 2>&1 </dev/null & echo $$! >$(DATA)/sim.pid; \
+		for i in $$(seq 1 50); do [ -f $(SIM_STATE)/state.json ] && break; \
+			if ! kill -0 $$(cat $(DATA)/sim.pid) 2>/dev/null; then echo "the simulator exited at start:"; tail -20 $(DATA)/sim.log; rm -f $(DATA)/sim.pid; exit 1; fi; \
+			sleep 0.2; done; \
+		[ -f $(SIM_STATE)/state.json ] || { echo "the simulator did not start in 10s:"; tail -20 $(DATA)/sim.log; exit 1; }; \
+	fi
+
+# Starts the worker unless the one make started is still alive.
 worker: build | $(DATA)
 	@if [ -f $(DATA)/worker.pid ] && kill -0 $$(cat $(DATA)/worker.pid) 2>/dev/null; then \
 		echo "worker already running (pid $$(cat $(DATA)/worker.pid))"; \
@@ -95,18 +123,19 @@ CONCURRENCY ?= 5
 # The demo: health check, then a rollout of the demo inventory with a live
 # view; it ends with a summary table (one tenant waits for an operator:
 # see the README's walk-through).
-run: build server worker
+run: build server sim worker
 	@$(HYBRIDFLOW) doctor --address $(ADDRESS) -f $(INVENTORY) --wait 60s
 	@echo
 	@$(HYBRIDFLOW) rollout --address $(ADDRESS) -f $(INVENTORY) --concurrency $(CONCURRENCY) --watch
 	@echo
+	@echo "The simulated world as it is now: $(SIM) dump --state-dir $(SIM_STATE)   (requests: $(SIM) requests)"
 	@echo "Temporal Web UI: http://localhost:$(UI_PORT)/namespaces/default/workflows"
 	@echo "  paused tenants: http://localhost:$(UI_PORT)/namespaces/default/workflows?query=HybridflowState%3D%22paused%22"
 	@echo "Stop everything with: make stop"
 
 # Ends only what make started, newest first.
 stop:
-	@for p in worker temporal; do \
+	@for p in worker sim temporal; do \
 		f=$(DATA)/$$p.pid; \
 		if [ -f $$f ]; then \
 			pid=$$(cat $$f); \

@@ -27,7 +27,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -178,7 +180,7 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 	s.https, err = sim.Start(context.WithoutCancel(ctx), s.world, sim.ServerOptions{
 		Addr:       addr,
 		AnySecret:  secret,
-		ErrorLog:   zap.NewStdLog(logger.Named("https").WithOptions(zap.IncreaseLevel(zap.WarnLevel))),
+		ErrorLog:   debugLog(logger.Named("https")),
 		RequestLog: s.log,
 		Admin:      s.adminHandler(),
 	})
@@ -198,7 +200,7 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 	s.gateway = &http.Server{
 		Handler:           s.gatewayHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          zap.NewStdLog(logger.Named("gateway").WithOptions(zap.IncreaseLevel(zap.WarnLevel))),
+		ErrorLog:          debugLog(logger.Named("gateway")),
 	}
 	go func() { _ = s.gateway.Serve(gl) }()
 
@@ -369,6 +371,16 @@ func loopbackAddr(field, addr string) (string, error) {
 		return "", fmt.Errorf("simserver: %s %q: the simulator listens on loopback only (127.0.0.1, ::1 or localhost)", field, addr)
 	}
 	return addr, nil
+}
+
+// debugLog is a standard logger for an http.Server's own errors (mostly
+// TLS handshakes of clients that do not trust the CA), at debug level.
+func debugLog(z *zap.Logger) *log.Logger {
+	l, err := zap.NewStdLogAt(z, zap.DebugLevel)
+	if err != nil {
+		return log.New(io.Discard, "", 0)
+	}
+	return l
 }
 
 func randomToken() string {

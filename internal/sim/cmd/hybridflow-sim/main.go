@@ -223,7 +223,7 @@ func (a *app) requests() *cobra.Command {
 					result = "dropped"
 				}
 				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Seq, r.Time.Format("15:04:05.000"), r.Protocol, r.Method,
-					what, dash(r.Tenant), result, dash(r.Fault))
+					clip(what, maxWhat), dash(r.Tenant), result, dash(r.Fault))
 			}
 			return tw.Flush()
 		},
@@ -231,6 +231,17 @@ func (a *app) requests() *cobra.Command {
 	cmd.Flags().Uint64Var(&since, "since", 0, "list only records numbered after this one")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per line")
 	return cmd
+}
+
+// maxWhat bounds the PATH/CMDLET column: a batch of fifteen cmdlets would
+// otherwise widen every row of the table (--json keeps the whole text).
+const maxWhat = 60
+
+func clip(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
 }
 
 func dash(s string) string {

@@ -16,6 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/hybridflow/hybridflow/internal/plan"
 	"github.com/hybridflow/hybridflow/internal/sim"
 	"github.com/hybridflow/hybridflow/internal/sim/simserver"
 	"github.com/hybridflow/hybridflow/workflows"
@@ -363,6 +364,23 @@ func cli(t *testing.T, dir string, timeout time.Duration, args ...string) (int, 
 	}
 	t.Fatalf("hybridflow %s: %v\n%s", strings.Join(args, " "), err, out)
 	return 0, ""
+}
+
+// setupResult is the tenant's finished setup workflow's result, read from
+// Temporal; it fails the test unless the setup ended verified in the
+// dedicated-application mode.
+func setupResult(t *testing.T, tenantID string) workflows.SetupResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var res workflows.SetupResult
+	if err := env.srv.Client().GetWorkflow(ctx, workflows.SetupWorkflowID(tenantID), "").Get(ctx, &res); err != nil {
+		t.Fatalf("setup of %s: %v", tenantID, err)
+	}
+	if res.State != workflows.StateVerified || res.Mode != string(plan.ModeDedicatedApp) {
+		t.Fatalf("setup of %s ended %s in mode %s (%v); want verified, %s", tenantID, res.State, res.Mode, res.Verification, plan.ModeDedicatedApp)
+	}
+	return res
 }
 
 // endSetup terminates the tenant's setup if it is still running when the

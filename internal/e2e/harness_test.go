@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,6 +22,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/encoding/protojson"
+	"gopkg.in/yaml.v3"
 
 	"github.com/hybridflow/hybridflow/internal/attempts"
 	"github.com/hybridflow/hybridflow/internal/backend"
@@ -28,7 +30,9 @@ import (
 	"github.com/hybridflow/hybridflow/internal/devserver"
 	"github.com/hybridflow/hybridflow/internal/e2e"
 	"github.com/hybridflow/hybridflow/internal/logging"
+	"github.com/hybridflow/hybridflow/internal/metrics"
 	"github.com/hybridflow/hybridflow/internal/sim"
+	"github.com/hybridflow/hybridflow/internal/sim/simserver"
 	"github.com/hybridflow/hybridflow/internal/temporalx"
 	"github.com/hybridflow/hybridflow/internal/workerhost"
 	"github.com/hybridflow/hybridflow/workflows"
@@ -39,17 +43,24 @@ import (
 // (then run go test ./workflows/ -run Replay and commit the files).
 const RecordEnv = "HYBRIDFLOW_RECORD_HISTORIES"
 
-// env is one test's simulated world served on loopback over the real
-// protocols (HTTPS Graph / token / InvokeCommand; JSON lines to real
-// PowerShell-host relay processes), the real clients of
-// backend.NewSimulated, and a worker host for every role the world needs,
-// registered by workerhost.ForBackend exactly as hybridflow-worker does.
+// env is one test's world served by the stand-alone simulator
+// (simserver, in the test process: HTTPS Graph, token endpoint and
+// Exchange Online, and the remote PowerShell gateway), and the worker an
+// operator deploys pointed at it: a worker configuration without
+// simulate: (endpoints, a client-secret credential read from a file, and
+// for every site a shell.command that starts the PowerShell stand-in as
+// PowerShell would be started), its backend built by backend.NewReal, and
+// a worker host for every role the world needs, registered by
+// workerhost.ForBackend exactly as hybridflow-worker does. Each worker
+// incarnation has its own backend (its own PowerShell hosts), as each
+// hybridflow-worker process does; the world outlives them all.
 type env struct {
 	t     *testing.T
 	srv   *testsuite.DevServer
 	c     client.Client
-	world *sim.World
-	be    *backend.Backend
+	sim   *simserver.Server
+	world *sim.World // sim.World(): the object the simulator's servers change
+	cfg   *config.WorkerConfig
 	inv   *config.Inventory
 	roles []config.Role
 	rec   *attempts.Recorder
@@ -58,25 +69,34 @@ type env struct {
 	gen     int
 	host    *workerhost.Host
 	hostCli client.Client
-	stale   []client.Client // connections of stopped incarnations
-	ids     []string        // workflow IDs this test started, terminated on cleanup
+	be      *backend.Backend // the running incarnation's
+	kinds   []string         // Kind() of every incarnation's backend
+	closing sync.WaitGroup   // backends of stopped incarnations, closing
+	stale   []client.Client  // connections of stopped incarnations
+	ids     []string         // workflow IDs this test started, terminated on cleanup
 }
+
+// noEnv is the worker's environment: nothing, so HYBRIDFLOW_* variables
+// of the shell running the tests cannot change the configuration.
+func noEnv(string) string { return "" }
 
 func newEnv(t *testing.T, w *sim.World) *env {
 	t.Helper()
 	srv, c := devServer(t)
+	pwsh := pwshPath(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	be, err := backend.NewSimulated(ctx, w, zap.NewNop(), backend.SimOptions{})
+	ss, err := simserver.Start(ctx, simserver.Options{World: w, StateDir: t.TempDir()})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
-	e := &env{t: t, srv: srv, c: c, world: w, be: be, inv: w.Inventory(), rec: &attempts.Recorder{}}
+	e := &env{t: t, srv: srv, c: c, sim: ss, world: ss.World(), inv: ss.World().Inventory(), rec: &attempts.Recorder{}}
 	e.roles = []config.Role{{Kind: config.RoleCloud}}
 	for _, tn := range e.inv.Tenants {
-		r := config.Role{Kind: config.RoleOnPrem, Site: tn.Site}
-		if !slices.Contains(e.roles, r) {
-			e.roles = append(e.roles, r)
+		for _, r := range []config.Role{{Kind: config.RoleOnPrem, Site: tn.Site}, {Kind: config.RoleLync, Site: tn.LyncSite}} {
+			if r.Site != "" && !slices.Contains(e.roles, r) {
+				e.roles = append(e.roles, r)
+			}
 		}
 	}
 	t.Cleanup(func() {
@@ -93,18 +113,99 @@ func newEnv(t *testing.T, w *sim.World) *env {
 		}
 		tcancel()
 		e.stopWorker()
+		e.closing.Wait()
 		for _, sc := range e.stale {
 			sc.Close()
 		}
-		be.Close()
+		_ = ss.Close()
 		cancel()
 	})
+	e.cfg = workerConfig(t, ss, srv.FrontendHostPort(), e.roles, e.inv, pwsh)
 	e.startWorker()
 	return e
 }
 
+// workerConfig is the configuration an operator would deploy against the
+// simulator, parsed and validated as hybridflow-worker parses its file:
+// the endpoints block at the simulator (its CA trusted), the default
+// credential a client secret read from the simulator's file, and for
+// every site the stand-in started as the shipped example starts
+// PowerShell: a remote session to the site's endpoint on the gateway for
+// on-prem Exchange, HYBRIDFLOW_SIM_PSHOST for Lync (whose module runs
+// locally). One site is one organisation, so a world with two tenants at
+// one site is refused here, naming them.
+func workerConfig(t *testing.T, ss *simserver.Server, temporal string, roles []config.Role, inv *config.Inventory, pwsh string) *config.WorkerConfig {
+	t.Helper()
+	bySite := map[config.Role][]string{}
+	for _, tn := range inv.Tenants {
+		bySite[config.Role{Kind: config.RoleOnPrem, Site: tn.Site}] = append(bySite[config.Role{Kind: config.RoleOnPrem, Site: tn.Site}], tn.ID)
+		if tn.LyncSite != "" {
+			bySite[config.Role{Kind: config.RoleLync, Site: tn.LyncSite}] = append(bySite[config.Role{Kind: config.RoleLync, Site: tn.LyncSite}], tn.ID)
+		}
+	}
+	command := []string{pwsh, "-NoLogo", "-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-File", config.ScriptPlaceholder}
+	onprem, lync := map[string]any{}, map[string]any{}
+	var roleNames []string
+	for _, r := range roles {
+		roleNames = append(roleNames, r.String())
+		if r.Kind == config.RoleCloud {
+			continue
+		}
+		if ids := bySite[r]; len(ids) != 1 {
+			t.Fatalf("world: %s serves %d tenants (%s); give each tenant its own site (a site's PowerShell host reaches one organisation)", r, len(ids), strings.Join(ids, ", "))
+		}
+		site := url.PathEscape(r.Site)
+		switch r.Kind {
+		case config.RoleOnPrem:
+			onprem[r.Site] = map[string]any{"shell": map[string]any{"command": command, "session": config.SessionRemote,
+				"connection_uri": ss.GatewayURL() + "/" + simserver.ExchangeEndpoint + "/" + site}}
+		case config.RoleLync:
+			lync[r.Site] = map[string]any{"shell": map[string]any{"command": command,
+				"env": map[string]string{"HYBRIDFLOW_SIM_PSHOST": ss.GatewayURL() + "/" + simserver.LyncEndpoint + "/" + site}}}
+		}
+	}
+	doc := map[string]any{
+		"temporal": map[string]any{"address": temporal, "namespace": "default"},
+		"roles":    roleNames,
+		"endpoints": map[string]any{
+			"authority_host":  ss.BaseURL() + "/",
+			"graph":           ss.BaseURL() + "/v1.0",
+			"exchange_online": ss.BaseURL(),
+			"ca_file":         ss.CAFile(),
+		},
+		"credentials": map[string]any{"default": map[string]any{"kind": "client-secret", "client_id": e2eClientID, "secret": "file:" + ss.ClientSecretFile()}},
+	}
+	if len(onprem) > 0 {
+		doc["onprem"] = map[string]any{"sites": onprem}
+	}
+	if len(lync) > 0 {
+		doc["lync"] = map[string]any{"sites": lync}
+	}
+	data, err := yaml.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "worker.yaml")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.LoadWorkerConfig(path, noEnv)
+	if err != nil {
+		t.Fatalf("worker config:\n%s\n%v", data, err)
+	}
+	if cfg.Simulate != nil || cfg.Endpoints == nil {
+		t.Fatalf("worker config %s: simulate %v, endpoints %v; want the real path", path, cfg.Simulate, cfg.Endpoints)
+	}
+	return cfg
+}
+
+// e2eClientID is the application the worker's credential names; the
+// simulator's token endpoint accepts its secret for any client ID.
+const e2eClientID = "33333333-3333-4333-8333-0000000000e2"
+
 // diagnose logs what a failed test needs to be understood: every activity
-// execution the workers saw and what the server still has pending.
+// execution the workers saw, what the server still has pending, and the
+// simulator's refusals and failures.
 func (e *env) diagnose(ctx context.Context, ids []string) {
 	for _, x := range e.rec.Executions() {
 		e.t.Logf("activity %s %s attempt %d on worker %d: %s → %s (+%s) cancelled=%v err=%q", x.WorkflowID, x.Type, x.Attempt, x.Worker,
@@ -122,32 +223,60 @@ func (e *env) diagnose(ctx context.Context, ids []string) {
 				pa.GetLastWorkerIdentity(), pa.GetLastFailure().GetMessage())
 		}
 	}
+	recs, _, _ := e.sim.Requests().Since(0)
+	for _, r := range recs {
+		if !r.OK {
+			e.t.Logf("simulator: #%d %s %s %s %s tenant %s site %s: status %d error %q fault %q", r.Seq, r.Protocol, r.Method, r.Path, r.Cmdlet, r.Tenant, r.Site, r.Status, r.Error, r.Fault)
+		}
+	}
 }
 
-// startWorker starts a fresh worker host (a new incarnation with its own
-// Temporal connection), as a restarted hybridflow-worker process would.
+// startWorker starts a fresh worker incarnation as a restarted
+// hybridflow-worker process would: its own backend from the worker config
+// (backend.NewReal), each on-prem and Lync site's PowerShell host started
+// and at its ready line (the worker's start probe, which /readyz waits
+// for), a new Temporal connection and identity, an empty workflow cache.
 func (e *env) startWorker() {
 	e.t.Helper()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.gen++
 	identity := fmt.Sprintf("e2e-worker-%d@%s", e.gen, e.t.Name())
+	be, err := backend.NewReal(e.cfg, zap.NewNop(), noEnv)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	be.Instrument(metrics.Default)
+	e.kinds = append(e.kinds, be.Kind())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, r := range e.roles {
+		if r.Kind == config.RoleCloud {
+			continue
+		}
+		if err := be.StartHost(ctx, r); err != nil {
+			be.Close()
+			e.t.Fatalf("worker %d: PowerShell host for %s: %v", e.gen, r, err)
+		}
+	}
 	hc, err := client.Dial(client.Options{
 		HostPort: e.srv.FrontendHostPort(), Namespace: "default", Identity: identity,
 		Logger:       logging.NewTemporal(zap.NewNop()),
 		Interceptors: []interceptor.ClientInterceptor{e.rec.Interceptor(e.gen)},
 	})
 	if err != nil {
+		be.Close()
 		e.t.Fatal(err)
 	}
 	// StopTimeout 1ms: Stop is an abrupt stop, not a drain (see killWorker).
-	h, err := workerhost.Start(hc, e.roles, workerhost.ForBackend(e.be, identity), zap.NewNop(),
+	h, err := workerhost.Start(hc, e.roles, workerhost.ForBackend(be, identity), zap.NewNop(),
 		workerhost.Options{Identity: identity, StopTimeout: time.Millisecond})
 	if err != nil {
 		hc.Close()
+		be.Close()
 		e.t.Fatal(err)
 	}
-	e.host, e.hostCli = h, hc
+	e.host, e.hostCli, e.be = h, hc, be
 }
 
 // stopWorker stops the worker host without a grace period: in-flight
@@ -155,7 +284,10 @@ func (e *env) startWorker() {
 // their PowerShell hosts are killed by the shell client, and the SDK reports
 // each attempt as failed, so the server retries it per the retry policy.
 // The connection stays open until the test ends so that those reports,
-// sent after Stop returns, are not lost (that would be killWorker).
+// sent after Stop returns, are not lost (that would be killWorker). The
+// incarnation's backend then closes (its remaining hosts stop) while the
+// next incarnation may already start, as a new process does not wait for
+// the old one's exit.
 func (e *env) stopWorker() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -167,12 +299,14 @@ func (e *env) stopWorker() {
 		e.stale = append(e.stale, e.hostCli)
 		e.hostCli = nil
 	}
+	e.retireBackend()
 }
 
 // killWorker makes the worker vanish the way a SIGKILLed process does: its
 // Temporal connection is closed first, so nothing it was doing is reported
 // (no task completion, no activity failure); only then are its goroutines
-// stopped. Whatever it held is recovered by the server's timeouts alone.
+// stopped and its PowerShell hosts ended. Whatever it held is recovered by
+// the server's timeouts alone. The simulator, and so the world, live on.
 func (e *env) killWorker() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -183,6 +317,20 @@ func (e *env) killWorker() {
 	if e.host != nil {
 		e.host.Stop()
 		e.host = nil
+	}
+	e.retireBackend()
+}
+
+// retireBackend closes the stopped incarnation's backend in the
+// background (e.mu held).
+func (e *env) retireBackend() {
+	if be := e.be; be != nil {
+		e.be = nil
+		e.closing.Add(1)
+		go func() {
+			defer e.closing.Done()
+			be.Close()
+		}()
 	}
 }
 

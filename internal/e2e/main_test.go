@@ -2,8 +2,12 @@ package e2e_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -14,13 +18,14 @@ import (
 
 	"github.com/hybridflow/hybridflow/internal/devserver"
 	"github.com/hybridflow/hybridflow/internal/logging"
-	"github.com/hybridflow/hybridflow/internal/sim"
 )
 
 // The package shares one real Temporal dev server (bin/temporal, in
-// memory), started on first use and stopped after the last test. Every
-// test serves its own simulated world, and terminates its workflows when
-// it ends, so tests do not see each other's tenants.
+// memory), started on first use and stopped after the last test, and one
+// build of the PowerShell stand-in (internal/sim/cmd/hybridflow-pwsh) that
+// every site's shell.command names. Every test serves its own world from
+// its own stand-alone simulator, and terminates its workflows when it
+// ends, so tests do not see each other's tenants.
 var shared struct {
 	once sync.Once
 	srv  *testsuite.DevServer
@@ -28,10 +33,22 @@ var shared struct {
 	err  error
 }
 
+// standIn is the built PowerShell stand-in.
+var standIn struct {
+	path string
+	err  error
+}
+
 func TestMain(m *testing.M) {
-	// The simulated PowerShell hosts are this test binary re-run as a relay.
-	sim.MaybeRunHost()
+	flag.Parse()
+	var dir string
+	if !testing.Short() {
+		dir, standIn.path, standIn.err = buildStandIn()
+	}
 	code := m.Run()
+	if dir != "" {
+		_ = os.RemoveAll(dir)
+	}
 	if shared.c != nil {
 		shared.c.Close()
 	}
@@ -64,4 +81,38 @@ func devServer(t *testing.T) (*testsuite.DevServer, client.Client) {
 		t.Fatalf("dev server: %v", shared.err)
 	}
 	return shared.srv, shared.c
+}
+
+// buildStandIn builds hybridflow-pwsh into a new temporary directory, as
+// `make build` puts it in bin/ for the demo.
+func buildStandIn() (dir, path string, err error) {
+	began := time.Now()
+	root, err := devserver.RepoRoot()
+	if err != nil {
+		return "", "", err
+	}
+	dir, err = os.MkdirTemp("", "hybridflow-e2e-pwsh-")
+	if err != nil {
+		return "", "", err
+	}
+	path = filepath.Join(dir, "hybridflow-pwsh")
+	if runtime.GOOS == "windows" {
+		path += ".exe"
+	}
+	cmd := exec.Command("go", "build", "-o", path, "./internal/sim/cmd/hybridflow-pwsh")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return dir, "", fmt.Errorf("go build hybridflow-pwsh: %v\n%s", err, out)
+	}
+	fmt.Fprintf(os.Stderr, "e2e: PowerShell stand-in built in %s\n", time.Since(began).Round(time.Millisecond))
+	return dir, path, nil
+}
+
+// pwshPath is the built stand-in, or fails the test.
+func pwshPath(t *testing.T) string {
+	t.Helper()
+	if standIn.err != nil || standIn.path == "" {
+		t.Fatalf("PowerShell stand-in: %v", standIn.err)
+	}
+	return standIn.path
 }

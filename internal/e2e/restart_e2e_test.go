@@ -43,18 +43,20 @@ func slowWorld(t *testing.T, seed int64) *sim.World {
 // executed twice at once, and each interrupted step finished by a later
 // worker incarnation.
 //
-// Why this is a faithful "worker killed". The simulated world, its HTTPS
-// and PowerShell-host servers stay in the test process, as the real
-// systems outlive a worker; only the Temporal worker dies, and comes back
-// as a new incarnation (new connection, new identity, empty workflow
-// cache), the way a restarted hybridflow-worker would. The deaths:
+// Why this is a faithful "worker killed". The world is served by the
+// stand-alone simulator, apart from the worker, as the real systems
+// outlive a worker; the worker dies with its backend and its PowerShell
+// hosts, and comes back as a new incarnation (a new backend from the same
+// worker configuration, new hosts, a new connection and identity, an
+// empty workflow cache), the way a restarted hybridflow-worker would. The
+// deaths:
 //
 //  1. Step 1, New-AuthServer in flight (1.5 s of injected latency): the
 //     host stops with no grace period (SIGTERM with a zero drain). The SDK
 //     cancels the activity's context, the shell client kills the
-//     PowerShell-host relay process mid-call, and the SDK reports the
-//     attempt as failed, so the server retries it on the new worker after
-//     the retry interval (2 s).
+//     PowerShell stand-in mid-call, and the SDK reports the attempt as
+//     failed, so the server retries it on the new worker after the retry
+//     interval (2 s).
 //  2. Step 6, New-IntraOrganizationConnector in flight: the worker is
 //     killed hard (SIGKILL): its Temporal connection closes first, so
 //     nothing is reported, and the server notices only when the attempt's

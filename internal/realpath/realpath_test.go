@@ -242,9 +242,9 @@ func TestWorkerSIGKILLedAfterAKeyPatchConverges(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("dropped PATCH %s (record %d) answered at %s; SIGKILL %s later; keys on the application at the kill: %d; its host (pids %v) gone %s after the kill; worker-2 ready in %s, setup verified (%d writes in all) %s after it; key PATCHes in the request log: %d (%d faulted); keys found: %v for auth certificates %v; test took %s",
+	t.Logf("dropped PATCH %s (record %d) answered at %s; SIGKILL %s later; keys on the application at the kill: %d; its host (pids %v) gone %s after the kill; worker-2 ready in %s, setup verified %s after it (the workflow counts %d writes: the killed task's results were lost with it); key PATCHes in the request log: %d (%d faulted); keys found: %v for auth certificates %v; test took %s",
 		dropped.Path, dropped.Seq, answered.Format("15:04:05.000"), killedAt.Sub(answered).Round(time.Millisecond), keysAtKill, hosts, orphanGone.Round(time.Millisecond),
-		ready.Round(time.Millisecond), res.Writes, time.Since(resumed).Round(time.Millisecond), patches, patchFaults, v.appKeys, v.authCert, time.Since(began).Round(time.Millisecond))
+		ready.Round(time.Millisecond), time.Since(resumed).Round(time.Millisecond), res.Writes, patches, patchFaults, v.appKeys, v.authCert, time.Since(began).Round(time.Millisecond))
 }
 
 // isKeyPatch: a Graph PATCH of one application (the dedicated

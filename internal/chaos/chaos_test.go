@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -640,6 +641,7 @@ func TestChaosRollout(t *testing.T) {
 	}
 	sum.Backend = strings.TrimSpace(sum.Backend)
 	sum.Requests, sum.HostSessions, sum.HostSites, sum.RequestsUnseen = traffic.byProtocol, traffic.sessions, len(traffic.sites), traffic.lost
+	sum.RepliesLostBy = traffic.repliesLost
 	sum.PeakRSS, sum.ChildPeakRSS = peakRSS()
 	if kinds["real"] != r.gen || len(kinds) != 1 {
 		t.Errorf("worker incarnations ran backends %v, want all %d real", kinds, r.gen)
@@ -724,11 +726,16 @@ type traffic struct {
 	sessions int
 	sites    map[string]bool
 	lost     uint64
+	// repliesLost: apply-then-drop faults by request ("graph PATCH
+	// /servicePrincipals/{id}", "shell Set-AuthConfig").
+	repliesLost map[string]int
 }
 
 func newTraffic() *traffic {
-	return &traffic{byProtocol: map[string]int{}, sites: map[string]bool{}}
+	return &traffic{byProtocol: map[string]int{}, sites: map[string]bool{}, repliesLost: map[string]int{}}
 }
+
+var guidRE = regexp.MustCompile(`[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}`)
 
 func (tr *traffic) read(l *sim.RequestLog) {
 	recs, last, lost := l.Since(tr.seq)
@@ -739,6 +746,13 @@ func (tr *traffic) read(l *sim.RequestLog) {
 			strings.HasPrefix(strings.ToLower(rec.Path), "/powershell/") {
 			tr.sessions++
 			tr.sites[rec.Site] = true
+		}
+		if strings.Contains(rec.Fault, sim.FaultApplyThenDrop) {
+			what := rec.Cmdlet
+			if rec.Protocol == sim.ProtoGraph {
+				what = rec.Method + " " + guidRE.ReplaceAllString(rec.Path, "{id}")
+			}
+			tr.repliesLost[rec.Protocol+" "+what]++
 		}
 	}
 }

@@ -44,6 +44,9 @@ type Summary struct {
 	// RequestsUnseen: requests the bounded request log forgot before the
 	// suite read them (0: every request was counted).
 	RequestsUnseen uint64
+	// RepliesLostBy counts the apply-then-drop faults by request, as the
+	// request log names them.
+	RepliesLostBy map[string]int
 	// PeakRSS is the test process's peak resident set (workers, backend,
 	// simulator; 0 where not measured); ChildPeakRSS the largest of its
 	// ended children (dev server incarnations, PowerShell stand-ins).
@@ -87,7 +90,10 @@ func (s Summary) String() string {
 	fmt.Fprintf(&b, "  faults fired %s; PowerShell host crashes %d; writes applied with the reply lost %d (%d of them on PowerShell hosts, which then exited)\n",
 		kv(s.FaultsByKind()), s.HostCrashes(), s.RepliesLost(), s.HostRepliesLost())
 	for _, w := range WindowNames() {
-		fmt.Fprintf(&b, "    window %-20s %s\n", w, kv(s.Faults[w]))
+		fmt.Fprintf(&b, "    window %-22s %s\n", w, kv(s.Faults[w]))
+	}
+	if len(s.RepliesLostBy) > 0 {
+		fmt.Fprintf(&b, "    replies lost by request: %s\n", kvSep(s.RepliesLostBy, "; "))
 	}
 	fmt.Fprintf(&b, "  activity attempts %d (%d failed, %d in flight when their worker was killed)\n", s.Executions, s.FailedAttempts, s.CutByKill)
 	fmt.Fprintf(&b, "  backend %s; simulator requests %s (%d unseen); PowerShell host sessions through the gateway %d at %d sites\n",
@@ -102,7 +108,9 @@ func (s Summary) String() string {
 	return b.String()
 }
 
-func kv(m map[string]int) string {
+func kv(m map[string]int) string { return kvSep(m, " ") }
+
+func kvSep(m map[string]int, sep string) string {
 	if len(m) == 0 {
 		return "none"
 	}
@@ -115,5 +123,5 @@ func kv(m map[string]int) string {
 	for i, k := range keys {
 		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
 	}
-	return strings.Join(parts, " ")
+	return strings.Join(parts, sep)
 }

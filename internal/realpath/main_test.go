@@ -1,3 +1,5 @@
+//go:build linux
+
 package realpath_test
 
 import (

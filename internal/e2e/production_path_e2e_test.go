@@ -185,3 +185,58 @@ func standInChildren(t *testing.T, exe string) []int {
 	}
 	return pids
 }
+
+// TestE2EHostCrashesThroughTheStandIn: the site's PowerShell host dies
+// mid-call twice, the way the stand-in dies when the simulator drops its
+// gateway session (exit status 3): on the first New-AuthServer before the
+// cmdlet ran (host_crash), and on the first New-IntraOrganizationConnector
+// after it ran (apply_then_drop: the connector exists, the reply is lost).
+// The shell client starts a new host for the step's retry, and the setup
+// verifies without an operator with exactly the expected additions: the
+// retried connector step finds the connector the lost reply created
+// instead of creating a second one.
+func TestE2EHostCrashesThroughTheStandIn(t *testing.T) {
+	w := generated(t, sim.GenerateSpec{Tenants: 1, Prefix: "crash"}, 4431, nil)
+	w.SetFaults([]sim.FaultRule{
+		{Protocol: sim.ProtoShell, Cmdlet: "New-AuthServer", Kind: sim.FaultHostCrash, FailFirstN: 1},
+		{Protocol: sim.ProtoShell, Cmdlet: "New-IntraOrganizationConnector", Kind: sim.FaultApplyThenDrop, FailFirstN: 1},
+	})
+	e := newEnv(t, w)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	before := e.snapshot()
+	tn := before.Tenants[0]
+	res, err := e.resultUnlessPaused(ctx, e.start(ctx, e.tenant(tn.ID), workflows.SetupOptions{}))
+	logSteps(t, res)
+	if err != nil || res.State != workflows.StateVerified {
+		t.Fatalf("state %s, error %v", res.State, err)
+	}
+	after := e.snapshot()
+	checkNothingLost(t, before, after)
+	checkAdditions(t, before, after, wantDedicated(t, tn, ""))
+	// Both faults fired, each ending a gateway session; each retry ran on
+	// a new one.
+	recs, _, _ := e.sim.Requests().Since(0)
+	fired := map[string]bool{}
+	sessions := 0
+	for _, r := range recs {
+		if r.Protocol != sim.ProtoShell {
+			continue
+		}
+		if r.Method == "POST" && r.OK {
+			sessions++
+		}
+		for _, k := range strings.Split(r.Fault, ",") {
+			fired[r.Cmdlet+" "+k] = true
+		}
+	}
+	if !fired["New-AuthServer "+sim.FaultHostCrash] || !fired["New-IntraOrganizationConnector "+sim.FaultApplyThenDrop] {
+		t.Errorf("faults fired: %v; want host_crash on New-AuthServer and apply_then_drop on New-IntraOrganizationConnector", fired)
+	}
+	if sessions < 3 {
+		t.Errorf("%d gateway session(s); want at least 3 (the probe's, and one after each crash)", sessions)
+	}
+	if o := e.overlaps(); len(o) > 0 {
+		t.Errorf("steps ran twice at once:\n%s", strings.Join(o, "\n"))
+	}
+}

@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -101,9 +100,10 @@ func (inv *Inventory) LookupByID(id string) (Tenant, bool) {
 }
 
 // LoadInventory reads and validates an inventory file. A validation failure
-// is a Problems error naming every problem with path:line.
+// is a Problems error naming every problem with path:line. No more than
+// MaxInventoryBytes+1 bytes are read.
 func LoadInventory(path string) (*Inventory, error) {
-	data, err := os.ReadFile(path)
+	data, err := readCapped(path, MaxInventoryBytes)
 	if err != nil {
 		return nil, fmt.Errorf("read inventory: %w", err)
 	}
@@ -111,11 +111,19 @@ func LoadInventory(path string) (*Inventory, error) {
 }
 
 // ParseInventory validates inventory YAML; file is used only in problem
-// messages. On any problem it returns nil and a Problems error.
+// messages. On any problem it returns nil and a Problems error. Data
+// larger than MaxInventoryBytes, a YAML alias or an over-long string is
+// refused before any tenant is decoded.
 func ParseInventory(file string, data []byte) (*Inventory, error) {
 	d := &decoder{file: file}
 	inv := &Inventory{File: file}
+	if !d.sizeOK(data, MaxInventoryBytes, "an inventory", "split the tenants into several inventories") {
+		return nil, d.err()
+	}
 	root := d.parse(data)
+	if root != nil && !d.guard(root, maxInventoryString) {
+		return nil, d.err()
+	}
 	// A document of only a comment, "~" or an anchor ("&a") has a null
 	// root: as empty as no document, and it must not pass as an
 	// inventory (nil, nil) either.
@@ -176,7 +184,8 @@ func (d *decoder) tenant(item field) (Tenant, field, bool) {
 	if id, ok := d.required(idf); ok && d.check(idf, guidMsg(id)) {
 		t.ID, idOK = strings.ToLower(id), true
 	}
-	if name, ok := d.required(fs.get("display_name")); ok {
+	dnf := fs.get("display_name")
+	if name, ok := d.required(dnf); ok && d.check(dnf, displayNameMsg(name)) {
 		t.DisplayName = name
 	}
 

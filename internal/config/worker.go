@@ -331,7 +331,7 @@ func LoadWorkerConfig(path string, getenv func(string) string) (*WorkerConfig, e
 	var data []byte
 	if path != "" {
 		var err error
-		if data, err = os.ReadFile(path); err != nil {
+		if data, err = readCapped(path, MaxWorkerConfigBytes); err != nil {
 			return nil, fmt.Errorf("read worker config: %w", err)
 		}
 	}
@@ -359,7 +359,13 @@ func ParseWorkerConfig(file string, data []byte, getenv func(string) string) (*W
 	// where remembers the source of values that cross-checks complain
 	// about, since the environment may have replaced them.
 	where := map[string]Problem{}
+	if !d.sizeOK(data, MaxWorkerConfigBytes, "a worker config", "remove what is not configuration") {
+		return nil, d.err()
+	}
 	if root := d.parse(data); root != nil {
+		if !d.guard(root, maxWorkerString) {
+			return nil, d.err()
+		}
 		d.worker(field{node: root}, cfg, where)
 	}
 	d.applyEnv(cfg, getenv, where)

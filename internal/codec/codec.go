@@ -119,18 +119,60 @@ func FromConfig(cfg *config.CodecConfig, getenv func(string) string) (*Codec, er
 // ParseKey reads key material as written to a file or an environment
 // variable: base64 (standard or URL alphabet, padded or not; surrounding
 // white space ignored) of 32 bytes, as `openssl rand -base64 32` prints
-// it, or exactly 32 raw bytes in a file.
+// it, or exactly 32 raw bytes in a file. The bytes must look random
+// (weakKey): a passphrase is refused however it is encoded.
 func ParseKey(b []byte) ([]byte, error) {
 	text := strings.TrimSpace(string(b))
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
 		if k, err := enc.DecodeString(text); err == nil && len(k) == KeySize {
+			if err := weakKey(k); err != nil {
+				return nil, err
+			}
 			return k, nil
 		}
 	}
 	if len(b) == KeySize {
+		if err := weakKey(b); err != nil {
+			return nil, err
+		}
 		return bytes.Clone(b), nil
 	}
 	return nil, fmt.Errorf("not a %d-byte key: give it base64-encoded (openssl rand -base64 32) or as %d raw bytes", KeySize, KeySize)
+}
+
+// minDistinctKeyBytes is the fewest different byte values a key may hold.
+// 32 random bytes hold about 30; fewer than 16 happens by chance about
+// once in 10^15 keys, and is what a repeated pattern or a short secret
+// stretched to length looks like.
+const minDistinctKeyBytes = 16
+
+// weakKey refuses key material that is not random: every byte printable
+// ASCII (a passphrase, hex digits, base64 text; chance for random bytes
+// (95/256)^32, about 2e-14) or few distinct byte values (zeros, a
+// repeated pattern). It says why without showing the material.
+func weakKey(k []byte) error {
+	printable := true
+	var seen [256]bool
+	distinct := 0
+	for _, c := range k {
+		if c < 0x20 || c > 0x7e {
+			printable = false
+		}
+		if !seen[c] {
+			seen[c] = true
+			distinct++
+		}
+	}
+	why := ""
+	switch {
+	case printable:
+		why = "its 32 bytes are all printable text, like a passphrase"
+	case distinct < minDistinctKeyBytes:
+		why = fmt.Sprintf("its 32 bytes take only %d different values, like a pattern", distinct)
+	default:
+		return nil
+	}
+	return fmt.Errorf("not a random key: %s; make one with `openssl rand -base64 32` (or any 32 bytes from a cryptographic random source, base64-encoded)", why)
 }
 
 // ActiveKeyID is the ID of the key that encrypts.

@@ -130,7 +130,7 @@ func (c *Client) ReadEntraState(ctx context.Context, firstPartyAppID, appName st
 	nextSPs := func(u string) (models.ServicePrincipalCollectionResponseable, error) {
 		return c.sdk.ServicePrincipals().WithUrl(u).Get(ctx, nil)
 	}
-	fps, err := decodeList(steps[stepFirstParty], models.CreateServicePrincipalCollectionResponseFromDiscriminatorValue, nextSPs, &st.Requests)
+	fps, err := decodeList(steps[stepFirstParty], models.CreateServicePrincipalCollectionResponseFromDiscriminatorValue, nextSPs, &st.Requests, c.maxPages)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +145,7 @@ func (c *Client) ReadEntraState(ctx context.Context, firstPartyAppID, appName st
 	ds, err := decodeList(steps[stepDomains], models.CreateDomainCollectionResponseFromDiscriminatorValue,
 		func(u string) (models.DomainCollectionResponseable, error) {
 			return c.sdk.Domains().WithUrl(u).Get(ctx, nil)
-		}, &st.Requests)
+		}, &st.Requests, c.maxPages)
 	if err != nil {
 		return nil, err
 	}
@@ -244,7 +244,7 @@ func (c *Client) readEntraApplication(ctx context.Context, st *EntraState, steps
 	apps, err := decodeList(steps[stepApp], models.CreateApplicationCollectionResponseFromDiscriminatorValue,
 		func(u string) (models.ApplicationCollectionResponseable, error) {
 			return c.sdk.Applications().WithUrl(u).Get(ctx, nil)
-		}, &st.Requests)
+		}, &st.Requests, c.maxPages)
 	if err != nil {
 		return err
 	}
@@ -257,7 +257,7 @@ func (c *Client) readEntraApplication(ctx context.Context, st *EntraState, steps
 		return &Error{Op: steps[stepApp].op, Kind: Ambiguous, Message: fmt.Sprintf("%d applications are named %q", len(apps), appName)}
 	}
 
-	named, err := decodeList(steps[stepAppSP], models.CreateServicePrincipalCollectionResponseFromDiscriminatorValue, nextSPs, &st.Requests)
+	named, err := decodeList(steps[stepAppSP], models.CreateServicePrincipalCollectionResponseFromDiscriminatorValue, nextSPs, &st.Requests, c.maxPages)
 	if err != nil {
 		return err
 	}
@@ -309,8 +309,8 @@ type collection[T any] interface {
 
 // decodeList parses a step's answer with the SDK's models and follows
 // @odata.nextLink with ordinary requests (rare: a tenant with more objects
-// than a page holds).
-func decodeList[R collection[T], T any](s batchStep, factory absser.ParsableFactory, next func(string) (R, error), requests *int) ([]T, error) {
+// than a page holds), at most maxPages pages in all.
+func decodeList[R collection[T], T any](s batchStep, factory absser.ParsableFactory, next func(string) (R, error), requests *int, maxPages int) ([]T, error) {
 	node, err := absser.DefaultParseNodeFactoryInstance.GetRootParseNode("application/json", s.body)
 	if err != nil {
 		return nil, &Error{Op: s.op, Kind: Unknown, Message: "parse batch answer", Err: err}
@@ -324,11 +324,14 @@ func decodeList[R collection[T], T any](s batchStep, factory absser.ParsableFact
 		return nil, &Error{Op: s.op, Kind: Unknown, Message: fmt.Sprintf("batch answer parsed as %T", v)}
 	}
 	var out []T
-	for {
+	for pages := 1; ; pages++ {
 		out = append(out, page.GetValue()...)
 		link := page.GetOdataNextLink()
 		if link == nil || *link == "" {
 			return out, nil
+		}
+		if pages >= maxPages {
+			return nil, tooManyPages(s.op, maxPages)
 		}
 		*requests++
 		page, err = next(*link)

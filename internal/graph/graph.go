@@ -47,7 +47,11 @@ import (
 const (
 	DefaultMaxRetries   = 3
 	DefaultMaxRetryWait = 30 * time.Second
-	defaultTimeout      = 100 * time.Second
+	// DefaultMaxPages bounds how many pages of one list the client reads:
+	// at Graph's smallest default page (100) that is 100,000 objects,
+	// far more than a tenant has of anything the client lists.
+	DefaultMaxPages = 1000
+	defaultTimeout  = 100 * time.Second
 )
 
 // DefaultDuplicateAssignmentPhrases is how Graph words a duplicate app role
@@ -84,6 +88,10 @@ type Options struct {
 	// none matches, AssignAppRole still detects the duplicate by reading the
 	// assignments back, so a changed wording is not fatal.
 	DuplicateAssignmentPhrases []string
+	// MaxPages bounds the pages of one list the client follows through
+	// @odata.nextLink; past it the call fails instead of paging for ever.
+	// 0 means DefaultMaxPages.
+	MaxPages int
 }
 
 // Client performs Graph operations for one tenant. It is safe for
@@ -97,6 +105,8 @@ type Client struct {
 	// JSON batch (which Kiota's retry handler cannot see).
 	maxRetries   int
 	maxRetryWait time.Duration
+	// maxPages bounds the pages of one list (Options.MaxPages).
+	maxPages int
 }
 
 // New builds a client. It makes no request.
@@ -172,8 +182,19 @@ func New(opts Options) (*Client, error) {
 	if maxWait <= 0 {
 		maxWait = DefaultMaxRetryWait
 	}
+	maxPages := opts.MaxPages
+	if maxPages <= 0 {
+		maxPages = DefaultMaxPages
+	}
 	return &Client{sdk: msgraphsdk.NewGraphServiceClient(adapter), adapter: adapter, tenantID: opts.TenantID, dupText: dup,
-		maxRetries: maxRetries, maxRetryWait: maxWait}, nil
+		maxRetries: maxRetries, maxRetryWait: maxWait, maxPages: maxPages}, nil
+}
+
+// tooManyPages is the error of a list that has read maxPages pages and is
+// offered another: a service that keeps answering with a nextLink is
+// broken or hostile, and following it would never end. Not retryable.
+func tooManyPages(op string, maxPages int) error {
+	return &Error{Op: op, Kind: Unknown, Message: fmt.Sprintf("gave up after %d pages: the service keeps answering with another @odata.nextLink", maxPages)}
 }
 
 // TenantID is the tenant the client was built for.
@@ -294,11 +315,14 @@ func (c *Client) servicePrincipalByAppID(ctx context.Context, op, appID string, 
 		return nil, err
 	}
 	var found []models.ServicePrincipalable
-	for {
+	for pages := 1; ; pages++ {
 		found = append(found, resp.GetValue()...)
 		next := resp.GetOdataNextLink()
 		if next == nil || *next == "" {
 			break
+		}
+		if pages >= c.maxPages {
+			return nil, tooManyPages(op, c.maxPages)
 		}
 		if resp, err = c.sdk.ServicePrincipals().WithUrl(*next).Get(ctx, nil); err != nil || resp == nil {
 			return nil, replied(op, resp, err)
@@ -385,13 +409,16 @@ func (c *Client) AppRoleAssignments(ctx context.Context, spID string) ([]AppRole
 		return nil, err
 	}
 	var out []AppRoleAssignment
-	for {
+	for pages := 1; ; pages++ {
 		for _, a := range resp.GetValue() {
 			out = append(out, fromSDKAssignment(a))
 		}
 		next := resp.GetOdataNextLink()
 		if next == nil || *next == "" {
 			return out, nil
+		}
+		if pages >= c.maxPages {
+			return nil, tooManyPages(op, c.maxPages)
 		}
 		if resp, err = b.WithUrl(*next).Get(ctx, nil); err != nil || resp == nil {
 			return nil, replied(op, resp, err)
@@ -474,11 +501,14 @@ func (c *Client) ApplicationByDisplayName(ctx context.Context, name string) (*Ap
 		return nil, err
 	}
 	var found []models.Applicationable
-	for {
+	for pages := 1; ; pages++ {
 		found = append(found, resp.GetValue()...)
 		next := resp.GetOdataNextLink()
 		if next == nil || *next == "" {
 			break
+		}
+		if pages >= c.maxPages {
+			return nil, tooManyPages(op, c.maxPages)
 		}
 		if resp, err = c.sdk.Applications().WithUrl(*next).Get(ctx, nil); err != nil || resp == nil {
 			return nil, replied(op, resp, err)
@@ -583,13 +613,16 @@ func (c *Client) Domains(ctx context.Context) ([]Domain, error) {
 		return nil, err
 	}
 	var out []Domain
-	for {
+	for pages := 1; ; pages++ {
 		for _, d := range resp.GetValue() {
 			out = append(out, Domain{ID: deref(d.GetId()), IsDefault: derefBool(d.GetIsDefault()), IsInitial: derefBool(d.GetIsInitial()), IsVerified: derefBool(d.GetIsVerified())})
 		}
 		next := resp.GetOdataNextLink()
 		if next == nil || *next == "" {
 			return out, nil
+		}
+		if pages >= c.maxPages {
+			return nil, tooManyPages(op, c.maxPages)
 		}
 		if resp, err = c.sdk.Domains().WithUrl(*next).Get(ctx, nil); err != nil || resp == nil {
 			return nil, replied(op, resp, err)

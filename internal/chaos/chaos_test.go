@@ -349,12 +349,15 @@ func protected(w *sim.World) (keys, spns int) {
 	return keys, spns
 }
 
-// TestChaosRollout is the chaos suite: a rollout of generated tenants
-// while the worker is killed and restarted, the dev server is SIGKILLed
-// and restarted on its SQLite file, and windows of 429s, 503s, dropped
-// connections and crashing PowerShell hosts open and close; then the
-// invariants on the world and on what the workers ran. The short size
-// runs in make test; HYBRIDFLOW_CHAOS=full is make chaos.
+// TestChaosRollout is the chaos suite: a rollout of generated tenants,
+// through the worker configuration an operator deploys and the
+// stand-alone simulator, while the worker is killed and restarted, the
+// dev server is SIGKILLed and restarted on its SQLite file, and windows of
+// 429s, 503s, dropped connections, crashing PowerShell hosts and writes
+// whose reply is lost open and close; then the invariants on the
+// simulator's dump and on what the workers ran, and that the production
+// path was the one taken. The short size runs in make test;
+// HYBRIDFLOW_CHAOS=full is make chaos.
 func TestChaosRollout(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: the Temporal dev server, killed and restarted")

@@ -223,3 +223,31 @@ func TestPlanIsSeededAndKeepsOneWindowOpen(t *testing.T) {
 		}
 	}
 }
+
+// Every window is a set of rules the simulator accepts (the suite adds
+// them as its admin API does), and the apply-then-drop windows lose the
+// replies of writes only: a read whose reply is lost changes nothing, so
+// it would test nothing the dropped-connections window does not.
+func TestWindowsAreValidAndLoseOnlyWrites(t *testing.T) {
+	for _, name := range chaos.WindowNames() {
+		rules := chaos.Windows[name]
+		if len(rules) == 0 {
+			t.Errorf("window %s has no rules", name)
+		}
+		if err := (&sim.World{}).AddFaults(rules); err != nil {
+			t.Errorf("window %s: the simulator refuses it: %v", name, err)
+		}
+		for _, r := range rules {
+			if r.Kind != sim.FaultApplyThenDrop {
+				continue
+			}
+			verb, _, _ := strings.Cut(strings.ToLower(r.Cmdlet), "-")
+			switch {
+			case r.Protocol == sim.ProtoGraph && (r.Method == "" || strings.EqualFold(r.Method, "GET")):
+				t.Errorf("window %s: Graph apply_then_drop rule %+v is not limited to writes", name, r)
+			case r.Protocol != sim.ProtoGraph && (r.Cmdlet == "" || verb == "get" || verb == "test"):
+				t.Errorf("window %s: %s apply_then_drop rule %+v is not limited to write cmdlets", name, r.Protocol, r)
+			}
+		}
+	}
+}

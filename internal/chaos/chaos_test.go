@@ -93,7 +93,6 @@ type rig struct {
 	t   *testing.T
 	srv *devserver.Process
 	c   client.Client // the starter's and operator's connection
-	sim *simserver.Server
 	cfg *config.WorkerConfig
 	rec *chaos.Recorder
 
@@ -428,7 +427,7 @@ func TestChaosRollout(t *testing.T) {
 			sites = append(sites, tn.Site)
 		}
 	}
-	r := &rig{t: t, srv: srv, c: c, sim: sims, cfg: workerConfig(t, sims, sites), rec: &chaos.Recorder{}}
+	r := &rig{t: t, srv: srv, c: c, cfg: workerConfig(t, sims, sites), rec: &chaos.Recorder{}}
 	defer r.closing.Wait()
 	r.startWorker(ctx)
 	defer r.killWorker()

@@ -83,6 +83,10 @@ func Start(c client.Client, roles []config.Role, reg Registrar, logger *zap.Logg
 	for _, role := range roles {
 		q := temporalx.QueueForRole(role)
 		wo := o.workerOptions()
+		// Workflows run only on the cloud queue: an on-prem or Lync worker
+		// that polled for workflow tasks would hold two idle polls per
+		// site (normal and sticky) that can never be answered.
+		wo.DisableWorkflowWorker = role.Kind != config.RoleCloud
 		w := worker.New(c, q, wo)
 		if err := reg(role, w); err != nil {
 			h.Stop()
@@ -95,7 +99,7 @@ func Start(c client.Client, roles []config.Role, reg Registrar, logger *zap.Logg
 		h.workers = append(h.workers, w)
 		h.queues = append(h.queues, q)
 		logger.Info("worker started", zap.String("role", role.String()), zap.String("task_queue", q),
-			zap.Int("workflow_task_pollers", wo.MaxConcurrentWorkflowTaskPollers), zap.Int("activity_task_pollers", wo.MaxConcurrentActivityTaskPollers))
+			zap.Int("workflow_task_pollers", workflowPollers(wo)), zap.Int("activity_task_pollers", wo.MaxConcurrentActivityTaskPollers))
 	}
 	return h, nil
 }
@@ -124,4 +128,12 @@ func Run(ctx context.Context, c client.Client, roles []config.Role, reg Registra
 	logger.Info("shutting down", zap.String("reason", context.Cause(ctx).Error()))
 	h.Stop()
 	return nil
+}
+
+// workflowPollers is what a worker really polls with for workflow tasks.
+func workflowPollers(wo worker.Options) int {
+	if wo.DisableWorkflowWorker {
+		return 0
+	}
+	return wo.MaxConcurrentWorkflowTaskPollers
 }

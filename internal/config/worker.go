@@ -457,8 +457,8 @@ func (d *decoder) worker(root field, cfg *WorkerConfig, where map[string]Problem
 	}
 
 	if ps, ok := d.mapping(fs.get("pollers"), "workflow_tasks", "activity_tasks"); ok {
-		cfg.Pollers.WorkflowTasks = d.pollerCount(ps.get("workflow_tasks"))
-		cfg.Pollers.ActivityTasks = d.pollerCount(ps.get("activity_tasks"))
+		cfg.Pollers.WorkflowTasks = d.pollerCount(ps.get("workflow_tasks"), MinWorkflowTaskPollers)
+		cfg.Pollers.ActivityTasks = d.pollerCount(ps.get("activity_tasks"), 1)
 	}
 
 	if ef := fs.get("endpoints"); ef.node != nil {
@@ -516,14 +516,19 @@ func (d *decoder) endpoints(f field) *EndpointsConfig {
 	return e
 }
 
+// MinWorkflowTaskPollers is the fewest workflow task polls the Temporal Go
+// SDK accepts: one of them serves the worker's sticky queue, so worker.New
+// panics when given 1.
+const MinWorkflowTaskPollers = 2
+
 // pollerCount decodes one pollers.* value; absent is 0 (the default).
-func (d *decoder) pollerCount(f field) int {
+func (d *decoder) pollerCount(f field, lowest int64) int {
 	v, ok := d.int64(f)
 	if !ok {
 		return 0
 	}
-	if v < 1 || v > MaxPollers {
-		d.errf(f, "must be between 1 and %d (absent: the worker's default)", MaxPollers)
+	if v < lowest || v > MaxPollers {
+		d.errf(f, "must be between %d and %d (absent: the worker's default)", lowest, MaxPollers)
 		return 0
 	}
 	return int(v)

@@ -64,7 +64,14 @@ func TestParseWorkerConfigBroken(t *testing.T) {
 		{
 			name: "pollers of 0",
 			yaml: "pollers:\n  workflow_tasks: 0\n",
-			line: 2, field: "pollers.workflow_tasks", msg: "must be between 1 and 100",
+			line: 2, field: "pollers.workflow_tasks", msg: "must be between 2 and 100",
+		},
+		{
+			// The Go SDK panics in worker.New with one workflow task poller
+			// (the sticky queue needs its own).
+			name: "one workflow task poller",
+			yaml: "pollers:\n  workflow_tasks: 1\n",
+			line: 2, field: "pollers.workflow_tasks", msg: "must be between 2 and 100",
 		},
 		{
 			name: "too many pollers",

@@ -194,7 +194,9 @@ test: $(TEMPORAL) vet fmt-check windows-build psgrammar-check
 
 # The long chaos suite (internal/chaos): 200 generated tenants rolled out
 # while the worker is killed 7 times, the dev server SIGKILLed and restarted
-# twice and 429/503/drop/host-crash windows open; -v prints its figures.
+# twice and 429/503/drop/host-crash/apply-then-drop windows open, through the
+# real worker configuration against the stand-alone simulator; -v prints its
+# figures.
 # make test runs the short version (20 tenants) through go test ./...
 .PHONY: chaos
 chaos: $(TEMPORAL)

@@ -115,8 +115,14 @@ type graphCall struct {
 	segs   []string // path segments after /v1.0
 	query  url.Values
 	base   string // https://host/v1.0
+	prefer string // the Prefer header
 	wrote  bool   // a state change happened
 	entity string // for error messages
+	// byKey: the object was addressed by an alternate key
+	// (applications(uniqueName='…'), servicePrincipals(appId='…')).
+	// Microsoft documents the keys' certificate bytes for a read by id
+	// with $select=keyCredentials only, so such a read never carries them.
+	byKey bool
 }
 
 func (h *graphHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
@@ -194,7 +200,7 @@ func (h *graphHandler) serveRequest(rw http.ResponseWriter, r *http.Request, req
 		}
 	}
 
-	rep, out, gerr, wrote := h.run(tenantID, r.Method, graphBase(r), segs, r.URL.Query(), body)
+	rep, out, gerr, wrote := h.run(tenantID, r.Method, graphBase(r), segs, r.URL.Query(), r.Header.Get("Prefer"), body)
 	h.w.CountRequest(ProtoGraph, tenantID, write && wrote)
 	switch {
 	case gerr != nil:
@@ -226,10 +232,10 @@ func graphBase(r *http.Request) string {
 // Direct requests and each request of a $batch go through it, so the two
 // cannot differ in semantics; counting is the caller's (a batch is one
 // request).
-func (h *graphHandler) run(tenantID, method, base string, segs []string, query url.Values, body map[string]json.RawMessage) (graphReply, []byte, *graphError, bool) {
+func (h *graphHandler) run(tenantID, method, base string, segs []string, query url.Values, prefer string, body map[string]json.RawMessage) (graphReply, []byte, *graphError, bool) {
 	h.w.mu.Lock()
 	defer h.w.mu.Unlock()
-	c := &graphCall{h: h, method: method, t: h.w.tenant(tenantID), segs: segs, query: query, base: base}
+	c := &graphCall{h: h, method: method, t: h.w.tenant(tenantID), segs: segs, query: query, base: base, prefer: prefer}
 	if c.t == nil {
 		// Removed from the world after checkTenant.
 		return graphReply{}, nil, graphErrf(http.StatusForbidden, GraphCodeDenied, "Insufficient privileges to complete the operation."), false
@@ -271,13 +277,17 @@ func (h *graphHandler) checkTenant(tok Token) *graphError {
 }
 
 // graphOperation names a request for fault rules: the path with the
-// object IDs left out (servicePrincipals/{id}/appRoleAssignments →
-// servicePrincipals/appRoleAssignments).
+// object IDs and alternate keys left out
+// (servicePrincipals/{id}/appRoleAssignments →
+// servicePrincipals/appRoleAssignments; applications(uniqueName='x') →
+// applications).
 func graphOperation(segs []string) string {
 	var names []string
-	for i, s := range segs {
-		if i%2 == 0 {
-			names = append(names, s)
+	for i := 0; i < len(segs); i++ {
+		set, _, keyed := strings.Cut(segs[i], "(")
+		names = append(names, set)
+		if !keyed {
+			i++ // the next segment is the object's ID
 		}
 	}
 	return strings.Join(names, "/")
@@ -417,6 +427,9 @@ func graphReadBody(r *http.Request) (map[string]json.RawMessage, *graphError) {
 
 // dispatch routes a request to its operation. Callers hold w.mu.
 func (c *graphCall) dispatch(body map[string]json.RawMessage) (graphReply, *graphError) {
+	if strings.Contains(c.segs[0], "(") {
+		return c.dispatchByKey(body)
+	}
 	m := c.method
 	n := len(c.segs)
 	notAllowed := graphErrf(http.StatusMethodNotAllowed, GraphCodeBadRequest, "Specified HTTP method is not allowed for the request target.")

@@ -205,7 +205,7 @@ func (h *graphHandler) batchRun(tenantID, base, method string, segs []string, u 
 			return fail(graphBadRequest("Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format."))
 		}
 	}
-	rep, out, gerr, w := h.run(tenantID, method, base, segs, u.Query(), body)
+	rep, out, gerr, w := h.run(tenantID, method, base, segs, u.Query(), headerValue(q.Headers, "Prefer"), body)
 	if gerr != nil {
 		return fail(gerr)
 	}
@@ -239,4 +239,14 @@ func graphSleep(r *http.Request, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// headerValue is a batch request's header, whatever its case.
+func headerValue(h map[string]string, name string) string {
+	for k, v := range h {
+		if strings.EqualFold(k, name) {
+			return v
+		}
+	}
+	return ""
 }

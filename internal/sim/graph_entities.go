@@ -30,7 +30,7 @@ var (
 	// graphSPExpandable: the one navigation property discovery expands
 	// (Graph lists at most graphMaxExpanded related directory objects).
 	graphSPExpandable  = []string{"appRoleAssignments"}
-	graphAppSelectable = []string{"id", "appId", "displayName", "signInAudience", "requiredResourceAccess", "keyCredentials",
+	graphAppSelectable = []string{"id", "appId", "uniqueName", "displayName", "signInAudience", "requiredResourceAccess", "keyCredentials",
 		"passwordCredentials", "identifierUris", "tags"}
 	graphAppFilterable          = []string{"id", "appId", "displayName"}
 	graphAppWritable            = []string{"displayName", "signInAudience", "requiredResourceAccess", "keyCredentials", "tags"}
@@ -107,9 +107,14 @@ func graphAppJSON(a *Application, withKey bool) map[string]any {
 		}
 		rra = append(rra, map[string]any{"resourceAppId": r.ResourceAppID, "resourceAccess": acc})
 	}
+	var unique any
+	if a.UniqueName != "" {
+		unique = a.UniqueName
+	}
 	return map[string]any{
 		"id":                     a.ID,
 		"appId":                  a.AppID,
+		"uniqueName":             unique,
 		"displayName":            a.DisplayName,
 		"signInAudience":         a.SignInAudience,
 		"requiredResourceAccess": rra,
@@ -472,7 +477,7 @@ func (c *graphCall) getServicePrincipal(id string) (graphReply, *graphError) {
 	if sp == nil {
 		return graphReply{}, graphNotFound(id)
 	}
-	return c.item("servicePrincipals", q, c.expandSP(q, sp, graphSPJSON(sp, q.keysWanted()))), nil
+	return c.item("servicePrincipals", q, c.expandSP(q, sp, graphSPJSON(sp, q.keysWanted() && !c.byKey))), nil
 }
 
 // wellKnownSP describes the first-party service principals Graph can
@@ -705,7 +710,7 @@ func (c *graphCall) getApplication(id string) (graphReply, *graphError) {
 	if a == nil {
 		return graphReply{}, graphNotFound(id)
 	}
-	return c.item("applications", q, graphAppJSON(a, q.keysWanted())), nil
+	return c.item("applications", q, graphAppJSON(a, q.keysWanted() && !c.byKey)), nil
 }
 
 // applyApplication validates and applies the writable properties of an
@@ -750,14 +755,20 @@ func (c *graphCall) applyApplication(a *Application, body map[string]json.RawMes
 }
 
 func (c *graphCall) createApplication(body map[string]json.RawMessage) (graphReply, *graphError) {
+	return c.newApplication(body, "")
+}
+
+// newApplication creates an application from a POST body or, with its
+// uniqueName, from an upsert's.
+func (c *graphCall) newApplication(body map[string]json.RawMessage, uniqueName string) (graphReply, *graphError) {
 	c.entity = "application"
-	if e := graphCheckKeys(body, c.entity, graphAppWritable, []string{"id", "appId"}); e != nil {
+	if e := graphCheckKeys(body, c.entity, graphAppWritable, []string{"id", "appId", "uniqueName"}); e != nil {
 		return graphReply{}, e
 	}
 	if _, ok, _ := graphString(body, "displayName", c.entity); !ok {
 		return graphReply{}, graphInvalidProperty("displayName", c.entity)
 	}
-	a := &Application{SignInAudience: "AzureADMyOrg"}
+	a := &Application{SignInAudience: "AzureADMyOrg", UniqueName: uniqueName}
 	if e := c.applyApplication(a, body); e != nil {
 		return graphReply{}, e
 	}

@@ -182,10 +182,20 @@ func (w *World) validate(name string, data []byte) error {
 				}
 			}
 		}
+		uniqueNames := map[string]int{}
 		for j, a := range t.Entra.Applications {
-			if a != nil {
-				checkKeys("applications", j, a.KeyCredentials)
+			if a == nil {
+				continue
 			}
+			checkKeys("applications", j, a.KeyCredentials)
+			if a.UniqueName == "" {
+				continue
+			}
+			if k, dup := uniqueNames[strings.ToLower(a.UniqueName)]; dup {
+				add([]any{"tenants", i, "entra", "applications", j, "unique_name"},
+					"tenant %s: unique_name %q is also application %d's; it is an alternate key, unique in the tenant", t.ID, a.UniqueName, k)
+			}
+			uniqueNames[strings.ToLower(a.UniqueName)] = j
 		}
 		for j, sp := range t.Entra.ServicePrincipals {
 			if sp != nil {

@@ -108,9 +108,12 @@ type Domain struct {
 }
 
 type Application struct {
-	ID                     string                   `yaml:"id"`
-	AppID                  string                   `yaml:"app_id"`
-	DisplayName            string                   `yaml:"display_name"`
+	ID          string `yaml:"id"`
+	AppID       string `yaml:"app_id"`
+	DisplayName string `yaml:"display_name"`
+	// UniqueName is the application's second alternate key besides appId:
+	// set once, by the upsert that creates it, and never changed.
+	UniqueName             string                   `yaml:"unique_name,omitempty"`
 	SignInAudience         string                   `yaml:"sign_in_audience,omitempty"`
 	RequiredResourceAccess []RequiredResourceAccess `yaml:"required_resource_access,omitempty"`
 	KeyCredentials         []KeyCredential          `yaml:"key_credentials,omitempty"`

@@ -22,6 +22,18 @@ package sim
 //	server -> relay  {"ready":true,"version":1,"session":"..."}   (or ready:false with an error)
 //	then one request line, one reply line, in lockstep.
 //
+// A host with a remote session ends it with one more line, the
+// bootstrap's Remove-PSSession:
+//
+//	host -> server  {"remove":true}
+//
+// which the server accepts at any time, also while a cmdlet of the session
+// is still running (that cmdlet is stopped, as removing a session stops
+// its pipelines). The server counts each site's sessions (SessionCounts):
+// a remote session whose connection ends without that line is orphaned, as
+// a real Exchange server keeps a session whose client went away until it
+// expires; a cmdlet still running in it runs to its end.
+//
 // The stand-alone simulator (package simserver) reaches the same session
 // another way: its remote PowerShell gateway upgrades an HTTP request for
 // a site's endpoint, attributes the connection to the site's tenant and
@@ -178,6 +190,26 @@ func (h *HostServer) ServeConn(c net.Conn, r *bufio.Reader, sess HostSession) {
 // Close ends every session and waits for them.
 func (h *HostServer) Close() { h.s.shutdown() }
 
+// SessionCounts is what the server saw of one site's PowerShell sessions
+// (sessions that reached their ready line).
+type SessionCounts struct {
+	Open   int `json:"open"`   // open now
+	Peak   int `json:"peak"`   // most open at once
+	Opened int `json:"opened"` // in all
+	// Removed: remote sessions their host removed ({"remove":true}).
+	Removed int `json:"removed"`
+	// Orphaned: remote sessions whose host went away without removing
+	// them; a real server keeps such a session until it expires.
+	Orphaned int `json:"orphaned"`
+	// Closed: local sessions (snap-in, module, none), which end with
+	// their host and leave nothing on the server.
+	Closed int `json:"closed"`
+}
+
+// SessionCounts returns the counts by site (a relay session, which names
+// no site, by tenant).
+func (h *HostServer) SessionCounts() map[string]SessionCounts { return h.s.sessionCounts() }
+
 type shellServer struct {
 	w        *World
 	log      *RequestLog
@@ -187,10 +219,41 @@ type shellServer struct {
 	conns    map[net.Conn]struct{}
 	wg       sync.WaitGroup
 	sessions atomic.Int64
+	counts   map[string]*SessionCounts // by site; guarded by mu
 }
 
 func newShellServer(w *World, log *RequestLog) *shellServer {
-	return &shellServer{w: w, log: log, quit: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+	return &shellServer{w: w, log: log, quit: make(chan struct{}), conns: map[net.Conn]struct{}{}, counts: map[string]*SessionCounts{}}
+}
+
+func (s *shellServer) sessionCounts() map[string]SessionCounts {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]SessionCounts, len(s.counts))
+	for k, c := range s.counts {
+		out[k] = *c
+	}
+	return out
+}
+
+// countSession records a session's start (end false) or its end, and how
+// it ended.
+func (s *shellServer) countSession(key string, end bool, how func(*SessionCounts) *int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.counts[key]
+	if c == nil {
+		c = &SessionCounts{}
+		s.counts[key] = c
+	}
+	if !end {
+		c.Open++
+		c.Opened++
+		c.Peak = max(c.Peak, c.Open)
+		return
+	}
+	c.Open--
+	*how(c)++
 }
 
 // track registers a connection being served; after shutdown it closes c
@@ -231,8 +294,13 @@ func (s *shellServer) shutdown() {
 	s.wg.Wait()
 }
 
-// sleep waits d unless the server shuts down first.
-func (s *shellServer) sleep(d time.Duration) bool {
+// sleep waits d unless the server shuts down or stop is closed first.
+func (s *shellServer) sleep(d time.Duration, stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return false
+	default:
+	}
 	if d <= 0 {
 		return true
 	}
@@ -242,6 +310,8 @@ func (s *shellServer) sleep(d time.Duration) bool {
 	case <-t.C:
 		return true
 	case <-s.quit:
+		return false
+	case <-stop:
 		return false
 	}
 }
@@ -278,7 +348,9 @@ func (s *shellServer) serveRelay(c net.Conn) {
 		sendLine(c, notReady(&exchange.Error{Type: shell.TypeProtocol, Message: "sim: malformed hello"}))
 		return
 	}
-	s.session(c, r, HostSession{Side: Side(hello.Hello.Side), Tenant: hello.Hello.Tenant, PID: hello.Hello.PID})
+	var cfg shell.SessionConfig
+	_ = json.Unmarshal(hello.Config, &cfg)
+	s.session(c, r, HostSession{Side: Side(hello.Hello.Side), Tenant: hello.Hello.Tenant, PID: hello.Hello.PID}, cfg.Mode == shell.ModeRemote)
 }
 
 // serveGateway reads the client's own config line, as the bootstrap script
@@ -290,25 +362,26 @@ func (s *shellServer) serveGateway(c net.Conn, r *bufio.Reader, sess HostSession
 		return
 	}
 	_ = c.SetReadDeadline(time.Time{})
-	if e := checkConfigLine(line, sess.Side); e != nil {
+	mode, e := checkConfigLine(line, sess.Side)
+	if e != nil {
 		sendLine(c, notReady(e))
 		return
 	}
-	s.session(c, r, sess)
+	s.session(c, r, sess, mode == shell.ModeRemote)
 }
 
 // checkConfigLine accepts {"config":{"mode":...}} with a mode the endpoint
 // can set up: Exchange's (none, local-snapin, remote) for on-prem Exchange,
-// Lync's (none, lync, skype) for Lync.
-func checkConfigLine(line []byte, side Side) *exchange.Error {
+// Lync's (none, lync, skype) for Lync, and returns the mode.
+func checkConfigLine(line []byte, side Side) (string, *exchange.Error) {
 	var cl struct {
 		Config *shell.SessionConfig `json:"config"`
 	}
 	if err := json.Unmarshal(line, &cl); err != nil || cl.Config == nil {
-		return &exchange.Error{Type: shell.TypeProtocol, Message: `sim: the first line must be {"config":{...}}`, Category: "OpenError"}
+		return "", &exchange.Error{Type: shell.TypeProtocol, Message: `sim: the first line must be {"config":{...}}`, Category: "OpenError"}
 	}
 	if err := cl.Config.Validate(); err != nil {
-		return &exchange.Error{Type: shell.TypeProtocol, Message: "sim: " + err.Error(), Category: "OpenError"}
+		return "", &exchange.Error{Type: shell.TypeProtocol, Message: "sim: " + err.Error(), Category: "OpenError"}
 	}
 	fits := cl.Config.Mode == shell.ModeNone
 	switch side {
@@ -318,14 +391,16 @@ func checkConfigLine(line []byte, side Side) *exchange.Error {
 		fits = fits || cl.Config.Mode == shell.ModeLync || cl.Config.Mode == shell.ModeSkype
 	}
 	if !fits {
-		return &exchange.Error{Type: shell.TypeProtocol, Message: fmt.Sprintf("sim: session mode %q does not set up a %s session", cl.Config.Mode, side), Category: "OpenError"}
+		return "", &exchange.Error{Type: shell.TypeProtocol, Message: fmt.Sprintf("sim: session mode %q does not set up a %s session", cl.Config.Mode, side), Category: "OpenError"}
 	}
-	return nil
+	return cl.Config.Mode, nil
 }
 
 // session is the host protocol after the first line, whichever way the
-// connection arrived: session setup, the ready line, then requests.
-func (s *shellServer) session(c net.Conn, r *bufio.Reader, sess HostSession) {
+// connection arrived: session setup, the ready line, then requests. remote
+// says the host set up a remote session, which outlives a host that does
+// not remove it.
+func (s *shellServer) session(c net.Conn, r *bufio.Reader, sess HostSession, remote bool) {
 	if e := s.setup(sess.Side, sess.Tenant); e != nil {
 		sendLine(c, notReady(e))
 		return
@@ -334,9 +409,35 @@ func (s *shellServer) session(c net.Conn, r *bufio.Reader, sess HostSession) {
 	if !sendLine(c, shell.Ready{Ready: true, Version: shell.ProtocolVersion, Session: name}) {
 		return
 	}
+	key := sess.Site
+	if key == "" {
+		key = sess.Tenant
+	}
+	s.countSession(key, false, nil)
+	done := make(chan struct{})
+	defer close(done)
+	in, removed := s.readRequests(r, done)
+	defer func() {
+		select {
+		case <-removed:
+			s.countSession(key, true, func(c *SessionCounts) *int { return &c.Removed })
+		default:
+			if remote {
+				s.countSession(key, true, func(c *SessionCounts) *int { return &c.Orphaned })
+			} else {
+				s.countSession(key, true, func(c *SessionCounts) *int { return &c.Closed })
+			}
+		}
+	}()
 	for {
-		line, err := relayReadLine(r)
-		if err != nil {
+		var line []byte
+		select {
+		case l, ok := <-in:
+			if !ok {
+				return
+			}
+			line = l
+		case <-removed:
 			return
 		}
 		start := time.Now()
@@ -344,7 +445,7 @@ func (s *shellServer) session(c net.Conn, r *bufio.Reader, sess HostSession) {
 		if s.log != nil {
 			note = &RequestNote{}
 		}
-		reply, drop := s.handle(sess.Side, sess.Tenant, line, note)
+		reply, drop := s.handle(sess.Side, sess.Tenant, line, note, removed)
 		if s.log != nil {
 			s.log.Add(shellRecord(sess.Tenant, sess.Site, line, reply, drop, note, start))
 		}
@@ -355,6 +456,45 @@ func (s *shellServer) session(c net.Conn, r *bufio.Reader, sess HostSession) {
 			return
 		}
 	}
+}
+
+// readRequests reads a session's lines aside, so that a remove line is
+// seen while a cmdlet runs: request lines arrive on in (closed at the end
+// of input), a remove line closes removed (and ends the reading). It
+// stops when done is closed.
+func (s *shellServer) readRequests(r *bufio.Reader, done <-chan struct{}) (in <-chan []byte, removed <-chan struct{}) {
+	lines, rm := make(chan []byte), make(chan struct{})
+	go func() {
+		// removed is closed before in, so a reader finding in closed
+		// knows whether the session was removed.
+		defer close(lines)
+		for {
+			l, err := relayReadLine(r)
+			if err != nil {
+				return
+			}
+			if isRemoveLine(l) {
+				close(rm)
+				return
+			}
+			select {
+			case lines <- l:
+			case <-done:
+				return
+			case <-s.quit:
+				return
+			}
+		}
+	}()
+	return lines, rm
+}
+
+// isRemoveLine reports a {"remove":true} line.
+func isRemoveLine(l []byte) bool {
+	var m struct {
+		Remove bool `json:"remove"`
+	}
+	return json.Unmarshal(l, &m) == nil && m.Remove
 }
 
 // setup plays session setup: the organisation must exist, and a Lync
@@ -379,7 +519,9 @@ func (s *shellServer) setup(side Side, tenant string) *exchange.Error {
 // without a reply (the host crashed: kinds host_crash and drop before the
 // cmdlet runs, apply_then_drop after it ran).
 // note (may be nil) collects the faults injected, for the request log.
-func (s *shellServer) handle(side Side, tenant string, line []byte, note *RequestNote) (reply any, drop bool) {
+// stop closed means the session was removed: a cmdlet not yet run is
+// not run.
+func (s *shellServer) handle(side Side, tenant string, line []byte, note *RequestNote, stop <-chan struct{}) (reply any, drop bool) {
 	var req shell.Request
 	if err := json.Unmarshal(line, &req); err != nil {
 		return shell.Reply{Error: &exchange.Error{Type: shell.TypeProtocol, Message: "sim: malformed request: " + err.Error(), Category: "ParserError"}}, false
@@ -402,7 +544,7 @@ func (s *shellServer) handle(side Side, tenant string, line []byte, note *Reques
 	for i, cmd := range cmds {
 		f := s.w.Decide(ProtoShell, cmd.Cmdlet, tenant)
 		note.add(f.Kind)
-		if !s.sleep(f.Delay) {
+		if !s.sleep(f.Delay, stop) {
 			return nil, true
 		}
 		if f.Crash() {

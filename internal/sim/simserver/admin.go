@@ -13,6 +13,7 @@ package simserver
 //	GET    /_sim/faults           the fault rules (YAML list)
 //	POST   /_sim/faults           add fault rules (YAML list, or a document with faults:)
 //	DELETE /_sim/faults           remove every fault rule
+//	GET    /_sim/sessions         PowerShell gateway sessions by site (JSON)
 
 import (
 	"bytes"
@@ -56,6 +57,7 @@ func (s *Server) adminHandler() http.Handler {
 	mux.HandleFunc("GET /_sim/faults", s.getFaults)
 	mux.HandleFunc("POST /_sim/faults", s.addFaults)
 	mux.HandleFunc("DELETE /_sim/faults", s.clearFaults)
+	mux.HandleFunc("GET /_sim/sessions", func(rw http.ResponseWriter, _ *http.Request) { writeJSON(rw, http.StatusOK, s.HostSessions()) })
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if !fromLoopback(r) {
 			adminError(rw, http.StatusForbidden, "the admin API answers loopback clients only")

@@ -258,6 +258,10 @@ func (s *Server) World() *sim.World { return s.world }
 // Requests is the request log.
 func (s *Server) Requests() *sim.RequestLog { return s.log }
 
+// HostSessions counts the gateway's PowerShell sessions by site: open,
+// peak, and how they ended (removed, orphaned, closed).
+func (s *Server) HostSessions() map[string]sim.SessionCounts { return s.hosts.SessionCounts() }
+
 // HTTPClient trusts the simulator's CA (and nothing else).
 func (s *Server) HTTPClient() *http.Client { return s.https.Client }
 

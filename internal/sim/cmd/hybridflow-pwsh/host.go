@@ -126,10 +126,16 @@ func (h *host) run() int {
 	if json.Unmarshal(ready, &r) != nil || !r.Ready {
 		return exitScriptFailed // the script exits 1 after a failed setup
 	}
+	remote := cl.Config.Mode == "remote"
 	for {
 		line, err := pshostrelay.ReadLine(h.in)
 		if errors.Is(err, io.EOF) {
-			return exitOK // end of input is the client's goodbye
+			// End of input is the client's goodbye; the script's finally
+			// removes a remote session on the way out.
+			if remote {
+				h.removeSession(conn)
+			}
+			return exitOK
 		}
 		if err != nil {
 			fmt.Fprintf(h.stderr, "hybridflow-pwsh: reading a request: %v\n", err)
@@ -296,6 +302,15 @@ func headerHasToken(values []string, token string) bool {
 		}
 	}
 	return false
+}
+
+// removeLine is the script's Remove-PSSession, as the gateway takes it.
+var removeLine = []byte(`{"remove":true}` + "\n")
+
+// removeSession removes the remote session (Remove-PSSession with
+// -ErrorAction SilentlyContinue: a failure is not reported).
+func (h *host) removeSession(conn net.Conn) {
+	_, _ = conn.Write(removeLine)
 }
 
 func (h *host) emit(line []byte) error {

@@ -372,6 +372,10 @@ func (c *Client) sendBatch(ctx context.Context, steps []batchStep, requests *int
 			if err != nil {
 				return invalidf(steps[i].op, "build batch request: %v", err)
 			}
+			if info.Method != abs.GET {
+				// The whole batch is retried like a read (repeatable).
+				return invalidf(steps[i].op, "a batch of this client carries reads only, not %s", info.Method.String())
+			}
 			item, err := batch.AddBatchRequestStep(*info)
 			if err != nil {
 				return invalidf(steps[i].op, "add batch request: %v", err)

@@ -154,12 +154,37 @@ func TestRetryOptionsBudget(t *testing.T) {
 		{0, "", true},                // back-off 3 s + jitter
 		{7 * time.Second, "", false}, // 7 + 4 > 10
 	}
+	req := func(method, path string) *http.Request {
+		r, err := http.NewRequest(method, "https://graph.microsoft.com/v1.0"+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	get := req(http.MethodGet, "/servicePrincipals")
 	for _, c := range cases {
-		if got := o.ShouldRetry(c.waited, 0, nil, resp(c.ra)); got != c.want {
+		if got := o.ShouldRetry(c.waited, 0, get, resp(c.ra)); got != c.want {
 			t.Errorf("waited %s, Retry-After %q: %v", c.waited, c.ra, got)
 		}
 	}
-	if retryOptions(-1, 0).ShouldRetry(0, 0, nil, resp("1")) {
+	if retryOptions(-1, 0).ShouldRetry(0, 0, get, resp("1")) {
 		t.Fatal("negative MaxRetries must disable retries")
+	}
+	// Only requests that cannot do more when sent twice are repeated.
+	for _, c := range []struct {
+		method, path string
+		want         bool
+	}{
+		{http.MethodGet, "/applications", true},
+		{http.MethodPatch, "/applications/1", true},
+		{http.MethodDelete, "/servicePrincipals/1", true},
+		{http.MethodPost, "/$batch", true},
+		{http.MethodPost, "/applications", false},
+		{http.MethodPost, "/servicePrincipals", false},
+		{http.MethodPost, "/servicePrincipals/1/appRoleAssignments", false},
+	} {
+		if got := o.ShouldRetry(0, 0, req(c.method, c.path), resp("1")); got != c.want {
+			t.Errorf("%s %s retried: %v, want %v", c.method, c.path, got, c.want)
+		}
 	}
 }

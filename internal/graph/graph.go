@@ -32,13 +32,16 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/google/uuid"
+	abs "github.com/microsoft/kiota-abstractions-go"
 	khttp "github.com/microsoft/kiota-http-go"
 	msgraphsdk "github.com/microsoftgraph/msgraph-sdk-go"
 	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
 	azauth "github.com/microsoftgraph/msgraph-sdk-go-core/authentication"
 	"github.com/microsoftgraph/msgraph-sdk-go/applications"
+	"github.com/microsoftgraph/msgraph-sdk-go/applicationswithuniquename"
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
 	"github.com/microsoftgraph/msgraph-sdk-go/serviceprincipals"
+	"github.com/microsoftgraph/msgraph-sdk-go/serviceprincipalswithappid"
 
 	"github.com/hybridflow/hybridflow/internal/cloud"
 )
@@ -201,7 +204,9 @@ func tooManyPages(op string, maxPages int) error {
 func (c *Client) TenantID() string { return c.tenantID }
 
 // retryOptions configures Kiota's retry handler: at most maxRetries
-// retries, and only while the waits add up to no more than maxWait.
+// retries, only while the waits add up to no more than maxWait, and only
+// of requests that sending twice cannot do more than sending once
+// (repeatable).
 func retryOptions(maxRetries int, maxWait time.Duration) khttp.RetryHandlerOptions {
 	if maxRetries == 0 {
 		maxRetries = DefaultMaxRetries
@@ -212,13 +217,40 @@ func retryOptions(maxRetries int, maxWait time.Duration) khttp.RetryHandlerOptio
 	return khttp.RetryHandlerOptions{
 		MaxRetries:   max(maxRetries, 1),
 		DelaySeconds: backoffSeconds,
-		ShouldRetry: func(waited time.Duration, attempt int, _ *http.Request, resp *http.Response) bool {
-			if maxRetries < 0 {
+		ShouldRetry: func(waited time.Duration, attempt int, req *http.Request, resp *http.Response) bool {
+			if maxRetries < 0 || !repeatable(req) {
 				return false
 			}
 			return waited+retryDelay(attempt, resp.Header.Get("Retry-After")) <= maxWait
 		},
 	}
+}
+
+// repeatable reports whether the retry handler may send a request again
+// after a 429, 503 or 504. A 503 or 504 may come from a gateway after the
+// service applied the request, so only requests whose repetition changes
+// nothing more are repeated: reads, DELETE (a second one finds nothing),
+// and PATCH, which in this client either replaces whole collections with
+// the same value or is the upsert, idempotent by its key (and sent once
+// anyway, see UpsertApplication). A POST creates an object each time it is
+// applied, or turns a lost success into a conflict, so it is never
+// repeated blindly: the caller reads back by key. The one POST that is
+// repeated is a JSON batch, which this client fills with reads only
+// (sendBatch refuses anything else).
+func repeatable(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodPatch:
+		return true
+	case http.MethodPost:
+		return strings.HasSuffix(req.URL.Path, "/$batch")
+	}
+	return false
+}
+
+// noRetry is a per-request override of the retry handler: the request is
+// sent once.
+func noRetry() *khttp.RetryHandlerOptions {
+	return &khttp.RetryHandlerOptions{MaxRetries: 1, ShouldRetry: func(time.Duration, int, *http.Request, *http.Response) bool { return false }}
 }
 
 // backoffSeconds is Kiota's exponential back-off base without Retry-After.
@@ -238,7 +270,7 @@ var (
 	// keyCredentials is selected so that the answer says whether the
 	// object has keys (their certificate bytes come from readKeys).
 	spSelect  = []string{"id", "appId", "displayName", "keyCredentials", "servicePrincipalNames", "appRoles", "tags"}
-	appSelect = []string{"id", "appId", "displayName", "signInAudience", "requiredResourceAccess", "keyCredentials", "tags"}
+	appSelect = []string{"id", "appId", "uniqueName", "displayName", "signInAudience", "requiredResourceAccess", "keyCredentials", "tags"}
 	// spRefSelect is for lookups that need no keys.
 	spRefSelect = []string{"id", "appId", "displayName", "servicePrincipalNames", "appRoles", "tags"}
 	// keySelect is the one read Graph answers with the keys' certificate
@@ -304,6 +336,27 @@ func (c *Client) ServicePrincipalByAppID(ctx context.Context, appID string) (*Se
 // for callers that need its ID, names or roles only.
 func (c *Client) LookupServicePrincipal(ctx context.Context, appID string) (*ServicePrincipal, error) {
 	return c.servicePrincipalByAppID(ctx, "LookupServicePrincipal", appID, spRefSelect)
+}
+
+// ServicePrincipalByAppIDKey reads the tenant's service principal of an
+// application by its alternate key, appId
+// (GET /servicePrincipals(appId='…')), without its keys: one object
+// addressed by key, not a $filter over the directory's query index, so it
+// is the read that finds a service principal just created. NotFound when
+// the tenant has none.
+func (c *Client) ServicePrincipalByAppIDKey(ctx context.Context, appID string) (*ServicePrincipal, error) {
+	const op = "ServicePrincipalByAppIDKey"
+	if !validKey(appID) {
+		return nil, invalidf(op, "appId %q is not a key Graph can address", appID)
+	}
+	key := odataKey(appID)
+	sp, err := c.sdk.ServicePrincipalsWithAppId(&key).Get(ctx, &serviceprincipalswithappid.ServicePrincipalsWithAppIdRequestBuilderGetRequestConfiguration{
+		QueryParameters: &serviceprincipalswithappid.ServicePrincipalsWithAppIdRequestBuilderGetQueryParameters{Select: spRefSelect},
+	})
+	if err := replied(op, sp, err); err != nil {
+		return nil, err
+	}
+	return fromSDKServicePrincipal(sp), nil
 }
 
 func (c *Client) servicePrincipalByAppID(ctx context.Context, op, appID string, sel []string) (*ServicePrincipal, error) {
@@ -426,6 +479,23 @@ func (c *Client) AppRoleAssignments(ctx context.Context, spID string) ([]AppRole
 	}
 }
 
+// FindAppRoleAssignment reads back the assignment of app role appRoleID of
+// resource resourceID to principalID: the three together identify it, as
+// Graph refuses a second identical assignment. NotFound when there is none.
+func (c *Client) FindAppRoleAssignment(ctx context.Context, principalID, resourceID, appRoleID string) (*AppRoleAssignment, error) {
+	have, err := c.AppRoleAssignments(ctx, principalID)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range have {
+		if strings.EqualFold(a.ResourceID, resourceID) && strings.EqualFold(a.AppRoleID, appRoleID) {
+			return &a, nil
+		}
+	}
+	return nil, &Error{Op: "FindAppRoleAssignment", Kind: NotFound,
+		Message: fmt.Sprintf("no assignment of app role %s of %s to %s", appRoleID, resourceID, principalID)}
+}
+
 // AssignAppRole grants principalID the app role appRoleID of the resource
 // service principal resourceID (admin consent for an application
 // permission). An existing identical assignment is a Conflict error;
@@ -544,6 +614,98 @@ func (c *Client) ApplicationByID(ctx context.Context, id string) (*Application, 
 	}
 	return app, nil
 }
+
+// ApplicationByUniqueName reads the application whose uniqueName is
+// uniqueName (GET /applications(uniqueName='…'), the alternate key), keys
+// included with their certificates (a second read, by id, when it has
+// keys). NotFound when there is none.
+func (c *Client) ApplicationByUniqueName(ctx context.Context, uniqueName string) (*Application, error) {
+	const op = "ApplicationByUniqueName"
+	if !validKey(uniqueName) {
+		return nil, invalidf(op, "uniqueName %q is not a key Graph can address", uniqueName)
+	}
+	key := odataKey(uniqueName)
+	resp, err := c.sdk.ApplicationsWithUniqueName(&key).Get(ctx, &applicationswithuniquename.ApplicationsWithUniqueNameRequestBuilderGetRequestConfiguration{
+		QueryParameters: &applicationswithuniquename.ApplicationsWithUniqueNameRequestBuilderGetQueryParameters{Select: appSelect},
+	})
+	if err := replied(op, resp, err); err != nil {
+		return nil, err
+	}
+	app := fromSDKApplication(resp)
+	if app.KeyCredentials, err = c.readKeys(ctx, op, "application", app.ID, app.KeyCredentials); err != nil {
+		return nil, err
+	}
+	return app, nil
+}
+
+// preferCreateIfMissing turns a PATCH by uniqueName into Graph's upsert.
+const preferCreateIfMissing = "create-if-missing"
+
+// UpsertApplication creates the application with this uniqueName, or
+// updates the one that has it: PATCH /applications(uniqueName='…') with
+// "Prefer: create-if-missing". Graph answers 201 with the new application
+// (created is true) or 204 when one had the uniqueName and was updated
+// with the body (created is false, and the application is read back).
+// Sending it twice cannot make two applications.
+//
+// The call is sent once, never retried inside it: its answer is what
+// tells a new application from an existing one, and a retry after a lost
+// 201 would be answered 204. An error of Kind Server means the outcome is
+// unknown; read the application back by its uniqueName.
+func (c *Client) UpsertApplication(ctx context.Context, uniqueName, name, signInAudience string, rra []RequiredResourceAccess, tags ...string) (app *Application, created bool, err error) {
+	const op = "UpsertApplication"
+	if !validKey(uniqueName) {
+		return nil, false, invalidf(op, "uniqueName %q is not a key Graph can address", uniqueName)
+	}
+	if name == "" {
+		return nil, false, invalidf(op, "an upsert must carry a displayName")
+	}
+	body := models.NewApplication()
+	body.SetDisplayName(&name)
+	if len(tags) > 0 {
+		body.SetTags(tags)
+	}
+	if signInAudience != "" {
+		body.SetSignInAudience(&signInAudience)
+	}
+	if rra != nil {
+		r, err := toSDKRequiredResourceAccess(op, rra)
+		if err != nil {
+			return nil, false, err
+		}
+		body.SetRequiredResourceAccess(r)
+	}
+	headers := abs.NewRequestHeaders()
+	headers.Add("Prefer", preferCreateIfMissing)
+	key := odataKey(uniqueName)
+	a, err := c.sdk.ApplicationsWithUniqueName(&key).Patch(ctx, body, &applicationswithuniquename.ApplicationsWithUniqueNameRequestBuilderPatchRequestConfiguration{
+		Headers: headers,
+		Options: []abs.RequestOption{noRetry()},
+	})
+	if err != nil {
+		return nil, false, classify(op, err)
+	}
+	if a != nil {
+		return fromSDKApplication(a), true, nil
+	}
+	// 204: it existed and was updated.
+	app, err = c.ApplicationByUniqueName(ctx, uniqueName)
+	if err != nil {
+		return nil, false, err
+	}
+	return app, false, nil
+}
+
+// validKey refuses what cannot be an alternate key's value: empty, or
+// with characters that are not plain text.
+func validKey(s string) bool {
+	return s != "" && !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
+}
+
+// odataKey is a key value as it goes between the quotes of
+// set(key='…'): a quote in it is doubled (the SDK escapes nothing else
+// of OData's).
+func odataKey(s string) string { return strings.ReplaceAll(s, "'", "''") }
 
 // CreateApplication registers an application.
 func (c *Client) CreateApplication(ctx context.Context, name, signInAudience string, rra []RequiredResourceAccess, tags ...string) (*Application, error) {
@@ -669,6 +831,7 @@ func fromSDKApplication(a models.Applicationable) *Application {
 	out := &Application{
 		ID:             deref(a.GetId()),
 		AppID:          deref(a.GetAppId()),
+		UniqueName:     deref(a.GetUniqueName()),
 		DisplayName:    deref(a.GetDisplayName()),
 		SignInAudience: deref(a.GetSignInAudience()),
 		KeyCredentials: fromSDKKeys(a.GetKeyCredentials()),

@@ -103,8 +103,12 @@ type AppRole struct {
 
 // Application is the part of an application registration hybridflow uses.
 type Application struct {
-	ID                     string
-	AppID                  string
+	ID    string
+	AppID string
+	// UniqueName is the alternate key an upsert gave the application, ""
+	// when it has none (applications created by POST, e.g. by Microsoft's
+	// scripts).
+	UniqueName             string
 	DisplayName            string
 	SignInAudience         string
 	RequiredResourceAccess []RequiredResourceAccess

@@ -108,7 +108,7 @@ func TestCodecServerRefusals(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut, "no payload codec configured") {
 		t.Fatalf("without keys: %d %q", code, errOut)
 	}
-	env := map[string]string{config.EnvCodecKeys: "k1=env:HF_TEST_KEY", "HF_TEST_KEY": base64.StdEncoding.EncodeToString(make([]byte, 32))}
+	env, _ := codecEnv(t)
 	var out, errb bytes.Buffer
 	code = run(context.Background(), []string{"codec-server", "--listen", "0.0.0.0:0"}, &out, &errb, func(n string) string { return env[n] })
 	if code == 0 || !strings.Contains(errb.String(), "not a loopback address") {

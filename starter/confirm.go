@@ -29,7 +29,7 @@ func confirm(cmd *cobra.Command, question string, yes bool) error {
 	}
 	// The question goes to stderr so that --output json on stdout stays
 	// parseable while a person is asked.
-	fmt.Fprintf(cmd.ErrOrStderr(), "%s [y/N] ", question)
+	eprintf(cmd.ErrOrStderr(), "%s [y/N] ", question)
 	line, err := bufio.NewReader(in).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("read the answer: %w", err)

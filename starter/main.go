@@ -67,7 +67,7 @@ func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	if errors.As(err, &se) {
 		return se.code
 	}
-	fmt.Fprintln(stderr, "error:", err)
+	eprintf(stderr, "error: %s\n", err)
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code

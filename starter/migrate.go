@@ -92,7 +92,7 @@ Exit status: 0 verified, 1 failed, 3 paused.`,
 				return err
 			}
 			if t.Mode() == config.ModeLegacyFirstParty && a.output != "json" {
-				fmt.Fprintf(cmd.ErrOrStderr(), "note: %s has mode %s in %s; change it to dedicated-app after the migration\n", t.ID, t.ModeSetting, tf.inventory)
+				eprintf(cmd.ErrOrStderr(), "note: %s has mode %s in %s; change it to dedicated-app after the migration\n", t.ID, t.ModeSetting, tf.inventory)
 			}
 			t.ModeSetting = string(config.ModeDedicatedApp)
 			if keepKey {

@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"crypto/subtle"
 	"net/http"
 	"slices"
 	"strings"
@@ -20,6 +21,11 @@ type HTTPOptions struct {
 	// curl) are always served; a browser request from any other origin is
 	// refused before anything is decrypted.
 	AllowedOrigins []string
+	// BearerToken, when set, is required of every request that reaches the
+	// codec: "Authorization: Bearer <token>", compared in constant time.
+	// A CORS preflight (OPTIONS), which a browser sends without
+	// credentials, is answered without it and decrypts nothing.
+	BearerToken string
 }
 
 // HTTPHandler serves POST .../encode and .../decode (the remote codec
@@ -50,7 +56,21 @@ func HTTPHandler(c *Codec, o HTTPOptions) http.Handler {
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
+		if o.BearerToken != "" && !bearerOK(r.Header.Get("Authorization"), o.BearerToken) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="hybridflow codec server"`)
+			http.Error(w, "a bearer token is required (Authorization: Bearer <token>)", http.StatusUnauthorized)
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxRequestBytes)
 		inner.ServeHTTP(w, r)
 	})
+}
+
+// bearerOK reports whether an Authorization header carries token.
+func bearerOK(header, token string) bool {
+	scheme, got, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(token)) == 1
 }

@@ -74,7 +74,7 @@ func (s *psServed) shell(t *testing.T, side sim.Side, tenant string, mutate ...f
 	return sh
 }
 
-func psRun(t *testing.T, sh *shell.Shell, c exchange.Command) []exchange.Row {
+func psRun(t *testing.T, sh exchange.Runner, c exchange.Command) []exchange.Row {
 	t.Helper()
 	rows, err := sh.Run(context.Background(), c)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -15,6 +16,11 @@ import (
 // client's process handling is tested without PowerShell. (The simulator's
 // contract tests in internal/sim exercise the full relay instead.)
 const fakeHostEnv = "HYBRIDFLOW_FAKE_PSHOST"
+
+// fakeMarksEnv names a directory where a fake host that leaves a call in
+// a remote session because its input ended writes <pid>.removed: the
+// bootstrap's Remove-PSSession, made visible to tests.
+const fakeMarksEnv = "HYBRIDFLOW_FAKE_PSHOST_MARKS"
 
 func init() {
 	mode, ok := os.LookupEnv(fakeHostEnv)
@@ -44,7 +50,7 @@ func fakeHostArgv(mode string) ([]string, []string) {
 // Cmdlet behaviours of the fake host once serving.
 const (
 	fakeEcho     = "Get-AuthServer"                 // rows: [{cmdlet, parameters, pid}]
-	fakeHang     = "Get-AuthConfig"                 // never answers
+	fakeHang     = "Get-AuthConfig"                 // never answers; a remote session leaves when its input ends, as bootstrap.ps1 does
 	fakeDie      = "Remove-AuthServer"              // stderr + exit 7 mid-call
 	fakeNotFound = "Get-PartnerApplication"         // typed error
 	fakeStale    = "Get-ExchangeServer"             // a reply with a wrong id first
@@ -113,6 +119,19 @@ func fakeHost(mode string) int {
 		}
 		switch req.Cmdlet {
 		case fakeHang:
+			if cfg.Config.Mode == ModeRemote {
+				// bootstrap.ps1 runs a remote session's command as a job
+				// and keeps reading its input: the end of input stops
+				// the command and the script leaves.
+				for {
+					if _, err := in.ReadBytes('\n'); err != nil {
+						if dir := os.Getenv(fakeMarksEnv); dir != "" {
+							_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("%d.removed", os.Getpid())), nil, 0o600)
+						}
+						return 0
+					}
+				}
+			}
 			time.Sleep(time.Hour)
 		case fakeDie:
 			fmt.Fprintln(os.Stderr, "fatal: host crashed")

@@ -13,13 +13,13 @@ func fakePool(t *testing.T, max int) *Pool {
 	t.Helper()
 	p := NewPool(func(key string) Options {
 		argv, env := fakeHostArgv("ok")
-		return Options{Argv: argv, Env: env, Name: key, CallTimeout: 10 * time.Second}
+		return Options{Argv: argv, Env: env, Name: key, CallTimeout: 10 * time.Second, StopGrace: 300 * time.Millisecond}
 	}, max)
 	t.Cleanup(p.Close)
 	return p
 }
 
-func poolEcho(t *testing.T, s *Shell) {
+func poolEcho(t *testing.T, s exchange.Runner) {
 	t.Helper()
 	if _, err := s.Run(context.Background(), exchange.Command{Cmdlet: fakeEcho}); err != nil {
 		t.Fatal(err)
@@ -71,7 +71,7 @@ func TestPoolNeverStopsABusyHost(t *testing.T) {
 		_, err := a.Run(ctx, exchange.Command{Cmdlet: fakeHang})
 		done <- err
 	}()
-	waitFor(t, "a busy", func() bool { return a.inflight.Load() > 0 })
+	waitFor(t, "a busy", func() bool { return a.members[0].inflight.Load() > 0 })
 	b := p.Get("b")
 	poolEcho(t, b)
 	if !a.Running() || !b.Running() || p.Running() != 2 {
@@ -81,8 +81,8 @@ func TestPoolNeverStopsABusyHost(t *testing.T) {
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("hung call: %v", err)
 	}
-	// Now idle (its host was killed by the cancel), a restarts and b, the
-	// least recently used idle host, makes room.
+	// Now idle (its host was stopped after the cancel), a restarts and b,
+	// the least recently used idle host, makes room.
 	poolEcho(t, p.Get("a"))
 	if b.Running() || p.Running() != 1 {
 		t.Fatalf("over max after the busy call ended: b=%v running=%d", b.Running(), p.Running())

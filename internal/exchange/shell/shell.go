@@ -5,9 +5,14 @@
 // The host is started lazily on the first call and kept: creating an
 // Exchange remote session costs seconds, a cmdlet milliseconds. Calls are
 // serialised on the one process because a PowerShell runspace runs one
-// pipeline at a time; a stuck call is timed out by killing the host, and a
-// host that dies is replaced on the next call. Errors are *exchange.Error
-// wherever a caller has to decide (retry, treat as done, give up).
+// pipeline at a time; a Pool runs several hosts for one site when asked.
+// A stuck call is timed out by stopping the host: its input is closed,
+// which makes the bootstrap stop the running command and remove its remote
+// session on the way out, and it is killed only if it has not left after a
+// grace period (a killed host's session would stay on the Exchange server
+// until it expires). A host that dies is replaced on the next call. Errors
+// are *exchange.Error wherever a caller has to decide (retry, treat as
+// done, give up).
 package shell
 
 import (
@@ -81,9 +86,10 @@ func (c SessionConfig) Validate() error {
 const (
 	DefaultCallTimeout  = 2 * time.Minute
 	DefaultStartTimeout = 2 * time.Minute
-	// closeGrace is how long a closed host may take to leave on its own
-	// (it removes its remote session on the way out) before it is killed.
-	closeGrace = 5 * time.Second
+	// DefaultStopGrace is how long a host asked to stop may take to leave
+	// on its own (stopping its command and removing its remote session on
+	// the way out) before it is killed.
+	DefaultStopGrace = 10 * time.Second
 	// maxLineBytes bounds one reply; a host that prints more is broken.
 	maxLineBytes = 64 << 20
 	stderrTail   = 2048
@@ -105,6 +111,13 @@ type Options struct {
 	// up to the ready line (default 2m: Import-PSSession is slow).
 	CallTimeout  time.Duration
 	StartTimeout time.Duration
+	// StopGrace is how long a host asked to stop (Close, an idle host, a
+	// timed-out or cancelled call) may take to leave before it is killed
+	// (default DefaultStopGrace).
+	StopGrace time.Duration
+	// PoolSize is how many hosts a Pool runs at once for this key
+	// (default 1); New ignores it.
+	PoolSize int
 	// Logger gets cmdlet names, durations and error types; never parameter
 	// values, which may be secrets.
 	Logger *zap.Logger
@@ -140,9 +153,11 @@ type Shell struct {
 	inflight atomic.Int32 // callers inside Run/RunBatch, waiting or running
 	lastUsed atomic.Int64 // unix nanoseconds
 
-	mu     sync.Mutex
-	proc   *process
-	closed bool
+	mu        sync.Mutex
+	proc      *process
+	closed    bool
+	stopping  sync.WaitGroup // hosts being stopped after a timed-out or cancelled call
+	stoppingN atomic.Int32   // how many
 }
 
 var _ exchange.Runner = (*Shell)(nil)
@@ -157,6 +172,9 @@ func New(opts Options) *Shell {
 	}
 	if opts.StartTimeout <= 0 {
 		opts.StartTimeout = DefaultStartTimeout
+	}
+	if opts.StopGrace <= 0 {
+		opts.StopGrace = DefaultStopGrace
 	}
 	if opts.Session.Mode == "" {
 		opts.Session.Mode = ModeNone
@@ -229,13 +247,15 @@ func (s *Shell) RunBatch(ctx context.Context, cmds []exchange.Command) ([]exchan
 	return rep.Results, nil
 }
 
-// Close stops the host: it gets closeGrace to finish a call in flight and
-// remove its remote session, then it is killed. Later calls fail with
+// Close stops the host: it gets the stop grace to finish a call in flight
+// and remove its remote session, then it is killed. Close also waits for
+// hosts still stopping after a timed-out call. Later calls fail with
 // ErrClosed.
 func (s *Shell) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		s.stopping.Wait()
 		return nil
 	}
 	s.closed = true
@@ -243,9 +263,10 @@ func (s *Shell) Close() error {
 	s.proc = nil
 	s.mu.Unlock()
 	if p != nil {
-		p.shutdown(closeGrace)
+		p.shutdown(s.opts.StopGrace)
 		s.log.Info("host stopped", zap.Int("pid", p.pid))
 	}
+	s.stopping.Wait()
 	return nil
 }
 
@@ -312,7 +333,12 @@ func (s *Shell) roundTrip(ctx context.Context, label string, id uint64, line []b
 	case <-ctx.Done():
 		return nil, fmt.Errorf("shell %s: %s: waiting for the host: %w", s.opts.Name, label, ctx.Err())
 	}
-	defer func() { <-s.slot }()
+	release := true
+	defer func() {
+		if release {
+			<-s.slot
+		}
+	}()
 
 	p, err := s.host(ctx, label)
 	if err != nil {
@@ -322,8 +348,21 @@ func (s *Shell) roundTrip(ctx context.Context, label string, id uint64, line []b
 		return nil, err
 	}
 	began := time.Now()
-	rep, err := s.exchange(ctx, p, label, id, line)
+	rep, stop, err := s.exchange(ctx, p, label, id, line)
 	took := time.Since(began)
+	if stop != nil {
+		// The caller gets its answer now; the slot stays taken until the
+		// host has left, so the next call's host never runs beside it.
+		release = false
+		s.stopping.Add(1)
+		s.stoppingN.Add(1)
+		go func() {
+			defer s.stopping.Done()
+			defer func() { <-s.slot }()
+			defer s.stoppingN.Add(-1)
+			s.stop(stop)
+		}()
+	}
 	switch {
 	case err != nil:
 		s.log.Warn("call failed", zap.String("cmdlet", label), zap.Uint64("id", id), zap.Duration("took", took), zap.String("error_type", errorType(err)))
@@ -343,7 +382,10 @@ func errorType(err error) string {
 	return "transport"
 }
 
-func (s *Shell) exchange(ctx context.Context, p *process, label string, id uint64, line []byte) (*Reply, error) {
+// exchange sends one request and waits for its reply. When the call has
+// to be given up (timeout, cancelled context), the host is detached and
+// returned as stop: the caller stops it.
+func (s *Shell) exchange(ctx context.Context, p *process, label string, id uint64, line []byte) (*Reply, *process, error) {
 	timer := time.NewTimer(s.opts.CallTimeout)
 	defer timer.Stop()
 	// The write runs aside: a host that stops reading would otherwise block
@@ -363,7 +405,7 @@ func (s *Shell) exchange(ctx context.Context, p *process, label string, id uint6
 			}
 		case l, ok := <-p.lines:
 			if !ok {
-				return nil, s.died(p, label, "during the call")
+				return nil, nil, s.died(p, label, "during the call")
 			}
 			kind, rep, _, err := decodeLine(l)
 			if errors.Is(err, errNotProtocol) {
@@ -373,26 +415,26 @@ func (s *Shell) exchange(ctx context.Context, p *process, label string, id uint6
 				continue
 			}
 			if err != nil {
-				return nil, s.confused(label, "%v", err)
+				return nil, nil, s.confused(label, "%v", err)
 			}
 			if kind != lineReply {
-				return nil, s.confused(label, "host sent a second ready line")
+				return nil, nil, s.confused(label, "host sent a second ready line")
 			}
 			if rep.ID != id {
 				s.log.Warn("skipped reply to another request", zap.Uint64("want", id), zap.Uint64("got", rep.ID))
 				continue
 			}
-			return rep, nil
+			return rep, nil, nil
 		case <-timer.C:
-			s.discard(p)
-			return nil, &exchange.Error{Cmdlet: label, Type: exchange.TypeTimeout,
-				Message: fmt.Sprintf("no reply within %s; host %d killed and will be restarted on the next call", s.opts.CallTimeout, p.pid), Category: "OperationTimeout"}
+			s.detach(p)
+			return nil, p, &exchange.Error{Cmdlet: label, Type: exchange.TypeTimeout,
+				Message: fmt.Sprintf("no reply within %s; host %d told to stop the call and remove its session (killed if still there after %s), a new host starts on the next call", s.opts.CallTimeout, p.pid, s.opts.StopGrace), Category: "OperationTimeout"}
 		case <-ctx.Done():
 			// The cmdlet may still be running in the host, and the host
 			// runs one pipeline at a time: a fresh host is the only way to
 			// give the next caller a predictable start.
-			s.discard(p)
-			return nil, fmt.Errorf("shell %s: %s: %w", s.opts.Name, label, ctx.Err())
+			s.detach(p)
+			return nil, p, fmt.Errorf("shell %s: %s: %w", s.opts.Name, label, ctx.Err())
 		}
 	}
 }
@@ -430,12 +472,29 @@ func (s *Shell) host(ctx context.Context, label string) (*process, error) {
 
 // discard forgets a host and kills it.
 func (s *Shell) discard(p *process) {
+	s.detach(p)
+	p.kill()
+}
+
+// detach forgets a host, which the caller then stops.
+func (s *Shell) detach(p *process) {
 	s.mu.Lock()
 	if s.proc == p {
 		s.proc = nil
 	}
 	s.mu.Unlock()
-	p.kill()
+}
+
+// stop ends a host given up on: its input is closed, which the bootstrap
+// takes as the order to stop the running command and leave, removing its
+// remote session; after the stop grace it is killed.
+func (s *Shell) stop(p *process) {
+	if p.shutdown(s.opts.StopGrace) {
+		s.log.Info("host stopped", zap.Int("pid", p.pid))
+		return
+	}
+	s.log.Warn("host killed: it did not leave within the stop grace; a remote session it held stays on the server until it expires",
+		zap.Int("pid", p.pid), zap.Duration("grace", s.opts.StopGrace))
 }
 
 // died reports a host that exited under a call: retryable, since the next
@@ -671,19 +730,26 @@ func (p *process) kill() {
 }
 
 // shutdown closes the host's input (the bootstrap's signal to leave) and
-// kills it if it has not left after grace.
-func (p *process) shutdown(grace time.Duration) {
+// kills it if it has not left after grace; it reports whether the host
+// left on its own.
+func (p *process) shutdown(grace time.Duration) bool {
+	// Nobody reads the host's output any more: lines it still prints must
+	// not hold up its exit.
+	p.abandon.Do(func() { close(p.abandoned) })
 	_ = p.stdin.Close()
+	t := time.NewTimer(grace)
+	defer t.Stop()
 	select {
 	case <-p.done:
-		return
-	case <-time.After(grace):
+		return true
+	case <-t.C:
 	}
 	p.kill()
 	select {
 	case <-p.done:
 	case <-time.After(5 * time.Second):
 	}
+	return false
 }
 
 // tailBuffer keeps the last max bytes written (the host's stderr), for

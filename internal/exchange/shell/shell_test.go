@@ -171,7 +171,7 @@ func TestHostDiesMidCall(t *testing.T) {
 }
 
 func TestStuckCallTimesOut(t *testing.T) {
-	s := fakeShell(t, "ok", func(o *Options) { o.CallTimeout = 300 * time.Millisecond })
+	s := fakeShell(t, "ok", func(o *Options) { o.CallTimeout, o.StopGrace = 300*time.Millisecond, 300*time.Millisecond })
 	echo(t, s, nil)
 	first := s.PID()
 	began := time.Now()
@@ -188,7 +188,7 @@ func TestStuckCallTimesOut(t *testing.T) {
 }
 
 func TestCancelledCallKillsHost(t *testing.T) {
-	s := fakeShell(t, "ok")
+	s := fakeShell(t, "ok", func(o *Options) { o.StopGrace = 300 * time.Millisecond })
 	echo(t, s, nil)
 	first := s.PID()
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -353,5 +353,69 @@ func TestLogsNeverCarryParameterValues(t *testing.T) {
 	}
 	if !sawCmdlet {
 		t.Fatal("calls are not logged with cmdlet name and error type")
+	}
+}
+
+// TestTimedOutRemoteHostIsStoppedNotKilled: a call that outlives the call
+// timeout in a remote session fails with a timeout at once; the host is
+// then told to stop by the end of its input, and it stops the command and
+// removes its session on the way out (the fake host marks that), well
+// within the stop grace, instead of being killed, which would leave the
+// session on the server. The next call runs on a new host.
+func TestTimedOutRemoteHostIsStoppedNotKilled(t *testing.T) {
+	marks := t.TempDir()
+	s := fakeShell(t, "ok", func(o *Options) {
+		o.Session = SessionConfig{Mode: ModeRemote, ConnectionURI: "http://ex01.contoso.com/PowerShell/"}
+		o.CallTimeout, o.StopGrace = 300*time.Millisecond, 5*time.Second
+		o.Env = append(o.Env, fakeMarksEnv+"="+marks)
+	})
+	echo(t, s, nil)
+	first := s.PID()
+	began := time.Now()
+	_, err := s.Run(context.Background(), exchange.Command{Cmdlet: fakeHang})
+	if !exchange.HasType(err, exchange.TypeTimeout) || !exchange.Retryable(err) {
+		t.Fatalf("want retryable Timeout, got %v", err)
+	}
+	if took := time.Since(began); took > 2*time.Second {
+		t.Fatalf("the timed-out call returned after %s", took)
+	}
+	row := echo(t, s, nil)
+	if int(row["pid"].(float64)) == first {
+		t.Fatal("the stuck host was reused")
+	}
+	if took := time.Since(began); took > 3*time.Second {
+		t.Fatalf("the next call waited %s: the stuck host was killed after the grace instead of leaving", took)
+	}
+	if _, err := os.Stat(filepath.Join(marks, fmt.Sprintf("%d.removed", first))); err != nil {
+		t.Fatalf("the stuck host did not leave through its session removal: %v", err)
+	}
+	if !strings.Contains(err.Error(), "stop the call and remove its session") {
+		t.Errorf("timeout error: %v", err)
+	}
+}
+
+// TestStuckLocalHostIsKilledAfterTheGrace: a host that cannot stop its
+// command (a local session runs it in the script's own thread) is killed
+// once the stop grace has passed; the caller does not wait for that, but
+// the next call does, so that a replacement never runs beside it.
+func TestStuckLocalHostIsKilledAfterTheGrace(t *testing.T) {
+	const grace = time.Second
+	s := fakeShell(t, "ok", func(o *Options) { o.CallTimeout, o.StopGrace = 200*time.Millisecond, grace })
+	echo(t, s, nil)
+	first := s.PID()
+	began := time.Now()
+	_, err := s.Run(context.Background(), exchange.Command{Cmdlet: fakeHang})
+	if !exchange.HasType(err, exchange.TypeTimeout) {
+		t.Fatalf("want Timeout, got %v", err)
+	}
+	if took := time.Since(began); took > grace {
+		t.Fatalf("the caller waited %s for the stop", took)
+	}
+	row := echo(t, s, nil)
+	if int(row["pid"].(float64)) == first {
+		t.Fatal("the stuck host was reused")
+	}
+	if took := time.Since(began); took < grace {
+		t.Fatalf("the replacement answered %s after the call began, before the stuck host's grace (%s) ended", took, grace)
 	}
 }

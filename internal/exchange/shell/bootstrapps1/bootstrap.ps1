@@ -11,6 +11,17 @@
 #   out              {"id":7,"rows":[{...}],"error":null}
 #   in               {"id":8,"batch":[{"cmdlet":"...","parameters":{...}},...]}
 #   out              {"id":8,"results":[{"rows":[...],"error":null},...]}
+#   in,  end         the client closes stdin: the script leaves, removing
+#                    a remote session first
+#
+# The client closes stdin also to give up on a call that took too long. A
+# remote session's command runs as a job, so the script keeps watching
+# stdin meanwhile: it stops the command, writes no reply and leaves
+# through the same finally, so the session does not stay behind on the
+# Exchange server (a killed host's session stays until it expires). A
+# local command runs in the script's own thread and cannot be watched;
+# the client kills the host after a grace period instead, which leaves
+# nothing behind on a server.
 #
 # Security model: cmdlet names must be on the allow-list below, and
 # parameter values are data. They are bound by splatting a hashtable
@@ -77,6 +88,11 @@ $Out.NewLine = "`n"
 $Out.AutoFlush = $true
 
 $RemoteSession = $null
+# The next input line, read ahead (a pending ReadLineAsync) so that the end
+# of input can be noticed while a remote command runs.
+$NextLine = $null
+# Set once the client has given up on a call: no reply, leave.
+$Leaving = $false
 
 function Write-Message($Message) {
     $Out.WriteLine((ConvertTo-Json -InputObject $Message -Depth 6 -Compress))
@@ -170,6 +186,34 @@ function ConvertTo-WireError($Record) {
     }
 }
 
+# Test-InputEnded reports whether the client has closed stdin (or it
+# failed) while a command runs.
+function Test-InputEnded {
+    if (-not $NextLine.IsCompleted) { return $false }
+    if ($NextLine.Status -ne [System.Threading.Tasks.TaskStatus]::RanToCompletion) { return $true }
+    return ($null -eq $NextLine.Result)
+}
+
+# Receive-RemoteJob waits for a remote command started with -AsJob and
+# returns its rows; when stdin ends first it stops the command and marks
+# the script as leaving.
+function Receive-RemoteJob($Job) {
+    try {
+        while (-not $Job.Finished.WaitOne(200)) {
+            if (Test-InputEnded) {
+                $script:Leaving = $true
+                Stop-Job -Job $Job -ErrorAction SilentlyContinue
+                return New-Failure 'System.Management.Automation.PipelineStoppedException' 'The command was stopped: the client closed the host.' 'OperationStopped'
+            }
+        }
+        $rows = @(Receive-Job -Job $Job -ErrorAction Stop | ForEach-Object { ConvertTo-WireValue $_ 0 })
+        return [ordered]@{ rows = $rows; error = $null }
+    }
+    finally {
+        Remove-Job -Job $Job -Force -ErrorAction SilentlyContinue
+    }
+}
+
 function New-Failure([string]$Type, [string]$Message, [string]$Category) {
     return [ordered]@{ rows = @(); error = [ordered]@{ type = $Type; message = $Message; category = $Category } }
 }
@@ -201,6 +245,13 @@ function Invoke-Allowed($Request) {
         $params['ErrorAction'] = 'Stop'
         if ($command.Parameters.ContainsKey('Confirm') -and -not $params.ContainsKey('Confirm')) {
             $params['Confirm'] = $false
+        }
+        # Every command Import-PSSession makes takes -AsJob: in a remote
+        # session the command runs as a job, watched by Receive-RemoteJob.
+        $asJob = ($null -ne $RemoteSession) -and $command.Parameters.ContainsKey('AsJob')
+        if ($asJob) {
+            $params['AsJob'] = $true
+            return Receive-RemoteJob (& $command @params)
         }
         $rows = @(& $command @params | ForEach-Object { ConvertTo-WireValue $_ 0 })
         return [ordered]@{ rows = $rows; error = $null }
@@ -245,10 +296,12 @@ $sessionId = '{0}-{1}' -f $PID, [guid]::NewGuid().ToString('N')
 Write-Message ([ordered]@{ ready = $true; version = $ProtocolVersion; session = $sessionId })
 
 try {
+    $NextLine = $In.ReadLineAsync()
     while ($true) {
-        $line = $In.ReadLine()
+        $line = $NextLine.GetAwaiter().GetResult()
         # End of input is the client's way of saying goodbye.
         if ($null -eq $line) { break }
+        $NextLine = $In.ReadLineAsync()
         if ($line.Trim().Length -eq 0) { continue }
         $id = 0
         try {
@@ -256,7 +309,10 @@ try {
             $id = Get-Field $request 'id'
             $batch = Get-Field $request 'batch'
             if ($null -ne $batch) {
-                $results = @(foreach ($item in $batch) { Invoke-Allowed $item })
+                $results = @(foreach ($item in $batch) {
+                        if ($Leaving) { break }
+                        Invoke-Allowed $item
+                    })
                 $reply = [ordered]@{ id = $id; results = $results }
             }
             else {
@@ -267,6 +323,9 @@ try {
         catch {
             $reply = [ordered]@{ id = $id; rows = @(); error = (ConvertTo-WireError $_) }
         }
+        # The client gave up on this call and closed stdin: nobody reads a
+        # reply any more.
+        if ($Leaving) { break }
         Write-Message $reply
     }
 }

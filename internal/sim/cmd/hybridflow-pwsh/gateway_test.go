@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // fakeGateway is a loopback stand-in for the simulator's PowerShell
@@ -27,6 +28,9 @@ type fakeGateway struct {
 	// dropAfter closes the connection when this many requests arrived
 	// (0: never).
 	dropAfter int
+	// slow names a cmdlet answered only after slowFor.
+	slow    string
+	slowFor time.Duration
 
 	mu       sync.Mutex
 	sessions []*gatewaySession
@@ -37,6 +41,8 @@ type gatewaySession struct {
 	Method, Path, Upgrade, Connection, PID string
 	Config                                 string   // the config line, verbatim
 	Requests                               []string // request lines, verbatim
+	Removed                                bool     // a {"remove":true} line came
+	Ended                                  bool     // the gateway is done with the connection
 }
 
 func newFakeGateway(t *testing.T) *fakeGateway {
@@ -65,6 +71,24 @@ func (g *fakeGateway) Sessions() []gatewaySession {
 	return out
 }
 
+// Ended waits (a few seconds at most) until the gateway is done with
+// every connection and returns the sessions.
+func (g *fakeGateway) Ended() []gatewaySession {
+	g.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s := g.Sessions()
+		done := true
+		for _, x := range s {
+			done = done && x.Ended
+		}
+		if done || time.Now().After(deadline) {
+			return s
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func (g *fakeGateway) serve() {
 	for {
 		c, err := g.ln.Accept()
@@ -87,6 +111,11 @@ func (g *fakeGateway) handle(c net.Conn) {
 	g.mu.Lock()
 	g.sessions = append(g.sessions, s)
 	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		s.Ended = true
+		g.mu.Unlock()
+	}()
 	if g.refuseStatus != "" {
 		fmt.Fprintf(c, "HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n\r\n%s", g.refuseStatus, len(g.refuseBody), g.refuseBody)
 		return
@@ -116,6 +145,12 @@ func (g *fakeGateway) handle(c net.Conn) {
 			return
 		}
 		line = strings.TrimSuffix(line, "\n")
+		if line == `{"remove":true}` {
+			g.mu.Lock()
+			s.Removed = true
+			g.mu.Unlock()
+			return
+		}
 		g.mu.Lock()
 		s.Requests = append(s.Requests, line)
 		g.mu.Unlock()
@@ -134,6 +169,9 @@ func (g *fakeGateway) handle(c net.Conn) {
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			g.t.Errorf("gateway: request line %q: %v", line, err)
 			return
+		}
+		if g.slow != "" && r.Cmdlet == g.slow {
+			time.Sleep(g.slowFor)
 		}
 		row := func(c command) []any {
 			return []any{map[string]any{"cmdlet": c.Cmdlet, "parameters": c.Parameters, "path": s.Path, "pid": s.PID}}

@@ -126,10 +126,26 @@ func (h *host) run() int {
 	if json.Unmarshal(ready, &r) != nil || !r.Ready {
 		return exitScriptFailed // the script exits 1 after a failed setup
 	}
+	// As the script does: input is read one line ahead, and a remote
+	// session's command runs as a job while the script watches its input;
+	// the end of input then stops the command, no reply is written, and
+	// the script leaves through its finally, which removes the session.
+	// A local command runs in the script's own thread: nothing watches
+	// the input until it is done.
 	remote := cl.Config.Mode == "remote"
+	done := make(chan struct{})
+	defer close(done)
+	input := readAhead(h.in, done)
+	replies := readAhead(server, done)
+	var early []lineResult // lines the client sent while a call ran
 	for {
-		line, err := pshostrelay.ReadLine(h.in)
-		if errors.Is(err, io.EOF) {
+		var in lineResult
+		if len(early) > 0 {
+			in, early = early[0], early[1:]
+		} else {
+			in = <-input
+		}
+		if errors.Is(in.err, io.EOF) {
 			// End of input is the client's goodbye; the script's finally
 			// removes a remote session on the way out.
 			if remote {
@@ -137,24 +153,85 @@ func (h *host) run() int {
 			}
 			return exitOK
 		}
-		if err != nil {
-			fmt.Fprintf(h.stderr, "hybridflow-pwsh: reading a request: %v\n", err)
+		if in.err != nil {
+			fmt.Fprintf(h.stderr, "hybridflow-pwsh: reading a request: %v\n", in.err)
 			return exitScriptFailed
 		}
-		if len(bytes.TrimSpace(line)) == 0 {
+		if len(bytes.TrimSpace(in.line)) == 0 {
 			continue
 		}
-		if _, err := conn.Write(append(line, '\n')); err != nil {
+		if _, err := conn.Write(append(in.line, '\n')); err != nil {
 			return h.crashed("sending a request: %v", err)
 		}
-		reply, err := pshostrelay.ReadLine(server)
-		if err != nil {
-			return h.crashed("waiting for a reply: %v", err)
+		sent := time.Now()
+		var watch <-chan lineResult
+		if remote {
+			watch = input
 		}
-		if err := h.emit(reply); err != nil {
+		var reply lineResult
+		var poll <-chan time.Time // the script's next look at its input
+	wait:
+		for {
+			select {
+			case reply = <-replies:
+				break wait
+			case next := <-watch:
+				// Seen by the script at its next look, after a wait for
+				// the job that ends early when the command is done.
+				early = append(early, next)
+				watch = nil
+				if next.err == nil {
+					watch = input // an early line waits its turn
+					continue
+				}
+				elapsed := time.Since(sent)
+				poll = time.After((elapsed/jobPoll+1)*jobPoll - elapsed)
+			case <-poll:
+				// The client gave up on the call: the script stops the
+				// command (Stop-Job) and leaves without a reply, its
+				// finally removing the session.
+				h.removeSession(conn)
+				return exitOK
+			}
+		}
+		if reply.err != nil {
+			return h.crashed("waiting for a reply: %v", reply.err)
+		}
+		if err := h.emit(reply.line); err != nil {
 			return exitScriptFailed
 		}
 	}
+}
+
+// jobPoll is how long the script waits for a remote command's job before
+// it looks at its input again (Receive-RemoteJob's WaitOne(200)).
+const jobPoll = 200 * time.Millisecond
+
+// lineResult is one line read, or the error that ended the reading.
+type lineResult struct {
+	line []byte
+	err  error
+}
+
+// readAhead reads lines aside, as the script's pending ReadLineAsync does:
+// each line, then the error (io.EOF at the end of input) that ended the
+// reading. It stops when done is closed.
+func readAhead(r *bufio.Reader, done <-chan struct{}) <-chan lineResult {
+	ch := make(chan lineResult)
+	go func() {
+		for {
+			l, err := pshostrelay.ReadLine(r)
+			select {
+			case ch <- lineResult{line: l, err: err}:
+			case <-done:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return ch
 }
 
 // gatewayFor finds where the session is set up: a remote session's

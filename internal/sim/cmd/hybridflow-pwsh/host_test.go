@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hybridflow/hybridflow/internal/exchange"
 	"github.com/hybridflow/hybridflow/internal/exchange/shell"
@@ -238,5 +239,73 @@ func TestWireMatchesClient(t *testing.T) {
 	back = cl.Config
 	if back.Mode != shell.ModeRemote || back.ConnectionURI != "http://h/PowerShell/s" {
 		t.Fatalf("config line %s decodes as %+v", cfg, back)
+	}
+}
+
+// TestSessionEndMirrorsTheBootstrap: the stand-in ends a session the way
+// bootstrap.ps1 does, and the script still does it that way.
+//   - When stdin ends, a remote session is removed ({"remove":true}, the
+//     script's Remove-PSSession in its finally); a local one just ends.
+//   - When stdin ends while a remote session's command runs (the client
+//     gave up on the call), the command is stopped, no reply is written
+//     and the session is removed; a local command runs to its end, its
+//     reply is written, and only then is the end of input seen.
+func TestSessionEndMirrorsTheBootstrap(t *testing.T) {
+	code := strings.ToLower(string(bootstrapps1.Script()))
+	finally := strings.LastIndex(code, "finally {")
+	for _, want := range []string{
+		// The request loop reads ahead and watches the input during a
+		// remote command run as a job, stopping it when the input ends.
+		"$nextline = $in.readlineasync()",
+		"$params['asjob'] = $true",
+		"while (-not $job.finished.waitone(200)) {", // jobPoll
+		"if (test-inputended) {",
+		"stop-job -job $job",
+		"if ($leaving) { break }",
+	} {
+		if !strings.Contains(code, want) {
+			t.Errorf("bootstrap.ps1 no longer contains %q, which the stand-in plays", want)
+		}
+	}
+	if finally < 0 || !strings.Contains(code[finally:], "remove-pssession -session $remotesession") {
+		t.Error("bootstrap.ps1's last finally no longer removes the remote session")
+	}
+
+	const call = `{"id":1,"cmdlet":"Get-AuthConfig"}`
+	for _, tc := range []struct {
+		name    string
+		mode    string
+		slow    bool
+		removed bool
+		replies int
+	}{
+		{"remote, input ends between calls", "remote", false, true, 1},
+		{"remote, input ends during a call", "remote", true, true, 0},
+		{"local, input ends between calls", "local-snapin", false, false, 1},
+		{"local, input ends during a call", "local-snapin", true, false, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newFakeGateway(t)
+			if tc.slow {
+				g.slow, g.slowFor = "Get-AuthConfig", 300*time.Millisecond
+			}
+			cfg := `{"config":{"mode":"` + tc.mode + `"}}`
+			if tc.mode == "remote" {
+				cfg = `{"config":{"mode":"remote","connectionUri":"` + g.URL("/PowerShell/site-2") + `"}}`
+			}
+			// stdin holds the call and then ends: during the call when
+			// the gateway is slow to answer.
+			status, out, stderr := runStandIn(t, map[string]string{GatewayEnv: g.URL("/PowerShell/site-2")}, cfg, call)
+			if status != exitOK {
+				t.Fatalf("status %d, stderr %s", status, stderr)
+			}
+			if len(out)-1 != tc.replies {
+				t.Errorf("%d replies written, want %d: %q", len(out)-1, tc.replies, out)
+			}
+			s := g.Ended()
+			if len(s) != 1 || len(s[0].Requests) != 1 || s[0].Removed != tc.removed {
+				t.Fatalf("gateway sessions %+v; want one with the call, removed %v", s, tc.removed)
+			}
+		})
 	}
 }

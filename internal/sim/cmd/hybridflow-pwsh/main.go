@@ -21,7 +21,12 @@
 // opens an HTTP upgrade to the simulator's PowerShell gateway (a remote
 // session's connectionUri; HYBRIDFLOW_SIM_PSHOST for the modes that run on
 // the server itself), forwards the config line, and relays one request
-// line and one reply line at a time.
+// line and one reply line at a time. It ends a session as the script
+// does: when stdin ends, a remote session is removed ({"remove":true} to
+// the gateway, the script's Remove-PSSession); and since the script runs
+// a remote session's command as a job and keeps watching stdin, stdin
+// ending during such a call stops it without a reply and removes the
+// session too. A local session's call runs to its end first.
 //
 // Exit status: 0 when stdin ended (the client's goodbye); 1 when the
 // session could not be set up (after a ready:false line) or the script

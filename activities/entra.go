@@ -210,6 +210,10 @@ type DedicatedAppInput struct {
 var fullAccessRRA = graph.RequiredResourceAccess{ResourceAppID: cloud.FirstPartyAppID,
 	ResourceAccess: []graph.ResourceAccess{{ID: plan.FullAccessAsAppRoleID, Type: "Role"}}}
 
+// fullAccessPermission names full_access_as_app in a restore-RRA record's
+// Added: "<resource appId>/<app role id>".
+const fullAccessPermission = cloud.FirstPartyAppID + "/" + plan.FullAccessAsAppRoleID
+
 // RunTagPrefix starts the tag hybridflow puts on the Entra objects it
 // creates (the dedicated application and its service principal), followed
 // by the ID of the workflow run that created them.
@@ -249,47 +253,113 @@ func ownedBy(tags []string, tag string) bool {
 
 // EnsureDedicatedApplication finds or creates ExchangeServerApp-<org GUID>
 // (single tenant) asking for full_access_as_app on Exchange Online, as
-// steps 1–2 of Microsoft's ConfigureExchangeHybridApplication.ps1 do. An application
-// that carries this run's tag was created by an earlier attempt whose
-// result was lost, and is reported as created again (RunTagPrefix).
+// steps 1–2 of Microsoft's ConfigureExchangeHybridApplication.ps1 do.
+//
+// It is found by its uniqueName (plan.DedicatedAppUniqueName), the
+// alternate key hybridflow creates it with, or else by its display name
+// (the Hybrid Configuration Wizard and Microsoft's scripts create it
+// without a uniqueName): an existing application is adopted, never
+// duplicated. A missing one is created by Graph's upsert on that
+// uniqueName, which cannot make a second application however often it is
+// sent. An application that carries this run's tag was created by this
+// run, in an earlier attempt whose result was lost or by a create whose
+// reply was lost, and is reported as created (RunTagPrefix).
 func (a *Entra) EnsureDedicatedApplication(ctx context.Context, in DedicatedAppInput) (StepResult, error) {
 	c, err := a.client(in.Target)
 	if err != nil {
 		return StepResult{}, err
 	}
 	tag := runTag(ctx)
-	created := func(app *graph.Application, detail string) StepResult {
-		return StepResult{Outcome: Created, AppID: app.AppID, ObjectID: app.ID, Detail: detail,
-			Undo: []UndoRecord{{System: SystemEntra, Kind: UndoDeleteApplication, ObjectKind: "application", ObjectID: app.ID, Name: in.Name}}}
-	}
-	app, err := c.ApplicationByDisplayName(ctx, in.Name)
+	unique := plan.DedicatedAppUniqueName(in.Name)
+	app, err := c.ApplicationByUniqueName(ctx, unique)
 	if errors.Is(err, graph.ErrNotFound) {
-		app, err = c.CreateApplication(ctx, in.Name, "AzureADMyOrg", []graph.RequiredResourceAccess{fullAccessRRA}, tagList(tag)...)
-		if err != nil {
-			return StepResult{}, classify("create application "+in.Name, err)
+		app, err = c.ApplicationByDisplayName(ctx, in.Name)
+		if errors.Is(err, graph.ErrNotFound) {
+			return a.createDedicatedApplication(ctx, c, in.Name, unique, tag)
 		}
-		return created(app, fmt.Sprintf("created application %s (appId %s)", in.Name, app.AppID)), nil
 	}
 	if err != nil {
 		return StepResult{}, classify("read application "+in.Name, err)
 	}
+	return a.adoptDedicatedApplication(ctx, c, app, in.Name, tag, "")
+}
+
+// dedicatedCreated is the result of a step that created the application:
+// deleting it undoes everything this run did to it.
+func dedicatedCreated(app *graph.Application, name, detail string) StepResult {
+	return StepResult{Outcome: Created, AppID: app.AppID, ObjectID: app.ID, Detail: detail,
+		Undo: []UndoRecord{{System: SystemEntra, Kind: UndoDeleteApplication, ObjectKind: "application", ObjectID: app.ID, Name: name}}}
+}
+
+// adoptDedicatedApplication settles an application that exists: this
+// run's own (its tag) is reported as created; another gains
+// full_access_as_app when it lacks it, with an undo that takes exactly
+// that permission away again.
+func (a *Entra) adoptDedicatedApplication(ctx context.Context, c *graph.Client, app *graph.Application, name, tag, how string) (StepResult, error) {
 	owned, full := ownedBy(app.Tags, tag), hasFullAccess(app.RequiredResourceAccess)
 	if full && !owned {
-		return StepResult{Outcome: Unchanged, AppID: app.AppID, ObjectID: app.ID, Detail: fmt.Sprintf("application %s exists with full_access_as_app", in.Name)}, nil
+		return StepResult{Outcome: Unchanged, AppID: app.AppID, ObjectID: app.ID, Detail: fmt.Sprintf("application %s exists with full_access_as_app", name)}, nil
 	}
 	prev := app.RequiredResourceAccess
 	if !full {
-		rra := append(append([]graph.RequiredResourceAccess{}, prev...), fullAccessRRA)
+		rra := append(slices.Clone(prev), fullAccessRRA)
 		if err := c.UpdateApplication(ctx, app.ID, graph.ApplicationPatch{RequiredResourceAccess: &rra}); err != nil {
-			return StepResult{}, classify("add full_access_as_app to "+in.Name, err)
+			return StepResult{}, classify("add full_access_as_app to "+name, err)
 		}
 	}
 	if owned {
-		// Deleting the application undoes everything this run did to it.
-		return created(app, fmt.Sprintf("created application %s (appId %s) in an earlier attempt of this run", in.Name, app.AppID)), nil
+		if how == "" {
+			how = "in an earlier attempt of this run"
+		}
+		return dedicatedCreated(app, name, fmt.Sprintf("created application %s (appId %s) %s", name, app.AppID, how)), nil
 	}
-	return StepResult{Outcome: Updated, AppID: app.AppID, ObjectID: app.ID, Detail: "added full_access_as_app to " + in.Name,
-		Undo: []UndoRecord{{System: SystemEntra, Kind: UndoRestoreRRA, ObjectKind: "application", ObjectID: app.ID, RequiredResourceAccess: toRRA(prev)}}}, nil
+	return StepResult{Outcome: Updated, AppID: app.AppID, ObjectID: app.ID, Detail: "added full_access_as_app to " + name,
+		Undo: []UndoRecord{{System: SystemEntra, Kind: UndoRestoreRRA, ObjectKind: "application", ObjectID: app.ID,
+			RequiredResourceAccess: toRRA(prev), Added: []string{fullAccessPermission}}}}, nil
+}
+
+// createDedicatedApplication creates the application by the upsert on its
+// uniqueName, tagged with this run, after reads by uniqueName and by
+// display name found none.
+//
+//   - 201: created by this call.
+//   - 204: an application with the uniqueName existed when the upsert
+//     arrived although the reads before it found none: made by another
+//     writer in between, or by this run and not yet visible to the read.
+//     Either way this call did not create it, so it is not claimed: the
+//     upsert wrote this run's tag into its tags, and that tag is taken
+//     off again. It is adopted like any existing application.
+//   - no reply (a dropped connection, a gateway's 503/504): the upsert may
+//     or may not have been applied. The application is read back by its
+//     key: found with this run's tag, it is the one this call made
+//     (nobody else writes that tag); found without, it is adopted; not
+//     found, nothing was made and the step fails to be retried.
+func (a *Entra) createDedicatedApplication(ctx context.Context, c *graph.Client, name, unique, tag string) (StepResult, error) {
+	what := "create application " + name
+	app, isNew, err := c.UpsertApplication(ctx, unique, name, "AzureADMyOrg", []graph.RequiredResourceAccess{fullAccessRRA}, tagList(tag)...)
+	switch {
+	case err == nil && isNew:
+		return dedicatedCreated(app, name, fmt.Sprintf("created application %s (appId %s)", name, app.AppID)), nil
+	case err == nil:
+		if ownedBy(app.Tags, tag) {
+			rest := slices.DeleteFunc(slices.Clone(app.Tags), func(t string) bool { return t == tag })
+			if err := c.UpdateApplication(ctx, app.ID, graph.ApplicationPatch{Tags: &rest}); err != nil {
+				return StepResult{}, classify("take this run's tag off application "+name+", which it did not create", err)
+			}
+			app.Tags = rest
+		}
+		return a.adoptDedicatedApplication(ctx, c, app, name, tag, "")
+	case graph.OutcomeUnknown(err):
+		got, rerr := c.ApplicationByUniqueName(ctx, unique)
+		switch {
+		case rerr == nil:
+			return a.adoptDedicatedApplication(ctx, c, got, name, tag, "(the reply to the create was lost; found by its uniqueName)")
+		case errors.Is(rerr, graph.ErrNotFound):
+			return StepResult{}, classify(what, err) // nothing was made; retried
+		}
+		return StepResult{}, classify(what, err)
+	}
+	return StepResult{}, classify(what, err)
 }
 
 // AppIDInput names the dedicated application by appId.
@@ -302,6 +372,12 @@ type AppIDInput struct {
 // principal when missing. It writes at most one object and
 // writes last, so its undo record cannot be lost to a later failure in
 // the same call; consent is GrantDedicatedConsent's.
+//
+// The service principal is read by its alternate key, appId, which finds
+// one just created. A create is a POST, sent once: when its reply is lost,
+// or Graph answers that the application already has a service principal,
+// the service principal is read back by appId, and it is this run's when
+// it carries this run's tag (set only when it is created).
 func (a *Entra) EnsureDedicatedServicePrincipal(ctx context.Context, in AppIDInput) (StepResult, error) {
 	c, err := a.client(in.Target)
 	if err != nil {
@@ -311,28 +387,56 @@ func (a *Entra) EnsureDedicatedServicePrincipal(ctx context.Context, in AppIDInp
 		return StepResult{}, nonRetryable(ErrInvalidInput, "the dedicated application's appId is unknown: the application step must run first")
 	}
 	tag := runTag(ctx)
-	created := func(sp *graph.ServicePrincipal, detail string) StepResult {
-		return StepResult{Outcome: Created, ObjectID: sp.ID, Detail: detail,
+	found := func(sp *graph.ServicePrincipal, how string) StepResult {
+		if !ownedBy(sp.Tags, tag) {
+			return StepResult{Outcome: Unchanged, ObjectID: sp.ID, Detail: "service principal exists" + how}
+		}
+		if how == "" {
+			how = " in an earlier attempt of this run"
+		}
+		return StepResult{Outcome: Created, ObjectID: sp.ID, Detail: "created its service principal" + how,
 			Undo: []UndoRecord{{System: SystemEntra, Kind: UndoDeleteSP, ObjectKind: "servicePrincipal", ObjectID: sp.ID}}}
 	}
-	sp, err := c.LookupServicePrincipal(ctx, in.AppID)
+	sp, err := c.ServicePrincipalByAppIDKey(ctx, in.AppID)
 	switch {
-	case errors.Is(err, graph.ErrNotFound):
-		if sp, err = c.CreateServicePrincipal(ctx, in.AppID, tagList(tag)...); err != nil {
-			return StepResult{}, classify("create service principal for "+in.AppID, err)
-		}
-		return created(sp, "created its service principal"), nil
-	case err != nil:
+	case err == nil:
+		return found(sp, ""), nil
+	case !errors.Is(err, graph.ErrNotFound):
 		return StepResult{}, classify("read service principal for "+in.AppID, err)
-	case ownedBy(sp.Tags, tag):
-		return created(sp, "created its service principal in an earlier attempt of this run"), nil
 	}
-	return StepResult{Outcome: Unchanged, ObjectID: sp.ID, Detail: "service principal exists"}, nil
+	what := "create service principal for " + in.AppID
+	sp, err = c.CreateServicePrincipal(ctx, in.AppID, tagList(tag)...)
+	switch {
+	case err == nil:
+		return StepResult{Outcome: Created, ObjectID: sp.ID, Detail: "created its service principal",
+			Undo: []UndoRecord{{System: SystemEntra, Kind: UndoDeleteSP, ObjectKind: "servicePrincipal", ObjectID: sp.ID}}}, nil
+	case !graph.OutcomeUnknown(err) && !errors.Is(err, graph.ErrConflict):
+		return StepResult{}, classify(what, err)
+	}
+	got, rerr := c.ServicePrincipalByAppIDKey(ctx, in.AppID)
+	switch {
+	case rerr == nil:
+		how := " (the reply to the create was lost; found by appId)"
+		if errors.Is(err, graph.ErrConflict) {
+			how = " (created concurrently; found by appId)"
+		}
+		return found(got, how), nil
+	case errors.Is(rerr, graph.ErrNotFound) && errors.Is(err, graph.ErrConflict):
+		// Graph says it exists and the read by key does not see it yet.
+		return StepResult{}, retryable(ErrTransient, "%s: Graph answered that it exists (%v) but a read by appId does not find it yet; the next attempt reads again", what, err)
+	case errors.Is(rerr, graph.ErrNotFound):
+		return StepResult{}, classify(what, err) // nothing was made; retried
+	}
+	return StepResult{}, classify(what, err)
 }
 
 // GrantDedicatedConsent grants admin consent for full_access_as_app on the
 // first-party principal to the dedicated application's service principal
-// (an app role assignment), unless it is granted already.
+// (an app role assignment), unless it is granted already. The grant is a
+// POST, sent once; when its reply is lost it is read back by principal,
+// resource and app role (which identify an assignment: Graph refuses a
+// second identical one), and an assignment found there, which the read
+// just before the grant did not show, is the one this call made.
 func (a *Entra) GrantDedicatedConsent(ctx context.Context, in AppIDInput) (StepResult, error) {
 	c, err := a.client(in.Target)
 	if err != nil {
@@ -341,7 +445,7 @@ func (a *Entra) GrantDedicatedConsent(ctx context.Context, in AppIDInput) (StepR
 	if in.AppID == "" {
 		return StepResult{}, nonRetryable(ErrInvalidInput, "the dedicated application's appId is unknown: the application step must run first")
 	}
-	sp, err := c.LookupServicePrincipal(ctx, in.AppID)
+	sp, err := c.ServicePrincipalByAppIDKey(ctx, in.AppID)
 	if err != nil {
 		return StepResult{}, classify("read service principal for "+in.AppID, err)
 	}
@@ -356,16 +460,24 @@ func (a *Entra) GrantDedicatedConsent(ctx context.Context, in AppIDInput) (StepR
 	if hasConsent(as, fp.ID) {
 		return StepResult{Outcome: Unchanged, ObjectID: sp.ID, Detail: "full_access_as_app consented"}, nil
 	}
-	asg, err := c.AssignAppRole(ctx, sp.ID, fp.ID, plan.FullAccessAsAppRoleID)
-	if err != nil && !errors.Is(err, graph.ErrConflict) {
-		return StepResult{}, classify("grant full_access_as_app", err)
+	granted := func(asg *graph.AppRoleAssignment, how string) StepResult {
+		return StepResult{Outcome: Created, ObjectID: sp.ID, Detail: "granted admin consent for full_access_as_app" + how,
+			Undo: []UndoRecord{{System: SystemEntra, Kind: UndoRemoveAssignment, ObjectKind: "servicePrincipal", ObjectID: sp.ID, AssignmentID: asg.ID}}}
 	}
-	if asg == nil {
+	asg, err := c.AssignAppRole(ctx, sp.ID, fp.ID, plan.FullAccessAsAppRoleID)
+	switch {
+	case err == nil:
+		return granted(asg, ""), nil
+	case errors.Is(err, graph.ErrConflict):
 		// A duplicate: someone granted it between our read and write.
 		return StepResult{Outcome: Unchanged, ObjectID: sp.ID, Detail: "full_access_as_app consented (granted concurrently)"}, nil
+	case graph.OutcomeUnknown(err):
+		got, rerr := c.FindAppRoleAssignment(ctx, sp.ID, fp.ID, plan.FullAccessAsAppRoleID)
+		if rerr == nil {
+			return granted(got, " (the reply to the grant was lost; found by principal, resource and app role)"), nil
+		}
 	}
-	return StepResult{Outcome: Created, ObjectID: sp.ID, Detail: "granted admin consent for full_access_as_app",
-		Undo: []UndoRecord{{System: SystemEntra, Kind: UndoRemoveAssignment, ObjectKind: "servicePrincipal", ObjectID: sp.ID, AssignmentID: asg.ID}}}, nil
+	return StepResult{}, classify("grant full_access_as_app", err)
 }
 
 // AppKeysInput uploads auth certificates to the dedicated application.
@@ -480,8 +592,7 @@ func (a *Entra) UndoEntra(ctx context.Context, in UndoInput) error {
 	case UndoRemoveAssignment:
 		err = c.RemoveAppRoleAssignment(ctx, rec.ObjectID, rec.AssignmentID)
 	case UndoRestoreRRA:
-		rra := fromRRA(rec.RequiredResourceAccess)
-		err = c.UpdateApplication(ctx, rec.ObjectID, graph.ApplicationPatch{RequiredResourceAccess: &rra})
+		return classify(what, undoRRA(ctx, c, rec))
 	case UndoRemoveKeys, UndoRestoreKeys, UndoRemoveSPNs:
 		return classify(what, a.undoCollections(ctx, c, rec))
 	default:
@@ -491,6 +602,71 @@ func (a *Entra) UndoEntra(ctx context.Context, in UndoInput) error {
 		return nil
 	}
 	return classify(what, err)
+}
+
+// undoRRA takes back the permissions a restore-RRA record says the step
+// added (Added; a record without it comes from a step that only ever
+// added full_access_as_app, and only when the application lacked it), from
+// the application as it is now: a permission someone else added or
+// removed since stays as they left it.
+func undoRRA(ctx context.Context, c *graph.Client, rec UndoRecord) error {
+	added := rec.Added
+	if len(added) == 0 && !hasFullAccess(fromRRA(rec.RequiredResourceAccess)) {
+		added = []string{fullAccessPermission}
+	}
+	app, err := c.ApplicationByID(ctx, rec.ObjectID)
+	if errors.Is(err, graph.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	rra, changed := withoutPermissions(app.RequiredResourceAccess, added)
+	if !changed {
+		return nil
+	}
+	err = c.UpdateApplication(ctx, rec.ObjectID, graph.ApplicationPatch{RequiredResourceAccess: &rra})
+	if errors.Is(err, graph.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// withoutPermissions takes one occurrence of each "<resource appId>/<id>"
+// out of rra, preferring an entry that holds nothing else (the one a step
+// appended), and drops an entry it empties.
+func withoutPermissions(rra []graph.RequiredResourceAccess, perms []string) ([]graph.RequiredResourceAccess, bool) {
+	out := make([]graph.RequiredResourceAccess, len(rra))
+	for i, r := range rra {
+		out[i] = graph.RequiredResourceAccess{ResourceAppID: r.ResourceAppID, ResourceAccess: slices.Clone(r.ResourceAccess)}
+	}
+	changed := false
+	for _, p := range perms {
+		res, id, ok := strings.Cut(p, "/")
+		if !ok {
+			continue
+		}
+		holds := func(r graph.RequiredResourceAccess) int {
+			if !strings.EqualFold(r.ResourceAppID, res) {
+				return -1
+			}
+			return slices.IndexFunc(r.ResourceAccess, func(a graph.ResourceAccess) bool { return strings.EqualFold(a.ID, id) })
+		}
+		at := slices.IndexFunc(out, func(r graph.RequiredResourceAccess) bool { return holds(r) >= 0 && len(r.ResourceAccess) == 1 })
+		if at < 0 {
+			at = slices.IndexFunc(out, func(r graph.RequiredResourceAccess) bool { return holds(r) >= 0 })
+		}
+		if at < 0 {
+			continue
+		}
+		i := holds(out[at])
+		out[at].ResourceAccess = slices.Delete(out[at].ResourceAccess, i, i+1)
+		if len(out[at].ResourceAccess) == 0 {
+			out = slices.Delete(out, at, at+1)
+		}
+		changed = true
+	}
+	return out, changed
 }
 
 // undoCollections re-reads the object and writes back its collection minus

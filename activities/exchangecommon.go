@@ -2,11 +2,13 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/hybridflow/hybridflow/internal/exchange"
+	"github.com/hybridflow/hybridflow/internal/exchange/online"
 	"github.com/hybridflow/hybridflow/internal/plan"
 )
 
@@ -84,17 +86,11 @@ func ensureIOC(ctx context.Context, r exchange.Runner, sys System, spec plan.IOC
 	case dec.Change == plan.ChangeBlocked:
 		return StepResult{}, p.fail(nonRetryable(ErrConflict, "%s: %s", what, dec.Reason))
 	case dec.Create:
-		_, err := r.Run(ctx, cmd("New-IntraOrganizationConnector", "Name", spec.Name, "DiscoveryEndpoint", spec.DiscoveryEndpoint,
-			"TargetAddressDomains", spec.TargetAddressDomains, "Enabled", true))
-		if err != nil && !exchange.IsAlreadyExists(err) {
-			return StepResult{}, p.fail(classify(what, err))
-		}
+		res, err := createIOC(ctx, r, sys, spec)
 		if err != nil {
-			// Someone created it between our read and write: read again next attempt.
-			return StepResult{}, p.fail(retryable(ErrTransient, "%s: created concurrently by someone else; the next attempt re-reads it", what))
+			return StepResult{}, p.fail(err)
 		}
-		p.add(StepResult{Outcome: Created, Detail: fmt.Sprintf("created %s → %s for %s", spec.Name, spec.DiscoveryEndpoint, strings.Join(spec.TargetAddressDomains, ", ")),
-			Undo: []UndoRecord{{System: sys, Kind: UndoRemoveIOC, Name: spec.Name}}}, false)
+		p.add(res, false)
 		return p.done(), nil
 	case len(dec.Updates) == 0:
 		var names []string
@@ -136,6 +132,74 @@ func ensureIOC(ctx context.Context, r exchange.Runner, sys System, spec plan.IOC
 	return p.done(), nil
 }
 
+// createIOC runs New-IntraOrganizationConnector for spec. When the reply
+// is lost (the PowerShell host died, the connection dropped, a time-out)
+// or Exchange answers that the connector already exists, the call may
+// have created it: the connector is read back by name and taken for the
+// one this call made only when it is exactly what was sent
+// (plan.IsSentIOC). Its undo record then says how it was proven (Evidence)
+// and carries what was sent, so that the undo removes it only while it is
+// still that connector.
+func createIOC(ctx context.Context, r exchange.Runner, sys System, spec plan.IOCSpec) (StepResult, error) {
+	what := fmt.Sprintf("create IntraOrganizationConnector %s", spec.Name)
+	detail := fmt.Sprintf("created %s → %s for %s", spec.Name, spec.DiscoveryEndpoint, strings.Join(spec.TargetAddressDomains, ", "))
+	_, err := r.Run(ctx, cmd("New-IntraOrganizationConnector", "Name", spec.Name, "DiscoveryEndpoint", spec.DiscoveryEndpoint,
+		"TargetAddressDomains", spec.TargetAddressDomains, "Enabled", true))
+	if err == nil {
+		return StepResult{Outcome: Created, Detail: detail, Undo: []UndoRecord{{System: sys, Kind: UndoRemoveIOC, Name: spec.Name}}}, nil
+	}
+	exists := exchange.IsAlreadyExists(err)
+	if !exists && !exchangeOutcomeUnknown(err) {
+		return StepResult{}, classify(what, err)
+	}
+	rows, rerr := r.Run(ctx, cmd("Get-IntraOrganizationConnector", "Identity", spec.Name))
+	if rerr != nil || len(rows) == 0 {
+		if exists {
+			// Someone created it between our read and write: read again next attempt.
+			return StepResult{}, retryable(ErrTransient, "%s: created concurrently; the next attempt re-reads it", what)
+		}
+		return StepResult{}, classify(what, err) // not there (or not readable now): retried
+	}
+	got := iocFromRow(rows[0])
+	if !plan.IsSentIOC(got, spec) {
+		return StepResult{}, retryable(ErrTransient, "%s: a connector of that name exists that is not the one this call sends (%s for %s, enabled %v); the next attempt re-reads it",
+			what, orNoneActs(got.DiscoveryEndpoint), strings.Join(got.TargetAddressDomains, ", "), got.Enabled)
+	}
+	how := "the reply to New-IntraOrganizationConnector was lost"
+	if exists {
+		how = "Exchange answered that it already exists"
+	}
+	sent := plan.IOC{Name: spec.Name, DiscoveryEndpoint: spec.DiscoveryEndpoint, TargetAddressDomains: slices.Clone(spec.TargetAddressDomains), Enabled: true}
+	return StepResult{Outcome: Created, Detail: fmt.Sprintf("%s (%s; read back by name, it is exactly what was sent)", detail, how),
+		Undo: []UndoRecord{{System: sys, Kind: UndoRemoveIOC, Name: spec.Name, IOC: &sent,
+			Evidence: how + "; read back by name, it matched what was sent"}}}, nil
+}
+
+// exchangeOutcomeUnknown reports whether a cmdlet's failure leaves its
+// outcome unknown: the host died or timed out under it, or the call never
+// got an answer (a transport failure, an Exchange Online 5xx). A cmdlet
+// that answered with an error of its own, a throttled or refused request,
+// did not do what it was asked.
+func exchangeOutcomeUnknown(err error) bool {
+	if exchange.HasType(err, exchange.TypeHostDied) || exchange.HasType(err, exchange.TypeTimeout) {
+		return true
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var xe *exchange.Error
+	var te *online.ThrottledError
+	var ae *online.AccessDeniedError
+	var pe *online.ProtocolError
+	switch {
+	case errors.As(err, &xe), errors.As(err, &te), errors.As(err, &ae):
+		return false
+	case errors.As(err, &pe):
+		return pe.StatusCode >= 500 || pe.StatusCode == 0
+	}
+	return true
+}
+
 func orNoneActs(s string) string {
 	if s == "" {
 		return "(none)"
@@ -149,6 +213,22 @@ func orNoneActs(s string) string {
 func undoIOC(ctx context.Context, r exchange.Runner, rec UndoRecord) error {
 	switch rec.Kind {
 	case UndoRemoveIOC:
+		if rec.IOC != nil {
+			// Proven ours by its content (Evidence): removed only while it
+			// is still what this run sent.
+			rows, err := r.Run(ctx, cmd("Get-IntraOrganizationConnector", "Identity", rec.Name))
+			if exchange.IsNotFound(err) || (err == nil && len(rows) == 0) {
+				return nil
+			}
+			if err != nil {
+				return classify("read IntraOrganizationConnector "+rec.Name, err)
+			}
+			cur := iocFromRow(rows[0])
+			if !sameURL(cur.DiscoveryEndpoint, rec.IOC.DiscoveryEndpoint) || !sameFold(cur.TargetAddressDomains, rec.IOC.TargetAddressDomains) {
+				return nonRetryable(ErrConflict, "IntraOrganizationConnector %s was not removed: it was taken for this run's because it matched what the run sent (%s), and it has changed since (now %s for %s); remove it by hand if it is not needed",
+					rec.Name, rec.Evidence, orNoneActs(cur.DiscoveryEndpoint), strings.Join(cur.TargetAddressDomains, ", "))
+			}
+		}
 		_, err := r.Run(ctx, cmd("Remove-IntraOrganizationConnector", "Identity", rec.Name))
 		if exchange.IsNotFound(err) {
 			return nil

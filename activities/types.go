@@ -107,6 +107,12 @@ type UndoRecord struct {
 	// value added since.
 	Fields []string `json:"fields,omitempty"`
 	Added  []string `json:"added,omitempty"`
+	// Evidence says how an object was proven to be this run's when the
+	// reply to its create was lost or Exchange said it already existed:
+	// by reading it back and finding exactly what was sent. A remove-ioc
+	// record with Evidence carries what was sent in IOC, and its undo
+	// removes the connector only while it still is that.
+	Evidence string `json:"evidence,omitempty"`
 	// Graph objects.
 	ObjectKind   string     `json:"object_kind,omitempty"` // "servicePrincipal" or "application"
 	ObjectID     string     `json:"object_id,omitempty"`

@@ -140,6 +140,13 @@ func IsRetryable(err error) bool {
 	return errors.As(err, &e) && e.Retryable()
 }
 
+// OutcomeUnknown reports whether err leaves a write's outcome unknown: no
+// reply arrived (a dropped connection, a timeout) or the reply was a 5xx,
+// which a gateway may send after the service applied the request. The
+// caller reads the object back by key before deciding anything. A 429 is
+// not such an error: a throttled request was refused, not served.
+func OutcomeUnknown(err error) bool { return KindOf(err) == Server }
+
 // RetryAfter is the server's requested delay carried by err, or 0.
 func RetryAfter(err error) time.Duration {
 	var e *Error

@@ -737,10 +737,14 @@ func (c *Client) CreateApplication(ctx context.Context, name, signInAudience str
 // nothing.
 func (c *Client) UpdateApplication(ctx context.Context, id string, p ApplicationPatch) error {
 	const op = "UpdateApplication"
-	if p.KeyCredentials == nil && p.RequiredResourceAccess == nil {
+	if p.KeyCredentials == nil && p.RequiredResourceAccess == nil && p.Tags == nil {
 		return nil
 	}
 	body := models.NewApplication()
+	if p.Tags != nil {
+		// Non-nil even when empty: an empty list clears the tags.
+		body.SetTags(append([]string{}, *p.Tags...))
+	}
 	if p.KeyCredentials != nil {
 		keys, err := toSDKKeys(op, *p.KeyCredentials)
 		if err != nil {

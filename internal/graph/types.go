@@ -172,4 +172,5 @@ type Patch struct {
 type ApplicationPatch struct {
 	KeyCredentials         *[]KeyCredential
 	RequiredResourceAccess *[]RequiredResourceAccess
+	Tags                   *[]string
 }

@@ -311,7 +311,32 @@ func OverridePreconditionsUnmet(unmet string) string {
 	return fmt.Sprintf("setting override %s is created only once OAuth is in place, and %s; Exchange would otherwise ask for dedicated-application tokens it cannot use", OverrideName, unmet)
 }
 
+// ---- the dedicated application ----------------------------------------------
+
+// DedicatedAppUniqueName is the uniqueName hybridflow gives the dedicated
+// application it creates (Graph's second alternate key of an application,
+// set by the upsert that creates it and never changed): the application's
+// own name, ExchangeServerApp-<organization GUID>. It is one per Exchange
+// organisation and the same in every run and every workflow, so whoever
+// creates or looks for the application addresses the same one, and a
+// create repeated after a lost reply finds the application the first one
+// made instead of making a second. An application made by other tools
+// (the Hybrid Configuration Wizard, Microsoft's scripts) has no uniqueName
+// and is found by its display name.
+func DedicatedAppUniqueName(appName string) string { return appName }
+
 // ---- intra-organization connectors ----------------------------------------
+
+// IsSentIOC reports whether c is exactly the connector hybridflow's
+// New-IntraOrganizationConnector for spec creates: its name, discovery
+// endpoint and target domains, enabled. A connector found by name after a
+// create whose reply was lost (or that Exchange says already exists) is
+// taken for the one that create made only when it is.
+func IsSentIOC(c IOC, spec IOCSpec) bool {
+	return strings.EqualFold(c.Name, spec.Name) && sameURL(c.DiscoveryEndpoint, spec.DiscoveryEndpoint) && c.Enabled &&
+		len(missingFold(c.TargetAddressDomains, spec.TargetAddressDomains)) == 0 &&
+		len(missingFold(spec.TargetAddressDomains, c.TargetAddressDomains)) == 0
+}
 
 // Accepts reports whether a connector's discovery endpoint is one
 // Microsoft's tools or documents use for the spec's direction and cloud.

@@ -1,0 +1,333 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.uber.org/zap"
+
+	"github.com/hybridflow/hybridflow/internal/backend"
+	"github.com/hybridflow/hybridflow/internal/cloud"
+	"github.com/hybridflow/hybridflow/internal/graph"
+	"github.com/hybridflow/hybridflow/internal/plan"
+	"github.com/hybridflow/hybridflow/internal/sim"
+)
+
+// The on-prem steps of these tests run through real PowerShell-host relay
+// processes: this test binary, started again as the relay.
+func init() { sim.MaybeRunHost() }
+
+// gatewayLoss sits under the Graph client, in front of the simulator.
+// When armed with a kind of request it lets the next one through, so the
+// service applies it, and answers the client 504 instead of the service's
+// reply: a gateway that gave up waiting. It counts the requests of that
+// kind that reached the service.
+type gatewayLoss struct {
+	next  http.RoundTripper
+	mu    sync.Mutex
+	match func(*http.Request) bool
+	armed bool
+	sent  int
+}
+
+func (g *gatewayLoss) arm(match func(*http.Request) bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.match, g.armed, g.sent = match, true, 0
+}
+
+func (g *gatewayLoss) requests() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.sent
+}
+
+func (g *gatewayLoss) RoundTrip(r *http.Request) (*http.Response, error) {
+	g.mu.Lock()
+	match := g.match != nil && g.match(r)
+	lose := match && g.armed
+	if match {
+		g.sent++
+		g.armed = false
+	}
+	g.mu.Unlock()
+	resp, err := g.next.RoundTrip(r)
+	if err != nil || !lose {
+		return resp, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	const body = `{"error":{"code":"UnknownError","message":"The gateway timed out."}}`
+	return &http.Response{StatusCode: http.StatusGatewayTimeout, Status: "504 Gateway Timeout", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: r}, nil
+}
+
+// lostReplyRig runs a fresh tenant's steps as the setup workflow would,
+// through the real clients (Graph, Exchange Online, PowerShell-host
+// relays) against the simulator, retrying a failed attempt as Temporal
+// does.
+type lostReplyRig struct {
+	t   *testing.T
+	w   *sim.World
+	env *testsuite.TestActivityEnvironment
+	gw  *gatewayLoss
+	tgt Target
+	d   plan.Desired
+}
+
+const lostReplyTenant = "22222222-2222-4222-8222-000000000001" // Small 1: fresh, modern builds
+
+func newLostReplyRig(t *testing.T) *lostReplyRig {
+	t.Helper()
+	w, err := sim.Load(filepath.Join("..", "configs", "sim", "small.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	be, err := backend.NewSimulated(ctx, w, zap.NewNop(), backend.SimOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(be.Close)
+	gw := &gatewayLoss{next: be.Sim.Servers.Transport()}
+	gc, err := graph.New(graph.Options{Cloud: cloud.MustLookup("global"), TenantID: lostReplyTenant, Credential: sim.StaticCredential(lostReplyTenant),
+		BaseURL: be.Sim.Servers.GraphURL(), HTTPClient: &http.Client{Transport: gw, Timeout: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(&OnPrem{Hosts: be})
+	env.RegisterActivity(&Online{Clients: be})
+	env.RegisterActivity(&Entra{Clients: oneClient{gc}, Now: w.Now})
+	r := &lostReplyRig{t: t, w: w, env: env, gw: gw, tgt: Target{TenantID: lostReplyTenant, Cloud: "global", Site: "site-1"}}
+
+	var obs [3]plan.Observed
+	for i, x := range []struct {
+		fn  any
+		arg any
+	}{{(&OnPrem{}).DiscoverOnPrem, r.tgt}, {(&Online{}).DiscoverOnline, r.tgt}, {(&Entra{}).DiscoverEntra, nil}} {
+		arg := x.arg
+		if arg == nil {
+			arg = EntraDiscoverInput{Target: r.tgt, DedicatedAppName: plan.DedicatedAppPrefix + obs[0].OrganizationGUID}
+		}
+		v, err := env.ExecuteActivity(x.fn, arg)
+		if err == nil {
+			err = v.Get(&obs[i])
+		}
+		if err != nil {
+			t.Fatalf("discover: %v", err)
+		}
+	}
+	now := w.Now()
+	out, err := PlanSetup(context.Background(), PlanInput{Tenant: plan.TenantFacts{ID: lostReplyTenant, Cloud: "global", InitialDomain: "small1.onmicrosoft.com"},
+		Observed: MergeObserved(obs[0], obs[1], obs[2], now), Now: now})
+	if err != nil {
+		t.Fatalf("plan: %v", err)
+	}
+	r.d = out.Desired
+	return r
+}
+
+// run executes an activity as Temporal would: a failed attempt that may be
+// retried is run again (up to attempts times); a non-retryable failure
+// ends the test.
+func (r *lostReplyRig) run(fn, in any, attempts int) StepResult {
+	r.t.Helper()
+	var last error
+	for i := 0; i < attempts; i++ {
+		v, err := r.env.ExecuteActivity(fn, in)
+		if err == nil {
+			var res StepResult
+			if err := v.Get(&res); err != nil {
+				r.t.Fatal(err)
+			}
+			return res
+		}
+		var app *temporal.ApplicationError
+		if errors.As(err, &app) && app.NonRetryable() {
+			r.t.Fatalf("attempt %d: not retryable: %v", i+1, err)
+		}
+		last = err
+	}
+	r.t.Fatalf("still failing after %d attempts: %v", attempts, last)
+	return StepResult{}
+}
+
+func (r *lostReplyRig) tenant() *sim.Tenant {
+	var c *sim.Tenant
+	r.w.View(lostReplyTenant, func(tn *sim.Tenant) { c = cloneTenant(r.t, tn) })
+	return c
+}
+
+// created checks a step's result: created, with exactly one undo record
+// of kind naming the object.
+func (r *lostReplyRig) created(what string, res StepResult, kind string) UndoRecord {
+	r.t.Helper()
+	if res.Outcome != Created || len(res.Undo) != 1 || res.Undo[0].Kind != kind {
+		r.t.Fatalf("%s after a lost reply: %s %q with undo %+v; want created, with its %s as undo", what, res.Outcome, res.Detail, res.Undo, kind)
+	}
+	return res.Undo[0]
+}
+
+// count is how many of the dedicated objects and connectors the tenant has.
+type lostReplyCount struct{ apps, sps, grants, onprem, online int }
+
+func (r *lostReplyRig) count(appID string) lostReplyCount {
+	tn := r.tenant()
+	var c lostReplyCount
+	for _, a := range tn.Entra.Applications {
+		if a.DisplayName == r.d.DedicatedAppName {
+			c.apps++
+		}
+	}
+	var spID string
+	for _, sp := range tn.Entra.ServicePrincipals {
+		if appID != "" && strings.EqualFold(sp.AppID, appID) {
+			c.sps++
+			spID = sp.ID
+		}
+	}
+	for _, a := range tn.Entra.AppRoleAssignments {
+		if spID != "" && strings.EqualFold(a.PrincipalID, spID) && strings.EqualFold(a.AppRoleID, plan.FullAccessAsAppRoleID) {
+			c.grants++
+		}
+	}
+	for _, x := range tn.OnPrem.IntraOrganizationConnectors {
+		if x.Name == r.d.OnPremIOC.Name {
+			c.onprem++
+		}
+	}
+	for _, x := range tn.Online.IntraOrganizationConnectors {
+		if x.Name == r.d.OnlineIOC.Name {
+			c.online++
+		}
+	}
+	return c
+}
+
+// undo runs the records in reverse as compensation does.
+func (r *lostReplyRig) undo(recs []UndoRecord) {
+	r.t.Helper()
+	for i := len(recs) - 1; i >= 0; i-- {
+		u := recs[i]
+		fn := map[System]any{SystemOnPrem: (&OnPrem{}).UndoOnPrem, SystemOnline: (&Online{}).UndoOnline, SystemEntra: (&Entra{}).UndoEntra}[u.System]
+		if _, err := r.env.ExecuteActivity(fn, UndoInput{Target: r.tgt, Record: u}); err != nil {
+			r.t.Fatalf("undo %s %s: %v", u.Kind, u.Name+u.ObjectID, err)
+		}
+	}
+}
+
+// Every create of a setup whose reply is lost after the service applied it
+// (the simulator's apply_then_drop: the connection closes, the PowerShell
+// host dies) leaves exactly one object, and the step reports it as created
+// with the undo record that removes it; running the records removes them
+// all.
+func TestCreatesWithALostReplyAreCreatedOnce(t *testing.T) {
+	r := newLostReplyRig(t)
+	var undo []UndoRecord
+	// lose loses the reply of the next request a rule matches, then runs
+	// the step; exactly that one reply must have been lost.
+	lose := func(what, kind string, step func() StepResult, rules ...sim.FaultRule) StepResult {
+		t.Helper()
+		for i := range rules {
+			rules[i].Kind, rules[i].FailFirstN = sim.FaultApplyThenDrop, 1
+		}
+		r.w.SetFaults(rules) // the count of faults fired starts afresh
+		res := step()
+		if fired := r.w.FaultsFired()[sim.FaultApplyThenDrop]; fired != 1 {
+			t.Fatalf("%s: %d replies lost; want the create's", what, fired)
+		}
+		undo = append(undo, r.created(what, res, kind))
+		return res
+	}
+
+	// The dedicated application: whichever request creates it (a POST,
+	// or the upsert by uniqueName).
+	app := lose("dedicated application", UndoDeleteApplication, func() StepResult {
+		return r.run((&Entra{}).EnsureDedicatedApplication, DedicatedAppInput{Target: r.tgt, Name: r.d.DedicatedAppName}, 3)
+	}, sim.FaultRule{Protocol: sim.ProtoGraph, Method: http.MethodPost, Path: "/applications"},
+		sim.FaultRule{Protocol: sim.ProtoGraph, Method: http.MethodPatch, Path: "/applications(uniqueName="})
+	lose("service principal", UndoDeleteSP, func() StepResult {
+		return r.run((&Entra{}).EnsureDedicatedServicePrincipal, AppIDInput{Target: r.tgt, AppID: app.AppID}, 3)
+	}, sim.FaultRule{Protocol: sim.ProtoGraph, Operation: "POST servicePrincipals"})
+	lose("admin consent", UndoRemoveAssignment, func() StepResult {
+		return r.run((&Entra{}).GrantDedicatedConsent, AppIDInput{Target: r.tgt, AppID: app.AppID}, 3)
+	}, sim.FaultRule{Protocol: sim.ProtoGraph, Operation: "POST servicePrincipals/appRoleAssignments"})
+	lose("on-prem connector", UndoRemoveIOC, func() StepResult {
+		return r.run((&OnPrem{}).EnsureOnPremConnector, IOCInput{Target: r.tgt, Spec: r.d.OnPremIOC}, 3)
+	}, sim.FaultRule{Protocol: sim.ProtoShell, Cmdlet: "New-IntraOrganizationConnector"})
+	lose("Exchange Online connector", UndoRemoveIOC, func() StepResult {
+		return r.run((&Online{}).EnsureOnlineConnector, IOCInput{Target: r.tgt, Spec: r.d.OnlineIOC}, 3)
+	}, sim.FaultRule{Protocol: sim.ProtoEXO, Cmdlet: "New-IntraOrganizationConnector"})
+
+	if c := r.count(app.AppID); c != (lostReplyCount{1, 1, 1, 1, 1}) {
+		t.Fatalf("after the lost replies: %+v; want exactly one of each", c)
+	}
+	r.w.SetFaults(nil)
+	r.undo(undo)
+	if c := r.count(app.AppID); c != (lostReplyCount{}) {
+		t.Fatalf("after undoing: %+v; want none left", c)
+	}
+}
+
+// The same through a gateway that answers 503/504 after the service
+// applied the request: the Graph client must not send the create again
+// (a second application, or a conflict for the service principal), and
+// the step still reports the one object as created.
+func TestGraphCreatesBehindATimedOutGatewayAreCreatedOnce(t *testing.T) {
+	r := newLostReplyRig(t)
+	post := func(suffix string) func(*http.Request) bool {
+		return func(q *http.Request) bool {
+			return q.Method == http.MethodPost && strings.HasSuffix(q.URL.Path, suffix)
+		}
+	}
+	var undo []UndoRecord
+	var appID string
+	for _, a := range []struct {
+		what, kind string
+		match      func(*http.Request) bool
+		step       func() StepResult
+	}{
+		// Whichever request creates the application: a POST, or the upsert
+		// by uniqueName.
+		{"dedicated application", UndoDeleteApplication, func(q *http.Request) bool {
+			return post("/applications")(q) || (q.Method == http.MethodPatch && strings.Contains(q.URL.Path, "/applications(uniqueName="))
+		}, func() StepResult {
+			return r.run((&Entra{}).EnsureDedicatedApplication, DedicatedAppInput{Target: r.tgt, Name: r.d.DedicatedAppName}, 3)
+		}},
+		{"service principal", UndoDeleteSP, post("/servicePrincipals"), func() StepResult {
+			return r.run((&Entra{}).EnsureDedicatedServicePrincipal, AppIDInput{Target: r.tgt, AppID: appID}, 3)
+		}},
+		{"admin consent", UndoRemoveAssignment, post("/appRoleAssignments"), func() StepResult {
+			return r.run((&Entra{}).GrantDedicatedConsent, AppIDInput{Target: r.tgt, AppID: appID}, 3)
+		}},
+	} {
+		r.gw.arm(a.match)
+		res := a.step()
+		undo = append(undo, r.created(a.what, res, a.kind))
+		if res.AppID != "" {
+			appID = res.AppID
+		}
+		if n := r.gw.requests(); n != 1 {
+			t.Errorf("%s: the create went out %d times; want once", a.what, n)
+		}
+	}
+	if c := r.count(appID); c.apps != 1 || c.sps != 1 || c.grants != 1 {
+		t.Fatalf("after the lost replies: %+v; want exactly one of each", c)
+	}
+	r.undo(undo)
+	if c := r.count(appID); c.apps != 0 || c.sps != 0 || c.grants != 0 {
+		t.Fatalf("after undoing: %+v; want none left", c)
+	}
+}

@@ -198,8 +198,11 @@ func NewReal(cfg *config.WorkerConfig, logger *zap.Logger, getenv func(string) s
 		if sim.Side(side) == sim.Lync {
 			mode = "lync"
 		}
+		// PoolSize bounds the site's hosts, and so its PowerShell sessions,
+		// per call: a call waits for a free host, whichever activity it
+		// comes from (see OnPrem).
 		return shell.Options{Argv: sc.Command, Env: envList(sc.Env), Name: site, Logger: logger.Named("shell"),
-			CallTimeout: sc.CallTimeout, StartTimeout: sc.StartTimeout,
+			CallTimeout: sc.CallTimeout, StartTimeout: sc.StartTimeout, PoolSize: sc.PoolSize,
 			Session: shell.SessionConfig{Mode: mode, ConnectionURI: sc.ConnectionURI}}
 	}, MaxShells)
 	return b, nil
@@ -357,7 +360,14 @@ func (b *Backend) ExchangeOnline(t Target) (exchange.Runner, error) {
 	return c, nil
 }
 
-// OnPrem returns the PowerShell host for the tenant's on-prem Exchange.
+// OnPrem returns the PowerShell hosts for the tenant's on-prem Exchange:
+// the site's shell.pool_size hosts, each call on a free one. The bound is
+// per call, not per activity: every session the site's Exchange servers
+// see is a host, so at most pool_size calls and sessions run at once
+// however many of the site's activities the worker runs, and an activity
+// holds no host while it waits between calls (a Lync replication wait, a
+// retry's back-off), so it does not block the site or the worker's health
+// probe meanwhile.
 func (b *Backend) OnPrem(t Target) exchange.Runner {
 	if b.direct != nil {
 		return InstrumentRunner(metrics.Default, metrics.SystemPowerShell, sim.DirectRunner{W: b.direct, Side: sim.OnPrem, Tenant: t.TenantID})
@@ -365,7 +375,8 @@ func (b *Backend) OnPrem(t Target) exchange.Runner {
 	return InstrumentRunner(metrics.Default, metrics.SystemPowerShell, b.shells.Get(b.shellKey(sim.OnPrem, t)))
 }
 
-// Lync returns the PowerShell host for the tenant's Lync deployment.
+// Lync returns the PowerShell hosts for the tenant's Lync deployment (as
+// OnPrem, for the Lync site).
 func (b *Backend) Lync(t Target) exchange.Runner {
 	if b.direct != nil {
 		return InstrumentRunner(metrics.Default, metrics.SystemLync, sim.DirectRunner{W: b.direct, Side: sim.Lync, Tenant: t.TenantID})

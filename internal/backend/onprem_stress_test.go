@@ -199,3 +199,53 @@ func TestHungCmdletIsStoppedAndItsRemoteSessionRemoved(t *testing.T) {
 	}
 	t.Logf("timeout after %s: %v; sessions %+v", took.Round(time.Millisecond), hung, c)
 }
+
+// TestSitePoolBoundsConcurrentSessions: a site with shell.pool_size 2 and
+// more concurrent calls than that (each slowed by a latency fault, so they
+// overlap) runs two hosts, never more: the simulator sees at most two of
+// the site's sessions open at once, and at least two (the calls did not
+// all queue on one host). Every call completes.
+func TestSitePoolBoundsConcurrentSessions(t *testing.T) {
+	const size, calls = 2, 7
+	r := newStressRig(t, fmt.Sprintf("        call_timeout: 30s\n        pool_size: %d\n", size))
+	if err := r.srv.World().AddFaults([]sim.FaultRule{{Protocol: sim.ProtoShell, Cmdlet: "Get-AuthServer", Tenant: stressTenant,
+		Kind: sim.FaultLatency, Latency: 300 * time.Millisecond}}); err != nil {
+		t.Fatal(err)
+	}
+	run := r.runner()
+	errs := make(chan error, calls)
+	var wg sync.WaitGroup
+	for range calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rows, err := run.Run(context.Background(), exchange.Command{Cmdlet: "Get-AuthServer"})
+			if err == nil && len(rows) == 0 {
+				err = fmt.Errorf("no auth servers")
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("call: %v", err)
+		}
+	}
+	c := r.sessions()
+	if c.Peak > size {
+		t.Errorf("sessions %+v: %d open at once at the site, pool_size %d", c, c.Peak, size)
+	}
+	if c.Peak < size {
+		t.Errorf("sessions %+v: the %d overlapping calls never used a second host (pool_size %d)", c, calls, size)
+	}
+	if c.Opened != size || c.Orphaned != 0 {
+		t.Errorf("sessions %+v: want exactly %d hosts started, none orphaned", c, size)
+	}
+	r.be.Close()
+	if c, _ = r.waitSessions(c.Opened, 10*time.Second); c.Removed != size || c.Open != 0 {
+		t.Errorf("after the worker closed: sessions %+v; want all %d removed", c, size)
+	}
+	t.Logf("%d calls, pool_size %d: sessions %+v", calls, size, c)
+}

@@ -141,6 +141,10 @@ type ShellConfig struct {
 	// worker's own, which carry secrets). Plain values only; a name the
 	// minimal environment has is overridden.
 	Env map[string]string
+	// PoolSize is how many hosts (each with its own session) the site may
+	// run at once, 1 to MaxShellPoolSize; a call finding them all busy
+	// waits for one.
+	PoolSize int
 }
 
 // Shell session kinds.
@@ -234,6 +238,13 @@ const (
 	// shell package's own default (a test keeps them equal).
 	DefaultStartTimeout = 2 * time.Minute
 	defaultSeed         = 1
+)
+
+// A site's shell.pool_size: its default, and its bound (each host holds a
+// remote session, and Exchange limits one account's concurrent sessions).
+const (
+	DefaultShellPoolSize = 1
+	MaxShellPoolSize     = 8
 )
 
 // StepStartToClose bounds one attempt of an on-prem or Lync step activity
@@ -681,6 +692,7 @@ func (d *decoder) sites(f field, into map[string]SiteConfig) {
 			Session:      SessionLocalSnapin,
 			CallTimeout:  defaultCallTimeout,
 			StartTimeout: DefaultStartTimeout,
+			PoolSize:     DefaultShellPoolSize,
 		}}
 		ss, _ := d.mapping(e.val, "shell")
 		d.shell(ss.get("shell"), &sc.Shell)
@@ -689,7 +701,7 @@ func (d *decoder) sites(f field, into map[string]SiteConfig) {
 }
 
 func (d *decoder) shell(f field, sh *ShellConfig) {
-	fs, ok := d.mapping(f, "command", "session", "connection_uri", "call_timeout", "start_timeout", "env")
+	fs, ok := d.mapping(f, "command", "session", "connection_uri", "call_timeout", "start_timeout", "env", "pool_size")
 	if !ok {
 		return
 	}
@@ -756,6 +768,15 @@ func (d *decoder) shell(f field, sh *ShellConfig) {
 			sh.StartTimeout, sh.CallTimeout, sh.StartTimeout+sh.CallTimeout, StepStartToClose, StepStartToClose)
 	}
 	sh.Env = d.hostEnv(fs.get("env"))
+	if pf := fs.get("pool_size"); pf.present() {
+		if v, ok := d.int64(pf); ok {
+			if v < 1 || v > MaxShellPoolSize {
+				d.errf(pf, "must be between 1 and %d (hosts, each with its own PowerShell session, the site may run at once)", MaxShellPoolSize)
+			} else {
+				sh.PoolSize = int(v)
+			}
+		}
+	}
 }
 
 // hostEnvNameRE is what the shell's env accepts as a variable name: the

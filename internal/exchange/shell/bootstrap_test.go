@@ -94,3 +94,30 @@ func TestBootstrapModesMatchClient(t *testing.T) {
 		}
 	}
 }
+
+// TestBootstrapRemovesItsRemoteSession: the script leaves no remote
+// session behind on either way out: a failed session setup (New-PSSession
+// may have worked before Import-PSSession failed) and the end of the
+// request loop (the finally).
+func TestBootstrapRemovesItsRemoteSession(t *testing.T) {
+	code := scriptCode(t)
+	const remove = "Remove-PSSession -Session $RemoteSession"
+	setup := strings.Index(code, "Initialize-Session (Get-Field")
+	if setup < 0 {
+		t.Fatal("bootstrap.ps1 no longer calls Initialize-Session")
+	}
+	catch := code[setup:]
+	if i := strings.Index(catch, "catch {"); i >= 0 {
+		catch = catch[i:]
+	}
+	if i := strings.Index(catch, "exit 1"); i >= 0 {
+		catch = catch[:i]
+	}
+	if !strings.Contains(catch, remove) {
+		t.Error("a failed session setup exits without removing the remote session")
+	}
+	finally := strings.LastIndex(code, "finally {")
+	if finally < 0 || !strings.Contains(code[finally:], remove) {
+		t.Error("the request loop's finally no longer removes the remote session")
+	}
+}

@@ -38,6 +38,7 @@ func init() {
 //	badversion  ready with protocol version 99
 //	silent      never says anything
 //	die-early   write to stderr and exit 5 before ready
+//	slowready   like ok, but ready only after 600ms
 func fakeHostArgv(mode string) ([]string, []string) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -86,6 +87,9 @@ func fakeHost(mode string) int {
 		send(map[string]any{"ready": false, "version": 1, "error": map[string]any{
 			"type": "System.Management.Automation.Remoting.PSRemotingTransportException", "message": "Connecting to remote server failed", "category": "OpenError"}})
 		return 1
+	case "slowready":
+		time.Sleep(600 * time.Millisecond)
+		send(Ready{Ready: true, Version: 1, Session: "slow"})
 	case "badversion":
 		send(map[string]any{"ready": true, "version": 99, "session": "x"})
 	case "banner":
@@ -95,10 +99,17 @@ func fakeHost(mode string) int {
 	default:
 		send(Ready{Ready: true, Version: 1, Session: fmt.Sprintf("fake-%d-%s-%s", os.Getpid(), cfg.Config.Mode, cfg.Config.ConnectionURI)})
 	}
+	// removed marks the script's Remove-PSSession on its way out.
+	removed := func() int {
+		if dir := os.Getenv(fakeMarksEnv); dir != "" && cfg.Config.Mode == ModeRemote {
+			_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("%d.removed", os.Getpid())), nil, 0o600)
+		}
+		return 0
+	}
 	for {
 		line, err := in.ReadBytes('\n')
 		if err != nil {
-			return 0
+			return removed()
 		}
 		var req Request
 		if err := json.Unmarshal(line, &req); err != nil {
@@ -125,10 +136,7 @@ func fakeHost(mode string) int {
 				// the command and the script leaves.
 				for {
 					if _, err := in.ReadBytes('\n'); err != nil {
-						if dir := os.Getenv(fakeMarksEnv); dir != "" {
-							_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("%d.removed", os.Getpid())), nil, 0o600)
-						}
-						return 0
+						return removed()
 					}
 				}
 			}

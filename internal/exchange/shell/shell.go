@@ -158,6 +158,7 @@ type Shell struct {
 	closed    bool
 	stopping  sync.WaitGroup // hosts being stopped after a timed-out or cancelled call
 	stoppingN atomic.Int32   // how many
+	retiring  *process       // a host given up on under the slot; guarded by the slot
 }
 
 var _ exchange.Runner = (*Shell)(nil)
@@ -285,7 +286,7 @@ func (s *Shell) Start(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("shell %s: %s: waiting for the host: %w", s.opts.Name, label, ctx.Err())
 	}
-	defer func() { <-s.slot }()
+	defer s.releaseSlot()
 	_, err := s.host(ctx, label)
 	return err
 }
@@ -333,12 +334,7 @@ func (s *Shell) roundTrip(ctx context.Context, label string, id uint64, line []b
 	case <-ctx.Done():
 		return nil, fmt.Errorf("shell %s: %s: waiting for the host: %w", s.opts.Name, label, ctx.Err())
 	}
-	release := true
-	defer func() {
-		if release {
-			<-s.slot
-		}
-	}()
+	defer s.releaseSlot()
 
 	p, err := s.host(ctx, label)
 	if err != nil {
@@ -348,21 +344,8 @@ func (s *Shell) roundTrip(ctx context.Context, label string, id uint64, line []b
 		return nil, err
 	}
 	began := time.Now()
-	rep, stop, err := s.exchange(ctx, p, label, id, line)
+	rep, err := s.exchange(ctx, p, label, id, line)
 	took := time.Since(began)
-	if stop != nil {
-		// The caller gets its answer now; the slot stays taken until the
-		// host has left, so the next call's host never runs beside it.
-		release = false
-		s.stopping.Add(1)
-		s.stoppingN.Add(1)
-		go func() {
-			defer s.stopping.Done()
-			defer func() { <-s.slot }()
-			defer s.stoppingN.Add(-1)
-			s.stop(stop)
-		}()
-	}
 	switch {
 	case err != nil:
 		s.log.Warn("call failed", zap.String("cmdlet", label), zap.Uint64("id", id), zap.Duration("took", took), zap.String("error_type", errorType(err)))
@@ -382,10 +365,37 @@ func errorType(err error) string {
 	return "transport"
 }
 
-// exchange sends one request and waits for its reply. When the call has
-// to be given up (timeout, cancelled context), the host is detached and
-// returned as stop: the caller stops it.
-func (s *Shell) exchange(ctx context.Context, p *process, label string, id uint64, line []byte) (*Reply, *process, error) {
+// releaseSlot gives the slot back. When a host was given up on while the
+// slot was held (s.retiring), the caller gets its answer now and the slot
+// goes back only once that host has left, so that the next call's host
+// never runs beside it.
+func (s *Shell) releaseSlot() {
+	p := s.retiring
+	s.retiring = nil
+	if p == nil {
+		<-s.slot
+		return
+	}
+	s.stopping.Add(1)
+	s.stoppingN.Add(1)
+	go func() {
+		defer s.stopping.Done()
+		defer func() { <-s.slot }()
+		defer s.stoppingN.Add(-1)
+		s.stop(p)
+	}()
+}
+
+// retire forgets a host given up on (a timed-out or cancelled call or
+// start); it is stopped when the slot is released. Callers hold the slot.
+func (s *Shell) retire(p *process) {
+	s.detach(p)
+	s.retiring = p
+}
+
+// exchange sends one request and waits for its reply. A call given up on
+// (timeout, cancelled context) retires the host.
+func (s *Shell) exchange(ctx context.Context, p *process, label string, id uint64, line []byte) (*Reply, error) {
 	timer := time.NewTimer(s.opts.CallTimeout)
 	defer timer.Stop()
 	// The write runs aside: a host that stops reading would otherwise block
@@ -405,7 +415,7 @@ func (s *Shell) exchange(ctx context.Context, p *process, label string, id uint6
 			}
 		case l, ok := <-p.lines:
 			if !ok {
-				return nil, nil, s.died(p, label, "during the call")
+				return nil, s.died(p, label, "during the call")
 			}
 			kind, rep, _, err := decodeLine(l)
 			if errors.Is(err, errNotProtocol) {
@@ -415,26 +425,26 @@ func (s *Shell) exchange(ctx context.Context, p *process, label string, id uint6
 				continue
 			}
 			if err != nil {
-				return nil, nil, s.confused(label, "%v", err)
+				return nil, s.confused(label, "%v", err)
 			}
 			if kind != lineReply {
-				return nil, nil, s.confused(label, "host sent a second ready line")
+				return nil, s.confused(label, "host sent a second ready line")
 			}
 			if rep.ID != id {
 				s.log.Warn("skipped reply to another request", zap.Uint64("want", id), zap.Uint64("got", rep.ID))
 				continue
 			}
-			return rep, nil, nil
+			return rep, nil
 		case <-timer.C:
-			s.detach(p)
-			return nil, p, &exchange.Error{Cmdlet: label, Type: exchange.TypeTimeout,
+			s.retire(p)
+			return nil, &exchange.Error{Cmdlet: label, Type: exchange.TypeTimeout,
 				Message: fmt.Sprintf("no reply within %s; host %d told to stop the call and remove its session (killed if still there after %s), a new host starts on the next call", s.opts.CallTimeout, p.pid, s.opts.StopGrace), Category: "OperationTimeout"}
 		case <-ctx.Done():
 			// The cmdlet may still be running in the host, and the host
 			// runs one pipeline at a time: a fresh host is the only way to
 			// give the next caller a predictable start.
-			s.detach(p)
-			return nil, p, fmt.Errorf("shell %s: %s: %w", s.opts.Name, label, ctx.Err())
+			s.retire(p)
+			return nil, fmt.Errorf("shell %s: %s: %w", s.opts.Name, label, ctx.Err())
 		}
 	}
 }
@@ -614,10 +624,12 @@ func (s *Shell) start(ctx context.Context, label string) (*process, error) {
 			s.log.Info("host ready", zap.Int("pid", p.pid), zap.String("mode", s.opts.Session.Mode), zap.String("session", ready.Session), zap.Duration("took", time.Since(began)))
 			return p, nil
 		case <-timer.C:
-			p.kill()
+			// Stopped, not killed: a session it may have opened by now
+			// is removed if it gets ready within the stop grace.
+			s.retiring = p
 			return nil, &exchange.Error{Cmdlet: label, Type: exchange.TypeTimeout, Message: fmt.Sprintf("host %d not ready within %s", p.pid, s.opts.StartTimeout), Category: "OperationTimeout"}
 		case <-ctx.Done():
-			p.kill()
+			s.retiring = p
 			return nil, fmt.Errorf("shell %s: %s: starting the host: %w", s.opts.Name, label, ctx.Err())
 		}
 	}

@@ -20,7 +20,7 @@ import (
 func fakeShell(t *testing.T, mode string, mutate ...func(*Options)) *Shell {
 	t.Helper()
 	argv, env := fakeHostArgv(mode)
-	o := Options{Argv: argv, Env: env, Name: "test", CallTimeout: 10 * time.Second, StartTimeout: 10 * time.Second}
+	o := Options{Argv: argv, Env: env, Name: "test", CallTimeout: 10 * time.Second, StartTimeout: 10 * time.Second, StopGrace: 500 * time.Millisecond}
 	for _, m := range mutate {
 		m(&o)
 	}
@@ -417,5 +417,25 @@ func TestStuckLocalHostIsKilledAfterTheGrace(t *testing.T) {
 	}
 	if took := time.Since(began); took < grace {
 		t.Fatalf("the replacement answered %s after the call began, before the stuck host's grace (%s) ended", took, grace)
+	}
+}
+
+// TestStartTimeoutStopsTheHost: a host not ready within the start timeout
+// is stopped like a timed-out call's, not killed: one that gets its
+// session up within the stop grace then removes it on its way out.
+func TestStartTimeoutStopsTheHost(t *testing.T) {
+	marks := t.TempDir()
+	s := fakeShell(t, "slowready", func(o *Options) {
+		o.Session = SessionConfig{Mode: ModeRemote, ConnectionURI: "http://ex01.contoso.com/PowerShell/"}
+		o.StartTimeout, o.StopGrace = 200*time.Millisecond, 5*time.Second
+		o.Env = append(o.Env, fakeMarksEnv+"="+marks)
+	})
+	err := s.Start(context.Background())
+	if !exchange.HasType(err, exchange.TypeTimeout) {
+		t.Fatalf("want a start timeout, got %v", err)
+	}
+	_ = s.Close() // waits for the stop
+	if m, _ := filepath.Glob(filepath.Join(marks, "*.removed")); len(m) != 1 {
+		t.Fatalf("the host that timed out starting did not leave through its session removal (marks %v)", m)
 	}
 }

@@ -289,6 +289,11 @@ try {
 }
 catch {
     Write-Message ([ordered]@{ ready = $false; version = $ProtocolVersion; error = (ConvertTo-WireError $_) })
+    # New-PSSession may have worked before Import-PSSession failed: leave
+    # no session behind.
+    if ($null -ne $RemoteSession) {
+        Remove-PSSession -Session $RemoteSession -ErrorAction SilentlyContinue
+    }
     exit 1
 }
 

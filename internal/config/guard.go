@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -36,16 +37,35 @@ const (
 	maxWorkerString = 32 << 10
 )
 
-// readCapped reads at most limit+1 bytes of the file at path, so that a
-// huge file, a device or a pipe costs no more than the cap; the caller
-// refuses data longer than limit.
-func readCapped(path string, limit int) ([]byte, error) {
+// readCapped reads the file at path when it is at most limit bytes. A
+// larger regular file is refused by its size without being read; a pipe or
+// device is read through a limit, so it costs no more than the cap either.
+// The refusal is a Problems error naming the file.
+func readCapped(path string, limit int, what, hint string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, int64(limit)+1))
+	var data []byte
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+		if st.Size() > int64(limit) {
+			return nil, tooLarge(path, limit, what, hint)
+		}
+		data = make([]byte, 0, st.Size()+1)
+	}
+	buf := bytes.NewBuffer(data)
+	if _, err := buf.ReadFrom(io.LimitReader(f, int64(limit)+1)); err != nil {
+		return nil, err
+	}
+	if buf.Len() > limit {
+		return nil, tooLarge(path, limit, what, hint)
+	}
+	return buf.Bytes(), nil
+}
+
+func tooLarge(file string, limit int, what, hint string) Problems {
+	return Problems{{File: file, Message: fmt.Sprintf("the file is larger than %d MiB, the most %s may be; %s", limit>>20, what, hint)}}
 }
 
 // sizeOK records a problem when data is longer than limit; what names
@@ -54,9 +74,17 @@ func (d *decoder) sizeOK(data []byte, limit int, what, hint string) bool {
 	if len(data) <= limit {
 		return true
 	}
-	d.addf(0, "", "the file is larger than %d MiB, the most %s may be; %s", limit>>20, what, hint)
+	d.probs = append(d.probs, tooLarge(d.file, limit, what, hint)...)
 	return false
 }
+
+// The kinds of file and what to do when one is too large.
+const (
+	inventoryWhat = "an inventory"
+	inventoryHint = "split the tenants into several inventories"
+	workerWhat    = "a worker config"
+	workerHint    = "remove what is not configuration"
+)
 
 // guard checks the parsed tree before any field is decoded. A YAML alias
 // is refused wherever it appears: the decoder follows an alias into the

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -103,7 +104,11 @@ func (inv *Inventory) LookupByID(id string) (Tenant, bool) {
 // is a Problems error naming every problem with path:line. No more than
 // MaxInventoryBytes+1 bytes are read.
 func LoadInventory(path string) (*Inventory, error) {
-	data, err := readCapped(path, MaxInventoryBytes)
+	data, err := readCapped(path, MaxInventoryBytes, inventoryWhat, inventoryHint)
+	var ps Problems
+	if errors.As(err, &ps) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read inventory: %w", err)
 	}
@@ -117,7 +122,7 @@ func LoadInventory(path string) (*Inventory, error) {
 func ParseInventory(file string, data []byte) (*Inventory, error) {
 	d := &decoder{file: file}
 	inv := &Inventory{File: file}
-	if !d.sizeOK(data, MaxInventoryBytes, "an inventory", "split the tenants into several inventories") {
+	if !d.sizeOK(data, MaxInventoryBytes, inventoryWhat, inventoryHint) {
 		return nil, d.err()
 	}
 	root := d.parse(data)

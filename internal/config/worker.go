@@ -342,7 +342,10 @@ func LoadWorkerConfig(path string, getenv func(string) string) (*WorkerConfig, e
 	var data []byte
 	if path != "" {
 		var err error
-		if data, err = readCapped(path, MaxWorkerConfigBytes); err != nil {
+		if data, err = readCapped(path, MaxWorkerConfigBytes, workerWhat, workerHint); err != nil {
+			if errors.As(err, new(Problems)) {
+				return nil, err
+			}
 			return nil, fmt.Errorf("read worker config: %w", err)
 		}
 	}
@@ -370,7 +373,7 @@ func ParseWorkerConfig(file string, data []byte, getenv func(string) string) (*W
 	// where remembers the source of values that cross-checks complain
 	// about, since the environment may have replaced them.
 	where := map[string]Problem{}
-	if !d.sizeOK(data, MaxWorkerConfigBytes, "a worker config", "remove what is not configuration") {
+	if !d.sizeOK(data, MaxWorkerConfigBytes, workerWhat, workerHint) {
 		return nil, d.err()
 	}
 	if root := d.parse(data); root != nil {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -248,7 +249,11 @@ func TestCreatesWithALostReplyAreCreatedOnce(t *testing.T) {
 		if fired := r.w.FaultsFired()[sim.FaultApplyThenDrop]; fired != 1 {
 			t.Fatalf("%s: %d replies lost; want the create's", what, fired)
 		}
-		undo = append(undo, r.created(what, res, kind))
+		rec := r.created(what, res, kind)
+		if kind == UndoRemoveIOC && (rec.Evidence == "" || rec.IOC == nil) {
+			t.Errorf("%s: the undo record does not say how the connector was proven ours: %+v", what, rec)
+		}
+		undo = append(undo, rec)
 		return res
 	}
 
@@ -329,5 +334,103 @@ func TestGraphCreatesBehindATimedOutGatewayAreCreatedOnce(t *testing.T) {
 	r.undo(undo)
 	if c := r.count(appID); c.apps != 0 || c.sps != 0 || c.grants != 0 {
 		t.Fatalf("after undoing: %+v; want none left", c)
+	}
+}
+
+// beforeRequest runs a hook just before the first request it matches
+// reaches the simulator: someone else's write landing between the step's
+// read and its own write.
+type beforeRequest struct {
+	next  http.RoundTripper
+	match func(*http.Request) bool
+	hook  func()
+	once  sync.Once
+}
+
+func (b *beforeRequest) RoundTrip(r *http.Request) (*http.Response, error) {
+	if b.match(r) {
+		b.once.Do(b.hook)
+	}
+	return b.next.RoundTrip(r)
+}
+
+// When the upsert finds an application with the uniqueName that the reads
+// just before did not (another writer was quicker), Graph updates it
+// (204) and the step did not create it: it is not claimed, and the run's
+// tag the upsert wrote into it is taken off again, so no later attempt
+// claims it either. There is still one application.
+func TestUpsertThatFindsAnotherWritersApplicationDoesNotClaimIt(t *testing.T) {
+	e := newEntraTest(t)
+	const ownTag = RunTagPrefix + "default-test-run-id"
+	hook := &beforeRequest{next: e.be.Sim.Servers.Transport(),
+		match: func(r *http.Request) bool {
+			return r.Method == http.MethodPatch && strings.Contains(r.URL.Path, "/applications(uniqueName=")
+		},
+		hook: func() {
+			e.w.Update(entraSmall1, func(tn *sim.Tenant) {
+				tn.Entra.Applications = append(tn.Entra.Applications, &sim.Application{ID: "7d0c5f0e-0000-4000-8000-00000000b001", AppID: "7d0c5f0e-0000-4000-8000-00000000b002",
+					DisplayName: entraApp, UniqueName: plan.DedicatedAppUniqueName(entraApp), SignInAudience: "AzureADMyOrg", Tags: []string{RunTagPrefix + "another-run"},
+					RequiredResourceAccess: []sim.RequiredResourceAccess{{ResourceAppID: cloud.FirstPartyAppID, ResourceAccess: []sim.ResourceAccess{{ID: plan.FullAccessAsAppRoleID, Type: "Role"}}}}})
+			})
+		}}
+	gc, err := graph.New(graph.Options{Cloud: cloud.MustLookup("global"), TenantID: entraSmall1, Credential: sim.StaticCredential(entraSmall1),
+		BaseURL: e.be.Sim.Servers.GraphURL(), HTTPClient: &http.Client{Transport: hook, Timeout: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.env.RegisterActivity(&Entra{Clients: oneClient{gc}, Now: e.w.Now})
+	res := e.step(t, (&Entra{}).EnsureDedicatedApplication, DedicatedAppInput{Target: e.target(t, entraSmall1), Name: entraApp})
+	if res.Outcome != Unchanged || len(res.Undo) != 0 || res.ObjectID != "7d0c5f0e-0000-4000-8000-00000000b001" {
+		t.Fatalf("step: %+v; want the other writer's application, unchanged, no undo", res)
+	}
+	n := 0
+	e.w.View(entraSmall1, func(tn *sim.Tenant) {
+		for _, a := range tn.Entra.Applications {
+			if a.DisplayName == entraApp {
+				n++
+				if slices.Contains(a.Tags, ownTag) {
+					t.Errorf("the other writer's application keeps this run's tag: %q", a.Tags)
+				}
+			}
+		}
+	})
+	if n != 1 {
+		t.Fatalf("%d applications named %s; want one", n, entraApp)
+	}
+	// A later attempt of the same run does not claim it either.
+	if again := e.step(t, (&Entra{}).EnsureDedicatedApplication, DedicatedAppInput{Target: e.target(t, entraSmall1), Name: entraApp}); again.Outcome != Unchanged || len(again.Undo) != 0 {
+		t.Errorf("the next attempt: %+v; want unchanged", again)
+	}
+}
+
+// A connector taken for this run's because it matched what the run sent
+// (its create's reply was lost) is removed by the undo only while it still
+// is that connector: changed since, it is left, and the undo says why.
+func TestConnectorProvenByContentIsRemovedOnlyWhileUnchanged(t *testing.T) {
+	r := newLostReplyRig(t)
+	r.w.SetFaults([]sim.FaultRule{{Protocol: sim.ProtoShell, Cmdlet: "New-IntraOrganizationConnector", Kind: sim.FaultApplyThenDrop, FailFirstN: 1}})
+	res := r.run((&OnPrem{}).EnsureOnPremConnector, IOCInput{Target: r.tgt, Spec: r.d.OnPremIOC}, 3)
+	rec := r.created("on-prem connector", res, UndoRemoveIOC)
+	r.w.SetFaults(nil)
+	r.w.Update(lostReplyTenant, func(tn *sim.Tenant) {
+		c := ioc(tn.OnPrem.IntraOrganizationConnectors, r.d.OnPremIOC.Name)
+		c.TargetAddressDomains = append(c.TargetAddressDomains, "someone-else.mail.onmicrosoft.com")
+	})
+	_, err := r.env.ExecuteActivity((&OnPrem{}).UndoOnPrem, UndoInput{Target: r.tgt, Record: rec})
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || !app.NonRetryable() || app.Type() != ErrConflict {
+		t.Fatalf("undo of a connector changed since: %v; want a non-retryable %s", err, ErrConflict)
+	}
+	if c := r.count(""); c.onprem != 1 {
+		t.Fatalf("%d connectors named %s after the refused undo; want it left", c.onprem, r.d.OnPremIOC.Name)
+	}
+	// Back as it was sent, the undo removes it.
+	r.w.Update(lostReplyTenant, func(tn *sim.Tenant) {
+		c := ioc(tn.OnPrem.IntraOrganizationConnectors, r.d.OnPremIOC.Name)
+		c.TargetAddressDomains = slices.Clone(r.d.OnPremIOC.TargetAddressDomains)
+	})
+	r.undo([]UndoRecord{rec})
+	if c := r.count(""); c.onprem != 0 {
+		t.Fatalf("%d connectors left after the undo; want none", c.onprem)
 	}
 }

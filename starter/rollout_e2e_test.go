@@ -107,7 +107,7 @@ func TestRollout300TenantsWithFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: 300 tenants on the dev server")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	// The failing tenants are chosen after generation, so build the rig
 	// with the throttle only and add the cmdlet fault once IDs are known.

@@ -117,7 +117,7 @@ func (r *stressRig) runner() exchange.Runner {
 }
 
 // sessions is the simulator's count of the site's gateway sessions.
-func (r *stressRig) sessions() sim.SessionCounts { return r.srv.HostSessions()[stressSite] }
+func (r *stressRig) sessions() sim.SessionCounts { return r.srv.HostSessions()["onprem:"+stressSite] }
 
 // waitSessions waits at most within until the simulator has seen ended
 // sessions end (each removed, orphaned or closed) and returns the counts

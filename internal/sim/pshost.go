@@ -206,9 +206,24 @@ type SessionCounts struct {
 	Closed int `json:"closed"`
 }
 
-// SessionCounts returns the counts by site (a relay session, which names
-// no site, by tenant).
+// SessionCounts returns the counts by side and site as the world spells
+// the site: "onprem:site-2", "lync:site-a".
 func (h *HostServer) SessionCounts() map[string]SessionCounts { return h.s.sessionCounts() }
+
+// siteKey is the SessionCounts key of a tenant's session on side (the
+// tenant ID when the world gives it no site there).
+func (s *shellServer) siteKey(side Side, tenant string) string {
+	site := tenant
+	s.w.View(tenant, func(t *Tenant) {
+		switch {
+		case side == Lync && t.Lync != nil && t.Lync.Site != "":
+			site = t.Lync.Site
+		case side == OnPrem && t.Site != "":
+			site = t.Site
+		}
+	})
+	return string(side) + ":" + site
+}
 
 type shellServer struct {
 	w        *World
@@ -409,10 +424,7 @@ func (s *shellServer) session(c net.Conn, r *bufio.Reader, sess HostSession, rem
 	if !sendLine(c, shell.Ready{Ready: true, Version: shell.ProtocolVersion, Session: name}) {
 		return
 	}
-	key := sess.Site
-	if key == "" {
-		key = sess.Tenant
-	}
+	key := s.siteKey(sess.Side, sess.Tenant)
 	s.countSession(key, false, nil)
 	done := make(chan struct{})
 	defer close(done)

@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hybridflow/hybridflow/internal/sim"
 )
 
 // ErrNotRunning says no simulator is running for a state directory.
@@ -142,6 +144,17 @@ func (c *Client) Requests(ctx context.Context, since uint64) (RequestsPage, erro
 		err = json.Unmarshal(b, &p)
 	}
 	return p, err
+}
+
+// Sessions returns the PowerShell gateway's session counts by side and
+// site.
+func (c *Client) Sessions(ctx context.Context) (map[string]sim.SessionCounts, error) {
+	var m map[string]sim.SessionCounts
+	b, err := c.do(ctx, http.MethodGet, "/_sim/sessions", "", nil)
+	if err == nil {
+		err = json.Unmarshal(b, &m)
+	}
+	return m, err
 }
 
 // Clock returns the simulator's clock.

@@ -258,8 +258,9 @@ func (s *Server) World() *sim.World { return s.world }
 // Requests is the request log.
 func (s *Server) Requests() *sim.RequestLog { return s.log }
 
-// HostSessions counts the gateway's PowerShell sessions by site: open,
-// peak, and how they ended (removed, orphaned, closed).
+// HostSessions counts the gateway's PowerShell sessions by side and site
+// ("onprem:site-2", "lync:site-a"): open, peak, and how they ended
+// (removed, orphaned, closed).
 func (s *Server) HostSessions() map[string]sim.SessionCounts { return s.hosts.SessionCounts() }
 
 // HTTPClient trusts the simulator's CA (and nothing else).

@@ -848,6 +848,34 @@ func (a *Renewal) writeKeys(ctx context.Context, c *graph.Client, o keyObject, k
 	return c.UpdateServicePrincipal(ctx, o.state.ObjectID, graph.Patch{KeyCredentials: &gk})
 }
 
+// confirmKeys re-reads the collection after a PATCH: the keys written must
+// be there and the keys removed gone. The collection is written whole with
+// no precondition, so a writer elsewhere that PATCHed in between can undo
+// this write; then the attempt fails retryably and the next one reads and
+// merges again (a thumbprint is never uploaded twice).
+func (a *Renewal) confirmKeys(ctx context.Context, c *graph.Client, in AuthKeysInput, present, absent []string) (AuthKeysState, error) {
+	o, err := a.keyObject(ctx, c, in, true)
+	if err != nil {
+		return AuthKeysState{}, err
+	}
+	var wrong []string
+	for _, tp := range present {
+		if !o.state.Has(tp) {
+			wrong = append(wrong, strings.ToUpper(tp)+" missing")
+		}
+	}
+	for _, tp := range absent {
+		if o.state.Has(tp) {
+			wrong = append(wrong, strings.ToUpper(tp)+" still there")
+		}
+	}
+	if len(wrong) > 0 {
+		return AuthKeysState{}, retryable(ErrTransient, "re-read of %s %s after writing its keys: %s (another writer changed the collection?); reading and merging again",
+			o.state.ObjectKind, o.state.Name, strings.Join(wrong, ", "))
+	}
+	return o.state, nil
+}
+
 // ReadAuthCertificateKeys reads the keys of the object the tenant's auth
 // certificates belong on. A missing object is reported (Found=false), not
 // an error: the report runs on tenants that may not be set up.
@@ -910,8 +938,12 @@ func (a *Renewal) UploadAuthCertificateKeys(ctx context.Context, in UploadAuthKe
 	if err := a.writeKeys(ctx, c, o, kd.Keys); err != nil {
 		return AuthKeysResult{}, classify(fmt.Sprintf("upload keys to %s %s", o.state.ObjectKind, o.state.Name), err)
 	}
+	after, err := a.confirmKeys(ctx, c, in.AuthKeysInput, kd.Added, nil)
+	if err != nil {
+		return AuthKeysResult{}, err
+	}
 	res.Outcome = Updated
-	res.Keys.Keys = keyInfos(kd.Keys)
+	res.Keys = after
 	if len(kd.Added) > 0 {
 		res.Undo = append(res.Undo, UndoRecord{System: SystemEntra, Kind: UndoRemoveKeys, ObjectKind: o.state.ObjectKind, ObjectID: o.state.ObjectID, Thumbprints: kd.Added})
 	}
@@ -966,8 +998,12 @@ func (a *Renewal) RemoveRetiredAuthKeys(ctx context.Context, in RemoveRetiredAut
 	if err := a.writeKeys(ctx, c, o, kd.Keys); err != nil {
 		return AuthKeysResult{}, classify(fmt.Sprintf("remove retired keys from %s %s", o.state.ObjectKind, o.state.Name), err)
 	}
+	after, err := a.confirmKeys(ctx, c, in.AuthKeysInput, nil, in.Thumbprints)
+	if err != nil {
+		return AuthKeysResult{}, err
+	}
 	res.Outcome = Removed
-	res.Keys.Keys = keyInfos(kd.Keys)
+	res.Keys = after
 	res.Undo = []UndoRecord{{System: SystemEntra, Kind: UndoRestoreKeys, ObjectKind: o.state.ObjectKind, ObjectID: o.state.ObjectID, Keys: droppedKeys(kd.Dropped)}}
 	return res, nil
 }

@@ -83,6 +83,10 @@ const (
 	RenewStepStage  = "stage-certificate"
 	RenewStepUpload = "upload-key"
 	RenewStepWait   = "wait-effective-date"
+	// RenewStepCheckKey runs before publishing (from changeTenantLock on):
+	// it takes the tenant's write lock again after the wait and re-reads the
+	// Entra object: the staged certificate's key must still be there.
+	RenewStepCheckKey = "check-staged-key"
 	// RenewStepCheckServers runs before publishing: every Mailbox and
 	// Client Access server must hold the new certificate.
 	RenewStepCheckServers = "check-servers"
@@ -130,6 +134,10 @@ type RenewalOptions struct {
 	Retry RetryOptions `json:"retry,omitempty"`
 	// ScheduleToStart bounds how long a step waits for a worker (30m).
 	ScheduleToStart time.Duration `json:"schedule_to_start,omitempty"`
+	// LockWait bounds how long the run waits for the tenant's write lock
+	// while another workflow holds it (DefaultLockWait) before it pauses
+	// with ErrTenantBusy.
+	LockWait time.Duration `json:"lock_wait,omitempty"`
 }
 
 // RenewalInputFromTenant turns an inventory entry into a renewal request.
@@ -214,6 +222,13 @@ type renewal struct {
 	// auth server names one, so there is no trust to carry the keys or to
 	// verify; setup does both.
 	certOnly bool
+	// locking: the run takes the tenant's write lock and checks the staged
+	// key before publishing (changeTenantLock); lock is held while not nil.
+	locking bool
+	lock    *tenantLock
+	// keyGoneReported: check-staged-key stopped because the staged key was
+	// gone; the operator's retry after that uploads it again.
+	keyGoneReported bool
 }
 
 // renewalModeChange versions the renewal's mode rule and server check.
@@ -241,7 +256,10 @@ func Renewal(ctx workflow.Context, in RenewalInput) (RenewalResult, error) {
 	if err := r.setup(ctx); err != nil {
 		return r.st, err
 	}
-	return r.run(ctx)
+	res, err := r.run(ctx)
+	r.lock.release(ctx)
+	r.lock = nil
+	return res, err
 }
 
 func (r *renewal) setup(ctx workflow.Context) error {
@@ -386,7 +404,13 @@ type renewalPlan struct {
 
 func (r *renewal) runSteps(ctx workflow.Context) error {
 	r.v1 = workflow.GetVersion(ctx, renewalModeChange, workflow.DefaultVersion, 1) >= 1
-	if err := r.do(ctx, RenewStepRead, r.readAll); err != nil {
+	r.locking = workflow.GetVersion(ctx, changeTenantLock, workflow.DefaultVersion, 1) >= 1
+	if err := r.do(ctx, RenewStepRead, func(ctx workflow.Context) error {
+		if err := r.takeLock(ctx, RenewStepRead); err != nil {
+			return err
+		}
+		return r.readAll(ctx)
+	}); err != nil {
 		return err
 	}
 	if r.in.Options.ReportOnly {
@@ -478,6 +502,10 @@ func (r *renewal) runSteps(ctx workflow.Context) error {
 				return nil
 			}
 			r.setState(ctx, StateRenewalWaiting, RenewStepWait)
+			// Nothing is written while waiting: other workflows may write
+			// the tenant meanwhile, and check-staged-key re-reads after.
+			r.lock.release(ctx)
+			r.lock = nil
 			if err := workflow.Sleep(ctx, d); err != nil {
 				return err
 			}
@@ -489,6 +517,12 @@ func (r *renewal) runSteps(ctx workflow.Context) error {
 		}
 	} else {
 		r.notNeeded(RenewStepWait, "nothing to wait for")
+	}
+
+	if r.locking && p.publish && r.newCert != nil {
+		if err := r.do(ctx, RenewStepCheckKey, r.checkStagedKey); err != nil {
+			return err
+		}
 	}
 
 	if r.v1 && p.publish && r.newCert != nil {
@@ -582,6 +616,67 @@ func (r *renewal) runSteps(ctx workflow.Context) error {
 		return err
 	}
 	r.setState(ctx, StateRenewed, "")
+	return nil
+}
+
+// takeLock takes the tenant's write lock unless the run holds it (or only
+// reports).
+func (r *renewal) takeLock(ctx workflow.Context, step string) error {
+	if !r.locking || r.in.Options.ReportOnly || r.lock != nil {
+		return nil
+	}
+	l, err := acquireTenantLock(ctx, r.st.TenantID, r.in.Options.LockWait, func() {
+		r.stepState(step).Detail = "waiting for " + TenantLockWorkflowID(r.st.TenantID) + ": another workflow is writing this tenant"
+	})
+	if err != nil {
+		return err
+	}
+	r.lock = l
+	return nil
+}
+
+// ErrStagedKeyMissing: the key of the certificate about to be published
+// is no longer on the Entra object. Publishing would break OAuth.
+const ErrStagedKeyMissing = "StagedKeyMissing"
+
+// checkStagedKey takes the lock again after the wait and re-reads the
+// Entra object: the key uploaded for the certificate about to be published
+// must still be there. If it is gone (another writer dropped it, or a
+// person removed it), the step stops before publishing with the reason; an
+// operator's retry puts the key back (the certificate is this renewal's)
+// and checks again, an abort leaves the current certificate in service.
+func (r *renewal) checkStagedKey(ctx workflow.Context) error {
+	if err := r.takeLock(ctx, RenewStepCheckKey); err != nil {
+		return err
+	}
+	st := r.stepState(RenewStepCheckKey)
+	if r.certOnly {
+		st.Outcome, st.Detail = string(activities.Unchanged), "lock taken; no Entra object carries the keys yet"
+		return nil
+	}
+	tp := r.newCert.Thumbprint
+	var k activities.AuthKeysState
+	if err := workflow.ExecuteActivity(r.cloud(ctx), renewalActs.ReadAuthCertificateKeys, r.keysInput()).Get(ctx, &k); err != nil {
+		return err
+	}
+	r.observeKeys(k)
+	if r.keys.Has(tp) {
+		st.Outcome, st.Detail = string(activities.Unchanged), "the key of "+strings.ToUpper(tp)+" is on "+r.st.EntraObject
+		return nil
+	}
+	if !r.keyGoneReported {
+		r.keyGoneReported = true
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("the key of the staged certificate %s is no longer on %s %s (it was uploaded earlier in this renewal): publishing it would break OAuth; retry to upload it again and continue, or abort to keep the current certificate",
+			strings.ToUpper(tp), r.keys.ObjectKind, orDash(r.keys.Name)), ErrStagedKeyMissing, nil)
+	}
+	if err := r.upload(ctx, workflow.Now(ctx)); err != nil {
+		return err
+	}
+	if !r.keys.Has(tp) {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("uploaded the key of the staged certificate %s again, but %s %s still does not show it", strings.ToUpper(tp), r.keys.ObjectKind, orDash(r.keys.Name)), ErrStagedKeyMissing, nil)
+	}
+	// r.upload counted the write and kept its undo records.
+	st.Outcome, st.Detail = string(activities.Updated), "uploaded the key of "+strings.ToUpper(tp)+" again after it had disappeared"
 	return nil
 }
 

@@ -90,6 +90,7 @@ func (h *renewHarness) newEnv(at time.Time) *testsuite.TestWorkflowEnvironment {
 	h.world.SetClock(env.Now)
 	env.RegisterWorkflow(workflows.Setup)
 	env.RegisterWorkflow(workflows.Renewal)
+	env.RegisterWorkflow(workflows.TenantLock)
 	env.RegisterActivity(&activities.OnPrem{Hosts: h.be})
 	env.RegisterActivity(&activities.Online{Clients: h.be})
 	env.RegisterActivity(&activities.Entra{Clients: h.be, Now: env.Now})

@@ -41,6 +41,7 @@ func rolloutEnv(be *backend.Backend) *testsuite.TestWorkflowEnvironment {
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterWorkflow(workflows.Rollout)
 	env.RegisterWorkflow(workflows.Setup)
+	env.RegisterWorkflow(workflows.TenantLock)
 	env.RegisterActivity(&activities.OnPrem{Hosts: be})
 	env.RegisterActivity(&activities.Online{Clients: be})
 	env.RegisterActivity(&activities.Entra{Clients: be})

@@ -55,6 +55,10 @@ type SetupOptions struct {
 	// Exchange auth certificates. Only an operator's explicit, confirmed
 	// request sets it; the plan shows which keys go.
 	ResetFirstPartyKeys bool `json:"reset_first_party_keys,omitempty"`
+	// LockWait bounds how long the run waits for the tenant's write lock
+	// while another workflow holds it (default DefaultLockWait) before it
+	// pauses with ErrTenantBusy.
+	LockWait time.Duration `json:"lock_wait,omitempty"`
 }
 
 // RetryOptions is the part of Temporal's retry policy operators may tune.
@@ -117,6 +121,10 @@ type setup struct {
 	v1, v2 bool
 	// publishedStep is the step HybridflowStep shows (v1).
 	publishedStep string
+	// locking: this run takes the tenant's write lock (changeTenantLock);
+	// lock is the lock while it holds it.
+	locking bool
+	lock    *tenantLock
 }
 
 // changeLocalCloudSteps versions the setup's history shape (replay tests
@@ -156,6 +164,8 @@ func Setup(ctx workflow.Context, in SetupInput) (SetupResult, error) {
 		return s.st, err
 	}
 	res, err := s.run(ctx)
+	s.lock.release(ctx)
+	s.lock = nil
 	if s.everPaused {
 		// A rollout that continued as new while this setup waited for an
 		// operator no longer holds its future: tell it how it ended.
@@ -196,6 +206,9 @@ func (s *setup) setup(ctx workflow.Context) error {
 	}
 	v := workflow.GetVersion(ctx, changeLocalCloudSteps, workflow.DefaultVersion, 2)
 	s.v1, s.v2 = v >= 1, v >= 2
+	// The tenant's write lock is one change shared with Renewal, so it has
+	// its own change ID rather than a version of the shape above.
+	s.locking = workflow.GetVersion(ctx, changeTenantLock, workflow.DefaultVersion, 1) >= 1
 	s.publishedStep = stepDiscover
 	if startedWith(workflow.GetTypedSearchAttributes(ctx), s.in) {
 		// The starter set them (SetupStartAttributes): an upsert would
@@ -307,7 +320,7 @@ func (s *setup) run(ctx workflow.Context) (SetupResult, error) {
 }
 
 func (s *setup) runSteps(ctx workflow.Context) error {
-	if err := s.do(ctx, stepDiscover, "", s.discoverAndPlan); err != nil {
+	if err := s.do(ctx, stepDiscover, "", s.lockAndDiscover); err != nil {
 		return err
 	}
 	if s.in.Options.DryRun {
@@ -327,6 +340,23 @@ func (s *setup) runSteps(ctx workflow.Context) error {
 	}
 	s.setState(ctx, StateVerified, "")
 	return nil
+}
+
+// lockAndDiscover takes the tenant's write lock (a run that writes, from
+// changeTenantLock on) before discovery reads what the plan and the writes
+// build on, and keeps it to the end of the run.
+func (s *setup) lockAndDiscover(ctx workflow.Context) error {
+	if s.locking && !s.in.Options.DryRun && s.lock == nil {
+		l, err := acquireTenantLock(ctx, s.in.Tenant.ID, s.in.Options.LockWait, func() {
+			s.stepState(stepDiscover).Detail = "waiting for " + TenantLockWorkflowID(s.in.Tenant.ID) + ": another workflow is writing this tenant"
+		})
+		if err != nil {
+			return err
+		}
+		s.lock = l
+		s.stepState(stepDiscover).Detail = ""
+	}
+	return s.discoverAndPlan(ctx)
 }
 
 // verified reports whether the first verification passed in this run.

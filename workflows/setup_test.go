@@ -73,6 +73,7 @@ func (h *harness) env() *testsuite.TestWorkflowEnvironment {
 	s.SetLogger(quietLogger)
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterWorkflow(workflows.Setup)
+	env.RegisterWorkflow(workflows.TenantLock)
 	env.RegisterActivity(&activities.OnPrem{Hosts: h.be})
 	env.RegisterActivity(&activities.Online{Clients: h.be})
 	env.RegisterActivity(&activities.Entra{Clients: h.be})

@@ -44,4 +44,5 @@ func RegisterWorkflows(r worker.Registry) {
 	r.RegisterWorkflow(workflows.Rollout)
 	r.RegisterWorkflow(workflows.LyncIntegration)
 	r.RegisterWorkflow(workflows.Renewal)
+	r.RegisterWorkflow(workflows.TenantLock)
 }

@@ -129,6 +129,18 @@ func hostileCases() []hostileCase {
 			maxTime: 5 * time.Second, maxRSS: 128 * mib,
 		},
 		{
+			name:  "syntax-error-at-end",
+			input: "inventory just under the cap (16 MiB, 14,700 tenants) with a syntax error on its last line (`validate`)",
+			write: writeFile("late.yaml", func() []byte {
+				data := hostile.FullInventory(14800)
+				data = data[:bytes.LastIndexByte(data[:16<<20-64], '\n')+1]
+				return append(data, "  - id: [unclosed\n"...)
+			}),
+			run:     validate("late.yaml"),
+			want:    `^refused \(exit 1\): late\.yaml:\d+: malformed YAML`,
+			maxTime: 60 * time.Second, maxRSS: 1024 * mib,
+		},
+		{
 			name:  "display-name-ansi",
 			input: "display name `Contoso ESC[2J ESC[H all tenants verified CR` (`validate`)",
 			write: writeFile("ansi.yaml", func() []byte {

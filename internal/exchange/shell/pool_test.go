@@ -3,6 +3,7 @@ package shell
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -111,4 +112,61 @@ func TestPoolClose(t *testing.T) {
 		t.Fatalf("want ErrClosed after Close, got %v", err)
 	}
 	p.Close()
+}
+
+// TestGroupRunsUpToPoolSizeHosts: a key with PoolSize 2 runs overlapping
+// calls on two hosts and never on a third; calls one after another stay on
+// one warm host, so the second can go idle.
+func TestGroupRunsUpToPoolSizeHosts(t *testing.T) {
+	p := NewPool(func(key string) Options {
+		argv, env := fakeHostArgv("ok")
+		return Options{Argv: argv, Env: env, Name: key, CallTimeout: 10 * time.Second, StopGrace: 300 * time.Millisecond, PoolSize: 2}
+	}, 8)
+	t.Cleanup(p.Close)
+	g := p.Get("site")
+	if g.Size() != 2 || len(g.Members()) != 2 || g.Members()[1].opts.Name != "site#2" {
+		t.Fatalf("group of %d: %v", g.Size(), g.Members())
+	}
+	for range 3 {
+		poolEcho(t, g)
+	}
+	if g.Hosts() != 1 {
+		t.Fatalf("%d hosts after calls one after another, want 1 (the warm one reused)", g.Hosts())
+	}
+	var mu sync.Mutex
+	pids := map[float64]bool{}
+	busy, peak := 0, 0
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rows, err := g.Run(context.Background(), exchange.Command{Cmdlet: fakeSlow})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			pids[rows[0]["pid"].(float64)] = true
+			mu.Unlock()
+		}()
+	}
+	// Sample how many hosts run while the calls overlap.
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	for sampling := true; sampling; {
+		select {
+		case <-done:
+			sampling = false
+		case <-time.After(2 * time.Millisecond):
+			busy = g.Hosts()
+			peak = max(peak, busy)
+		}
+	}
+	if len(pids) != 2 || peak > 2 {
+		t.Fatalf("overlapping calls ran on %d hosts (%d at most at once), want 2", len(pids), peak)
+	}
+	if n := p.Running(); n != 2 {
+		t.Fatalf("pool counts %d hosts, want 2", n)
+	}
 }

@@ -199,7 +199,13 @@ credentials:
 			j, _ := protojson.Marshal(e)
 			js.Write(j)
 		}
-		if n < 10 {
+		// A tenant lock's history is short by design (started, cancelled,
+		// closed); every other run must have left a real history to search.
+		least := 10
+		if strings.HasPrefix(id[0], workflows.TenantLockWorkflowID("")) {
+			least = 5
+		}
+		if n < least {
 			t.Fatalf("history of %s has only %d events", id[0], n)
 		}
 		haystacks["history "+id[0]+" (protobuf)"] = raw.Bytes()

@@ -270,18 +270,28 @@ func (a *Entra) EnsureDedicatedApplication(ctx context.Context, in DedicatedAppI
 		return StepResult{}, err
 	}
 	tag := runTag(ctx)
-	unique := plan.DedicatedAppUniqueName(in.Name)
-	app, err := c.ApplicationByUniqueName(ctx, unique)
+	app, err := dedicatedApplication(ctx, c, in.Name)
 	if errors.Is(err, graph.ErrNotFound) {
-		app, err = c.ApplicationByDisplayName(ctx, in.Name)
-		if errors.Is(err, graph.ErrNotFound) {
-			return a.createDedicatedApplication(ctx, c, in.Name, unique, tag)
-		}
+		return a.createDedicatedApplication(ctx, c, in.Name, plan.DedicatedAppUniqueName(in.Name), tag)
 	}
 	if err != nil {
 		return StepResult{}, classify("read application "+in.Name, err)
 	}
 	return a.adoptDedicatedApplication(ctx, c, app, in.Name, tag, "")
+}
+
+// dedicatedApplication finds the dedicated application, keys included: by
+// its uniqueName (the one hybridflow creates it with; a read by key, which
+// finds an application just created), else by its display name (the one
+// Microsoft's tools create has no uniqueName). NotFound when neither finds
+// one; Ambiguous when several share the display name and none has the
+// uniqueName.
+func dedicatedApplication(ctx context.Context, c *graph.Client, name string) (*graph.Application, error) {
+	app, err := c.ApplicationByUniqueName(ctx, plan.DedicatedAppUniqueName(name))
+	if errors.Is(err, graph.ErrNotFound) {
+		return c.ApplicationByDisplayName(ctx, name)
+	}
+	return app, err
 }
 
 // dedicatedCreated is the result of a step that created the application:
@@ -499,7 +509,7 @@ func (a *Entra) EnsureApplicationKeys(ctx context.Context, in AppKeysInput) (Ste
 	if err := checkUploads(in.Keys, a.now()); err != nil {
 		return StepResult{}, err
 	}
-	app, err := c.ApplicationByDisplayName(ctx, in.Name)
+	app, err := dedicatedApplication(ctx, c, in.Name)
 	if err != nil {
 		return StepResult{}, classify("read application "+in.Name, err)
 	}

@@ -434,3 +434,24 @@ func TestConnectorProvenByContentIsRemovedOnlyWhileUnchanged(t *testing.T) {
 		t.Fatalf("%d connectors left after the undo; want none", c.onprem)
 	}
 }
+
+// Once hybridflow has created the dedicated application (with its
+// uniqueName), an application another tool later creates under the same
+// display name does not make the steps ambiguous: they address the one
+// with the uniqueName.
+func TestDedicatedStepsAddressTheApplicationByItsUniqueName(t *testing.T) {
+	e := newEntraTest(t)
+	tg := e.target(t, entraSmall1)
+	app := e.step(t, e.a.EnsureDedicatedApplication, DedicatedAppInput{Target: tg, Name: entraApp})
+	e.w.Update(entraSmall1, func(tn *sim.Tenant) {
+		tn.Entra.Applications = append(tn.Entra.Applications, &sim.Application{ID: "7d0c5f0e-0000-4000-8000-00000000c001", AppID: "7d0c5f0e-0000-4000-8000-00000000c002",
+			DisplayName: entraApp, SignInAudience: "AzureADMyOrg"})
+	})
+	if again := e.step(t, e.a.EnsureDedicatedApplication, DedicatedAppInput{Target: tg, Name: entraApp}); again.ObjectID != app.ObjectID {
+		t.Fatalf("the application step addressed %s; want %s, the one with the uniqueName", again.ObjectID, app.ObjectID)
+	}
+	keys := e.step(t, e.a.EnsureApplicationKeys, AppKeysInput{Target: tg, AppID: app.AppID, Name: entraApp, Keys: []plan.Key{e.authKey(t, entraSmall1)}})
+	if keys.Outcome != Updated || keys.ObjectID != app.ObjectID {
+		t.Fatalf("keys step: %+v; want the key uploaded to %s", keys, app.ObjectID)
+	}
+}

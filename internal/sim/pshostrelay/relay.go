@@ -80,19 +80,29 @@ func MaybeRun() {
 // The host protocol as the relay writes it: shell.ProtocolVersion,
 // shell.TypeProtocol, shell.Ready and exchange.Error, field for field
 // (TestWireMatchesClient).
+// The PowerShell stand-in (cmd/hybridflow-pwsh) writes the same lines and
+// uses these declarations too.
 const (
-	protocolVersion = 1
+	protocolVersion = ProtocolVersion
 	typeProtocol    = "HybridFlow.HostProtocolException"
 )
 
-type readyLine struct {
+// ProtocolVersion is the host protocol's version in ready lines.
+const ProtocolVersion = 1
+
+type readyLine = ReadyLine
+type wireError = WireError
+
+// ReadyLine is a host's first output line.
+type ReadyLine struct {
 	Ready   bool       `json:"ready"`
 	Version int        `json:"version"`
 	Session string     `json:"session,omitempty"`
-	Error   *wireError `json:"error,omitempty"`
+	Error   *WireError `json:"error,omitempty"`
 }
 
-type wireError struct {
+// WireError is an error as the host protocol carries it.
+type WireError struct {
 	Cmdlet   string `json:"cmdlet,omitempty"`
 	Type     string `json:"type"`
 	Message  string `json:"message"`

@@ -28,23 +28,13 @@ const GatewayEnv = "HYBRIDFLOW_SIM_PSHOST"
 const upgradeProtocol = "hybridflow-pshost/1"
 
 // The host protocol as bootstrap.ps1 writes it (internal/exchange/shell's
-// Ready and exchange.Error, field for field; a test pins them). Declared
-// here so that the stand-in does not link the client.
-const protocolVersion = 1
+// Ready and exchange.Error, field for field; a test pins them), from the
+// relay package, which links only the standard library, so that the
+// stand-in does not link the client.
+const protocolVersion = pshostrelay.ProtocolVersion
 
-type readyLine struct {
-	Ready   bool       `json:"ready"`
-	Version int        `json:"version"`
-	Session string     `json:"session,omitempty"`
-	Error   *wireError `json:"error,omitempty"`
-}
-
-type wireError struct {
-	Cmdlet   string `json:"cmdlet,omitempty"`
-	Type     string `json:"type"`
-	Message  string `json:"message"`
-	Category string `json:"category,omitempty"`
-}
+type readyLine = pshostrelay.ReadyLine
+type wireError = pshostrelay.WireError
 
 // Error types the stand-in reports in a ready:false line: the ones
 // PowerShell raises for the same failure.

@@ -127,9 +127,9 @@ func workerConfig(t *testing.T, s *simserver.Server, sites []string) *config.Wor
 	for _, site := range sites {
 		roles = append(roles, "onprem:"+site)
 		onprem[site] = map[string]any{"shell": map[string]any{
-			"command":        []string{standIn, "-NoLogo", "-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-File", "{script}"},
-			"session":        "remote",
-			"connection_uri": s.GatewayURL() + "/PowerShell/" + site,
+			"command":        simserver.StandInCommand(standIn),
+			"session":        config.SessionRemote,
+			"connection_uri": s.ExchangeURL(site),
 			// One attempt of a step may take 15 s (the rollout's
 			// StartToClose): a host that cannot start or answer in
 			// time fails the attempt rather than outliving it.
@@ -140,12 +140,7 @@ func workerConfig(t *testing.T, s *simserver.Server, sites []string) *config.Wor
 	doc := map[string]any{
 		"roles":     roles,
 		"log_level": "warn",
-		"endpoints": map[string]any{
-			"authority_host":  s.BaseURL() + "/",
-			"graph":           s.BaseURL() + "/v1.0",
-			"exchange_online": s.BaseURL(),
-			"ca_file":         s.CAFile(),
-		},
+		"endpoints": s.Endpoints(),
 		"credentials": map[string]any{"default": map[string]any{
 			"kind":      "client-secret",
 			"client_id": "33333333-3333-4333-8333-0000000000c5",

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -143,7 +142,7 @@ func workerConfig(t *testing.T, ss *simserver.Server, temporal string, roles []c
 			bySite[config.Role{Kind: config.RoleLync, Site: tn.LyncSite}] = append(bySite[config.Role{Kind: config.RoleLync, Site: tn.LyncSite}], tn.ID)
 		}
 	}
-	command := []string{pwsh, "-NoLogo", "-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-File", config.ScriptPlaceholder}
+	command := simserver.StandInCommand(pwsh)
 	onprem, lync := map[string]any{}, map[string]any{}
 	var roleNames []string
 	for _, r := range roles {
@@ -154,25 +153,19 @@ func workerConfig(t *testing.T, ss *simserver.Server, temporal string, roles []c
 		if ids := bySite[r]; len(ids) != 1 {
 			t.Fatalf("world: %s serves %d tenants (%s); give each tenant its own site (a site's PowerShell host reaches one organisation)", r, len(ids), strings.Join(ids, ", "))
 		}
-		site := url.PathEscape(r.Site)
 		switch r.Kind {
 		case config.RoleOnPrem:
 			onprem[r.Site] = map[string]any{"shell": map[string]any{"command": command, "session": config.SessionRemote,
-				"connection_uri": ss.GatewayURL() + "/" + simserver.ExchangeEndpoint + "/" + site}}
+				"connection_uri": ss.ExchangeURL(r.Site)}}
 		case config.RoleLync:
 			lync[r.Site] = map[string]any{"shell": map[string]any{"command": command,
-				"env": map[string]string{"HYBRIDFLOW_SIM_PSHOST": ss.GatewayURL() + "/" + simserver.LyncEndpoint + "/" + site}}}
+				"env": map[string]string{"HYBRIDFLOW_SIM_PSHOST": ss.LyncURL(r.Site)}}}
 		}
 	}
 	doc := map[string]any{
-		"temporal": map[string]any{"address": temporal, "namespace": "default"},
-		"roles":    roleNames,
-		"endpoints": map[string]any{
-			"authority_host":  ss.BaseURL() + "/",
-			"graph":           ss.BaseURL() + "/v1.0",
-			"exchange_online": ss.BaseURL(),
-			"ca_file":         ss.CAFile(),
-		},
+		"temporal":    map[string]any{"address": temporal, "namespace": "default"},
+		"roles":       roleNames,
+		"endpoints":   ss.Endpoints(),
 		"credentials": map[string]any{"default": map[string]any{"kind": "client-secret", "client_id": e2eClientID, "secret": "file:" + ss.ClientSecretFile()}},
 	}
 	if len(onprem) > 0 {

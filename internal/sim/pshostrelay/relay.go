@@ -79,19 +79,12 @@ func MaybeRun() {
 
 // The host protocol as the relay writes it: shell.ProtocolVersion,
 // shell.TypeProtocol, shell.Ready and exchange.Error, field for field
-// (TestWireMatchesClient).
-// The PowerShell stand-in (cmd/hybridflow-pwsh) writes the same lines and
-// uses these declarations too.
-const (
-	protocolVersion = ProtocolVersion
-	typeProtocol    = "HybridFlow.HostProtocolException"
-)
+// (TestWireMatchesClient). The PowerShell stand-in (cmd/hybridflow-pwsh)
+// writes the same lines with these declarations.
+const typeProtocol = "HybridFlow.HostProtocolException"
 
 // ProtocolVersion is the host protocol's version in ready lines.
 const ProtocolVersion = 1
-
-type readyLine = ReadyLine
-type wireError = WireError
 
 // ReadyLine is a host's first output line.
 type ReadyLine struct {
@@ -133,7 +126,7 @@ func RunHost(stdin io.Reader, stdout io.Writer, connect, side, tenantID string) 
 	}
 	notReady := func(typ, format string, args ...any) error {
 		msg := fmt.Sprintf(format, args...)
-		b, _ := json.Marshal(readyLine{Ready: false, Version: protocolVersion, Error: &wireError{Type: typ, Message: msg, Category: "OpenError"}})
+		b, _ := json.Marshal(ReadyLine{Ready: false, Version: ProtocolVersion, Error: &WireError{Type: typ, Message: msg, Category: "OpenError"}})
 		_ = emit(b)
 		return errors.New("sim host: " + msg)
 	}
@@ -175,7 +168,7 @@ func RunHost(stdin io.Reader, stdout io.Writer, connect, side, tenantID string) 
 	if err := emit(ready); err != nil {
 		return fmt.Errorf("sim host: write ready: %w", err)
 	}
-	var r readyLine
+	var r ReadyLine
 	if json.Unmarshal(ready, &r) != nil || !r.Ready {
 		return errors.New("sim host: session setup refused by the simulator")
 	}

@@ -15,19 +15,19 @@ import (
 // and decode byte for byte as the client's, so a relay that does not link
 // the client still speaks its protocol.
 func TestWireMatchesClient(t *testing.T) {
-	if protocolVersion != shell.ProtocolVersion || typeProtocol != shell.TypeProtocol {
-		t.Fatalf("protocol %d %q, client %d %q", protocolVersion, typeProtocol, shell.ProtocolVersion, shell.TypeProtocol)
+	if ProtocolVersion != shell.ProtocolVersion || typeProtocol != shell.TypeProtocol {
+		t.Fatalf("protocol %d %q, client %d %q", ProtocolVersion, typeProtocol, shell.ProtocolVersion, shell.TypeProtocol)
 	}
 	cases := []struct {
 		name   string
-		local  readyLine
+		local  ReadyLine
 		client shell.Ready
 	}{
-		{"ready", readyLine{Ready: true, Version: 1, Session: "sim-onprem-7-1"},
+		{"ready", ReadyLine{Ready: true, Version: 1, Session: "sim-onprem-7-1"},
 			shell.Ready{Ready: true, Version: 1, Session: "sim-onprem-7-1"}},
-		{"refused", readyLine{Version: 1, Error: &wireError{Type: typeProtocol, Message: "m <&> \u2028", Category: "OpenError"}},
+		{"refused", ReadyLine{Version: 1, Error: &WireError{Type: typeProtocol, Message: "m <&> \u2028", Category: "OpenError"}},
 			shell.Ready{Version: 1, Error: &exchange.Error{Type: shell.TypeProtocol, Message: "m <&> \u2028", Category: "OpenError"}}},
-		{"cmdlet error", readyLine{Version: 1, Error: &wireError{Cmdlet: "Get-X", Type: "T", Message: ""}},
+		{"cmdlet error", ReadyLine{Version: 1, Error: &WireError{Cmdlet: "Get-X", Type: "T", Message: ""}},
 			shell.Ready{Version: 1, Error: &exchange.Error{Cmdlet: "Get-X", Type: "T", Message: ""}}},
 	}
 	for _, c := range cases {
@@ -43,7 +43,7 @@ func TestWireMatchesClient(t *testing.T) {
 			if !bytes.Equal(got, want) {
 				t.Fatalf("relay encodes\n%s\nclient encodes\n%s", got, want)
 			}
-			var back readyLine
+			var back ReadyLine
 			if err := json.Unmarshal(want, &back); err != nil {
 				t.Fatal(err)
 			}

@@ -796,7 +796,7 @@ func (a *Renewal) keyObject(ctx context.Context, c *graph.Client, in AuthKeysInp
 		if in.AppName == "" {
 			return o, nonRetryable(ErrInvalidInput, "dedicated mode needs the application's name (the organization GUID is unknown)")
 		}
-		app, err := c.ApplicationByDisplayName(ctx, in.AppName)
+		app, err := dedicatedApplication(ctx, c, in.AppName)
 		if errors.Is(err, graph.ErrNotFound) {
 			if mustExist {
 				return o, nonRetryable(ErrNotSetUp, "no application named %s in tenant %s: the tenant is not set up for the dedicated Exchange hybrid application; run setup first, or renew with --mode %s",

@@ -29,6 +29,9 @@ const (
 	ErrTransient         = "Transient"          // 5xx, dropped connection, host restart
 	ErrConflict          = "Conflict"           // an object in the way that is not ours
 	ErrVerification      = "VerificationFailed" // Test-OAuthConnectivity reported an error
+	// ErrGraphPageLimit: a Graph list kept paging past the client's cap
+	// (a broken or hostile service); a retry would page just as long.
+	ErrGraphPageLimit = "GraphPageLimit"
 )
 
 // nonRetryable returns an application error that Temporal will not retry.
@@ -68,6 +71,8 @@ func classify(what string, err error) error {
 			return temporal.NewNonRetryableApplicationError(msg, ErrConflict, err)
 		case graph.Invalid:
 			return temporal.NewNonRetryableApplicationError(msg, ErrInvalidInput, err)
+		case graph.PageLimit:
+			return temporal.NewNonRetryableApplicationError(msg, ErrGraphPageLimit, err)
 		default:
 			return temporal.NewApplicationErrorWithCause(msg, "Graph"+ge.Kind.String(), err)
 		}

@@ -39,9 +39,12 @@ const (
 	Server
 	// Ambiguous: a lookup by a non-unique name found several objects.
 	Ambiguous
+	// PageLimit: a list kept answering with another @odata.nextLink past
+	// the client's page cap; asking again would page just as long.
+	PageLimit
 )
 
-var kindNames = [...]string{"unknown", "not-found", "forbidden", "conflict", "throttled", "invalid", "unauthorized", "server", "ambiguous"}
+var kindNames = [...]string{"unknown", "not-found", "forbidden", "conflict", "throttled", "invalid", "unauthorized", "server", "ambiguous", "page-limit"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {

@@ -197,7 +197,7 @@ func New(opts Options) (*Client, error) {
 // offered another: a service that keeps answering with a nextLink is
 // broken or hostile, and following it would never end. Not retryable.
 func tooManyPages(op string, maxPages int) error {
-	return &Error{Op: op, Kind: Unknown, Message: fmt.Sprintf("gave up after %d pages: the service keeps answering with another @odata.nextLink", maxPages)}
+	return &Error{Op: op, Kind: PageLimit, Message: fmt.Sprintf("gave up after %d pages: the service keeps answering with another @odata.nextLink", maxPages)}
 }
 
 // TenantID is the tenant the client was built for.

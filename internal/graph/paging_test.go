@@ -136,6 +136,9 @@ func TestPagingIsBounded(t *testing.T) {
 			if graph.IsRetryable(err) {
 				t.Errorf("endless paging is retryable: %v", err)
 			}
+			if k := graph.KindOf(err); k != graph.PageLimit {
+				t.Errorf("kind %v, want %v", k, graph.PageLimit)
+			}
 			if n := follows.Load(); n != 4 {
 				t.Errorf("followed %d nextLinks, want 4 (5 pages)", n)
 			}

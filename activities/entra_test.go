@@ -188,7 +188,7 @@ func (e *entraTest) sameAsIndividually(t *testing.T, tenant string) {
 	}
 }
 
-// TestDiscoverEntraIsOneGraphRead: issue 9's cost target (one discovery
+// TestDiscoverEntraIsOneGraphRead: the cost target (one discovery
 // round trip per system per tenant, no writes) for a fresh tenant, one
 // with the dedicated application and its service principal but no
 // consent, and a converged one; and the result is exactly what the

@@ -37,7 +37,7 @@ import (
 	"github.com/hybridflow/hybridflow/workflows"
 )
 
-// TestNoSecretInLogsOrHistory (issue 10, done-means 3) runs a worker the
+// TestNoSecretInLogsOrHistory runs a worker the
 // way serve() builds one, except that the simulated backend authenticates
 // like a real one: tenant 1 with a client secret (env: reference), tenant
 // 3 with a client certificate (file: reference, PEM with its private key),

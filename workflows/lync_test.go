@@ -255,7 +255,8 @@ func lyncWantProvider(fqdn string) sim.HostingProvider {
 		ProxyFqdn: fqdn, IsLocal: false, VerificationLevel: "UseSourceVerification"}
 }
 
-// lyncCheckConverged asserts the deployment is exactly as seed 003 documents.
+// lyncCheckConverged asserts the deployment is exactly as Microsoft's Lync Edge procedure
+// documents.
 func lyncCheckConverged(t *testing.T, d sim.LyncDeployment, fqdn string) {
 	t.Helper()
 	if !d.AllowFederatedUsers {

@@ -1,6 +1,7 @@
 // Package certs handles the public half of Exchange auth certificates: the
 // SHA-1 thumbprint Graph's customKeyIdentifier defaults to, parsing, and the
-// checks made before a certificate is uploaded (FACTS §3, §7).
+// checks made before a certificate is uploaded (docs/microsoft-behaviour.md,
+// "Graph key credentials" and "The auth certificate's life").
 package certs
 
 import (
@@ -25,7 +26,8 @@ var thumbprintRE = regexp.MustCompile(`^[0-9A-Fa-f]{40}$`)
 // ValidThumbprint reports whether s is 40 hex digits.
 func ValidThumbprint(s string) bool { return thumbprintRE.MatchString(s) }
 
-// SameThumbprint compares thumbprints case-insensitively (FACTS §3).
+// SameThumbprint compares thumbprints case-insensitively: Graph and Exchange
+// print them in different cases.
 func SameThumbprint(a, b string) bool { return a != "" && strings.EqualFold(a, b) }
 
 // MinKeyBits is the smallest RSA key hybridflow uploads.

@@ -1,4 +1,5 @@
-// Package cloud holds the per-cloud endpoints and naming rules of FACTS §4.
+// Package cloud holds the per-cloud endpoints and naming rules
+// (docs/microsoft-behaviour.md, "Per-cloud endpoints and SPNs").
 //
 // Everything a step needs to address Microsoft's services for one tenant is
 // derived here from the profile and the tenant's initial domain, so the
@@ -33,7 +34,7 @@ type SPNForm string
 const (
 	// SPNURL registers https://host/ per host (worldwide and US clouds).
 	SPNURL SPNForm = "url"
-	// SPNWildcardAuthority registers <appId>/*.<domain> (21Vianet, seed 000).
+	// SPNWildcardAuthority registers <appId>/*.<domain> (21Vianet's procedure).
 	SPNWildcardAuthority SPNForm = "wildcard-authority"
 )
 

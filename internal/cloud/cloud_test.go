@@ -6,7 +6,7 @@ import (
 )
 
 // TestProfilesMatchFacts compares every generated name and URL for a sample
-// tenant with the FACTS §4 table, written out literally so that a change to a
+// tenant with the per-cloud table of docs/microsoft-behaviour.md, written out literally so that a change to a
 // profile has to be a deliberate change to this table too.
 func TestProfilesMatchFacts(t *testing.T) {
 	type want struct {

@@ -24,7 +24,8 @@ func (d Duplicate) String() string {
 // DuplicateThumbprints lists every certificate thumbprint that appears
 // more than once in one application's or service principal's
 // keyCredentials: a retried key upload that did not first re-read the
-// collection adds the same certificate twice (FACTS §3). It also lists
+// collection adds the same certificate twice (a PATCH replaces the whole
+// collection). It also lists
 // applications hybridflow created with the same display name, and service
 // principals of the same appId: a create retried after a lost reply.
 // Pass a snapshot (World.Clone). Sorted, for stable reports.

@@ -150,7 +150,7 @@ func TestE2ECloudNamesAndAvailabilityAddressSpace(t *testing.T) {
 		}
 	}
 
-	// 21Vianet names, metadata URLs and SPN form (seed 000), as literals.
+	// 21Vianet names, metadata URLs and SPN form (21Vianet's procedure), as literals.
 	c := tenantOf(t, after, cn.ID)
 	smtp := smtpDomain(c)
 	wantServers := map[string][2]string{

@@ -30,7 +30,7 @@ import (
 //     requiredResourceAccess entry; service principals (by object id) with
 //     every service principal name (case-insensitive) and app role; app role
 //     assignments (by id); and key credentials, compared by certificate
-//     thumbprint (FACTS §3: a PATCH replaces the whole collection, so a
+//     thumbprint (Graph: a PATCH replaces the whole collection, so a
 //     forgotten key is a lost key).
 //   - Exchange, on-premises and online: auth servers (by name) with their
 //     type, metadata URL, enabled state, a non-empty ApplicationIdentifier
@@ -53,7 +53,7 @@ import (
 //     first-party service principal, only when it is one of the tenant's
 //     on-premises auth certificates, and only when the dedicated Exchange
 //     hybrid application (ExchangeServerApp-<organization GUID>) now holds
-//     the same certificate: the legacy-key clean-up of FACTS §2.6.
+//     the same certificate: Microsoft's legacy-key clean-up.
 //
 // Expiry is judged by after's clock (World.Now: the pinned time of a YAML
 // world, or the wall clock).
@@ -257,7 +257,7 @@ func (l *losses) authCertRetired(k sim.KeyCredential) bool {
 }
 
 // legacyMoved: tp is one of the tenant's on-prem auth certificates and the
-// dedicated application now holds it (FACTS §2.6).
+// dedicated application now holds it (the legacy-key clean-up).
 func (l *losses) legacyMoved(tp string) bool {
 	on := &l.a.OnPrem
 	auth := false

@@ -1,7 +1,8 @@
 // Package exchange holds what the on-prem PowerShell host client, the
 // Exchange Online REST client and the simulator agree on: the command and
 // reply shapes, the cmdlet allow-list and the error types Exchange raises
-// (FACTS §6), classified by type name and never by English text.
+// (docs/microsoft-behaviour.md, "Exchange errors by type, not by text"),
+// classified by type name and never by English text.
 package exchange
 
 import (
@@ -54,7 +55,7 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s (%s)", e.Message, ShortType(e.Type))
 }
 
-// Exception type names Exchange raises (FACTS §6). Matching uses the short
+// Exception type names Exchange raises. Matching uses the short
 // name so that namespace differences between builds do not matter.
 const (
 	TypeAlreadyExists       = "Microsoft.Exchange.Data.Directory.ADObjectAlreadyExistsException"
@@ -152,7 +153,8 @@ func Allowed(cmdlet string) bool {
 var adminDisplayVersionRE = regexp.MustCompile(`^\s*(?:Version\s+(\d+)\.(\d+)\s+\(Build\s+(\d+)\.(\d+)\)|(\d+)\.(\d+)\.(\d+)\.(\d+))\s*$`)
 
 // ParseAdminDisplayVersion turns Get-ExchangeServer's AdminDisplayVersion
-// into its build, "15.2.1748.24", comparable with FACTS §2's minimums.
+// into its build, "15.2.1748.24", comparable with the dedicated application's
+// minimum builds (docs/microsoft-behaviour.md, "Mode choice and mixed builds").
 // AdminDisplayVersion is the field to read: it is the only version
 // property that arrives the same way from the local snap-in and from a
 // remote session, where the rich ServerVersion object is flattened to

@@ -42,7 +42,7 @@ func New(level string, console bool) (*zap.Logger, error) {
 }
 
 // Temporal adapts a zap logger to the SDK's log.Logger. There is no zap
-// contrib module for the Go SDK (FACTS §9); this is the usual adapter.
+// contrib module for the Go SDK; this is the usual adapter.
 type Temporal struct{ z *zap.Logger }
 
 var (

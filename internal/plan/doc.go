@@ -1,6 +1,7 @@
 // Package plan holds the pure decisions of the setup workflow: which mode a
 // tenant uses, which keys and service principal names to write, and which
-// of the documented steps (FACTS §1, §2) still have work to do.
+// of the documented steps (docs/microsoft-behaviour.md, "The documented
+// steps") still have work to do.
 //
 // Everything here is a function of its arguments. Nothing reads a clock,
 // the network or the environment: the time is passed in, so the same

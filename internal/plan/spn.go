@@ -17,8 +17,8 @@ type SPNDecision struct {
 
 // spnKey is the form two SPNs are compared in. Entra matches SPNs without
 // regard to case, and https://mail.contoso.com and https://mail.contoso.com/
-// name the same host authority (seed 001 writes the slash, admins often
-// don't), so a union that told them apart would register both.
+// name the same host authority (Microsoft's procedure writes the slash,
+// admins often don't), so a union that told them apart would register both.
 func spnKey(s string) string {
 	k := strings.ToLower(strings.TrimSpace(s))
 	if strings.HasPrefix(k, "https://") {

@@ -97,7 +97,7 @@ func TestNeedsAvailabilityAddressSpace(t *testing.T) {
 	}
 }
 
-// TestDedicatedThresholds walks every boundary of FACTS §2's minimum
+// TestDedicatedThresholds walks every boundary of the dedicated application's minimum
 // builds one step either side, in revision and in build.
 func TestDedicatedThresholds(t *testing.T) {
 	cases := []struct {

@@ -91,5 +91,6 @@ func NewCertificate(subject string, serial int64, notBefore, notAfter time.Time)
 	}
 }
 
-// AuthCertificateSubject is the subject New-ExchangeCertificate gets in FACTS §7.
+// AuthCertificateSubject is the subject Microsoft's procedure gives a new
+// auth certificate (docs/microsoft-behaviour.md, "The auth certificate's life").
 const AuthCertificateSubject = "Microsoft Exchange Server Auth Certificate"

@@ -438,7 +438,7 @@ func onpremSetPartnerApplication(c *Call) ([]exchange.Row, *exchange.Error) {
 	return nil, nil
 }
 
-// ---- auth config and certificates (step 3, FACTS §7) -----------------------
+// ---- auth config and certificates (step 3; renewal) ------------------------
 
 func onpremGetAuthConfig(c *Call) ([]exchange.Row, *exchange.Error) {
 	if err := onpremBind(c.Params); err != nil {
@@ -473,7 +473,9 @@ func onpremBadCert(format string, args ...any) *exchange.Error {
 	return &exchange.Error{Type: exchange.TypeInvalidCertificate, Message: fmt.Sprintf(format, args...), Category: "InvalidArgument"}
 }
 
-// onpremSetAuthConfig implements the three parameter sets FACTS §7 uses:
+// onpremSetAuthConfig implements the three parameter sets Microsoft's
+// certificate procedure uses (docs/microsoft-behaviour.md, "The auth
+// certificate's life"):
 // stage a new certificate, publish it, or clear the previous one.
 func onpremSetAuthConfig(c *Call) ([]exchange.Row, *exchange.Error) {
 	if err := onpremBind(c.Params, "NewCertificateThumbprint", "NewCertificateEffectiveDate", "SkipImmediateCertificateDeployment", "Force", "PublishCertificate", "ClearPreviousCertificate"); err != nil {
@@ -498,7 +500,7 @@ func onpremSetAuthConfig(c *Call) ([]exchange.Row, *exchange.Error) {
 			return nil, invalid("Cannot bind parameter 'NewCertificateThumbprint': \"%s\" is not a certificate thumbprint.", thumb)
 		}
 		// Without a date the new certificate takes effect at once: the
-		// emergency path of FACTS §7.
+		// emergency path for an expired current certificate.
 		effective := now
 		if c.Params.Has("NewCertificateEffectiveDate") {
 			t, err := onpremParseTime("NewCertificateEffectiveDate", c.Params.String("NewCertificateEffectiveDate"))
@@ -801,7 +803,7 @@ func onpremRemoveAddressSpace(c *Call) ([]exchange.Row, *exchange.Error) {
 	return nil, nil
 }
 
-// ---- discovery (FACTS §1, "Discovery") -------------------------------------
+// ---- discovery ---------------------------------------------------------------
 
 func onpremGetAcceptedDomain(c *Call) ([]exchange.Row, *exchange.Error) {
 	if err := onpremBind(c.Params, "Identity"); err != nil {
@@ -893,7 +895,7 @@ func onpremVersionLess(a, b [4]int) bool {
 	return false
 }
 
-// onpremIOCReadyBuild is Exchange 2013 SP1 (FACTS §1): older servers need
+// onpremIOCReadyBuild is Exchange 2013 SP1: older servers need
 // an availability address space (step 8).
 var onpremIOCReadyBuild = [4]int{15, 0, 847, 32}
 
@@ -991,7 +993,7 @@ func onpremGetIntraOrganizationConfiguration(c *Call) ([]exchange.Row, *exchange
 	}}, nil
 }
 
-// ---- setting overrides and their refresh (FACTS §2.5) ----------------------
+// ---- setting overrides and their refresh (dedicated application) -----------
 
 const onpremOverrideKind = "SettingOverride"
 
@@ -1088,7 +1090,8 @@ func onpremRemoveSettingOverride(c *Call) ([]exchange.Row, *exchange.Error) {
 }
 
 // onpremTopologyProcess is the process whose VariantConfiguration refresh
-// loads setting overrides (FACTS §2.5).
+// loads setting overrides (docs/microsoft-behaviour.md, "Dedicated
+// application on-premises").
 const onpremTopologyProcess = "Microsoft.Exchange.Directory.TopologyService"
 
 func onpremGetExchangeDiagnosticInfo(c *Call) ([]exchange.Row, *exchange.Error) {

@@ -270,7 +270,7 @@ func TestOnPremCertificates(t *testing.T) {
 			if _, err := certs.Check(c.DER, ShellTestNow, false); err != nil {
 				t.Fatal(err)
 			}
-			// It can be staged right away (FACTS §7 renewal).
+			// It can be staged right away (the renewal's emergency path).
 			if _, err := w.Invoke(OnPrem, ShellTestTenant, onpremCmd("Set-AuthConfig", "NewCertificateThumbprint", c.Thumbprint, "NewCertificateEffectiveDate", ShellTestNow.AddDate(0, 0, 30).Format(time.RFC3339))); err != nil {
 				t.Fatal(err)
 			}

@@ -39,7 +39,8 @@ const (
 	OAuthResultSuccess = "Success"
 	OAuthResultError   = "Error"
 	// OAuthNoMailboxNoise is the sentence Exchange prints when -Mailbox has
-	// no mailbox on the calling side; callers must ignore it (FACTS §1 V).
+	// no mailbox on the calling side; callers must ignore it (docs/microsoft-behaviour.md,
+	// "The documented steps").
 	OAuthNoMailboxNoise = "The SMTP address has no mailbox associated with it."
 
 	oauthTask           = "Checking EWS API Call Under Oauth"
@@ -97,15 +98,16 @@ const (
 )
 
 // legacyFirstPartyBlockDate is the day Exchange Online stopped accepting
-// EWS calls through the shared first-party service principal (FACTS §2).
+// EWS calls through the shared first-party service principal
+// (docs/microsoft-behaviour.md, "Mode choice and mixed builds").
 var legacyFirstPartyBlockDate = time.Date(2025, time.October, 31, 0, 0, 0, 0, time.UTC)
 
-// LegacyFirstPartyBlockedByDefault is FACTS §2 as a rule: from 31 October
+// LegacyFirstPartyBlockedByDefault is Microsoft's block as a rule: from 31 October
 // 2025 Exchange Online refuses on-prem EWS calls made with tokens for the
 // shared first-party application in the worldwide cloud and in 21Vianet.
 // GCC counts as worldwide because it is served by the same Exchange Online
-// host (outlook.office365.com); GCC High and DoD are not covered by FACTS,
-// so they stay open. World.LegacyFirstPartyBlocked overrides this rule.
+// host (outlook.office365.com); GCC High and DoD are not named by
+// Microsoft's announcement, so they stay open. World.LegacyFirstPartyBlocked overrides this rule.
 func LegacyFirstPartyBlockedByDefault(c cloud.Name, now time.Time) bool {
 	switch c {
 	case cloud.Global, cloud.GCC, cloud.China:
@@ -419,7 +421,8 @@ func (k *oauthCheck) firstPartySP() *ServicePrincipal {
 	return nil
 }
 
-// spnCovers accepts only SPNs in this cloud's form (FACTS §4): a 21Vianet
+// spnCovers accepts only SPNs in this cloud's form (docs/microsoft-behaviour.md,
+// "Per-cloud endpoints and SPNs"): a 21Vianet
 // tenant with https://host/ SPNs is as broken as one without any.
 func (k *oauthCheck) spnCovers(sp *ServicePrincipal, host string) bool {
 	for _, spn := range sp.ServicePrincipalNames {

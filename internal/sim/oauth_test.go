@@ -417,7 +417,7 @@ func TestWorldSwitchesFromYAML(t *testing.T) {
 	}
 	w, err = Parse("default.yaml", []byte("tenants: []\n"))
 	if err != nil || w.LegacyFirstPartyBlocked != nil {
-		t.Fatalf("an absent switch must stay nil (follow FACTS): %v %v", w.LegacyFirstPartyBlocked, err)
+		t.Fatalf("an absent switch must stay nil (follow Microsoft's rule): %v %v", w.LegacyFirstPartyBlocked, err)
 	}
 }
 

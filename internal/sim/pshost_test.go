@@ -107,7 +107,7 @@ func psWire(t *testing.T, v any) any {
 }
 
 // TestContractEveryCmdletRoundTrips drives the documented procedure
-// (FACTS §1, §2.5, §7, §8) through the real client and the relay process,
+// (the documented steps, the setting override, the auth certificate, Lync) through the real client and the relay process,
 // and compares every read with what the engine itself answers.
 func TestContractEveryCmdletRoundTrips(t *testing.T) {
 	w := sim.NewShellTestWorld()

@@ -35,7 +35,7 @@ type World struct {
 
 	// LegacyFirstPartyBlocked overrides the 31 Oct 2025 block of EWS through
 	// the shared first-party service principal (oauth.go,
-	// LegacyFirstPartyBlockedByDefault): nil follows FACTS §2, false lifts
+	// LegacyFirstPartyBlockedByDefault): nil follows Microsoft's rule, false lifts
 	// it (tests of legacy mode), true enforces it in every cloud.
 	LegacyFirstPartyBlocked *bool `yaml:"legacy_first_party_blocked,omitempty"`
 	// EXOPageSize is how many rows one InvokeCommand page carries before

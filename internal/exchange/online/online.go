@@ -1,5 +1,6 @@
 // Package online runs Exchange Online cmdlets over the admin REST endpoint
-// the ExchangeOnlineManagement v3 module uses (FACTS §5):
+// the ExchangeOnlineManagement v3 module uses (docs/microsoft-behaviour.md,
+// "Exchange Online cmdlets over REST"):
 //
 //	POST https://<host>/adminapi/beta/<tenantId>/InvokeCommand
 //	{"CmdletInput":{"CmdletName":"Get-IntraOrganizationConnector","Parameters":{}}}

@@ -203,6 +203,7 @@ does the rest. A running setup is left alone (use retry/skip/abort on it).
 				WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 				TypedSearchAttributes:    workflows.SetupStartAttributes(in),
+				StaticSummary:            workflows.TenantSummary(t),
 			}, workflows.Setup, in)
 			if err != nil {
 				return fmt.Errorf("resume %s: %w", t.ID, err)

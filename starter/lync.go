@@ -29,6 +29,8 @@ type lyncFlags struct {
 	inventory string
 	site      string
 	tenant    string
+	// inv is the inventory input loaded, for summary.
+	inv *config.Inventory
 }
 
 func (f *lyncFlags) add(cmd *cobra.Command) {
@@ -47,6 +49,7 @@ func (f *lyncFlags) input(o workflows.LyncOptions) (workflows.LyncInput, error) 
 	if err != nil {
 		return workflows.LyncInput{}, err
 	}
+	f.inv = inv
 	if f.tenant == "" {
 		return workflows.LyncInputForSite(inv, f.site, o)
 	}
@@ -99,7 +102,7 @@ Exit status: 0 done, 1 failed, 3 paused.`,
 				return err
 			}
 			if dryRun {
-				return a.planLync(cmd.Context(), in)
+				return a.planLync(cmd.Context(), in, lf.summary(in))
 			}
 			c, _, err := a.client(cmd.Context())
 			if err != nil {
@@ -111,6 +114,7 @@ Exit status: 0 done, 1 failed, 3 paused.`,
 				ID: id, TaskQueue: temporalx.CloudQueue,
 				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 				WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+				StaticSummary:            lf.summary(in),
 			}, workflows.LyncIntegration, in)
 			if err != nil {
 				return fmt.Errorf("start Lync integration of site %s: %w", in.Site, err)
@@ -165,16 +169,28 @@ and why. Nothing is written.`,
 			if err != nil {
 				return err
 			}
-			return a.planLync(cmd.Context(), in)
+			return a.planLync(cmd.Context(), in, lf.summary(in))
 		},
 	}
 	lf.add(cmd)
 	return cmd
 }
 
+// summary is the Web UI's one-line summary of a Lync run of in: the
+// tenant that decides it, with its domain and cloud, and the Lync site.
+func (f *lyncFlags) summary(in workflows.LyncInput) string {
+	t := config.Tenant{ID: in.Target.TenantID, Cloud: in.Cloud}
+	if f.inv != nil {
+		if found, ok := f.inv.LookupByID(in.Target.TenantID); ok {
+			t = found
+		}
+	}
+	return workflows.LyncSummary(t, in.Site)
+}
+
 // planLync runs the Lync workflow in dry-run mode under the site's plan ID
 // and prints what a run would change. Nothing is written.
-func (a *app) planLync(ctx context.Context, in workflows.LyncInput) error {
+func (a *app) planLync(ctx context.Context, in workflows.LyncInput, summary string) error {
 	in.Options.DryRun = true
 	c, _, err := a.client(ctx)
 	if err != nil {
@@ -185,6 +201,7 @@ func (a *app) planLync(ctx context.Context, in workflows.LyncInput) error {
 		ID: workflows.LyncPlanWorkflowID(in.Site), TaskQueue: temporalx.CloudQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowExecutionTimeout: 10 * time.Minute,
+		StaticSummary:            summary,
 	}, workflows.LyncIntegration, in)
 	if err != nil {
 		return fmt.Errorf("start Lync plan for site %s: %w", in.Site, err)

@@ -141,6 +141,7 @@ Exit status: 0 verified, 1 failed, 3 paused.`,
 				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 				WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 				TypedSearchAttributes:    workflows.SetupStartAttributes(in),
+				StaticSummary:            workflows.TenantSummary(t),
 			}, workflows.Setup, in)
 			if err != nil {
 				return fmt.Errorf("start migration of %s (a setup of the tenant may be running; finish it first): %w", t.ID, err)

@@ -56,6 +56,7 @@ func (a *app) planAll(ctx context.Context, c client.Client, file string, inv *co
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowExecutionTimeout: time.Hour,
+		StaticSummary:            workflows.RolloutSummary(name, len(inv.Tenants)),
 	}, workflows.Rollout, in)
 	if err != nil {
 		return nil, fmt.Errorf("start dry run over %s: %w", file, err)

@@ -226,6 +226,7 @@ func ensureRenewalSchedule(ctx context.Context, c client.Client, t config.Tenant
 	action := &client.ScheduleWorkflowAction{
 		ID: workflows.RenewalWorkflowID(t.ID), Workflow: workflows.Renewal, Args: []any{in}, TaskQueue: temporalx.CloudQueue,
 		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.SATenant.ValueSet(t.ID), workflows.SACloud.ValueSet(t.Cloud)),
+		StaticSummary:         workflows.TenantSummary(t),
 	}
 	note := "auth certificate renewal for " + t.DisplayName
 	_, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{
@@ -741,6 +742,7 @@ func renewalReport(ctx context.Context, c client.Client, tenants []config.Tenant
 				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 				WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 				WorkflowExecutionTimeout: timeout,
+				StaticSummary:            workflows.TenantSummary(t),
 			}, workflows.Renewal, workflows.RenewalInputFromTenant(t, mode, o))
 			var st workflows.RenewalState
 			if err == nil {

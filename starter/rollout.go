@@ -89,6 +89,7 @@ go on. --watch follows progress until the rollout ends.`,
 				ID: id, TaskQueue: temporalx.CloudQueue,
 				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 				WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+				StaticSummary:            workflows.RolloutSummary(name, len(inv.Tenants)),
 			}, workflows.Rollout, in)
 			if err != nil {
 				return fmt.Errorf("start rollout %s: %w", id, err)

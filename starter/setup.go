@@ -128,6 +128,7 @@ func planDryRun(ctx context.Context, c client.Client, t config.Tenant, opts work
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowExecutionTimeout: 10 * time.Minute,
 		TypedSearchAttributes:    workflows.SetupStartAttributes(in),
+		StaticSummary:            workflows.TenantSummary(t),
 	}, workflows.Setup, in)
 	if err != nil {
 		return res, fmt.Errorf("start plan for %s: %w", t.ID, err)
@@ -203,6 +204,7 @@ Exit status: 0 verified, 1 failed, 3 paused.`,
 				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 				WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 				TypedSearchAttributes:    workflows.SetupStartAttributes(in),
+				StaticSummary:            workflows.TenantSummary(t),
 			}, workflows.Setup, in)
 			if err != nil {
 				return fmt.Errorf("start setup for %s: %w", t.ID, err)

@@ -385,7 +385,7 @@ func (l *lync) do(ctx workflow.Context, name, change string, f func(workflow.Con
 	if change != "" {
 		st.Change = change
 	}
-	aborted, cause, err := l.op.runStep(ctx, st, f)
+	aborted, cause, err := l.op.runStep(withSummary(ctx, LyncStepSummary(name)), st, f)
 	if err != nil || !aborted {
 		return err
 	}
@@ -403,7 +403,7 @@ func (l *lync) activityOptions() workflow.ActivityOptions {
 }
 
 func (l *lync) site(ctx workflow.Context) workflow.Context {
-	return workflow.WithActivityOptions(ctx, l.activityOptions())
+	return workflow.WithActivityOptions(ctx, summarized(ctx, l.activityOptions()))
 }
 
 // replicationWait bounds the replication activity: its own deadline plus
@@ -419,7 +419,7 @@ func (l *lync) replicationWait(ctx workflow.Context) (workflow.Context, activiti
 	o := l.activityOptions()
 	o.StartToCloseTimeout = in.Timeout + 2*time.Minute
 	o.HeartbeatTimeout = max(3*in.PollInterval, 30*time.Second)
-	return workflow.WithActivityOptions(ctx, o), in
+	return workflow.WithActivityOptions(ctx, summarized(ctx, o)), in
 }
 
 // discover reads the deployment. An operator may skip it (say, the Edge's
@@ -445,7 +445,7 @@ func (l *lync) plan(ctx workflow.Context) error {
 		l.warn("discovery was skipped: the plan assumes nothing is configured; each step still reads before it writes")
 	}
 	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 3}})
+		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 3}, Summary: LyncStepSummary(stepPlan)})
 	if err := workflow.ExecuteLocalActivity(lctx, activities.PlanLync, in).Get(ctx, &l.out); err != nil {
 		return err
 	}
@@ -535,7 +535,6 @@ func (l *lync) compensate(ctx workflow.Context) (int, error) {
 	l.setState(ctx, StateCompensating, "")
 	o := l.activityOptions()
 	o.RetryPolicy.MaximumAttempts = 10
-	uctx := workflow.WithActivityOptions(ctx, o)
 	var errs []error
 	undone := 0
 	failed := map[string]bool{}
@@ -545,6 +544,7 @@ func (l *lync) compensate(ctx workflow.Context) (int, error) {
 		if e.rec.Provider != nil {
 			what += " (ProxyFqdn " + e.rec.Provider.ProxyFqdn + ", VerificationLevel " + e.rec.Provider.VerificationLevel + ")"
 		}
+		uctx := workflow.WithActivityOptions(ctx, summarized(withSummary(ctx, undoSummary(LyncStepSummary(e.step))), o))
 		if err := workflow.ExecuteActivity(uctx, lyncActs.UndoLync, activities.LyncUndoInput{Target: l.in.Target, Record: e.rec}).Get(ctx, nil); err != nil {
 			errs = append(errs, err)
 			failed[e.step] = true

@@ -350,7 +350,7 @@ func (r *renewal) run(ctx workflow.Context) (RenewalResult, error) {
 
 // do runs one step under the operator's pause / retry / skip / abort loop.
 func (r *renewal) do(ctx workflow.Context, name string, f func(workflow.Context) error) error {
-	aborted, _, err := r.op.runStep(ctx, r.stepState(name), f)
+	aborted, _, err := r.op.runStep(withSummary(ctx, RenewalStepSummary(name)), r.stepState(name), f)
 	if err != nil || !aborted {
 		return err
 	}
@@ -366,12 +366,12 @@ func (r *renewal) activityOptions(queue string) workflow.ActivityOptions {
 
 // onprem routes the PowerShell methods to the tenant's site queue.
 func (r *renewal) onprem(ctx workflow.Context) workflow.Context {
-	return workflow.WithActivityOptions(ctx, r.activityOptions(temporalx.OnPremQueue(r.in.Target.Site)))
+	return workflow.WithActivityOptions(ctx, summarized(ctx, r.activityOptions(temporalx.OnPremQueue(r.in.Target.Site))))
 }
 
 // cloud routes the Graph and Exchange Online methods to hybridflow-cloud.
 func (r *renewal) cloud(ctx workflow.Context) workflow.Context {
-	return workflow.WithActivityOptions(ctx, r.activityOptions(temporalx.CloudQueue))
+	return workflow.WithActivityOptions(ctx, summarized(ctx, r.activityOptions(temporalx.CloudQueue)))
 }
 
 func (r *renewal) record(name string, res activities.StepResult) {
@@ -752,7 +752,7 @@ func (r *renewal) decideMode(ctx workflow.Context) (blocked bool, err error) {
 		in.Tenant.ID = r.st.TenantID
 	}
 	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1}})
+		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1}, Summary: "Renewal: decide the mode (dedicated application or shared first-party service principal)"})
 	var out activities.RenewalModeOutput
 	if err := workflow.ExecuteLocalActivity(lctx, activities.DecideRenewalMode, in).Get(ctx, &out); err != nil {
 		if !r.in.Options.ReportOnly {

@@ -247,6 +247,7 @@ func (r *rollout) start(ctx workflow.Context, t config.Tenant) {
 		// its children before continuing as new.
 		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
 		TypedSearchAttributes: SetupStartAttributes(in),
+		StaticSummary:         TenantSummary(t),
 	})
 	f := workflow.ExecuteChildWorkflow(cctx, Setup, in)
 	r.running = append(r.running, child{tenant: t.ID, future: f})

@@ -409,7 +409,7 @@ func (s *setup) do(ctx workflow.Context, name, change string, f func(workflow.Co
 	if change != "" {
 		st.Change = change
 	}
-	aborted, cause, err := s.op.runStep(ctx, st, f)
+	aborted, cause, err := s.op.runStep(withSummary(ctx, SetupStepSummary(name)), st, f)
 	if err != nil || !aborted {
 		return err
 	}
@@ -427,11 +427,11 @@ func (s *setup) activityOptions(queue string) workflow.ActivityOptions {
 }
 
 func (s *setup) onprem(ctx workflow.Context) workflow.Context {
-	return workflow.WithActivityOptions(ctx, s.activityOptions(temporalx.OnPremQueue(s.in.Target.Site)))
+	return workflow.WithActivityOptions(ctx, summarized(ctx, s.activityOptions(temporalx.OnPremQueue(s.in.Target.Site))))
 }
 
 func (s *setup) cloud(ctx workflow.Context) workflow.Context {
-	return workflow.WithActivityOptions(ctx, s.activityOptions(temporalx.CloudQueue))
+	return workflow.WithActivityOptions(ctx, summarized(ctx, s.activityOptions(temporalx.CloudQueue)))
 }
 
 // cloudRead runs a read-only Graph or Exchange Online activity.
@@ -469,7 +469,7 @@ func (s *setup) cloudWrite(ctx workflow.Context, fn, arg any) workflow.Future {
 func (s *setup) cloudLocal(ctx workflow.Context) workflow.Context {
 	o := s.activityOptions(temporalx.CloudQueue)
 	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout: o.StartToCloseTimeout, ScheduleToCloseTimeout: 24 * time.Hour, RetryPolicy: o.RetryPolicy})
+		StartToCloseTimeout: o.StartToCloseTimeout, ScheduleToCloseTimeout: 24 * time.Hour, RetryPolicy: o.RetryPolicy, Summary: summaryIn(ctx)})
 }
 
 var (
@@ -505,7 +505,7 @@ func (s *setup) discoverAndPlan(ctx workflow.Context) error {
 	}
 	now := workflow.Now(ctx)
 	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1}})
+		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1}, Summary: SetupStepSummary(stepPlan)})
 	in := activities.PlanInput{Tenant: s.in.Tenant, Observed: activities.MergeObserved(onprem, online, entra, now), Now: now,
 		ResetFirstPartyKeys: s.in.Options.ResetFirstPartyKeys}
 	if err := workflow.ExecuteLocalActivity(lctx, activities.PlanSetup, in).Get(ctx, &s.out); err != nil {
@@ -787,7 +787,7 @@ func (s *setup) removeLegacyKey(ctx workflow.Context, name string) error {
 	dctx, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
 	for i := len(r.Undo) - 1; i >= 0; i-- {
-		if err := s.runUndo(dctx, r.Undo[i]); err != nil {
+		if err := s.runUndo(withSummary(dctx, undoSummary(SetupStepSummary(name))), r.Undo[i]); err != nil {
 			s.st.Compensation = append(s.st.Compensation, fmt.Sprintf("FAILED to restore the legacy key after verification failed: %v", err))
 			return temporal.NewNonRetryableApplicationError("verification failed after removing the legacy key, and restoring it failed too: "+err.Error(), ErrCompensationFailed, err)
 		}
@@ -809,7 +809,7 @@ func (s *setup) compensate(ctx workflow.Context) (int, error) {
 	for i := len(s.undo) - 1; i >= 0; i-- {
 		e := s.undo[i]
 		u := e.rec
-		if err := s.runUndo(ctx, u); err != nil {
+		if err := s.runUndo(withSummary(ctx, undoSummary(SetupStepSummary(e.step))), u); err != nil {
 			errs = append(errs, err)
 			failed[e.step] = true
 			s.st.Compensation = append(s.st.Compensation, fmt.Sprintf("FAILED %s: %s: %v", e.step, describeUndo(u), err))
@@ -855,5 +855,5 @@ func (s *setup) runUndo(ctx workflow.Context, u activities.UndoRecord) error {
 	default:
 		return fmt.Errorf("undo record for unknown system %q", u.System)
 	}
-	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, o), fn, in).Get(ctx, nil)
+	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, summarized(ctx, o)), fn, in).Get(ctx, nil)
 }

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -268,14 +269,26 @@ func TestHTTPHandler(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodOptions, srv.URL+"/decode", nil)
 	req.Header.Set("Origin", "http://localhost:8233")
 	req.Header.Set("Access-Control-Request-Method", "POST")
-	req.Header.Set("Access-Control-Request-Headers", "content-type,x-namespace")
+	// The Web UI sends these when it forwards the operator's access token
+	// (codec passAccessToken): Authorization, and the ID token as
+	// Authorization-Extras.
+	req.Header.Set("Access-Control-Request-Headers", "content-type,x-namespace,authorization,authorization-extras")
 	pre, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pre.Body.Close()
-	if pre.StatusCode != http.StatusNoContent || !strings.Contains(pre.Header.Get("Access-Control-Allow-Headers"), "X-Namespace") {
+	if pre.StatusCode != http.StatusNoContent {
 		t.Fatalf("preflight: %d %v", pre.StatusCode, pre.Header)
+	}
+	allowed := strings.Split(strings.ToLower(pre.Header.Get("Access-Control-Allow-Headers")), ",")
+	for i := range allowed {
+		allowed[i] = strings.TrimSpace(allowed[i])
+	}
+	for _, h := range []string{"content-type", "x-namespace", "authorization", "authorization-extras"} {
+		if !slices.Contains(allowed, h) {
+			t.Errorf("preflight does not allow the Web UI's %s header: Access-Control-Allow-Headers %q", h, pre.Header.Get("Access-Control-Allow-Headers"))
+		}
 	}
 
 	// Another web page may not use it.

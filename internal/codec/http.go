@@ -49,7 +49,10 @@ func HTTPHandler(c *Codec, o HTTPOptions) http.Handler {
 			h.Set("Access-Control-Allow-Origin", origin)
 			h.Set("Access-Control-Allow-Credentials", "true")
 			h.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
-			h.Set("Access-Control-Allow-Headers", "Content-Type, X-Namespace, Authorization")
+			// Authorization and Authorization-Extras: the Web UI forwards
+			// the operator's access token and ID token in them when its
+			// codec settings pass the access token.
+			h.Set("Access-Control-Allow-Headers", "Content-Type, X-Namespace, Authorization, Authorization-Extras")
 			h.Set("Access-Control-Max-Age", "600")
 		}
 		if r.Method == http.MethodOptions {

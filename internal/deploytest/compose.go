@@ -4,12 +4,15 @@
 // interpolation, consistency) and checks what the deployment promises —
 // images pinned, health checks where they matter, the worker started only
 // once Temporal is healthy and its search attributes exist, ports on
-// loopback, and every service the README names really there.
+// loopback, the server run with the repository's configuration (the one
+// `make cluster` uses), and every service the README names really there.
 package deploytest
 
 import (
 	"context"
 	"fmt"
+	"path"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -17,6 +20,7 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
+	"gopkg.in/yaml.v3"
 )
 
 // Expectations name the services the checks are about.
@@ -31,6 +35,13 @@ type Expectations struct {
 	// Documented are the services the README names; each must exist and
 	// each service must be documented.
 	Documented []string
+	// ServerConfigDir, when set, is the directory (relative to the compose
+	// file) of the Temporal server's configuration, which Temporal must
+	// mount read-only and start with: its command must hold
+	// ServerCommand(mount point), and TEMPORAL_DYNAMIC_CONFIG must name
+	// the mounted dynamicconfig.yaml.
+	ServerConfigDir string
+	ServerCommand   func(mount string) []string
 }
 
 // Load reads a compose file the way `docker compose` does, with env as
@@ -123,6 +134,10 @@ func Check(p *types.Project, e Expectations) []string {
 		}
 	}
 
+	if e.ServerConfigDir != "" {
+		probs = append(probs, serverConfigProblems(p, e)...)
+	}
+
 	for _, name := range e.Documented {
 		if _, ok := p.Services[name]; !ok {
 			add("the README names service %s, which docker-compose.yml does not define", name)
@@ -136,6 +151,90 @@ func Check(p *types.Project, e Expectations) []string {
 		}
 	}
 	sort.Strings(probs)
+	return probs
+}
+
+// serverConfigProblems checks that the Temporal service runs with the
+// repository's server configuration.
+func serverConfigProblems(p *types.Project, e Expectations) []string {
+	s, ok := p.Services[e.Temporal]
+	if !ok {
+		return nil // reported as missing elsewhere
+	}
+	var probs []string
+	want := filepath.Join(p.WorkingDir, e.ServerConfigDir)
+	mount := ""
+	for _, v := range s.Volumes {
+		if v.Type == types.VolumeTypeBind && filepath.Clean(v.Source) == want {
+			mount = v.Target
+			if !v.ReadOnly {
+				probs = append(probs, fmt.Sprintf("service %s mounts %s writable; mount it read-only (:ro)", e.Temporal, e.ServerConfigDir))
+			}
+		}
+	}
+	if mount == "" {
+		return append(probs, fmt.Sprintf("service %s does not mount %s (the server configuration make cluster uses)", e.Temporal, e.ServerConfigDir))
+	}
+	script := strings.Join(append(append([]string{}, s.Entrypoint...), s.Command...), " ")
+	if e.ServerCommand != nil {
+		if cmd := strings.Join(e.ServerCommand(mount), " "); !strings.Contains(script, cmd) {
+			probs = append(probs, fmt.Sprintf("service %s does not run `%s` (the server with the mounted configuration)", e.Temporal, cmd))
+		}
+	}
+	dyn := path.Join(mount, "dynamicconfig.yaml")
+	if v := s.Environment["TEMPORAL_DYNAMIC_CONFIG"]; v == nil || *v != dyn {
+		probs = append(probs, fmt.Sprintf("service %s: TEMPORAL_DYNAMIC_CONFIG must be %s (the mounted dynamic config)", e.Temporal, dyn))
+	}
+	return probs
+}
+
+// MinHistoryShards is the fewest history shards the server configuration
+// may give a cluster.
+const MinHistoryShards = 4
+
+// ServerConfigProblems checks a server configuration as the server
+// rendered it (`temporal-server render-config`): enough history shards,
+// PostgreSQL for both stores with their databases, and a dynamic config
+// file.
+func ServerConfigProblems(rendered []byte) []string {
+	var cfg struct {
+		Persistence struct {
+			NumHistoryShards int    `yaml:"numHistoryShards"`
+			DefaultStore     string `yaml:"defaultStore"`
+			VisibilityStore  string `yaml:"visibilityStore"`
+			DataStores       map[string]struct {
+				SQL *struct {
+					PluginName   string `yaml:"pluginName"`
+					DatabaseName string `yaml:"databaseName"`
+				} `yaml:"sql"`
+			} `yaml:"datastores"`
+		} `yaml:"persistence"`
+		DynamicConfigClient *struct {
+			Filepath string `yaml:"filepath"`
+		} `yaml:"dynamicConfigClient"`
+	}
+	if err := yaml.Unmarshal(rendered, &cfg); err != nil {
+		return []string{"the rendered server configuration does not parse: " + err.Error()}
+	}
+	var probs []string
+	p := cfg.Persistence
+	if p.NumHistoryShards < MinHistoryShards {
+		probs = append(probs, fmt.Sprintf("numHistoryShards is %d, want at least %d", p.NumHistoryShards, MinHistoryShards))
+	}
+	for _, st := range []struct{ name, db string }{{p.DefaultStore, "temporal"}, {p.VisibilityStore, "temporal_visibility"}} {
+		ds, ok := p.DataStores[st.name]
+		switch {
+		case !ok || ds.SQL == nil:
+			probs = append(probs, fmt.Sprintf("store %q is not an SQL datastore", st.name))
+		case ds.SQL.PluginName != "postgres12" && ds.SQL.PluginName != "postgres12_pgx":
+			probs = append(probs, fmt.Sprintf("store %q uses plugin %q, want PostgreSQL (postgres12)", st.name, ds.SQL.PluginName))
+		case ds.SQL.DatabaseName != st.db:
+			probs = append(probs, fmt.Sprintf("store %q uses database %q, want %q (the schema job creates it)", st.name, ds.SQL.DatabaseName, st.db))
+		}
+	}
+	if cfg.DynamicConfigClient == nil || cfg.DynamicConfigClient.Filepath == "" {
+		probs = append(probs, "no dynamicConfigClient.filepath: the dynamic config file is not read")
+	}
 	return probs
 }
 

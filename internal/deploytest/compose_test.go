@@ -2,10 +2,12 @@ package deploytest
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -16,6 +18,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"gopkg.in/yaml.v3"
 
+	"github.com/hybridflow/hybridflow/internal/cluster"
 	"github.com/hybridflow/hybridflow/internal/config"
 	"github.com/hybridflow/hybridflow/internal/devserver"
 	"github.com/hybridflow/hybridflow/internal/exchange"
@@ -53,8 +56,14 @@ func expectations(t *testing.T) Expectations {
 		HealthChecked:    []string{"temporal", "postgresql", "hybridflow-worker"},
 		SearchAttributes: sas,
 		Documented:       documented,
+		ServerConfigDir:  serverConfigDir,
+		ServerCommand:    cluster.ServerArgs,
 	}
 }
+
+// serverConfigDir is the server configuration both the compose stack and
+// make cluster use (the Makefile's TEMPORAL_CONFIG; a test checks it).
+const serverConfigDir = "deploy/temporal"
 
 // TestComposeFile: docker-compose.yml loads with compose-spec's loader and
 // passes every check.
@@ -147,6 +156,18 @@ func TestComposeBroken(t *testing.T) {
 		{"undocumented service", func(d map[string]any) {
 			d["services"].(map[string]any)["adminer"] = map[string]any{"image": "adminer:4.8.1"}
 		}, nil, "service adminer is not in the README's table of services"},
+		{"server config not mounted", func(d map[string]any) { delete(svc(d, "temporal"), "volumes") },
+			nil, "service temporal does not mount deploy/temporal"},
+		{"server config mounted writable", nil, func(s string) string {
+			return strings.Replace(s, "./deploy/temporal:/etc/hybridflow/temporal:ro", "./deploy/temporal:/etc/hybridflow/temporal", 1)
+		}, "service temporal mounts deploy/temporal writable"},
+		{"server started with the image's own config", func(d map[string]any) {
+			delete(svc(d, "temporal"), "entrypoint")
+			delete(svc(d, "temporal"), "command")
+		}, nil, "service temporal does not run `--root /etc/hybridflow/temporal --config . --env hybridflow"},
+		{"dynamic config elsewhere", func(d map[string]any) {
+			svc(d, "temporal")["environment"].(map[string]any)["TEMPORAL_DYNAMIC_CONFIG"] = "/etc/temporal/config/dynamicconfig/docker.yaml"
+		}, nil, "TEMPORAL_DYNAMIC_CONFIG must be /etc/hybridflow/temporal/dynamicconfig.yaml"},
 		{"misspelt key", func(d map[string]any) { svc(d, "temporal")["healthchek"] = svc(d, "temporal")["healthcheck"] },
 			nil, "does not load: "},
 		{"malformed YAML", nil, func(s string) string { return strings.Replace(s, "services:\n", "services:\n  - oops\n", 1) },
@@ -377,5 +398,197 @@ func TestComposeInitScript(t *testing.T) {
 		if got, ok := sa.GetCustomAttributes()[name]; !ok || got != typ {
 			t.Errorf("search attribute %s: %v (registered: %v), want %v", name, got, ok, typ)
 		}
+	}
+}
+
+// TestMakefileRunsTheComposeServer: make cluster builds the server release
+// the compose stack's images carry and starts it with the configuration
+// directory the stack mounts.
+func TestMakefileRunsTheComposeServer(t *testing.T) {
+	mk, err := os.ReadFile("../../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	varOf := func(name string) string {
+		m := regexp.MustCompile(`(?m)^` + name + `\s*:?=\s*(\S+)\s*$`).FindSubmatch(mk)
+		if m == nil {
+			t.Fatalf("Makefile has no %s", name)
+		}
+		return string(m[1])
+	}
+	if got := varOf("TEMPORAL_CONFIG"); got != serverConfigDir {
+		t.Errorf("Makefile TEMPORAL_CONFIG = %s, the compose stack mounts %s", got, serverConfigDir)
+	}
+	if !strings.Contains(string(mk), "--config-dir $(TEMPORAL_CONFIG)") {
+		t.Error("the Makefile never passes --config-dir $(TEMPORAL_CONFIG) to hybridflow-cluster")
+	}
+	if got := varOf("TEMPORAL_SERVER_VERSION"); got != "v"+cluster.ServerVersion {
+		t.Errorf("Makefile TEMPORAL_SERVER_VERSION = %s, want v%s", got, cluster.ServerVersion)
+	}
+	p, err := Load(context.Background(), composeFile, composeEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img := p.Services["temporal"].Image; img != "temporalio/server:"+cluster.ServerVersion {
+		t.Errorf("the compose server image %s is not release %s", img, cluster.ServerVersion)
+	}
+	for _, name := range []string{"temporal-schema", "temporal-init"} {
+		if img := p.Services[name].Image; !strings.HasPrefix(img, "temporalio/admin-tools:"+cluster.ServerVersion+"-") {
+			t.Errorf("service %s: image %s is not the admin tools of release %s", name, img, cluster.ServerVersion)
+		}
+	}
+}
+
+// serverBinary is bin/temporal-server, or skips: make test builds it
+// before the tests run.
+func serverBinary(t *testing.T) string {
+	t.Helper()
+	if err := cluster.ServerBuilt(); err != nil {
+		t.Skipf("cannot render the configuration with the server itself: %v", err)
+	}
+	root, err := devserver.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(root, "bin", cluster.ServerBinary)
+}
+
+// renderConfig renders the server configuration in dir the way the server
+// loads it at start, with env as its whole environment.
+func renderConfig(t *testing.T, server, dir string, env map[string]string) ([]byte, error) {
+	t.Helper()
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(server, "--config", abs, "--env", cluster.Environment, "render-config")
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("%v: %s%s", err, errOut.String(), out.String())
+	}
+	return []byte(out.String()), nil
+}
+
+// TestServerConfigRendered renders deploy/temporal with the real server's
+// loader, with the environment the compose stack gives it: at least 4
+// history shards, PostgreSQL for both stores, the mounted dynamic config.
+// Without the database password the server refuses to start, naming it.
+// A copy with 2 shards, or with MySQL, is reported.
+func TestServerConfigRendered(t *testing.T) {
+	server := serverBinary(t)
+	p, err := Load(context.Background(), composeFile, composeEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"TEMPORAL_BROADCAST_ADDRESS": "172.18.0.4"}
+	for k, v := range p.Services["temporal"].Environment {
+		if v != nil {
+			env[k] = *v
+		}
+	}
+	dir := filepath.Join("..", "..", serverConfigDir)
+	out, err := renderConfig(t, server, dir, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if probs := ServerConfigProblems(out); len(probs) > 0 {
+		t.Fatalf("%s rendered for the compose stack:\n  %s", serverConfigDir, strings.Join(probs, "\n  "))
+	}
+	var cfg struct {
+		Persistence struct {
+			NumHistoryShards int `yaml:"numHistoryShards"`
+		} `yaml:"persistence"`
+		DynamicConfigClient struct {
+			Filepath string `yaml:"filepath"`
+		} `yaml:"dynamicConfigClient"`
+		Services map[string]struct {
+			RPC struct {
+				BindOnIP string `yaml:"bindOnIP"`
+				GRPCPort int    `yaml:"grpcPort"`
+			} `yaml:"rpc"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if fe := cfg.Services["frontend"].RPC; fe.GRPCPort != 7233 || fe.BindOnIP != "0.0.0.0" {
+		t.Errorf("compose frontend: %+v, want 0.0.0.0:7233", fe)
+	}
+	t.Logf("compose: %d history shards, dynamic config %s", cfg.Persistence.NumHistoryShards, cfg.DynamicConfigClient.Filepath)
+
+	delete(env, "TEMPORAL_DB_PASSWORD")
+	if _, err := renderConfig(t, server, dir, env); err == nil || !strings.Contains(err.Error(), "TEMPORAL_DB_PASSWORD is not set") {
+		t.Errorf("rendered without a database password: %v", err)
+	}
+	env["TEMPORAL_DB_PASSWORD"] = "x"
+
+	orig, err := os.ReadFile(filepath.Join(dir, cluster.Environment+".yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, from, to, want string }{
+		{"two shards", `default "4"`, `default "2"`, "numHistoryShards is 2, want at least 4"},
+		{"MySQL", "pluginName: postgres12", "pluginName: mysql8", `uses plugin "mysql8"`},
+		{"no dynamic config", "dynamicConfigClient:", "unusedDynamicConfigClient:", "no dynamicConfigClient.filepath"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(string(orig), tc.from) {
+				t.Fatalf("%s.yaml no longer contains %q", cluster.Environment, tc.from)
+			}
+			bad := t.TempDir()
+			if err := os.WriteFile(filepath.Join(bad, cluster.Environment+".yaml"), []byte(strings.Replace(string(orig), tc.from, tc.to, 1)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out, err := renderConfig(t, server, bad, env)
+			var probs []string
+			if err != nil {
+				probs = []string{err.Error()}
+			} else {
+				probs = ServerConfigProblems(out)
+			}
+			if !strings.Contains(strings.Join(probs, "\n"), tc.want) {
+				t.Fatalf("not reported as %q: %v", tc.want, probs)
+			}
+		})
+	}
+}
+
+// TestDynamicConfigValid: the server's own validator finds no error and no
+// warning (an unknown key or a value of the wrong type is only a warning
+// to it, and silently ignored by the server) in deploy/temporal's dynamic
+// config; a copy with a misspelt key is reported.
+func TestDynamicConfigValid(t *testing.T) {
+	server := serverBinary(t)
+	validate := func(path string) string {
+		out, err := exec.Command(server, "validate-dynamic-config", path).CombinedOutput()
+		if err != nil {
+			return string(out) + err.Error()
+		}
+		var bad []string
+		for _, l := range strings.Split(string(out), "\n") {
+			if l = strings.TrimSpace(l); strings.HasPrefix(l, "error:") || strings.HasPrefix(l, "warning:") {
+				bad = append(bad, l)
+			}
+		}
+		return strings.Join(bad, "\n")
+	}
+	path := filepath.Join("..", "..", serverConfigDir, "dynamicconfig.yaml")
+	if bad := validate(path); bad != "" {
+		t.Fatalf("%s:\n%s", path, bad)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := filepath.Join(t.TempDir(), "dynamicconfig.yaml")
+	if err := os.WriteFile(broken, []byte(strings.Replace(string(data), "system.enableActivityEagerExecution:", "system.enableActivityEagerExecutio:", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if bad := validate(broken); !strings.Contains(bad, "enableActivityEagerExecutio") {
+		t.Fatalf("a misspelt key was not reported: %q", bad)
 	}
 }

@@ -2,7 +2,15 @@ package activities
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/hybridflow/hybridflow/internal/config"
 )
@@ -10,36 +18,137 @@ import (
 // Inventory reads tenant inventories on the cloud worker, page by page, so
 // that a rollout over thousands of tenants carries a file reference in its
 // history instead of the whole inventory.
+//
+// The path comes from the workflow's input, so the worker reads only
+// inside Dir, its configured inventory.dir: a path with a ".." element,
+// a path outside Dir, a symbolic link leading out of it, or anything but a
+// regular file is refused.
 type Inventory struct {
-	// BaseDir resolves relative inventory paths ("" = working directory).
-	BaseDir string
+	// Dir is the directory inventory files are read from; "" refuses
+	// every path. A relative Dir is relative to the working directory.
+	Dir string
 }
+
+// ErrInventoryChanged: the inventory file is not the one the rollout
+// began paging through; paging by position through another file would
+// skip or repeat tenants.
+const ErrInventoryChanged = "InventoryChanged"
 
 // InventoryPageInput asks for tenants [Offset, Offset+Limit).
 type InventoryPageInput struct {
 	Path   string `json:"path"`
 	Offset int    `json:"offset"`
 	Limit  int    `json:"limit"`
+	// SHA256 is the hex SHA-256 the file had when the rollout read its
+	// first page; "" for that first read. A file with another hash is
+	// refused with ErrInventoryChanged.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // InventoryPage is one page of validated tenants and the inventory's size.
 type InventoryPage struct {
 	Tenants []config.Tenant `json:"tenants"`
 	Total   int             `json:"total"`
+	// SHA256 is the hex SHA-256 of the file the page was read from.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // LoadInventoryPage validates the whole inventory (every problem is an
 // InvalidInput error naming file, line and field) and returns one page.
+// The file is read once: the hash and the tenants come from the same
+// bytes.
 func (a *Inventory) LoadInventoryPage(_ context.Context, in InventoryPageInput) (InventoryPage, error) {
-	path := in.Path
-	if a.BaseDir != "" && !filepath.IsAbs(path) {
-		path = filepath.Join(a.BaseDir, path)
-	}
-	inv, err := config.LoadInventory(path)
+	data, err := a.read(in.Path)
 	if err != nil {
-		return InventoryPage{}, nonRetryable(ErrInvalidInput, "inventory %s: %v", in.Path, err)
+		return InventoryPage{}, err
+	}
+	sum := sha256.Sum256(data)
+	hash := hex.EncodeToString(sum[:])
+	if in.SHA256 != "" && !strings.EqualFold(in.SHA256, hash) {
+		return InventoryPage{}, nonRetryable(ErrInventoryChanged,
+			"inventory %s changed after the rollout read its first page (SHA-256 then %s…, now %s…): the rollout pages through the file by position and would skip or repeat tenants; put the original file back, or start a new rollout for the new one",
+			clipPath(in.Path), prefix(in.SHA256), prefix(hash))
+	}
+	inv, err := config.ParseInventory(in.Path, data)
+	if err != nil {
+		return InventoryPage{}, nonRetryable(ErrInvalidInput, "inventory %s: %v", clipPath(in.Path), err)
 	}
 	total := len(inv.Tenants)
 	lo, hi := min(max(in.Offset, 0), total), min(max(in.Offset, 0)+max(in.Limit, 0), total)
-	return InventoryPage{Tenants: inv.Tenants[lo:hi], Total: total}, nil
+	return InventoryPage{Tenants: inv.Tenants[lo:hi], Total: total, SHA256: hash}, nil
+}
+
+// prefix is the start of a hex hash, enough to tell two apart in a message.
+func prefix(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
+}
+
+// read returns the inventory file at path, confined to a.Dir, and no more
+// than config.MaxInventoryBytes+1 bytes of it (a larger file is then
+// refused by the parser).
+func (a *Inventory) read(path string) ([]byte, error) {
+	invalid := func(format string, args ...any) error {
+		return nonRetryable(ErrInvalidInput, "inventory %s: "+format, append([]any{clipPath(path)}, args...)...)
+	}
+	if a.Dir == "" {
+		return nil, invalid("this worker reads no inventory files: set inventory.dir in its configuration to the directory that holds them (a rollout of up to 100 tenants carries them inline and needs no file)")
+	}
+	if path == "" || strings.ContainsRune(path, 0) {
+		return nil, invalid("not a file path")
+	}
+	if slices.Contains(strings.FieldsFunc(path, func(r rune) bool { return r == '/' || r == filepath.Separator }), "..") {
+		return nil, invalid("a path with a \"..\" element is refused; name the file inside inventory.dir (%s) directly", a.Dir)
+	}
+	rel, root, err := a.within(path)
+	if err != nil {
+		return nil, invalid("%v", err)
+	}
+	f, err := os.OpenInRoot(root, rel)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, invalid("no such file in inventory.dir (%s); the cloud worker must see the file at the path the CLI gave", a.Dir)
+		}
+		// os.Root refuses a symbolic link that leads out of the directory.
+		return nil, invalid("cannot be opened inside inventory.dir (%s): %v", a.Dir, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, invalid("%v", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, invalid("not a regular file (%s)", st.Mode().Type())
+	}
+	data, err := io.ReadAll(io.LimitReader(f, config.MaxInventoryBytes+1))
+	if err != nil {
+		return nil, invalid("%v", err)
+	}
+	return data, nil
+}
+
+// within returns path relative to the inventory directory and that
+// directory, as configured or with its symbolic links resolved (the CLI
+// sends an absolute path spelled one way or the other). A relative path
+// is taken as relative to the directory.
+func (a *Inventory) within(path string) (rel, root string, err error) {
+	dir, err := filepath.Abs(a.Dir)
+	if err != nil {
+		return "", "", fmt.Errorf("inventory.dir %s: %w", a.Dir, err)
+	}
+	resolved, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", "", fmt.Errorf("inventory.dir %s cannot be used: %w", a.Dir, err)
+	}
+	if !filepath.IsAbs(path) {
+		return filepath.Clean(path), resolved, nil
+	}
+	for _, base := range []string{dir, resolved} {
+		if r, err := filepath.Rel(base, filepath.Clean(path)); err == nil && r != "." && r != ".." && !strings.HasPrefix(r, ".."+string(filepath.Separator)) && !filepath.IsAbs(r) {
+			return r, resolved, nil
+		}
+	}
+	return "", "", fmt.Errorf("outside inventory.dir (%s), the only directory this worker reads inventories from", a.Dir)
 }

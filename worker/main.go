@@ -160,9 +160,9 @@ func serve(ctx context.Context, o options, getenv func(string) string) error {
 	}
 	logger.Info("hybridflow worker starting", zap.String("temporal", cfg.Temporal.Address),
 		zap.String("namespace", cfg.Temporal.Namespace), zap.Stringers("roles", rolesOf(cfg.Roles)), zap.String("backend", be.Kind()),
-		zap.Bool("payload_encryption", cfg.Temporal.Codec != nil))
+		zap.Bool("payload_encryption", cfg.Temporal.Codec != nil), zap.Bool("require_encryption", cfg.Temporal.RequireEncryption))
 	// workerhost.Run, with readiness reported between start and stop.
-	h, err := workerhost.Start(c, cfg.Roles, workerhost.ForBackend(be, identity), logger, workerhost.Options{Identity: identity,
+	h, err := workerhost.Start(c, cfg.Roles, workerhost.ForBackend(be, identity, workerhost.WithConfig(cfg)), logger, workerhost.Options{Identity: identity,
 		WorkflowTaskPollers: cfg.Pollers.WorkflowTasks, ActivityTaskPollers: cfg.Pollers.ActivityTasks})
 	if err != nil {
 		return err

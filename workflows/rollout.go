@@ -25,6 +25,11 @@ const (
 	deferredRetryBackoff = 30 * time.Second
 )
 
+// inventoryContentHash versions the rollout's keeping of its inventory
+// file's SHA-256 (version 1): earlier runs sent no hash with their page
+// requests.
+const inventoryContentHash = "inventory-content-hash"
+
 // DefaultContinueAsNewEvery is how many tenants one rollout run starts
 // before it continues as new. Each tenant costs about eight events in the
 // rollout's history (child initiated, started, completed, a signal or two,
@@ -84,6 +89,10 @@ type RolloutCarry struct {
 	// StartedTotal counts child starts over all runs (a tenant deferred
 	// because another setup was running is started once, later).
 	StartedTotal int `json:"started_total"`
+	// InventorySHA256 is the inventory file's SHA-256 when the rollout read
+	// its first page of it; every later page must come from a file with
+	// the same hash.
+	InventorySHA256 string `json:"inventory_sha256,omitempty"`
 }
 
 // RolloutProgress is what the progress query returns.
@@ -215,9 +224,27 @@ func (r *rollout) nextTenant(ctx workflow.Context) (config.Tenant, bool, error) 
 		var inv *activities.Inventory
 		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute,
 			RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 5, NonRetryableErrorTypes: []string{activities.ErrInvalidInput}}})
+		req := activities.InventoryPageInput{Path: r.in.InventoryPath, Offset: r.carry.Next, Limit: inventoryPageSize}
+		// Runs before this change neither sent nor kept the file's hash.
+		hashed := workflow.GetVersion(ctx, inventoryContentHash, workflow.DefaultVersion, 1) >= 1
+		if hashed {
+			req.SHA256 = r.carry.InventorySHA256
+		}
 		var page activities.InventoryPage
-		if err := workflow.ExecuteActivity(actx, inv.LoadInventoryPage, activities.InventoryPageInput{Path: r.in.InventoryPath, Offset: r.carry.Next, Limit: inventoryPageSize}).Get(ctx, &page); err != nil {
+		if err := workflow.ExecuteActivity(actx, inv.LoadInventoryPage, req).Get(ctx, &page); err != nil {
 			return config.Tenant{}, false, fmt.Errorf("load inventory page at %d: %w", r.carry.Next, err)
+		}
+		if hashed {
+			switch {
+			case r.carry.InventorySHA256 == "":
+				r.carry.InventorySHA256 = page.SHA256
+			case page.SHA256 != "" && page.SHA256 != r.carry.InventorySHA256:
+				// The activity compares too; this holds even against a
+				// worker that did not.
+				return config.Tenant{}, false, temporal.NewNonRetryableApplicationError(
+					fmt.Sprintf("load inventory page at %d: inventory %s changed after the rollout read its first page (SHA-256 then %.12s…, now %.12s…)",
+						r.carry.Next, r.in.InventoryPath, r.carry.InventorySHA256, page.SHA256), activities.ErrInventoryChanged, nil)
+			}
 		}
 		r.page, r.pageAt, r.carry.Total = page.Tenants, r.carry.Next, page.Total
 		if len(page.Tenants) == 0 {

@@ -52,11 +52,15 @@ type Key struct {
 // Codec is a converter.PayloadCodec: Encode seals with the active key,
 // Decode opens with whichever known key a payload names and passes
 // payloads that are not sealed through unchanged (histories written before
-// encryption was turned on stay readable). It is safe for concurrent use.
+// encryption was turned on stay readable), unless the codec requires
+// encryption (Require): then such a payload is refused with a
+// *PlaintextError. It is safe for concurrent use.
 type Codec struct {
 	active string
 	aeads  map[string]cipher.AEAD
 	ids    []string
+	// required: Decode refuses payloads that are not sealed (Require).
+	required bool
 }
 
 var _ converter.PayloadCodec = (*Codec)(nil)
@@ -113,7 +117,56 @@ func FromConfig(cfg *config.CodecConfig, getenv func(string) string) (*Codec, er
 		}
 		keys = append(keys, Key{ID: k.ID, Secret: secret})
 	}
-	return New(cfg.Active, keys)
+	c, err := New(cfg.Active, keys)
+	if err != nil || !cfg.Required {
+		return c, err
+	}
+	return c.Require(), nil
+}
+
+// Require returns a copy of c whose Decode refuses every payload that is
+// not sealed by this codec's format: whoever can write to the namespace
+// without the keys (a client without the codec, a forged history) cannot
+// hand the worker an input, signal, update or result it would act on.
+func (c *Codec) Require() *Codec {
+	r := *c
+	r.required = true
+	return &r
+}
+
+// Lenient returns a copy of c that passes unsealed payloads through, for
+// the codec server: the Web UI sends it every payload it shows, and
+// showing one is not acting on it.
+func (c *Codec) Lenient() *Codec {
+	r := *c
+	r.required = false
+	return &r
+}
+
+// Required reports whether Decode refuses unsealed payloads.
+func (c *Codec) Required() bool { return c.required }
+
+// RequireOption is the worker config key that makes the codec refuse
+// unsealed payloads; errors name it so the operator knows why.
+const RequireOption = "temporal.require_encryption"
+
+// PlaintextErrorType is the Temporal error type of a refused payload.
+const PlaintextErrorType = "PlaintextPayloadRefused"
+
+// PlaintextError is a payload refused because it is not sealed while the
+// codec requires encryption. It is never worth retrying: the same payload
+// is refused again.
+type PlaintextError struct {
+	// Encoding is the refused payload's encoding metadata.
+	Encoding string
+}
+
+func (e *PlaintextError) Error() string {
+	enc := e.Encoding
+	if enc == "" {
+		enc = "none"
+	}
+	return fmt.Sprintf("codec: refused a payload that is not encrypted (encoding %s): %s is on, so only payloads sealed with the codec keys are accepted; whoever wrote it did not have the keys (start workflows, signals and updates with the hybridflow CLI configured with temporal.codec)", enc, RequireOption)
 }
 
 // ParseKey reads key material as written to a file or an environment
@@ -220,6 +273,9 @@ func (c *Codec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error
 	out := make([]*commonpb.Payload, len(payloads))
 	for i, p := range payloads {
 		if !IsEncrypted(p) {
+			if c.required {
+				return payloads, &PlaintextError{Encoding: string(p.GetMetadata()[converter.MetadataEncoding])}
+			}
 			out[i] = p
 			continue
 		}

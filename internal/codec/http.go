@@ -31,9 +31,11 @@ type HTTPOptions struct {
 // HTTPHandler serves POST .../encode and .../decode (the remote codec
 // protocol of the Temporal Web UI and `temporal --codec-endpoint`) with
 // CORS for the allowed UI origins. Anyone who can reach it can decrypt:
-// bind it to loopback, or put it behind authentication.
+// bind it to loopback, or put it behind authentication. It decodes
+// unsealed payloads as they are whatever the codec requires: the Web UI
+// sends every payload it shows, and showing one acts on nothing.
 func HTTPHandler(c *Codec, o HTTPOptions) http.Handler {
-	inner := converter.NewPayloadCodecHTTPHandler(c)
+	inner := converter.NewPayloadCodecHTTPHandler(c.Lenient())
 	origins := make([]string, len(o.AllowedOrigins))
 	for i, s := range o.AllowedOrigins {
 		origins[i] = strings.TrimRight(s, "/")

@@ -16,6 +16,10 @@ import (
 type CodecConfig struct {
 	Active string
 	Keys   []CodecKey
+	// Required makes decoding refuse payloads the codec did not seal; it
+	// is temporal.require_encryption, copied here once the environment
+	// has had its say (HYBRIDFLOW_CODEC_KEYS replaces this block).
+	Required bool
 }
 
 // CodecKey is one encryption key: an ID recorded next to every payload it

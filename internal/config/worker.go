@@ -4,11 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/hybridflow/hybridflow/internal/cloud"
 )
 
 // WorkerConfig is how a worker or the operator CLI reaches Temporal and the
@@ -39,6 +44,14 @@ type WorkerConfig struct {
 	// Endpoints, when set, replace the cloud's Entra authority, Graph and
 	// Exchange Online endpoints (nil: each tenant's cloud decides).
 	Endpoints *EndpointsConfig
+	// InventoryDir is inventory.dir: the only directory the worker reads
+	// inventory files from (a rollout of more than a page of tenants
+	// names its file). "" means the worker reads none.
+	InventoryDir string
+	// ExchangeOnlineHosts are the Exchange Online hosts a target may name
+	// (an inventory's overrides.exchange_online_host) besides the hosts of
+	// the clouds the product knows; lower case.
+	ExchangeOnlineHosts []string
 }
 
 // EndpointsConfig is the endpoints block: the service endpoints a real
@@ -83,6 +96,11 @@ type TemporalConfig struct {
 	APIKey string
 	// Codec, when set, encrypts every payload (codec.go); nil = plaintext.
 	Codec *CodecConfig
+	// RequireEncryption is temporal.require_encryption: the worker decodes
+	// only payloads sealed by the codec, so a payload written without the
+	// keys (a forged workflow input, signal or activity argument) is
+	// refused. It needs Codec; the loader copies it into Codec.Required.
+	RequireEncryption bool
 	// GRPCCompression is auto ("" too), gzip or none: see
 	// temporalx.Compression.
 	GRPCCompression string
@@ -163,6 +181,10 @@ type Credential struct {
 	Secret              string // reference, client-secret only
 	Certificate         string // reference to PEM or PKCS#12, client-certificate only
 	CertificatePassword string // reference, optional, client-certificate only
+	// Clouds, when set, are the only clouds (canonical names) whose
+	// tenants may use this credential: an Entra application is registered
+	// in one cloud instance and signs in to that instance's tenants only.
+	Clouds []string
 }
 
 // CredentialKind mirrors the azidentity credential types.
@@ -393,7 +415,8 @@ func ParseWorkerConfig(file string, data []byte, getenv func(string) string) (*W
 func (d *decoder) at(f field) Problem { return Problem{File: d.file, Line: f.line(), Field: f.path} }
 
 func (d *decoder) worker(root field, cfg *WorkerConfig, where map[string]Problem) {
-	fs, ok := d.mapping(root, "temporal", "roles", "log_level", "simulate", "credentials", "onprem", "lync", "metrics_address", "pollers", "endpoints")
+	fs, ok := d.mapping(root, "temporal", "roles", "log_level", "simulate", "credentials", "onprem", "lync", "metrics_address", "pollers", "endpoints",
+		"inventory", "exchange_online_hosts")
 	if !ok {
 		return
 	}
@@ -479,6 +502,63 @@ func (d *decoder) worker(root field, cfg *WorkerConfig, where map[string]Problem
 		where["endpoints"] = d.at(ef)
 		cfg.Endpoints = d.endpoints(ef)
 	}
+
+	if is, ok := d.mapping(fs.get("inventory"), "dir"); ok {
+		df := is.get("dir")
+		if v, ok := d.required(df); ok && d.check(df, inventoryDirMsg(v)) {
+			cfg.InventoryDir = v
+		}
+	}
+
+	hf := fs.get("exchange_online_hosts")
+	seenHost := map[string]int{}
+	for _, item := range d.list(hf) {
+		v, ok := d.optional(item)
+		if !ok || !d.check(item, domainMsg(v)) {
+			continue
+		}
+		v = strings.ToLower(v)
+		if line, dup := seenHost[v]; dup {
+			d.errf(item, "host %s listed twice (first at line %d)", v, line)
+			continue
+		}
+		seenHost[v] = item.line()
+		cfg.ExchangeOnlineHosts = append(cfg.ExchangeOnlineHosts, v)
+	}
+}
+
+// inventoryDirMsg says why inventory.dir cannot be the directory rollouts
+// read inventories from, or "". The root of a file system would confine
+// nothing.
+func inventoryDirMsg(s string) string {
+	switch {
+	case strings.TrimSpace(s) == "":
+		return "empty path; give the directory the worker may read inventory files from"
+	case strings.ContainsRune(s, 0):
+		return "contains a NUL character"
+	}
+	if c := filepath.Clean(s); c == filepath.VolumeName(c)+string(filepath.Separator) || c == "/" {
+		return fmt.Sprintf("%q is the root of the file system, which confines nothing; give the directory that holds the inventories", s)
+	}
+	return ""
+}
+
+// boolean decodes a YAML boolean (true / false).
+func (d *decoder) boolean(f field) (bool, bool) {
+	if !f.present() {
+		return false, false
+	}
+	if f.node.Kind != yaml.ScalarNode || f.node.Tag != "!!bool" {
+		d.errf(f, "must be true or false")
+		return false, false
+	}
+	v, err := strconv.ParseBool(f.node.Value)
+	if err != nil {
+		// YAML 1.1 spellings (yes, on) that yaml.v3 tags as booleans.
+		d.errf(f, "must be true or false")
+		return false, false
+	}
+	return v, true
 }
 
 // endpoints decodes the endpoints block. The three URLs go together: a
@@ -549,7 +629,7 @@ func (d *decoder) pollerCount(f field, lowest int64) int {
 }
 
 func (d *decoder) temporal(f field, t *TemporalConfig, where map[string]Problem) {
-	fs, ok := d.mapping(f, "address", "namespace", "identity", "tls", "api_key", "codec", "grpc_compression")
+	fs, ok := d.mapping(f, "address", "namespace", "identity", "tls", "api_key", "codec", "grpc_compression", "require_encryption")
 	if !ok {
 		return
 	}
@@ -585,6 +665,10 @@ func (d *decoder) temporal(f field, t *TemporalConfig, where map[string]Problem)
 		t.APIKey = v
 	}
 	t.Codec = d.codec(fs.get("codec"))
+	if rf := fs.get("require_encryption"); rf.present() {
+		where["temporal.require_encryption"] = d.at(rf)
+		t.RequireEncryption, _ = d.boolean(rf)
+	}
 	if cf := fs.get("grpc_compression"); cf.present() {
 		if v, ok := d.optional(cf); ok && d.check(cf, grpcCompressionMsg(v)) {
 			t.GRPCCompression = v
@@ -594,7 +678,7 @@ func (d *decoder) temporal(f field, t *TemporalConfig, where map[string]Problem)
 
 func (d *decoder) credential(f field) (Credential, bool) {
 	var c Credential
-	fs, ok := d.mapping(f, "kind", "client_id", "secret", "certificate", "certificate_password")
+	fs, ok := d.mapping(f, "kind", "client_id", "secret", "certificate", "certificate_password", "clouds")
 	if !ok {
 		if !f.present() {
 			d.errf(f, "must be a mapping with at least kind")
@@ -633,6 +717,30 @@ func (d *decoder) credential(f field) (Credential, bool) {
 	sf := ref("secret", &c.Secret)
 	cf := ref("certificate", &c.Certificate)
 	pf := ref("certificate_password", &c.CertificatePassword)
+	clf := fs.get("clouds")
+	if clf.present() && clf.node.Kind == yaml.SequenceNode && len(clf.node.Content) == 0 {
+		d.errf(clf, "empty list; name the clouds whose tenants use this credential, or leave clouds out")
+		valid = false
+	}
+	for _, item := range d.list(clf) {
+		v, ok := d.optional(item)
+		if !ok {
+			valid = false
+			continue
+		}
+		p, err := cloud.Lookup(v)
+		if err != nil {
+			d.errf(item, "unknown cloud %q (valid: %s; alias 21vianet = china)", v, strings.Join(cloud.Names(), ", "))
+			valid = false
+			continue
+		}
+		if slices.Contains(c.Clouds, string(p.Name)) {
+			d.errf(item, "cloud %s listed twice", p.Name)
+			valid = false
+			continue
+		}
+		c.Clouds = append(c.Clouds, string(p.Name))
+	}
 	if c.Kind == "" {
 		return c, false
 	}
@@ -867,6 +975,10 @@ func (d *decoder) applyEnv(cfg *WorkerConfig, getenv func(string) string, where 
 	env("HYBRIDFLOW_TEMPORAL_TLS_CERT_FILE", nil, tls(func(t *TLSConfig, v string) { t.CertFile = v }))
 	env("HYBRIDFLOW_TEMPORAL_TLS_KEY_FILE", nil, tls(func(t *TLSConfig, v string) { t.KeyFile = v }))
 	env("HYBRIDFLOW_TEMPORAL_TLS_SERVER_NAME", hostMsg, tls(func(t *TLSConfig, v string) { t.ServerName = v }))
+	env(EnvRequireEncryption, boolMsg, func(v string) {
+		cfg.Temporal.RequireEncryption, _ = strconv.ParseBool(v)
+		where["temporal.require_encryption"] = Problem{File: "environment", Field: EnvRequireEncryption}
+	})
 	env("HYBRIDFLOW_LOG_LEVEL", logLevelMsg, func(v string) { cfg.LogLevel = v })
 	env("HYBRIDFLOW_METRICS_ADDRESS", func(v string) string { return hostPortMsg(v, true) },
 		func(v string) { cfg.MetricsAddress = v })
@@ -964,4 +1076,23 @@ func (d *decoder) crossCheck(cfg *WorkerConfig, where map[string]Problem) {
 	if t := cfg.Temporal.TLS; t != nil && (t.CertFile == "") != (t.KeyFile == "") {
 		report("temporal.tls", "cert_file and key_file go together (mTLS needs both)")
 	}
+	// Refusing unsealed payloads needs the keys that seal them; checked
+	// after the environment, which may supply the keys.
+	if cfg.Temporal.RequireEncryption {
+		if cfg.Temporal.Codec == nil {
+			report("temporal.require_encryption", "is on, but no payload codec keys are configured: add temporal.codec (keys and active) or set %s, or turn require_encryption off", EnvCodecKeys)
+		} else {
+			cfg.Temporal.Codec.Required = true
+		}
+	}
+}
+
+// EnvRequireEncryption overrides temporal.require_encryption (true or false).
+const EnvRequireEncryption = "HYBRIDFLOW_TEMPORAL_REQUIRE_ENCRYPTION"
+
+func boolMsg(s string) string {
+	if _, err := strconv.ParseBool(s); err != nil {
+		return fmt.Sprintf("%q is not true or false", s)
+	}
+	return ""
 }

@@ -147,7 +147,7 @@ func TestParseWorkerConfigBroken(t *testing.T) {
 			yaml: `temporal:
   adress: 127.0.0.1:7233
 `,
-			line: 2, field: "temporal.adress", msg: "unknown field (known fields: address, namespace, identity, tls, api_key, codec, grpc_compression)",
+			line: 2, field: "temporal.adress", msg: "unknown field (known fields: address, namespace, identity, tls, api_key, codec, grpc_compression, require_encryption)",
 		},
 		{
 			name: "address without port",

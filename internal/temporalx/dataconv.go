@@ -4,7 +4,6 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/interceptor"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/hybridflow/hybridflow/internal/codec"
 	"github.com/hybridflow/hybridflow/internal/config"
@@ -36,10 +35,9 @@ func applyCodec(opts *client.Options, cfg config.TemporalConfig, getenv func(str
 		return err // no codec configured: keep the SDK's converters
 	}
 	opts.DataConverter = dc
-	opts.FailureConverter = temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{
-		DataConverter:          dc,
-		EncodeCommonAttributes: true,
-	})
+	// Temporal's default failure converter over dc, except that a payload
+	// refused for not being sealed fails its task for good.
+	opts.FailureConverter = codec.FailureConverter(dc)
 	return nil
 }
 

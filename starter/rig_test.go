@@ -19,8 +19,9 @@ import (
 // simWorker starts the real dev server and a worker serving world the way
 // hybridflow-worker does (workerhost.ForBackend, the cloud role plus an
 // on-prem role per site), all stopped when the test ends. direct runs the
-// PowerShell cmdlets in-process instead of through relay processes.
-func simWorker(t *testing.T, ctx context.Context, world *sim.World, direct bool, identity string) (*testsuite.DevServer, client.Client) {
+// PowerShell cmdlets in-process instead of through relay processes; opts
+// are the worker's configuration (the inventory directory).
+func simWorker(t *testing.T, ctx context.Context, world *sim.World, direct bool, identity string, opts ...workerhost.RegisterOption) (*testsuite.DevServer, client.Client) {
 	t.Helper()
 	srv, err := devserver.Start(ctx, devserver.Options{})
 	if err != nil {
@@ -45,7 +46,7 @@ func simWorker(t *testing.T, ctx context.Context, world *sim.World, direct bool,
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	h, err := workerhost.Start(c, roles, workerhost.ForBackend(be, identity), zap.NewNop(), workerhost.Options{Identity: identity, MaxConcurrentActivities: 100})
+	h, err := workerhost.Start(c, roles, workerhost.ForBackend(be, identity, opts...), zap.NewNop(), workerhost.Options{Identity: identity, MaxConcurrentActivities: 100})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/hybridflow/hybridflow/internal/e2e"
 	"github.com/hybridflow/hybridflow/internal/sim"
 	"github.com/hybridflow/hybridflow/internal/temporalx"
+	"github.com/hybridflow/hybridflow/internal/workerhost"
 	"github.com/hybridflow/hybridflow/workflows"
 )
 
@@ -55,7 +56,7 @@ func newRolloutRig(t *testing.T, ctx context.Context, n int, direct bool, faults
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	srv, c := simWorker(t, ctx, w, direct, "rollout-e2e")
+	srv, c := simWorker(t, ctx, w, direct, "rollout-e2e", workerhost.WithInventoryDir(filepath.Dir(path)))
 	return &rolloutRig{t: t, ctx: ctx, srv: srv, world: w, c: c, inv: path, n: n}
 }
 

@@ -141,6 +141,9 @@ func workerConfig(t *testing.T, s *simserver.Server, sites []string) *config.Wor
 		"roles":     roles,
 		"log_level": "warn",
 		"endpoints": s.Endpoints(),
+		// The rollout's inventory file is written next to the
+		// simulator's state directory.
+		"inventory": map[string]any{"dir": filepath.Dir(s.StateDir())},
 		"credentials": map[string]any{"default": map[string]any{
 			"kind":      "client-secret",
 			"client_id": "33333333-3333-4333-8333-0000000000c5",
@@ -219,7 +222,7 @@ func (r *rig) startWorker(ctx context.Context) {
 		{onprem, workerhost.Options{Identity: identity, StopTimeout: time.Millisecond, MaxConcurrentActivities: 100,
 			WorkflowTaskPollers: r.cfg.Pollers.WorkflowTasks, ActivityTaskPollers: r.cfg.Pollers.ActivityTasks}},
 	} {
-		h, err := workerhost.Start(hc, set.roles, workerhost.ForBackend(be, identity), zap.NewNop(), set.opts)
+		h, err := workerhost.Start(hc, set.roles, workerhost.ForBackend(be, identity, workerhost.WithConfig(r.cfg)), zap.NewNop(), set.opts)
 		if err != nil {
 			for _, h := range hosts {
 				h.Stop()

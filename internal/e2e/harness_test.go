@@ -262,7 +262,7 @@ func (e *env) startWorker() {
 		e.t.Fatal(err)
 	}
 	// StopTimeout 1ms: Stop is an abrupt stop, not a drain (see killWorker).
-	h, err := workerhost.Start(hc, e.roles, workerhost.ForBackend(be, identity), zap.NewNop(),
+	h, err := workerhost.Start(hc, e.roles, workerhost.ForBackend(be, identity, workerhost.WithConfig(e.cfg)), zap.NewNop(),
 		workerhost.Options{Identity: identity, StopTimeout: time.Millisecond})
 	if err != nil {
 		hc.Close()

@@ -11,15 +11,14 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
-	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
 
 	"github.com/hybridflow/hybridflow/internal/backend"
-	"github.com/hybridflow/hybridflow/internal/cluster"
 	"github.com/hybridflow/hybridflow/internal/config"
 	"github.com/hybridflow/hybridflow/internal/devserver"
 	"github.com/hybridflow/hybridflow/internal/logging"
@@ -33,34 +32,14 @@ import (
 // travel by file reference and are read page by page by the worker.
 const inlineLimit = 100
 
-// Engines a durable run can use.
-const (
-	// EngineDevServer is the Temporal dev server (bin/temporal: every
-	// service in one process, SQLite in memory).
-	EngineDevServer = "dev server"
-	// EngineCluster is internal/cluster: bin/temporal-server with the
-	// repository's configuration on a PostgreSQL cluster of its own, as
-	// the compose stack runs it.
-	EngineCluster = "cluster"
-)
-
-// Durable is a real Temporal server (the dev server or the cluster) and a
+// Durable is the real Temporal dev server (bin/temporal, in memory) and a
 // client; every durable run starts its own worker host against it.
 type Durable struct {
-	engine string
+	srv    *testsuite.DevServer
 	c      client.Client
 	dir    string
 	logger *zap.Logger
 	seq    int
-	// closeEngine stops the server (and PostgreSQL).
-	closeEngine func()
-	// serverCPU and postgresCPU are the engine's CPU time so far
-	// (postgresCPU nil for the dev server); serverPeakRSS its peak
-	// resident set in bytes.
-	serverCPU, postgresCPU func() time.Duration
-	serverPeakRSS          func() int64
-	// describe says what the engine is, for the report.
-	describe string
 	// Tune, when set, starts the workers with these options instead of
 	// workerhost.Start's defaults (the investigation of where durable
 	// time goes); registration is still workerhost.ForBackend.
@@ -121,94 +100,27 @@ func StartDurable(ctx context.Context, logger *zap.Logger, dynamicConfig ...stri
 	if err != nil {
 		return nil, err
 	}
-	d := &Durable{engine: EngineDevServer, logger: logger, closeEngine: func() { _ = srv.Stop() },
-		serverCPU:     func() time.Duration { return childCPU(devServerComm) },
-		serverPeakRSS: func() int64 { return childPeakRSS(devServerComm) },
-		describe:      "the Temporal dev server (bin/temporal, SQLite in memory, 1 history shard)"}
-	if err := d.connect(srv.FrontendHostPort(), "default"); err != nil {
-		_ = srv.Stop()
-		return nil, err
-	}
-	return d, nil
-}
-
-// StartDurableCluster starts the cluster (internal/cluster) in a new
-// temporary directory on free ports: PostgreSQL and temporal-server with
-// the repository's server and dynamic configuration.
-func StartDurableCluster(ctx context.Context, logger *zap.Logger) (*Durable, error) {
-	stateDir, err := os.MkdirTemp("", "rolloutbench-cluster-")
-	if err != nil {
-		return nil, err
-	}
-	// PostgreSQL's unprivileged user enters it.
-	if err := os.Chmod(stateDir, 0o755); err != nil {
-		_ = os.RemoveAll(stateDir)
-		return nil, err
-	}
-	cl, err := cluster.Start(ctx, cluster.Options{Dir: stateDir})
-	if err != nil {
-		_ = os.RemoveAll(stateDir)
-		return nil, err
-	}
-	stop := func() {
-		_ = cl.Stop()
-		_ = os.RemoveAll(stateDir)
-	}
-	d := &Durable{engine: EngineCluster, logger: logger, closeEngine: stop,
-		serverCPU:     func() time.Duration { s, _ := cl.CPU(); return s },
-		postgresCPU:   func() time.Duration { _, p := cl.CPU(); return p },
-		serverPeakRSS: func() int64 { return statusKB(fmt.Sprintf("/proc/%d/status", cl.ServerPID()), "VmHWM:") * 1024 }}
-	if err := d.connect(cl.HostPort(), cl.Namespace()); err != nil {
-		stop()
-		return nil, err
-	}
-	shards := 0
-	if info, err := d.c.WorkflowService().GetClusterInfo(ctx, &workflowservice.GetClusterInfoRequest{}); err == nil {
-		shards = int(info.GetHistoryShardCount())
-	}
-	d.describe = fmt.Sprintf("temporal-server %s on %s (%d history shards), deploy/temporal's configuration and dynamic config",
-		cluster.ServerVersion, cl.PostgresVersion(), shards)
-	return d, nil
-}
-
-// connect dials the engine with the compression hybridflow-worker would
-// choose for its address, and makes the inventory directory.
-func (d *Durable) connect(hostPort, namespace string) error {
-	gz, _ := temporalx.Compression(config.TemporalConfig{Address: hostPort})
-	c, err := client.Dial(client.Options{HostPort: hostPort, Namespace: namespace, Logger: logging.NewTemporal(zap.NewNop()),
+	// The compression hybridflow-worker would choose for this address.
+	gz, _ := temporalx.Compression(config.TemporalConfig{Address: srv.FrontendHostPort()})
+	c, err := client.Dial(client.Options{HostPort: srv.FrontendHostPort(), Namespace: "default", Logger: logging.NewTemporal(zap.NewNop()),
 		ConnectionOptions: client.ConnectionOptions{GrpcCompression: gz}})
 	if err != nil {
-		return err
+		_ = srv.Stop()
+		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "rolloutbench-")
 	if err != nil {
 		c.Close()
-		return err
+		_ = srv.Stop()
+		return nil, err
 	}
-	d.c, d.dir = c, dir
-	return nil
+	return &Durable{srv: srv, c: c, dir: dir, logger: logger}, nil
 }
 
-// Engine is EngineDevServer or EngineCluster; Describe says what it runs.
-func (d *Durable) Engine() string { return d.engine }
-
-// Describe says what the engine is (version, store, shards).
-func (d *Durable) Describe() string { return d.describe }
-
-// ServerPeakRSS is the server's peak resident set so far, in bytes.
-func (d *Durable) ServerPeakRSS() int64 { return d.serverPeakRSS() }
-
-func (d *Durable) pgCPU() time.Duration {
-	if d.postgresCPU == nil {
-		return 0
-	}
-	return d.postgresCPU()
-}
-
-// Close stops the server (and PostgreSQL).
+// Close stops the dev server.
 func (d *Durable) Close() {
 	d.c.Close()
-	d.closeEngine()
+	_ = d.srv.Stop()
 	_ = os.RemoveAll(d.dir)
 }
 
@@ -321,7 +233,7 @@ func (s *Session) Rollout(ctx context.Context, name string, concurrency int, opt
 		in.InventoryPath = path
 	}
 	before := s.world.Stats()
-	cpu0, srv0, pg0 := cpuTime(), d.serverCPU(), d.pgCPU()
+	cpu0, srv0 := cpuTime(), childCPU(devServerComm)
 	resetPeakRSS()
 	start := time.Now()
 	run, err := d.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
@@ -337,7 +249,7 @@ func (s *Session) Rollout(ctx context.Context, name string, concurrency int, opt
 		return RunResult{}, fmt.Errorf("rollout %s: %w%s", name, err, d.diagnose(tenants))
 	}
 	res := RunResult{Runner: RunDurable, Concurrency: concurrency, Wall: time.Since(start), PeakRSS: peakRSS(),
-		CPU: cpuTime() - cpu0, ServerCPU: d.serverCPU() - srv0, PostgresCPU: d.pgCPU() - pg0, Engine: d.engine}
+		CPU: cpuTime() - cpu0, ServerCPU: childCPU(devServerComm) - srv0}
 	res.Stats = diffStats(before, s.world.Stats())
 	res.Tenants = make([]TenantRun, len(tenants))
 	// Per-tenant durations and states from the children themselves.

@@ -263,9 +263,22 @@ psgrammar-check: $(PSGRAMMAR_DIR)/node_modules/.package-lock.json
 windows-build:
 	GOOS=windows GOARCH=amd64 $(GO) build ./...
 
+# Debian's Chromium for the Web UI test (internal/webui), installed once:
+# nothing is done when $(CHROMIUM) exists. Where it cannot be installed (not
+# root, no package mirror) make goes on and the test skips, saying so.
+CHROMIUM ?= /usr/bin/chromium
+.PHONY: browser
+browser:
+	@if [ -x $(CHROMIUM) ]; then :; else \
+		echo "installing Debian's chromium for the Web UI test (first time only)"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			chromium chromium-driver fonts-liberation >/dev/null; } \
+		|| echo "browser: could not install chromium; the Web UI test (internal/webui) will be skipped"; \
+	fi
+
 # The cluster tests (internal/cluster) and the server-config checks
 # (internal/deploytest) need the Temporal server and PostgreSQL.
-test: $(TEMPORAL) temporal-server postgresql vet fmt-check windows-build psgrammar-check
+test: $(TEMPORAL) temporal-server postgresql vet fmt-check windows-build psgrammar-check browser
 	$(GO) test -count=1 -timeout 30m ./...
 
 # The long chaos suite (internal/chaos): 300 generated tenants rolled out

@@ -103,12 +103,18 @@ func hasFullAccess(rra []graph.RequiredResourceAccess) bool {
 }
 
 func hasConsent(as []graph.AppRoleAssignment, resourceID string) bool {
-	for _, x := range as {
+	return consentAssignment(as, resourceID) != nil
+}
+
+// consentAssignment is the assignment of full_access_as_app on resourceID
+// among as, or nil.
+func consentAssignment(as []graph.AppRoleAssignment, resourceID string) *graph.AppRoleAssignment {
+	for i, x := range as {
 		if strings.EqualFold(x.ResourceID, resourceID) && strings.EqualFold(x.AppRoleID, plan.FullAccessAsAppRoleID) {
-			return true
+			return &as[i]
 		}
 	}
-	return false
+	return nil
 }
 
 // FirstPartyInput is what steps 4 (legacy) and 5 write to the Exchange
@@ -117,13 +123,19 @@ type FirstPartyInput struct {
 	Target Target     `json:"target"`
 	Keys   []plan.Key `json:"keys,omitempty"` // legacy mode only
 	SPNs   []string   `json:"spns,omitempty"`
+	// Before is the principal's keys and SPNs as the setup's discovery saw
+	// them (nil: unknown).
+	Before *Before `json:"before,omitempty"`
 }
 
 // EnsureFirstPartyServicePrincipal merges keys (keep every unexpired key,
 // drop expired ones only when writing anyway, never duplicate a
 // thumbprint; see plan.MergeKeys) and unions SPNs, then writes both in ONE
 // PATCH, or nothing when both are already there. Keys are read with their
-// certificates first, and every kept key goes back as read.
+// certificates first, and every kept key goes back as read. A wanted key or
+// SPN that is there now but was not when the setup discovered the tenant
+// (in.Before) was written by this run, in a write whose result was lost:
+// it gets the undo record that write would have had.
 func (a *Entra) EnsureFirstPartyServicePrincipal(ctx context.Context, in FirstPartyInput) (StepResult, error) {
 	c, err := a.client(in.Target)
 	if err != nil {
@@ -147,11 +159,23 @@ func (a *Entra) EnsureFirstPartyServicePrincipal(ctx context.Context, in FirstPa
 	if len(in.SPNs) == 0 {
 		sd.Reason = ""
 	}
+	var claimedKeys, claimedSPNs []string
+	if len(in.Keys) > 0 {
+		claimedKeys = in.Before.newKeys(sp.ID, toPlanKeys(sp.KeyCredentials), in.Keys, a.now())
+	}
+	if len(in.SPNs) > 0 {
+		claimedSPNs = in.Before.newSPNs(sp.ID, sp.ServicePrincipalNames, in.SPNs)
+	}
+	claimed := claimedWrites("servicePrincipal", sp.ID, claimedKeys, claimedSPNs)
 	if !kd.Changed && !sd.Changed {
+		if len(claimed.Undo) > 0 {
+			claimed.Detail = joinReasons(kd.Reason, sd.Reason, claimed.Detail)
+			return claimed, nil
+		}
 		return StepResult{Outcome: Unchanged, ObjectID: sp.ID, Detail: joinReasons(kd.Reason, sd.Reason)}, nil
 	}
 	var p graph.Patch
-	res := StepResult{Outcome: Updated, ObjectID: sp.ID, Detail: joinReasons(kd.Reason, sd.Reason)}
+	res := StepResult{Outcome: Updated, ObjectID: sp.ID, Detail: joinReasons(kd.Reason, sd.Reason, claimed.Detail), Undo: claimed.Undo}
 	if kd.Changed {
 		keys := toGraphKeys(kd.Keys)
 		p.KeyCredentials = &keys
@@ -170,6 +194,27 @@ func (a *Entra) EnsureFirstPartyServicePrincipal(ctx context.Context, in FirstPa
 		return StepResult{}, classify("update the Exchange Online service principal", err)
 	}
 	return res, nil
+}
+
+// claimedWrites is the result for keys and SPNs found on an object that
+// the setup's discovery did not see there (Before): this run's, written by
+// a call whose result was lost. The undo records are those the call would
+// have returned, saying how the keys and SPNs were proven this run's.
+func claimedWrites(kind, id string, thumbprints, spns []string) StepResult {
+	res := StepResult{ObjectID: id}
+	var did []string
+	if len(thumbprints) > 0 {
+		res.Undo = append(res.Undo, UndoRecord{System: SystemEntra, Kind: UndoRemoveKeys, ObjectKind: kind, ObjectID: id, Thumbprints: thumbprints, Evidence: evidenceAbsentBefore})
+		did = append(did, "added key "+strings.Join(thumbprints, ", "))
+	}
+	if len(spns) > 0 {
+		res.Undo = append(res.Undo, UndoRecord{System: SystemEntra, Kind: UndoRemoveSPNs, ObjectKind: kind, ObjectID: id, SPNs: spns, Evidence: evidenceAbsentBefore})
+		did = append(did, "added service principal name "+strings.Join(spns, ", "))
+	}
+	if len(did) > 0 {
+		res.Outcome, res.Detail = Updated, claimedHow(strings.Join(did, "; "))
+	}
+	return res
 }
 
 // checkUploads refuses certificates that must never be uploaded (issue:
@@ -376,6 +421,9 @@ func (a *Entra) createDedicatedApplication(ctx context.Context, c *graph.Client,
 type AppIDInput struct {
 	Target Target `json:"target"`
 	AppID  string `json:"app_id"`
+	// Before is the consent as the setup's discovery saw it (consent
+	// only; nil: unknown).
+	Before *Before `json:"before,omitempty"`
 }
 
 // EnsureDedicatedServicePrincipal creates the application's service
@@ -446,7 +494,10 @@ func (a *Entra) EnsureDedicatedServicePrincipal(ctx context.Context, in AppIDInp
 // POST, sent once; when its reply is lost it is read back by principal,
 // resource and app role (which identify an assignment: Graph refuses a
 // second identical one), and an assignment found there, which the read
-// just before the grant did not show, is the one this call made.
+// just before the grant did not show, is the one this call made. Consent
+// found granted that the setup's discovery did not see (in.Before) was
+// granted by this run, by a call whose result was lost, and is reported
+// with its undo record.
 func (a *Entra) GrantDedicatedConsent(ctx context.Context, in AppIDInput) (StepResult, error) {
 	c, err := a.client(in.Target)
 	if err != nil {
@@ -467,24 +518,41 @@ func (a *Entra) GrantDedicatedConsent(ctx context.Context, in AppIDInput) (StepR
 	if err != nil {
 		return StepResult{}, classify("read app role assignments", err)
 	}
-	if hasConsent(as, fp.ID) {
-		return StepResult{Outcome: Unchanged, ObjectID: sp.ID, Detail: "full_access_as_app consented"}, nil
-	}
-	granted := func(asg *graph.AppRoleAssignment, how string) StepResult {
+	granted := func(asg *graph.AppRoleAssignment, how, evidence string) StepResult {
 		return StepResult{Outcome: Created, ObjectID: sp.ID, Detail: "granted admin consent for full_access_as_app" + how,
-			Undo: []UndoRecord{{System: SystemEntra, Kind: UndoRemoveAssignment, ObjectKind: "servicePrincipal", ObjectID: sp.ID, AssignmentID: asg.ID}}}
+			Undo: []UndoRecord{{System: SystemEntra, Kind: UndoRemoveAssignment, ObjectKind: "servicePrincipal", ObjectID: sp.ID, AssignmentID: asg.ID, Evidence: evidence}}}
+	}
+	// claim reports consent found granted: this run's when discovery saw
+	// none on this principal.
+	claim := func(asg *graph.AppRoleAssignment, how string) (StepResult, bool) {
+		if asg == nil || !in.Before.sameObject(sp.ID) || in.Before.Consent {
+			return StepResult{}, false
+		}
+		return granted(asg, how+" ("+evidenceAbsentBefore+")", evidenceAbsentBefore), true
+	}
+	if asg := consentAssignment(as, fp.ID); asg != nil {
+		if res, ok := claim(asg, " in an earlier write of this run whose result was lost"); ok {
+			return res, nil
+		}
+		return StepResult{Outcome: Unchanged, ObjectID: sp.ID, Detail: "full_access_as_app consented"}, nil
 	}
 	asg, err := c.AssignAppRole(ctx, sp.ID, fp.ID, plan.FullAccessAsAppRoleID)
 	switch {
 	case err == nil:
-		return granted(asg, ""), nil
+		return granted(asg, "", ""), nil
 	case errors.Is(err, graph.ErrConflict):
-		// A duplicate: someone granted it between our read and write.
+		// A duplicate: granted between our read and write, by an earlier
+		// write of this run the read did not show yet, or by someone else.
+		if got, rerr := c.FindAppRoleAssignment(ctx, sp.ID, fp.ID, plan.FullAccessAsAppRoleID); rerr == nil {
+			if res, ok := claim(got, " (Graph answered that it exists)"); ok {
+				return res, nil
+			}
+		}
 		return StepResult{Outcome: Unchanged, ObjectID: sp.ID, Detail: "full_access_as_app consented (granted concurrently)"}, nil
 	case graph.OutcomeUnknown(err):
 		got, rerr := c.FindAppRoleAssignment(ctx, sp.ID, fp.ID, plan.FullAccessAsAppRoleID)
 		if rerr == nil {
-			return granted(got, " (the reply to the grant was lost; found by principal, resource and app role)"), nil
+			return granted(got, " (the reply to the grant was lost; found by principal, resource and app role)", ""), nil
 		}
 	}
 	return StepResult{}, classify("grant full_access_as_app", err)
@@ -496,11 +564,17 @@ type AppKeysInput struct {
 	AppID  string     `json:"app_id"`
 	Name   string     `json:"name"`
 	Keys   []plan.Key `json:"keys"`
+	// Before is the application's keys as the setup's discovery saw them
+	// (nil: unknown).
+	Before *Before `json:"before,omitempty"`
 }
 
 // EnsureApplicationKeys is step 4 in dedicated mode: the current (and
 // staged next) auth certificate on the application's keyCredentials, with
-// the same merge rules as the first-party principal.
+// the same merge rules as the first-party principal. A wanted key that is
+// there now but was not when the setup discovered the tenant (in.Before)
+// was uploaded by this run, in a write whose result was lost: it gets the
+// undo record that write would have had.
 func (a *Entra) EnsureApplicationKeys(ctx context.Context, in AppKeysInput) (StepResult, error) {
 	c, err := a.client(in.Target)
 	if err != nil {
@@ -517,14 +591,19 @@ func (a *Entra) EnsureApplicationKeys(ctx context.Context, in AppKeysInput) (Ste
 	if len(kd.MissingDER) > 0 {
 		return StepResult{}, retryable(ErrTransient, "Graph returned keys without their certificate (%s); re-reading before any write", strings.Join(kd.MissingDER, ", "))
 	}
+	claimed := claimedWrites("application", app.ID, in.Before.newKeys(app.ID, toPlanKeys(app.KeyCredentials), in.Keys, a.now()), nil)
 	if !kd.Changed {
+		if len(claimed.Undo) > 0 {
+			claimed.Detail = joinReasons(kd.Reason, claimed.Detail)
+			return claimed, nil
+		}
 		return StepResult{Outcome: Unchanged, ObjectID: app.ID, Detail: kd.Reason}, nil
 	}
 	keys := toGraphKeys(kd.Keys)
 	if err := c.UpdateApplication(ctx, app.ID, graph.ApplicationPatch{KeyCredentials: &keys}); err != nil {
 		return StepResult{}, classify("upload keys to "+in.Name, err)
 	}
-	res := StepResult{Outcome: Updated, ObjectID: app.ID, Detail: kd.Reason}
+	res := StepResult{Outcome: Updated, ObjectID: app.ID, Detail: joinReasons(kd.Reason, claimed.Detail), Undo: claimed.Undo}
 	if len(kd.Added) > 0 {
 		res.Undo = append(res.Undo, UndoRecord{System: SystemEntra, Kind: UndoRemoveKeys, ObjectKind: "application", ObjectID: app.ID, Thumbprints: kd.Added})
 	}

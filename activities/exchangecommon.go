@@ -68,11 +68,17 @@ const (
 // a connector that claims a wanted domain through another endpoint is
 // reported, never changed; hybridflow's own is created when none serves
 // the domains. Each update's undo record names only what it changed.
-func ensureIOC(ctx context.Context, r exchange.Runner, sys System, spec plan.IOCSpec) (StepResult, error) {
+//
+// hybridflow's own connector found exactly as it is sent, which the
+// setup's discovery did not see (before), was created by this run, by a
+// call whose result was lost: it is reported as created, with the undo
+// record the create would have had (proven by content, as createIOC's).
+func ensureIOC(ctx context.Context, r exchange.Runner, sys System, spec plan.IOCSpec, before *Before) (StepResult, error) {
 	what := fmt.Sprintf("ensure IntraOrganizationConnector %s", spec.Name)
 	// Several connectors may change in one call: an earlier attempt's undo
 	// records come back from its heartbeat (progress).
 	p := startProgress(ctx)
+	defer p.keepAlive()()
 	rows, err := r.Run(ctx, cmd("Get-IntraOrganizationConnector"))
 	if err != nil {
 		return StepResult{}, p.fail(classify(what, err))
@@ -92,6 +98,16 @@ func ensureIOC(ctx context.Context, r exchange.Runner, sys System, spec plan.IOC
 		}
 		p.add(res, false)
 		return p.done(), nil
+	}
+	if i := slices.IndexFunc(list, func(c plan.IOC) bool { return strings.EqualFold(c.Name, spec.Name) }); i >= 0 &&
+		before.absent(spec.Name) && plan.IsSentIOC(list[i], spec) && !p.holds(sys, UndoRemoveIOC, spec.Name) {
+		p.add(StepResult{Outcome: Created, Detail: claimedHow(fmt.Sprintf("created %s → %s for %s", spec.Name, spec.DiscoveryEndpoint, strings.Join(spec.TargetAddressDomains, ", "))),
+			Undo: []UndoRecord{sentIOCRecord(sys, spec, evidenceAbsentBefore)}}, len(dec.Updates) > 0)
+		if len(dec.Updates) == 0 {
+			return p.done(), nil
+		}
+	}
+	switch {
 	case len(dec.Updates) == 0:
 		var names []string
 		for _, c := range dec.Adopted {
@@ -169,10 +185,16 @@ func createIOC(ctx context.Context, r exchange.Runner, sys System, spec plan.IOC
 	if exists {
 		how = "Exchange answered that it already exists"
 	}
-	sent := plan.IOC{Name: spec.Name, DiscoveryEndpoint: spec.DiscoveryEndpoint, TargetAddressDomains: slices.Clone(spec.TargetAddressDomains), Enabled: true}
 	return StepResult{Outcome: Created, Detail: fmt.Sprintf("%s (%s; read back by name, it is exactly what was sent)", detail, how),
-		Undo: []UndoRecord{{System: sys, Kind: UndoRemoveIOC, Name: spec.Name, IOC: &sent,
-			Evidence: how + "; read back by name, it matched what was sent"}}}, nil
+		Undo: []UndoRecord{sentIOCRecord(sys, spec, how+"; read back by name, it matched what was sent")}}, nil
+}
+
+// sentIOCRecord is the undo record of a connector proven this run's by
+// its content: it carries what was sent, and its undo removes the
+// connector only while it still is that.
+func sentIOCRecord(sys System, spec plan.IOCSpec, evidence string) UndoRecord {
+	sent := plan.IOC{Name: spec.Name, DiscoveryEndpoint: spec.DiscoveryEndpoint, TargetAddressDomains: slices.Clone(spec.TargetAddressDomains), Enabled: true}
+	return UndoRecord{System: sys, Kind: UndoRemoveIOC, Name: spec.Name, IOC: &sent, Evidence: evidence}
 }
 
 // exchangeOutcomeUnknown reports whether a cmdlet's failure leaves its

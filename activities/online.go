@@ -64,7 +64,7 @@ func (a *Online) EnsureOnlineConnector(ctx context.Context, in IOCInput) (StepRe
 	if err != nil {
 		return StepResult{}, err
 	}
-	return ensureIOC(ctx, r, SystemOnline, in.Spec)
+	return ensureIOC(ctx, r, SystemOnline, in.Spec, in.Before)
 }
 
 // VerifyFromOnline runs Test-OAuthConnectivity from Exchange Online to on-prem.

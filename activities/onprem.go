@@ -55,6 +55,7 @@ var vdirKinds = map[string]string{
 // certificate) happens here too: only the public DER of the certificates
 // Get-AuthConfig names is kept, so the payload stays small.
 func (a *OnPrem) DiscoverOnPrem(ctx context.Context, t Target) (plan.Observed, error) {
+	defer keepAlive(ctx, nil)()
 	var o plan.Observed
 	res, err := a.Hosts.OnPrem(t).RunBatch(ctx, onPremDiscovery)
 	if err != nil {
@@ -178,6 +179,9 @@ func overridesFromRows(rows []exchange.Row) []plan.SettingOverride {
 type AuthServersInput struct {
 	Target  Target                `json:"target"`
 	Servers []plan.AuthServerSpec `json:"servers"`
+	// Before names the auth servers the setup's discovery saw (nil:
+	// unknown).
+	Before *Before `json:"before,omitempty"`
 }
 
 // EnsureAuthServers is step 1, decided for every server by
@@ -188,8 +192,16 @@ type AuthServersInput struct {
 // tenant's blocks the step before anything is written. One read serves
 // every server; a failure after a write keeps that write's undo record
 // (progress).
+//
+// A server of the wanted name and metadata URL that the setup's discovery
+// did not see (in.Before) was created by this run, by a New-AuthServer
+// whose reply or result was lost (its host died after the cmdlet ran, or
+// the worker died before the step's completion was recorded): it is
+// reported as created, with the undo record the create would have had,
+// which removes it only while it still has that metadata URL.
 func (a *OnPrem) EnsureAuthServers(ctx context.Context, in AuthServersInput) (StepResult, error) {
 	p := startProgress(ctx)
+	defer p.keepAlive()()
 	r := a.Hosts.OnPrem(in.Target)
 	rows, err := r.Run(ctx, cmd("Get-AuthServer"))
 	if err != nil {
@@ -208,6 +220,12 @@ func (a *OnPrem) EnsureAuthServers(ctx context.Context, in AuthServersInput) (St
 		dec := decs[i]
 		switch dec.Change {
 		case plan.ChangeNone:
+			if strings.EqualFold(dec.Server.Name, spec.Name) && sameURL(dec.Server.MetadataURL, spec.MetadataURL) && in.Before.absent(spec.Name) &&
+				!p.holds(SystemOnPrem, UndoRemoveAuthServer, spec.Name) {
+				p.add(StepResult{Outcome: Created, Detail: claimedHow(fmt.Sprintf("created auth server %s (%s)", spec.Name, spec.MetadataURL)),
+					Undo: []UndoRecord{{System: SystemOnPrem, Kind: UndoRemoveAuthServer, Name: spec.Name, URL: spec.MetadataURL, Evidence: evidenceAbsentBefore}}}, more)
+				continue
+			}
 			p.add(StepResult{Outcome: Unchanged, Detail: fmt.Sprintf("%s present as %q", spec.Name, dec.Server.Name)}, more)
 		case plan.ChangeUpdate:
 			name := dec.Server.Name
@@ -247,6 +265,7 @@ func authServerLabel(spec plan.AuthServerSpec) string {
 // application (00000002-0000-0ff1-ce00-000000000000, empty realm) is
 // enabled; a missing one is refused as the plan says (plan.DecidePartnerApp).
 func (a *OnPrem) EnablePartnerApplication(ctx context.Context, t Target) (StepResult, error) {
+	defer keepAlive(ctx, nil)()
 	r := a.Hosts.OnPrem(t)
 	rows, err := r.Run(ctx, cmd("Get-PartnerApplication"))
 	if err != nil {
@@ -291,6 +310,7 @@ func (a *OnPrem) SetAuthServerApplication(ctx context.Context, in AuthServerAppI
 	if in.AppID == "" {
 		return StepResult{}, nonRetryable(ErrInvalidInput, "the dedicated application's appId is unknown: the application step must run first")
 	}
+	defer keepAlive(ctx, nil)()
 	r := a.Hosts.OnPrem(in.Target)
 	rows, err := r.Run(ctx, cmd("Get-AuthServer"))
 	if err != nil {
@@ -367,6 +387,9 @@ type SettingOverrideInput struct {
 	// when the override came before the connectors cannot have one yet on
 	// a fresh organisation; it keeps its old behaviour (no connector check).
 	ConnectorsFirst bool `json:"connectors_first,omitempty"`
+	// Before names the setting overrides the setup's discovery saw (nil:
+	// unknown).
+	Before *Before `json:"before,omitempty"`
 }
 
 // EnsureSettingOverride creates the EnableExchangeHybrid3PAppFeature
@@ -378,11 +401,19 @@ type SettingOverrideInput struct {
 // It then refreshes VariantConfiguration so that Exchange loads the
 // override now. The refresh runs on every attempt, so a retry after a
 // failed refresh still loads an override an earlier attempt created, and
-// that attempt's undo record survives the failure (progress).
+// that attempt's undo record survives the failure (progress). The
+// override found enabling the feature under hybridflow's name, which the
+// setup's discovery did not see (in.Before), was created by this run, by a
+// call whose reply or result was lost, and gets the create's undo record.
 func (a *OnPrem) EnsureSettingOverride(ctx context.Context, in SettingOverrideInput) (StepResult, error) {
 	p := startProgress(ctx)
+	defer p.keepAlive()()
 	r := a.Hosts.OnPrem(in.Target)
-	res, err := ensureSettingOverride(ctx, r, in.ConsentGranted, in.ConnectorsFirst)
+	claim := in.Before
+	if p.holds(SystemOnPrem, UndoRemoveSettingOverride, plan.OverrideName) {
+		claim = nil // an earlier attempt recorded it
+	}
+	res, err := ensureSettingOverride(ctx, r, in.ConsentGranted, in.ConnectorsFirst, claim)
 	if err != nil {
 		return StepResult{}, p.fail(err)
 	}
@@ -397,7 +428,7 @@ func (a *OnPrem) EnsureSettingOverride(ctx context.Context, in SettingOverrideIn
 // overrideReads are what the override step reads, in one round trip.
 var overrideReads = []exchange.Command{cmd("Get-SettingOverride"), cmd("Get-PartnerApplication"), cmd("Get-IntraOrganizationConnector")}
 
-func ensureSettingOverride(ctx context.Context, r exchange.Runner, consent *bool, connectorsFirst bool) (StepResult, error) {
+func ensureSettingOverride(ctx context.Context, r exchange.Runner, consent *bool, connectorsFirst bool, before *Before) (StepResult, error) {
 	res, err := r.RunBatch(ctx, overrideReads)
 	if err != nil {
 		return StepResult{}, classify("read setting overrides and OAuth configuration", err)
@@ -413,6 +444,10 @@ func ensureSettingOverride(ctx context.Context, r exchange.Runner, consent *bool
 		return StepResult{}, nonRetryable(ErrConflict, "%s", c)
 	}
 	if len(enabling) > 0 {
+		if slices.ContainsFunc(enabling, func(so plan.SettingOverride) bool { return strings.EqualFold(so.Name, plan.OverrideName) }) && before.absent(plan.OverrideName) {
+			return StepResult{Outcome: Created, Detail: claimedHow("created setting override " + plan.OverrideName),
+				Undo: []UndoRecord{{System: SystemOnPrem, Kind: UndoRemoveSettingOverride, Name: plan.OverrideName, Evidence: evidenceAbsentBefore}}}, nil
+		}
 		return StepResult{Outcome: Unchanged, Detail: fmt.Sprintf("setting override %q for %s exists", enabling[0].Name, plan.OverrideSection)}, nil
 	}
 	pa := partnerAppFromRows(rows[1])
@@ -428,9 +463,9 @@ func ensureSettingOverride(ctx context.Context, r exchange.Runner, consent *bool
 	if _, err := r.Run(ctx, cmd("New-SettingOverride", "Name", plan.OverrideName, "Component", plan.OverrideComponent,
 		"Section", plan.OverrideSection, "Parameters", []string{plan.OverrideParameter}, "Reason", "Exchange hybrid dedicated application (hybridflow)")); err != nil {
 		if exchange.IsAlreadyExists(err) {
-			// Created between our read and write, by someone else or by a
-			// lost reply of ours: not provably ours, so no undo.
-			return StepResult{Outcome: Unchanged, Detail: "setting override " + plan.OverrideName + " exists (created concurrently)"}, nil
+			// Created between our read and write: the next attempt reads
+			// it, and claims it only when discovery did not see it.
+			return StepResult{}, retryable(ErrTransient, "create setting override %s: created concurrently; the next attempt re-reads it", plan.OverrideName)
 		}
 		return StepResult{}, classify("create setting override "+plan.OverrideName, err)
 	}
@@ -444,6 +479,7 @@ func ensureSettingOverride(ctx context.Context, r exchange.Runner, consent *bool
 // Setups recorded before EnsureSettingOverride refreshed by itself
 // (version 1 of the setup's history shape) still schedule it.
 func (a *OnPrem) RefreshVariantConfiguration(ctx context.Context, t Target) (StepResult, error) {
+	defer keepAlive(ctx, nil)()
 	if err := refreshVariantConfig(ctx, a.Hosts.OnPrem(t)); err != nil {
 		return StepResult{}, classify("refresh VariantConfiguration", err)
 	}
@@ -460,23 +496,33 @@ func refreshVariantConfig(ctx context.Context, r exchange.Runner) error {
 type IOCInput struct {
 	Target Target       `json:"target"`
 	Spec   plan.IOCSpec `json:"spec"`
+	// Before names the connectors of the step's side the setup's
+	// discovery saw (nil: unknown).
+	Before *Before `json:"before,omitempty"`
 }
 
 // EnsureOnPremConnector is step 6: the on-prem → Exchange Online connector.
 func (a *OnPrem) EnsureOnPremConnector(ctx context.Context, in IOCInput) (StepResult, error) {
-	return ensureIOC(ctx, a.Hosts.OnPrem(in.Target), SystemOnPrem, in.Spec)
+	return ensureIOC(ctx, a.Hosts.OnPrem(in.Target), SystemOnPrem, in.Spec, in.Before)
 }
 
 // AvailabilityInput is step 8's address space.
 type AvailabilityInput struct {
 	Target Target                `json:"target"`
 	Spec   plan.AvailabilitySpec `json:"spec"`
+	// Before names the forests of the address spaces the setup's
+	// discovery saw (nil: unknown).
+	Before *Before `json:"before,omitempty"`
 }
 
 // EnsureAvailabilityAddressSpace is step 8, for organisations with servers
 // older than Exchange 2013 SP1. An address space for the forest that
 // differs is not ours to replace (there is no Set- cmdlet): it is reported.
+// One exactly as this step adds it, for a forest the setup's discovery did
+// not see (in.Before), was added by this run, by a call whose reply or
+// result was lost, and gets the add's undo record.
 func (a *OnPrem) EnsureAvailabilityAddressSpace(ctx context.Context, in AvailabilityInput) (StepResult, error) {
+	defer keepAlive(ctx, nil)()
 	r := a.Hosts.OnPrem(in.Target)
 	rows, err := r.Run(ctx, cmd("Get-AvailabilityAddressSpace"))
 	if err != nil {
@@ -487,6 +533,10 @@ func (a *OnPrem) EnsureAvailabilityAddressSpace(ctx context.Context, in Availabi
 			continue
 		}
 		if strings.EqualFold(rowString(row, "AccessMethod"), "InternalProxy") && sameURL(rowString(row, "ProxyUrl"), in.Spec.ProxyURL) {
+			if in.Before.absent(in.Spec.ForestName) {
+				return StepResult{Outcome: Created, Detail: claimedHow(fmt.Sprintf("added availability address space %s via %s", in.Spec.ForestName, in.Spec.ProxyURL)),
+					Undo: []UndoRecord{{System: SystemOnPrem, Kind: UndoRemoveAddressSpace, Name: in.Spec.ForestName, URL: in.Spec.ProxyURL, Evidence: evidenceAbsentBefore}}}, nil
+			}
 			return StepResult{Outcome: Unchanged, Detail: "availability address space for " + in.Spec.ForestName + " exists"}, nil
 		}
 		return StepResult{}, nonRetryable(ErrConflict, "availability address space %s exists with access method %s and proxy URL %s, not InternalProxy %s; it was not created by hybridflow: fix or remove it, then retry",
@@ -505,14 +555,26 @@ func (a *OnPrem) EnsureAvailabilityAddressSpace(ctx context.Context, in Availabi
 
 // VerifyFromOnPrem runs Test-OAuthConnectivity from on-prem to Exchange Online.
 func (a *OnPrem) VerifyFromOnPrem(ctx context.Context, in VerifyInput) (VerifyResult, error) {
+	defer keepAlive(ctx, nil)()
 	return verify(ctx, a.Hosts.OnPrem(in.Target), in)
 }
 
 // UndoOnPrem reverses one on-prem change this product made. Each case is
-// idempotent: an object already gone counts as undone.
+// idempotent: an object already gone counts as undone. An object proven
+// this run's by its content (a record with Evidence) is removed only while
+// it still is what the run sent.
 func (a *OnPrem) UndoOnPrem(ctx context.Context, in UndoInput) error {
+	defer keepAlive(ctx, nil)()
 	r := a.Hosts.OnPrem(in.Target)
 	rec := in.Record
+	if rec.Evidence != "" {
+		switch rec.Kind {
+		case UndoRemoveAuthServer, UndoRemoveSettingOverride, UndoRemoveAddressSpace:
+			if gone, err := stillSent(ctx, r, rec); gone || err != nil {
+				return err
+			}
+		}
+	}
 	var err error
 	switch rec.Kind {
 	case UndoRemoveAuthServer:
@@ -541,6 +603,49 @@ func (a *OnPrem) UndoOnPrem(ctx context.Context, in UndoInput) error {
 		return nil
 	}
 	return classify(fmt.Sprintf("undo %s %s", rec.Kind, rec.Name), err)
+}
+
+// stillSent re-reads an object a record claims by its content: gone
+// (nothing to undo), still what this run sent (nil: remove it), or changed
+// since (a conflict: it is left, and the error says why).
+func stillSent(ctx context.Context, r exchange.Runner, rec UndoRecord) (gone bool, err error) {
+	var get, what string
+	switch rec.Kind {
+	case UndoRemoveAuthServer:
+		get, what = "Get-AuthServer", "auth server"
+	case UndoRemoveSettingOverride:
+		get, what = "Get-SettingOverride", "setting override"
+	default:
+		get, what = "Get-AvailabilityAddressSpace", "availability address space"
+	}
+	rows, err := r.Run(ctx, cmd(get, "Identity", rec.Name))
+	if exchange.IsNotFound(err) || (err == nil && len(rows) == 0) {
+		return true, nil
+	}
+	if err != nil {
+		return false, classify(fmt.Sprintf("read %s %s", what, rec.Name), err)
+	}
+	var now string
+	switch rec.Kind {
+	case UndoRemoveAuthServer:
+		if u := rowString(rows[0], "AuthMetadataUrl"); !sameURL(u, rec.URL) {
+			now = "metadata URL " + orNoneActs(u)
+		}
+	case UndoRemoveSettingOverride:
+		if enabling, _ := plan.OverrideState(overridesFromRows(rows)); len(enabling) == 0 {
+			so := overridesFromRows(rows)[0]
+			now = fmt.Sprintf("section %s, parameters %s", so.Section, strings.Join(so.Parameters, ","))
+		}
+	default:
+		if m, u := rowString(rows[0], "AccessMethod"), rowString(rows[0], "ProxyUrl"); !strings.EqualFold(m, "InternalProxy") || !sameURL(u, rec.URL) {
+			now = fmt.Sprintf("access method %s, proxy URL %s", m, orNoneActs(u))
+		}
+	}
+	if now == "" {
+		return false, nil
+	}
+	return false, nonRetryable(ErrConflict, "%s %s was not removed: it was taken for this run's because it was %s, and it has changed since (now %s); remove it by hand if it is not needed",
+		what, rec.Name, rec.Evidence, now)
 }
 
 func nonNil(s []string) []string {

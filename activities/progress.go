@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"slices"
+	"strings"
+	"sync"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -24,8 +27,10 @@ import (
 // Outside an activity (the bench's scripts call activities directly)
 // there are no attempts to carry across, so only the error details apply.
 type progress struct {
-	ctx    context.Context
-	inAct  bool
+	ctx   context.Context
+	inAct bool
+	// mu guards result, which keepAlive's heartbeats read.
+	mu     sync.Mutex
 	result StepResult
 }
 
@@ -52,6 +57,7 @@ func earlierAttempt(detail string) string {
 // add folds one call's result in; more says whether calls follow that
 // could fail, so the records so far must survive this attempt.
 func (p *progress) add(r StepResult, more bool) {
+	p.mu.Lock()
 	for _, u := range r.Undo {
 		if p.has(u) {
 			continue
@@ -60,9 +66,43 @@ func (p *progress) add(r StepResult, more bool) {
 	}
 	r.Undo = nil
 	p.result.Merge(r)
-	if more && p.inAct && len(p.result.Undo) > 0 {
-		activity.RecordHeartbeat(p.ctx, p.result)
+	beat := more && p.inAct && len(p.result.Undo) > 0
+	p.mu.Unlock()
+	if beat {
+		activity.RecordHeartbeat(p.ctx, p.details())
 	}
+}
+
+// details is what a heartbeat carries: the result so far when it holds
+// undo records, else nothing.
+func (p *progress) details() any {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.result.Undo) == 0 {
+		return nil
+	}
+	r := p.result
+	r.Undo = slices.Clone(r.Undo)
+	return r
+}
+
+// keepAlive heartbeats with the records so far while the step runs (see
+// the package's keepAlive); the caller defers the returned stop.
+func (p *progress) keepAlive() (stop func()) { return keepAlive(p.ctx, p.details) }
+
+// holds says whether the result so far has a record of kind for the
+// Exchange object name on side sys (case-insensitive, as Exchange names
+// are): an earlier attempt recorded it, so finding the object again is
+// no reason for a second record.
+func (p *progress) holds(sys System, kind, name string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, v := range p.result.Undo {
+		if v.System == sys && v.Kind == kind && strings.EqualFold(v.Name, name) {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *progress) has(u UndoRecord) bool {
@@ -76,6 +116,8 @@ func (p *progress) has(u UndoRecord) bool {
 
 // done is the activity's result.
 func (p *progress) done() StepResult {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.result.Outcome == "" {
 		p.result.Outcome = Unchanged
 	}
@@ -85,10 +127,10 @@ func (p *progress) done() StepResult {
 // fail returns err carrying the undo records so far, keeping its type,
 // retryability, cause and Retry-After; with nothing to undo, err as is.
 func (p *progress) fail(err error) error {
-	if err == nil || len(p.result.Undo) == 0 {
+	partial := p.done()
+	if err == nil || len(partial.Undo) == 0 {
 		return err
 	}
-	partial := p.done()
 	var app *temporal.ApplicationError
 	if !errors.As(err, &app) {
 		return temporal.NewApplicationErrorWithOptions(err.Error(), ErrTransient, temporal.ApplicationErrorOptions{Cause: err, Details: []any{partial}})

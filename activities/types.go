@@ -107,11 +107,21 @@ type UndoRecord struct {
 	// value added since.
 	Fields []string `json:"fields,omitempty"`
 	Added  []string `json:"added,omitempty"`
+	// URL is what an auth server (its metadata URL) or an availability
+	// address space (its proxy URL) was created with, in a record proven
+	// by content (Evidence): the undo removes the object only while it
+	// still has it.
+	URL string `json:"url,omitempty"`
 	// Evidence says how an object was proven to be this run's when the
-	// reply to its create was lost or Exchange said it already existed:
-	// by reading it back and finding exactly what was sent. A remove-ioc
+	// reply to its create, or the step's result, was lost, or Exchange
+	// said it already existed: by reading it back and finding exactly what
+	// was sent (after a lost result: and that the setup's discovery had
+	// not seen it). A remove-ioc
 	// record with Evidence carries what was sent in IOC, and its undo
-	// removes the connector only while it still is that.
+	// removes the connector only while it still is that; an on-prem
+	// remove record with Evidence likewise (URL, or the override's
+	// section and parameter). Keys, SPNs and consent are removed by
+	// thumbprint, name and assignment ID, which are their content.
 	Evidence string `json:"evidence,omitempty"`
 	// Graph objects.
 	ObjectKind   string     `json:"object_kind,omitempty"` // "servicePrincipal" or "application"

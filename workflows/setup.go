@@ -117,6 +117,10 @@ type setup struct {
 	// appID of the dedicated application once known.
 	appID string
 	out   activities.PlanOutput
+	// observed is what discovery saw before the run wrote anything: a
+	// step that finds its object there after a lost result claims it only
+	// when discovery did not see it (activities.StepBefore).
+	observed plan.Observed
 	// v1, v2: this run has changeLocalCloudSteps version 1, 2.
 	v1, v2 bool
 	// publishedStep is the step HybridflowStep shows (v1).
@@ -420,10 +424,21 @@ func (s *setup) do(ctx workflow.Context, name, change string, f func(workflow.Co
 	return ab
 }
 
+// OnPremHeartbeatTimeout is how long an on-prem step may go without a
+// heartbeat. The on-prem activities heartbeat while they run (a host start
+// and a cmdlet may take minutes between them), so a site worker that died
+// is noticed after this long rather than after the whole start-to-close
+// timeout, and the step is retried.
+const OnPremHeartbeatTimeout = time.Minute
+
 func (s *setup) activityOptions(queue string) workflow.ActivityOptions {
 	o := s.in.Options
-	return stepActivityOptions(queue, o.Retry, o.ScheduleToStart, o.StartToClose, true,
+	ao := stepActivityOptions(queue, o.Retry, o.ScheduleToStart, o.StartToClose, true,
 		activities.ErrInvalidInput, activities.ErrMissingPermission, activities.ErrUnsupportedVersion, activities.ErrConflict)
+	if queue != temporalx.CloudQueue {
+		ao.HeartbeatTimeout = OnPremHeartbeatTimeout
+	}
+	return ao
 }
 
 func (s *setup) onprem(ctx workflow.Context) workflow.Context {
@@ -516,6 +531,7 @@ func (s *setup) discoverAndPlan(ctx workflow.Context) error {
 	d := s.out.Desired
 	s.st.Desired = &d
 	s.appID = in.Observed.DedicatedApp.AppID
+	s.observed = in.Observed
 	for _, a := range s.out.Actions {
 		st := s.stepState(string(a.Step))
 		st.Change, st.Reason = string(a.Change), a.Reason
@@ -562,13 +578,14 @@ func (s *setup) execute(ctx workflow.Context, a plan.Action) error {
 	}
 	onprem := func(fn, arg any) error { return record(workflow.ExecuteActivity(s.onprem(ctx), fn, arg)) }
 	cloud := func(fn, arg any) error { return record(s.cloudWrite(ctx, fn, arg)) }
+	before := s.before(a.Step)
 	switch a.Step {
 	case plan.StepAuthServers:
 		if s.v2 {
-			return onprem(onPremActs.EnsureAuthServers, activities.AuthServersInput{Target: t, Servers: []plan.AuthServerSpec{d.ACS, d.EvoSTS}})
+			return onprem(onPremActs.EnsureAuthServers, activities.AuthServersInput{Target: t, Servers: []plan.AuthServerSpec{d.ACS, d.EvoSTS}, Before: before})
 		}
 		for _, spec := range []plan.AuthServerSpec{d.ACS, d.EvoSTS} {
-			if err := onprem(onPremActs.EnsureAuthServers, activities.AuthServersInput{Target: t, Servers: []plan.AuthServerSpec{spec}}); err != nil {
+			if err := onprem(onPremActs.EnsureAuthServers, activities.AuthServersInput{Target: t, Servers: []plan.AuthServerSpec{spec}, Before: s.before(a.Step)}); err != nil {
 				return err
 			}
 		}
@@ -594,16 +611,16 @@ func (s *setup) execute(ctx workflow.Context, a plan.Action) error {
 		if err := cloud(entraActs.EnsureDedicatedServicePrincipal, activities.AppIDInput{Target: t, AppID: s.appID}); err != nil {
 			return err
 		}
-		return cloud(entraActs.GrantDedicatedConsent, activities.AppIDInput{Target: t, AppID: s.appID})
+		return cloud(entraActs.GrantDedicatedConsent, activities.AppIDInput{Target: t, AppID: s.appID, Before: before})
 	case plan.StepKeys:
 		if d.Mode == plan.ModeDedicatedApp {
 			if err := s.needAppID(); err != nil {
 				return err
 			}
-			return cloud(entraActs.EnsureApplicationKeys, activities.AppKeysInput{Target: t, AppID: s.appID, Name: d.DedicatedAppName, Keys: d.Keys})
+			return cloud(entraActs.EnsureApplicationKeys, activities.AppKeysInput{Target: t, AppID: s.appID, Name: d.DedicatedAppName, Keys: d.Keys, Before: before})
 		}
 		// Legacy: keys and SPNs go to the same principal in one PATCH.
-		in := activities.FirstPartyInput{Target: t, Keys: d.Keys}
+		in := activities.FirstPartyInput{Target: t, Keys: d.Keys, Before: before}
 		if spn := s.planned(plan.StepSPNs); spn.Change.Writes() && !slices.Contains(s.in.Options.SkipSteps, string(plan.StepSPNs)) {
 			in.SPNs = d.SPNs
 		}
@@ -622,7 +639,7 @@ func (s *setup) execute(ctx workflow.Context, a plan.Action) error {
 		}
 		return nil
 	case plan.StepSPNs:
-		return cloud(entraActs.EnsureFirstPartyServicePrincipal, activities.FirstPartyInput{Target: t, SPNs: d.SPNs})
+		return cloud(entraActs.EnsureFirstPartyServicePrincipal, activities.FirstPartyInput{Target: t, SPNs: d.SPNs, Before: before})
 	case plan.StepOnPremAuthServerApp:
 		if err := s.needAppID(); err != nil {
 			return err
@@ -632,7 +649,7 @@ func (s *setup) execute(ctx workflow.Context, a plan.Action) error {
 		// EnsureSettingOverride refreshes on every attempt, so an operator
 		// retry after a failed refresh still loads an override created by
 		// the first attempt.
-		in := activities.SettingOverrideInput{Target: t, ConsentGranted: s.consentGranted(), ConnectorsFirst: s.plannedBefore(plan.StepIOCOnPrem, plan.StepSettingOverride)}
+		in := activities.SettingOverrideInput{Target: t, ConsentGranted: s.consentGranted(), ConnectorsFirst: s.plannedBefore(plan.StepIOCOnPrem, plan.StepSettingOverride), Before: before}
 		if s.v2 {
 			return onprem(onPremActs.EnsureSettingOverride, in)
 		}
@@ -643,17 +660,29 @@ func (s *setup) execute(ctx workflow.Context, a plan.Action) error {
 		}
 		return onprem(onPremActs.RefreshVariantConfiguration, t)
 	case plan.StepIOCOnPrem:
-		return onprem(onPremActs.EnsureOnPremConnector, activities.IOCInput{Target: t, Spec: d.OnPremIOC})
+		return onprem(onPremActs.EnsureOnPremConnector, activities.IOCInput{Target: t, Spec: d.OnPremIOC, Before: before})
 	case plan.StepIOCOnline:
-		return cloud(onlineActs.EnsureOnlineConnector, activities.IOCInput{Target: t, Spec: d.OnlineIOC})
+		return cloud(onlineActs.EnsureOnlineConnector, activities.IOCInput{Target: t, Spec: d.OnlineIOC, Before: before})
 	case plan.StepAvailability:
-		return onprem(onPremActs.EnsureAvailabilityAddressSpace, activities.AvailabilityInput{Target: t, Spec: d.Availability})
+		return onprem(onPremActs.EnsureAvailabilityAddressSpace, activities.AvailabilityInput{Target: t, Spec: d.Availability, Before: before})
 	case plan.StepVerify, plan.StepVerifyAfterRemoval:
 		return s.verify(ctx, name)
 	case plan.StepRemoveLegacyKey:
 		return s.removeLegacyKey(ctx, name)
 	}
 	return temporal.NewNonRetryableApplicationError("no activity for step "+name, activities.ErrInvalidInput, nil)
+}
+
+// before is what a step may take as there before this run (its objects as
+// discovery saw them, and those the run holds undo records for): a step
+// that finds its object after a lost result claims it, with an undo
+// record, only when it is not among them.
+func (s *setup) before(step plan.Step) *activities.Before {
+	held := make([]activities.UndoRecord, len(s.undo))
+	for i, e := range s.undo {
+		held[i] = e.rec
+	}
+	return activities.StepBefore(s.observed, step, s.out.Desired.Mode, held)
 }
 
 // needAppID refuses to write an empty application identifier (the
@@ -847,6 +876,7 @@ func (s *setup) runUndo(ctx workflow.Context, u activities.UndoRecord) error {
 	switch u.System {
 	case activities.SystemOnPrem:
 		o.TaskQueue = temporalx.OnPremQueue(s.in.Target.Site)
+		o.HeartbeatTimeout = OnPremHeartbeatTimeout
 		fn = onPremActs.UndoOnPrem
 	case activities.SystemOnline:
 		fn = onlineActs.UndoOnline

@@ -17,7 +17,10 @@ import (
 // the workflow. The worker does not take it on trust: before a client is
 // built for it (a token requested, a cmdlet sent), the target is held
 // against what the worker's own configuration allows, here, in one place.
-// Every refusal is a non-retryable InvalidInput error naming the field.
+// Every refusal is a non-retryable InvalidInput error naming the field:
+// the Graph and Exchange Online client helpers of the activities make the
+// error of a refused client one, and a site's refused runner answers every
+// call with one.
 
 // TargetRules is what a worker's configuration lets a target name.
 type TargetRules struct {
@@ -135,8 +138,10 @@ func knownExchangeOnlineHosts() []string {
 	return out
 }
 
+// refuse is a refusal; the activities' client helpers make it a
+// non-retryable InvalidInput error (refusedRunner does for the sites).
 func refuse(format string, args ...any) error {
-	return nonRetryable(ErrInvalidInput, "refused before any request: "+format, args...)
+	return fmt.Errorf("refused before any request: "+format, args...)
 }
 
 // clip shortens a value taken from a payload before it goes into a
@@ -198,7 +203,7 @@ type onPremAt struct {
 
 func (o onPremAt) OnPrem(t Target) exchange.Runner {
 	if err := o.rules.checkSite(t, "site", t.Site, o.role); err != nil {
-		return refusedRunner{err}
+		return refusedRunner{nonRetryable(ErrInvalidInput, "%v", err)}
 	}
 	return o.h.OnPrem(t)
 }
@@ -217,7 +222,7 @@ type lyncAt struct {
 
 func (l lyncAt) Lync(t Target) exchange.Runner {
 	if err := l.rules.checkSite(t, "lync_site", t.LyncSite, l.role); err != nil {
-		return refusedRunner{err}
+		return refusedRunner{nonRetryable(ErrInvalidInput, "%v", err)}
 	}
 	return l.h.Lync(t)
 }

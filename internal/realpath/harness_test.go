@@ -4,6 +4,8 @@ package realpath_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -13,11 +15,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/client"
 	"gopkg.in/yaml.v3"
 
+	"github.com/hybridflow/hybridflow/internal/codec"
 	"github.com/hybridflow/hybridflow/internal/plan"
 	"github.com/hybridflow/hybridflow/internal/sim"
 	"github.com/hybridflow/hybridflow/internal/sim/simserver"
@@ -172,7 +177,8 @@ func shippedExample(t *testing.T) *yaml.Node {
 // writeWorkerConfig derives the worker config of these tests from the
 // shipped example, changing only what ties it to this machine: the
 // Temporal address, the roles (the cloud and site-b), the endpoints
-// (the simulator's, with its CA), the default credential's secret (the
+// (the simulator's, with its CA), the codec key (a file of this test's;
+// the example requires encryption), the default credential's secret (the
 // simulator's file), the metrics address, and in site-b's shell section
 // the program (command[0]: the PowerShell stand-in instead of pwsh) and
 // connection_uri (the simulator's remote PowerShell endpoint for site-b).
@@ -184,6 +190,11 @@ func writeWorkerConfig(t *testing.T, dir, name string, s *simulator, editShell f
 	root := doc.Content[0]
 
 	set(t, get(t, root, "temporal"), "address", str(env.srv.FrontendHostPort()))
+	if get(t, root, "temporal", "require_encryption").Value != "true" {
+		t.Fatal("the shipped example does not require encryption")
+	}
+	exampleCodecKeyID(t)
+	set(t, get(t, root, "temporal", "codec", "keys").Content[0], "key", str("file:"+codecKeyFile(t, dir)))
 	set(t, root, "roles", seq("cloud", "onprem:"+site))
 	del(t, root, "simulate")
 	base := strings.TrimSuffix(s.state.BaseURL, "/")
@@ -228,6 +239,63 @@ func writeWorkerConfig(t *testing.T, dir, name string, s *simulator, editShell f
 		t.Fatal(err)
 	}
 	return workerConfig{path: path, metrics: metrics, shell: string(shellYAML)}
+}
+
+// codecKey is the payload encryption key of these tests' workers and CLI
+// (the shipped example encrypts payloads and refuses unsealed ones), 32
+// random bytes in base64, written to each test's directory as the file
+// the example's temporal.codec key references.
+var codecKey = sync.OnceValue(func() string {
+	k := make([]byte, codec.KeySize)
+	if _, err := rand.Read(k); err != nil {
+		panic(err)
+	}
+	return base64.StdEncoding.EncodeToString(k)
+})
+
+// codecKeyFile writes codecKey to dir/codec.key (once) and returns its path.
+func codecKeyFile(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "codec.key")
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	if err := os.WriteFile(path, []byte(codecKey()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// exampleCodecKeyID is the ID of the shipped example's one codec key.
+func exampleCodecKeyID(t *testing.T) string {
+	t.Helper()
+	keys := get(t, shippedExample(t).Content[0], "temporal", "codec", "keys")
+	if keys.Kind != yaml.SequenceNode || len(keys.Content) != 1 {
+		t.Fatal("the shipped example's temporal.codec.keys is not a list of one key")
+	}
+	return get(t, keys.Content[0], "id").Value
+}
+
+// codecClient is the dev server's client with the tests' codec, to read
+// what the workers wrote.
+func codecClient(t *testing.T) client.Client {
+	t.Helper()
+	secret, err := base64.StdEncoding.DecodeString(codecKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := exampleCodecKeyID(t)
+	cd, err := codec.New(id, []codec.Key{{ID: id, Secret: secret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc := codec.DataConverter(cd)
+	c, err := client.NewClientFromExisting(env.srv.Client(), client.Options{DataConverter: dc, FailureConverter: codec.FailureConverter(dc)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
 }
 
 // get walks mapping keys from n; a missing key fails the test.
@@ -345,15 +413,15 @@ func startWorker(t *testing.T, dir, name string, cfg workerConfig) (*proc, time.
 	}
 }
 
-// cli runs the hybridflow CLI against the dev server and returns its exit
-// status and output.
+// cli runs the hybridflow CLI against the dev server, with the workers'
+// codec key, and returns its exit status and output.
 func cli(t *testing.T, dir string, timeout time.Duration, args ...string) (int, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, env.cli, append([]string{"--address", env.srv.FrontendHostPort()}, args...)...)
 	cmd.Dir = dir
-	cmd.Env = childEnv(dir)
+	cmd.Env = append(childEnv(dir), "HYBRIDFLOW_CODEC_KEYS="+exampleCodecKeyID(t)+"=file:"+codecKeyFile(t, dir))
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
 	switch {
@@ -376,7 +444,7 @@ func setupResult(t *testing.T, tenantID string) workflows.SetupResult {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var res workflows.SetupResult
-	if err := env.srv.Client().GetWorkflow(ctx, workflows.SetupWorkflowID(tenantID), "").Get(ctx, &res); err != nil {
+	if err := codecClient(t).GetWorkflow(ctx, workflows.SetupWorkflowID(tenantID), "").Get(ctx, &res); err != nil {
 		t.Fatalf("setup of %s: %v", tenantID, err)
 	}
 	if res.State != workflows.StateVerified || res.Mode != string(plan.ModeDedicatedApp) {

@@ -134,7 +134,9 @@ func workerConfig(t *testing.T, s *simserver.Server, sites []string) *config.Wor
 			// StartToClose): a host that cannot start or answer in
 			// time fails the attempt rather than outliving it.
 			"start_timeout": "5s",
-			"call_timeout":  "10s",
+			// Short, so that a hung cmdlet costs seconds: the
+			// simulator's cmdlets answer in milliseconds.
+			"call_timeout": chaos.CallTimeout.String(),
 		}}
 	}
 	doc := map[string]any{
@@ -349,12 +351,16 @@ func protected(w *sim.World) (keys, spns int) {
 // TestChaosRollout is the chaos suite: a rollout of generated tenants,
 // through the worker configuration an operator deploys and the
 // stand-alone simulator, while the worker is killed and restarted, the
-// dev server is SIGKILLed and restarted on its SQLite file, and windows of
-// 429s, 503s, dropped connections, crashing PowerShell hosts and writes
-// whose reply is lost open and close; then the invariants on the
-// simulator's dump and on what the workers ran, and that the production
-// path was the one taken. The short size runs in make test;
-// HYBRIDFLOW_CHAOS=full is make chaos.
+// dev server is SIGKILLed and restarted on its SQLite file, windows of
+// 429s, 503s, dropped connections, crashing PowerShell hosts, writes
+// whose reply is lost and cmdlets that hang past the call timeout open and
+// close, and renewals are started for tenants whose setup is running; then
+// the invariants on the simulator's dump (nothing lost, no duplicate, no
+// foreign object lost or changed, no staged key lost), on its session
+// accounting (no remote session orphaned but by an injected host death)
+// and on what the workers ran, and that the production path was the one
+// taken. The short size runs in make test; HYBRIDFLOW_CHAOS=full is make
+// chaos.
 func TestChaosRollout(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: the Temporal dev server, killed and restarted")
@@ -364,7 +370,9 @@ func TestChaosRollout(t *testing.T) {
 	}
 	size, limit := chaos.Short, 6*time.Minute
 	if os.Getenv(ModeEnv) == "full" {
-		size, limit = chaos.Full, 14*time.Minute
+		// Room for a renewal step lost with a killed worker, which is
+		// retried only after config.StepStartToClose.
+		size, limit = chaos.Full, 25*time.Minute
 	}
 	seed := int64(1010)
 	if s := os.Getenv(SeedEnv); s != "" {
@@ -475,9 +483,24 @@ func TestChaosRollout(t *testing.T) {
 		open = ""
 	}
 	traffic := newTraffic()
+	rn := newRenewals(c, inv.Tenants)
 	at := func() string { return "+" + time.Since(began).Round(100*time.Millisecond).String() }
 	next := 0
 	var last workflows.RolloutProgress
+	var owedSince time.Time
+	timedOutBefore := 0
+	startRenewals := func() {
+		started, err := rn.startOwed(ctx)
+		for _, s := range started {
+			t.Logf("%s renewal started for %s", at(), s)
+		}
+		if err != nil {
+			t.Logf("%s %v (tried again)", at(), err)
+		}
+		if rn.owed == 0 {
+			owedSince = time.Time{}
+		}
+	}
 	for {
 		p, err := r.progress(ctx, id)
 		if err == nil {
@@ -485,10 +508,12 @@ func TestChaosRollout(t *testing.T) {
 			ended := p.Done + len(pausedOf(p))
 			for next < len(events) && events[next].At <= ended {
 				ev := events[next]
-				if ev.Kind == chaos.FaultsOff && open == ev.Window && total(w.FaultsFired()) == 0 {
+				if ev.Kind == chaos.FaultsOff && open == ev.Window && (total(w.FaultsFired()) == 0 || open == hungWindow && traffic.timedOut(r.killTimes()) == timedOutBefore) {
 					// Tenants that end together cross both of a window's
 					// points at once; hold it open (and what follows) until
-					// it has injected something, or it tested nothing.
+					// it has injected something, or it tested nothing (the
+					// hung cmdlets: until the call timeout has ended one,
+					// not only a worker's shutdown).
 					break
 				}
 				next++
@@ -518,16 +543,29 @@ func TestChaosRollout(t *testing.T) {
 					if err := w.AddFaults(chaos.Windows[ev.Window]); err != nil {
 						t.Fatalf("fault window %s: %v", ev.Window, err)
 					}
-					open = ev.Window
+					open, timedOutBefore = ev.Window, traffic.timedOut(r.killTimes())
 				case chaos.FaultsOff:
 					if open == ev.Window {
 						closeWindow()
 					}
+				case chaos.StartRenewals:
+					rn.owed += ev.Count
 				}
 			}
-			if settled(p) {
+			startRenewals()
+			if settled(p) && rn.owed == 0 {
 				break
 			}
+			if settled(p) && !owedSince.IsZero() && time.Since(owedSince) > 30*time.Second {
+				t.Fatalf("the rollout settled with %d renewal(s) still to start: no setup held its tenant's lock", rn.owed)
+			}
+		}
+		if rn.owed > 0 && owedSince.IsZero() {
+			owedSince = time.Now()
+		}
+		if time.Since(rn.polled) > 2*time.Second {
+			rn.poll(ctx, false)
+			rn.polled = time.Now()
 		}
 		traffic.read(sims.Requests())
 		select {
@@ -588,6 +626,19 @@ func TestChaosRollout(t *testing.T) {
 	}
 	sum.States, sum.ContinuedAsNew = final.Counts, final.ContinuedAsNew
 
+	// The renewals: each paused one gets an operator retry, until every
+	// one has closed or stays paused after its last retry.
+	for !rn.poll(ctx, true) {
+		traffic.read(sims.Requests())
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the renewals did not finish: %+v", rn.finish())
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	sum.Renewals = rn.finish()
+	t.Logf("%s renewals ended: %d", at(), len(sum.Renewals))
+
 	// Every tenant's own result, read from its setup workflow.
 	for _, tn := range inv.Tenants {
 		var res workflows.SetupResult
@@ -610,8 +661,24 @@ func TestChaosRollout(t *testing.T) {
 			sum.Violations = append(sum.Violations, name+": "+v)
 		}
 	}
-	check("nothing-lost", e2e.NothingLost(before, after))
+	var renewed []string
+	renewalOf := map[string]string{}
+	for _, r := range sum.Renewals {
+		renewalOf[r.WorkflowID] = r.Tenant
+		if r.State == workflows.StateRenewed {
+			renewed = append(renewed, r.Tenant)
+		}
+	}
+	check("nothing-lost", chaos.RenewedAllowed(e2e.NothingLost(before, after), before, after, renewed))
 	check("no-duplicate-thumbprints", e2e.NewDuplicates(before, after))
+	dups := chaos.Duplicates(before, after)
+	sum.DuplicateObjects = len(dups)
+	check("no-duplicate-objects", dups)
+	sum.Foreign = chaos.ForeignLost(before, after)
+	check("no-foreign-object-lost", sum.Foreign.Lost)
+	sum.Staged = chaos.StagedKeysLost(before, after, sum.Renewals)
+	check("no-staged-key-lost", sum.Staged.Lost)
+	check("renewals-completed-or-stopped-with-a-reason", renewalProblems(sum.Renewals))
 	execs := r.rec.Executions()
 	sum.Executions = len(execs)
 	for _, x := range execs {
@@ -624,7 +691,14 @@ func TestChaosRollout(t *testing.T) {
 	}
 	check("no-step-twice-at-once", chaos.Overlaps(execs))
 	check("no-tenant-twice-at-once", chaos.RunOverlaps(setupRuns(ctx, t, c)))
-	sum.Wall = time.Since(began)
+	writers := chaos.WriterOverlaps(execs, func(wf string) string {
+		if tn, ok := strings.CutPrefix(wf, workflows.SetupWorkflowID("")); ok {
+			return tn
+		}
+		return strings.ToLower(renewalOf[wf])
+	})
+	sum.WriterOverlaps = len(writers)
+	check("no-two-writers-at-once", writers)
 
 	// The production path, shown: every incarnation ran the real backend,
 	// and every tenant's on-prem steps reached its own site through the
@@ -633,6 +707,17 @@ func TestChaosRollout(t *testing.T) {
 	r.killWorker()
 	r.closing.Wait()
 	traffic.read(sims.Requests())
+	// Every host has gone: its session was removed, or orphaned. Only the
+	// hosts the fault injector killed may leave one behind, and every hung
+	// cmdlet must have been cancelled by the worker removing its session.
+	sum.Sessions = settledSessions(ctx, t, admin)
+	sum.HostDeaths, sum.HangsRanLate = traffic.hostDeaths, traffic.hangsRanLate
+	sum.HangsCancelled, sum.HangsTimedOut = len(traffic.hangs), traffic.timedOut(r.killTimes())
+	for _, h := range traffic.hangs {
+		sum.HangLongest = max(sum.HangLongest, h.took)
+	}
+	check("no-orphaned-session", chaos.SessionProblems(sum.Sessions, sum.HostDeaths))
+	check("hung-cmdlets-cancelled", chaos.HangProblems(sum.Hangs(), sum.HangsCancelled, sum.HangsTimedOut, sum.HangsRanLate))
 	r.mu.Lock()
 	kinds := r.kinds
 	r.mu.Unlock()
@@ -657,6 +742,7 @@ func TestChaosRollout(t *testing.T) {
 		}
 	}
 
+	sum.Wall = time.Since(began)
 	keys, spns := protected(before)
 	t.Logf("protected before the rollout: %d key credentials, %d service principal names; %d duplicate(s) seeded",
 		keys, spns, len(e2e.DuplicateThumbprints(before)))
@@ -673,6 +759,9 @@ func TestChaosRollout(t *testing.T) {
 		}
 	}
 }
+
+// hungWindow is the fault window of cmdlets that hang.
+const hungWindow = "hung-cmdlets"
 
 // historyTail prints the last n events of a workflow's history, for a
 // failure's message.
@@ -729,6 +818,45 @@ type traffic struct {
 	// repliesLost: apply-then-drop faults by request ("graph PATCH
 	// /servicePrincipals/{id}", "shell Set-AuthConfig").
 	repliesLost map[string]int
+	// hostDeaths: host requests whose host the injector killed.
+	hostDeaths int
+	// hangs: host requests that ended with no reply and no fault of
+	// their own: a delay (the hung-cmdlets window) cut short by the
+	// session's removal. hangsRanLate: host requests answered after the
+	// hang's full length.
+	hangs        []hang
+	hangsRanLate int
+}
+
+// hang is one hung cmdlet the worker cancelled: when the simulator read
+// it and how long it waited before its session was removed.
+type hang struct {
+	at   time.Time
+	took time.Duration
+}
+
+// timedOut counts the hangs the call timeout ended: those during which no
+// worker was killed (a killed worker's hosts leave, removing their
+// sessions, whatever their calls' timers say).
+func (tr *traffic) timedOut(kills []time.Time) int {
+	n := 0
+	for _, h := range tr.hangs {
+		if !slices.ContainsFunc(kills, func(k time.Time) bool { return !k.Before(h.at) && k.Before(h.at.Add(h.took)) }) {
+			n++
+		}
+	}
+	return n
+}
+
+// killTimes are the moments worker incarnations were killed.
+func (r *rig) killTimes() []time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]time.Time, 0, len(r.killed))
+	for _, k := range r.killed {
+		out = append(out, k)
+	}
+	return out
 }
 
 func newTraffic() *traffic {
@@ -746,6 +874,17 @@ func (tr *traffic) read(l *sim.RequestLog) {
 			strings.HasPrefix(strings.ToLower(rec.Path), "/powershell/") {
 			tr.sessions++
 			tr.sites[rec.Site] = true
+		}
+		if rec.Protocol == sim.ProtoShell && rec.Path == "" {
+			switch {
+			case strings.Contains(rec.Fault, sim.FaultHostCrash) || strings.Contains(rec.Fault, sim.FaultDrop) || strings.Contains(rec.Fault, sim.FaultApplyThenDrop):
+				tr.hostDeaths++
+			case rec.Fault == "" && !rec.OK && rec.Error == "" && rec.Status == 0:
+				tr.hangs = append(tr.hangs, hang{at: rec.Time, took: rec.Duration})
+			}
+			if rec.Duration >= chaos.HangFor*9/10 {
+				tr.hangsRanLate++
+			}
 		}
 		if strings.Contains(rec.Fault, sim.FaultApplyThenDrop) {
 			what := rec.Cmdlet
@@ -797,4 +936,31 @@ func firstLine(s string) string {
 		s = s[:160] + "…"
 	}
 	return s
+}
+
+// settledSessions totals the simulator's remote PowerShell session counts
+// over every site once none is open (each host's end reaches the
+// simulator a moment after the host exits), or after 15 s.
+func settledSessions(ctx context.Context, t *testing.T, admin *simserver.Client) sim.SessionCounts {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		m, err := admin.Sessions(ctx)
+		if err != nil {
+			t.Fatalf("session counts: %v", err)
+		}
+		var sum sim.SessionCounts
+		for _, c := range m {
+			sum.Open += c.Open
+			sum.Peak = max(sum.Peak, c.Peak)
+			sum.Opened += c.Opened
+			sum.Removed += c.Removed
+			sum.Orphaned += c.Orphaned
+			sum.Closed += c.Closed
+		}
+		if sum.Open == 0 || time.Now().After(deadline) {
+			return sum
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

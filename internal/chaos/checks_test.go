@@ -194,7 +194,12 @@ func TestPlanIsSeededAndKeepsOneWindowOpen(t *testing.T) {
 		}
 		count := map[string]int{}
 		open := ""
-		prev := 0
+		prev, lastKill, renewals := 0, 0, 0
+		for _, ev := range a {
+			if ev.Kind == chaos.KillWorker {
+				lastKill = max(lastKill, ev.At)
+			}
+		}
 		for _, ev := range a {
 			count[ev.Kind]++
 			if ev.At < prev {
@@ -205,9 +210,20 @@ func TestPlanIsSeededAndKeepsOneWindowOpen(t *testing.T) {
 				t.Fatalf("%s: %s outside the rollout (%d tenants)", size.Name, ev, size.Tenants)
 			}
 			switch ev.Kind {
+			case chaos.StartRenewals:
+				renewals += ev.Count
+				if !size.RenewalsAmidKills && ev.At <= lastKill {
+					t.Fatalf("%s: %s before the last worker kill", size.Name, ev)
+				}
+				if ev.At >= size.Tenants-size.Concurrency/2 {
+					t.Fatalf("%s: %s when few setups still run", size.Name, ev)
+				}
 			case chaos.FaultsOn:
 				if open != "" {
 					t.Fatalf("%s: %s while %s is open", size.Name, ev, open)
+				}
+				if ev.At > size.Tenants-size.Concurrency {
+					t.Fatalf("%s: %s opens after the last tenant has started", size.Name, ev)
 				}
 				open = ev.Window
 			case chaos.FaultsOff:
@@ -218,8 +234,8 @@ func TestPlanIsSeededAndKeepsOneWindowOpen(t *testing.T) {
 			}
 		}
 		if count[chaos.KillWorker] != size.WorkerKills || count[chaos.RestartServer] != size.ServerRestarts ||
-			count[chaos.FaultsOn] != len(chaos.Windows) || open != "" {
-			t.Fatalf("%s: %v", size.Name, count)
+			count[chaos.FaultsOn] != len(chaos.Windows) || open != "" || renewals != size.Renewals || count[chaos.StartRenewals] < 2 {
+			t.Fatalf("%s: %v, %d renewals", size.Name, count, renewals)
 		}
 	}
 }

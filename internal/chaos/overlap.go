@@ -54,3 +54,37 @@ func closeOf(r Run) string {
 	}
 	return r.Close.Format(time.RFC3339Nano)
 }
+
+// WriterOverlaps reports activity attempts of two different workflows of
+// one tenant (its setup and a renewal) that ran at the same time: each
+// takes the tenant's write lock before its first step and keeps it while
+// its steps run, so their attempts must never overlap. tenantOf names the
+// tenant a workflow ID writes ("" leaves the workflow out). Local
+// activities (decisions without I/O) are left out.
+func WriterOverlaps(execs []Execution, tenantOf func(workflowID string) string) []string {
+	groups := map[string][]Execution{}
+	for _, x := range execs {
+		if x.Local {
+			continue
+		}
+		if t := tenantOf(x.WorkflowID); t != "" {
+			groups[t] = append(groups[t], x)
+		}
+	}
+	var out []string
+	for t, g := range groups {
+		sort.Slice(g, func(i, j int) bool { return g[i].Start.Before(g[j].Start) })
+		for i := range g {
+			for j := i + 1; j < len(g) && g[j].Start.Before(g[i].End); j++ {
+				if g[j].WorkflowID == g[i].WorkflowID {
+					continue
+				}
+				out = append(out, fmt.Sprintf("%s: %s of %s (%s–%s) ran while %s of %s (%s–%s) did",
+					t, g[j].Type, g[j].WorkflowID, g[j].Start.Format("15:04:05.000"), g[j].End.Format("15:04:05.000"),
+					g[i].Type, g[i].WorkflowID, g[i].Start.Format("15:04:05.000"), g[i].End.Format("15:04:05.000")))
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}

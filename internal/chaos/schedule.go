@@ -1,9 +1,10 @@
 // Package chaos drives a rollout of generated tenants through worker
 // kills, Temporal dev server crashes, throttling, server errors, dropped
-// connections, crashing PowerShell hosts and writes whose reply is lost,
-// and holds what checks the outcome: the seeded schedule of those events,
-// the fault windows, the detector of executions that overlapped, and the
-// run's summary. The suite itself is chaos_test.go (`make chaos`, and a
+// connections, crashing PowerShell hosts, writes whose reply is lost,
+// cmdlets that hang past the worker's call timeout and renewals started
+// for tenants whose setup is running, and holds what checks the outcome:
+// the seeded schedule of those events, the fault windows, the detector of
+// executions that overlapped, the world invariants, and the run's summary. The suite itself is chaos_test.go (`make chaos`, and a
 // shorter run in `make test`): the workers run the production backend
 // against the stand-alone simulator.
 package chaos
@@ -23,6 +24,10 @@ const (
 	RestartServer = "restart-server" // the dev server is SIGKILLed and started again on its SQLite file
 	FaultsOn      = "faults-on"      // a fault window opens
 	FaultsOff     = "faults-off"     // and closes
+	// StartRenewals starts Count renewals, as an operator does (a renewal
+	// schedule, triggered now), each for a tenant whose setup holds the
+	// tenant's write lock at that moment.
+	StartRenewals = "start-renewals"
 )
 
 // Event is one thing the harness does to the system. It fires once At
@@ -33,6 +38,7 @@ type Event struct {
 	Kind   string
 	Window string        // FaultsOn / FaultsOff: which window
 	Down   time.Duration // KillWorker / RestartServer: how long the part stays dead
+	Count  int           // StartRenewals: how many
 }
 
 func (e Event) String() string {
@@ -42,6 +48,9 @@ func (e Event) String() string {
 	}
 	if e.Down > 0 {
 		s += fmt.Sprintf(" (down %s)", e.Down)
+	}
+	if e.Count > 0 {
+		s += fmt.Sprintf(" (%d)", e.Count)
 	}
 	return s
 }
@@ -53,13 +62,36 @@ type Size struct {
 	Concurrency    int
 	WorkerKills    int
 	ServerRestarts int
+	// Renewals started during the rollout (about one tenant in ten).
+	Renewals int
+	// RenewalsAmidKills lets renewals start before the last worker kill.
+	// A renewal's step has no start-to-close option of its own: one that
+	// was running on a killed worker is retried only after the on-prem
+	// default (config.StepStartToClose, 5 minutes), which the short run
+	// cannot afford, so there the renewals start after the last kill.
+	RenewalsAmidKills bool
 }
 
 // Short runs inside `make test`; Full is `make chaos`.
 var (
-	Short = Size{Name: "short", Tenants: 20, Concurrency: 8, WorkerKills: 2, ServerRestarts: 1}
-	Full  = Size{Name: "full", Tenants: 200, Concurrency: 25, WorkerKills: 7, ServerRestarts: 2}
+	Short = Size{Name: "short", Tenants: 20, Concurrency: 8, WorkerKills: 2, ServerRestarts: 1, Renewals: 3}
+	Full  = Size{Name: "full", Tenants: 300, Concurrency: 30, WorkerKills: 8, ServerRestarts: 2, Renewals: 30, RenewalsAmidKills: true}
 )
+
+// CallTimeout is the chaos worker's shell.call_timeout: a cmdlet with no
+// reply by then has its host told to stop it and remove its remote
+// session, and a new host serves the next call. HangFor is how long a
+// hung cmdlet keeps quiet (the hung-cmdlets window): well past the
+// timeout, so only the worker's cancelling ends it early; a session the
+// worker failed to remove would run the cmdlet after HangFor, late.
+const (
+	CallTimeout = 4 * time.Second
+	HangFor     = time.Minute
+)
+
+// RenewalWrites says whether the i-th renewal the suite starts (from 0)
+// is asked to renew (two in three), or only to read and find nothing due.
+func RenewalWrites(i int) bool { return i%3 != 2 }
 
 // Windows are the fault windows, by name; each is open for a slice of the
 // rollout and only one is open at a time, so every fault counted while it
@@ -89,6 +121,12 @@ var Windows = map[string][]sim.FaultRule{
 	},
 	"cloud-apply-then-drop": cloudWritesLost(0.25),
 	"host-apply-then-drop":  hostWritesLost(0.25),
+	// A cmdlet that does not answer: the simulator holds the reply for
+	// HangFor and runs the cmdlet only then, unless the remote session is
+	// removed first (a removed session's pending cmdlet never runs).
+	"hung-cmdlets": {
+		{Protocol: sim.ProtoShell, Kind: sim.FaultLatency, Latency: HangFor, Rate: 0.1},
+	},
 }
 
 // HostWriteVerbs are the verbs of the on-prem cmdlets the product runs
@@ -130,16 +168,20 @@ func WindowNames() []string {
 
 // Plan derives the schedule from the seed: the same seed and size give the
 // same events. Kills and restarts land between 10% and 85% of the tenants
-// ended, at distinct points; the fault windows split 5%–75% into
-// consecutive slices in a seeded order, so that the last one still finds
-// tenants early enough in their setup to meet its faults (a window whose
-// tenants are all verifying may inject nothing).
+// ended, at distinct points; the fault windows split 5%–75% (at most up
+// to the last tenant's start) into consecutive slices in a seeded order,
+// so that the last one still finds tenants early enough in their setup to
+// meet its faults (a window whose tenants are all verifying may inject
+// nothing). Renewals start in
+// batches of about five (at least two) between 15% and 70%, while setups
+// run; without RenewalsAmidKills the kills keep to 10%–50% and the
+// renewals come after the last of them.
 func Plan(seed int64, s Size) []Event {
 	r := rand.New(rand.NewSource(seed))
 	n := s.Tenants
-	lo, hi := max(1, n/10), max(2, n*85/100)
 	used := map[int]bool{}
-	point := func() int {
+	point := func(lo, hi int) int {
+		hi = max(lo, hi)
 		for range 1000 {
 			at := lo + r.Intn(hi-lo+1)
 			if !used[at] {
@@ -149,16 +191,39 @@ func Plan(seed int64, s Size) []Event {
 		}
 		return lo + r.Intn(hi-lo+1) // a tiny rollout: points may repeat
 	}
+	lo, hi := max(1, n/10), max(2, n*85/100)
+	killHi := hi
+	if s.Renewals > 0 && !s.RenewalsAmidKills {
+		killHi = max(lo, n/2)
+	}
 	var ev []Event
+	lastKill := 0
 	for range s.WorkerKills {
-		ev = append(ev, Event{At: point(), Kind: KillWorker, Down: time.Duration(500+r.Intn(2500)) * time.Millisecond})
+		at := point(lo, killHi)
+		lastKill = max(lastKill, at)
+		ev = append(ev, Event{At: at, Kind: KillWorker, Down: time.Duration(500+r.Intn(2500)) * time.Millisecond})
 	}
 	for range s.ServerRestarts {
-		ev = append(ev, Event{At: point(), Kind: RestartServer, Down: time.Duration(500+r.Intn(1500)) * time.Millisecond})
+		ev = append(ev, Event{At: point(lo, hi), Kind: RestartServer, Down: time.Duration(500+r.Intn(1500)) * time.Millisecond})
+	}
+	if s.Renewals > 0 {
+		batches := min(s.Renewals, max(2, s.Renewals/5))
+		from, to := max(1, n*15/100), max(2, n*70/100)
+		if !s.RenewalsAmidKills {
+			from = max(from, lastKill+1)
+		}
+		left := s.Renewals
+		for b := range batches {
+			count := left / (batches - b)
+			left -= count
+			ev = append(ev, Event{At: point(from, to), Kind: StartRenewals, Count: count})
+		}
 	}
 	names := WindowNames()
 	r.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
-	from, to := n*5/100, n*75/100
+	// The last window must open while tenants still wait to start (the
+	// ones running then may all be verifying): by n - Concurrency ended.
+	from, to := n*5/100, min(n*75/100, max(n*5/100+len(names), n-s.Concurrency))
 	slice := float64(to-from) / float64(len(names))
 	for i, name := range names {
 		on := from + int(float64(i)*slice)
@@ -169,7 +234,7 @@ func Plan(seed int64, s Size) []Event {
 		ev = append(ev, Event{At: on, Kind: FaultsOn, Window: name}, Event{At: off, Kind: FaultsOff, Window: name})
 	}
 	// Closing a window before opening the next keeps one open at a time.
-	rank := map[string]int{FaultsOff: 0, KillWorker: 1, RestartServer: 2, FaultsOn: 3}
+	rank := map[string]int{FaultsOff: 0, KillWorker: 1, RestartServer: 2, FaultsOn: 3, StartRenewals: 4}
 	sort.SliceStable(ev, func(i, j int) bool {
 		if ev[i].At != ev[j].At {
 			return ev[i].At < ev[j].At

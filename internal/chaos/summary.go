@@ -51,6 +51,65 @@ type Summary struct {
 	// simulator; 0 where not measured); ChildPeakRSS the largest of its
 	// ended children (dev server incarnations, PowerShell stand-ins).
 	PeakRSS, ChildPeakRSS int64
+
+	// DuplicateObjects: objects or items the run made twice (Duplicates).
+	DuplicateObjects int
+	// Foreign: what ForeignLost guarded and found.
+	Foreign Foreign
+	// Staged: the keys renewals staged (StagedKeysLost).
+	Staged Staged
+
+	// HangsCancelled: hung cmdlets (the hung-cmdlets window) whose remote
+	// session the worker removed after its call timeout, so the cmdlet
+	// never ran; HangLongest is the longest such a cmdlet waited.
+	// HangsRanLate: hung cmdlets that ran after HangFor in a session
+	// nobody removed.
+	HangsCancelled, HangsRanLate int
+	HangLongest                  time.Duration
+	// HangsTimedOut: of HangsCancelled, those the call timeout ended (the
+	// others ended with their worker's shutdown).
+	HangsTimedOut int
+	// Sessions totals the simulator's remote PowerShell session counts
+	// over every site, read after the last worker incarnation closed.
+	Sessions sim.SessionCounts
+	// HostDeaths: PowerShell hosts the fault injector killed (host_crash,
+	// drop, apply_then_drop on the shell); each leaves its remote session
+	// orphaned, as a crashed powershell.exe does.
+	HostDeaths int
+
+	// Renewals: every renewal the suite started, as it ended.
+	Renewals []Renewal
+	// WriterOverlaps: activity attempts of a tenant's setup and of its
+	// renewal that ran at the same time (the tenant lock forbids it).
+	WriterOverlaps int
+}
+
+// Hangs is how many cmdlets the hung-cmdlets window held.
+func (s Summary) Hangs() int { return s.Faults["hung-cmdlets"][sim.FaultLatency] }
+
+// RenewalCounts: started, asked to renew, completed (renewed or found
+// nothing due), paused at least once with TenantBusy, TenantBusy pauses
+// in all, failed, still open at the end.
+func (s Summary) RenewalCounts() (started, writing, completed, busy, busyPauses, failed, open int) {
+	for _, r := range s.Renewals {
+		started++
+		if r.Writes {
+			writing++
+		}
+		if r.Busy > 0 {
+			busy++
+			busyPauses += r.Busy
+		}
+		switch {
+		case r.Open:
+			open++
+		case r.Err != "":
+			failed++
+		default:
+			completed++
+		}
+	}
+	return
 }
 
 // HostCrashes is how many PowerShell host processes the fault injector
@@ -98,6 +157,31 @@ func (s Summary) String() string {
 	fmt.Fprintf(&b, "  activity attempts %d (%d failed, %d in flight when their worker was killed)\n", s.Executions, s.FailedAttempts, s.CutByKill)
 	fmt.Fprintf(&b, "  backend %s; simulator requests %s (%d unseen); PowerShell host sessions through the gateway %d at %d sites\n",
 		s.Backend, kv(s.Requests), s.RequestsUnseen, s.HostSessions, s.HostSites)
+	fmt.Fprintf(&b, "  hung cmdlets %d (no reply for %s; call timeout %s): cancelled by the worker %d (%d at the call timeout, the others at a worker's shutdown; the session removed, the cmdlet never ran, a new host for the next call; longest wait %s), ran late in a session left behind %d\n",
+		s.Hangs(), HangFor, CallTimeout, s.HangsCancelled, s.HangsTimedOut, s.HangLongest.Round(100*time.Millisecond), s.HangsRanLate)
+	fmt.Fprintf(&b, "  remote PowerShell sessions: opened %d, removed %d, orphaned %d (host deaths injected %d), still open %d\n",
+		s.Sessions.Opened, s.Sessions.Removed, s.Sessions.Orphaned, s.HostDeaths, s.Sessions.Open)
+	started, writing, completed, busy, busyPauses, failed, open := s.RenewalCounts()
+	fmt.Fprintf(&b, "  renewals started %d (%d asked to renew) while their tenant's setup held the lock: completed %d, paused with TenantBusy %d (%d pause(s), each sent on by an operator retry), failed %d, still open %d\n",
+		started, writing, completed, busy, busyPauses, failed, open)
+	ends := map[string]int{}
+	for _, r := range s.Renewals {
+		ends[r.State]++
+		for _, p := range r.Paused {
+			fmt.Fprintf(&b, "    renewal %s paused: %s\n", r.Tenant, p)
+		}
+		if r.Err != "" {
+			fmt.Fprintf(&b, "    renewal %s failed: %s\n", r.Tenant, r.Err)
+		}
+	}
+	if len(ends) > 0 {
+		fmt.Fprintf(&b, "    renewal end states %s; setup and renewal steps of one tenant at once %d\n", kv(ends), s.WriterOverlaps)
+	}
+	fmt.Fprintf(&b, "  duplicate objects %d; foreign objects guarded %d, lost or changed %d (expired keys of other applications left out of a rewritten collection %d); keys staged by renewals %d, lost %d (excused by the renewal's reason %d)\n",
+		s.DuplicateObjects, s.Foreign.Guarded, len(s.Foreign.Lost), s.Foreign.ExpiredDropped, s.Staged.Keys, len(s.Staged.Lost), len(s.Staged.Excused))
+	for _, e := range s.Staged.Excused {
+		fmt.Fprintf(&b, "    %s\n", e)
+	}
 	if s.PeakRSS > 0 {
 		fmt.Fprintf(&b, "  peak RSS: test process %d MiB; largest ended child %d MiB\n", s.PeakRSS>>20, s.ChildPeakRSS>>20)
 	}

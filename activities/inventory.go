@@ -106,13 +106,27 @@ func (a *Inventory) read(path string) ([]byte, error) {
 	if err != nil {
 		return nil, invalid("%v", err)
 	}
-	f, err := os.OpenInRoot(root, rel)
+	// os.Root refuses a symbolic link that leads out of the directory.
+	r, err := os.OpenRoot(root)
 	if err != nil {
+		return nil, invalid("inventory.dir (%s) cannot be used: %v", a.Dir, err)
+	}
+	defer r.Close()
+	opened := func(err error) error {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, invalid("no such file in inventory.dir (%s); the cloud worker must see the file at the path the CLI gave", a.Dir)
+			return invalid("no such file in inventory.dir (%s); the cloud worker must see the file at the path the CLI gave", a.Dir)
 		}
-		// os.Root refuses a symbolic link that leads out of the directory.
-		return nil, invalid("cannot be opened inside inventory.dir (%s): %v", a.Dir, err)
+		return invalid("cannot be opened inside inventory.dir (%s): %v", a.Dir, err)
+	}
+	// Checked before opening too: opening a FIFO would wait for a writer.
+	if st, err := r.Stat(rel); err != nil {
+		return nil, opened(err)
+	} else if !st.Mode().IsRegular() {
+		return nil, invalid("not a regular file (%s)", st.Mode().Type())
+	}
+	f, err := r.Open(rel)
+	if err != nil {
+		return nil, opened(err)
 	}
 	defer f.Close()
 	st, err := f.Stat()

@@ -37,7 +37,7 @@ ENGINE     := server
 endif
 # Custom search attributes; workflows/searchattrs.go is the source of truth
 # and a test keeps this list equal to it.
-SEARCH_ATTRIBUTES := HybridflowCloud HybridflowState HybridflowStep HybridflowTenant
+SEARCH_ATTRIBUTES := HybridflowCloud HybridflowDrift HybridflowState HybridflowStep HybridflowTenant
 WORKER_CONFIG ?= configs/worker.dev.yaml
 INVENTORY  ?= configs/inventory.demo.yaml
 

@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
 
-	"github.com/spf13/cobra"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
@@ -16,10 +14,6 @@ import (
 	"github.com/hybridflow/hybridflow/internal/temporalx"
 	"github.com/hybridflow/hybridflow/workflows"
 )
-
-func init() {
-	extraCommands = append(extraCommands, (*app).verifyCommand)
-}
 
 // tenantPlan is one tenant's dry-run result in inventory-wide output.
 type tenantPlan struct {
@@ -115,69 +109,3 @@ func (tp tenantPlan) counts() planCounts {
 // drifted: the tenant's plan would write, is blocked somewhere, or could
 // not be made.
 func (tp tenantPlan) drifted() bool { return tp.Error != "" || !tp.counts().Converged() }
-
-func (a *app) verifyCommand() *cobra.Command {
-	var (
-		file        string
-		concurrency int
-	)
-	cmd := &cobra.Command{
-		Use:   "verify -f INVENTORY",
-		Short: "Read-only drift check: exit 1 if any tenant's plan would write or is blocked",
-		Long: `verify discovers every tenant and plans it without writing (a dry-run rollout);
-a tenant drifted when any step would write or is blocked (something in the
-tenant stops the step, so a setup would pause there for an operator). Exit
-status 1 on drift, a blocked step or an error, 0 when every tenant is converged.`,
-		Example: "  hybridflow verify -f configs/inventory.demo.yaml -o json",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if file == "" {
-				return errors.New("name the inventory with -f")
-			}
-			inv, err := config.LoadInventory(file)
-			if err != nil {
-				return err
-			}
-			c, _, err := a.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			plans, err := a.planAll(cmd.Context(), c, file, inv, concurrency)
-			if err != nil {
-				return err
-			}
-			drift, blocked := 0, 0
-			for _, tp := range plans {
-				if tp.drifted() {
-					drift++
-				}
-				if len(tp.Blocked) > 0 {
-					blocked++
-				}
-			}
-			if a.output == "json" {
-				for i := range plans {
-					plans[i].Result = nil
-				}
-				if err := a.printJSON(map[string]any{"drifted": drift, "blocked": blocked, "tenants": plans}); err != nil {
-					return err
-				}
-			} else {
-				a.printPlanSummary(plans, inv, false)
-				a.printf("%d of %d tenant(s) drifted", drift, len(plans))
-				if blocked > 0 {
-					a.printf(", %d of them blocked: a setup would pause for an operator", blocked)
-				}
-				a.printf("\n")
-			}
-			if drift > 0 {
-				return silentExit{code: 1}
-			}
-			return nil
-		},
-	}
-	cmd.Flags().StringVarP(&file, "file", "f", "", "tenant inventory (required)")
-	cmd.Flags().IntVar(&concurrency, "concurrency", workflows.DefaultConcurrency, "tenants discovered at once")
-	return cmd
-}

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/hybridflow/hybridflow/internal/plan"
+	"github.com/hybridflow/hybridflow/workflows"
 )
 
 // planCounts is what a plan would do, counted the way every printer and
@@ -18,14 +19,7 @@ type planCounts struct {
 
 func countPlan(actions []plan.Action) planCounts {
 	var c planCounts
-	for _, a := range actions {
-		switch {
-		case a.Change.Writes():
-			c.Writes++
-		case a.Change == plan.ChangeBlocked:
-			c.Blocked = append(c.Blocked, a.Step)
-		}
-	}
+	c.Writes, c.Blocked = workflows.PlanCounts(actions)
 	return c
 }
 

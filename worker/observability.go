@@ -12,6 +12,7 @@ import (
 
 	"github.com/hybridflow/hybridflow/internal/config"
 	"github.com/hybridflow/hybridflow/internal/metrics"
+	"github.com/hybridflow/hybridflow/internal/metrics/fleet"
 	"github.com/hybridflow/hybridflow/internal/temporalx"
 	"github.com/hybridflow/hybridflow/workflows"
 )
@@ -82,7 +83,7 @@ func (o *observability) dialOptions() []temporalx.Option {
 }
 
 // connected registers what needs the client: the readiness check and, on a
-// cloud worker, the tenants-by-state gauge read from visibility.
+// cloud worker, the gauges read from Temporal (tenants by state, fleet).
 func (o *observability) connected(c client.Client, cfg *config.WorkerConfig) {
 	o.client = c
 	if o.m == nil || !slices.Contains(cfg.Roles, config.Role{Kind: config.RoleCloud}) {
@@ -96,6 +97,11 @@ func (o *observability) connected(c client.Client, cfg *config.WorkerConfig) {
 	})
 	if err != nil {
 		o.logger.Warn("tenants-by-state gauge not registered", zap.Error(err))
+	}
+	// Per-tenant drift, certificate expiry, pauses, renewals and pollers,
+	// read from Temporal like the gauge above.
+	if _, err := fleet.Register(o.m.Registry(), fleet.Options{Source: fleet.FromClient(c, cfg.Temporal.Namespace), Namespace: cfg.Temporal.Namespace}); err != nil {
+		o.logger.Warn("fleet gauges not registered", zap.Error(err))
 	}
 }
 

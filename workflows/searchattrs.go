@@ -14,6 +14,9 @@ var (
 	SACloud  = temporal.NewSearchAttributeKeyKeyword("HybridflowCloud")
 	SAStep   = temporal.NewSearchAttributeKeyKeyword("HybridflowStep")
 	SAState  = temporal.NewSearchAttributeKeyKeyword("HybridflowState")
+	// SADrift is a finished verify run's summary: "converged" or
+	// "drifted" (DriftConverged, DriftDrifted).
+	SADrift = temporal.NewSearchAttributeKeyKeyword("HybridflowDrift")
 )
 
 // SearchAttributes lists every custom attribute with its indexed type, for
@@ -23,4 +26,5 @@ var SearchAttributes = map[string]enumspb.IndexedValueType{
 	SACloud.GetName():  enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 	SAStep.GetName():   enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 	SAState.GetName():  enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	SADrift.GetName():  enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 }

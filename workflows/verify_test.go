@@ -1,0 +1,110 @@
+package workflows_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/hybridflow/hybridflow/activities"
+	"github.com/hybridflow/hybridflow/internal/sim"
+	"github.com/hybridflow/hybridflow/workflows"
+)
+
+// TestVerifyInventoryVerdicts: small.yaml with tenant 0 set up and the two
+// others not, tenant 2's current auth certificate taken out of the store
+// (its plan cannot be made), verified two tenants per run so the workflow
+// continues as new. The report says tenant 0 converged with its
+// certificate's expiry, tenant 1 drifted with steps to write, tenant 2
+// drifted with the plan's error (a failing tenant ends its check instead
+// of pausing for an operator), and the run publishes HybridflowDrift =
+// drifted.
+func TestVerifyInventoryVerdicts(t *testing.T) {
+	h := newRenewHarness(t)
+	h.setUp(0, renewBase)
+	h.world.Update(h.tenant(2).ID, func(st *sim.Tenant) { st.OnPrem.Certificates = nil })
+
+	in := workflows.VerifyInput{Name: "small", Tenants: h.inv.Tenants, Concurrency: 2, ContinueAsNewEvery: 2,
+		Retry: workflows.RetryOptions{InitialInterval: 10 * time.Millisecond, MaximumInterval: 50 * time.Millisecond, MaximumAttempts: 2}}
+	var rep workflows.VerifyReport
+	var drift []string
+	runs := 0
+	for {
+		env := h.newEnv(renewBase)
+		env.RegisterWorkflow(workflows.VerifyInventory)
+		env.RegisterActivity(&activities.Inventory{})
+		env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+			sa := args.Get(0).(temporal.SearchAttributes)
+			if v, ok := sa.GetKeyword(workflows.SADrift); ok {
+				drift = append(drift, v)
+			}
+		}).Return(nil)
+		env.ExecuteWorkflow(workflows.VerifyInventory, in)
+		if !env.IsWorkflowCompleted() {
+			t.Fatal("verify did not complete")
+		}
+		err := env.GetWorkflowError()
+		if can, ok := asContinueAsNew(err); ok {
+			runs++
+			in = workflows.VerifyInput{}
+			if err := can.Get(&in); err != nil {
+				t.Fatal(err)
+			}
+			if len(drift) != 0 {
+				t.Fatalf("a run that continued as new published HybridflowDrift %v", drift)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := env.GetWorkflowResult(&rep); err != nil {
+			t.Fatal(err)
+		}
+		break
+	}
+	if runs < 1 || rep.Runs != runs {
+		t.Errorf("continued as new %d times, the report says %d; want at least 1", runs, rep.Runs)
+	}
+	if rep.Total != 3 || len(rep.Tenants) != 3 || rep.Drifted != 2 || rep.Errors != 1 {
+		t.Fatalf("report: total %d, %d verdicts, %d drifted, %d errors; want 3, 3, 2, 1: %+v", rep.Total, len(rep.Tenants), rep.Drifted, rep.Errors, rep.Tenants)
+	}
+	if len(drift) != 1 || drift[0] != workflows.DriftDrifted {
+		t.Errorf("HybridflowDrift upserts %v, want [%s]", drift, workflows.DriftDrifted)
+	}
+	by := map[string]workflows.TenantVerdict{}
+	for _, v := range rep.Tenants {
+		by[v.TenantID] = v
+	}
+	v0, v1, v2 := by[h.tenant(0).ID], by[h.tenant(1).ID], by[h.tenant(2).ID]
+	if v0.Drifted || v0.Writes != 0 || v0.Error != "" || v0.CertNotAfter == nil || v0.CertNotAfter.Year() != 2029 || v0.Site != h.tenant(0).Site {
+		t.Errorf("tenant 0 (set up) should be converged with its certificate's expiry: %+v", v0)
+	}
+	if !v1.Drifted || v1.Writes == 0 || v1.Error != "" || v1.CertNotAfter == nil {
+		t.Errorf("tenant 1 (not set up) should have steps to write: %+v", v1)
+	}
+	if !v2.Drifted || v2.Error == "" || v2.CertNotAfter != nil || v2.CertError == "" {
+		t.Errorf("tenant 2 (no auth certificate in the store) should carry the plan's and the report's errors: %+v", v2)
+	}
+	t.Logf("runs=%d tenant 1: %d writes; tenant 2: %s / %s", runs, v1.Writes, v2.Error, v2.CertError)
+}
+
+// TestVerifyNameFromWorkflowID: a manual run's ID and a scheduled one's
+// (the schedule appends the scheduled time) name the same inventory.
+func TestVerifyNameFromWorkflowID(t *testing.T) {
+	for id, want := range map[string]string{
+		"hybridflow/verify/inventory-demo":                      "inventory-demo",
+		"hybridflow/verify/inventory-demo-2026-11-01T10:00:00Z": "inventory-demo",
+		"hybridflow/verify/a-2026":                              "a-2026",
+	} {
+		if got, ok := workflows.VerifyNameFromWorkflowID(id); !ok || got != want {
+			t.Errorf("%s: %q %v, want %q", id, got, ok, want)
+		}
+	}
+	for _, id := range []string{"hybridflow/verify/", "hybridflow/rollout/x", "hybridflow/plan/x"} {
+		if got, ok := workflows.VerifyNameFromWorkflowID(id); ok {
+			t.Errorf("%s: %q, want not a verify ID", id, got)
+		}
+	}
+}

@@ -154,11 +154,11 @@ func newFake(t *testing.T) *fakeSource {
 			"hybridflow/setup/" + tB: workflows.SetupState{},
 		},
 		pollers: map[string][]*Poller{
-			"hybridflow-cloud/"+wf: {{Identity: "w1", LastAccess: now.Add(-10 * time.Second)}},
-			"hybridflow-cloud/"+act: {{Identity: "w1", LastAccess: now.Add(-10 * time.Second)}},
+			"hybridflow-cloud/" + wf:  {{Identity: "w1", LastAccess: now.Add(-10 * time.Second)}},
+			"hybridflow-cloud/" + act: {{Identity: "w1", LastAccess: now.Add(-10 * time.Second)}},
 			// site-1's worker stopped polling five minutes ago; site-2's polls.
-			"hybridflow-onprem-site-1/"+act: {{Identity: "old", LastAccess: now.Add(-5 * time.Minute)}},
-			"hybridflow-onprem-site-2/"+act: {{Identity: "s2", LastAccess: now.Add(-20 * time.Second)}},
+			"hybridflow-onprem-site-1/" + act: {{Identity: "old", LastAccess: now.Add(-5 * time.Minute)}},
+			"hybridflow-onprem-site-2/" + act: {{Identity: "s2", LastAccess: now.Add(-20 * time.Second)}},
 		},
 		schedules: []string{"hybridflow/verify/east", "hybridflow/verify/north"},
 	}

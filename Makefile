@@ -295,7 +295,10 @@ chaos: $(TEMPORAL)
 
 # Performance: Go benchmarks of the pure parts, then the rollout harness
 # (durable through the real dev server and worker against the concurrent
-# and sequential baselines); writes bench/results/ and prints the table.
+# and sequential baselines, then the durable main point again on the
+# cluster engine: temporal-server on PostgreSQL, as make cluster runs it,
+# with CPU per tenant for the server and PostgreSQL; -cluster=false in
+# BENCH_FLAGS leaves it out); writes bench/results/ and prints the table.
 BENCH_FLAGS ?=
 bench: $(TEMPORAL) temporal-server postgresql
 	@mkdir -p bench/results

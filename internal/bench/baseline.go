@@ -69,8 +69,11 @@ type RunResult struct {
 	Stats       sim.Counters
 	PeakRSS     int64 // bytes, this process, during the run
 	// CPU is this process's CPU time during the run (worker or script,
-	// the simulated world and its servers); ServerCPU the dev server's.
-	CPU, ServerCPU time.Duration
+	// the simulated world and its servers); ServerCPU the Temporal
+	// server's, PostgresCPU PostgreSQL's (the cluster engine).
+	CPU, ServerCPU, PostgresCPU time.Duration
+	// Engine is the durable runs' server (EngineDevServer, EngineCluster).
+	Engine string
 }
 
 // Verified counts tenants that ended verified.

@@ -13,7 +13,6 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
-	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
@@ -32,14 +31,35 @@ import (
 // travel by file reference and are read page by page by the worker.
 const inlineLimit = 100
 
-// Durable is the real Temporal dev server (bin/temporal, in memory) and a
+// Engines a durable run can use.
+const (
+	// EngineDevServer is the Temporal dev server (bin/temporal: every
+	// service in one process, SQLite in memory).
+	EngineDevServer = "dev server"
+	// EngineCluster is internal/cluster: bin/temporal-server with the
+	// repository's configuration on a PostgreSQL cluster of its own, as
+	// the compose stack runs it.
+	EngineCluster = "cluster"
+)
+
+// Durable is a real Temporal server (the dev server or the cluster) and a
 // client; every durable run starts its own worker host against it.
 type Durable struct {
-	srv    *testsuite.DevServer
+	engine string
 	c      client.Client
 	dir    string
 	logger *zap.Logger
 	seq    int
+	// closeEngine stops the server (and PostgreSQL).
+	closeEngine func()
+	// serverCPU and postgresCPU are the engine's CPU time so far
+	// (postgresCPU nil for the dev server); serverPeakRSS its peak
+	// resident set in bytes.
+	serverCPU, postgresCPU func() time.Duration
+	serverPeakRSS          func() int64
+	// describe says what the engine is, for the report.
+	describe  string
+	closeOnce sync.Once
 	// Tune, when set, starts the workers with these options instead of
 	// workerhost.Start's defaults (the investigation of where durable
 	// time goes); registration is still workerhost.ForBackend.
@@ -100,28 +120,58 @@ func StartDurable(ctx context.Context, logger *zap.Logger, dynamicConfig ...stri
 	if err != nil {
 		return nil, err
 	}
-	// The compression hybridflow-worker would choose for this address.
-	gz, _ := temporalx.Compression(config.TemporalConfig{Address: srv.FrontendHostPort()})
-	c, err := client.Dial(client.Options{HostPort: srv.FrontendHostPort(), Namespace: "default", Logger: logging.NewTemporal(zap.NewNop()),
-		ConnectionOptions: client.ConnectionOptions{GrpcCompression: gz}})
-	if err != nil {
+	d := &Durable{engine: EngineDevServer, logger: logger, closeEngine: func() { _ = srv.Stop() },
+		serverCPU:     func() time.Duration { return childCPU(devServerComm) },
+		serverPeakRSS: func() int64 { return childPeakRSS(devServerComm) },
+		describe:      "the Temporal dev server (bin/temporal, SQLite in memory, 1 history shard)"}
+	if err := d.connect(srv.FrontendHostPort(), "default"); err != nil {
 		_ = srv.Stop()
 		return nil, err
+	}
+	return d, nil
+}
+
+// connect dials the engine with the compression hybridflow-worker would
+// choose for its address, and makes the inventory directory.
+func (d *Durable) connect(hostPort, namespace string) error {
+	gz, _ := temporalx.Compression(config.TemporalConfig{Address: hostPort})
+	c, err := client.Dial(client.Options{HostPort: hostPort, Namespace: namespace, Logger: logging.NewTemporal(zap.NewNop()),
+		ConnectionOptions: client.ConnectionOptions{GrpcCompression: gz}})
+	if err != nil {
+		return err
 	}
 	dir, err := os.MkdirTemp("", "rolloutbench-")
 	if err != nil {
 		c.Close()
-		_ = srv.Stop()
-		return nil, err
+		return err
 	}
-	return &Durable{srv: srv, c: c, dir: dir, logger: logger}, nil
+	d.c, d.dir = c, dir
+	return nil
 }
 
-// Close stops the dev server.
+// Engine is EngineDevServer or EngineCluster; Describe says what it runs.
+func (d *Durable) Engine() string { return d.engine }
+
+// Describe says what the engine is (version, store, shards).
+func (d *Durable) Describe() string { return d.describe }
+
+// ServerPeakRSS is the server's peak resident set so far, in bytes.
+func (d *Durable) ServerPeakRSS() int64 { return d.serverPeakRSS() }
+
+func (d *Durable) pgCPU() time.Duration {
+	if d.postgresCPU == nil {
+		return 0
+	}
+	return d.postgresCPU()
+}
+
+// Close stops the server (and PostgreSQL); a second Close does nothing.
 func (d *Durable) Close() {
-	d.c.Close()
-	_ = d.srv.Stop()
-	_ = os.RemoveAll(d.dir)
+	d.closeOnce.Do(func() {
+		d.c.Close()
+		d.closeEngine()
+		_ = os.RemoveAll(d.dir)
+	})
 }
 
 // Session is a worker host (the cloud role and an on-prem role per site,
@@ -233,7 +283,7 @@ func (s *Session) Rollout(ctx context.Context, name string, concurrency int, opt
 		in.InventoryPath = path
 	}
 	before := s.world.Stats()
-	cpu0, srv0 := cpuTime(), childCPU(devServerComm)
+	cpu0, srv0, pg0 := cpuTime(), d.serverCPU(), d.pgCPU()
 	resetPeakRSS()
 	start := time.Now()
 	run, err := d.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
@@ -249,7 +299,7 @@ func (s *Session) Rollout(ctx context.Context, name string, concurrency int, opt
 		return RunResult{}, fmt.Errorf("rollout %s: %w%s", name, err, d.diagnose(tenants))
 	}
 	res := RunResult{Runner: RunDurable, Concurrency: concurrency, Wall: time.Since(start), PeakRSS: peakRSS(),
-		CPU: cpuTime() - cpu0, ServerCPU: childCPU(devServerComm) - srv0}
+		CPU: cpuTime() - cpu0, ServerCPU: d.serverCPU() - srv0, PostgresCPU: d.pgCPU() - pg0, Engine: d.engine}
 	res.Stats = diffStats(before, s.world.Stats())
 	res.Tenants = make([]TenantRun, len(tenants))
 	// Per-tenant durations and states from the children themselves.

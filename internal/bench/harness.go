@@ -33,6 +33,11 @@ type Config struct {
 	// ServerConfig are dynamic-config values for the dev server
 	// ("key=value", as start-dev's --dynamic-config-value takes them).
 	ServerConfig []string
+	// Cluster also runs the durable main point (and its converged re-run)
+	// on the cluster engine: the Temporal server on PostgreSQL, with the
+	// repository's configuration (its own dynamic config, not
+	// ServerConfig).
+	Cluster bool
 }
 
 // DefaultSetup is the setup options for the scaled-down profile, the same
@@ -92,7 +97,7 @@ func Run(ctx context.Context, cfg Config, logger *zap.Logger) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep.DevServerPeakRSS = childPeakRSS(devServerComm)
+	rep.DevServerPeakRSS = d.ServerPeakRSS()
 	cfg.logf("converged: %s, %d/%d verified", conv.Wall.Round(time.Millisecond), conv.Verified(), len(ids))
 
 	cfg.logf("concurrent floor: %d tenants, concurrency %d", cfg.Tenants, cfg.Concurrency)
@@ -158,7 +163,51 @@ func Run(ctx context.Context, cfg Config, logger *zap.Logger) (*Report, error) {
 		cfg.logf("sweep C=%d N=%d: durable %.0f/min, floor %.0f/min", c, n, PerMinute(n, r.Wall), PerMinute(n, f.Wall))
 	}
 	rep.sortSweep()
+
+	if cfg.Cluster {
+		// One engine at a time: the dev server's memory and any work it
+		// has left go before the cluster starts.
+		d.Close()
+		if err := runCluster(ctx, cfg, rep, logger); err != nil {
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+	}
 	return rep, nil
+}
+
+// runCluster is the durable main point and its converged re-run on the
+// cluster engine.
+func runCluster(ctx context.Context, cfg Config, rep *Report, logger *zap.Logger) error {
+	began := time.Now()
+	d, err := StartDurableCluster(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	d.Tune = cfg.Tune
+	cfg.logf("cluster up in %s: %s", time.Since(began).Round(100*time.Millisecond), d.Describe())
+	w, err := NewWorld(cfg.Tenants, cfg.Seed, cfg.Profile)
+	if err != nil {
+		return err
+	}
+	sess, err := d.Open(ctx, w, cfg.Direct)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	cfg.logf("durable on the cluster: %d tenants, concurrency %d", cfg.Tenants, cfg.Concurrency)
+	dur, err := sess.Rollout(ctx, fmt.Sprintf("bench-cluster-c%d-n%d", cfg.Concurrency, cfg.Tenants), cfg.Concurrency, cfg.Setup, 0)
+	if err != nil {
+		return err
+	}
+	cfg.logf("durable on the cluster: %s, %d/%d verified; converged re-run", dur.Wall.Round(time.Millisecond), dur.Verified(), cfg.Tenants)
+	conv, err := sess.Rollout(ctx, fmt.Sprintf("bench-cluster-converged-c%d-n%d", cfg.Concurrency, cfg.Tenants), cfg.Concurrency, cfg.Setup, 0)
+	if err != nil {
+		return err
+	}
+	cfg.logf("converged on the cluster: %s, %d/%d verified", conv.Wall.Round(time.Millisecond), conv.Verified(), cfg.Tenants)
+	rep.setCluster(d, dur, conv)
+	return nil
 }
 
 func tenantIDs(w *sim.World) []string {

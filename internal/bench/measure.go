@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hybridflow/hybridflow/internal/cluster"
 	"github.com/hybridflow/hybridflow/internal/sim"
 )
 
@@ -113,6 +114,11 @@ func childCPU(comm string) time.Duration {
 
 // devServerComm is the dev server's command name (bin/temporal).
 const devServerComm = "temporal"
+
+// engineComms are the command names of the engines' processes that are
+// this process's children (the dev server; the cluster's server and
+// PostgreSQL's postmaster), which the harness's CPU leaves out.
+var engineComms = map[string]bool{devServerComm: true, cluster.ServerBinary: true, "postgres": true}
 
 // childrenCPU sums utime+stime of this process's running children whose
 // command name matches.

@@ -22,10 +22,14 @@ type RunStats struct {
 	P95Ms       float64 `json:"p95_ms"`
 	Verified    int     `json:"verified"`
 	PeakRSSMB   float64 `json:"peak_rss_mb,omitempty"`
-	// CPU seconds per tenant: this process, and the dev server (durable).
-	CPUPerTenantMs       float64  `json:"cpu_ms_per_tenant"`
-	ServerCPUPerTenantMs float64  `json:"dev_server_cpu_ms_per_tenant,omitempty"`
-	Errors               []string `json:"errors,omitempty"`
+	// CPU per tenant: this process, the Temporal server (durable: the dev
+	// server, or the cluster's temporal-server) and PostgreSQL (cluster).
+	CPUPerTenantMs         float64 `json:"cpu_ms_per_tenant"`
+	ServerCPUPerTenantMs   float64 `json:"dev_server_cpu_ms_per_tenant,omitempty"`
+	PostgresCPUPerTenantMs float64 `json:"postgres_cpu_ms_per_tenant,omitempty"`
+	// Engine is the durable runs' server (EngineDevServer, EngineCluster).
+	Engine string   `json:"engine,omitempty"`
+	Errors []string `json:"errors,omitempty"`
 }
 
 func statsOf(runner string, r RunResult) RunStats {
@@ -39,10 +43,11 @@ func statsOf(runner string, r RunResult) RunStats {
 	}
 	out := RunStats{Runner: runner, Concurrency: r.Concurrency, Tenants: len(r.Tenants), WallSeconds: r.Wall.Seconds(),
 		PerMinute: PerMinute(len(r.Tenants), r.Wall), P50Ms: ms(Percentile(ds, 50)), P95Ms: ms(Percentile(ds, 95)),
-		Verified: r.Verified(), PeakRSSMB: float64(r.PeakRSS) / (1 << 20), Errors: errs}
+		Verified: r.Verified(), PeakRSSMB: float64(r.PeakRSS) / (1 << 20), Errors: errs, Engine: r.Engine}
 	if n := len(r.Tenants); n > 0 {
 		out.CPUPerTenantMs = ms(r.CPU) / float64(n)
 		out.ServerCPUPerTenantMs = ms(r.ServerCPU) / float64(n)
+		out.PostgresCPUPerTenantMs = ms(r.PostgresCPU) / float64(n)
 	}
 	return out
 }
@@ -91,7 +96,28 @@ type Report struct {
 	DevServerPeakRSSMB float64    `json:"dev_server_peak_rss_mb"`
 	DevServerPeakRSS   int64      `json:"-"`
 	Sweep              []RunStats `json:"sweep"`
-	Notes              []string   `json:"notes"`
+	// The cluster engine (Config.Cluster): the durable main point and its
+	// converged re-run on temporal-server with PostgreSQL.
+	ClusterEngine       string    `json:"cluster_engine,omitempty"`
+	Cluster             *RunStats `json:"cluster_durable,omitempty"`
+	ClusterConverged    *RunStats `json:"cluster_converged_rerun,omitempty"`
+	ClusterServerRSSMB  float64   `json:"cluster_server_peak_rss_mb,omitempty"`
+	RatioClusterDevServ float64   `json:"ratio_cluster_dev_server,omitempty"`
+	Notes               []string  `json:"notes"`
+}
+
+// setCluster records the cluster engine's runs.
+func (r *Report) setCluster(d *Durable, dur, conv RunResult) {
+	s, c := statsOf(RunDurable+" on the cluster", dur), statsOf(RunDurable+" on the cluster (converged re-run)", conv)
+	r.Cluster, r.ClusterConverged = &s, &c
+	r.ClusterEngine = d.Describe()
+	r.ClusterServerRSSMB = float64(d.ServerPeakRSS()) / (1 << 20)
+	if r.Durable.PerMinute > 0 {
+		r.RatioClusterDevServ = s.PerMinute / r.Durable.PerMinute
+	}
+	r.Notes = append(r.Notes,
+		"The cluster rows ran the same main point on "+r.ClusterEngine+", after the dev server had stopped. Its dynamic config is deploy/temporal/dynamicconfig.yaml (the compose stack's), not the dev server's -server-config. CPU per tenant there is harness + temporal-server + PostgreSQL (the postmaster and every backend, exited ones included, from /proc).",
+	)
 }
 
 func newReport(cfg Config) *Report {
@@ -186,12 +212,23 @@ func (r *Report) sortSweep() {
 func (r *Report) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Measured %s on %d cores (%s), %s, %s.  \n", r.Machine.Date, r.Machine.Cores, r.Machine.CPU, r.Machine.GoVersion, r.Machine.OS)
-	fmt.Fprintf(&b, "Profile: %s. On-prem shell: %s. Worker: %s. Dev server dynamic config: %s.\n\n", r.ProfileText, r.ShellMode, r.Worker, r.Server)
-	fmt.Fprintf(&b, "| runner | tenants | concurrency | wall | tenants/min | p50 per tenant | p95 per tenant | verified | peak RSS | CPU per tenant (harness + dev server) |\n")
+	fmt.Fprintf(&b, "Profile: %s. On-prem shell: %s. Worker: %s. Dev server dynamic config: %s.\n", r.ProfileText, r.ShellMode, r.Worker, r.Server)
+	if r.Cluster != nil {
+		fmt.Fprintf(&b, "Cluster: %s.\n", r.ClusterEngine)
+	}
+	fmt.Fprintf(&b, "\n| runner | tenants | concurrency | wall | tenants/min | p50 per tenant | p95 per tenant | verified | peak RSS | CPU per tenant (harness + Temporal server [+ PostgreSQL]) |\n")
 	fmt.Fprintf(&b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	for _, s := range []RunStats{r.Durable, r.Concurrent, r.Sequential, r.Converged} {
-		fmt.Fprintf(&b, "| %s | %d | %d | %.1f s | %.0f | %.0f ms | %.0f ms | %d/%d | %.0f MB | %.0f + %.0f ms |\n",
-			s.Runner, s.Tenants, s.Concurrency, s.WallSeconds, s.PerMinute, s.P50Ms, s.P95Ms, s.Verified, s.Tenants, s.PeakRSSMB, s.CPUPerTenantMs, s.ServerCPUPerTenantMs)
+	rows := []RunStats{r.Durable, r.Concurrent, r.Sequential, r.Converged}
+	if r.Cluster != nil {
+		rows = append(rows, *r.Cluster, *r.ClusterConverged)
+	}
+	for _, s := range rows {
+		cpu := fmt.Sprintf("%.0f + %.0f ms", s.CPUPerTenantMs, s.ServerCPUPerTenantMs)
+		if s.Engine == EngineCluster {
+			cpu = fmt.Sprintf("%.0f + %.0f + %.0f ms", s.CPUPerTenantMs, s.ServerCPUPerTenantMs, s.PostgresCPUPerTenantMs)
+		}
+		fmt.Fprintf(&b, "| %s | %d | %d | %.1f s | %.0f | %.0f ms | %.0f ms | %d/%d | %.0f MB | %s |\n",
+			s.Runner, s.Tenants, s.Concurrency, s.WallSeconds, s.PerMinute, s.P50Ms, s.P95Ms, s.Verified, s.Tenants, s.PeakRSSMB, cpu)
 	}
 	fmt.Fprintf(&b, "\n| measure | value |\n|---|---:|\n")
 	row := func(k string, format string, v ...any) {
@@ -211,6 +248,15 @@ func (r *Report) Markdown() string {
 	row("Exchange Online calls per tenant (fresh / converged)", "%.2f / %.2f", f.EXOCalls, c.EXOCalls)
 	row("writes on the converged re-run (all tenants)", "%d", c.Writes)
 	row("dev server peak RSS (whole harness)", "%.0f MB", r.DevServerPeakRSSMB)
+	if c := r.Cluster; c != nil {
+		row("durable on the cluster / on the dev server (tenants/min)", "%.2f", r.RatioClusterDevServ)
+		row("engine CPU per fresh tenant: cluster (temporal-server + PostgreSQL) / dev server", "%.0f + %.0f = %.0f ms / %.0f ms",
+			c.ServerCPUPerTenantMs, c.PostgresCPUPerTenantMs, c.ServerCPUPerTenantMs+c.PostgresCPUPerTenantMs, r.Durable.ServerCPUPerTenantMs)
+		cc := r.ClusterConverged
+		row("engine CPU per converged tenant: cluster / dev server", "%.0f + %.0f = %.0f ms / %.0f ms",
+			cc.ServerCPUPerTenantMs, cc.PostgresCPUPerTenantMs, cc.ServerCPUPerTenantMs+cc.PostgresCPUPerTenantMs, r.Converged.ServerCPUPerTenantMs)
+		row("cluster temporal-server peak RSS", "%.0f MB", r.ClusterServerRSSMB)
+	}
 	if len(r.Sweep) > 0 {
 		fmt.Fprintf(&b, "\nThroughput against concurrency (tenants/min; N tenants per point):\n\n| concurrency | N | durable | concurrent floor | ratio |\n|---:|---:|---:|---:|---:|\n")
 		for _, p := range r.sweepPairs() {

@@ -1,14 +1,5 @@
-// Package cluster runs Temporal the way production does, on one machine:
-// a PostgreSQL cluster of its own (initdb'd into a state directory, on its
-// own loopback port, run as an unprivileged user when we are root), both
-// of Temporal's schemas brought to the server's version with Temporal's SQL
-// tool, and the Temporal server built from the same release as the
-// compose stack's image, started with the repository's server and dynamic
-// configuration (deploy/temporal), with a namespace and hybridflow's search
-// attributes. `make cluster` starts one that outlives the command
-// (cmd/hybridflow-cluster); tests and the benchmark start one as child
-// processes on free ports and can SIGKILL the server or crash PostgreSQL
-// and start them again on the same state.
+//go:build linux
+
 package cluster
 
 import (
@@ -42,57 +33,6 @@ import (
 	"github.com/hybridflow/hybridflow/internal/logging"
 	"github.com/hybridflow/hybridflow/workflows"
 )
-
-// Names of the binaries the Makefile builds into bin/ from the Temporal
-// server module (go.temporal.io/server cmd/server and cmd/tools/sql).
-const (
-	ServerBinary  = "temporal-server"
-	SQLToolBinary = "temporal-sql-tool"
-	// ServerVersion is the release of both; the compose stack's images
-	// carry the same one (a test in internal/deploytest checks it).
-	ServerVersion = "1.29.1"
-)
-
-// Environment is the server configuration's name in ConfigDir: the
-// server loads <ConfigDir>/<Environment>.yaml.
-const Environment = "hybridflow"
-
-// Files in a cluster's state directory.
-const (
-	pgDataDir    = "pg"
-	passwordFile = "pg-password"
-	PIDFile      = "temporal.pid"
-	ServerLog    = "temporal.log"
-	PostgresLog  = "postgres.log"
-)
-
-// DefaultPGUser is the operating-system account PostgreSQL runs as when
-// this process is root (PostgreSQL refuses to run as root).
-const DefaultPGUser = "hybridflow-pg"
-
-// DBUser is the PostgreSQL role Temporal connects as (the cluster's
-// superuser, as in the compose stack).
-const DBUser = "temporal"
-
-// Databases Temporal uses: persistence and visibility.
-var Databases = []string{"temporal", "temporal_visibility"}
-
-// Retention of the namespace the cluster creates (as the compose stack's
-// temporal-init does).
-const Retention = 30 * 24 * time.Hour
-
-// Ports of one cluster; zero fields are picked free at Start.
-type Ports struct {
-	Postgres                              int
-	Frontend, History, Matching, Worker   int
-	FrontendMembership, HistoryMembership int
-	MatchingMembership, WorkerMembership  int
-}
-
-func (p *Ports) fields() []*int {
-	return []*int{&p.Postgres, &p.Frontend, &p.History, &p.Matching, &p.Worker,
-		&p.FrontendMembership, &p.HistoryMembership, &p.MatchingMembership, &p.WorkerMembership}
-}
 
 // Options for Start.
 type Options struct {
@@ -584,12 +524,6 @@ func (c *Cluster) serverEnv() []string {
 	return env
 }
 
-// ServerArgs are temporal-server's arguments for the configuration in
-// configDir (the compose stack runs the same, with its mount point).
-func ServerArgs(configDir string) []string {
-	return []string{"--root", configDir, "--config", ".", "--env", Environment, "--allow-no-auth", "start"}
-}
-
 // StartServer starts the Temporal server and waits until its frontend
 // answers (and, once the namespace exists, until the namespace can be
 // described). It is an error to start it while it runs.
@@ -811,6 +745,21 @@ func (c *Cluster) Release() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.server, c.pg = nil, nil
+}
+
+// PostgresVersion is what `postgres --version` says ("PostgreSQL 15.18"),
+// or "PostgreSQL" if it cannot say.
+func (c *Cluster) PostgresVersion() string {
+	out, err := exec.Command(filepath.Join(c.bins.pgBin, "postgres"), "--version").Output()
+	if err != nil {
+		return "PostgreSQL"
+	}
+	// "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+	f := strings.Fields(string(out))
+	if len(f) >= 3 {
+		return "PostgreSQL " + f[2]
+	}
+	return "PostgreSQL"
 }
 
 // tail is the last n lines of a log in Dir, for error messages.

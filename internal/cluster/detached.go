@@ -1,3 +1,5 @@
+//go:build linux
+
 package cluster
 
 import (
@@ -10,18 +12,6 @@ import (
 	"syscall"
 	"time"
 )
-
-// PortsFrom lays out a cluster's ports from the frontend's: the history,
-// matching and worker services' gRPC ports follow it (frontend+1..+3) and
-// the four membership ports are ten above those (frontend+10..+13).
-func PortsFrom(frontend, postgres int) Ports {
-	return Ports{
-		Postgres: postgres,
-		Frontend: frontend, History: frontend + 1, Matching: frontend + 2, Worker: frontend + 3,
-		FrontendMembership: frontend + 10, HistoryMembership: frontend + 11,
-		MatchingMembership: frontend + 12, WorkerMembership: frontend + 13,
-	}
-}
 
 // Running is a detached cluster's processes found from its state
 // directory: the server's PID file and PostgreSQL's postmaster.pid, each

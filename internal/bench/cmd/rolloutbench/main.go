@@ -1,8 +1,10 @@
 // Command rolloutbench runs the rollout benchmark (make bench): the
 // durable rollout through the real dev server and worker, and the
 // concurrent and sequential baselines on fresh copies of the same world,
-// then writes bench/results/latest.{json,md} and throughput.svg and prints
-// the Markdown table.
+// then the durable main point again on the cluster engine (the Temporal
+// server on PostgreSQL, internal/cluster), then writes
+// bench/results/latest.{json,md} and throughput.svg and prints the
+// Markdown table.
 package main
 
 import (
@@ -67,6 +69,7 @@ func run() error {
 	var serverConfig string
 	flag.StringVar(&serverConfig, "server-config", bench.DefaultServerConfig, "comma-separated dynamic-config values for the dev server (key=value)")
 	flag.StringVar(&readmeBlock, "readme-block", "bench", "with -readme: the table between <!-- NAME:begin --> and <!-- NAME:end -->")
+	flag.BoolVar(&cfg.Cluster, "cluster", true, "also run the durable main point on the cluster engine (bin/temporal-server on PostgreSQL, deploy/temporal's configuration; make builds the server)")
 	flag.Parse()
 	for _, kv := range strings.Split(serverConfig, ",") {
 		if kv = strings.TrimSpace(kv); kv != "" {

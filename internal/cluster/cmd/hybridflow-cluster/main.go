@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command hybridflow-cluster starts and stops the PostgreSQL-backed
 // Temporal cluster of `make cluster` (internal/cluster) in a state
 // directory, detached so that it outlives the command:

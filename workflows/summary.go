@@ -22,9 +22,9 @@ import (
 // summarySep separates the parts of a workflow summary.
 const summarySep = " · "
 
-// maxSummaryBytes bounds a summary before encoding. Temporal's server
-// bounds a summary payload at 400 bytes by default
-// (limit.userMetadataSummarySize); the codec adds its envelope.
+// maxSummaryBytes bounds a summary: Temporal documents a static summary
+// as one line of at most 200 bytes, which the Web UI renders as Markdown
+// (docs/web-ui.md).
 const maxSummaryBytes = 200
 
 // TenantSummary is the static summary of a tenant's setup or renewal:

@@ -5,7 +5,10 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/hybridflow/hybridflow/activities"
+	"github.com/hybridflow/hybridflow/internal/codec"
 	"github.com/hybridflow/hybridflow/internal/config"
 	"github.com/hybridflow/hybridflow/internal/plan"
 )
@@ -28,20 +31,32 @@ func TestTenantSummary(t *testing.T) {
 	}
 }
 
-// A summary is one line (the Web UI's list shows it in a row) and small
-// enough that the encrypted payload stays under the server's 400-byte
-// default for a summary.
+// A summary is one line of at most 200 bytes (Temporal's documented
+// bound; the Web UI's list shows it in a row), and sealed by the codec it
+// stays under the server's 400-byte default for a summary payload
+// (limit.userMetadataSummarySize).
 func TestSummaryIsOneBoundedLine(t *testing.T) {
 	tn := config.Tenant{ID: "x", DisplayName: "Evil\nName\r\u2028" + strings.Repeat("é", 300), Cloud: "global", InitialDomain: "d.example", Site: "s"}
 	got := TenantSummary(tn)
 	if strings.ContainsAny(got, "\n\r\u2028") {
 		t.Errorf("summary has a line break: %q", got)
 	}
-	if len(got) > maxSummaryBytes {
-		t.Errorf("summary is %d bytes, more than %d", len(got), maxSummaryBytes)
+	if len(got) > 200 {
+		t.Errorf("summary is %d bytes, more than 200", len(got))
 	}
 	if !utf8.ValidString(got) || !strings.HasSuffix(got, "…") {
 		t.Errorf("a long summary is cut at a rune boundary with an ellipsis: %q", got[len(got)-10:])
+	}
+	c, err := codec.New("k1", []codec.Key{{ID: "k1", Secret: make([]byte, codec.KeySize)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := codec.DataConverter(c).ToPayload(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := proto.Size(p); !codec.IsEncrypted(p) || n > 400 {
+		t.Errorf("the longest summary sealed is %d bytes (encrypted %v), more than the server's 400", n, codec.IsEncrypted(p))
 	}
 }
 

@@ -214,7 +214,7 @@ func TestWebUIShowsDecodedSetupAndPausedTenants(t *testing.T) {
 	// documented steps in order, decoded through the codec server.
 	stepSummary := workflows.SetupStepSummary(string(plan.StepIOCOnPrem))
 	metaURL := strings.TrimSuffix(setupURL, "/history") + "/user-metadata"
-	text = pageText(t, bctx, metaURL, filepath.Join(shots, "webui-steps.png"), 1100, func(s string) bool {
+	text = pageText(t, bctx, metaURL, filepath.Join(shots, "webui-steps.png"), 1450, func(s string) bool {
 		return strings.Contains(s, stepSummary) && strings.Contains(s, workflows.TenantSummary(paused))
 	})
 	for _, want := range []string{workflows.TenantSummary(paused), workflows.SetupStepSummary("discover"),

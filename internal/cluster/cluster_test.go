@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -222,10 +223,13 @@ func TestTreeCPU(t *testing.T) {
 	// The shell runs a busy child to its end (reaped: the shell's cutime),
 	// then starts another and waits for it (running when measured).
 	cmd := exec.Command("sh", "-c", `sh -c 'i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done'; sh -c 'while :; do :; done' & wait`)
+	// Its own process group, killed whole at the end: killing only the
+	// shell would leave the endless child running after the test.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	defer func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() }()
 	var got time.Duration
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {

@@ -563,14 +563,14 @@ const pageTextJS = `(() => {
 })()`
 
 // pageText opens u and polls the page's text until ok accepts it (or a
-// minute passes), then saves a screenshot and returns the text.
+// two minutes pass), then saves a screenshot and returns the text.
 func pageText(t *testing.T, ctx context.Context, u, shot string, height int64, ok func(string) bool) string {
 	t.Helper()
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1440, height), chromedp.Navigate(u)); err != nil {
 		t.Fatalf("open %s: %v", u, err)
 	}
 	var text string
-	deadline := time.Now().Add(time.Minute)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](pageTextJS))
 		if err == nil {

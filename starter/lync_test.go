@@ -8,11 +8,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
@@ -266,5 +269,39 @@ func TestLyncCommandsAgainstDevServer(t *testing.T) {
 	w.View(lyncC, func(t *sim.Tenant) { after, allow = len(t.Lync.HostingProviders), t.Lync.AllowFederatedUsers })
 	if before != 0 || after != 0 || allow {
 		t.Fatalf("abort left %d providers (before %d), AllowFederatedUsers %v", after, before, allow)
+	}
+
+	// What the Web UI shows: the run's summary names the tenant, its
+	// domain, cloud and Lync site; its activities name their steps, the
+	// undo of the hosting provider included.
+	id := workflows.LyncWorkflowID("lync-c")
+	d, err := c.DescribeWorkflow(ctx, id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := d.GetStaticSummary(); err != nil || got != "Lync C · lyncc.onmicrosoft.com · global · Lync lync-c" {
+		t.Errorf("summary of %s = %q (%v)", id, got, err)
+	}
+	var summaries []string
+	it := c.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.GetEventType() != enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED {
+			continue
+		}
+		var s string
+		if err := converter.GetDefaultDataConverter().FromPayload(ev.GetUserMetadata().GetSummary(), &s); err != nil || s == "" {
+			t.Errorf("activity %s has no summary (%v)", ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName(), err)
+		}
+		summaries = append(summaries, s)
+	}
+	for _, want := range []string{workflows.LyncStepSummary("discover"), workflows.LyncStepSummary(string(activities.LyncStepReplication)),
+		"Undo: " + workflows.LyncStepSummary(string(activities.LyncStepHostingProvider))} {
+		if !slices.Contains(summaries, want) {
+			t.Errorf("no activity of %s has the summary %q: %q", id, want, summaries)
+		}
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
 
@@ -202,6 +204,38 @@ func TestRenewCommandsOnDevServer(t *testing.T) {
 				t.Fatalf("json row %d %+v differs from text row %s %d", i, r, textIDs[i], textDays[i])
 			}
 		}
+
+		// What the Web UI shows of a renewal: the tenant, its domain,
+		// cloud and site, and its step on every activity.
+		tn := inv.Tenants[4]
+		id := workflows.RenewalReportWorkflowID(tn.ID)
+		d, err := srv.Client().DescribeWorkflow(ctx, id, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := d.GetStaticSummary(); err != nil || got != workflows.TenantSummary(tn) || !strings.Contains(got, tn.InitialDomain) {
+			t.Errorf("summary of %s = %q (%v), want %q", id, got, err, workflows.TenantSummary(tn))
+		}
+		it := srv.Client().GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		read := 0
+		for it.HasNext() {
+			ev, err := it.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.GetEventType() != enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED {
+				continue
+			}
+			var s string
+			_ = converter.GetDefaultDataConverter().FromPayload(ev.GetUserMetadata().GetSummary(), &s)
+			if s != workflows.RenewalStepSummary(workflows.RenewStepRead) {
+				t.Errorf("%s: activity %s has the summary %q, want the read step's", id, ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName(), s)
+			}
+			read++
+		}
+		if read == 0 {
+			t.Errorf("%s scheduled no activity", id)
+		}
 	})
 
 	tenant := inv.Tenants[0].ID
@@ -251,6 +285,9 @@ func TestRenewCommandsOnDevServer(t *testing.T) {
 		}
 		if d.Schedule.Policy.Overlap != enumspb.SCHEDULE_OVERLAP_POLICY_SKIP || d.Schedule.Policy.CatchupWindow != time.Hour {
 			t.Fatalf("policy %+v", d.Schedule.Policy)
+		}
+		if a, ok := d.Schedule.Action.(*client.ScheduleWorkflowAction); !ok || a.StaticSummary != workflows.TenantSummary(inv.Tenants[0]) {
+			t.Errorf("the schedule's renewals do not start with the tenant's summary: %+v", d.Schedule.Action)
 		}
 		if code, out, _ := renewCLI(t, addr, "renew", "pause", "-t", tenant); code != 0 || !strings.Contains(out, "paused "+schedID) {
 			t.Fatalf("pause: %d %s", code, out)

@@ -300,13 +300,16 @@ chaos: $(TEMPORAL)
 # with CPU per tenant for the server and PostgreSQL; -cluster=false in
 # BENCH_FLAGS leaves it out); writes bench/results/ and prints the table.
 BENCH_FLAGS ?=
+# The file whose bench blocks the harness rewrites (the Performance
+# section: bench/README.md, or README.md before it moved).
+BENCH_README ?= $(firstword $(shell grep -l -e '<!-- bench:begin -->' bench/README.md README.md 2>/dev/null))
 bench: $(TEMPORAL) temporal-server postgresql
 	@mkdir -p bench/results
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem ./internal/plan ./internal/sim | tee bench/results/micro.txt
 	$(GO) build -o $(BIN)/rolloutbench ./internal/bench/cmd/rolloutbench
 	$(GO) build -o $(SIMHOST) ./internal/sim/cmd/hybridflow-simhost
-	$(BIN)/rolloutbench -out bench/results -readme README.md $(BENCH_FLAGS)
-	$(BIN)/rolloutbench -out bench/results/tenth -readme README.md -readme-block bench-tenth -sweep "" -seq-tenants 12 $(BENCH_TENTH_FLAGS)
+	$(BIN)/rolloutbench -out bench/results -readme $(BENCH_README) $(BENCH_FLAGS)
+	$(BIN)/rolloutbench -out bench/results/tenth -readme $(BENCH_README) -readme-block bench-tenth -sweep "" -seq-tenants 12 $(BENCH_TENTH_FLAGS)
 
 # The second profile: the main point again at a tenth of the real systems'
 # latencies (assumed typical values, not measured here: an on-prem cmdlet

@@ -5,7 +5,7 @@
 // images pinned, health checks where they matter, the worker started only
 // once Temporal is healthy and its search attributes exist, ports on
 // loopback, the server run with the repository's configuration (the one
-// `make cluster` uses), and every service the README names really there.
+// `make cluster` uses), and every service the production guide (docs/production.md) names really there.
 package deploytest
 
 import (
@@ -32,7 +32,7 @@ type Expectations struct {
 	HealthChecked []string
 	// SearchAttributes must each be created by Init's command.
 	SearchAttributes []string
-	// Documented are the services the README names; each must exist and
+	// Documented are the services the production guide names; each must exist and
 	// each service must be documented.
 	Documented []string
 	// ServerConfigDir, when set, is the directory (relative to the compose
@@ -140,13 +140,13 @@ func Check(p *types.Project, e Expectations) []string {
 
 	for _, name := range e.Documented {
 		if _, ok := p.Services[name]; !ok {
-			add("the README names service %s, which docker-compose.yml does not define", name)
+			add("docs/production.md names service %s, which docker-compose.yml does not define", name)
 		}
 	}
 	if e.Documented != nil {
 		for _, name := range sortedNames(p) {
 			if !slices.Contains(e.Documented, name) {
-				add("service %s is not in the README's table of services", name)
+				add("service %s is not in docs/production.md's table of services", name)
 			}
 		}
 	}
@@ -285,15 +285,18 @@ func sortedNames(p *types.Project) []string {
 }
 
 // ReadmeServices returns the services named in the first column of the
-// table headed "| service |" inside the README section titled section
-// ("## Running in production"): `name` in backticks.
+// table headed "| service |" inside the document's section titled section
+// ("# Running hybridflow in production"): `name` in backticks. The
+// section ends at the next heading of its own level.
 func ReadmeServices(readme, section string) ([]string, error) {
+	readme = "\n" + readme
 	start := strings.Index(readme, "\n"+section+"\n")
 	if start < 0 {
-		return nil, fmt.Errorf("README has no %q section", section)
+		return nil, fmt.Errorf("the production guide has no %q section", section)
 	}
 	body := readme[start+len(section)+2:]
-	if end := strings.Index(body, "\n## "); end >= 0 {
+	level := strings.TrimRight(section[:strings.IndexByte(section+" ", ' ')], " ")
+	if end := strings.Index(body, "\n"+level+" "); end >= 0 {
 		body = body[:end]
 	}
 	lines := strings.Split(body, "\n")
@@ -314,7 +317,7 @@ func ReadmeServices(readme, section string) ([]string, error) {
 		break
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("README section %q has no `| service |` table naming services in backticks", section)
+		return nil, fmt.Errorf("section %q has no `| service |` table naming services in backticks", section)
 	}
 	return out, nil
 }

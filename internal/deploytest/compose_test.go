@@ -29,8 +29,8 @@ import (
 
 const (
 	composeFile = "../../docker-compose.yml"
-	readmeFile  = "../../README.md"
-	section     = "## Running in production"
+	readmeFile  = "../../docs/production.md"
+	section     = "# Running hybridflow in production"
 )
 
 // composeEnv is what an operator's .env provides; nothing else is read.
@@ -152,10 +152,10 @@ func TestComposeBroken(t *testing.T) {
 		{"port on every interface", func(d map[string]any) { svc(d, "temporal-ui")["ports"] = []any{"8080:8080"} },
 			nil, "service temporal-ui: publishes port 8080 on every interface"},
 		{"service the README names is gone", func(d map[string]any) { delete(d["services"].(map[string]any), "temporal-ui") },
-			nil, "the README names service temporal-ui, which docker-compose.yml does not define"},
+			nil, "docs/production.md names service temporal-ui, which docker-compose.yml does not define"},
 		{"undocumented service", func(d map[string]any) {
 			d["services"].(map[string]any)["adminer"] = map[string]any{"image": "adminer:4.8.1"}
-		}, nil, "service adminer is not in the README's table of services"},
+		}, nil, "service adminer is not in docs/production.md's table of services"},
 		{"server config not mounted", func(d map[string]any) { delete(svc(d, "temporal"), "volumes") },
 			nil, "service temporal does not mount deploy/temporal"},
 		{"server config mounted writable", nil, func(s string) string {
@@ -245,7 +245,7 @@ func TestImagePinning(t *testing.T) {
 
 // TestReadmeServices: the README table is what the compose checks read.
 func TestReadmeServices(t *testing.T) {
-	readme := "# x\n\n## Running in production\n\ntext\n\n| service | image |\n|---|---|\n| `postgresql` | postgres |\n| `temporal` | server |\n\nmore\n\n## Next\n| service |\n|---|\n| `other` |\n"
+	readme := "# Running hybridflow in production\n\ntext\n\n## Services\n\n| service | image |\n|---|---|\n| `postgresql` | postgres |\n| `temporal` | server |\n\nmore\n\n# Next\n| service |\n|---|\n| `other` |\n"
 	got, err := ReadmeServices(readme, section)
 	if err != nil || strings.Join(got, ",") != "postgresql,temporal" {
 		t.Fatalf("%v %v", got, err)
@@ -288,7 +288,7 @@ func TestReadmeNamesEveryPermission(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	readme := string(b)
+	readme := "\n" + string(b)
 	i := strings.Index(readme, "\n"+section+"\n")
 	if i < 0 {
 		t.Fatalf("no %q section", section)

@@ -277,9 +277,15 @@ browser:
 	fi
 
 # The cluster tests (internal/cluster) and the server-config checks
-# (internal/deploytest) need the Temporal server and PostgreSQL.
-test: $(TEMPORAL) temporal-server postgresql vet fmt-check windows-build psgrammar-check browser
-	$(GO) test -count=1 -timeout 30m ./...
+# (internal/deploytest) need the Temporal server and PostgreSQL. go test
+# shows a passing package's output only with -v: the cluster rollout's
+# figures (its kill and restart, the tenants verified, the invariants) are
+# written to a file and printed after the tests.
+CLUSTER_FIGURES := $(DATA)/cluster-rollout-figures.txt
+test: $(TEMPORAL) temporal-server postgresql vet fmt-check windows-build psgrammar-check browser | $(DATA)
+	@rm -f $(CLUSTER_FIGURES)
+	HYBRIDFLOW_CLUSTER_FIGURES=$(CLUSTER_FIGURES) $(GO) test -count=1 -timeout 30m ./...
+	@cat $(CLUSTER_FIGURES) 2>/dev/null || echo "(the cluster rollout did not run: no $(CLUSTER_FIGURES))"
 
 # The long chaos suite (internal/chaos): 300 generated tenants rolled out
 # while the worker is killed 8 times, the dev server SIGKILLed and restarted
@@ -300,9 +306,8 @@ chaos: $(TEMPORAL)
 # with CPU per tenant for the server and PostgreSQL; -cluster=false in
 # BENCH_FLAGS leaves it out); writes bench/results/ and prints the table.
 BENCH_FLAGS ?=
-# The file whose bench blocks the harness rewrites (the Performance
-# section: bench/README.md, or README.md before it moved).
-BENCH_README ?= $(firstword $(shell grep -l -e '<!-- bench:begin -->' bench/README.md README.md 2>/dev/null))
+# The file whose bench blocks the harness rewrites.
+BENCH_README ?= bench/README.md
 bench: $(TEMPORAL) temporal-server postgresql
 	@mkdir -p bench/results
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem ./internal/plan ./internal/sim | tee bench/results/micro.txt

@@ -72,6 +72,9 @@ func buildStandIn() (dir, bin string, err error) {
 // rolloutTenants is the size of the cluster rollout.
 const rolloutTenants = 50
 
+// FiguresEnv names a file the rollout's figures are written to.
+const FiguresEnv = "HYBRIDFLOW_CLUSTER_FIGURES"
+
 // TestClusterRollout: a rollout of 50 generated tenants on the
 // PostgreSQL-backed server, through the worker configuration an operator
 // deploys (real backend, the stand-alone simulator, PowerShell stand-ins),
@@ -257,6 +260,13 @@ func TestClusterRollout(t *testing.T) {
 	fig.serverCPU, fig.pgCPU = c.CPU()
 	fig.wall = time.Since(began)
 	t.Logf("\n%s", fig)
+	// make test prints this file after go test, which shows a passing
+	// test's log only with -v.
+	if path := os.Getenv(FiguresEnv); path != "" {
+		if err := os.WriteFile(path, []byte(fig.String()+"\n"), 0o644); err != nil {
+			t.Errorf("write the figures to %s: %v", path, err)
+		}
+	}
 	for _, v := range violations {
 		t.Error(v)
 	}

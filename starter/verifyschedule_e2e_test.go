@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -12,9 +13,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/hybridflow/hybridflow/internal/metrics/fleet"
 	"github.com/hybridflow/hybridflow/internal/sim"
@@ -91,6 +96,9 @@ func TestVerifyScheduleRecordsDrift(t *testing.T) {
 	if drift != workflows.DriftDrifted {
 		t.Errorf("scheduled run %s: HybridflowDrift %q, want %q", wfID, drift, workflows.DriftDrifted)
 	}
+	if os.Getenv("HYBRIDFLOW_RECORD_HISTORIES") != "" {
+		recordVerifyHistory(t, ctx, c, wfID, runID)
+	}
 
 	// What the cloud worker's /metrics shows, read from Temporal.
 	reg := prometheus.NewPedanticRegistry()
@@ -151,4 +159,35 @@ func TestVerifyScheduleRecordsDrift(t *testing.T) {
 	if !errors.As(err, &nf) {
 		t.Errorf("the schedule is still there after --schedule-delete: %v", err)
 	}
+}
+
+// recordVerifyHistory writes the scheduled run's history to
+// workflows/testdata/histories/verify for the replay test there.
+func recordVerifyHistory(t *testing.T, ctx context.Context, c client.Client, id, runID string) {
+	t.Helper()
+	h := &historypb.History{}
+	it := c.GetWorkflowHistory(ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Events = append(h.Events, ev)
+	}
+	raw, err := protojson.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, raw, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("..", "workflows", "testdata", "histories", "verify", "verify-scheduled.json")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, append(buf.Bytes(), '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("recorded %s (%d events)", path, len(h.Events))
 }

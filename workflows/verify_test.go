@@ -1,11 +1,13 @@
 package workflows_test
 
 import (
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/hybridflow/hybridflow/activities"
 	"github.com/hybridflow/hybridflow/internal/sim"
@@ -105,6 +107,29 @@ func TestVerifyNameFromWorkflowID(t *testing.T) {
 	for _, id := range []string{"hybridflow/verify/", "hybridflow/rollout/x", "hybridflow/plan/x"} {
 		if got, ok := workflows.VerifyNameFromWorkflowID(id); ok {
 			t.Errorf("%s: %q, want not a verify ID", id, got)
+		}
+	}
+}
+
+// TestReplayRecordedVerifyHistories replays testdata/histories/verify
+// against the current VerifyInventory: a run started by a verify schedule
+// on the dev server (three tenants, one set up), recorded by the starter's
+// TestVerifyScheduleRecordsDrift with HYBRIDFLOW_RECORD_HISTORIES=1. A
+// change to the commands it emits (children started in another order, an
+// upsert moved) fails here and needs workflow.GetVersion.
+func TestReplayRecordedVerifyHistories(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "histories", "verify", "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no recorded verify history in testdata/histories/verify")
+	}
+	for _, f := range files {
+		r := worker.NewWorkflowReplayer()
+		r.RegisterWorkflow(workflows.VerifyInventory)
+		if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
+			t.Fatalf("replaying %s against the current workflow code: %v", f, err)
 		}
 	}
 }

@@ -16,9 +16,13 @@ import (
 
 // VerifyInventory checks an inventory for drift without writing: for each
 // tenant it runs the dry-run setup `hybridflow plan` runs (discover, then
-// plan; hybridflow/plan/<tenant>) and the read-only renewal `renew report`
-// runs (the auth certificates; hybridflow/renewal-report/<tenant>), side by
-// side, and folds both into one verdict per tenant. The report is the
+// plan; hybridflow/plan/<tenant>) and folds it into one verdict per tenant,
+// with the auth certificate's expiry the plan read. Where the plan cannot
+// say enough about the certificates (it failed other than by a timeout, or
+// a next certificate is staged, whose effective date only the renewal
+// reads), the read-only renewal `renew report` runs follows
+// (hybridflow/renewal-report/<tenant>); in the common case of one current
+// certificate a tenant costs one child workflow. The report is the
 // workflow's result, and the run's HybridflowDrift search attribute says
 // whether any tenant drifted; the workers' metrics read the newest report
 // of each inventory (hybridflow_tenant_drift and the certificate gauges),
@@ -45,8 +49,8 @@ const (
 
 // Verify defaults.
 const (
-	// DefaultVerifyContinueAsNewEvery: each tenant costs two child
-	// workflows (about ten events), so 250 tenants stay near 2,500 events.
+	// DefaultVerifyContinueAsNewEvery: each tenant costs one or two child
+	// workflows (five to ten events), so 250 tenants stay under 2,500.
 	DefaultVerifyContinueAsNewEvery = 250
 	// DefaultVerifyTenantTimeout bounds each tenant's two read-only runs.
 	DefaultVerifyTenantTimeout = time.Hour
@@ -109,9 +113,10 @@ type TenantVerdict struct {
 	Error   string   `json:"error,omitempty"`
 	// ErrorType is the failure's type (an activity's error type, Timeout).
 	ErrorType string `json:"error_type,omitempty"`
-	// The auth certificates as the read-only renewal found them: the
-	// current one's expiry, and a staged next one's expiry and effective
-	// date. CertError says why they are unknown.
+	// The auth certificates as the plan (or, where it could not tell, the
+	// read-only renewal) found them: the current one's expiry, and a
+	// staged next one's expiry and effective date. CertError says why they
+	// are unknown.
 	CertNotAfter     *time.Time `json:"cert_not_after,omitempty"`
 	NextCertNotAfter *time.Time `json:"next_cert_not_after,omitempty"`
 	NextCertEffect   *time.Time `json:"next_cert_effective,omitempty"`
@@ -147,12 +152,16 @@ func PlanCounts(actions []plan.Action) (writes int, blocked []plan.Step) {
 	return writes, blocked
 }
 
-// verifyTenant is one tenant being checked: its two child runs.
+// verifyTenant is one tenant being checked: its dry-run setup and, when
+// needed, its read-only renewal.
 type verifyTenant struct {
-	t      deferredTenant
-	plan   workflow.ChildWorkflowFuture
-	report workflow.ChildWorkflowFuture
-	done   workflow.Future // ready once both have ended
+	t    deferredTenant
+	res  SetupResult
+	perr error
+	// report is nil when the plan said enough about the certificates.
+	report *RenewalState
+	rerr   error
+	done   workflow.Future // ready once the runs have ended
 }
 
 type verify struct {
@@ -289,9 +298,9 @@ func (v *verify) nextTenant(ctx workflow.Context) (config.Tenant, bool, error) {
 	return t, true, nil
 }
 
-// start begins a tenant's two read-only runs. Neither pauses: a failure
-// ends the run and becomes the verdict's error, so a scheduled verify
-// never waits for an operator.
+// start begins a tenant's read-only runs. Neither pauses: a failure ends
+// the run and becomes the verdict's error, so a scheduled verify never
+// waits for an operator.
 func (v *verify) start(ctx workflow.Context, t deferredTenant) {
 	setupIn := InputFromTenant(t.Tenant, SetupOptions{DryRun: true, FailurePolicy: PolicyFail, Retry: v.in.Retry,
 		ScheduleToStart: v.in.ScheduleToStart, StartToClose: v.in.StartToClose})
@@ -301,29 +310,48 @@ func (v *verify) start(ctx workflow.Context, t deferredTenant) {
 		WorkflowExecutionTimeout: v.in.TenantTimeout,
 		TypedSearchAttributes:    SetupStartAttributes(setupIn),
 	})
-	renewIn := RenewalInputFromTenant(t.Tenant, RenewalModeDetect, RenewalOptions{ReportOnly: true, FailurePolicy: PolicyFail,
-		Retry: v.in.Retry, ScheduleToStart: v.in.ScheduleToStart})
-	rctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-		WorkflowID:               RenewalReportWorkflowID(t.Tenant.ID),
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		WorkflowExecutionTimeout: v.in.TenantTimeout,
-	})
-	vt := &verifyTenant{t: t,
-		plan:   workflow.ExecuteChildWorkflow(pctx, Setup, setupIn),
-		report: workflow.ExecuteChildWorkflow(rctx, Renewal, renewIn),
-	}
+	vt := &verifyTenant{t: t}
+	pf := workflow.ExecuteChildWorkflow(pctx, Setup, setupIn)
 	done, settle := workflow.NewFuture(ctx)
 	workflow.Go(ctx, func(gctx workflow.Context) {
-		_ = vt.plan.Get(gctx, nil)
-		_ = vt.report.Get(gctx, nil)
-		settle.Set(nil, nil)
+		defer settle.Set(nil, nil)
+		vt.perr = pf.Get(gctx, &vt.res)
+		if !needsRenewalReport(vt.res, vt.perr) {
+			return
+		}
+		renewIn := RenewalInputFromTenant(t.Tenant, RenewalModeDetect, RenewalOptions{ReportOnly: true, FailurePolicy: PolicyFail,
+			Retry: v.in.Retry, ScheduleToStart: v.in.ScheduleToStart})
+		rctx := workflow.WithChildOptions(gctx, workflow.ChildWorkflowOptions{
+			WorkflowID:               RenewalReportWorkflowID(t.Tenant.ID),
+			WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+			WorkflowExecutionTimeout: v.in.TenantTimeout,
+		})
+		var st RenewalState
+		vt.rerr = workflow.ExecuteChildWorkflow(rctx, Renewal, renewIn).Get(gctx, &st)
+		vt.report = &st
 	})
 	vt.done = done
 	v.running = append(v.running, vt)
 }
 
-// finish folds a tenant whose two runs have ended into the report, or
-// defers it when another run of the same ID was already going.
+// needsRenewalReport: the plan did not say enough about the auth
+// certificates. It names the current certificate (and a usable staged
+// one) in its keys, but a staged certificate's effective date only the
+// renewal reads, and a failed plan names none. A plan that timed out (no
+// worker at the site) is not asked again.
+func needsRenewalReport(res SetupResult, perr error) bool {
+	if perr != nil {
+		if isAlreadyStarted(perr) {
+			return false
+		}
+		_, typ := describeError(perr)
+		return typ != "Timeout"
+	}
+	return res.Desired == nil || len(res.Desired.Keys) != 1
+}
+
+// finish folds a tenant whose runs have ended into the report, or defers
+// it when another run of the same ID was already going.
 func (v *verify) finish(ctx workflow.Context, vt *verifyTenant) {
 	out := v.running[:0]
 	for _, r := range v.running {
@@ -332,11 +360,7 @@ func (v *verify) finish(ctx workflow.Context, vt *verifyTenant) {
 		}
 	}
 	v.running = out
-	var res SetupResult
-	perr := vt.plan.Get(ctx, &res)
-	var st RenewalState
-	rerr := vt.report.Get(ctx, &st)
-	if (isAlreadyStarted(perr) || isAlreadyStarted(rerr)) && vt.t.Tries < verifyDeferLimit && ctx.Err() == nil {
+	if (isAlreadyStarted(vt.perr) || isAlreadyStarted(vt.rerr)) && vt.t.Tries < verifyDeferLimit && ctx.Err() == nil {
 		vt.t.Tries++
 		v.deferred = append(v.deferred, vt.t)
 		if v.deferTimer == nil || v.deferTimer.IsReady() {
@@ -344,12 +368,13 @@ func (v *verify) finish(ctx workflow.Context, vt *verifyTenant) {
 		}
 		return
 	}
-	v.carry.Verdicts = append(v.carry.Verdicts, Verdict(vt.t.Tenant, res, perr, st, rerr))
+	v.carry.Verdicts = append(v.carry.Verdicts, Verdict(vt.t.Tenant, vt.res, vt.perr, vt.report, vt.rerr))
 }
 
-// Verdict folds a tenant's dry-run setup (res, perr) and read-only renewal
-// (st, rerr) into its line of the report.
-func Verdict(t config.Tenant, res SetupResult, perr error, st RenewalState, rerr error) TenantVerdict {
+// Verdict folds a tenant's dry-run setup (res, perr) and, when it ran, its
+// read-only renewal (report, rerr; report nil when it did not run) into
+// its line of the report.
+func Verdict(t config.Tenant, res SetupResult, perr error, report *RenewalState, rerr error) TenantVerdict {
 	vd := TenantVerdict{TenantID: t.ID, Site: t.Site, LyncSite: t.LyncSite, Mode: res.Mode}
 	if perr != nil {
 		msg, typ := describeError(perr)
@@ -364,6 +389,22 @@ func Verdict(t config.Tenant, res SetupResult, perr error, st RenewalState, rerr
 			vd.Blocked = append(vd.Blocked, string(s))
 		}
 		vd.Drifted = writes > 0 || len(blocked) > 0
+	}
+	if report == nil && rerr == nil {
+		switch {
+		case perr != nil:
+			vd.CertError = "not read: the plan failed (" + vd.ErrorType + ")"
+		case res.Desired != nil && len(res.Desired.Keys) > 0:
+			na := res.Desired.Keys[0].End.UTC()
+			vd.CertNotAfter = &na
+		default:
+			vd.CertError = "the plan names no auth certificate"
+		}
+		return vd
+	}
+	var st RenewalState
+	if report != nil {
+		st = *report
 	}
 	switch {
 	case rerr != nil:

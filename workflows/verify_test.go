@@ -15,17 +15,28 @@ import (
 )
 
 // TestVerifyInventoryVerdicts: small.yaml with tenant 0 set up and the two
-// others not, tenant 2's current auth certificate taken out of the store
-// (its plan cannot be made), verified two tenants per run so the workflow
-// continues as new. The report says tenant 0 converged with its
-// certificate's expiry, tenant 1 drifted with steps to write, tenant 2
-// drifted with the plan's error (a failing tenant ends its check instead
-// of pausing for an operator), and the run publishes HybridflowDrift =
-// drifted.
+// others not, tenant 1 with a next auth certificate staged, tenant 2's
+// current one taken out of the store (its plan cannot be made), verified
+// two tenants per run so the workflow continues as new. The report says
+// tenant 0 converged with its certificate's expiry (read by the plan),
+// tenant 1 drifted with steps to write and both certificates' expiry and
+// the staged one's effective date (read by the renewal report the staged
+// certificate calls for), tenant 2 drifted with the plan's error and the
+// report's (a failing tenant ends its check instead of pausing for an
+// operator), and the run publishes HybridflowDrift = drifted.
 func TestVerifyInventoryVerdicts(t *testing.T) {
 	h := newRenewHarness(t)
 	h.setUp(0, renewBase)
 	h.world.Update(h.tenant(2).ID, func(st *sim.Tenant) { st.OnPrem.Certificates = nil })
+	// Tenant 1: 40 days left on the current certificate, a next one
+	// staged for in 10 days (its effective date only the renewal reads).
+	cur := sim.NewCertificate(sim.AuthCertificateSubject, 801, renewBase.AddDate(-5, 0, 40), renewBase.AddDate(0, 0, 40))
+	next := sim.NewCertificate(sim.AuthCertificateSubject, 802, renewBase, renewBase.AddDate(5, 0, 0))
+	effective := renewBase.AddDate(0, 0, 10)
+	h.world.Update(h.tenant(1).ID, func(st *sim.Tenant) {
+		st.OnPrem.Certificates = []*sim.ExchangeCertificate{cur, next}
+		st.OnPrem.AuthConfig = sim.AuthConfig{CurrentCertificateThumbprint: cur.Thumbprint, NextCertificateThumbprint: next.Thumbprint, NextCertificateEffectiveDate: &effective}
+	})
 
 	in := workflows.VerifyInput{Name: "small", Tenants: h.inv.Tenants, Concurrency: 2, ContinueAsNewEvery: 2,
 		Retry: workflows.RetryOptions{InitialInterval: 10 * time.Millisecond, MaximumInterval: 50 * time.Millisecond, MaximumAttempts: 2}}
@@ -83,8 +94,12 @@ func TestVerifyInventoryVerdicts(t *testing.T) {
 	if v0.Drifted || v0.Writes != 0 || v0.Error != "" || v0.CertNotAfter == nil || v0.CertNotAfter.Year() != 2029 || v0.Site != h.tenant(0).Site {
 		t.Errorf("tenant 0 (set up) should be converged with its certificate's expiry: %+v", v0)
 	}
-	if !v1.Drifted || v1.Writes == 0 || v1.Error != "" || v1.CertNotAfter == nil {
+	if !v1.Drifted || v1.Writes == 0 || v1.Error != "" {
 		t.Errorf("tenant 1 (not set up) should have steps to write: %+v", v1)
+	}
+	if v1.CertNotAfter == nil || !v1.CertNotAfter.Equal(cur.NotAfter) || v1.NextCertNotAfter == nil || !v1.NextCertNotAfter.Equal(next.NotAfter) ||
+		v1.NextCertEffect == nil || !v1.NextCertEffect.Equal(effective) || v1.CertError != "" {
+		t.Errorf("tenant 1: current certificate until %v, next until %v effective %v; verdict %+v", cur.NotAfter, next.NotAfter, effective, v1)
 	}
 	if !v2.Drifted || v2.Error == "" || v2.CertNotAfter != nil || v2.CertError == "" {
 		t.Errorf("tenant 2 (no auth certificate in the store) should carry the plan's and the report's errors: %+v", v2)

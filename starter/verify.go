@@ -35,8 +35,9 @@ func (a *app) verifyCommand() *cobra.Command {
 		Short: "Read-only drift check: exit 1 if any tenant's plan would write or is blocked",
 		Long: `verify runs the VerifyInventory workflow (ID hybridflow/verify/<name>, the name derived
 from the inventory file or given with --name): every tenant is discovered and planned
-without writing, as plan does, and its auth certificates are read, as renew report
-does. A tenant drifted when any step would write or is blocked (something in the
+without writing, as plan does, and its auth certificate's expiry kept (from the plan,
+or, where a next certificate is staged or the plan failed, from a read-only renewal as
+renew report runs). A tenant drifted when any step would write or is blocked (something in the
 tenant stops the step, so a setup would pause there for an operator) or when it could
 not be checked. Exit status 1 on drift, a blocked step or an error, 0 when every
 tenant is converged.

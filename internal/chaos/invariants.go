@@ -442,6 +442,9 @@ type Renewal struct {
 	// Writes: started with a window that makes it renew (create, stage,
 	// upload, wait, publish); otherwise it reads and finds nothing due.
 	Writes bool
+	// AfterSetup: started once the rollout had settled, no setup holding
+	// a lock any more (the suite found none when it was due).
+	AfterSetup bool
 	// Busy counts its pauses with TenantBusy (another workflow held the
 	// tenant's lock longer than its lock wait); Paused lists every pause
 	// with step, error type and message.
@@ -611,12 +614,17 @@ func SessionProblems(s sim.SessionCounts, hostDeaths int) []string {
 // HangProblems judges the hung cmdlets: every one the hung-cmdlets window
 // held (hung) must have been cancelled by the worker removing its session
 // (cancelled), at least one of them by the call timeout (timedOut; the
-// others may have gone with a worker's shutdown), and none may have run
-// after its full delay in a session nobody removed (ranLate).
-func HangProblems(hung, cancelled, timedOut, ranLate int) []string {
+// others may have gone with a worker's shutdown), each followed by a new
+// host at its site (replaced: the step's retry does not wait on the hung
+// one), and none may have run after its full delay in a session nobody
+// removed (ranLate).
+func HangProblems(hung, cancelled, timedOut, replaced, ranLate int) []string {
 	var out []string
 	if cancelled != hung {
 		out = append(out, fmt.Sprintf("%d cmdlet(s) hung, %d cancelled by the worker removing the session", hung, cancelled))
+	}
+	if replaced != cancelled {
+		out = append(out, fmt.Sprintf("%d hung cmdlet(s) cancelled, after %d of them a new host opened a session at the site", cancelled, replaced))
 	}
 	if hung > 0 && timedOut == 0 {
 		out = append(out, fmt.Sprintf("none of the %d hung cmdlet(s) was ended by the call timeout (%s)", hung, CallTimeout))

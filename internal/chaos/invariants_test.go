@@ -419,10 +419,11 @@ func TestSessionAndHangProblems(t *testing.T) {
 	}
 	wantLine(t, chaos.SessionProblems(sim.SessionCounts{Opened: 40, Removed: 36, Orphaned: 4}, 3), "1 session(s) left behind by the worker")
 	wantLine(t, chaos.SessionProblems(sim.SessionCounts{Opened: 40, Removed: 36, Orphaned: 3, Open: 1}, 3), "still open")
-	if p := chaos.HangProblems(3, 3, 1, 0); len(p) != 0 {
+	if p := chaos.HangProblems(3, 3, 1, 3, 0); len(p) != 0 {
 		t.Fatalf("every hang cancelled: %q", p)
 	}
-	wantLine(t, chaos.HangProblems(3, 2, 1, 0), "3 cmdlet(s) hung, 2 cancelled")
-	wantLine(t, chaos.HangProblems(3, 3, 0, 0), "ended by the call timeout")
-	wantLine(t, chaos.HangProblems(3, 3, 1, 1), "ran after")
+	wantLine(t, chaos.HangProblems(3, 2, 1, 2, 0), "3 cmdlet(s) hung, 2 cancelled")
+	wantLine(t, chaos.HangProblems(3, 3, 0, 3, 0), "ended by the call timeout")
+	wantLine(t, chaos.HangProblems(3, 3, 1, 2, 0), "after 2 of them a new host")
+	wantLine(t, chaos.HangProblems(3, 3, 1, 3, 1), "ran after")
 }

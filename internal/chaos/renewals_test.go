@@ -85,15 +85,25 @@ func newRenewals(c client.Client, inv []config.Tenant) *renewals {
 
 // startOwed starts as many owed renewals as there are tenants whose setup
 // holds the lock (and that have no renewal yet); the rest wait for the
-// next call. A start that fails (the server restarting) is reported and
+// next call. With afterSetups (the rollout has settled, no setup holds a
+// lock) they go to the first tenants without a renewal instead, marked
+// AfterSetup. A start that fails (the server restarting) is reported and
 // tried again by the next call.
-func (rn *renewals) startOwed(ctx context.Context) ([]string, error) {
+func (rn *renewals) startOwed(ctx context.Context, afterSetups bool) ([]string, error) {
 	if rn.owed == 0 {
 		return nil, nil
 	}
 	held, err := rn.heldBySetups(ctx)
 	if err != nil {
 		return nil, nil // the server may be restarting: try again later
+	}
+	if afterSetups && len(held) == 0 {
+		for id := range rn.tenants {
+			if !rn.started[id] {
+				held = append(held, id)
+			}
+		}
+		slices.Sort(held)
 	}
 	var out []string
 	for _, id := range held {
@@ -108,7 +118,7 @@ func (rn *renewals) startOwed(ctx context.Context) ([]string, error) {
 		}
 		rn.started[id] = true
 		rn.owed--
-		rn.runs = append(rn.runs, &renewalRun{Renewal: chaos.Renewal{Tenant: t.ID, WorkflowID: wf, Writes: writes}})
+		rn.runs = append(rn.runs, &renewalRun{Renewal: chaos.Renewal{Tenant: t.ID, WorkflowID: wf, Writes: writes, AfterSetup: afterSetups}})
 		out = append(out, fmt.Sprintf("%s (%s, renews %v)", t.ID, wf, writes))
 	}
 	return out, nil

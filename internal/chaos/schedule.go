@@ -12,6 +12,7 @@ package chaos
 import (
 	"fmt"
 	"math/rand"
+	"slices"
 	"sort"
 	"time"
 
@@ -96,7 +97,9 @@ func RenewalWrites(i int) bool { return i%3 != 2 }
 // Windows are the fault windows, by name; each is open for a slice of the
 // rollout and only one is open at a time, so every fault counted while it
 // is open is its own (World.FaultsFired counts by kind, whatever the
-// protocol).
+// protocol). HungWindow is the exception: its faults are delays, which
+// FaultsFired counts apart (latency), so it runs on a track of its own,
+// alongside the others.
 //
 // The apply-then-drop windows lose the reply of writes the simulator has
 // applied: a Graph or Exchange Online write whose connection closes after
@@ -124,10 +127,24 @@ var Windows = map[string][]sim.FaultRule{
 	// A cmdlet that does not answer: the simulator holds the reply for
 	// HangFor and runs the cmdlet only then, unless the remote session is
 	// removed first (a removed session's pending cmdlet never runs).
-	"hung-cmdlets": {
-		{Protocol: sim.ProtoShell, Kind: sim.FaultLatency, Latency: HangFor, Rate: 0.1},
-	},
+	HungWindow: hung(0.2),
 }
+
+// hung: every on-prem write cmdlet and Test-OAuthConnectivity holds its
+// reply for HangFor, at rate. Writes are where a hang matters (a write
+// whose session the worker leaves behind runs late, after the retry);
+// the reads are left out because discovery sends fifteen in one batch,
+// which would hang nearly every time.
+func hung(rate float64) []sim.FaultRule {
+	var out []sim.FaultRule
+	for _, v := range append(slices.Clone(HostWriteVerbs), "Test-") {
+		out = append(out, sim.FaultRule{Protocol: sim.ProtoShell, Cmdlet: v, Kind: sim.FaultLatency, Latency: HangFor, Rate: rate})
+	}
+	return out
+}
+
+// HungWindow is the window of cmdlets that hang.
+const HungWindow = "hung-cmdlets"
 
 // HostWriteVerbs are the verbs of the on-prem cmdlets the product runs
 // that change the organisation (every other one it runs is Get- or Test-).
@@ -168,14 +185,14 @@ func WindowNames() []string {
 
 // Plan derives the schedule from the seed: the same seed and size give the
 // same events. Kills and restarts land between 10% and 85% of the tenants
-// ended, at distinct points; the fault windows split 5%–75% (at most up
-// to the last tenant's start) into consecutive slices in a seeded order,
-// so that the last one still finds tenants early enough in their setup to
-// meet its faults (a window whose tenants are all verifying may inject
-// nothing). Renewals start in
-// batches of about five (at least two) between 15% and 70%, while setups
-// run; without RenewalsAmidKills the kills keep to 10%–50% and the
-// renewals come after the last of them.
+// ended, at distinct points; the fault windows split 5%–75% into
+// consecutive slices in a seeded order, so that the last one still finds
+// tenants early enough in their setup to meet its faults (a window whose
+// tenants are all verifying may inject nothing); the hung cmdlets are open
+// alongside for the first third. Renewals start in batches of about five
+// (at least two) between 15% and 70%, while setups run; without
+// RenewalsAmidKills the kills keep to 10%–50% and the renewals come after
+// the last of them.
 func Plan(seed int64, s Size) []Event {
 	r := rand.New(rand.NewSource(seed))
 	n := s.Tenants
@@ -219,11 +236,12 @@ func Plan(seed int64, s Size) []Event {
 			ev = append(ev, Event{At: point(from, to), Kind: StartRenewals, Count: count})
 		}
 	}
-	names := WindowNames()
+	names := slices.DeleteFunc(WindowNames(), func(n string) bool { return n == HungWindow })
 	r.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
-	// The last window must open while tenants still wait to start (the
-	// ones running then may all be verifying): by n - Concurrency ended.
-	from, to := n*5/100, min(n*75/100, max(n*5/100+len(names), n-s.Concurrency))
+	from, to := n*5/100, n*75/100
+	// The hung cmdlets, alongside: from the first window for a third of
+	// the windows' span.
+	ev = append(ev, Event{At: from, Kind: FaultsOn, Window: HungWindow}, Event{At: from + max(1, (to-from)/3), Kind: FaultsOff, Window: HungWindow})
 	slice := float64(to-from) / float64(len(names))
 	for i, name := range names {
 		on := from + int(float64(i)*slice)

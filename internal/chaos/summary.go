@@ -67,8 +67,10 @@ type Summary struct {
 	HangsCancelled, HangsRanLate int
 	HangLongest                  time.Duration
 	// HangsTimedOut: of HangsCancelled, those the call timeout ended (the
-	// others ended with their worker's shutdown).
-	HangsTimedOut int
+	// others ended with their worker's shutdown). HostsReplaced: of
+	// HangsCancelled, those after which a new host opened a session at
+	// the same site.
+	HangsTimedOut, HostsReplaced int
 	// Sessions totals the simulator's remote PowerShell session counts
 	// over every site, read after the last worker incarnation closed.
 	Sessions sim.SessionCounts
@@ -85,7 +87,7 @@ type Summary struct {
 }
 
 // Hangs is how many cmdlets the hung-cmdlets window held.
-func (s Summary) Hangs() int { return s.Faults["hung-cmdlets"][sim.FaultLatency] }
+func (s Summary) Hangs() int { return s.Faults[HungWindow][sim.FaultLatency] }
 
 // RenewalCounts: started, asked to renew, completed (renewed or found
 // nothing due), paused at least once with TenantBusy, TenantBusy pauses
@@ -157,13 +159,19 @@ func (s Summary) String() string {
 	fmt.Fprintf(&b, "  activity attempts %d (%d failed, %d in flight when their worker was killed)\n", s.Executions, s.FailedAttempts, s.CutByKill)
 	fmt.Fprintf(&b, "  backend %s; simulator requests %s (%d unseen); PowerShell host sessions through the gateway %d at %d sites\n",
 		s.Backend, kv(s.Requests), s.RequestsUnseen, s.HostSessions, s.HostSites)
-	fmt.Fprintf(&b, "  hung cmdlets %d (no reply for %s; call timeout %s): cancelled by the worker %d (%d at the call timeout, the others at a worker's shutdown; the session removed, the cmdlet never ran, a new host for the next call; longest wait %s), ran late in a session left behind %d\n",
-		s.Hangs(), HangFor, CallTimeout, s.HangsCancelled, s.HangsTimedOut, s.HangLongest.Round(100*time.Millisecond), s.HangsRanLate)
+	fmt.Fprintf(&b, "  hung cmdlets %d (no reply for %s; call timeout %s): cancelled by the worker %d (%d at the call timeout, the others at a worker's shutdown; the session removed, the cmdlet never ran; longest wait %s), a new host at the site afterwards %d, ran late in a session left behind %d\n",
+		s.Hangs(), HangFor, CallTimeout, s.HangsCancelled, s.HangsTimedOut, s.HangLongest.Round(100*time.Millisecond), s.HostsReplaced, s.HangsRanLate)
 	fmt.Fprintf(&b, "  remote PowerShell sessions: opened %d, removed %d, orphaned %d (host deaths injected %d), still open %d\n",
 		s.Sessions.Opened, s.Sessions.Removed, s.Sessions.Orphaned, s.HostDeaths, s.Sessions.Open)
 	started, writing, completed, busy, busyPauses, failed, open := s.RenewalCounts()
-	fmt.Fprintf(&b, "  renewals started %d (%d asked to renew) while their tenant's setup held the lock: completed %d, paused with TenantBusy %d (%d pause(s), each sent on by an operator retry), failed %d, still open %d\n",
-		started, writing, completed, busy, busyPauses, failed, open)
+	late := 0
+	for _, r := range s.Renewals {
+		if r.AfterSetup {
+			late++
+		}
+	}
+	fmt.Fprintf(&b, "  renewals started %d (%d asked to renew; %d while their tenant's setup held the lock, %d after it had ended): completed %d, paused with TenantBusy %d (%d pause(s), each sent on by an operator retry), failed %d, still open %d\n",
+		started, writing, started-late, late, completed, busy, busyPauses, failed, open)
 	ends := map[string]int{}
 	for _, r := range s.Renewals {
 		ends[r.State]++

@@ -170,7 +170,7 @@ func hostileCases() []hostileCase {
 			name:    "graph-endless-paging",
 			input:   "Graph list whose every page has an @odata.nextLink (`Domains`, default cap)",
 			run:     endlessGraphPaging,
-			want:    `^refused after 1000 requests: graph Domains: unknown: gave up after 1000 pages`,
+			want:    `^refused after 1000 requests: graph Domains: page-limit: gave up after 1000 pages`,
 			maxTime: 30 * time.Second, maxRSS: 192 * mib,
 		},
 		{

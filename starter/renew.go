@@ -84,7 +84,7 @@ func (a *app) renewCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "renew",
 		Short: "Keep the Exchange auth certificate renewed: schedules, on-demand runs, expiry report",
-		Long: `renew manages the auth certificate's life (FACTS §7) with one Temporal Schedule per
+		Long: `renew manages the auth certificate's life (docs/microsoft-behaviour.md) with one Temporal Schedule per
 tenant (ID hybridflow/renewal/<tenant>). Each scheduled run of the Renewal workflow
 reads the auth config; far from expiry it does nothing; within the window it creates
 a certificate, stages it for the effective date, uploads its key next to the current

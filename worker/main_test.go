@@ -50,10 +50,10 @@ func TestMain(m *testing.M) {
 // listener on, sets up one tenant of the small simulated world, and checks
 // what production depends on:
 //
-//   - encryption (done-means 2): no raw history payload or failure message
+//   - encryption: no raw history payload or failure message
 //     carries the tenant's domain or any other clear text; a client with
 //     the codec, and the codec server's HTTP endpoint, read it back;
-//   - observability (done-means 3): the scrape has the product metrics
+//   - observability: the scrape has the product metrics
 //     with plausible values and the SDK's, and the health endpoints answer.
 func TestWorkerEncryptedAndObserved(t *testing.T) {
 	if testing.Short() {

@@ -34,8 +34,8 @@ const inventoryContentHash = "inventory-content-hash"
 // before it continues as new. Each tenant costs about eight events in the
 // rollout's history (child initiated, started, completed, a signal or two,
 // and the workflow tasks around them), so 500 tenants stay near 4,000
-// events: well under the 10,240-event warning and the 51,200 limit (FACTS
-// §9), with room for signals and updates.
+// events: well under Temporal's 10,240-event warning and 51,200-event limit
+// (docs/design.md, "How a rollout behaves"), with room for signals and updates.
 const DefaultContinueAsNewEvery = 500
 
 // RolloutWorkflowID names a rollout; the CLI derives it from the inventory

@@ -135,7 +135,7 @@ type setup struct {
 // hold both). From version 1:
 //   - Graph and Exchange Online steps run as local activities on the
 //     workflow's own worker (the cloud role serves the workflows and the
-//     cloud activities on one queue, ARCHITECTURE "Task queues"): a call is
+//     cloud activities on one queue, docs/design.md "Binaries"): a call is
 //     one marker event instead of three, with no trip through the server's
 //     task queue, and consecutive cloud steps share one workflow task;
 //   - HybridflowStep is published with a state change only (paused,

@@ -412,7 +412,7 @@ func TestSetupHappyPathDedicated(t *testing.T) {
 	}
 }
 
-// cloudWant is what FACTS §4 says step 1 and step 5 produce per cloud,
+// cloudWant is what the per-cloud table of docs/microsoft-behaviour.md says step 1 and step 5 produce per cloud,
 // spelled out rather than derived from internal/cloud.
 type cloudWant struct {
 	acsName, acsURL, evoName, evoURL string // %s = initial domain

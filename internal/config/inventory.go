@@ -233,7 +233,7 @@ func (d *decoder) tenant(item field) (Tenant, field, bool) {
 	}
 	t.SMTPDomains = d.domainList(fs.get("smtp_domains"), func(f field, dom string) {
 		// The cloud-to-on-prem connector targets on-prem SMTP domains only
-		// (FACTS §1 step 7); the initial or routing domain there would loop
+		// (docs/microsoft-behaviour.md, "The documented steps"); the initial or routing domain there would loop
 		// mail and free/busy back to the cloud.
 		if cloudOK && (prof.IsInitialDomain(dom) || prof.IsRoutingDomain(dom)) {
 			d.errf(f, "%q is a Microsoft 365 domain; smtp_domains lists the on-premises SMTP domains only", dom)

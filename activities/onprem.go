@@ -609,16 +609,19 @@ func (a *OnPrem) UndoOnPrem(ctx context.Context, in UndoInput) error {
 // (nothing to undo), still what this run sent (nil: remove it), or changed
 // since (a conflict: it is left, and the error says why).
 func stillSent(ctx context.Context, r exchange.Runner, rec UndoRecord) (gone bool, err error) {
-	var get, what string
+	// Each cmdlet name stays a literal: the cmdlet reference check reads
+	// every call the product can send from the source.
+	var read exchange.Command
+	var what string
 	switch rec.Kind {
 	case UndoRemoveAuthServer:
-		get, what = "Get-AuthServer", "auth server"
+		read, what = cmd("Get-AuthServer", "Identity", rec.Name), "auth server"
 	case UndoRemoveSettingOverride:
-		get, what = "Get-SettingOverride", "setting override"
+		read, what = cmd("Get-SettingOverride", "Identity", rec.Name), "setting override"
 	default:
-		get, what = "Get-AvailabilityAddressSpace", "availability address space"
+		read, what = cmd("Get-AvailabilityAddressSpace", "Identity", rec.Name), "availability address space"
 	}
-	rows, err := r.Run(ctx, cmd(get, "Identity", rec.Name))
+	rows, err := r.Run(ctx, read)
 	if exchange.IsNotFound(err) || (err == nil && len(rows) == 0) {
 		return true, nil
 	}

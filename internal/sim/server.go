@@ -154,6 +154,15 @@ func Start(ctx context.Context, w *World, opts ServerOptions) (*Servers, error) 
 	return s, nil
 }
 
+// Shutdown stops accepting connections and waits until the requests being
+// served have been answered and their connections are idle, or ctx ends;
+// then it closes what is left, as Close does. A handler still running when
+// ctx ends is not stopped: it may change the world afterwards.
+func (s *Servers) Shutdown(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	return errors.Join(err, s.Close())
+}
+
 // Close stops the server and drops open connections.
 func (s *Servers) Close() error {
 	s.once.Do(func() {

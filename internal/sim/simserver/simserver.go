@@ -18,6 +18,11 @@
 // The state directory holds what clients need: ca.pem, client-secret,
 // admin-token and state.json (written once both servers listen, removed on
 // Close).
+//
+// With Options.SaveTo, Close keeps the world: it stops taking requests,
+// lets the ones being served finish, and writes the world in the world-file
+// format, so that a later Start with that file as WorldFile goes on where
+// this one stopped.
 package simserver
 
 import (
@@ -80,7 +85,18 @@ type Options struct {
 	RequestLogSize int
 	// Logger receives the servers' events; nil discards them.
 	Logger *zap.Logger
+	// SaveTo, when set, is the file Close writes the world to, in the
+	// world-file format (as GET /_sim/world serves it), after both servers
+	// have stopped taking requests and those being served have finished
+	// (at most DrainTimeout). The file is replaced atomically and readable
+	// by its owner only. Start checks that it can be written there.
+	SaveTo string
 }
+
+// DrainTimeout bounds how long Close waits for the requests being served
+// when it saves the world (Options.SaveTo); make stop waits twice as long
+// before it kills the simulator.
+const DrainTimeout = 10 * time.Second
 
 // Server is a running stand-alone simulator.
 type Server struct {
@@ -101,6 +117,11 @@ type Server struct {
 	worldFile string
 	original  []byte
 	worldMu   sync.Mutex // serialises loads, resets and clock changes
+
+	// saveTo is Options.SaveTo made absolute; started says Start
+	// succeeded, so a failed Start never overwrites a saved world.
+	saveTo  string
+	started bool
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -163,6 +184,11 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.SaveTo != "" {
+		if s.saveTo, err = checkSaveTo(opts.SaveTo); err != nil {
+			return nil, err
+		}
+	}
 
 	if err := s.prepareStateDir(opts.StateDir); err != nil {
 		return nil, err
@@ -224,8 +250,13 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 		case <-s.done:
 		}
 	}()
-	logger.Info("simulator listening", zap.String("base_url", s.state.BaseURL), zap.String("gateway_url", s.gwURL),
-		zap.String("state_dir", s.stateDir), zap.String("world", s.worldName()))
+	s.started = true
+	fields := []zap.Field{zap.String("base_url", s.state.BaseURL), zap.String("gateway_url", s.gwURL),
+		zap.String("state_dir", s.stateDir), zap.String("world", s.worldName())}
+	if s.saveTo != "" {
+		fields = append(fields, zap.String("save_on_exit", s.saveTo))
+	}
+	logger.Info("simulator listening", fields...)
 	return s, nil
 }
 
@@ -270,10 +301,16 @@ func (s *Server) HTTPClient() *http.Client { return s.https.Client }
 func (s *Server) Done() <-chan struct{} { return s.done }
 
 // Close stops both servers, ends host sessions and removes state.json and
-// the admin token (and a temporary state directory).
+// the admin token (and a temporary state directory). With Options.SaveTo
+// it first lets the requests being served finish and then, once nothing
+// can change the world any more, writes the world to that file.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		var errs []error
+		saving := s.saveTo != "" && s.started
+		if saving {
+			errs = append(errs, s.drain())
+		}
 		if s.gateway != nil {
 			errs = append(errs, s.gateway.Close())
 		}
@@ -282,6 +319,9 @@ func (s *Server) Close() error {
 		}
 		if s.https != nil {
 			errs = append(errs, s.https.Close())
+		}
+		if saving {
+			errs = append(errs, s.save())
 		}
 		if s.stateDir != "" {
 			if s.state.PID != 0 {
@@ -299,6 +339,77 @@ func (s *Server) Close() error {
 		}
 	})
 	return s.closeErr
+}
+
+// drain stops both servers taking requests and waits, until DrainTimeout
+// has passed, for those being served: HTTPS requests (Graph, the token
+// endpoint, Exchange Online, the admin API) until they are answered,
+// PowerShell sessions until the cmdlet each is running has returned (their
+// connections are closed; a session's cmdlets run one at a time). Past the
+// timeout it says so and the world is saved as it is.
+func (s *Server) drain() error {
+	ctx, cancel := context.WithTimeout(context.Background(), DrainTimeout)
+	defer cancel()
+	gwErr := s.gateway.Shutdown(ctx)
+	s.hosts.Close()
+	httpsErr := s.https.Shutdown(ctx)
+	var errs []error
+	for _, err := range []error{gwErr, httpsErr} {
+		if errors.Is(err, context.DeadlineExceeded) {
+			s.logger.Warn("requests were still being served when the drain timeout ran out; the world is saved as it is now",
+				zap.Duration("timeout", DrainTimeout))
+			continue
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// save writes the world to saveTo. The clock is pinned in the file only
+// when it is pinned in the world (the world file's now:, or a pin set
+// through the admin API); Start refuses such a file once the wall clock
+// has moved more than ClockTolerance away, so that is logged as a warning.
+func (s *Server) save() error {
+	data, err := s.world.Dump()
+	if err != nil {
+		return fmt.Errorf("simserver: save the world: %w", err)
+	}
+	if err := writeFile(s.saveTo, data, 0o600); err != nil {
+		s.logger.Error("world not saved", zap.String("path", s.saveTo), zap.Error(err))
+		return fmt.Errorf("simserver: save the world to %s: %w", s.saveTo, err)
+	}
+	if pinned, ok := s.world.PinnedNow(); ok {
+		s.logger.Warn("the saved world pins the clock (now:): a start later than "+ClockTolerance.String()+" after it refuses the file; "+
+			"release the clock (hybridflow-sim clock --wall) before stopping, or remove now: from the file",
+			zap.String("path", s.saveTo), zap.Time("now", pinned))
+	}
+	s.logger.Info("world saved", zap.String("path", s.saveTo), zap.Int("tenants", len(s.world.Inventory().Tenants)), zap.Int("bytes", len(data)))
+	return nil
+}
+
+// checkSaveTo makes the SaveTo path absolute and checks, before anything
+// is served, that a file can be written there: the directory exists (it is
+// created, owner only, if not) and takes a new file, and the path is not a
+// directory.
+func checkSaveTo(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", fmt.Errorf("simserver: SaveTo %q: %w", path, err)
+	}
+	if fi, err := os.Stat(abs); err == nil && fi.IsDir() {
+		return "", fmt.Errorf("simserver: SaveTo %s is a directory; give the file to write the world to", abs)
+	}
+	dir := filepath.Dir(abs)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("simserver: SaveTo %s: %w", abs, err)
+	}
+	probe, err := os.CreateTemp(dir, "."+filepath.Base(abs)+".*")
+	if err != nil {
+		return "", fmt.Errorf("simserver: SaveTo %s: cannot write in %s: %w", abs, dir, err)
+	}
+	_ = probe.Close()
+	_ = os.Remove(probe.Name())
+	return abs, nil
 }
 
 func (s *Server) worldName() string {
@@ -402,8 +513,9 @@ func writeFile(path string, data []byte, mode fs.FileMode) error {
 	}
 	name := tmp.Name()
 	_, werr := tmp.Write(data)
+	serr := tmp.Sync()
 	cerr := tmp.Close()
-	if err := errors.Join(werr, cerr, os.Chmod(name, mode)); err != nil {
+	if err := errors.Join(werr, serr, cerr, os.Chmod(name, mode)); err != nil {
 		_ = os.Remove(name)
 		return err
 	}

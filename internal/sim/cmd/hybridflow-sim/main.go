@@ -4,7 +4,7 @@
 // until SIGINT or SIGTERM. The other commands talk to a running simulator
 // through its admin API, found from --state-dir/state.json:
 //
-//	hybridflow-sim serve --world configs/sim/demo.yaml
+//	hybridflow-sim serve --world configs/sim/demo.yaml [--save-on-exit .data/sim/world.yaml]
 //	hybridflow-sim dump > world.yaml
 //	hybridflow-sim load world.yaml
 //	hybridflow-sim reset
@@ -83,12 +83,21 @@ API, found through <state-dir>/state.json.`,
 }
 
 func (a *app) serve() *cobra.Command {
-	var world, listen, gateway, level string
+	var world, listen, gateway, level, saveTo string
 	var jsonLogs bool
 	cmd := &cobra.Command{
-		Use:   "serve --world FILE",
+		Use:   "serve --world FILE [--save-on-exit FILE]",
 		Short: "Serve a world file until SIGINT or SIGTERM",
-		Args:  cobra.NoArgs,
+		Long: fmt.Sprintf(`serve serves a world file until SIGINT or SIGTERM.
+
+With --save-on-exit FILE, the signal makes it stop taking requests, wait
+for those being served (at most %s), and write the world as it is then to
+FILE in the world-file format (what dump prints; owner-readable, replaced
+atomically). Serving FILE later with --world goes on from that world. A
+clock pinned with clock --set is saved with it, and a world whose now: is
+more than %s from the wall clock is refused at start: release the
+clock with clock --wall before stopping to keep the file usable.`, simserver.DrainTimeout, simserver.ClockTolerance),
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if world == "" {
 				return errors.New("serve: --world FILE is required (e.g. configs/sim/demo.yaml)")
@@ -99,7 +108,7 @@ func (a *app) serve() *cobra.Command {
 			}
 			defer func() { _ = logger.Sync() }()
 			s, err := simserver.Start(context.WithoutCancel(cmd.Context()), simserver.Options{
-				WorldFile: world, Addr: listen, GatewayAddr: gateway, StateDir: a.stateDir, Logger: logger,
+				WorldFile: world, Addr: listen, GatewayAddr: gateway, StateDir: a.stateDir, Logger: logger, SaveTo: saveTo,
 			})
 			if err != nil {
 				return err
@@ -116,6 +125,7 @@ func (a *app) serve() *cobra.Command {
 	f.StringVar(&world, "world", "", "the world file to serve (YAML)")
 	f.StringVar(&listen, "listen", simserver.DefaultListen, "HTTPS listen address (loopback)")
 	f.StringVar(&gateway, "gateway", simserver.DefaultGateway, "remote PowerShell gateway listen address (loopback)")
+	f.StringVar(&saveTo, "save-on-exit", "", "on SIGINT or SIGTERM, write the world to this file (world-file format) once the requests being served have finished")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	f.BoolVar(&jsonLogs, "log-json", false, "log JSON lines instead of console text")
 	return cmd

@@ -34,7 +34,8 @@ func goTool(t *testing.T) string {
 
 // TestBinaryServesDumpsListsAndStops builds hybridflow-sim, serves a world
 // in the background, reads it back with dump and the request log with
-// requests, and stops it with SIGTERM.
+// requests, changes it with load, and stops it with SIGTERM, which writes
+// the changed world to the --save-on-exit file.
 func TestBinaryServesDumpsListsAndStops(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a binary")
@@ -58,6 +59,7 @@ func TestBinaryServesDumpsListsAndStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	stateDir := filepath.Join(dir, "state")
+	saved := filepath.Join(stateDir, "world.yaml")
 
 	cli := func(args ...string) (string, string, error) {
 		cmd := exec.Command(bin, append(args, "--state-dir", stateDir)...)
@@ -71,7 +73,7 @@ func TestBinaryServesDumpsListsAndStops(t *testing.T) {
 	}
 
 	var serveErr syncBuffer
-	serve := exec.Command(bin, "serve", "--world", worldFile, "--state-dir", stateDir, "--listen", "127.0.0.1:0", "--gateway", "127.0.0.1:0", "--log-json")
+	serve := exec.Command(bin, "serve", "--world", worldFile, "--state-dir", stateDir, "--listen", "127.0.0.1:0", "--gateway", "127.0.0.1:0", "--log-json", "--save-on-exit", saved)
 	serve.Stderr = &serveErr
 	if err := serve.Start(); err != nil {
 		t.Fatal(err)
@@ -133,6 +135,23 @@ func TestBinaryServesDumpsListsAndStops(t *testing.T) {
 		t.Fatalf("requests: %q (%v)", out, err)
 	}
 
+	// A change through the admin API (load), for the save on exit to keep.
+	w.Update("22222222-2222-4222-8222-000000000002", func(tn *sim.Tenant) { tn.DisplayName = "Renamed before SIGTERM" })
+	edited, err := w.Dump()
+	if err != nil {
+		t.Fatal(err)
+	}
+	editedFile := filepath.Join(dir, "edited.yaml")
+	if err := os.WriteFile(editedFile, edited, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, err := cli("load", editedFile); err != nil {
+		t.Fatalf("load: %v: %s", err, stderr)
+	}
+	if _, err := os.Stat(saved); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the world was saved before SIGTERM: %v", err)
+	}
+
 	if err := serve.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -147,8 +166,19 @@ func TestBinaryServesDumpsListsAndStops(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(stateDir, simserver.StateFileName)); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("state.json after a clean exit: %v", err)
 	}
-	if !strings.Contains(serveErr.String(), `"simulator listening"`) || !strings.Contains(serveErr.String(), `"simulator stopped"`) {
+	if !strings.Contains(serveErr.String(), `"simulator listening"`) || !strings.Contains(serveErr.String(), `"simulator stopped"`) ||
+		!strings.Contains(serveErr.String(), `"world saved"`) {
 		t.Errorf("serve's log:\n%s", serveErr.String())
+	}
+	got, err := os.ReadFile(saved)
+	if err != nil {
+		t.Fatalf("no world saved on SIGTERM: %v", err)
+	}
+	if !bytes.Equal(got, edited) {
+		t.Fatalf("the saved world is not the world as loaded before SIGTERM:\n%.300s", got)
+	}
+	if fi, err := os.Stat(saved); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("saved world: %v, %v", fi, err)
 	}
 }
 

@@ -208,4 +208,14 @@ func TestSaveToRefusals(t *testing.T) {
 	if got, _ := os.ReadFile(saved); string(got) != before {
 		t.Fatalf("a failed start rewrote the saved world:\n%.200s", got)
 	}
+	// A start that fails later, when it cannot listen (the address is
+	// taken), leaves it alone too.
+	busy := start(t, simserver.Options{})
+	addr := strings.TrimPrefix(busy.BaseURL(), "https://")
+	if _, err := simserver.Start(context.Background(), simserver.Options{World: smallWorld(t), StateDir: stateDir, SaveTo: saved, Addr: addr}); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("start on a taken address: %v", err)
+	}
+	if got, _ := os.ReadFile(saved); string(got) != before {
+		t.Fatalf("a failed start rewrote the saved world:\n%.200s", got)
+	}
 }

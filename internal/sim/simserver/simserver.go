@@ -350,9 +350,16 @@ func (s *Server) Close() error {
 func (s *Server) drain() error {
 	ctx, cancel := context.WithTimeout(context.Background(), DrainTimeout)
 	defer cancel()
-	gwErr := s.gateway.Shutdown(ctx)
-	s.hosts.Close()
-	httpsErr := s.https.Shutdown(ctx)
+	var gwErr, httpsErr error
+	if s.gateway != nil {
+		gwErr = s.gateway.Shutdown(ctx)
+	}
+	if s.hosts != nil {
+		s.hosts.Close()
+	}
+	if s.https != nil {
+		httpsErr = s.https.Shutdown(ctx)
+	}
 	var errs []error
 	for _, err := range []error{gwErr, httpsErr} {
 		if errors.Is(err, context.DeadlineExceeded) {

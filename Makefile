@@ -55,8 +55,12 @@ SIM_WORLD  ?= configs/sim/demo.yaml
 SIM_LISTEN ?= 127.0.0.1:7480
 SIM_GATEWAY ?= 127.0.0.1:7481
 SIM_STATE  := $(DATA)/sim
+# The simulated world as make stop left it: make sim serves it instead of
+# SIM_WORLD, so that it agrees with the dev server's history
+# (.data/temporal.db); make reset removes both.
+SIM_SAVED  := $(SIM_STATE)/world.yaml
 
-.PHONY: all build run server sim worker stop test vet fmt-check windows-build clean help bench cluster temporal-server postgresql
+.PHONY: all build run server sim worker stop reset test vet fmt-check windows-build clean help bench cluster temporal-server postgresql
 
 all: build
 
@@ -66,7 +70,8 @@ help:
 	@echo "make test   vet, format check, PowerShell grammar check, alerting rules (alerts-check), unit + integration tests"
 	@echo "make chaos  the long chaos suite: a rollout through worker kills, dev server crashes and faults"
 	@echo "make fuzz   every fuzz target for FUZZTIME (default 60s) each, one after another"
-	@echo "make stop   stop what make started (PIDs in .data/, the cluster included)"
+	@echo "make stop   stop what make started (PIDs in .data/, the cluster included); the simulated world is saved for the next make run"
+	@echo "make reset  stop, then forget the saved simulated world and the dev server's history together (a fresh demo)"
 	@echo "make server / make sim / make worker   start only that part; each does nothing if already running"
 	@echo "make bench  micro-benchmarks + rollout benchmark (durable vs concurrent vs sequential) into bench/results/"
 
@@ -169,17 +174,26 @@ server: $(TEMPORAL) | $(DATA)
 # Starts the stand-alone simulator (the demo world's Graph, token endpoint,
 # Exchange Online and remote PowerShell on loopback) unless the one make
 # started is still alive. It outlives workers: `$(SIM) dump` shows the world
-# at any time, `$(SIM) reset` puts the file's world back.
+# at any time, `$(SIM) reset` puts back the world it started from. It starts
+# from the world make stop saved ($(SIM_SAVED)) when there is one, else
+# from $(SIM_WORLD); on SIGTERM it saves the world there again.
 sim: build | $(DATA)
 	@if [ -f $(DATA)/sim.pid ] && kill -0 $$(cat $(DATA)/sim.pid) 2>/dev/null; then \
 		echo "simulator already running (pid $$(cat $(DATA)/sim.pid))"; \
 	else \
-		echo "starting hybridflow-sim with $(SIM_WORLD) at https://$(SIM_LISTEN), PowerShell at http://$(SIM_GATEWAY) (log: .data/sim.log)"; \
+		world=$(SIM_WORLD); \
+		if [ -f $(SIM_SAVED) ]; then \
+			world=$(SIM_SAVED); \
+			echo "resuming the simulated world saved at the last make stop (.data/sim/world.yaml), which matches the dev server's history;"; \
+			echo "  make reset forgets both and starts afresh from $(SIM_WORLD)"; \
+		fi; \
+		echo "starting hybridflow-sim with $$world at https://$(SIM_LISTEN), PowerShell at http://$(SIM_GATEWAY) (log: .data/sim.log)"; \
 		rm -f $(SIM_STATE)/state.json; \
-		nohup $(SIM) serve --world $(SIM_WORLD) --listen $(SIM_LISTEN) --gateway $(SIM_GATEWAY) --state-dir $(SIM_STATE) \
+		nohup $(SIM) serve --world $$world --save-on-exit $(SIM_SAVED) --listen $(SIM_LISTEN) --gateway $(SIM_GATEWAY) --state-dir $(SIM_STATE) \
 			>$(DATA)/sim.log 2>&1 </dev/null & echo $$! >$(DATA)/sim.pid; \
 		for i in $$(seq 1 50); do [ -f $(SIM_STATE)/state.json ] && break; \
-			if ! kill -0 $$(cat $(DATA)/sim.pid) 2>/dev/null; then echo "the simulator exited at start:"; tail -20 $(DATA)/sim.log; rm -f $(DATA)/sim.pid; exit 1; fi; \
+			if ! kill -0 $$(cat $(DATA)/sim.pid) 2>/dev/null; then echo "the simulator exited at start:"; tail -20 $(DATA)/sim.log; rm -f $(DATA)/sim.pid; \
+				[ $$world = $(SIM_WORLD) ] || echo "(it was resuming $(SIM_SAVED): make reset starts afresh)"; exit 1; fi; \
 			sleep 0.2; done; \
 		[ -f $(SIM_STATE)/state.json ] || { echo "the simulator did not start in 10s:"; tail -20 $(DATA)/sim.log; exit 1; }; \
 	fi
@@ -223,7 +237,8 @@ else
 endif
 	@echo "Stop everything with: make stop"
 
-# Ends only what make started, newest first.
+# Ends only what make started, newest first. The simulator saves its world
+# to $(SIM_SAVED) on SIGTERM (make sim resumes it).
 stop:
 	@for p in worker sim temporal; do \
 		f=$(DATA)/$$p.pid; \
@@ -232,8 +247,12 @@ stop:
 			if kill -0 $$pid 2>/dev/null; then \
 				kill -TERM $$pid; \
 				for i in $$(seq 1 40); do kill -0 $$pid 2>/dev/null || break; sleep 0.5; done; \
-				kill -0 $$pid 2>/dev/null && kill -KILL $$pid; \
-				echo "stopped $$p (pid $$pid)"; \
+				if kill -0 $$pid 2>/dev/null; then kill -KILL $$pid; echo "killed $$p (pid $$pid): it did not stop in 20s"; \
+				else echo "stopped $$p (pid $$pid)"; fi; \
+				if [ $$p = sim ]; then \
+					if [ $(SIM_SAVED) -nt $$f ]; then echo "  the simulated world is saved in .data/sim/world.yaml for the next make run (make reset forgets it)"; \
+					else echo "  the simulated world was NOT saved (see .data/sim.log); make reset before the next make run, or verify will report drift"; fi; \
+				fi; \
 			fi; \
 			rm -f $$f; \
 		fi; \
@@ -380,5 +399,15 @@ fuzz:
 			-parallel $(FUZZPARALLEL) $$pkg; \
 	done
 
+# A fresh demo: the saved simulated world and the dev server's history go
+# together, so the next make run meets a world that matches its history.
+# The cluster's database (.data/cluster, make run CLUSTER=1) is kept:
+# make clean removes it with everything else.
+reset: stop
+	rm -f $(SIM_SAVED) $(DATA)/temporal.db $(DATA)/temporal.db-shm $(DATA)/temporal.db-wal $(DATA)/temporal.db-journal
+	@if [ -d $(CLUSTER_DIR) ]; then echo "kept .data/cluster (make run CLUSTER=1's history): make clean removes it too"; fi
+
+# Everything under .data: the saved world, the dev server's history, the
+# cluster, logs, the simulator's CA and secret.
 clean: stop
 	rm -rf $(DATA)

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -69,6 +70,8 @@ func run() error {
 	var serverConfig string
 	flag.StringVar(&serverConfig, "server-config", bench.DefaultServerConfig, "comma-separated dynamic-config values for the dev server (key=value)")
 	flag.StringVar(&readmeBlock, "readme-block", "bench", "with -readme: the table between <!-- NAME:begin --> and <!-- NAME:end -->")
+	var cpuProfile string
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write this process's CPU profile (worker, simulated world and its servers; not the relay processes nor the Temporal server) to this file for go tool pprof")
 	flag.BoolVar(&cfg.Cluster, "cluster", true, "also run the durable main point on the cluster engine (bin/temporal-server on PostgreSQL, deploy/temporal's configuration; make builds the server)")
 	flag.Parse()
 	for _, kv := range strings.Split(serverConfig, ",") {
@@ -91,6 +94,17 @@ func run() error {
 	}
 	if cfg.Tenants < 1 || cfg.Concurrency < 1 || cfg.SeqTenants < 1 {
 		return fmt.Errorf("-tenants, -concurrency and -seq-tenants must be positive")
+	}
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

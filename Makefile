@@ -60,7 +60,7 @@ SIM_STATE  := $(DATA)/sim
 # (.data/temporal.db); make reset removes both.
 SIM_SAVED  := $(SIM_STATE)/world.yaml
 
-.PHONY: all build run server sim worker stop reset test vet fmt-check windows-build clean help bench cluster temporal-server postgresql
+.PHONY: all build run server sim worker stop reset test vet fmt-check windows-build clean help bench cluster temporal-server postgresql histories
 
 all: build
 
@@ -69,6 +69,7 @@ help:
 	@echo "make cluster   Temporal $(TEMPORAL_SERVER_VERSION) on PostgreSQL under .data/cluster at 127.0.0.1:$(CLUSTER_PORT); make run CLUSTER=1 runs the demo on it"
 	@echo "make test   vet, format check, PowerShell grammar check, alerting rules (alerts-check), unit + integration tests"
 	@echo "make chaos  the long chaos suite: a rollout through worker kills, dev server crashes and faults"
+	@echo "make histories   re-record the workflow histories the replay tests replay (workflows/testdata/histories)"
 	@echo "make fuzz   every fuzz target for FUZZTIME (default 60s) each, one after another"
 	@echo "make stop   stop what make started (PIDs in .data/, the cluster included); the simulated world is saved for the next make run"
 	@echo "make reset  stop, then forget the saved simulated world and the dev server's history together (a fresh demo)"
@@ -340,6 +341,23 @@ test: $(TEMPORAL) temporal-server postgresql vet fmt-check windows-build psgramm
 .PHONY: chaos
 chaos: $(TEMPORAL)
 	HYBRIDFLOW_CHAOS=full $(GO) test -count=1 -timeout 30m -v -run TestChaosRollout ./internal/chaos
+
+# Recorded workflow histories (workflows/testdata/histories): the tests
+# that run each workflow type on the dev server rewrite their histories
+# (HYBRIDFLOW_RECORD_HISTORIES=1), then the replay test replays every file
+# and the registration check finds a history for every workflow type.
+# After a versioned change, first rename the files being replaced to the
+# old version's prefix (see workflows/replay_test.go); keep them while a
+# workflow started at that version may run.
+.PHONY: histories
+histories: $(TEMPORAL)
+	HYBRIDFLOW_RECORD_HISTORIES=1 $(GO) test -count=1 -timeout 20m ./internal/e2e
+	HYBRIDFLOW_RECORD_HISTORIES=1 $(GO) test -count=1 -run '^TestRolloutPagedDevServer$$' ./workflows
+	HYBRIDFLOW_RECORD_HISTORIES=1 $(GO) test -count=1 -run '^TestRenewalScheduleRenewsOnDevServer$$' ./internal/renewaltest
+	HYBRIDFLOW_RECORD_HISTORIES=1 $(GO) test -count=1 -run '^TestVerifyScheduleRecordsDrift$$' ./starter
+	$(GO) test -count=1 -run 'Replay' ./workflows
+	$(GO) test -count=1 -run '^TestEveryWorkflowTypeHasRecordedHistory$$' ./internal/workerhost
+	git status --short workflows/testdata/histories
 
 # Performance: Go benchmarks of the pure parts, then the rollout harness
 # (durable through the real dev server and worker against the concurrent

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -13,14 +12,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	enumspb "go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
-	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/hybridflow/hybridflow/internal/histories"
 	"github.com/hybridflow/hybridflow/internal/metrics/fleet"
 	"github.com/hybridflow/hybridflow/internal/sim"
 	"github.com/hybridflow/hybridflow/workflows"
@@ -96,9 +93,7 @@ func TestVerifyScheduleRecordsDrift(t *testing.T) {
 	if drift != workflows.DriftDrifted {
 		t.Errorf("scheduled run %s: HybridflowDrift %q, want %q", wfID, drift, workflows.DriftDrifted)
 	}
-	if os.Getenv("HYBRIDFLOW_RECORD_HISTORIES") != "" {
-		recordVerifyHistory(t, ctx, c, wfID, runID)
-	}
+	recordVerifyHistory(t, ctx, c, wfID, runID)
 
 	// What the cloud worker's /metrics shows, read from Temporal.
 	reg := prometheus.NewPedanticRegistry()
@@ -162,32 +157,15 @@ func TestVerifyScheduleRecordsDrift(t *testing.T) {
 }
 
 // recordVerifyHistory writes the scheduled run's history to
-// workflows/testdata/histories/verify for the replay test there.
+// workflows/testdata/histories/verify when HYBRIDFLOW_RECORD_HISTORIES is
+// set (make histories), for the replay test there.
 func recordVerifyHistory(t *testing.T, ctx context.Context, c client.Client, id, runID string) {
 	t.Helper()
-	h := &historypb.History{}
-	it := c.GetWorkflowHistory(ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for it.HasNext() {
-		ev, err := it.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.Events = append(h.Events, ev)
-	}
-	raw, err := protojson.Marshal(h)
+	path, err := histories.Record(ctx, c, id, runID, "verify/verify-scheduled")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("record the history of %s: %v", id, err)
 	}
-	var buf bytes.Buffer
-	if err := json.Indent(&buf, raw, "", "  "); err != nil {
-		t.Fatal(err)
+	if path != "" {
+		t.Logf("recorded %s", path)
 	}
-	path := filepath.Join("..", "workflows", "testdata", "histories", "verify", "verify-scheduled.json")
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, append(buf.Bytes(), '\n'), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("recorded %s (%d events)", path, len(h.Events))
 }

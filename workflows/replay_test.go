@@ -1,32 +1,41 @@
 package workflows_test
 
 import (
-	"os"
+	"fmt"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/hybridflow/hybridflow/internal/histories"
 	"github.com/hybridflow/hybridflow/workflows"
 )
 
-// TestReplayRecordedHistories replays every recorded history in
-// testdata/histories against the current workflow code. The histories are
-// real runs on the Temporal dev server with the simulated world, recorded
-// by the end-to-end tests (internal/e2e):
+// TestReplayRecordedHistories replays every recorded history below
+// testdata/histories, each against the current code of the workflow type
+// it is a run of. The histories are real runs on the Temporal dev server
+// with the simulated world, written by the tests that make them when
+// HYBRIDFLOW_RECORD_HISTORIES is set:
 //
-//	setup-dedicated-half-configured    dedicated mode, HCW auth servers, legacy key removed
-//	setup-legacy-availability-gcchigh  legacy path (an Exchange 2013 server), availability address space
-//	setup-legacy-21vianet              legacy first-party path in 21Vianet (recorded before setup refused that path there; kept for setups still running, not re-recorded)
-//	setup-worker-restarts              worker stopped, then killed, mid-write; killed on a verification timer
-//	setup-pause-retry                  a step pauses for an operator, who retries it
-//	setup-pause-abort                  a step pauses, the operator aborts, compensation runs
-//	setup-legacy-blocked               planning fails with LegacyPathBlocked (worldwide, no server on the hotfix), the operator aborts
+//	setup-*.json             Setup (internal/e2e): dedicated mode with HCW auth servers,
+//	                         the legacy path (availability address space, 21Vianet),
+//	                         worker restarts, pause+retry, pause+abort, a blocked legacy path
+//	rollout/                 Rollout paging an inventory file and continuing as new (workflows' TestRolloutPagedDevServer)
+//	renewal/                 Renewal: a scheduled renewal (internal/renewaltest), a renewal
+//	                         that waits for a setup's tenant lock (internal/e2e)
+//	verify/                  VerifyInventory started by a verify schedule (starter)
+//	lync/                    LyncIntegration: converges, pause+retry, pause+abort with compensation (internal/e2e)
+//	lock/                    TenantLock held by a setup and by the renewal that waited for it (internal/e2e)
+//	probe/                   Probe of every queue of a world (internal/e2e)
 //
-// A change to the workflow that would break a running workflow on upgrade
+// setup-legacy-21vianet was recorded before setup refused the legacy path
+// in 21Vianet and is kept, not re-recorded, for setups still running.
+// internal/workerhost's TestEveryWorkflowTypeHasRecordedHistory fails when
+// a registered workflow type has no history here.
+//
+// A change to a workflow that would break a running workflow on upgrade
 // (activities scheduled in another order, a step added or removed, a timer
 // or search-attribute upsert moved) makes its replay fail with a
 // non-determinism error. Such a change must be guarded with
@@ -36,119 +45,132 @@ import (
 // auth servers, say) replays without complaint, so such changes need the
 // same care without this test's help.
 //
-// The vN- files are the same runs recorded at version N of the change
-// "setup-local-cloud-steps" (v0-: before it, DefaultVersion; v1-: cloud
-// steps as local activities, HybridflowStep published with state changes
-// only; the files without a prefix: version 2, a step's on-prem writes in
-// one activity; started with SetupStartAttributes, so without the first
-// upsert the older files still have), and replay through that version's
-// branch. Re-record the current branch with (the e2e tests write the
-// files when the variable is set):
+// A vN- file is a run recorded at version N of its workflow type's
+// versioned change (versionedChanges below; v0-: before the change,
+// DefaultVersion) and must replay through that branch; a file without a
+// prefix is at the current version. Refresh every history with
 //
-//	HYBRIDFLOW_RECORD_HISTORIES=1 go test ./internal/e2e/ -run E2E -count=1
-//	go test ./workflows/ -run Replay
+//	make histories
 //
-// and commit testdata/histories, after renaming the files they replace
-// to the old version's prefix; keep the vN- files while a workflow started
-// at that version may still run.
-// currentShape is the version of "setup-local-cloud-steps" new runs take.
-const currentShape = 2
-
+// (it runs the recording tests with HYBRIDFLOW_RECORD_HISTORIES=1, then
+// this test). Before refreshing after a versioned change, rename the files
+// the new recordings replace to the old version's prefix (setup-x.json to
+// v2-setup-x.json) and keep them, and every other vN- file, while a
+// workflow started at that version may still run; then commit
+// testdata/histories.
 func TestReplayRecordedHistories(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("testdata", "histories", "*.json"))
+	files, err := histories.Load(filepath.Join("testdata", "histories"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(files) == 0 {
 		t.Fatal("no recorded histories in testdata/histories (see this test's comment to record them)")
 	}
+	byVersion := map[string]map[int][]string{}
 	for _, f := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(f), ".json"), func(t *testing.T) {
-			if fi, err := os.Stat(f); err != nil || fi.Size() == 0 {
-				t.Fatalf("history %s is empty or unreadable: %v", f, err)
+		t.Run(f.Name, func(t *testing.T) {
+			wf, ok := replayable[f.Type]
+			if !ok {
+				t.Fatalf("history %s is a run of workflow type %q, which this test does not know: add it to replayable", f.Path, f.Type)
 			}
-			// Each branch of the versioned change must stay covered.
-			want := currentShape
-			if v, _, ok := strings.Cut(filepath.Base(f), "-"); ok && len(v) == 2 && v[0] == 'v' && v[1] >= '0' && v[1] <= '9' {
-				want = int(v[1] - '0')
-			}
-			if got := changeVersions(t, f)["setup-local-cloud-steps"]; got != want {
-				t.Fatalf("history %s: setup-local-cloud-steps version %d; want %d (0: no marker)", f, got, want)
+			if c, ok := versionedChanges[f.Type]; ok {
+				want := c.current
+				if v, ok := versionPrefix(filepath.Base(f.Path)); ok {
+					want = v
+				}
+				vs, err := histories.Versions(f.History)
+				if err != nil {
+					t.Fatalf("%s: %v", f.Path, err)
+				}
+				if got := vs[c.id]; got != want {
+					t.Fatalf("history %s: %s version %d; want %d (0: no marker)", f.Path, c.id, got, want)
+				}
+				if byVersion[f.Type] == nil {
+					byVersion[f.Type] = map[int][]string{}
+				}
+				byVersion[f.Type][want] = append(byVersion[f.Type][want], f.Name)
+			} else if _, ok := versionPrefix(filepath.Base(f.Path)); ok {
+				t.Fatalf("history %s has a version prefix, but %s has no versioned change in versionedChanges", f.Path, f.Type)
 			}
 			r := worker.NewWorkflowReplayer()
-			r.RegisterWorkflow(workflows.Setup)
-			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
-				t.Fatalf("replaying %s against the current workflow code: %v", f, err)
+			r.RegisterWorkflow(wf)
+			if err := r.ReplayWorkflowHistory(nil, f.History); err != nil {
+				t.Fatalf("replaying %s (%s) against the current workflow code: %v", f.Path, f.Type, err)
 			}
 		})
 	}
+	// Each branch of a versioned change must stay covered.
+	types := make([]string, 0, len(versionedChanges))
+	for typ := range versionedChanges {
+		types = append(types, typ)
+	}
+	sort.Strings(types)
+	for _, typ := range types {
+		c := versionedChanges[typ]
+		for v := 0; v <= c.current; v++ {
+			if len(byVersion[typ][v]) == 0 {
+				t.Errorf("no recorded %s history at version %d of %s (have %v)", typ, v, c.id, byVersion[typ])
+			}
+		}
+	}
+}
+
+// replayable is every workflow type by the name Temporal registers it
+// under (the function's name).
+var replayable = map[string]any{
+	"Probe":           workflows.Probe,
+	"Setup":           workflows.Setup,
+	"Rollout":         workflows.Rollout,
+	"LyncIntegration": workflows.LyncIntegration,
+	"Renewal":         workflows.Renewal,
+	"TenantLock":      workflows.TenantLock,
+	"VerifyInventory": workflows.VerifyInventory,
+}
+
+// versionedChange is the change whose versions a workflow type's vN-
+// history files name, and the version new runs take.
+type versionedChange struct {
+	id      string
+	current int
+}
+
+// versionedChanges: Setup's v0- files were recorded before
+// "setup-local-cloud-steps", v1- with the cloud steps as local activities
+// and HybridflowStep published on state changes only, the current ones
+// (2) with a step's on-prem writes in one activity, started with
+// SetupStartAttributes. Renewal's v0- file was recorded before
+// "renewal-mode-rule-and-server-check" (mode detected inline, no server
+// check before publishing). Rollout's v0- files before
+// "inventory-content-hash" (no hash kept or sent).
+var versionedChanges = map[string]versionedChange{
+	"Setup":   {"setup-local-cloud-steps", 2},
+	"Renewal": {"renewal-mode-rule-and-server-check", 1},
+	"Rollout": {"inventory-content-hash", 1},
+}
+
+// versionPrefix reads the N of a "vN-" file name.
+func versionPrefix(base string) (int, bool) {
+	v, _, ok := strings.Cut(base, "-")
+	if !ok || len(v) < 2 || v[0] != 'v' {
+		return 0, false
+	}
+	var n int
+	if _, err := fmt.Sscanf(v[1:], "%d", &n); err != nil || fmt.Sprint(n) != v[1:] {
+		return 0, false
+	}
+	return n, true
 }
 
 // changeVersions reads the workflow.GetVersion markers of a recorded history.
 func changeVersions(t *testing.T, file string) map[string]int {
 	t.Helper()
-	r, err := os.Open(file)
+	f, err := histories.Read(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
-	h, err := client.HistoryFromJSON(r, client.HistoryJSONOptions{})
+	vs, err := histories.Versions(f.History)
 	if err != nil {
-		t.Fatalf("parse %s: %v", file, err)
+		t.Fatalf("%s: %v", file, err)
 	}
-	dc := converter.GetDefaultDataConverter()
-	out := map[string]int{}
-	for _, ev := range h.GetEvents() {
-		m := ev.GetMarkerRecordedEventAttributes()
-		if m.GetMarkerName() != "Version" {
-			continue
-		}
-		var id string
-		var v int
-		if err := dc.FromPayloads(m.GetDetails()["change-id"], &id); err != nil {
-			t.Fatalf("%s: version marker change-id: %v", file, err)
-		}
-		if err := dc.FromPayloads(m.GetDetails()["version"], &v); err != nil {
-			t.Fatalf("%s: version marker version: %v", file, err)
-		}
-		out[id] = v
-	}
-	return out
-}
-
-// currentRenewalShape is the version of "renewal-mode-rule-and-server-check"
-// new renewals take.
-const currentRenewalShape = 1
-
-// TestReplayRecordedRenewalHistories replays testdata/histories/renewal:
-// real renewals on the dev server (a scheduled renewal of a dedicated-app
-// tenant: create, stage, upload, a timer, publish, verify, clean up),
-// recorded by internal/renewaltest with HYBRIDFLOW_RECORD_HISTORIES=1. The
-// v0- file was recorded before "renewal-mode-rule-and-server-check" (mode
-// detected inline, no server check before publishing) and replays through
-// that branch; the file without a prefix is the current one.
-func TestReplayRecordedRenewalHistories(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("testdata", "histories", "renewal", "*.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) < 2 {
-		t.Fatalf("want a recorded renewal history of each version in testdata/histories/renewal, found %v", files)
-	}
-	for _, f := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(f), ".json"), func(t *testing.T) {
-			want := currentRenewalShape
-			if v, _, ok := strings.Cut(filepath.Base(f), "-"); ok && len(v) == 2 && v[0] == 'v' && v[1] >= '0' && v[1] <= '9' {
-				want = int(v[1] - '0')
-			}
-			if got := changeVersions(t, f)["renewal-mode-rule-and-server-check"]; got != want {
-				t.Fatalf("history %s: renewal-mode-rule-and-server-check version %d; want %d (0: no marker)", f, got, want)
-			}
-			r := worker.NewWorkflowReplayer()
-			r.RegisterWorkflow(workflows.Renewal)
-			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
-				t.Fatalf("replaying %s against the current workflow code: %v", f, err)
-			}
-		})
-	}
+	return vs
 }

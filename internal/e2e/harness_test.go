@@ -1,9 +1,7 @@
 package e2e_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,14 +18,13 @@ import (
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/testsuite"
 	"go.uber.org/zap"
-	"google.golang.org/protobuf/encoding/protojson"
 	"gopkg.in/yaml.v3"
 
 	"github.com/hybridflow/hybridflow/internal/attempts"
 	"github.com/hybridflow/hybridflow/internal/backend"
 	"github.com/hybridflow/hybridflow/internal/config"
-	"github.com/hybridflow/hybridflow/internal/devserver"
 	"github.com/hybridflow/hybridflow/internal/e2e"
+	"github.com/hybridflow/hybridflow/internal/histories"
 	"github.com/hybridflow/hybridflow/internal/logging"
 	"github.com/hybridflow/hybridflow/internal/metrics"
 	"github.com/hybridflow/hybridflow/internal/sim"
@@ -36,11 +33,6 @@ import (
 	"github.com/hybridflow/hybridflow/internal/workerhost"
 	"github.com/hybridflow/hybridflow/workflows"
 )
-
-// RecordEnv re-records the replay histories in workflows/testdata/histories
-// from these tests' runs: HYBRIDFLOW_RECORD_HISTORIES=1 go test ./internal/e2e/
-// (then run go test ./workflows/ -run Replay and commit the files).
-const RecordEnv = "HYBRIDFLOW_RECORD_HISTORIES"
 
 // env is one test's world served by the stand-alone simulator
 // (simserver, in the test process: HTTPS Graph, token endpoint and
@@ -453,14 +445,9 @@ func (e *env) update(ctx context.Context, run client.WorkflowRun, name string) s
 // history reads a run's whole history from the server.
 func (e *env) history(ctx context.Context, run client.WorkflowRun) *historypb.History {
 	e.t.Helper()
-	it := e.c.GetWorkflowHistory(ctx, run.GetID(), run.GetRunID(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	h := &historypb.History{}
-	for it.HasNext() {
-		ev, err := it.Next()
-		if err != nil {
-			e.t.Fatalf("history of %s: %v", run.GetID(), err)
-		}
-		h.Events = append(h.Events, ev)
+	h, err := histories.Fetch(ctx, e.c, run.GetID(), run.GetRunID())
+	if err != nil {
+		e.t.Fatal(err)
 	}
 	return h
 }
@@ -484,36 +471,18 @@ func (e *env) waitEvent(ctx context.Context, run client.WorkflowRun, what string
 }
 
 // recordHistory writes the run's history as workflows/testdata/histories/<name>.json
-// when RecordEnv is set: the replay test (workflows/replay_test.go) replays
-// every file there against the current workflow code.
+// when histories.RecordEnv is set (make histories): the replay test
+// (workflows/replay_test.go) replays every file there against the current
+// workflow code.
 func (e *env) recordHistory(ctx context.Context, run client.WorkflowRun, name string) {
 	e.t.Helper()
-	if os.Getenv(RecordEnv) == "" {
-		return
-	}
-	root, err := devserver.RepoRoot()
+	path, err := histories.Record(ctx, e.c, run.GetID(), run.GetRunID(), name)
 	if err != nil {
-		e.t.Fatal(err)
+		e.t.Fatalf("record the history of %s: %v", run.GetID(), err)
 	}
-	raw, err := protojson.Marshal(e.history(ctx, run))
-	if err != nil {
-		e.t.Fatal(err)
+	if path != "" {
+		e.t.Logf("recorded %s", path)
 	}
-	// protojson varies its whitespace on purpose; indent with encoding/json
-	// so a re-recorded file differs only where the history does.
-	var buf bytes.Buffer
-	if err := json.Indent(&buf, raw, "", "  "); err != nil {
-		e.t.Fatal(err)
-	}
-	data := buf.Bytes()
-	path := filepath.Join(root, "workflows", "testdata", "histories", name+".json")
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		e.t.Fatal(err)
-	}
-	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Logf("recorded %s (%d bytes)", path, len(data))
 }
 
 // snapshot is a deep copy of the world for before/after comparisons.

@@ -8,7 +8,6 @@ package renewaltest_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,12 +16,9 @@ import (
 	"testing"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
-	"google.golang.org/protobuf/encoding/protojson"
 	"gopkg.in/yaml.v3"
 
 	"github.com/hybridflow/hybridflow/activities"
@@ -31,6 +27,7 @@ import (
 	"github.com/hybridflow/hybridflow/internal/cloud"
 	"github.com/hybridflow/hybridflow/internal/config"
 	"github.com/hybridflow/hybridflow/internal/devserver"
+	"github.com/hybridflow/hybridflow/internal/histories"
 	"github.com/hybridflow/hybridflow/internal/sim"
 	"github.com/hybridflow/hybridflow/internal/temporalx"
 	"github.com/hybridflow/hybridflow/internal/workerhost"
@@ -101,44 +98,17 @@ func buildCLI(t *testing.T) string {
 
 // recordHistory writes a run's history as
 // workflows/testdata/histories/renewal/<name>.json when
-// HYBRIDFLOW_RECORD_HISTORIES is set; workflows' replay test replays every
-// file there against the current Renewal workflow.
+// HYBRIDFLOW_RECORD_HISTORIES is set (make histories); workflows' replay
+// test replays every file there against the current Renewal workflow.
 func recordHistory(ctx context.Context, t *testing.T, c client.Client, id, runID, name string) {
 	t.Helper()
-	if os.Getenv("HYBRIDFLOW_RECORD_HISTORIES") == "" {
-		return
-	}
-	it := c.GetWorkflowHistory(ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	h := &historypb.History{}
-	for it.HasNext() {
-		ev, err := it.Next()
-		if err != nil {
-			t.Fatalf("history of %s: %v", id, err)
-		}
-		h.Events = append(h.Events, ev)
-	}
-	raw, err := protojson.Marshal(h)
+	path, err := histories.Record(ctx, c, id, runID, "renewal/"+name)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("record the history of %s: %v", id, err)
 	}
-	// protojson varies its whitespace on purpose; indent with encoding/json
-	// so a re-recorded file differs only where the history does.
-	var buf bytes.Buffer
-	if err := json.Indent(&buf, raw, "", "  "); err != nil {
-		t.Fatal(err)
+	if path != "" {
+		t.Logf("recorded %s", path)
 	}
-	root, err := devserver.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(root, "workflows", "testdata", "histories", "renewal", name+".json")
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, append(buf.Bytes(), '\n'), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("recorded %s (%d events)", path, len(h.Events))
 }
 
 func execOut(t *testing.T, name string, args ...string) (string, error) {

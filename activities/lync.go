@@ -40,7 +40,6 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/hybridflow/hybridflow/internal/cloud"
 	"github.com/hybridflow/hybridflow/internal/exchange"
 	"github.com/hybridflow/hybridflow/internal/plan"
 )
@@ -57,25 +56,29 @@ type Lync struct {
 	Hosts LyncHosts
 }
 
-// The documented hosting provider.
+// The documented hosting provider, the Lync steps and the Lync types are
+// the plan package's (internal/plan/lync.go): the Lync decisions are made
+// there. These names keep the activities' callers unchanged.
 const (
-	LyncProviderIdentity      = "Exchange Online"
-	LyncVerificationLevel     = "UseSourceVerification"
-	lyncUnconfirmedProxyField = "lync_proxy_fqdn" // cloud.Profile.Unconfirmed entry
-)
+	LyncProviderIdentity  = plan.LyncProviderIdentity
+	LyncVerificationLevel = plan.LyncVerificationLevel
 
-// Lync plan steps, in the order the Lync workflow runs them. The values
-// appear in queries, search attributes and the CLI.
-const (
-	LyncStepFederation      plan.Step = "lync-federation"
-	LyncStepHostingProvider plan.Step = "lync-hosting-provider"
-	LyncStepReplication     plan.Step = "lync-replication"
-	LyncStepEdgeStore       plan.Step = "lync-edge-local-store"
-	LyncStepExternalAccess  plan.Step = "lync-external-access"
+	LyncStepFederation      = plan.LyncStepFederation
+	LyncStepHostingProvider = plan.LyncStepHostingProvider
+	LyncStepReplication     = plan.LyncStepReplication
+	LyncStepEdgeStore       = plan.LyncStepEdgeStore
+	LyncStepExternalAccess  = plan.LyncStepExternalAccess
 )
 
 // LyncSteps is every Lync step in order.
-var LyncSteps = []plan.Step{LyncStepFederation, LyncStepHostingProvider, LyncStepReplication, LyncStepEdgeStore, LyncStepExternalAccess}
+var LyncSteps = plan.LyncSteps
+
+type (
+	LyncHostingProvider      = plan.LyncHostingProvider
+	LyncReplica              = plan.LyncReplica
+	LyncExternalAccessPolicy = plan.LyncExternalAccessPolicy
+	LyncObserved             = plan.LyncObserved
+)
 
 // Stable error types of the Lync steps.
 const (
@@ -100,94 +103,8 @@ const (
 	UndoLyncRestoreHostingProvider = "lync-restore-hosting-provider"
 )
 
-// LyncHostingProvider is a hosting provider as Get-CsHostingProvider shows it.
-type LyncHostingProvider struct {
-	Identity                  string `json:"identity"`
-	Enabled                   bool   `json:"enabled"`
-	EnabledSharedAddressSpace bool   `json:"enabled_shared_address_space"`
-	HostsOCSUsers             bool   `json:"hosts_ocs_users"`
-	ProxyFqdn                 string `json:"proxy_fqdn"`
-	IsLocal                   bool   `json:"is_local"`
-	VerificationLevel         string `json:"verification_level"`
-}
-
-func lyncNormFqdn(s string) string {
-	return strings.ToLower(strings.TrimSuffix(strings.TrimSpace(s), "."))
-}
-
-// SameProxy reports whether two providers use the same proxy FQDN.
-func (p LyncHostingProvider) SameProxy(o LyncHostingProvider) bool {
-	return lyncNormFqdn(p.ProxyFqdn) == lyncNormFqdn(o.ProxyFqdn)
-}
-
-// settable lists the settings Set-CsHostingProvider can change (all but
-// Identity and ProxyFqdn) with their values.
-func (p LyncHostingProvider) settable() []struct {
-	name  string
-	value any
-} {
-	return []struct {
-		name  string
-		value any
-	}{
-		{"Enabled", p.Enabled}, {"EnabledSharedAddressSpace", p.EnabledSharedAddressSpace},
-		{"HostsOCSUsers", p.HostsOCSUsers}, {"IsLocal", p.IsLocal}, {"VerificationLevel", p.VerificationLevel},
-	}
-}
-
-// setDiff returns the Set-CsHostingProvider parameters that turn p into
-// want, and the same differences in words.
-func (p LyncHostingProvider) setDiff(want LyncHostingProvider) (map[string]any, []string) {
-	params := map[string]any{}
-	var words []string
-	have := p.settable()
-	for i, w := range want.settable() {
-		same := have[i].value == w.value
-		if s, ok := w.value.(string); ok {
-			same = strings.EqualFold(have[i].value.(string), s)
-		}
-		if !same {
-			params[w.name] = w.value
-			words = append(words, fmt.Sprintf("%s %v → %v", w.name, lyncValue(have[i].value), lyncValue(w.value)))
-		}
-	}
-	return params, words
-}
-
-// Equal reports whether two providers have the same settings.
-func (p LyncHostingProvider) Equal(o LyncHostingProvider) bool {
-	_, d := p.setDiff(o)
-	return len(d) == 0 && p.SameProxy(o) && strings.EqualFold(p.Identity, o.Identity)
-}
-
-// Differences lists, in words, what differs from want (ProxyFqdn first).
-func (p LyncHostingProvider) Differences(want LyncHostingProvider) []string {
-	var out []string
-	if !p.SameProxy(want) {
-		out = append(out, fmt.Sprintf("ProxyFqdn %s → %s", p.ProxyFqdn, want.ProxyFqdn))
-	}
-	_, d := p.setDiff(want)
-	return append(out, d...)
-}
-
-// String is the provider as New-CsHostingProvider parameters.
-func (p LyncHostingProvider) String() string {
-	return fmt.Sprintf("-Identity %q -Enabled %s -EnabledSharedAddressSpace %s -HostsOCSUsers %s -ProxyFqdn %q -IsLocal %s -VerificationLevel %s",
-		p.Identity, lyncValue(p.Enabled), lyncValue(p.EnabledSharedAddressSpace), lyncValue(p.HostsOCSUsers), p.ProxyFqdn, lyncValue(p.IsLocal), p.VerificationLevel)
-}
-
-// lyncValue prints booleans as PowerShell does.
-func lyncValue(v any) string {
-	if b, ok := v.(bool); ok {
-		if b {
-			return "$True"
-		}
-		return "$False"
-	}
-	return fmt.Sprint(v)
-}
-
-func (p LyncHostingProvider) newCommand() exchange.Command {
+// lyncNewCommand is New-CsHostingProvider with every setting of p.
+func lyncNewCommand(p LyncHostingProvider) exchange.Command {
 	return cmd("New-CsHostingProvider", "Identity", p.Identity, "Enabled", p.Enabled, "EnabledSharedAddressSpace", p.EnabledSharedAddressSpace,
 		"HostsOCSUsers", p.HostsOCSUsers, "ProxyFqdn", p.ProxyFqdn, "IsLocal", p.IsLocal, "VerificationLevel", p.VerificationLevel)
 }
@@ -221,59 +138,9 @@ func lyncFindProvider(rows []exchange.Row, identity string) (*LyncHostingProvide
 }
 
 // DesiredLyncProvider is the hosting provider Microsoft documents for a
-// cloud: ProxyFqdn is the cloud's, or override when set. It warns when the
-// cloud's value is unconfirmed and no override is given.
+// cloud (plan.DesiredLyncProvider).
 func DesiredLyncProvider(cloudName, override string) (LyncHostingProvider, []string, error) {
-	p, err := cloud.Lookup(cloudName)
-	if err != nil {
-		return LyncHostingProvider{}, nil, err
-	}
-	var warnings []string
-	fqdn := lyncNormFqdn(override)
-	if fqdn == "" {
-		fqdn = p.LyncProxyFqdn
-		if slices.Contains(p.Unconfirmed, lyncUnconfirmedProxyField) {
-			warnings = append(warnings, fmt.Sprintf("the Lync hosting-provider ProxyFqdn for %s (%s) is not published by Microsoft; confirm it with Microsoft and set overrides.lync_proxy_fqdn",
-				p.DisplayName, fqdn))
-		}
-	}
-	if fqdn == "" || strings.ContainsAny(fqdn, " /:@\\") || !strings.Contains(fqdn, ".") {
-		return LyncHostingProvider{}, nil, fmt.Errorf("lync proxy FQDN %q is not a fully qualified domain name", override)
-	}
-	return LyncHostingProvider{
-		Identity: LyncProviderIdentity, Enabled: true, EnabledSharedAddressSpace: true, HostsOCSUsers: false,
-		ProxyFqdn: fqdn, IsLocal: false, VerificationLevel: LyncVerificationLevel,
-	}, warnings, nil
-}
-
-// LyncReplica is one Central Management store replica's status: whether
-// it has applied the latest snapshot, when it last reported, and when the
-// latest snapshot was packaged for it (times are the Central Management
-// Server's, so two of them compare without any clock skew).
-type LyncReplica struct {
-	Fqdn               string    `json:"fqdn"`
-	UpToDate           bool      `json:"up_to_date"`
-	LastStatusReport   time.Time `json:"last_status_report,omitempty"`
-	LastUpdateCreation time.Time `json:"last_update_creation,omitempty"`
-}
-
-// LyncExternalAccessPolicy is an external access policy's remote-user switch.
-type LyncExternalAccessPolicy struct {
-	Identity            string `json:"identity"`
-	EnableOutsideAccess bool   `json:"enable_outside_access"`
-}
-
-// LyncObserved is what discovery read from the Lync deployment.
-type LyncObserved struct {
-	AllowFederatedUsers bool                 `json:"allow_federated_users"`
-	Provider            *LyncHostingProvider `json:"provider,omitempty"`
-	// OtherProviders are the deployment's other hosting providers.
-	OtherProviders []LyncHostingProvider      `json:"other_providers,omitempty"`
-	Replicas       []LyncReplica              `json:"replicas,omitempty"`
-	ExternalAccess []LyncExternalAccessPolicy `json:"external_access_policies,omitempty"`
-	// Notes say what could not be read (replication status); discovery
-	// goes on without it.
-	Notes []string `json:"notes,omitempty"`
+	return plan.DesiredLyncProvider(cloudName, override)
 }
 
 // lyncDiscovery is discovery's one batched round trip.
@@ -353,31 +220,6 @@ func lyncExternalAccessFromRows(rows []exchange.Row) []LyncExternalAccessPolicy 
 	return out
 }
 
-func lyncLagging(rs []LyncReplica) []string {
-	var out []string
-	for _, r := range rs {
-		if !r.UpToDate {
-			out = append(out, r.Fqdn)
-		}
-	}
-	return out
-}
-
-// lyncExternalAccessVerdict names the policies that enable communications
-// with remote users, or returns the warning when none does.
-func lyncExternalAccessVerdict(ps []LyncExternalAccessPolicy) (allowing []string, warning string) {
-	for _, p := range ps {
-		if p.EnableOutsideAccess {
-			allowing = append(allowing, p.Identity)
-		}
-	}
-	if len(allowing) == 0 {
-		warning = "no external access policy enables communications with remote users (EnableOutsideAccess): users signing in to IM from Outlook Web App count as remote users and need one assigned, " +
-			"e.g. Set-CsExternalAccessPolicy -Identity Global -EnableOutsideAccess $True or a per-user policy (hybridflow does not change access policies)"
-	}
-	return allowing, warning
-}
-
 // LyncPlanInput is what the Lync plan is computed from. EdgeFqdns names
 // the Edge Servers' replicas the Edge step checks (none: every replica).
 type LyncPlanInput struct {
@@ -406,100 +248,10 @@ func PlanLync(_ context.Context, in LyncPlanInput) (LyncPlan, error) {
 	return LyncPlan{Desired: want, Actions: actions, Warnings: append(warnings, more...)}, nil
 }
 
-// BuildLyncPlan says, per Lync step, what a run would change and why; edge
-// names the Edge Servers' replicas (none: every replica is checked).
+// BuildLyncPlan says, per Lync step, what a run would change and why
+// (plan.BuildLyncPlan's chain of policies).
 func BuildLyncPlan(o LyncObserved, want LyncHostingProvider, edge []string) ([]plan.Action, []string) {
-	var warnings []string
-	var out []plan.Action
-
-	fed := plan.Action{Step: LyncStepFederation, Change: plan.ChangeNone, Reason: "AllowFederatedUsers is already $True on the access edge configuration"}
-	if !o.AllowFederatedUsers {
-		fed = plan.Action{Step: LyncStepFederation, Change: plan.ChangeUpdate,
-			Reason:  "AllowFederatedUsers is $False; the shared SIP address space with Exchange Online needs it $True",
-			Details: []string{"Set-CsAccessEdgeConfiguration -AllowFederatedUsers $True"}}
-	}
-	out = append(out, fed)
-
-	hp := plan.Action{Step: LyncStepHostingProvider}
-	switch {
-	case o.Provider == nil:
-		hp.Change, hp.Reason = plan.ChangeCreate, fmt.Sprintf("there is no %q hosting provider", want.Identity)
-		hp.Details = []string{"New-CsHostingProvider " + want.String()}
-	case !o.Provider.SameProxy(want):
-		hp.Change = plan.ChangeUpdate
-		hp.Reason = fmt.Sprintf("ProxyFqdn is %s, not %s; it cannot be changed in place, so the provider is removed and re-created", o.Provider.ProxyFqdn, want.ProxyFqdn)
-		hp.Details = []string{fmt.Sprintf("Remove-CsHostingProvider -Identity %q", o.Provider.Identity), "New-CsHostingProvider " + want.String()}
-		if _, words := o.Provider.setDiff(want); len(words) > 0 {
-			hp.Details = append(hp.Details, "also differs: "+strings.Join(words, ", "))
-		}
-	default:
-		if params, words := o.Provider.setDiff(want); len(params) > 0 {
-			hp.Change, hp.Reason = plan.ChangeUpdate, "the provider differs from the documented settings: "+strings.Join(words, ", ")
-			hp.Details = []string{"Set-CsHostingProvider in place (ProxyFqdn already " + want.ProxyFqdn + ")"}
-		} else {
-			hp.Change, hp.Reason = plan.ChangeNone, fmt.Sprintf("%q already has the documented settings (ProxyFqdn %s)", want.Identity, want.ProxyFqdn)
-		}
-	}
-	out = append(out, hp)
-	for _, p := range o.OtherProviders {
-		if p.SameProxy(want) {
-			warnings = append(warnings, fmt.Sprintf("hosting provider %q also uses ProxyFqdn %s; Microsoft's procedure names the provider %q, and hybridflow leaves %q as it is",
-				p.Identity, p.ProxyFqdn, want.Identity, p.Identity))
-		}
-	}
-
-	rep := plan.Action{Step: LyncStepReplication, Change: plan.ChangeCheck,
-		Reason: "wait until Get-CsManagementStoreReplicationStatus shows every replica up to date"}
-	if lag := lyncLagging(o.Replicas); len(lag) > 0 {
-		rep.Details = []string{"not up to date now: " + strings.Join(lag, ", ")}
-	} else if len(o.Replicas) > 0 {
-		rep.Details = []string{fmt.Sprintf("all %d replica(s) up to date now", len(o.Replicas))}
-	}
-	out = append(out, rep)
-
-	out = append(out, lyncEdgePlan(o, edge))
-
-	ext := plan.Action{Step: LyncStepExternalAccess, Change: plan.ChangeCheck,
-		Reason: "report whether an external access policy enables communications with remote users"}
-	allowing, warn := lyncExternalAccessVerdict(o.ExternalAccess)
-	if warn != "" {
-		warnings = append(warnings, warn)
-		ext.Details = []string{"none does now"}
-	} else {
-		ext.Details = []string{"enabled in: " + strings.Join(allowing, ", ")}
-	}
-	out = append(out, ext)
-	return out, warnings
-}
-
-// lyncEdgePlan is the Edge step's plan: which replicas it will check, and
-// how they stand now.
-func lyncEdgePlan(o LyncObserved, edge []string) plan.Action {
-	a := plan.Action{Step: LyncStepEdgeStore, Change: plan.ChangeCheck}
-	if len(edge) > 0 {
-		a.Reason = fmt.Sprintf("confirm from the site's internal server that the Edge Server's replica (%s) has applied a snapshot made after the hosting provider was written (Get-CsManagementStoreReplicationStatus -ReplicaFqdn: UpToDate, LastUpdateCreation)",
-			strings.Join(edge, ", "))
-	} else {
-		a.Reason = "confirm from the site's internal server that every Central Management store replica, the Edge Server's included, has applied a snapshot made after the hosting provider was written (Get-CsManagementStoreReplicationStatus: UpToDate, LastUpdateCreation)"
-	}
-	var now []string
-	for _, r := range o.Replicas {
-		if len(edge) > 0 && !slices.ContainsFunc(edge, func(e string) bool { return strings.EqualFold(e, r.Fqdn) }) {
-			continue
-		}
-		st := "up to date"
-		if !r.UpToDate {
-			st = "not up to date"
-		}
-		if !r.LastUpdateCreation.IsZero() {
-			st += ", last snapshot " + r.LastUpdateCreation.Format(time.RFC3339)
-		}
-		now = append(now, r.Fqdn+": "+st)
-	}
-	if len(now) > 0 {
-		a.Details = append([]string{"now:"}, now...)
-	}
-	return a
+	return plan.BuildLyncPlan(o, want, edge)
 }
 
 // LyncUndoRecord is one reversible Lync change: the common record (System
@@ -647,7 +399,7 @@ func (a *Lync) readProvider(ctx context.Context, r exchange.Runner, identity str
 }
 
 func lyncValidProvider(p LyncHostingProvider) error {
-	if p.Identity == "" || lyncNormFqdn(p.ProxyFqdn) == "" || p.VerificationLevel == "" {
+	if p.Identity == "" || plan.LyncNormFqdn(p.ProxyFqdn) == "" || p.VerificationLevel == "" {
 		return nonRetryable(ErrInvalidInput, "hosting provider needs Identity, ProxyFqdn and VerificationLevel: %+v", p)
 	}
 	return nil
@@ -699,29 +451,29 @@ func (a *Lync) EnsureLyncHostingProvider(ctx context.Context, in LyncProviderInp
 		return lyncWithUndo(err, lyncRestoreRecord(*orig))
 	}
 	var did string
-	switch {
-	case cur == nil:
+	switch d := plan.DecideLyncProvider(cur, want); d.Change {
+	case plan.LyncProviderCreate:
 		if err := remember(); err != nil {
 			return LyncStepResult{}, err
 		}
-		if _, err := r.Run(ctx, want.newCommand()); err != nil {
+		if _, err := r.Run(ctx, lyncNewCommand(want)); err != nil {
 			if exchange.IsAlreadyExists(err) {
 				return LyncStepResult{}, fail(retryable(ErrTransient, "%s: created concurrently by someone else; the next attempt re-reads it", what))
 			}
 			return LyncStepResult{}, fail(classify(what, err))
 		}
 		did = "created"
-	case !cur.SameProxy(want):
+	case plan.LyncProviderReplace:
 		if err := remember(); err != nil {
 			return LyncStepResult{}, err
 		}
 		if _, err := r.Run(ctx, cmd("Remove-CsHostingProvider", "Identity", cur.Identity)); err != nil && !exchange.IsNotFound(err) {
 			return LyncStepResult{}, fail(classify(what+": remove the provider with ProxyFqdn "+cur.ProxyFqdn, err))
 		}
-		if _, err := r.Run(ctx, want.newCommand()); err != nil {
+		if _, err := r.Run(ctx, lyncNewCommand(want)); err != nil {
 			// Put the old provider back at once so that nothing is left
 			// half-done; the heartbeat and the error keep it anyway.
-			_, perr := r.Run(ctx, cur.newCommand())
+			_, perr := r.Run(ctx, lyncNewCommand(*cur))
 			back := "the previous provider was put back"
 			if perr != nil {
 				back = fmt.Sprintf("putting the previous provider back failed too (%v); the next attempt or an abort restores it", perr)
@@ -729,18 +481,15 @@ func (a *Lync) EnsureLyncHostingProvider(ctx context.Context, in LyncProviderInp
 			return LyncStepResult{}, fail(classify(fmt.Sprintf("%s: re-create with ProxyFqdn %s (%s)", what, want.ProxyFqdn, back), err))
 		}
 		did = fmt.Sprintf("removed and re-created (ProxyFqdn %s → %s; it cannot change in place)", cur.ProxyFqdn, want.ProxyFqdn)
-	default:
-		params, words := cur.setDiff(want)
-		if len(params) > 0 {
-			if err := remember(); err != nil {
-				return LyncStepResult{}, err
-			}
-			params["Identity"] = cur.Identity
-			if _, err := r.Run(ctx, exchange.Command{Cmdlet: "Set-CsHostingProvider", Parameters: params}); err != nil {
-				return LyncStepResult{}, fail(classify(what, err))
-			}
-			did = "set in place: " + strings.Join(words, ", ")
+	case plan.LyncProviderSet:
+		if err := remember(); err != nil {
+			return LyncStepResult{}, err
 		}
+		d.Params["Identity"] = cur.Identity
+		if _, err := r.Run(ctx, exchange.Command{Cmdlet: "Set-CsHostingProvider", Parameters: d.Params}); err != nil {
+			return LyncStepResult{}, fail(classify(what, err))
+		}
+		did = "set in place: " + strings.Join(d.Words, ", ")
 	}
 	final := want
 	switch {
@@ -821,7 +570,7 @@ func (a *Lync) WaitLyncReplication(ctx context.Context, in LyncReplicationInput)
 		}
 		p.Polls++
 		reps := lyncReplicasFromRows(rows)
-		p.Lagging = lyncLagging(reps)
+		p.Lagging = plan.LyncLagging(reps)
 		if len(reps) == 0 {
 			p.Lagging = []string{"(no replica reported)"}
 		}
@@ -889,12 +638,8 @@ func (a *Lync) ConfirmLyncEdgeProvider(ctx context.Context, in LyncProviderInput
 	if err != nil {
 		return LyncStepResult{}, classify(what, err)
 	}
-	if cms == nil {
-		return LyncStepResult{}, nonRetryable(ErrConflict, "%s: the Central Management store has no %q provider, so no replica can receive it; run the hosting-provider step (or find who removed it)", what, want.Identity)
-	}
-	if !cms.Equal(want) {
-		return LyncStepResult{}, nonRetryable(ErrConflict, "%s: the Central Management store's provider is no longer the documented one (%s); it was changed after the hosting-provider step",
-			what, strings.Join(cms.Differences(want), ", "))
+	if why := plan.LyncStoreVerdict(cms, want); why != "" {
+		return LyncStepResult{}, nonRetryable(ErrConflict, "%s: %s", what, why)
 	}
 	reps, err := a.replicaStatus(ctx, r, edge)
 	if err != nil {
@@ -909,7 +654,7 @@ func (a *Lync) ConfirmLyncEdgeProvider(ctx context.Context, in LyncProviderInput
 	var stale []string
 	for _, rep := range reps {
 		got = append(got, *rep)
-		if why := lyncReplicaStale(*rep, in.Baseline); why != "" {
+		if why := plan.LyncReplicaStale(*rep, in.Baseline); why != "" {
 			stale = append(stale, rep.Fqdn+" "+why)
 		}
 	}
@@ -935,7 +680,7 @@ func (a *Lync) ConfirmLyncEdgeProvider(ctx context.Context, in LyncProviderInput
 func LyncEdgeFqdns(in []string) ([]string, error) {
 	var out []string
 	for _, f := range in {
-		n := lyncNormFqdn(f)
+		n := plan.LyncNormFqdn(f)
 		if n == "" || strings.ContainsAny(n, " /:@\\*") || !strings.Contains(n, ".") {
 			return nil, nonRetryable(ErrInvalidInput, "edge_fqdns: %q is not a fully qualified domain name", f)
 		}
@@ -985,29 +730,6 @@ func (a *Lync) replicaStatus(ctx context.Context, r exchange.Runner, fqdns []str
 	return out, nil
 }
 
-// lyncReplicaStale says what a replica still lacks before it can be said to
-// hold the provider, or "". baseline is the status read just before the
-// provider was written (empty: nothing was written in this run, and
-// UpToDate alone says the replica holds the current store).
-func lyncReplicaStale(rep LyncReplica, baseline []LyncReplica) string {
-	if !rep.UpToDate {
-		return "has not applied the latest snapshot (UpToDate False)"
-	}
-	if len(baseline) == 0 {
-		return ""
-	}
-	if rep.LastUpdateCreation.IsZero() {
-		return "reports no LastUpdateCreation, so nothing shows it received the change"
-	}
-	for _, b := range baseline {
-		if strings.EqualFold(b.Fqdn, rep.Fqdn) && !rep.LastUpdateCreation.After(b.LastUpdateCreation) {
-			return fmt.Sprintf("still reports the snapshot of %s, packaged before the provider was written (the Master Replicator has not packaged the change yet)",
-				rep.LastUpdateCreation.Format(time.RFC3339Nano))
-		}
-	}
-	return ""
-}
-
 // CheckLyncExternalAccess reports which external access policies enable
 // communications with remote users, with a warning when none does. It
 // writes nothing: access policies are the administrator's decision.
@@ -1017,7 +739,7 @@ func (a *Lync) CheckLyncExternalAccess(ctx context.Context, t Target) (LyncStepR
 		return LyncStepResult{}, classify("read external access policies on "+lyncWhere(t), err)
 	}
 	ps := lyncExternalAccessFromRows(rows)
-	allowing, warn := lyncExternalAccessVerdict(ps)
+	allowing, warn := plan.LyncExternalAccessVerdict(ps)
 	res := LyncStepResult{Outcome: Unchanged, Policies: ps, Allowing: allowing}
 	if warn != "" {
 		res.Warnings = []string{warn}
@@ -1034,7 +756,7 @@ func (a *Lync) UndoLync(ctx context.Context, in LyncUndoInput) error {
 	r := a.runner(in.Target)
 	switch rec.Kind {
 	case UndoLyncSetAllowFederatedUsers:
-		what := fmt.Sprintf("restore AllowFederatedUsers %s on %s", lyncValue(rec.Enabled), lyncWhere(in.Target))
+		what := fmt.Sprintf("restore AllowFederatedUsers %s on %s", plan.LyncValue(rec.Enabled), lyncWhere(in.Target))
 		rows, err := r.Run(ctx, cmd("Get-CsAccessEdgeConfiguration"))
 		if err != nil {
 			return classify(what, err)
@@ -1066,22 +788,19 @@ func (a *Lync) restoreProvider(ctx context.Context, r exchange.Runner, t Target,
 	if err != nil {
 		return classify(what, err)
 	}
-	switch {
-	case cur == nil:
-	case !cur.SameProxy(prev):
+	switch d := plan.DecideLyncProvider(cur, prev); d.Change {
+	case plan.LyncProviderKeep:
+		return nil
+	case plan.LyncProviderSet:
+		d.Params["Identity"] = cur.Identity
+		_, err := r.Run(ctx, exchange.Command{Cmdlet: "Set-CsHostingProvider", Parameters: d.Params})
+		return classify(what, err)
+	case plan.LyncProviderReplace:
 		if _, err := r.Run(ctx, cmd("Remove-CsHostingProvider", "Identity", cur.Identity)); err != nil && !exchange.IsNotFound(err) {
 			return classify(what, err)
 		}
-	default:
-		params, _ := cur.setDiff(prev)
-		if len(params) == 0 {
-			return nil
-		}
-		params["Identity"] = cur.Identity
-		_, err := r.Run(ctx, exchange.Command{Cmdlet: "Set-CsHostingProvider", Parameters: params})
-		return classify(what, err)
 	}
-	if _, err := r.Run(ctx, prev.newCommand()); err != nil {
+	if _, err := r.Run(ctx, lyncNewCommand(prev)); err != nil {
 		if exchange.IsAlreadyExists(err) {
 			return retryable(ErrTransient, "%s: created concurrently by someone else; the next attempt re-reads it", what)
 		}

@@ -180,14 +180,14 @@ func TestBuildLyncPlan(t *testing.T) {
 	}{
 		{"fresh", LyncObserved{Replicas: upToDate}, plan.ChangeUpdate, plan.ChangeCreate, "no \"Exchange Online\"", 1, "fe01: up to date edge01: not up to date"},
 		{"converged", LyncObserved{AllowFederatedUsers: true, Provider: &want, Replicas: upToDate,
-			ExternalAccess: []LyncExternalAccessPolicy{{"Global", true}}}, plan.ChangeNone, plan.ChangeNone, "already has the documented settings", 0, "fe01: up to date"},
+			ExternalAccess: []LyncExternalAccessPolicy{{Identity: "Global", EnableOutsideAccess: true}}}, plan.ChangeNone, plan.ChangeNone, "already has the documented settings", 0, "fe01: up to date"},
 		{"wrong proxy", LyncObserved{AllowFederatedUsers: true, Provider: &wrongProxy,
-			ExternalAccess: []LyncExternalAccessPolicy{{"Global", true}}}, plan.ChangeNone, plan.ChangeUpdate, "removed and re-created", 0, ""},
+			ExternalAccess: []LyncExternalAccessPolicy{{Identity: "Global", EnableOutsideAccess: true}}}, plan.ChangeNone, plan.ChangeUpdate, "removed and re-created", 0, ""},
 		{"wrong level", LyncObserved{AllowFederatedUsers: true, Provider: &wrongLevel,
-			ExternalAccess: []LyncExternalAccessPolicy{{"Global", false}, {"Tag:Remote", true}}}, plan.ChangeNone, plan.ChangeUpdate,
+			ExternalAccess: []LyncExternalAccessPolicy{{Identity: "Global", EnableOutsideAccess: false}, {Identity: "Tag:Remote", EnableOutsideAccess: true}}}, plan.ChangeNone, plan.ChangeUpdate,
 			"Enabled $False → $True, VerificationLevel AlwaysVerifiable → UseSourceVerification", 0, ""},
 		{"another provider on the same proxy", LyncObserved{AllowFederatedUsers: true, OtherProviders: []LyncHostingProvider{other},
-			ExternalAccess: []LyncExternalAccessPolicy{{"Global", true}}}, plan.ChangeNone, plan.ChangeCreate, "no \"Exchange Online\"", 1, ""},
+			ExternalAccess: []LyncExternalAccessPolicy{{Identity: "Global", EnableOutsideAccess: true}}}, plan.ChangeNone, plan.ChangeCreate, "no \"Exchange Online\"", 1, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			acts, warnings := BuildLyncPlan(c.o, want, nil)

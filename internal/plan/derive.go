@@ -70,14 +70,6 @@ var microsoftSuffixes = []string{"onmicrosoft.com", "onmicrosoft.us", "onmschina
 //     exactly that).
 //   - mailboxes for verification: the first one discovery found.
 func Derive(t TenantFacts, p cloud.Profile, o Observed) (Desired, []string, error) {
-	var (
-		warn []string
-		errs []error
-	)
-	missing := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrMissingInput}, args...)...))
-	}
-
 	if t.Cloud != "" {
 		if lp, err := cloud.Lookup(t.Cloud); err != nil || lp.Name != p.Name {
 			return Desired{}, nil, fmt.Errorf("%w: tenant cloud %q does not match profile %q", ErrInvalidSetting, t.Cloud, p.Name)
@@ -86,124 +78,176 @@ func Derive(t TenantFacts, p cloud.Profile, o Observed) (Desired, []string, erro
 	if t.ExchangeOnlineHost != "" {
 		p.ExchangeOnlineHost = strings.ToLower(strings.TrimSpace(t.ExchangeOnlineHost))
 	}
-
-	d := Desired{TenantID: strings.ToLower(t.ID), Cloud: string(p.Name)}
-	d.InitialDomain = normDomain(t.InitialDomain)
-	if d.InitialDomain == "" {
-		missing("the tenant's initial domain is not set (initial_domain)")
+	x := &deriver{t: t, p: p, o: o}
+	// Each part reads what the parts before it derived; the order is also
+	// the order of the warnings and errors.
+	for _, part := range []func(){
+		x.authServers, x.domains, x.versions, x.spns, x.endpoints,
+		x.connectors, x.verification, x.keys, x.dedicatedApp,
+	} {
+		part()
 	}
+	if len(o.TenantDomains) == 0 {
+		x.warn = append(x.warn, "Entra reported no verified tenant domains, so the inventory's domains could not be checked against the tenant")
+	}
+	if len(x.errs) > 0 {
+		return Desired{}, x.warn, errors.Join(x.errs...)
+	}
+	return x.d, x.warn, nil
+}
 
-	// Step 1: the manual procedure's names and URLs for new servers; an
-	// existing server is the tenant's when its realm is the tenant ID,
-	// and the URL forms naming the tenant ID (the Hybrid Configuration
-	// Wizard's ACS URL) identify one whose realm is not known.
+// deriver is one Derive call: its inputs, the configuration so far, what
+// the later parts need from the earlier ones, and the warnings and errors
+// collected on the way (every problem is reported, not just the first).
+type deriver struct {
+	t TenantFacts
+	p cloud.Profile
+	o Observed
+	d Desired
+
+	smtp    []string
+	servers []Server
+	need    bool
+	needWhy string
+
+	warn []string
+	errs []error
+}
+
+func (x *deriver) missing(format string, args ...any) {
+	x.errs = append(x.errs, fmt.Errorf("%w: "+format, append([]any{ErrMissingInput}, args...)...))
+}
+
+func (x *deriver) fail(err error) {
+	if err != nil {
+		x.errs = append(x.errs, err)
+	}
+}
+
+// authServers: step 1's names and URLs for new servers; an existing server
+// is the tenant's when its realm is the tenant ID, and the URL forms
+// naming the tenant ID (the Hybrid Configuration Wizard's ACS URL)
+// identify one whose realm is not known.
+func (x *deriver) authServers() {
+	p, d := x.p, &x.d
+	d.TenantID, d.Cloud = strings.ToLower(x.t.ID), string(p.Name)
+	d.InitialDomain = normDomain(x.t.InitialDomain)
+	if d.InitialDomain == "" {
+		x.missing("the tenant's initial domain is not set (initial_domain)")
+	}
 	d.ACS = AuthServerSpec{Name: p.ACSName, Type: AuthServerTypeACS, MetadataURL: p.ACSMetadataURL(d.InitialDomain),
 		Realm: d.TenantID, OtherMetadataURLs: otherURLs(p.ACSMetadataURL, d.InitialDomain, d.TenantID)}
 	d.EvoSTS = AuthServerSpec{Name: p.EvoSTSName, Type: AuthServerTypeAzureAD, MetadataURL: p.EvoSTSMetadataURL(d.InitialDomain),
 		Realm: d.TenantID, OtherMetadataURLs: otherURLs(p.EvoSTSMetadataURL, d.InitialDomain, d.TenantID)}
+}
 
-	// Routing and SMTP domains (steps 6, 7, 8).
-	routing, err := deriveRouting(t, p, o, d.InitialDomain)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	d.RoutingDomain = routing
-	smtp, w := deriveSMTP(t, p, o, d.InitialDomain, routing)
-	warn = append(warn, w...)
+// domains: the routing and SMTP domains (steps 6, 7, 8), each checked
+// against the tenant's verified domains.
+func (x *deriver) domains() {
+	routing, err := deriveRouting(x.t, x.p, x.o, x.d.InitialDomain)
+	x.fail(err)
+	x.d.RoutingDomain = routing
+	smtp, w := deriveSMTP(x.t, x.p, x.o, x.d.InitialDomain, routing)
+	x.warn = append(x.warn, w...)
 	if len(smtp) == 0 {
-		missing("no on-premises SMTP domain is left once initial, routing and Microsoft-owned domains are excluded; set smtp_domains")
+		x.missing("no on-premises SMTP domain is left once initial, routing and Microsoft-owned domains are excluded; set smtp_domains")
 	}
-	d.SMTPDomains = smtp
-	errs = append(errs, foreignDomains(t, o, d.InitialDomain, routing, smtp)...)
+	x.d.SMTPDomains, x.smtp = smtp, smtp
+	x.errs = append(x.errs, foreignDomains(x.t, x.o, x.d.InitialDomain, routing, smtp)...)
+}
 
-	// Versions: mode and step 8.
-	servers, err := ParseServers(o.Servers)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	mode, why, w, err := deriveMode(t, p, servers)
-	warn = append(warn, w...)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	d.Mode, d.ModeReason = mode, why
-	need, needWhy := NeedsAvailabilityAddressSpace(servers)
+// versions: the servers' builds decide the mode and whether step 8's
+// availability address space is needed.
+func (x *deriver) versions() {
+	servers, err := ParseServers(x.o.Servers)
+	x.fail(err)
+	x.servers = servers
+	mode, why, w, err := deriveMode(x.t, x.p, servers)
+	x.warn = append(x.warn, w...)
+	x.fail(err)
+	x.d.Mode, x.d.ModeReason = mode, why
+	x.need, x.needWhy = NeedsAvailabilityAddressSpace(servers)
+}
 
-	// Step 5.
-	d.SPNHosts = deriveSPNHosts(t, o)
-	if len(d.SPNHosts) == 0 {
-		missing("no internal or external URL on the WebServices, Mapi, OAB or Autodiscover virtual directories; set spn_hosts")
+// spns: step 5's hosts and the names registered for them.
+func (x *deriver) spns() {
+	x.d.SPNHosts = deriveSPNHosts(x.t, x.o)
+	if len(x.d.SPNHosts) == 0 {
+		x.missing("no internal or external URL on the WebServices, Mapi, OAB or Autodiscover virtual directories; set spn_hosts")
 	}
-	d.SPNs = p.SPNsForDomainHosts(d.SPNHosts, SPNDomains(o, smtp))
+	x.d.SPNs = x.p.SPNsForDomainHosts(x.d.SPNHosts, SPNDomains(x.o, x.smtp))
+}
 
-	// Endpoints.
-	ews, w := deriveEWS(t, o, servers)
-	warn = append(warn, w...)
-	d.OnPremEWSURL = ews
+// endpoints: the on-premises EWS and autodiscover URLs Exchange Online
+// reaches.
+func (x *deriver) endpoints() {
+	ews, w := deriveEWS(x.t, x.o, x.servers)
+	x.warn = append(x.warn, w...)
+	x.d.OnPremEWSURL = ews
 	if ews == "" {
-		missing("no external EWS URL: Get-WebServicesVirtualDirectory shows no ExternalUrl, and Exchange Online needs one to reach on-premises; set onprem_ews_external_url")
+		x.missing("no external EWS URL: Get-WebServicesVirtualDirectory shows no ExternalUrl, and Exchange Online needs one to reach on-premises; set onprem_ews_external_url")
 	}
-	d.OnPremAutodiscoverURL = deriveAutodiscover(t, o, smtp)
+	x.d.OnPremAutodiscoverURL = deriveAutodiscover(x.t, x.o, x.smtp)
+}
 
-	// Steps 6-8. Connectors pointing at an endpoint Microsoft uses for
-	// their direction are adopted whatever their name: towards Exchange
-	// Online the manual procedure's and the wizard's autodiscover hosts,
-	// towards on-premises the organisation's own hosts.
-	d.OnPremIOC = IOCSpec{Name: OnPremIOCName, DiscoveryEndpoint: p.AutodiscoverURL(), TargetAddressDomains: nonEmpty(routing),
+// connectors: steps 6-8. Connectors pointing at an endpoint Microsoft uses
+// for their direction are adopted whatever their name: towards Exchange
+// Online the manual procedure's and the wizard's autodiscover hosts,
+// towards on-premises the organisation's own hosts.
+func (x *deriver) connectors() {
+	p, d := x.p, &x.d
+	d.OnPremIOC = IOCSpec{Name: OnPremIOCName, DiscoveryEndpoint: p.AutodiscoverURL(), TargetAddressDomains: nonEmpty(d.RoutingDomain),
 		AcceptedEndpoints: p.MicrosoftDiscoveryEndpoints()}
-	d.OnlineIOC = IOCSpec{Name: OnlineIOCName, DiscoveryEndpoint: d.OnPremAutodiscoverURL, TargetAddressDomains: smtp,
-		AcceptedEndpoints: onPremAutodiscoverEndpoints(o), AcceptedHostDomains: ownDomains(p, o, d.InitialDomain, routing, smtp)}
-	d.Availability = AvailabilitySpec{Needed: need, Reason: needWhy, ForestName: routing, ProxyURL: ews}
+	d.OnlineIOC = IOCSpec{Name: OnlineIOCName, DiscoveryEndpoint: d.OnPremAutodiscoverURL, TargetAddressDomains: x.smtp,
+		AcceptedEndpoints: onPremAutodiscoverEndpoints(x.o), AcceptedHostDomains: ownDomains(p, x.o, d.InitialDomain, d.RoutingDomain, x.smtp)}
+	d.Availability = AvailabilitySpec{Needed: x.need, Reason: x.needWhy, ForestName: d.RoutingDomain, ProxyURL: d.OnPremEWSURL}
+}
 
-	// Verification.
-	d.VerifyCloudTarget = p.EWSURL()
-	if u, err := url.Parse(ews); err == nil && u.Host != "" {
+// verification: what Test-OAuthConnectivity is run against, both ways.
+func (x *deriver) verification() {
+	d := &x.d
+	d.VerifyCloudTarget = x.p.EWSURL()
+	if u, err := url.Parse(d.OnPremEWSURL); err == nil && u.Host != "" {
 		d.VerifyOnPremTarget = u.Scheme + "://" + u.Host + "/metadata/json/1"
 	}
-	d.OnPremMailbox = firstNonEmpty(t.OnPremMailbox, o.OnPremMailboxes...)
-	d.CloudMailbox = firstNonEmpty(t.CloudMailbox, o.CloudMailboxes...)
+	d.OnPremMailbox = firstNonEmpty(x.t.OnPremMailbox, x.o.OnPremMailboxes...)
+	d.CloudMailbox = firstNonEmpty(x.t.CloudMailbox, x.o.CloudMailboxes...)
 	if d.OnPremMailbox == "" {
-		warn = append(warn, "no on-premises mailbox was found for Test-OAuthConnectivity; set onprem_mailbox or verification cannot run")
+		x.warn = append(x.warn, "no on-premises mailbox was found for Test-OAuthConnectivity; set onprem_mailbox or verification cannot run")
 	}
 	if d.CloudMailbox == "" {
-		warn = append(warn, "no Exchange Online mailbox was found for Test-OAuthConnectivity; set cloud_mailbox or verification cannot run")
+		x.warn = append(x.warn, "no Exchange Online mailbox was found for Test-OAuthConnectivity; set cloud_mailbox or verification cannot run")
 	}
+}
 
-	// Step 3/4: the keys.
-	keys, w, err := deriveKeys(o)
-	warn = append(warn, w...)
-	if err != nil {
-		errs = append(errs, err)
+// keys: steps 3 and 4, and the first-party service principal they (or
+// the SPNs) go on.
+func (x *deriver) keys() {
+	keys, w, err := deriveKeys(x.o)
+	x.warn = append(x.warn, w...)
+	x.fail(err)
+	x.d.Keys = keys
+	if x.o.FirstPartySP.ID == "" {
+		x.missing("the tenant has no Exchange Online first-party service principal (%s); is Exchange Online licensed?", cloud.FirstPartyAppID)
 	}
-	d.Keys = keys
+}
 
-	if o.FirstPartySP.ID == "" {
-		missing("the tenant has no Exchange Online first-party service principal (%s); is Exchange Online licensed?", cloud.FirstPartyAppID)
+// dedicatedApp: the dedicated application's name, the domains its auth
+// server is set up with, and the legacy keys the clean-up removes.
+func (x *deriver) dedicatedApp() {
+	if x.d.Mode != ModeDedicatedApp {
+		return
 	}
-
-	if mode == ModeDedicatedApp {
-		guid := strings.ToLower(firstNonEmpty(t.OrganizationGUID, o.OrganizationGUID))
-		if guid == "" {
-			missing("the Exchange organization GUID (Get-OrganizationConfig) is unknown, and the dedicated application is named after it; set organization_guid")
-		} else {
-			d.DedicatedAppName = DedicatedAppPrefix + guid
-		}
-		doms, err := authServerDomains(o, d.ACS, d.InitialDomain)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		d.AuthServerDomains = doms
-		d.LegacyThumbprints = legacyThumbprints(o)
+	guid := strings.ToLower(firstNonEmpty(x.t.OrganizationGUID, x.o.OrganizationGUID))
+	if guid == "" {
+		x.missing("the Exchange organization GUID (Get-OrganizationConfig) is unknown, and the dedicated application is named after it; set organization_guid")
+	} else {
+		x.d.DedicatedAppName = DedicatedAppPrefix + guid
 	}
-
-	if len(o.TenantDomains) == 0 {
-		warn = append(warn, "Entra reported no verified tenant domains, so the inventory's domains could not be checked against the tenant")
-	}
-
-	if len(errs) > 0 {
-		return Desired{}, warn, errors.Join(errs...)
-	}
-	return d, warn, nil
+	doms, err := authServerDomains(x.o, x.d.ACS, x.d.InitialDomain)
+	x.fail(err)
+	x.d.AuthServerDomains = doms
+	x.d.LegacyThumbprints = legacyThumbprints(x.o)
 }
 
 // otherURLs are the metadata URL forms naming the tenant ID, when they

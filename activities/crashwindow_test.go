@@ -24,113 +24,12 @@ import (
 	"github.com/hybridflow/hybridflow/internal/sim"
 )
 
-// crashRig runs one fresh tenant's steps (configs/sim/small.yaml, Small 1)
-// through the real clients against the simulator, with the on-prem steps
-// in real PowerShell-host relay processes, as lostReplyRig does. Unlike
-// it, discovery is repeated on demand: obs is what the last discovery
+// crashRig runs one fresh tenant's steps (stepRig) for the crash-window
+// cases, which discover again on demand: obs is what the last discovery
 // saw, which a setup records before its first write.
-type crashRig struct {
-	t   *testing.T
-	w   *sim.World
-	env *testsuite.TestActivityEnvironment
-	tgt Target
-	obs plan.Observed
-	d   plan.Desired
-}
+type crashRig struct{ *stepRig }
 
-func newCrashRig(t *testing.T) *crashRig {
-	t.Helper()
-	w, err := sim.Load(filepath.Join("..", "configs", "sim", "small.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	be, err := backend.NewSimulated(ctx, w, zap.NewNop(), backend.SimOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(be.Close)
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestActivityEnvironment()
-	env.RegisterActivity(&OnPrem{Hosts: be})
-	env.RegisterActivity(&Online{Clients: be})
-	env.RegisterActivity(&Entra{Clients: be, Now: w.Now})
-	r := &crashRig{t: t, w: w, env: env, tgt: Target{TenantID: lostReplyTenant, Cloud: "global", Site: "site-1"}}
-	r.discover()
-	return r
-}
-
-// discover reads the three systems and plans, as a setup does before it
-// writes anything.
-func (r *crashRig) discover() {
-	r.t.Helper()
-	var on, ol, en plan.Observed
-	r.exec(&on, (&OnPrem{}).DiscoverOnPrem, r.tgt)
-	r.exec(&ol, (&Online{}).DiscoverOnline, r.tgt)
-	r.exec(&en, (&Entra{}).DiscoverEntra, EntraDiscoverInput{Target: r.tgt, DedicatedAppName: plan.DedicatedAppPrefix + on.OrganizationGUID})
-	now := r.w.Now()
-	r.obs = MergeObserved(on, ol, en, now)
-	out, err := PlanSetup(context.Background(), PlanInput{Tenant: plan.TenantFacts{ID: lostReplyTenant, Cloud: "global", InitialDomain: "small1.onmicrosoft.com"},
-		Observed: r.obs, Now: now})
-	if err != nil {
-		r.t.Fatalf("plan: %v", err)
-	}
-	r.d = out.Desired
-}
-
-// exec runs an activity that must succeed; into (when not nil) gets its result.
-func (r *crashRig) exec(into any, fn, in any) {
-	r.t.Helper()
-	v, err := r.env.ExecuteActivity(fn, in)
-	if err == nil && into != nil {
-		err = v.Get(into)
-	}
-	if err != nil {
-		r.t.Fatalf("%T: %v", in, err)
-	}
-}
-
-// run executes an activity as Temporal retries it (up to attempts).
-func (r *crashRig) run(fn, in any, attempts int) StepResult {
-	r.t.Helper()
-	var last error
-	for i := 0; i < attempts; i++ {
-		v, err := r.env.ExecuteActivity(fn, in)
-		if err == nil {
-			var res StepResult
-			if err := v.Get(&res); err != nil {
-				r.t.Fatal(err)
-			}
-			return res
-		}
-		var app *temporal.ApplicationError
-		if errors.As(err, &app) && app.NonRetryable() {
-			r.t.Fatalf("attempt %d: not retryable: %v", i+1, err)
-		}
-		last = err
-	}
-	r.t.Fatalf("still failing after %d attempts: %v", attempts, last)
-	return StepResult{}
-}
-
-func (r *crashRig) tenant() *sim.Tenant {
-	var c *sim.Tenant
-	r.w.View(lostReplyTenant, func(tn *sim.Tenant) { c = cloneTenant(r.t, tn) })
-	return c
-}
-
-// undo runs the records in reverse, as an abort's compensation does.
-func (r *crashRig) undo(recs []UndoRecord) {
-	r.t.Helper()
-	for i := len(recs) - 1; i >= 0; i-- {
-		u := recs[i]
-		fn := map[System]any{SystemOnPrem: (&OnPrem{}).UndoOnPrem, SystemOnline: (&Online{}).UndoOnline, SystemEntra: (&Entra{}).UndoEntra}[u.System]
-		if _, err := r.env.ExecuteActivity(fn, UndoInput{Target: r.tgt, Record: u}); err != nil {
-			r.t.Fatalf("undo %s %s: %v", u.Kind, u.Name+u.ObjectID, err)
-		}
-	}
-}
+func newCrashRig(t *testing.T) *crashRig { return &crashRig{newStepRig(t, nil)} }
 
 // The objects the cases plant as someone else's, there before the run.
 const (
@@ -225,7 +124,7 @@ var crashCases = []crashCase{
 			// An application made earlier (by another run) that holds
 			// someone else's key.
 			r.exec(nil, (&Entra{}).EnsureDedicatedApplication, DedicatedAppInput{Target: r.tgt, Name: r.d.DedicatedAppName})
-			r.w.Update(lostReplyTenant, func(tn *sim.Tenant) {
+			r.w.Update(stepRigTenant, func(tn *sim.Tenant) {
 				a := r.dedicatedApp(tn)
 				a.KeyCredentials = append(a.KeyCredentials, foreignKey())
 			})
@@ -245,7 +144,7 @@ var crashCases = []crashCase{
 	{
 		name: "keys and SPNs on the first-party service principal", step: plan.StepKeys, mode: plan.ModeLegacyFirstParty,
 		prepare: func(r *crashRig) {
-			r.w.Update(lostReplyTenant, func(tn *sim.Tenant) {
+			r.w.Update(stepRigTenant, func(tn *sim.Tenant) {
 				sp := r.firstParty(tn)
 				sp.KeyCredentials = append(sp.KeyCredentials, foreignKey())
 				sp.ServicePrincipalNames = append(sp.ServicePrincipalNames, foreignSPN)
@@ -270,7 +169,7 @@ var crashCases = []crashCase{
 	{
 		name: "SPNs on the first-party service principal", step: plan.StepSPNs, mode: plan.ModeDedicatedApp,
 		prepare: func(r *crashRig) {
-			r.w.Update(lostReplyTenant, func(tn *sim.Tenant) {
+			r.w.Update(stepRigTenant, func(tn *sim.Tenant) {
 				sp := r.firstParty(tn)
 				sp.ServicePrincipalNames = append(sp.ServicePrincipalNames, foreignSPN)
 			})
@@ -327,9 +226,9 @@ var crashCases = []crashCase{
 		name: "auth server (New-AuthServer)", step: plan.StepAuthServers, mode: plan.ModeDedicatedApp,
 		prepare: func(r *crashRig) {
 			// The Hybrid Configuration Wizard made the ACS server.
-			r.w.Update(lostReplyTenant, func(tn *sim.Tenant) {
+			r.w.Update(stepRigTenant, func(tn *sim.Tenant) {
 				tn.OnPrem.AuthServers = append(tn.OnPrem.AuthServers, &sim.AuthServer{Name: "ACS - " + tn.OnPrem.OrganizationGUID, Type: "MicrosoftACS",
-					AuthMetadataURL: r.d.ACS.MetadataURL, Realm: lostReplyTenant, Enabled: true})
+					AuthMetadataURL: r.d.ACS.MetadataURL, Realm: stepRigTenant, Enabled: true})
 			})
 		},
 		write: sim.FaultRule{Protocol: sim.ProtoShell, Cmdlet: "New-AuthServer"},
@@ -359,7 +258,7 @@ var crashCases = []crashCase{
 	{
 		name: "setting override (New-SettingOverride)", step: plan.StepSettingOverride, mode: plan.ModeDedicatedApp,
 		prepare: func(r *crashRig) {
-			r.w.Update(lostReplyTenant, func(tn *sim.Tenant) {
+			r.w.Update(stepRigTenant, func(tn *sim.Tenant) {
 				tn.OnPrem.PartnerApplications[0].Enabled = true
 				tn.OnPrem.SettingOverrides = append(tn.OnPrem.SettingOverrides, &sim.SettingOverride{Name: foreignOverride, Component: "Global",
 					Section: "MapiHttpThrottling", Parameters: []string{"Enabled=true"}})
@@ -393,7 +292,7 @@ var crashCases = []crashCase{
 	{
 		name: "availability address space (Add-AvailabilityAddressSpace)", step: plan.StepAvailability, mode: plan.ModeDedicatedApp,
 		prepare: func(r *crashRig) {
-			r.w.Update(lostReplyTenant, func(tn *sim.Tenant) {
+			r.w.Update(stepRigTenant, func(tn *sim.Tenant) {
 				tn.OnPrem.AvailabilityAddressSpaces = append(tn.OnPrem.AvailabilityAddressSpaces, &sim.AvailabilityAddressSpace{ForestName: foreignForest,
 					AccessMethod: "OrgWideFB", UseServiceAccount: true})
 			})
@@ -439,7 +338,7 @@ func iocCase(name string, step plan.Step, proto string) crashCase {
 		prepare: func(r *crashRig) {
 			c := &sim.IntraOrgConnector{Name: foreignConnector, DiscoveryEndpoint: "https://autodiscover.fabrikam.example/autodiscover/autodiscover.svc",
 				TargetAddressDomains: []string{"fabrikam.example"}, Enabled: true}
-			r.w.Update(lostReplyTenant, func(tn *sim.Tenant) {
+			r.w.Update(stepRigTenant, func(tn *sim.Tenant) {
 				if step == plan.StepIOCOnline {
 					tn.Online.IntraOrganizationConnectors = append(tn.Online.IntraOrganizationConnectors, c)
 				} else {
@@ -615,7 +514,7 @@ func TestClaimedAuthServerIsRemovedOnlyWhileUnchanged(t *testing.T) {
 	if len(res.Undo) != 1 || res.Undo[0].URL != r.d.EvoSTS.MetadataURL {
 		t.Fatalf("the retry: undo %+v; want the evoSTS server's, with the metadata URL sent", res.Undo)
 	}
-	r.w.Update(lostReplyTenant, func(tn *sim.Tenant) {
+	r.w.Update(stepRigTenant, func(tn *sim.Tenant) {
 		authServer(tn, r.d.EvoSTS.Name).AuthMetadataURL = "https://login.fabrikam.example/metadata/json/1"
 	})
 	_, err := r.env.ExecuteActivity((&OnPrem{}).UndoOnPrem, UndoInput{Target: r.tgt, Record: res.Undo[0]})
@@ -626,7 +525,7 @@ func TestClaimedAuthServerIsRemovedOnlyWhileUnchanged(t *testing.T) {
 	if c.ours(r, r.tenant()) != 1 {
 		t.Fatal("the changed auth server was removed")
 	}
-	r.w.Update(lostReplyTenant, func(tn *sim.Tenant) { authServer(tn, r.d.EvoSTS.Name).AuthMetadataURL = r.d.EvoSTS.MetadataURL })
+	r.w.Update(stepRigTenant, func(tn *sim.Tenant) { authServer(tn, r.d.EvoSTS.Name).AuthMetadataURL = r.d.EvoSTS.MetadataURL })
 	r.undo(res.Undo)
 	if c.ours(r, r.tenant()) != 0 {
 		t.Fatal("back as it was sent, the auth server was not removed")
@@ -722,10 +621,10 @@ func TestOnPremStepHeartbeatsThroughASlowCmdlet(t *testing.T) {
 		mu.Unlock()
 	})
 	p := cloud.MustLookup("global")
-	acs := plan.AuthServerSpec{Name: "ACS", Type: plan.AuthServerTypeACS, MetadataURL: p.ACSMetadataURL(lostReplyTenant), Realm: lostReplyTenant}
-	evo := plan.AuthServerSpec{Name: "evoSTS", Type: plan.AuthServerTypeAzureAD, MetadataURL: p.EvoSTSMetadataURL("small1.onmicrosoft.com"), Realm: lostReplyTenant}
+	acs := plan.AuthServerSpec{Name: "ACS", Type: plan.AuthServerTypeACS, MetadataURL: p.ACSMetadataURL(stepRigTenant), Realm: stepRigTenant}
+	evo := plan.AuthServerSpec{Name: "evoSTS", Type: plan.AuthServerTypeAzureAD, MetadataURL: p.EvoSTSMetadataURL("small1.onmicrosoft.com"), Realm: stepRigTenant}
 	w.SetFaults([]sim.FaultRule{{Protocol: sim.ProtoShell, Cmdlet: "New-AuthServer", Kind: sim.FaultLatency, Latency: 3 * time.Second, SkipFirstN: 1, FailFirstN: 1}})
-	env.ExecuteWorkflow(crashHeartbeatWorkflow, AuthServersInput{Target: Target{TenantID: lostReplyTenant, Cloud: "global", Site: "site-1"}, Servers: []plan.AuthServerSpec{acs, evo}})
+	env.ExecuteWorkflow(crashHeartbeatWorkflow, AuthServersInput{Target: Target{TenantID: stepRigTenant, Cloud: "global", Site: "site-1"}, Servers: []plan.AuthServerSpec{acs, evo}})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatalf("the step did not survive its slow cmdlet: %v", err)
 	}

@@ -1,11 +1,9 @@
 package activities
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -13,8 +11,6 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/temporal"
-	"go.temporal.io/sdk/testsuite"
-	"go.uber.org/zap"
 
 	"github.com/hybridflow/hybridflow/internal/backend"
 	"github.com/hybridflow/hybridflow/internal/cloud"
@@ -77,98 +73,23 @@ func (g *gatewayLoss) RoundTrip(r *http.Request) (*http.Response, error) {
 // relays) against the simulator, retrying a failed attempt as Temporal
 // does.
 type lostReplyRig struct {
-	t   *testing.T
-	w   *sim.World
-	env *testsuite.TestActivityEnvironment
-	gw  *gatewayLoss
-	tgt Target
-	d   plan.Desired
+	*stepRig
+	gw *gatewayLoss
 }
-
-const lostReplyTenant = "22222222-2222-4222-8222-000000000001" // Small 1: fresh, modern builds
 
 func newLostReplyRig(t *testing.T) *lostReplyRig {
 	t.Helper()
-	w, err := sim.Load(filepath.Join("..", "configs", "sim", "small.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	be, err := backend.NewSimulated(ctx, w, zap.NewNop(), backend.SimOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(be.Close)
-	gw := &gatewayLoss{next: be.Sim.Servers.Transport()}
-	gc, err := graph.New(graph.Options{Cloud: cloud.MustLookup("global"), TenantID: lostReplyTenant, Credential: sim.StaticCredential(lostReplyTenant),
-		BaseURL: be.Sim.Servers.GraphURL(), HTTPClient: &http.Client{Transport: gw, Timeout: time.Minute}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestActivityEnvironment()
-	env.RegisterActivity(&OnPrem{Hosts: be})
-	env.RegisterActivity(&Online{Clients: be})
-	env.RegisterActivity(&Entra{Clients: oneClient{gc}, Now: w.Now})
-	r := &lostReplyRig{t: t, w: w, env: env, gw: gw, tgt: Target{TenantID: lostReplyTenant, Cloud: "global", Site: "site-1"}}
-
-	var obs [3]plan.Observed
-	for i, x := range []struct {
-		fn  any
-		arg any
-	}{{(&OnPrem{}).DiscoverOnPrem, r.tgt}, {(&Online{}).DiscoverOnline, r.tgt}, {(&Entra{}).DiscoverEntra, nil}} {
-		arg := x.arg
-		if arg == nil {
-			arg = EntraDiscoverInput{Target: r.tgt, DedicatedAppName: plan.DedicatedAppPrefix + obs[0].OrganizationGUID}
-		}
-		v, err := env.ExecuteActivity(x.fn, arg)
-		if err == nil {
-			err = v.Get(&obs[i])
-		}
+	var gw *gatewayLoss
+	r := newStepRig(t, func(be *backend.Backend, w *sim.World) *Entra {
+		gw = &gatewayLoss{next: be.Sim.Servers.Transport()}
+		gc, err := graph.New(graph.Options{Cloud: cloud.MustLookup("global"), TenantID: stepRigTenant, Credential: sim.StaticCredential(stepRigTenant),
+			BaseURL: be.Sim.Servers.GraphURL(), HTTPClient: &http.Client{Transport: gw, Timeout: time.Minute}})
 		if err != nil {
-			t.Fatalf("discover: %v", err)
+			t.Fatal(err)
 		}
-	}
-	now := w.Now()
-	out, err := PlanSetup(context.Background(), PlanInput{Tenant: plan.TenantFacts{ID: lostReplyTenant, Cloud: "global", InitialDomain: "small1.onmicrosoft.com"},
-		Observed: MergeObserved(obs[0], obs[1], obs[2], now), Now: now})
-	if err != nil {
-		t.Fatalf("plan: %v", err)
-	}
-	r.d = out.Desired
-	return r
-}
-
-// run executes an activity as Temporal would: a failed attempt that may be
-// retried is run again (up to attempts times); a non-retryable failure
-// ends the test.
-func (r *lostReplyRig) run(fn, in any, attempts int) StepResult {
-	r.t.Helper()
-	var last error
-	for i := 0; i < attempts; i++ {
-		v, err := r.env.ExecuteActivity(fn, in)
-		if err == nil {
-			var res StepResult
-			if err := v.Get(&res); err != nil {
-				r.t.Fatal(err)
-			}
-			return res
-		}
-		var app *temporal.ApplicationError
-		if errors.As(err, &app) && app.NonRetryable() {
-			r.t.Fatalf("attempt %d: not retryable: %v", i+1, err)
-		}
-		last = err
-	}
-	r.t.Fatalf("still failing after %d attempts: %v", attempts, last)
-	return StepResult{}
-}
-
-func (r *lostReplyRig) tenant() *sim.Tenant {
-	var c *sim.Tenant
-	r.w.View(lostReplyTenant, func(tn *sim.Tenant) { c = cloneTenant(r.t, tn) })
-	return c
+		return &Entra{Clients: oneClient{gc}, Now: w.Now}
+	})
+	return &lostReplyRig{stepRig: r, gw: gw}
 }
 
 // created checks a step's result: created, with exactly one undo record
@@ -215,18 +136,6 @@ func (r *lostReplyRig) count(appID string) lostReplyCount {
 		}
 	}
 	return c
-}
-
-// undo runs the records in reverse as compensation does.
-func (r *lostReplyRig) undo(recs []UndoRecord) {
-	r.t.Helper()
-	for i := len(recs) - 1; i >= 0; i-- {
-		u := recs[i]
-		fn := map[System]any{SystemOnPrem: (&OnPrem{}).UndoOnPrem, SystemOnline: (&Online{}).UndoOnline, SystemEntra: (&Entra{}).UndoEntra}[u.System]
-		if _, err := r.env.ExecuteActivity(fn, UndoInput{Target: r.tgt, Record: u}); err != nil {
-			r.t.Fatalf("undo %s %s: %v", u.Kind, u.Name+u.ObjectID, err)
-		}
-	}
 }
 
 // Every create of a setup whose reply is lost after the service applied it
@@ -412,7 +321,7 @@ func TestConnectorProvenByContentIsRemovedOnlyWhileUnchanged(t *testing.T) {
 	res := r.run((&OnPrem{}).EnsureOnPremConnector, IOCInput{Target: r.tgt, Spec: r.d.OnPremIOC}, 3)
 	rec := r.created("on-prem connector", res, UndoRemoveIOC)
 	r.w.SetFaults(nil)
-	r.w.Update(lostReplyTenant, func(tn *sim.Tenant) {
+	r.w.Update(stepRigTenant, func(tn *sim.Tenant) {
 		c := ioc(tn.OnPrem.IntraOrganizationConnectors, r.d.OnPremIOC.Name)
 		c.TargetAddressDomains = append(c.TargetAddressDomains, "someone-else.mail.onmicrosoft.com")
 	})
@@ -425,7 +334,7 @@ func TestConnectorProvenByContentIsRemovedOnlyWhileUnchanged(t *testing.T) {
 		t.Fatalf("%d connectors named %s after the refused undo; want it left", c.onprem, r.d.OnPremIOC.Name)
 	}
 	// Back as it was sent, the undo removes it.
-	r.w.Update(lostReplyTenant, func(tn *sim.Tenant) {
+	r.w.Update(stepRigTenant, func(tn *sim.Tenant) {
 		c := ioc(tn.OnPrem.IntraOrganizationConnectors, r.d.OnPremIOC.Name)
 		c.TargetAddressDomains = slices.Clone(r.d.OnPremIOC.TargetAddressDomains)
 	})

@@ -45,12 +45,6 @@ func (a *Entra) client(t Target) (*graph.Client, error) {
 	return c, nil
 }
 
-// EntraDiscoverInput names the dedicated application to look for.
-type EntraDiscoverInput struct {
-	Target           Target `json:"target"`
-	DedicatedAppName string `json:"dedicated_app_name,omitempty"`
-}
-
 // DiscoverEntra reads the first-party service principal (keys and SPNs), the
 // dedicated application, its service principal and consent, and the
 // tenant's domains: the Entra half of plan.Observed. It is one Graph JSON
@@ -117,17 +111,6 @@ func consentAssignment(as []graph.AppRoleAssignment, resourceID string) *graph.A
 	return nil
 }
 
-// FirstPartyInput is what steps 4 (legacy) and 5 write to the Exchange
-// Online first-party service principal, in one PATCH.
-type FirstPartyInput struct {
-	Target Target     `json:"target"`
-	Keys   []plan.Key `json:"keys,omitempty"` // legacy mode only
-	SPNs   []string   `json:"spns,omitempty"`
-	// Before is the principal's keys and SPNs as the setup's discovery saw
-	// them (nil: unknown).
-	Before *Before `json:"before,omitempty"`
-}
-
 // EnsureFirstPartyServicePrincipal merges keys (keep every unexpired key,
 // drop expired ones only when writing anyway, never duplicate a
 // thumbprint; see plan.MergeKeys) and unions SPNs, then writes both in ONE
@@ -161,10 +144,10 @@ func (a *Entra) EnsureFirstPartyServicePrincipal(ctx context.Context, in FirstPa
 	}
 	var claimedKeys, claimedSPNs []string
 	if len(in.Keys) > 0 {
-		claimedKeys = in.Before.newKeys(sp.ID, toPlanKeys(sp.KeyCredentials), in.Keys, a.now())
+		claimedKeys = newKeys(in.Before, sp.ID, toPlanKeys(sp.KeyCredentials), in.Keys, a.now())
 	}
 	if len(in.SPNs) > 0 {
-		claimedSPNs = in.Before.newSPNs(sp.ID, sp.ServicePrincipalNames, in.SPNs)
+		claimedSPNs = newSPNs(in.Before, sp.ID, sp.ServicePrincipalNames, in.SPNs)
 	}
 	claimed := claimedWrites("servicePrincipal", sp.ID, claimedKeys, claimedSPNs)
 	if !kd.Changed && !sd.Changed {
@@ -244,12 +227,6 @@ func droppedKeys(ds []plan.Dropped) []plan.Key {
 		out[i] = d.Key
 	}
 	return out
-}
-
-// DedicatedAppInput names the dedicated Exchange hybrid application.
-type DedicatedAppInput struct {
-	Target Target `json:"target"`
-	Name   string `json:"name"` // ExchangeServerApp-<organization GUID>
 }
 
 var fullAccessRRA = graph.RequiredResourceAccess{ResourceAppID: cloud.FirstPartyAppID,
@@ -417,15 +394,6 @@ func (a *Entra) createDedicatedApplication(ctx context.Context, c *graph.Client,
 	return StepResult{}, classify(what, err)
 }
 
-// AppIDInput names the dedicated application by appId.
-type AppIDInput struct {
-	Target Target `json:"target"`
-	AppID  string `json:"app_id"`
-	// Before is the consent as the setup's discovery saw it (consent
-	// only; nil: unknown).
-	Before *Before `json:"before,omitempty"`
-}
-
 // EnsureDedicatedServicePrincipal creates the application's service
 // principal when missing. It writes at most one object and
 // writes last, so its undo record cannot be lost to a later failure in
@@ -525,7 +493,7 @@ func (a *Entra) GrantDedicatedConsent(ctx context.Context, in AppIDInput) (StepR
 	// claim reports consent found granted: this run's when discovery saw
 	// none on this principal.
 	claim := func(asg *graph.AppRoleAssignment, how string) (StepResult, bool) {
-		if asg == nil || !in.Before.sameObject(sp.ID) || in.Before.Consent {
+		if asg == nil || !sameObject(in.Before, sp.ID) || in.Before.Consent {
 			return StepResult{}, false
 		}
 		return granted(asg, how+" ("+evidenceAbsentBefore+")", evidenceAbsentBefore), true
@@ -558,17 +526,6 @@ func (a *Entra) GrantDedicatedConsent(ctx context.Context, in AppIDInput) (StepR
 	return StepResult{}, classify("grant full_access_as_app", err)
 }
 
-// AppKeysInput uploads auth certificates to the dedicated application.
-type AppKeysInput struct {
-	Target Target     `json:"target"`
-	AppID  string     `json:"app_id"`
-	Name   string     `json:"name"`
-	Keys   []plan.Key `json:"keys"`
-	// Before is the application's keys as the setup's discovery saw them
-	// (nil: unknown).
-	Before *Before `json:"before,omitempty"`
-}
-
 // EnsureApplicationKeys is step 4 in dedicated mode: the current (and
 // staged next) auth certificate on the application's keyCredentials, with
 // the same merge rules as the first-party principal. A wanted key that is
@@ -591,7 +548,7 @@ func (a *Entra) EnsureApplicationKeys(ctx context.Context, in AppKeysInput) (Ste
 	if len(kd.MissingDER) > 0 {
 		return StepResult{}, retryable(ErrTransient, "Graph returned keys without their certificate (%s); re-reading before any write", strings.Join(kd.MissingDER, ", "))
 	}
-	claimed := claimedWrites("application", app.ID, in.Before.newKeys(app.ID, toPlanKeys(app.KeyCredentials), in.Keys, a.now()), nil)
+	claimed := claimedWrites("application", app.ID, newKeys(in.Before, app.ID, toPlanKeys(app.KeyCredentials), in.Keys, a.now()), nil)
 	if !kd.Changed {
 		if len(claimed.Undo) > 0 {
 			claimed.Detail = joinReasons(kd.Reason, claimed.Detail)
@@ -611,18 +568,6 @@ func (a *Entra) EnsureApplicationKeys(ctx context.Context, in AppKeysInput) (Ste
 		res.Undo = append(res.Undo, UndoRecord{System: SystemEntra, Kind: UndoRestoreKeys, ObjectKind: "application", ObjectID: app.ID, Keys: droppedKeys(kd.Dropped)})
 	}
 	return res, nil
-}
-
-// RemoveLegacyKeysInput names the on-prem auth certificates to take off
-// the first-party service principal.
-type RemoveLegacyKeysInput struct {
-	Target      Target   `json:"target"`
-	Thumbprints []string `json:"thumbprints"`
-	// ResetAll removes every key of the first-party service principal,
-	// whoever uploaded it (Microsoft's
-	// -ResetFirstPartyServicePrincipalKeyCredentials). Only an operator's
-	// explicit, confirmed request may set it.
-	ResetAll bool `json:"reset_all,omitempty"`
 }
 
 // RemoveLegacyKeys is the legacy-key clean-up after a migration to the

@@ -100,7 +100,7 @@ func ensureIOC(ctx context.Context, r exchange.Runner, sys System, spec plan.IOC
 		return p.done(), nil
 	}
 	if i := slices.IndexFunc(list, func(c plan.IOC) bool { return strings.EqualFold(c.Name, spec.Name) }); i >= 0 &&
-		before.absent(spec.Name) && plan.IsSentIOC(list[i], spec) && !p.holds(sys, UndoRemoveIOC, spec.Name) {
+		absent(before, spec.Name) && plan.IsSentIOC(list[i], spec) && !p.holds(sys, UndoRemoveIOC, spec.Name) {
 		p.add(StepResult{Outcome: Created, Detail: claimedHow(fmt.Sprintf("created %s → %s for %s", spec.Name, spec.DiscoveryEndpoint, strings.Join(spec.TargetAddressDomains, ", "))),
 			Undo: []UndoRecord{sentIOCRecord(sys, spec, evidenceAbsentBefore)}}, len(dec.Updates) > 0)
 		if len(dec.Updates) == 0 {

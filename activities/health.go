@@ -21,15 +21,6 @@ type Health struct {
 	Check func(ctx context.Context) error
 }
 
-// ProbeResult is what Probe reports.
-type ProbeResult struct {
-	Worker    string `json:"worker"`
-	Role      string `json:"role"`
-	TaskQueue string `json:"task_queue"`
-	Backend   string `json:"backend"`
-	Checked   bool   `json:"checked"`
-}
-
 // Probe reports the worker that ran it and checks its backend.
 func (h *Health) Probe(ctx context.Context) (ProbeResult, error) {
 	res := ProbeResult{Worker: h.Worker, Role: h.Role, Backend: h.Backend, TaskQueue: activity.GetInfo(ctx).TaskQueue}

@@ -29,30 +29,6 @@ type Inventory struct {
 	Dir string
 }
 
-// ErrInventoryChanged: the inventory file is not the one the rollout
-// began paging through; paging by position through another file would
-// skip or repeat tenants.
-const ErrInventoryChanged = "InventoryChanged"
-
-// InventoryPageInput asks for tenants [Offset, Offset+Limit).
-type InventoryPageInput struct {
-	Path   string `json:"path"`
-	Offset int    `json:"offset"`
-	Limit  int    `json:"limit"`
-	// SHA256 is the hex SHA-256 the file had when the rollout read its
-	// first page; "" for that first read. A file with another hash is
-	// refused with ErrInventoryChanged.
-	SHA256 string `json:"sha256,omitempty"`
-}
-
-// InventoryPage is one page of validated tenants and the inventory's size.
-type InventoryPage struct {
-	Tenants []config.Tenant `json:"tenants"`
-	Total   int             `json:"total"`
-	// SHA256 is the hex SHA-256 of the file the page was read from.
-	SHA256 string `json:"sha256,omitempty"`
-}
-
 // LoadInventoryPage validates the whole inventory (every problem is an
 // InvalidInput error naming file, line and field) and returns one page.
 // The file is read once: the hash and the tenants come from the same

@@ -175,15 +175,6 @@ func overridesFromRows(rows []exchange.Row) []plan.SettingOverride {
 	return out
 }
 
-// AuthServersInput is step 1's desired state.
-type AuthServersInput struct {
-	Target  Target                `json:"target"`
-	Servers []plan.AuthServerSpec `json:"servers"`
-	// Before names the auth servers the setup's discovery saw (nil:
-	// unknown).
-	Before *Before `json:"before,omitempty"`
-}
-
 // EnsureAuthServers is step 1, decided for every server by
 // plan.DecideAuthServer on a fresh read, as the plan decided it: the
 // tenant's server of each type (recognised by realm, whatever its name or
@@ -220,7 +211,7 @@ func (a *OnPrem) EnsureAuthServers(ctx context.Context, in AuthServersInput) (St
 		dec := decs[i]
 		switch dec.Change {
 		case plan.ChangeNone:
-			if strings.EqualFold(dec.Server.Name, spec.Name) && sameURL(dec.Server.MetadataURL, spec.MetadataURL) && in.Before.absent(spec.Name) &&
+			if strings.EqualFold(dec.Server.Name, spec.Name) && sameURL(dec.Server.MetadataURL, spec.MetadataURL) && absent(in.Before, spec.Name) &&
 				!p.holds(SystemOnPrem, UndoRemoveAuthServer, spec.Name) {
 				p.add(StepResult{Outcome: Created, Detail: claimedHow(fmt.Sprintf("created auth server %s (%s)", spec.Name, spec.MetadataURL)),
 					Undo: []UndoRecord{{System: SystemOnPrem, Kind: UndoRemoveAuthServer, Name: spec.Name, URL: spec.MetadataURL, Evidence: evidenceAbsentBefore}}}, more)
@@ -284,14 +275,6 @@ func (a *OnPrem) EnablePartnerApplication(ctx context.Context, t Target) (StepRe
 			Undo: []UndoRecord{{System: SystemOnPrem, Kind: UndoSetPartnerAppEnabled, Name: pa.Name, Enabled: false}}}, nil
 	}
 	return StepResult{}, nonRetryable(ErrInvalidInput, "%s", reason)
-}
-
-// AuthServerAppInput points the evoSTS auth server at the dedicated app.
-type AuthServerAppInput struct {
-	Target  Target              `json:"target"`
-	EvoSTS  plan.AuthServerSpec `json:"evo_sts"`
-	AppID   string              `json:"app_id"`
-	Domains []string            `json:"domains"`
 }
 
 // Properties a restore-auth-server-app record may name in Fields.
@@ -373,25 +356,6 @@ func undoAuthServerApp(ctx context.Context, r exchange.Runner, rec UndoRecord) e
 	return err
 }
 
-// SettingOverrideInput is the setting override step's input. Target is
-// embedded so that inputs recorded as a bare Target still decode.
-type SettingOverrideInput struct {
-	Target
-	// ConsentGranted says whether the dedicated application has admin
-	// consent, which only the workflow knows (from discovery and the
-	// dedicated-app step); nil for setups recorded before it was passed,
-	// which skip that one check.
-	ConsentGranted *bool `json:"consent_granted,omitempty"`
-	// ConnectorsFirst: the setup's plan runs the connector steps before
-	// this one, so an enabled connector can be required. A setup planned
-	// when the override came before the connectors cannot have one yet on
-	// a fresh organisation; it keeps its old behaviour (no connector check).
-	ConnectorsFirst bool `json:"connectors_first,omitempty"`
-	// Before names the setting overrides the setup's discovery saw (nil:
-	// unknown).
-	Before *Before `json:"before,omitempty"`
-}
-
 // EnsureSettingOverride creates the EnableExchangeHybrid3PAppFeature
 // override as plan.OverrideState and plan.OverridePreconditions decide:
 // an override of the section that enables the feature (any name) means
@@ -444,7 +408,7 @@ func ensureSettingOverride(ctx context.Context, r exchange.Runner, consent *bool
 		return StepResult{}, nonRetryable(ErrConflict, "%s", c)
 	}
 	if len(enabling) > 0 {
-		if slices.ContainsFunc(enabling, func(so plan.SettingOverride) bool { return strings.EqualFold(so.Name, plan.OverrideName) }) && before.absent(plan.OverrideName) {
+		if slices.ContainsFunc(enabling, func(so plan.SettingOverride) bool { return strings.EqualFold(so.Name, plan.OverrideName) }) && absent(before, plan.OverrideName) {
 			return StepResult{Outcome: Created, Detail: claimedHow("created setting override " + plan.OverrideName),
 				Undo: []UndoRecord{{System: SystemOnPrem, Kind: UndoRemoveSettingOverride, Name: plan.OverrideName, Evidence: evidenceAbsentBefore}}}, nil
 		}
@@ -492,27 +456,9 @@ func refreshVariantConfig(ctx context.Context, r exchange.Runner) error {
 	return err
 }
 
-// IOCInput is a connector spec for steps 6 and 7.
-type IOCInput struct {
-	Target Target       `json:"target"`
-	Spec   plan.IOCSpec `json:"spec"`
-	// Before names the connectors of the step's side the setup's
-	// discovery saw (nil: unknown).
-	Before *Before `json:"before,omitempty"`
-}
-
 // EnsureOnPremConnector is step 6: the on-prem → Exchange Online connector.
 func (a *OnPrem) EnsureOnPremConnector(ctx context.Context, in IOCInput) (StepResult, error) {
 	return ensureIOC(ctx, a.Hosts.OnPrem(in.Target), SystemOnPrem, in.Spec, in.Before)
-}
-
-// AvailabilityInput is step 8's address space.
-type AvailabilityInput struct {
-	Target Target                `json:"target"`
-	Spec   plan.AvailabilitySpec `json:"spec"`
-	// Before names the forests of the address spaces the setup's
-	// discovery saw (nil: unknown).
-	Before *Before `json:"before,omitempty"`
 }
 
 // EnsureAvailabilityAddressSpace is step 8, for organisations with servers
@@ -533,7 +479,7 @@ func (a *OnPrem) EnsureAvailabilityAddressSpace(ctx context.Context, in Availabi
 			continue
 		}
 		if strings.EqualFold(rowString(row, "AccessMethod"), "InternalProxy") && sameURL(rowString(row, "ProxyUrl"), in.Spec.ProxyURL) {
-			if in.Before.absent(in.Spec.ForestName) {
+			if absent(in.Before, in.Spec.ForestName) {
 				return StepResult{Outcome: Created, Detail: claimedHow(fmt.Sprintf("added availability address space %s via %s", in.Spec.ForestName, in.Spec.ProxyURL)),
 					Undo: []UndoRecord{{System: SystemOnPrem, Kind: UndoRemoveAddressSpace, Name: in.Spec.ForestName, URL: in.Spec.ProxyURL, Evidence: evidenceAbsentBefore}}}, nil
 			}

@@ -139,17 +139,3 @@ func (p *progress) fail(err error) error {
 		NonRetryable: app.NonRetryable(), Cause: app.Unwrap(), NextRetryDelay: app.NextRetryDelay(),
 		Category: app.Category(), Details: []any{partial}})
 }
-
-// FailedProgress returns what a failed step activity had done before it
-// failed (its undo records), when it said so; ok is false otherwise.
-func FailedProgress(err error) (StepResult, bool) {
-	var app *temporal.ApplicationError
-	if !errors.As(err, &app) || !app.HasDetails() {
-		return StepResult{}, false
-	}
-	var r StepResult
-	if app.Details(&r) != nil || len(r.Undo) == 0 {
-		return StepResult{}, false
-	}
-	return r, true
-}

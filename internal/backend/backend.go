@@ -20,6 +20,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"go.uber.org/zap"
 
+	"github.com/hybridflow/hybridflow/contract"
 	"github.com/hybridflow/hybridflow/internal/cloud"
 	"github.com/hybridflow/hybridflow/internal/config"
 	"github.com/hybridflow/hybridflow/internal/exchange"
@@ -30,17 +31,9 @@ import (
 	"github.com/hybridflow/hybridflow/internal/sim"
 )
 
-// Target names the tenant (and its sites) a client is for. It carries no
-// secret: Credential is the name of a credential in the worker config.
-type Target struct {
-	TenantID   string `json:"tenant_id"`
-	Cloud      string `json:"cloud"`
-	Site       string `json:"site"`
-	LyncSite   string `json:"lync_site,omitempty"`
-	Credential string `json:"credential,omitempty"`
-	// ExchangeOnlineHost overrides the cloud's (unconfirmed for DoD).
-	ExchangeOnlineHost string `json:"exchange_online_host,omitempty"`
-}
+// Target names the tenant (and its sites) a client is for (the type
+// activities receive: see package contract).
+type Target = contract.Target
 
 // Backend hands out cached clients per tenant and site.
 type Backend struct {

@@ -5,6 +5,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/hybridflow/hybridflow/activities"
+	"github.com/hybridflow/hybridflow/contract"
 	"github.com/hybridflow/hybridflow/internal/backend"
 	"github.com/hybridflow/hybridflow/internal/config"
 	"github.com/hybridflow/hybridflow/workflows"
@@ -62,7 +63,11 @@ func ForBackend(b *backend.Backend, identity string, opts ...RegisterOption) Reg
 			r.RegisterActivity(&activities.Inventory{Dir: reg.inventoryDir})
 			// Renewal's Graph methods; its PowerShell methods run on-prem.
 			r.RegisterActivity(&activities.Renewal{Clients: clients})
-			r.RegisterActivityWithOptions(activities.PlanSetup, activity.RegisterOptions{Name: "PlanSetup"})
+			// The planning functions run as local activities of the
+			// workflows on this worker, which schedule them by name.
+			r.RegisterActivityWithOptions(activities.PlanSetup, activity.RegisterOptions{Name: contract.ActPlanSetup})
+			r.RegisterActivityWithOptions(activities.PlanLync, activity.RegisterOptions{Name: contract.ActPlanLync})
+			r.RegisterActivityWithOptions(activities.DecideRenewalMode, activity.RegisterOptions{Name: contract.ActDecideRenewalMode})
 		case config.RoleOnPrem:
 			hosts := activities.OnPremHostsFor(b, role, reg.rules)
 			r.RegisterActivity(&activities.OnPrem{Hosts: hosts})

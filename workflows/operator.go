@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/hybridflow/hybridflow/internal/config"
+	"github.com/hybridflow/hybridflow/steps"
 )
 
 // Operator updates. A step whose activity still fails after its retry
@@ -32,14 +33,14 @@ const (
 
 // Step statuses as shown by the query and the HybridflowState attribute.
 const (
-	StatusPending     = "pending"
-	StatusRunning     = "running"
-	StatusDone        = "done"
-	StatusSkipped     = "skipped"
-	StatusPaused      = "paused"
-	StatusFailed      = "failed"
-	StatusCompensated = "compensated"
-	StatusNotNeeded   = "not-needed"
+	StatusPending     = steps.StatusPending
+	StatusRunning     = steps.StatusRunning
+	StatusDone        = steps.StatusDone
+	StatusSkipped     = steps.StatusSkipped
+	StatusPaused      = steps.StatusPaused
+	StatusFailed      = steps.StatusFailed
+	StatusCompensated = steps.StatusCompensated
+	StatusNotNeeded   = steps.StatusNotNeeded
 )
 
 // Workflow-level states (HybridflowState).
@@ -55,19 +56,7 @@ const (
 )
 
 // StepState is one step's progress as the query shows it.
-type StepState struct {
-	Step      string    `json:"step"`
-	Status    string    `json:"status"`
-	Change    string    `json:"change,omitempty"`
-	Reason    string    `json:"reason,omitempty"`
-	Outcome   string    `json:"outcome,omitempty"`
-	Detail    string    `json:"detail,omitempty"`
-	Attempts  int       `json:"attempts"`
-	Started   time.Time `json:"started,omitempty"`
-	Finished  time.Time `json:"finished,omitempty"`
-	LastError string    `json:"last_error,omitempty"`
-	ErrorType string    `json:"error_type,omitempty"`
-}
+type StepState = steps.StepState
 
 // Pause describes what the workflow is waiting on.
 type Pause struct {
@@ -85,8 +74,8 @@ type OperatorAction struct {
 // Error types a setup run ends with (besides a step's own type under
 // policy fail).
 const (
-	ErrAborted            = "Aborted"            // operator abort or policy compensate; this run's changes were undone
-	ErrCompensationFailed = "CompensationFailed" // an undo (or the legacy-key restore) failed: look at the compensation list
+	ErrAborted            = "Aborted"                   // operator abort or policy compensate; this run's changes were undone
+	ErrCompensationFailed = steps.ErrCompensationFailed // an undo (or the legacy-key restore) failed: look at the compensation list
 )
 
 // errAborted ends a run after an operator abort or a compensate policy.
@@ -184,17 +173,7 @@ func (o *operator) setState(ctx workflow.Context, state, step string) {
 
 // describeError extracts the message and the stable type of an activity
 // failure for the query and the pause.
-func describeError(err error) (msg, typ string) {
-	var app *temporal.ApplicationError
-	if errors.As(err, &app) {
-		return app.Message(), app.Type()
-	}
-	var to *temporal.TimeoutError
-	if errors.As(err, &to) {
-		return to.Error(), "Timeout"
-	}
-	return err.Error(), "Unknown"
-}
+func describeError(err error) (msg, typ string) { return steps.DescribeError(err) }
 
 // runStep runs one step under the pause / retry / skip / abort loop that
 // every workflow shares. It returns aborted=true with the step's last error

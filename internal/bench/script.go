@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/hybridflow/hybridflow/activities"
 	"github.com/hybridflow/hybridflow/internal/plan"
+	"github.com/hybridflow/hybridflow/steps"
 	"github.com/hybridflow/hybridflow/workflows"
 )
 
@@ -24,28 +26,18 @@ type Acts struct {
 }
 
 // script is one tenant's setup done the way a script following the
-// documents would do it: the same activity code, in the same order, with
-// the same retry policy and verification waits, but without Temporal (no
-// history, no durable timers, nothing survives a crash).
-//
-// The step → activity mapping below mirrors workflows/setup.go (setup.action,
-// setup.execute, setup.verify, setup.removeLegacyKey); TestBaselineCallsMatchDurable
-// compares the activity sequence of both for fresh tenants of each mode, so
-// a change there that is not made here fails a test instead of skewing the
-// comparison.
+// documents would do it: the same steps (the registry in package steps,
+// which the workflow runs too), in the same order, with the same retry
+// policy and verification waits, but without Temporal (no history, no
+// durable timers, nothing survives a crash). Its Caller calls the activity
+// structs' methods directly, by the names the workflow schedules;
+// TestHarnessSmoke compares the activity sequence of both for fresh and
+// converged tenants of each mode.
 type script struct {
-	acts  Acts
-	in    workflows.SetupInput
-	out   activities.PlanOutput
-	appID string
-	// done marks steps finished by an earlier combined call (legacy keys +
-	// SPNs in one PATCH; verification run right after the legacy-key removal).
-	done           map[plan.Step]bool
-	verified       bool
-	removalSkipped bool
+	acts           Acts
+	in             workflows.SetupInput
 	mu             sync.Mutex
 	calls          []string // activity types, in the order the workflow schedules them
-	writes         int
 	nonRetryable   []string
 	retryMax       time.Duration
 	retryInitial   time.Duration
@@ -56,12 +48,12 @@ type script struct {
 }
 
 // newScript applies the same defaults as the workflow (stepActivityOptions
-// and setup.verify) so that both runners wait alike.
+// and the verification step) so that both runners wait alike.
 func newScript(acts Acts, in workflows.SetupInput) *script {
 	o := in.Options
-	s := &script{acts: acts, in: in, done: map[plan.Step]bool{},
+	s := &script{acts: acts, in: in,
 		retryInitial: time.Second, retryMax: time.Minute, retryAttempts: 5,
-		startToClose: 5 * time.Minute, verifyDeadline: 30 * time.Minute, verifyInterval: 15 * time.Second,
+		startToClose: 5 * time.Minute, verifyDeadline: steps.DefaultVerifyDeadline, verifyInterval: steps.DefaultVerifyInterval,
 		nonRetryable: []string{activities.ErrInvalidInput, activities.ErrMissingPermission, activities.ErrUnsupportedVersion, activities.ErrConflict},
 	}
 	if o.Retry.InitialInterval > 0 {
@@ -95,9 +87,6 @@ func (s *script) logCall(name string) {
 // backoff, coefficient 2, the server's NextRetryDelay when the activity
 // names one, non-retryable types stop at once) and a per-attempt timeout.
 func call[T any](ctx context.Context, s *script, name string, f func(context.Context) (T, error)) (T, error) {
-	if name != "" {
-		s.logCall(name)
-	}
 	wait := s.retryInitial
 	var zero T
 	for attempt := int32(1); ; attempt++ {
@@ -130,259 +119,147 @@ func call[T any](ctx context.Context, s *script, name string, f func(context.Con
 // run is the tenant's whole setup; it returns the final state name the
 // workflow would report (verified / unverified) or an error.
 func (s *script) run(ctx context.Context) (string, error) {
-	if err := s.discoverAndPlan(ctx); err != nil {
+	c := directCaller{s: s, ctx: ctx}
+	found, err := steps.Discover(c, s.in.Tenant, s.in.Target, s.in.Options.ResetFirstPartyKeys)
+	if err != nil {
 		return workflows.StateFailed, fmt.Errorf("discover: %w", err)
 	}
-	for _, a := range s.out.Actions {
-		if err := s.action(ctx, a); err != nil {
+	var (
+		states       []*steps.StepState
+		writes       int
+		notes        []string
+		verification map[string]string
+	)
+	r := &steps.Run{C: c, L: steps.NewLedger(&states, &writes, &notes), Target: s.in.Target, Plan: found.Plan, Observed: found.Observed,
+		AppID: found.AppID, SkipSteps: s.in.Options.SkipSteps, OneCall: true,
+		VerifyDeadline: s.verifyDeadline, VerifyInterval: s.verifyInterval, Verification: &verification}
+	for _, a := range found.Plan.Actions {
+		if err := runStep(r, a); err != nil {
 			return workflows.StateFailed, fmt.Errorf("step %s: %w", a.Step, err)
 		}
 	}
-	if !s.verified {
+	if !r.Verified() {
 		return workflows.StateUnverified, nil
 	}
 	return workflows.StateVerified, nil
 }
 
-// discoverAndPlan: on-prem and Exchange Online in parallel (as the workflow
-// does), then Entra, then the same pure planning function.
-func (s *script) discoverAndPlan(ctx context.Context) error {
-	t := s.in.Target
-	onprem, online, err := both(ctx, s,
-		"DiscoverOnPrem", func(c context.Context) (plan.Observed, error) { return s.acts.OnPrem.DiscoverOnPrem(c, t) },
-		"DiscoverOnline", func(c context.Context) (plan.Observed, error) { return s.acts.Online.DiscoverOnline(c, t) })
-	if err != nil {
+// runStep runs one plan action by its registered step, as the workflow's
+// engine does, without an operator to ask.
+func runStep(r *steps.Run, a plan.Action) error {
+	step := steps.Lookup(a.Step)
+	if !step.Admit(r, a) {
+		return nil
+	}
+	st := r.L.State(string(a.Step))
+	st.Status, st.Outcome, st.Detail = steps.StatusRunning, "", ""
+	if err := step.Execute(r, a); err != nil {
+		st.Status = steps.StatusFailed
 		return err
 	}
-	guid := s.in.Tenant.OrganizationGUID
-	if guid == "" {
-		guid = onprem.OrganizationGUID
+	if st.Status == steps.StatusRunning {
+		st.Status = steps.StatusDone
 	}
-	ein := activities.EntraDiscoverInput{Target: t}
-	if guid != "" {
-		ein.DedicatedAppName = plan.DedicatedAppPrefix + guid
-	}
-	entra, err := call(ctx, s, "DiscoverEntra", func(c context.Context) (plan.Observed, error) { return s.acts.Entra.DiscoverEntra(c, ein) })
-	if err != nil {
-		return err
-	}
-	now := time.Now().UTC()
-	in := activities.PlanInput{Tenant: s.in.Tenant, Observed: activities.MergeObserved(onprem, online, entra, now), Now: now}
-	s.logCall("PlanSetup") // a local activity in the workflow: a marker in its history
-	if s.out, err = activities.PlanSetup(ctx, in); err != nil {
-		return err
-	}
-	s.appID = in.Observed.DedicatedApp.AppID
 	return nil
 }
 
-// both runs two activities at once, as the workflow starts two futures
-// before waiting on either (discovery, verification); the call log keeps
+// directCaller runs the steps' activities by calling the activity structs'
+// methods of the same names, each in its own goroutine (as the workflow
+// starts futures), with the workflow's retry policy; the call log keeps
 // the workflow's scheduling order.
-func both[A, B any](ctx context.Context, s *script, nameA string, fa func(context.Context) (A, error), nameB string, fb func(context.Context) (B, error)) (A, B, error) {
-	s.logCall(nameA)
-	s.logCall(nameB)
-	var a A
-	var errA error
-	var wg sync.WaitGroup
-	wg.Add(1)
+type directCaller struct {
+	s   *script
+	ctx context.Context
+}
+
+func (c directCaller) OnPrem(name string, arg any) steps.Future     { return c.start(name, arg) }
+func (c directCaller) CloudRead(name string, arg any) steps.Future  { return c.start(name, arg) }
+func (c directCaller) CloudWrite(name string, arg any) steps.Future { return c.start(name, arg) }
+
+// Plan is a local activity in the workflow (a marker in its history) with
+// one attempt.
+func (c directCaller) Plan(in activities.PlanInput) steps.Future {
+	c.s.logCall("PlanSetup")
+	out, err := activities.PlanSetup(c.ctx, in)
+	return done(out, err)
+}
+
+func (c directCaller) Undo(step string, rec activities.UndoRecord) error {
+	name := map[activities.System]string{activities.SystemOnPrem: "UndoOnPrem", activities.SystemOnline: "UndoOnline", activities.SystemEntra: "UndoEntra"}[rec.System]
+	if name == "" {
+		return fmt.Errorf("undo record for unknown system %q", rec.System)
+	}
+	return c.start(name, activities.UndoInput{Target: c.s.in.Target, Record: rec}).Get(nil)
+}
+
+func (c directCaller) Sleep(d time.Duration) error {
+	select {
+	case <-c.ctx.Done():
+		return c.ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+func (c directCaller) Now() time.Time  { return time.Now().UTC() }
+func (c directCaller) Cancelled() bool { return c.ctx.Err() != nil }
+
+// start logs the call and runs it in the background.
+func (c directCaller) start(name string, arg any) steps.Future {
+	c.s.logCall(name)
+	f := &future{done: make(chan struct{})}
 	go func() {
-		defer wg.Done()
-		a, errA = call(ctx, s, "", fa)
+		defer close(f.done)
+		f.v, f.err = call(c.ctx, c.s, name, func(ctx context.Context) (any, error) { return c.s.invoke(ctx, name, arg) })
 	}()
-	b, errB := call(ctx, s, "", fb)
-	wg.Wait()
-	return a, b, errors.Join(errA, errB)
+	return f
 }
 
-// action mirrors setup.action: which actions run at all.
-func (s *script) action(ctx context.Context, a plan.Action) error {
-	if slices.Contains(s.in.Options.SkipSteps, string(a.Step)) || s.done[a.Step] {
-		return nil
-	}
-	switch a.Step {
-	case plan.StepRemoveLegacyKey:
-		if a.Change.Writes() && !s.verified {
-			s.removalSkipped = true
-			return nil
+// invoke calls the activity method named name on the activity structs, as
+// a worker's registry would find it.
+func (s *script) invoke(ctx context.Context, name string, arg any) (any, error) {
+	for _, acts := range []any{s.acts.OnPrem, s.acts.Online, s.acts.Entra} {
+		m := reflect.ValueOf(acts).MethodByName(name)
+		if !m.IsValid() {
+			continue
 		}
-	case plan.StepVerifyAfterRemoval:
-		if s.removalSkipped {
-			return nil
+		if t := m.Type(); t.NumIn() != 2 || !reflect.TypeOf(arg).AssignableTo(t.In(1)) {
+			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("activity %s does not take %T", name, arg), activities.ErrInvalidInput, nil)
 		}
-	}
-	switch a.Change {
-	case plan.ChangeSkip:
-		return nil
-	case plan.ChangeNone:
-		if a.Step != plan.StepVerify && a.Step != plan.StepVerifyAfterRemoval {
-			return nil
+		out := m.Call([]reflect.Value{reflect.ValueOf(ctx), reflect.ValueOf(arg)})
+		err, _ := out[len(out)-1].Interface().(error)
+		if len(out) == 1 {
+			return nil, err
 		}
+		return out[0].Interface(), err
 	}
-	return s.execute(ctx, a)
+	return nil, temporal.NewNonRetryableApplicationError("no activity "+name, activities.ErrInvalidInput, nil)
 }
 
-func (s *script) record(r activities.StepResult) {
-	if r.Outcome != activities.Unchanged && r.Outcome != "" {
-		s.writes++
-	}
-	if r.AppID != "" {
-		s.appID = r.AppID
-	}
+// future is a direct call's result.
+type future struct {
+	done chan struct{}
+	v    any
+	err  error
 }
 
-func (s *script) step(ctx context.Context, name string, f func(context.Context) (activities.StepResult, error)) error {
-	r, err := call(ctx, s, name, f)
-	if err != nil {
-		return err
+func done(v any, err error) *future {
+	f := &future{done: make(chan struct{}), v: v, err: err}
+	close(f.done)
+	return f
+}
+
+// Get waits for the call and stores its result in valuePtr (nil: drop it).
+func (f *future) Get(valuePtr any) error {
+	<-f.done
+	if f.err != nil || valuePtr == nil || f.v == nil {
+		return f.err
 	}
-	s.record(r)
+	dst := reflect.ValueOf(valuePtr).Elem()
+	v := reflect.ValueOf(f.v)
+	if !v.Type().AssignableTo(dst.Type()) {
+		return fmt.Errorf("result %T does not fit %T", f.v, valuePtr)
+	}
+	dst.Set(v)
 	return nil
-}
-
-// execute mirrors setup.execute: a plan action → its activities.
-func (s *script) execute(ctx context.Context, a plan.Action) error {
-	d, t := s.out.Desired, s.in.Target
-	on, ol, en := s.acts.OnPrem, s.acts.Online, s.acts.Entra
-	switch a.Step {
-	case plan.StepAuthServers:
-		in := activities.AuthServersInput{Target: t, Servers: []plan.AuthServerSpec{d.ACS, d.EvoSTS}}
-		return s.step(ctx, "EnsureAuthServers", func(c context.Context) (activities.StepResult, error) { return on.EnsureAuthServers(c, in) })
-	case plan.StepPartnerApp:
-		return s.step(ctx, "EnablePartnerApplication", func(c context.Context) (activities.StepResult, error) { return on.EnablePartnerApplication(c, t) })
-	case plan.StepExportCert:
-		return nil // discovery exported the certificate; the workflow only records it
-	case plan.StepDedicatedApp:
-		if err := s.step(ctx, "EnsureDedicatedApplication", func(c context.Context) (activities.StepResult, error) {
-			return en.EnsureDedicatedApplication(c, activities.DedicatedAppInput{Target: t, Name: d.DedicatedAppName})
-		}); err != nil {
-			return err
-		}
-		if err := s.step(ctx, "EnsureDedicatedServicePrincipal", func(c context.Context) (activities.StepResult, error) {
-			return en.EnsureDedicatedServicePrincipal(c, activities.AppIDInput{Target: t, AppID: s.appID})
-		}); err != nil {
-			return err
-		}
-		return s.step(ctx, "GrantDedicatedConsent", func(c context.Context) (activities.StepResult, error) {
-			return en.GrantDedicatedConsent(c, activities.AppIDInput{Target: t, AppID: s.appID})
-		})
-	case plan.StepKeys:
-		if d.Mode == plan.ModeDedicatedApp {
-			if s.appID == "" {
-				return errors.New("the dedicated application's appId is unknown")
-			}
-			return s.step(ctx, "EnsureApplicationKeys", func(c context.Context) (activities.StepResult, error) {
-				return en.EnsureApplicationKeys(c, activities.AppKeysInput{Target: t, AppID: s.appID, Name: d.DedicatedAppName, Keys: d.Keys})
-			})
-		}
-		in := activities.FirstPartyInput{Target: t, Keys: d.Keys}
-		if spn := s.planned(plan.StepSPNs); spn.Change.Writes() && !slices.Contains(s.in.Options.SkipSteps, string(plan.StepSPNs)) {
-			in.SPNs = d.SPNs
-		}
-		if err := s.step(ctx, "EnsureFirstPartyServicePrincipal", func(c context.Context) (activities.StepResult, error) {
-			return en.EnsureFirstPartyServicePrincipal(c, in)
-		}); err != nil {
-			return err
-		}
-		if len(in.SPNs) > 0 {
-			s.done[plan.StepSPNs] = true
-		}
-		return nil
-	case plan.StepSPNs:
-		return s.step(ctx, "EnsureFirstPartyServicePrincipal", func(c context.Context) (activities.StepResult, error) {
-			return en.EnsureFirstPartyServicePrincipal(c, activities.FirstPartyInput{Target: t, SPNs: d.SPNs})
-		})
-	case plan.StepOnPremAuthServerApp:
-		if s.appID == "" {
-			return errors.New("the dedicated application's appId is unknown")
-		}
-		return s.step(ctx, "SetAuthServerApplication", func(c context.Context) (activities.StepResult, error) {
-			return on.SetAuthServerApplication(c, activities.AuthServerAppInput{Target: t, EvoSTS: d.EvoSTS, AppID: s.appID, Domains: d.AuthServerDomains})
-		})
-	case plan.StepSettingOverride:
-		// As the workflow: consent is there when the plan found it, or the
-		// dedicated-app step (which grants it) ran without failing.
-		consent := s.planned(plan.StepDedicatedApp).Change == plan.ChangeNone || !slices.Contains(s.in.Options.SkipSteps, string(plan.StepDedicatedApp))
-		in := activities.SettingOverrideInput{Target: t, ConsentGranted: &consent, ConnectorsFirst: true} // PlanSetup's order
-		return s.step(ctx, "EnsureSettingOverride", func(c context.Context) (activities.StepResult, error) { return on.EnsureSettingOverride(c, in) })
-	case plan.StepIOCOnPrem:
-		return s.step(ctx, "EnsureOnPremConnector", func(c context.Context) (activities.StepResult, error) {
-			return on.EnsureOnPremConnector(c, activities.IOCInput{Target: t, Spec: d.OnPremIOC})
-		})
-	case plan.StepIOCOnline:
-		return s.step(ctx, "EnsureOnlineConnector", func(c context.Context) (activities.StepResult, error) {
-			return ol.EnsureOnlineConnector(c, activities.IOCInput{Target: t, Spec: d.OnlineIOC})
-		})
-	case plan.StepAvailability:
-		return s.step(ctx, "EnsureAvailabilityAddressSpace", func(c context.Context) (activities.StepResult, error) {
-			return on.EnsureAvailabilityAddressSpace(c, activities.AvailabilityInput{Target: t, Spec: d.Availability})
-		})
-	case plan.StepVerify, plan.StepVerifyAfterRemoval:
-		return s.verify(ctx, a.Step)
-	case plan.StepRemoveLegacyKey:
-		var r activities.StepResult
-		r, err := call(ctx, s, "RemoveLegacyKeys", func(c context.Context) (activities.StepResult, error) {
-			return en.RemoveLegacyKeys(c, activities.RemoveLegacyKeysInput{Target: t, Thumbprints: d.LegacyThumbprints})
-		})
-		if err != nil {
-			return err
-		}
-		s.record(r)
-		if r.Outcome == activities.Unchanged {
-			return nil
-		}
-		// The workflow verifies again at once and marks verify-after-removal
-		// done; a failure would put the key back (not a benchmark path).
-		if err := s.verify(ctx, plan.StepVerifyAfterRemoval); err != nil {
-			return err
-		}
-		s.done[plan.StepVerifyAfterRemoval] = true
-		return nil
-	}
-	return fmt.Errorf("no activity for step %s", a.Step)
-}
-
-func (s *script) planned(step plan.Step) plan.Action {
-	for _, a := range s.out.Actions {
-		if a.Step == step {
-			return a
-		}
-	}
-	return plan.Action{}
-}
-
-// verify mirrors setup.verify: both directions in parallel, sleeping (as a
-// script would, where the workflow uses a durable timer) with a doubling
-// interval until both succeed or the deadline passes.
-func (s *script) verify(ctx context.Context, step plan.Step) error {
-	d, t := s.out.Desired, s.in.Target
-	wait := s.verifyInterval
-	end := time.Now().Add(s.verifyDeadline)
-	for round := 1; ; round++ {
-		on, cl, err := both(ctx, s,
-			"VerifyFromOnPrem", func(c context.Context) (activities.VerifyResult, error) {
-				return s.acts.OnPrem.VerifyFromOnPrem(c, activities.VerifyInput{Target: t, TargetURI: d.VerifyCloudTarget, Mailbox: d.OnPremMailbox})
-			},
-			"VerifyFromOnline", func(c context.Context) (activities.VerifyResult, error) {
-				return s.acts.Online.VerifyFromOnline(c, activities.VerifyInput{Target: t, TargetURI: d.VerifyOnPremTarget, Mailbox: d.CloudMailbox})
-			})
-		if err != nil {
-			return err
-		}
-		if on.Success && cl.Success {
-			if step == plan.StepVerify {
-				s.verified = true
-			}
-			return nil
-		}
-		if !time.Now().Add(wait).Before(end) {
-			return fmt.Errorf("verification did not succeed within %s (%d rounds): %s / %s", s.verifyDeadline, round, on.Detail, cl.Detail)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-		wait = min(wait*2, 5*time.Minute)
-	}
 }

@@ -1,0 +1,49 @@
+package steps
+
+import (
+	"github.com/hybridflow/hybridflow/activities"
+	"github.com/hybridflow/hybridflow/internal/plan"
+)
+
+// Discovery is what a setup's discovery and planning found.
+type Discovery struct {
+	Plan activities.PlanOutput
+	// Observed is the three systems as read, before any write.
+	Observed plan.Observed
+	// AppID of the dedicated application, when it exists.
+	AppID string
+}
+
+// Discover reads the three systems (on-prem and Exchange Online in
+// parallel, then Entra, which needs the organisation GUID for the
+// dedicated application's name) and plans.
+func Discover(c Caller, tenant plan.TenantFacts, t activities.Target, resetFirstPartyKeys bool) (Discovery, error) {
+	fOn := c.OnPrem(actDiscoverOnPrem, t)
+	fOl := c.CloudRead(actDiscoverOnline, t)
+	var onprem, online, entra plan.Observed
+	if err := fOn.Get(&onprem); err != nil {
+		return Discovery{}, err
+	}
+	if err := fOl.Get(&online); err != nil {
+		return Discovery{}, err
+	}
+	guid := tenant.OrganizationGUID
+	if guid == "" {
+		guid = onprem.OrganizationGUID
+	}
+	ein := activities.EntraDiscoverInput{Target: t}
+	if guid != "" {
+		ein.DedicatedAppName = plan.DedicatedAppPrefix + guid
+	}
+	if err := c.CloudRead(actDiscoverEntra, ein).Get(&entra); err != nil {
+		return Discovery{}, err
+	}
+	now := c.Now()
+	in := activities.PlanInput{Tenant: tenant, Observed: activities.MergeObserved(onprem, online, entra, now), Now: now,
+		ResetFirstPartyKeys: resetFirstPartyKeys}
+	var out activities.PlanOutput
+	if err := c.Plan(in).Get(&out); err != nil {
+		return Discovery{}, err
+	}
+	return Discovery{Plan: out, Observed: in.Observed, AppID: in.Observed.DedicatedApp.AppID}, nil
+}

@@ -1,0 +1,182 @@
+package steps
+
+import (
+	"errors"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/hybridflow/hybridflow/activities"
+	"github.com/hybridflow/hybridflow/internal/plan"
+)
+
+// fakeCaller answers each activity from results (by name, in order) and
+// logs the calls.
+type fakeCaller struct {
+	now     time.Time
+	calls   []string
+	results map[string][]any
+	undone  []activities.UndoRecord
+	undoErr error
+	slept   []time.Duration
+}
+
+type fakeFuture struct {
+	v   any
+	err error
+}
+
+func (f fakeFuture) Get(p any) error {
+	if f.err != nil || p == nil || f.v == nil {
+		return f.err
+	}
+	reflect.ValueOf(p).Elem().Set(reflect.ValueOf(f.v))
+	return nil
+}
+
+func (c *fakeCaller) next(name string) Future {
+	c.calls = append(c.calls, name)
+	rs := c.results[name]
+	if len(rs) == 0 {
+		return fakeFuture{err: errors.New("unexpected call " + name)}
+	}
+	c.results[name] = rs[1:]
+	if err, ok := rs[0].(error); ok {
+		return fakeFuture{err: err}
+	}
+	return fakeFuture{v: rs[0]}
+}
+
+func (c *fakeCaller) OnPrem(name string, _ any) Future     { return c.next(name) }
+func (c *fakeCaller) CloudRead(name string, _ any) Future  { return c.next(name) }
+func (c *fakeCaller) CloudWrite(name string, _ any) Future { return c.next(name) }
+func (c *fakeCaller) Plan(activities.PlanInput) Future     { return c.next("PlanSetup") }
+func (c *fakeCaller) Undo(_ string, r activities.UndoRecord) error {
+	c.undone = append(c.undone, r)
+	return c.undoErr
+}
+func (c *fakeCaller) Sleep(d time.Duration) error {
+	c.slept = append(c.slept, d)
+	c.now = c.now.Add(d)
+	return nil
+}
+func (c *fakeCaller) Now() time.Time  { return c.now }
+func (c *fakeCaller) Cancelled() bool { return false }
+
+func newRun(c *fakeCaller, mode plan.Mode, actions ...plan.Action) *Run {
+	var states []*StepState
+	var writes int
+	var notes []string
+	var verdicts map[string]string
+	return &Run{C: c, L: NewLedger(&states, &writes, &notes), OneCall: true, Verification: &verdicts,
+		Plan: activities.PlanOutput{Desired: plan.Desired{Mode: mode}, Actions: actions}}
+}
+
+// run admits and executes one action as the engine does.
+func run(t *testing.T, r *Run, a plan.Action) error {
+	t.Helper()
+	s := Lookup(a.Step)
+	if !s.Admit(r, a) {
+		return nil
+	}
+	st := r.L.State(string(a.Step))
+	st.Status = StatusRunning
+	err := s.Execute(r, a)
+	if err == nil && st.Status == StatusRunning {
+		st.Status = StatusDone
+	}
+	return err
+}
+
+// Legacy path: the keys and the planned SPNs go in one call; the SPN step
+// is then done and the SPN undo record belongs to it (compensation marks
+// the step it reverses).
+func TestKeyCredentialsWritesSPNsInOnePatch(t *testing.T) {
+	spnUndo := activities.UndoRecord{System: activities.SystemEntra, Kind: activities.UndoRemoveSPNs}
+	keyUndo := activities.UndoRecord{System: activities.SystemEntra, Kind: activities.UndoRemoveKeys}
+	c := &fakeCaller{results: map[string][]any{"EnsureFirstPartyServicePrincipal": {activities.StepResult{Outcome: activities.Updated, Undo: []activities.UndoRecord{keyUndo, spnUndo}}}}}
+	keys := plan.Action{Step: plan.StepKeys, Change: plan.ChangeUpdate}
+	spns := plan.Action{Step: plan.StepSPNs, Change: plan.ChangeUpdate}
+	r := newRun(c, plan.ModeLegacyFirstParty, keys, spns)
+	r.Plan.Desired.SPNs = []string{"https://mail.contoso.com/"}
+	for _, a := range r.Plan.Actions {
+		if err := run(t, r, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(c.calls, []string{"EnsureFirstPartyServicePrincipal"}) {
+		t.Fatalf("calls %v: want one PATCH", c.calls)
+	}
+	if st := r.L.Lookup(string(plan.StepSPNs)); st.Status != StatusDone || st.Detail != "written with the keys in one PATCH" {
+		t.Fatalf("SPN step %+v", st)
+	}
+	if r.L.Undo[0].Step != string(plan.StepKeys) || r.L.Undo[1].Step != string(plan.StepSPNs) {
+		t.Fatalf("undo entries %+v", r.L.Undo)
+	}
+}
+
+// The legacy key is removed only after a verification of this run; the
+// second verification is then not needed.
+func TestRemoveLegacyKeyOnlyAfterVerification(t *testing.T) {
+	c := &fakeCaller{results: map[string][]any{}}
+	r := newRun(c, plan.ModeDedicatedApp,
+		plan.Action{Step: plan.StepRemoveLegacyKey, Change: plan.ChangeUpdate},
+		plan.Action{Step: plan.StepVerifyAfterRemoval, Change: plan.ChangeCheck})
+	r.SkipSteps = []string{string(plan.StepVerify)}
+	for _, a := range append([]plan.Action{{Step: plan.StepVerify, Change: plan.ChangeCheck}}, r.Plan.Actions...) {
+		if err := run(t, r, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(c.calls) != 0 || r.L.Status(string(plan.StepRemoveLegacyKey)) != StatusSkipped || r.L.Status(string(plan.StepVerifyAfterRemoval)) != StatusNotNeeded {
+		t.Fatalf("calls %v, removal %s, verify after %s", c.calls, r.L.Status(string(plan.StepRemoveLegacyKey)), r.L.Status(string(plan.StepVerifyAfterRemoval)))
+	}
+}
+
+// A failed verification after the removal puts the removed keys back at
+// once (in reverse), drops their records and says so.
+func TestRemoveLegacyKeyRestoresOnFailedVerification(t *testing.T) {
+	k1 := activities.UndoRecord{System: activities.SystemEntra, Kind: activities.UndoRestoreKeys, Name: "k1"}
+	k2 := activities.UndoRecord{System: activities.SystemEntra, Kind: activities.UndoRestoreKeys, Name: "k2"}
+	fail := activities.VerifyResult{Detail: "401"}
+	c := &fakeCaller{now: time.Unix(0, 0), results: map[string][]any{
+		"RemoveLegacyKeys": {activities.StepResult{Outcome: activities.Removed, Undo: []activities.UndoRecord{k1, k2}}},
+		"VerifyFromOnPrem": {fail, fail}, "VerifyFromOnline": {fail, fail},
+	}}
+	a := plan.Action{Step: plan.StepRemoveLegacyKey, Change: plan.ChangeUpdate}
+	r := newRun(c, plan.ModeDedicatedApp, a)
+	r.L.State(string(plan.StepVerify)).Status = StatusDone
+	r.VerifyDeadline, r.VerifyInterval = 90*time.Second, time.Minute
+	err := run(t, r, a)
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || app.Type() != activities.ErrVerification {
+		t.Fatalf("error %v", err)
+	}
+	if len(c.undone) != 2 || c.undone[0].Name != "k2" || c.undone[1].Name != "k1" || len(r.L.Undo) != 0 {
+		t.Fatalf("undone %+v, left %+v", c.undone, r.L.Undo)
+	}
+	if st := r.L.Lookup(string(plan.StepVerifyAfterRemoval)); st.Status != StatusFailed || st.Attempts != 1 {
+		t.Fatalf("verify-after-removal %+v", st)
+	}
+	if !slices.Equal(c.slept, []time.Duration{time.Minute}) {
+		t.Fatalf("slept %v", c.slept)
+	}
+}
+
+// Every step of the plan has its file in the registry, in the plan's
+// documented order.
+func TestRegistryFollowsThePlanOrder(t *testing.T) {
+	var names []plan.Step
+	for _, s := range Registry {
+		if s.Exec == nil {
+			t.Errorf("step %s has no activities", s.Name)
+		}
+		names = append(names, s.Name)
+	}
+	if !slices.Equal(names, plan.Steps) {
+		t.Fatalf("registry %v\nplan      %v", names, plan.Steps)
+	}
+}

@@ -1,7 +1,6 @@
 package workflows
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/hybridflow/hybridflow/internal/config"
 	"github.com/hybridflow/hybridflow/internal/plan"
 	"github.com/hybridflow/hybridflow/internal/temporalx"
+	"github.com/hybridflow/hybridflow/steps"
 )
 
 // The Lync workflow answers the same query (QueryState) and operator
@@ -158,42 +158,61 @@ func LyncInputForSite(inv *config.Inventory, site string, o LyncOptions) (LyncIn
 	return in, nil
 }
 
-// lyncUndo is an undo record and the step whose change it reverses.
-type lyncUndo struct {
-	step string
-	rec  activities.LyncUndoRecord
-}
-
 type lync struct {
-	in    LyncInput
-	st    LyncState
-	op    operator
-	undo  []lyncUndo
-	steps map[string]*StepState
-	out   activities.LyncPlan
+	in  LyncInput
+	st  LyncState
+	eng *engine
+	out activities.LyncPlan
 	// baseline is the replication status the hosting-provider step read
 	// before it wrote, for the Edge step.
 	baseline []activities.LyncReplica
 }
 
-var lyncActs *activities.Lync
-
 // LyncIntegration configures a Lync Server 2013 / Skype for Business
 // deployment for Exchange Online as Microsoft documents it: discover →
 // plan → AllowFederatedUsers → the "Exchange Online" hosting provider →
 // wait for Central Management store replication → confirm that the Edge
-// Server's replica has applied the change → report external access. A failing step pauses for an operator by
-// default (retry / skip / abort, as in Setup); abort undoes this run's
-// changes in reverse.
+// Server's replica has applied the change → report external access. A
+// failing step pauses for an operator by default (retry / skip / abort,
+// as in Setup); abort undoes this run's changes in reverse.
 func LyncIntegration(ctx workflow.Context, in LyncInput) (LyncResult, error) {
-	l := &lync{in: in, steps: map[string]*StepState{}}
+	l := &lync{in: in}
 	if err := l.setup(ctx); err != nil {
 		return l.st, err
 	}
-	return l.run(ctx)
+	err := l.eng.finish(ctx, l.runSteps(ctx))
+	return l.st, err
 }
 
 func (l *lync) setup(ctx workflow.Context) error {
+	if err := l.validate(); err != nil {
+		return err
+	}
+	var err error
+	l.eng, err = newEngine(ctx, engineConfig{policy: l.in.Options.FailurePolicy, summary: LyncStepSummary, onState: l.setState,
+		undo: l.undo, describe: describeLyncUndo, subject: "Lync integration of site " + l.in.Site, cancelled: "Lync integration cancelled"},
+		engineState{Steps: &l.st.Steps, Writes: &l.st.Writes, Compensation: &l.st.Compensation, Error: &l.st.Error})
+	if err != nil {
+		return err
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryState, func() (LyncState, error) {
+		st := l.st
+		st.Paused = l.eng.op.paused
+		st.Undo = len(l.eng.Undo)
+		return st, nil
+	}); err != nil {
+		return err
+	}
+	sas := []temporal.SearchAttributeUpdate{SACloud.ValueSet(l.in.Cloud), SAState.ValueSet(StateRunning), SAStep.ValueSet(stepDiscover)}
+	if l.in.Target.TenantID != "" {
+		sas = append(sas, SATenant.ValueSet(l.in.Target.TenantID))
+	}
+	return workflow.UpsertTypedSearchAttributes(ctx, sas...)
+}
+
+// validate fills the input's defaults and refuses bad input, naming the
+// field, before anything runs.
+func (l *lync) validate() error {
 	invalid := func(format string, args ...any) error {
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), activities.ErrInvalidInput, nil)
 	}
@@ -235,23 +254,7 @@ func (l *lync) setup(ctx workflow.Context) error {
 			return invalid("unknown Lync step %q to skip (steps: %s)", s, lyncStepList())
 		}
 	}
-	l.op = operator{policy: o.FailurePolicy, onState: l.setState}
-	if err := workflow.SetQueryHandler(ctx, QueryState, func() (LyncState, error) {
-		st := l.st
-		st.Paused = l.op.paused
-		st.Undo = len(l.undo)
-		return st, nil
-	}); err != nil {
-		return err
-	}
-	if err := l.op.register(ctx); err != nil {
-		return err
-	}
-	sas := []temporal.SearchAttributeUpdate{SACloud.ValueSet(l.in.Cloud), SAState.ValueSet(StateRunning), SAStep.ValueSet(stepDiscover)}
-	if l.in.Target.TenantID != "" {
-		sas = append(sas, SATenant.ValueSet(l.in.Target.TenantID))
-	}
-	return workflow.UpsertTypedSearchAttributes(ctx, sas...)
+	return nil
 }
 
 func lyncStepList() string {
@@ -267,8 +270,6 @@ func (l *lync) setState(ctx workflow.Context, state, step string) {
 	mirrorState(ctx, &l.st.State, &l.st.CurrentStep, state, step, step)
 }
 
-func (l *lync) stepState(name string) *StepState { return stepIn(&l.st.Steps, l.steps, name) }
-
 func (l *lync) warn(ws ...string) {
 	for _, w := range ws {
 		if !slices.Contains(l.st.Warnings, w) {
@@ -277,64 +278,8 @@ func (l *lync) warn(ws ...string) {
 	}
 }
 
-func (l *lync) run(ctx workflow.Context) (LyncResult, error) {
-	err := l.runSteps(ctx)
-	switch {
-	case err == nil:
-		return l.st, nil
-	case errors.Is(err, errAborted) || temporal.IsCanceledError(err) || ctx.Err() != nil:
-		cancelled := ctx.Err() != nil
-		var ab *lyncAbort
-		if errors.As(err, &ab) && ab.cause != nil {
-			// Policy compensate: keep the failure that started it.
-			l.st.Error = fmt.Sprintf("step %s failed: %s", ab.step, ab.cause.Error())
-		}
-		dctx, cancel := workflow.NewDisconnectedContext(ctx)
-		defer cancel()
-		undone, cerr := l.compensate(dctx)
-		l.setState(dctx, StateAborted, "")
-		what := fmt.Sprintf("%d change(s) undone", undone)
-		if cerr != nil {
-			// Never claim an undo that did not happen, not even on cancel.
-			msg := fmt.Sprintf("Lync integration of site %s stopped; compensation failed (%s): %v", l.in.Site, what, cerr)
-			l.st.Error = strings.TrimPrefix(l.st.Error+"; "+msg, "; ")
-			return l.st, temporal.NewNonRetryableApplicationError(msg, ErrCompensationFailed, cerr)
-		}
-		if cancelled {
-			return l.st, temporal.NewCanceledError("Lync integration cancelled; " + what)
-		}
-		msg := fmt.Sprintf("Lync integration of site %s aborted; %s", l.in.Site, what)
-		if l.st.Error != "" {
-			msg += ": " + l.st.Error
-		}
-		return l.st, temporal.NewNonRetryableApplicationError(msg, ErrAborted, ab.causeOrNil())
-	default:
-		l.st.Error = err.Error()
-		l.setState(ctx, StateFailed, "")
-		return l.st, err
-	}
-}
-
-// lyncAbort ends a run at a step; cause is the step's failure when the
-// policy (not an operator) aborted.
-type lyncAbort struct {
-	step  string
-	cause error
-}
-
-func (e *lyncAbort) Error() string        { return "aborted at step " + e.step }
-func (e *lyncAbort) Is(target error) bool { return target == errAborted }
-func (e *lyncAbort) Unwrap() error        { return e.cause }
-
-func (e *lyncAbort) causeOrNil() error {
-	if e == nil {
-		return nil
-	}
-	return e.cause
-}
-
 func (l *lync) runSteps(ctx workflow.Context) error {
-	if err := l.do(ctx, stepDiscover, "", l.discover); err != nil {
+	if err := l.eng.do(ctx, stepDiscover, "", l.discover); err != nil {
 		return err
 	}
 	if err := l.plan(ctx); err != nil {
@@ -344,12 +289,10 @@ func (l *lync) runSteps(ctx workflow.Context) error {
 		l.setState(ctx, StatePlanned, "")
 		return nil
 	}
-	for _, a := range l.out.Actions {
-		if err := l.action(ctx, a); err != nil {
-			return err
-		}
+	if err := l.eng.runSteps(ctx, l.planned()); err != nil {
+		return err
 	}
-	if st := l.steps[string(activities.LyncStepEdgeStore)]; st == nil || st.Status != StatusDone {
+	if st := l.eng.Lookup(string(activities.LyncStepEdgeStore)); st == nil || st.Status != StatusDone {
 		// The changes are in place, but nothing confirmed the Edge has them
 		// (the Edge step was skipped).
 		l.setState(ctx, StateUnverified, "")
@@ -359,41 +302,35 @@ func (l *lync) runSteps(ctx workflow.Context) error {
 	return nil
 }
 
-// action runs one plan action according to its change.
-func (l *lync) action(ctx workflow.Context, a plan.Action) error {
-	name := string(a.Step)
-	st := l.stepState(name)
+// planned is the plan's actions as the engine's list.
+func (l *lync) planned() []engineStep {
+	var list []engineStep
+	for _, a := range l.out.Actions {
+		list = append(list, engineStep{name: string(a.Step), change: string(a.Change),
+			admit: func() bool { return l.admit(a) },
+			run:   func(ctx workflow.Context) error { return l.execute(ctx, a) }})
+	}
+	return list
+}
+
+// admit decides whether a plan action runs: not when skipped by request or
+// when the plan expects no change.
+func (l *lync) admit(a plan.Action) bool {
+	st := l.eng.State(string(a.Step))
 	st.Change, st.Reason = string(a.Change), a.Reason
-	if slices.Contains(l.in.Options.SkipSteps, name) {
+	if slices.Contains(l.in.Options.SkipSteps, string(a.Step)) {
 		st.Status, st.Detail = StatusSkipped, "skipped by request"
-		return nil
+		return false
 	}
 	switch a.Change {
 	case plan.ChangeSkip:
 		st.Status = StatusNotNeeded
-		return nil
+		return false
 	case plan.ChangeNone:
 		st.Status, st.Outcome, st.Detail = StatusDone, string(activities.Unchanged), a.Reason
-		return nil
+		return false
 	}
-	return l.do(ctx, name, string(a.Change), func(ctx workflow.Context) error { return l.execute(ctx, a) })
-}
-
-// do runs one step under the operator's pause / retry / skip / abort loop.
-func (l *lync) do(ctx workflow.Context, name, change string, f func(workflow.Context) error) error {
-	st := l.stepState(name)
-	if change != "" {
-		st.Change = change
-	}
-	aborted, cause, err := l.op.runStep(withSummary(ctx, LyncStepSummary(name)), st, f)
-	if err != nil || !aborted {
-		return err
-	}
-	ab := &lyncAbort{step: name}
-	if l.op.policy == PolicyCompensate {
-		ab.cause = cause
-	}
-	return ab
+	return true
 }
 
 func (l *lync) activityOptions() workflow.ActivityOptions {
@@ -428,7 +365,7 @@ func (l *lync) replicationWait(ctx workflow.Context) (workflow.Context, activiti
 // still change only what differs.
 func (l *lync) discover(ctx workflow.Context) error {
 	var obs activities.LyncObserved
-	if err := workflow.ExecuteActivity(l.site(ctx), lyncActs.DiscoverLync, l.in.Target).Get(ctx, &obs); err != nil {
+	if err := workflow.ExecuteActivity(l.site(ctx), "DiscoverLync", l.in.Target).Get(ctx, &obs); err != nil {
 		return err
 	}
 	l.st.Observed = &obs
@@ -453,7 +390,7 @@ func (l *lync) plan(ctx workflow.Context) error {
 	l.st.Desired, l.st.Plan = &d, l.out.Actions
 	l.warn(l.out.Warnings...)
 	for _, a := range l.out.Actions {
-		st := l.stepState(string(a.Step))
+		st := l.eng.State(string(a.Step))
 		st.Change, st.Reason = string(a.Change), a.Reason
 	}
 	return nil
@@ -461,14 +398,10 @@ func (l *lync) plan(ctx workflow.Context) error {
 
 // record keeps a step's outcome, undo records and what it observed.
 func (l *lync) record(name string, r activities.LyncStepResult) {
-	st := l.stepState(name)
+	st := l.eng.State(name)
 	st.Outcome, st.Detail = string(r.Outcome), r.Detail
-	if r.Outcome != activities.Unchanged && r.Outcome != "" {
-		l.st.Writes++
-	}
-	for _, u := range r.Undo {
-		l.undo = append(l.undo, lyncUndo{step: name, rec: u})
-	}
+	l.eng.Wrote(r.Outcome)
+	l.eng.Push(name, r.Undo...)
 	l.warn(r.Warnings...)
 	if r.Replicas != nil {
 		l.st.Replicas = r.Replicas
@@ -488,77 +421,69 @@ func (l *lync) recordFailedUndo(name string, err error) {
 	if !ok {
 		return
 	}
-	for _, u := range l.undo {
-		if u.step == name && u.rec.Kind == rec.Kind && u.rec.Name == rec.Name && (u.rec.Provider == nil) == (rec.Provider == nil) &&
-			(rec.Provider == nil || *u.rec.Provider == *rec.Provider) {
+	for _, u := range l.eng.Undo {
+		if u.Step == name && u.Rec.Kind == rec.Kind && u.Rec.Name == rec.Name && (u.Rec.Provider == nil) == (rec.Provider == nil) &&
+			(rec.Provider == nil || *u.Rec.Provider == *rec.Provider) {
 			return
 		}
 	}
-	l.undo = append(l.undo, lyncUndo{step: name, rec: rec})
+	l.eng.Push(name, rec)
 }
 
-// execute maps a plan action to its activity.
+// lyncActivities are the activity types of the Lync steps.
+var lyncActivities = map[plan.Step]string{
+	activities.LyncStepFederation:      "EnsureLyncEdgeFederation",
+	activities.LyncStepHostingProvider: "EnsureLyncHostingProvider",
+	activities.LyncStepReplication:     "WaitLyncReplication",
+	activities.LyncStepEdgeStore:       "ConfirmLyncEdgeProvider",
+	activities.LyncStepExternalAccess:  "CheckLyncExternalAccess",
+}
+
+// execute runs a plan action's activity.
 func (l *lync) execute(ctx workflow.Context, a plan.Action) error {
-	t, name := l.in.Target, string(a.Step)
-	run := func(actx workflow.Context, fn any, arg any) error {
-		var r activities.LyncStepResult
-		if err := workflow.ExecuteActivity(actx, fn, arg).Get(ctx, &r); err != nil {
-			l.recordFailedUndo(name, err)
-			return err
-		}
-		l.record(name, r)
-		return nil
+	name, act := string(a.Step), lyncActivities[a.Step]
+	if act == "" {
+		return temporal.NewNonRetryableApplicationError("no activity for Lync step "+name, activities.ErrInvalidInput, nil)
 	}
-	provider := activities.LyncProviderInput{Target: t, Desired: l.out.Desired}
-	switch a.Step {
-	case activities.LyncStepFederation:
-		return run(l.site(ctx), lyncActs.EnsureLyncEdgeFederation, t)
-	case activities.LyncStepHostingProvider:
-		return run(l.site(ctx), lyncActs.EnsureLyncHostingProvider, provider)
-	case activities.LyncStepReplication:
-		rctx, in := l.replicationWait(ctx)
-		return run(rctx, lyncActs.WaitLyncReplication, in)
-	case activities.LyncStepEdgeStore:
-		edge := provider
-		edge.Baseline, edge.EdgeFqdns = l.baseline, l.in.EdgeFqdns
-		return run(l.site(ctx), lyncActs.ConfirmLyncEdgeProvider, edge)
-	case activities.LyncStepExternalAccess:
-		return run(l.site(ctx), lyncActs.CheckLyncExternalAccess, t)
+	actx, arg := l.site(ctx), l.argument(a.Step)
+	if a.Step == activities.LyncStepReplication {
+		actx, arg = l.replicationWait(ctx)
 	}
-	return temporal.NewNonRetryableApplicationError("no activity for Lync step "+name, activities.ErrInvalidInput, nil)
+	var r activities.LyncStepResult
+	if err := workflow.ExecuteActivity(actx, act, arg).Get(ctx, &r); err != nil {
+		l.recordFailedUndo(name, err)
+		return err
+	}
+	l.record(name, r)
+	return nil
 }
 
-// compensate runs this run's undo records in reverse and returns how many
-// succeeded. Callers pass a disconnected context so that a cancelled
-// workflow still undoes its changes.
-func (l *lync) compensate(ctx workflow.Context) (int, error) {
-	l.setState(ctx, StateCompensating, "")
+// argument is a Lync step activity's input.
+func (l *lync) argument(step plan.Step) any {
+	provider := activities.LyncProviderInput{Target: l.in.Target, Desired: l.out.Desired}
+	switch step {
+	case activities.LyncStepHostingProvider:
+		return provider
+	case activities.LyncStepEdgeStore:
+		provider.Baseline, provider.EdgeFqdns = l.baseline, l.in.EdgeFqdns
+		return provider
+	}
+	return l.in.Target
+}
+
+// undo is the engine's compensation of one Lync record.
+func (l *lync) undo(ctx workflow.Context, e steps.Entry) error {
 	o := l.activityOptions()
 	o.RetryPolicy.MaximumAttempts = 10
-	var errs []error
-	undone := 0
-	failed := map[string]bool{}
-	for i := len(l.undo) - 1; i >= 0; i-- {
-		e := l.undo[i]
-		what := fmt.Sprintf("%s: %s %s", e.step, e.rec.Kind, e.rec.Name)
-		if e.rec.Provider != nil {
-			what += " (ProxyFqdn " + e.rec.Provider.ProxyFqdn + ", VerificationLevel " + e.rec.Provider.VerificationLevel + ")"
-		}
-		uctx := workflow.WithActivityOptions(ctx, summarized(withSummary(ctx, undoSummary(LyncStepSummary(e.step))), o))
-		if err := workflow.ExecuteActivity(uctx, lyncActs.UndoLync, activities.LyncUndoInput{Target: l.in.Target, Record: e.rec}).Get(ctx, nil); err != nil {
-			errs = append(errs, err)
-			failed[e.step] = true
-			l.st.Compensation = append(l.st.Compensation, fmt.Sprintf("FAILED %s: %v", what, err))
-			continue
-		}
-		undone++
-		l.st.Compensation = append(l.st.Compensation, what)
+	uctx := workflow.WithActivityOptions(ctx, summarized(ctx, o))
+	return workflow.ExecuteActivity(uctx, "UndoLync", activities.LyncUndoInput{Target: l.in.Target, Record: e.Rec}).Get(ctx, nil)
+}
+
+// describeLyncUndo names a Lync undo record for the compensation list.
+func describeLyncUndo(e steps.Entry) string {
+	what := fmt.Sprintf("%s: %s %s", e.Step, e.Rec.Kind, e.Rec.Name)
+	if e.Rec.Provider != nil {
+		what += " (ProxyFqdn " + e.Rec.Provider.ProxyFqdn + ", VerificationLevel " + e.Rec.Provider.VerificationLevel + ")"
 	}
-	for _, e := range l.undo {
-		if st := l.steps[e.step]; st != nil && !failed[e.step] {
-			st.Status = StatusCompensated
-		}
-	}
-	l.undo = nil
-	return undone, errors.Join(errs...)
+	return what
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -17,7 +16,6 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/interceptor"
 	"go.uber.org/zap"
@@ -43,9 +41,6 @@ const (
 	SeedEnv = "HYBRIDFLOW_CHAOS_SEED"
 )
 
-// standInPkg is the PowerShell stand-in the sites' shell.command runs.
-const standInPkg = "github.com/hybridflow/hybridflow/internal/sim/cmd/hybridflow-pwsh"
-
 // standIn is the stand-in built once by TestMain (standInErr when the
 // build failed; both empty under -short, which skips the rollout).
 var standIn, standInErr = "", error(nil)
@@ -54,29 +49,13 @@ func TestMain(m *testing.M) {
 	flag.Parse()
 	var dir string
 	if !testing.Short() {
-		dir, standIn, standInErr = buildStandIn()
+		dir, standIn, standInErr = chaos.BuildStandIn("chaos")
 	}
 	code := m.Run()
 	if dir != "" {
 		_ = os.RemoveAll(dir)
 	}
 	os.Exit(code)
-}
-
-func buildStandIn() (dir, bin string, err error) {
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		return "", "", fmt.Errorf("build the PowerShell stand-in: %w", err)
-	}
-	dir, err = os.MkdirTemp("", "chaos-pwsh-")
-	if err != nil {
-		return "", "", err
-	}
-	bin = filepath.Join(dir, "hybridflow-pwsh")
-	if out, err := exec.Command(goTool, "build", "-o", bin, standInPkg).CombinedOutput(); err != nil {
-		return dir, "", fmt.Errorf("go build %s: %w\n%s", standInPkg, err, out)
-	}
-	return dir, bin, nil
 }
 
 // rig is the system under chaos, deployed as in production: the dev
@@ -113,61 +92,17 @@ const (
 	onPremActivityPollers = 1
 )
 
-// workerConfig is the configuration an operator would deploy against the
-// simulator, parsed and checked by the worker's own config loader: the
-// cloud role and an on-prem role per site, the endpoints block at the
-// simulator (its CA trusted), the default credential a client secret read
-// from the simulator's file, and each site's host the stand-in, started
-// with PowerShell's command line, in a remote session to the gateway's
-// endpoint for that site.
+// workerConfig is the chaos worker's configuration (chaos.WorkerConfig):
+// a short call timeout, so that a hung cmdlet costs seconds (the
+// simulator's cmdlets answer in milliseconds), and the inventory
+// directory next to the simulator's state, where the rollout's inventory
+// file is written.
 func workerConfig(t *testing.T, s *simserver.Server, sites []string) *config.WorkerConfig {
 	t.Helper()
-	roles := []string{"cloud"}
-	onprem := map[string]any{}
-	for _, site := range sites {
-		roles = append(roles, "onprem:"+site)
-		onprem[site] = map[string]any{"shell": map[string]any{
-			"command":        simserver.StandInCommand(standIn),
-			"session":        config.SessionRemote,
-			"connection_uri": s.ExchangeURL(site),
-			// One attempt of a step may take 15 s (the rollout's
-			// StartToClose): a host that cannot start or answer in
-			// time fails the attempt rather than outliving it.
-			"start_timeout": "5s",
-			// Short, so that a hung cmdlet costs seconds: the
-			// simulator's cmdlets answer in milliseconds.
-			"call_timeout": chaos.CallTimeout.String(),
-		}}
-	}
-	doc := map[string]any{
-		"roles":     roles,
-		"log_level": "warn",
-		"endpoints": s.Endpoints(),
-		// The rollout's inventory file is written next to the
-		// simulator's state directory.
-		"inventory": map[string]any{"dir": filepath.Dir(s.StateDir())},
-		"credentials": map[string]any{"default": map[string]any{
-			"kind":      "client-secret",
-			"client_id": "33333333-3333-4333-8333-0000000000c5",
-			"secret":    "file:" + s.ClientSecretFile(),
-		}},
-		"pollers": map[string]any{"workflow_tasks": onPremWorkflowPollers, "activity_tasks": onPremActivityPollers},
-		"onprem":  map[string]any{"sites": onprem},
-	}
-	data, err := yaml.Marshal(doc)
+	cfg, err := chaos.WorkerConfig(s, chaos.WorkerSpec{StandIn: standIn, Sites: sites, CallTimeout: chaos.CallTimeout,
+		InventoryDir: filepath.Dir(s.StateDir()), WorkflowPollers: onPremWorkflowPollers, ActivityPollers: onPremActivityPollers}, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "worker.yaml")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.LoadWorkerConfig(path, func(string) string { return "" })
-	if err != nil {
-		t.Fatalf("the chaos worker config: %v", err)
-	}
-	if cfg.Simulate != nil {
-		t.Fatal("the chaos worker config has a simulate block")
 	}
 	return cfg
 }
@@ -206,34 +141,11 @@ func (r *rig) startWorker(ctx context.Context) {
 	// hybridflow-worker starts every role with the config's pollers; here
 	// the cloud role keeps the defaults and the on-prem roles use the
 	// config's small numbers, so a few hundred sites stay cheap.
-	var cloud, onprem []config.Role
-	for _, role := range r.cfg.Roles {
-		if role.Kind == config.RoleCloud {
-			cloud = append(cloud, role)
-		} else {
-			onprem = append(onprem, role)
-		}
-	}
-	opts := workerhost.Options{Identity: identity, StopTimeout: time.Millisecond, MaxConcurrentActivities: 100}
-	var hosts []*workerhost.Host
-	for _, set := range []struct {
-		roles []config.Role
-		opts  workerhost.Options
-	}{
-		{cloud, opts},
-		{onprem, workerhost.Options{Identity: identity, StopTimeout: time.Millisecond, MaxConcurrentActivities: 100,
-			WorkflowTaskPollers: r.cfg.Pollers.WorkflowTasks, ActivityTaskPollers: r.cfg.Pollers.ActivityTasks}},
-	} {
-		h, err := workerhost.Start(hc, set.roles, workerhost.ForBackend(be, identity, workerhost.WithConfig(r.cfg)), zap.NewNop(), set.opts)
-		if err != nil {
-			for _, h := range hosts {
-				h.Stop()
-			}
-			hc.Close()
-			be.Close()
-			r.t.Fatalf("worker %d: %v", r.gen, err)
-		}
-		hosts = append(hosts, h)
+	hosts, err := chaos.StartHosts(hc, be, r.cfg, identity, time.Millisecond)
+	if err != nil {
+		hc.Close()
+		be.Close()
+		r.t.Fatalf("worker %d: %v", r.gen, err)
 	}
 	r.hosts, r.hostCli, r.be = hosts, hc, be
 }
@@ -272,65 +184,20 @@ func (r *rig) killWorker() {
 }
 
 func (r *rig) progress(ctx context.Context, id string) (workflows.RolloutProgress, error) {
-	var p workflows.RolloutProgress
-	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	v, err := r.c.QueryWorkflow(qctx, id, "", workflows.QueryProgress)
-	if err != nil {
-		return p, err
-	}
-	return p, v.Get(&p)
+	return chaos.Progress(ctx, r.c, id)
 }
 
-func pausedOf(p workflows.RolloutProgress) []workflows.TenantOutcome {
-	var out []workflows.TenantOutcome
-	for _, a := range p.Attention {
-		if a.State == workflows.StatePaused {
-			out = append(out, a)
-		}
-	}
-	return out
-}
-
-// settled: nothing more happens without an operator (as the CLI judges it).
-func settled(p workflows.RolloutProgress) bool {
-	n := len(pausedOf(p))
-	return p.Finished || (p.Total > 0 && p.Pending == 0 && p.Running == n)
-}
-
-// newWorld generates n tenants, one on-prem organisation per site (a
-// site's PowerShell host reaches one organisation, and the simulator's
-// gateway serves only such sites). The stand-alone simulator judges
-// expiry by the wall clock, so the world is generated around now: its
-// expired keys ended a year ago, the foreign ones end in two years, and
-// the run's minutes change neither.
+// newWorld generates n tenants, one on-prem organisation per site, around
+// the wall clock (chaos.NewWorld). Every generated tenant can verify (old
+// builds are legacy only in GCC High and DoD, mixed builds where the
+// first-party path is blocked), so a tenant that does not is the finding.
 func newWorld(t *testing.T, n int, seed int64) *sim.World {
 	t.Helper()
-	now := time.Now().UTC().Truncate(time.Second)
-	// Half-configured tenants with foreign keys, expired keys and
-	// HCW-named auth servers give NothingLost something to protect.
-	ts, err := sim.GenerateTenants(sim.GenerateSpec{Tenants: n, Prefix: "chaos", Sites: n,
-		Clouds:    []string{"global", "gcc", "gcchigh", "dod", "china"},
-		OldBuilds: 0.1, LegacyServers: 0.05, ForeignKeys: 0.4, ExpiredKeys: 0.2, HalfConfigured: 0.4, HCWNames: 0.2}, seed, now)
+	w, err := chaos.NewWorld(t.Name(), "chaos", n, seed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Every generated tenant can verify (old builds are legacy only in GCC
-	// High and DoD, mixed builds where the first-party path is blocked), so
-	// a tenant that does not is the finding. No now: the wall clock.
-	w := &sim.World{Seed: seed, Tenants: ts}
-	data, err := w.Dump()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := sim.Parse(t.Name(), data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, pinned := out.PinnedNow(); pinned {
-		t.Fatal("the generated world pins its clock")
-	}
-	return out
+	return w
 }
 
 // protected counts what NothingLost guards in a world, so the summary
@@ -574,7 +441,7 @@ func TestChaosRollout(t *testing.T) {
 		p, err := r.progress(ctx, id)
 		if err == nil {
 			last = p
-			ended := p.Done + len(pausedOf(p))
+			ended := p.Done + len(chaos.PausedOf(p))
 			held := map[string]bool{}
 			for i, ev := range events {
 				if done[i] || ev.At > ended || held[track(ev)] {
@@ -634,8 +501,8 @@ func TestChaosRollout(t *testing.T) {
 			// Once the rollout has settled no setup holds a lock: a
 			// renewal still owed goes to a tenant whose setup has ended
 			// (counted apart in the summary), rather than not at all.
-			startRenewals(settled(p) && !owedSince.IsZero() && time.Since(owedSince) > 5*time.Second)
-			if settled(p) && rn.owed == 0 {
+			startRenewals(chaos.Settled(p) && !owedSince.IsZero() && time.Since(owedSince) > 5*time.Second)
+			if chaos.Settled(p) && rn.owed == 0 {
 				break
 			}
 		}
@@ -657,12 +524,12 @@ func TestChaosRollout(t *testing.T) {
 	if ran < len(events) {
 		t.Errorf("the rollout settled before the schedule ended: %d of %d events ran", ran, len(events))
 	}
-	t.Logf("%s settled: %v, %d paused", at(), last.Counts, len(pausedOf(last)))
+	t.Logf("%s settled: %v, %d paused", at(), last.Counts, len(chaos.PausedOf(last)))
 
 	// Paused tenants are allowed only with a reason; then an operator
 	// retry must carry each one to the end, the faults being over.
 	for round := 0; ; round++ {
-		paused := pausedOf(last)
+		paused := chaos.PausedOf(last)
 		if len(paused) == 0 {
 			break
 		}
@@ -687,7 +554,7 @@ func TestChaosRollout(t *testing.T) {
 		}
 		for {
 			p, err := r.progress(ctx, id)
-			if err == nil && settled(p) {
+			if err == nil && chaos.Settled(p) {
 				last = p
 				break
 			}
@@ -871,13 +738,9 @@ func historyTail(ctx context.Context, c client.Client, id string, n int) string 
 // dumpWorld reads the world from the simulator's admin API.
 func dumpWorld(ctx context.Context, t *testing.T, admin *simserver.Client, what string) *sim.World {
 	t.Helper()
-	data, err := admin.Dump(ctx)
+	w, err := chaos.DumpWorld(ctx, admin, what)
 	if err != nil {
-		t.Fatalf("dump the world %s the rollout: %v", what, err)
-	}
-	w, err := sim.Parse("world "+what, data)
-	if err != nil {
-		t.Fatalf("the world dumped %s the rollout: %v", what, err)
+		t.Fatal(err)
 	}
 	return w
 }
@@ -989,28 +852,14 @@ func (tr *traffic) read(l *sim.RequestLog) {
 	}
 }
 
-// setupRuns lists every Setup execution the server knows, with open and
-// close times, for the overlap check.
+// setupRuns lists every Setup execution the server knows (chaos.SetupRuns).
 func setupRuns(ctx context.Context, t *testing.T, c client.Client) []chaos.Run {
 	t.Helper()
-	var out []chaos.Run
-	var token []byte
-	for {
-		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: "WorkflowType = 'Setup'", PageSize: 1000, NextPageToken: token})
-		if err != nil {
-			t.Fatalf("list setup runs: %v", err)
-		}
-		for _, e := range resp.GetExecutions() {
-			run := chaos.Run{WorkflowID: e.GetExecution().GetWorkflowId(), RunID: e.GetExecution().GetRunId(), Start: e.GetStartTime().AsTime()}
-			if e.GetCloseTime() != nil && e.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-				run.Close = e.GetCloseTime().AsTime()
-			}
-			out = append(out, run)
-		}
-		if token = resp.GetNextPageToken(); len(token) == 0 {
-			return out
-		}
+	runs, err := chaos.SetupRuns(ctx, c)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return runs
 }
 
 func total(m map[string]int) int {

@@ -104,15 +104,19 @@ func lyncWorld(t *testing.T) *sim.World {
 	})
 }
 
-// lyncInput is the integration of a tenant's Lync site, with waits short
-// enough for a test.
+// lyncInput is the integration of a tenant's Lync site, as `hybridflow
+// lync` starts it, with waits short enough for a test.
 func (e *env) lyncInput(tn config.Tenant) workflows.LyncInput {
-	return workflows.LyncInputFromTenant(tn, workflows.LyncOptions{
+	in := workflows.LyncInput{Site: tn.LyncSite, Cloud: tn.Cloud, ProxyFqdnOverride: tn.Overrides.LyncProxyFQDN,
+		Target: activities.Target{TenantID: tn.ID, Cloud: tn.Cloud, Site: tn.Site, LyncSite: tn.LyncSite,
+			Credential: tn.Credential, ExchangeOnlineHost: tn.Overrides.ExchangeOnlineHost}}
+	in.Options = workflows.LyncOptions{
 		Retry:                   workflows.RetryOptions{InitialInterval: 100 * time.Millisecond, MaximumInterval: 100 * time.Millisecond, MaximumAttempts: 2},
 		ReplicationPollInterval: 20 * time.Millisecond,
 		ReplicationTimeout:      1500 * time.Millisecond,
 		ScheduleToStart:         time.Minute,
-	})
+	}
+	return in
 }
 
 // TestE2ELyncIntegrationHistories runs the Lync integration three ways on

@@ -3,7 +3,6 @@ package workflows
 import (
 	"errors"
 	"fmt"
-	"math"
 	"net/url"
 	"strings"
 	"time"
@@ -46,22 +45,22 @@ func RenewalReportWorkflowID(tenantID string) string {
 // plan.ModeLegacyFirstParty.
 const RenewalModeDetect = "detect"
 
-// Renewal defaults (Microsoft's monitoring script stages a new certificate
-// 30 days ahead).
+// Renewal defaults (plan.DefaultRenewalWindow and the others).
 const (
-	DefaultRenewalWindow      = 60 * 24 * time.Hour
-	DefaultRenewalLeadTime    = 30 * 24 * time.Hour
-	DefaultEmergencyThreshold = 24 * time.Hour
+	DefaultRenewalWindow      = plan.DefaultRenewalWindow
+	DefaultRenewalLeadTime    = plan.DefaultRenewalLeadTime
+	DefaultEmergencyThreshold = plan.DefaultEmergencyThreshold
 )
 
-// What a renewal run decided (RenewalState.Action).
+// What a renewal run decided (RenewalState.Action): plan.DecideRenewal's
+// actions, and report for a read-only run.
 const (
-	RenewalActionNone      = "none"      // far from expiry: nothing to do
-	RenewalActionRenew     = "renew"     // create, stage, upload, wait, publish, clean up
-	RenewalActionResume    = "resume"    // carry a certificate already staged through
-	RenewalActionFinish    = "finish"    // finish the clean-up of a published certificate
-	RenewalActionEmergency = "emergency" // the current certificate expired or is about to
-	RenewalActionReport    = "report"    // read-only (renew report)
+	RenewalActionNone      = plan.RenewalActionNone
+	RenewalActionRenew     = plan.RenewalActionRenew
+	RenewalActionResume    = plan.RenewalActionResume
+	RenewalActionFinish    = plan.RenewalActionFinish
+	RenewalActionEmergency = plan.RenewalActionEmergency
+	RenewalActionReport    = "report" // read-only (renew report)
 )
 
 // Renewal states (HybridflowState), besides running / paused / failed /
@@ -389,28 +388,21 @@ func (r *renewal) warn(ctx workflow.Context, format string, args ...any) {
 	workflow.GetLogger(ctx).Warn(msg, "tenant", r.st.TenantID)
 }
 
-// plan of one run, decided from what the read step found.
-type renewalPlan struct {
-	action, reason string
-	emergency      bool
-	create         bool   // create (or reuse a spare) and stage a successor
-	replace        string // an unusable staged certificate the new one replaces
-	staged         *activities.AuthCertificate
-	effective      time.Time
-	wait, publish  bool
-	stagedLater    bool // staged beyond the window: upload and leave it to a later run
-	outlive        time.Time
-}
+// renewalDecisionChange versions where the run's decision is made.
+// Version 0 (DefaultVersion) evaluated plan.DecideRenewal in workflow code;
+// version 1 evaluates it in a local activity, so that the decision is in
+// the history and a release with other thresholds or policies never
+// changes, on replay, what a sleeping renewal already decided.
+const renewalDecisionChange = "renewal-decision-in-local-activity"
 
+// runSteps reads, decides, and carries the decision out: a successor is
+// created and staged (or a staged one carried through), its key uploaded,
+// published on its effective date, and only then is the previous
+// certificate cleared and its key taken out of Entra.
 func (r *renewal) runSteps(ctx workflow.Context) error {
 	r.v1 = workflow.GetVersion(ctx, renewalModeChange, workflow.DefaultVersion, 1) >= 1
 	r.locking = workflow.GetVersion(ctx, changeTenantLock, workflow.DefaultVersion, 1) >= 1
-	if err := r.do(ctx, RenewStepRead, func(ctx workflow.Context) error {
-		if err := r.takeLock(ctx, RenewStepRead); err != nil {
-			return err
-		}
-		return r.readAll(ctx)
-	}); err != nil {
+	if err := r.do(ctx, RenewStepRead, r.readStep); err != nil {
 		return err
 	}
 	if r.in.Options.ReportOnly {
@@ -418,182 +410,296 @@ func (r *renewal) runSteps(ctx workflow.Context) error {
 		r.setState(ctx, StateRenewalReported, "")
 		return nil
 	}
-	p := r.decide(workflow.Now(ctx))
-	r.st.Action, r.st.Reason = p.action, p.reason
-	if p.action == RenewalActionNone {
-		workflow.GetLogger(ctx).Info("auth certificate renewal not due", "tenant", r.st.TenantID, "reason", p.reason)
-		r.setState(ctx, StateRenewalNotDue, "")
+	p, err := r.decide(ctx)
+	if err != nil {
+		return err
+	}
+	if due := r.begin(ctx, p); !due {
 		return nil
 	}
-	if p.emergency {
+	if err := r.createOrCarry(ctx, &p); err != nil {
+		return err
+	}
+	if err := r.uploadStep(ctx); err != nil {
+		return err
+	}
+	if p.StagedLater {
+		r.notNeeded(RenewStepWait, "the effective date is beyond the renewal window; a later run publishes")
+		r.setState(ctx, StateRenewalStaged, "")
+		return nil
+	}
+	if err := r.publishNew(ctx, p); err != nil {
+		return err
+	}
+	if err := r.retireOld(ctx, p); err != nil {
+		return err
+	}
+	r.setState(ctx, StateRenewed, "")
+	return nil
+}
+
+// readStep takes the tenant's write lock and reads everything the
+// decision needs.
+func (r *renewal) readStep(ctx workflow.Context) error {
+	if err := r.takeLock(ctx, RenewStepRead); err != nil {
+		return err
+	}
+	return r.readAll(ctx)
+}
+
+// facts is what plan.DecideRenewal reads, taken from the read step.
+func (r *renewal) facts(now time.Time) plan.RenewalFacts {
+	o, ac := r.in.Options, r.read.AuthConfig
+	f := plan.RenewalFacts{Now: now, Window: o.Window, LeadTime: o.LeadTime, EmergencyThreshold: o.EmergencyThreshold,
+		Current: ac.Current, Next: ac.Next, NextEffective: ac.NextEffective, Previous: ac.Previous, Retired: r.read.Retired()}
+	for _, c := range r.read.Certificates {
+		f.Certificates = append(f.Certificates, plan.RenewalCertificate{Thumbprint: c.Thumbprint, NotBefore: c.NotBefore, NotAfter: c.NotAfter,
+			Exportable: c.Exportable, HasDER: len(c.DER) > 0})
+	}
+	for _, k := range r.keys.Keys {
+		f.EntraKeys = append(f.EntraKeys, k.Thumbprint)
+	}
+	return f
+}
+
+// decide turns what was read into this run's plan (plan.DecideRenewal):
+// in a local activity from renewalDecisionChange version 1 on, so that the
+// answer is recorded; runs started before it decide in workflow code.
+func (r *renewal) decide(ctx workflow.Context) (plan.RenewalDecision, error) {
+	f := r.facts(workflow.Now(ctx))
+	if workflow.GetVersion(ctx, renewalDecisionChange, workflow.DefaultVersion, 1) < 1 {
+		return plan.DecideRenewal(f), nil
+	}
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1}, Summary: "Renewal: decide what this run does (renew, resume, finish, emergency or nothing)"})
+	var d plan.RenewalDecision
+	err := workflow.ExecuteLocalActivity(lctx, activities.DecideRenewal, f).Get(ctx, &d)
+	return d, err
+}
+
+// begin records the decision and announces it; due is false when there is
+// nothing to do. The emergency path shows in the state and, with its step
+// prefix, in the HybridflowStep search attribute.
+func (r *renewal) begin(ctx workflow.Context, p plan.RenewalDecision) (due bool) {
+	r.st.Action, r.st.Reason = p.Action, p.Reason
+	log := workflow.GetLogger(ctx)
+	switch {
+	case p.Action == RenewalActionNone:
+		log.Info("auth certificate renewal not due", "tenant", r.st.TenantID, "reason", p.Reason)
+		r.setState(ctx, StateRenewalNotDue, "")
+		return false
+	case p.Emergency:
 		r.st.Emergency = true
-		workflow.GetLogger(ctx).Warn("EMERGENCY auth certificate renewal: "+p.reason, "tenant", r.st.TenantID)
+		log.Warn("EMERGENCY auth certificate renewal: "+p.Reason, "tenant", r.st.TenantID)
 		r.setState(ctx, StateRenewalEmergency, r.st.CurrentStep)
 		if err := workflow.UpsertTypedSearchAttributes(ctx, SAStep.ValueSet(RenewalEmergencyStepPrefix+r.st.CurrentStep)); err != nil {
-			workflow.GetLogger(ctx).Warn("upsert search attributes", "error", err)
+			log.Warn("upsert search attributes", "error", err)
 		}
-	} else {
-		workflow.GetLogger(ctx).Info("auth certificate renewal", "tenant", r.st.TenantID, "action", p.action, "reason", p.reason)
+	default:
+		log.Info("auth certificate renewal", "tenant", r.st.TenantID, "action", p.Action, "reason", p.Reason)
 	}
-	t := r.in.Target
+	return true
+}
 
-	// Create and stage, or carry the staged certificate through.
-	if p.create {
-		if err := r.do(ctx, RenewStepCreate, func(ctx workflow.Context) error {
-			var res activities.AuthCertificateResult
-			in := activities.CreateAuthCertificateInput{Target: t, Outlive: p.outlive, ValidAt: p.effective}
-			if err := workflow.ExecuteActivity(r.onprem(ctx), renewalActs.CreateAuthCertificate, in).Get(ctx, &res); err != nil {
-				return err
-			}
-			r.record(RenewStepCreate, res.StepResult)
-			r.newCert = res.Certificate
-			r.observe(res.AuthConfig)
-			return nil
-		}); err != nil {
+// createOrCarry creates and stages a successor, or takes the staged one
+// as the certificate to carry through. A resumed stage keeps the
+// effective date chosen first (p.Effective is updated).
+func (r *renewal) createOrCarry(ctx workflow.Context, p *plan.RenewalDecision) error {
+	switch {
+	case p.Create:
+		if err := r.do(ctx, RenewStepCreate, func(ctx workflow.Context) error { return r.create(ctx, *p) }); err != nil {
 			return err
 		}
 		if r.newCert == nil {
 			return temporal.NewNonRetryableApplicationError("no certificate to stage", activities.ErrInvalidInput, nil)
 		}
-		if err := r.do(ctx, RenewStepStage, func(ctx workflow.Context) error {
-			var res activities.AuthCertificateResult
-			in := activities.StageAuthCertificateInput{Target: t, Thumbprint: r.newCert.Thumbprint, EffectiveDate: p.effective, Replace: p.replace}
-			if err := workflow.ExecuteActivity(r.onprem(ctx), renewalActs.StageAuthCertificate, in).Get(ctx, &res); err != nil {
-				return err
-			}
-			r.record(RenewStepStage, res.StepResult)
-			r.observe(res.AuthConfig)
-			if certs.SameThumbprint(res.AuthConfig.Next, r.newCert.Thumbprint) && !res.AuthConfig.NextEffective.IsZero() {
-				p.effective = res.AuthConfig.NextEffective // a resumed stage keeps the date chosen first
-			}
-			return nil
-		}); err != nil {
-			return err
+		return r.do(ctx, RenewStepStage, func(ctx workflow.Context) error { return r.stage(ctx, p) })
+	case p.Staged != "":
+		c, ok := r.read.Certificate(p.Staged)
+		if !ok {
+			return temporal.NewNonRetryableApplicationError("the staged certificate "+p.Staged+" was not read", activities.ErrInvalidInput, nil)
 		}
-	} else if p.staged != nil {
-		r.newCert = p.staged
-		why := fmt.Sprintf("%s is already staged, effective %s", p.staged.Thumbprint, p.effective.UTC().Format(time.RFC3339))
+		r.newCert = &c
+		why := fmt.Sprintf("%s is already staged, effective %s", c.Thumbprint, p.Effective.UTC().Format(time.RFC3339))
 		r.notNeeded(RenewStepCreate, why)
 		r.notNeeded(RenewStepStage, why)
-	} else {
+	default:
 		r.notNeeded(RenewStepCreate, "a new certificate is already current")
 		r.notNeeded(RenewStepStage, "a new certificate is already current")
 	}
+	return nil
+}
 
-	// Upload every certificate in service (valid now) next to what is there.
-	if r.certOnly {
-		r.notNeeded(RenewStepUpload, "the tenant is not set up for the dedicated application yet; setup uploads the certificate when it creates it")
-	} else if err := r.do(ctx, RenewStepUpload, func(ctx workflow.Context) error { return r.upload(ctx, workflow.Now(ctx)) }); err != nil {
+// create makes (or reuses a spare) certificate valid at the effective date
+// and outliving the current one.
+func (r *renewal) create(ctx workflow.Context, p plan.RenewalDecision) error {
+	var res activities.AuthCertificateResult
+	in := activities.CreateAuthCertificateInput{Target: r.in.Target, Outlive: p.Outlive, ValidAt: p.Effective}
+	if err := workflow.ExecuteActivity(r.onprem(ctx), renewalActs.CreateAuthCertificate, in).Get(ctx, &res); err != nil {
 		return err
 	}
-	if p.stagedLater {
-		r.notNeeded(RenewStepWait, "the effective date is beyond the renewal window; a later run publishes")
-		r.setState(ctx, StateRenewalStaged, "")
+	r.record(RenewStepCreate, res.StepResult)
+	r.newCert = res.Certificate
+	r.observe(res.AuthConfig)
+	return nil
+}
+
+// stage sets the new certificate as the next one for the effective date.
+func (r *renewal) stage(ctx workflow.Context, p *plan.RenewalDecision) error {
+	var res activities.AuthCertificateResult
+	in := activities.StageAuthCertificateInput{Target: r.in.Target, Thumbprint: r.newCert.Thumbprint, EffectiveDate: p.Effective, Replace: p.Replace}
+	if err := workflow.ExecuteActivity(r.onprem(ctx), renewalActs.StageAuthCertificate, in).Get(ctx, &res); err != nil {
+		return err
+	}
+	r.record(RenewStepStage, res.StepResult)
+	r.observe(res.AuthConfig)
+	if certs.SameThumbprint(res.AuthConfig.Next, r.newCert.Thumbprint) && !res.AuthConfig.NextEffective.IsZero() {
+		p.Effective = res.AuthConfig.NextEffective // a resumed stage keeps the date chosen first
+	}
+	return nil
+}
+
+// uploadStep puts every certificate in service (valid now) on the Entra
+// object, next to what is there.
+func (r *renewal) uploadStep(ctx workflow.Context) error {
+	if r.certOnly {
+		r.notNeeded(RenewStepUpload, "the tenant is not set up for the dedicated application yet; setup uploads the certificate when it creates it")
 		return nil
 	}
+	return r.do(ctx, RenewStepUpload, func(ctx workflow.Context) error { return r.upload(ctx, workflow.Now(ctx)) })
+}
 
-	// Wait for the effective date on a durable timer.
-	if p.wait {
-		if err := r.do(ctx, RenewStepWait, func(ctx workflow.Context) error {
-			d := p.effective.Sub(workflow.Now(ctx))
-			st := r.stepState(RenewStepWait)
-			if d <= 0 {
-				st.Outcome, st.Detail = string(activities.Unchanged), "effective date "+p.effective.UTC().Format(time.RFC3339)+" already reached"
-				return nil
-			}
-			r.setState(ctx, StateRenewalWaiting, RenewStepWait)
-			// Nothing is written while waiting: other workflows may write
-			// the tenant meanwhile, and check-staged-key re-reads after.
-			r.lock.release(ctx)
-			r.lock = nil
-			if err := workflow.Sleep(ctx, d); err != nil {
-				return err
-			}
-			r.setState(ctx, StateRunning, RenewStepWait)
-			st.Outcome, st.Detail = "waited", fmt.Sprintf("waited %s until the effective date %s", d.Round(time.Second), p.effective.UTC().Format(time.RFC3339))
-			return nil
-		}); err != nil {
+// publishNew waits for the effective date, checks that the staged key is
+// still in Entra and that every server holds the certificate, and
+// publishes it.
+func (r *renewal) publishNew(ctx workflow.Context, p plan.RenewalDecision) error {
+	if p.Wait {
+		if err := r.do(ctx, RenewStepWait, func(ctx workflow.Context) error { return r.wait(ctx, p.Effective) }); err != nil {
 			return err
 		}
 	} else {
 		r.notNeeded(RenewStepWait, "nothing to wait for")
 	}
-
-	if r.locking && p.publish && r.newCert != nil {
+	publishing := p.Publish && r.newCert != nil
+	if r.locking && publishing {
 		if err := r.do(ctx, RenewStepCheckKey, r.checkStagedKey); err != nil {
 			return err
 		}
 	}
-
-	if r.v1 && p.publish && r.newCert != nil {
-		cert := r.newCert.Thumbprint
-		if err := r.do(ctx, RenewStepCheckServers, func(ctx workflow.Context) error {
-			var res activities.ServerCertificateResult
-			in := activities.ServerCertificateInput{Target: t, Thumbprint: cert}
-			if err := workflow.ExecuteActivity(r.onprem(ctx), renewalActs.CheckAuthCertificateOnServers, in).Get(ctx, &res); err != nil {
-				return err
-			}
-			r.record(RenewStepCheckServers, res.StepResult)
-			return nil
-		}); err != nil {
+	if r.v1 && publishing {
+		if err := r.do(ctx, RenewStepCheckServers, r.checkServers); err != nil {
 			return err
 		}
 	} else if r.v1 {
 		r.notNeeded(RenewStepCheckServers, "nothing is published in this run")
 	}
-
-	if p.publish && r.newCert != nil {
-		if err := r.do(ctx, RenewStepPublish, func(ctx workflow.Context) error {
-			var res activities.AuthCertificateResult
-			in := activities.AuthCertificateInput{Target: t, Thumbprint: r.newCert.Thumbprint}
-			if err := workflow.ExecuteActivity(r.onprem(ctx), renewalActs.PublishAuthCertificate, in).Get(ctx, &res); err != nil {
-				return err
-			}
-			r.record(RenewStepPublish, res.StepResult)
-			r.observe(res.AuthConfig)
-			return nil
-		}); err != nil {
-			return err
-		}
-	} else {
+	if !publishing {
 		r.notNeeded(RenewStepPublish, "the new certificate is already current")
+		return nil
 	}
+	return r.do(ctx, RenewStepPublish, r.publish)
+}
 
-	// Verify before the previous certificate goes (it would be the way
-	// back); the emergency path has no working way back to keep.
-	if r.certOnly {
+// wait sleeps on a durable timer until the effective date, without the
+// tenant's lock: nothing is written while waiting, other workflows may
+// write the tenant meanwhile, and check-staged-key re-reads after.
+func (r *renewal) wait(ctx workflow.Context, effective time.Time) error {
+	d := effective.Sub(workflow.Now(ctx))
+	st := r.stepState(RenewStepWait)
+	if d <= 0 {
+		st.Outcome, st.Detail = string(activities.Unchanged), "effective date "+effective.UTC().Format(time.RFC3339)+" already reached"
+		return nil
+	}
+	r.setState(ctx, StateRenewalWaiting, RenewStepWait)
+	r.lock.release(ctx)
+	r.lock = nil
+	if err := workflow.Sleep(ctx, d); err != nil {
+		return err
+	}
+	r.setState(ctx, StateRunning, RenewStepWait)
+	st.Outcome, st.Detail = "waited", fmt.Sprintf("waited %s until the effective date %s", d.Round(time.Second), effective.UTC().Format(time.RFC3339))
+	return nil
+}
+
+// checkServers asks every Mailbox and Client Access server for the new
+// certificate before it is published.
+func (r *renewal) checkServers(ctx workflow.Context) error {
+	var res activities.ServerCertificateResult
+	in := activities.ServerCertificateInput{Target: r.in.Target, Thumbprint: r.newCert.Thumbprint}
+	if err := workflow.ExecuteActivity(r.onprem(ctx), renewalActs.CheckAuthCertificateOnServers, in).Get(ctx, &res); err != nil {
+		return err
+	}
+	r.record(RenewStepCheckServers, res.StepResult)
+	return nil
+}
+
+// publish makes the new certificate the current one.
+func (r *renewal) publish(ctx workflow.Context) error {
+	var res activities.AuthCertificateResult
+	in := activities.AuthCertificateInput{Target: r.in.Target, Thumbprint: r.newCert.Thumbprint}
+	if err := workflow.ExecuteActivity(r.onprem(ctx), renewalActs.PublishAuthCertificate, in).Get(ctx, &res); err != nil {
+		return err
+	}
+	r.record(RenewStepPublish, res.StepResult)
+	r.observe(res.AuthConfig)
+	return nil
+}
+
+// retireOld verifies before the previous certificate goes (it would be the
+// way back; the emergency path has no working way back to keep), clears
+// it, THEN takes retired keys out of Entra, and verifies again.
+func (r *renewal) retireOld(ctx workflow.Context, p plan.RenewalDecision) error {
+	switch {
+	case r.certOnly:
 		r.notNeeded(RenewStepVerify, "no hybrid trust is configured yet; setup verifies it")
-	} else if !p.emergency {
+	case p.Emergency:
+		r.notNeeded(RenewStepVerify, "emergency path: the previous certificate had no working trust to keep")
+	default:
 		if err := r.do(ctx, RenewStepVerify, func(ctx workflow.Context) error { return r.verify(ctx, RenewStepVerify) }); err != nil {
 			return err
 		}
-	} else {
-		r.notNeeded(RenewStepVerify, "emergency path: the previous certificate had no working trust to keep")
 	}
-
-	// Clear the previous certificate, THEN take retired keys out of Entra.
 	var retired []string
-	if err := r.do(ctx, RenewStepClear, func(ctx workflow.Context) error {
-		var res activities.AuthCertificateResult
-		in := activities.AuthCertificateInput{Target: t, Thumbprint: r.read.AuthConfig.Current}
-		if err := workflow.ExecuteActivity(r.onprem(ctx), renewalActs.ClearPreviousAuthCertificate, in).Get(ctx, &res); err != nil {
-			return err
-		}
-		r.record(RenewStepClear, res.StepResult)
-		r.observe(res.AuthConfig)
-		retired = res.Retired
-		r.st.Retired = res.Retired
-		return nil
-	}); err != nil {
+	if err := r.do(ctx, RenewStepClear, func(ctx workflow.Context) (err error) { retired, err = r.clearPrevious(ctx); return err }); err != nil {
+		return err
+	}
+	if err := r.removeKeyStep(ctx, retired); err != nil {
 		return err
 	}
 	if r.certOnly {
+		r.notNeeded(RenewStepVerifyFinal, "no hybrid trust is configured yet; setup verifies it")
+		return nil
+	}
+	return r.do(ctx, RenewStepVerifyFinal, func(ctx workflow.Context) error { return r.verify(ctx, RenewStepVerifyFinal) })
+}
+
+// clearPrevious clears the previous certificate and returns the
+// certificates it retired.
+func (r *renewal) clearPrevious(ctx workflow.Context) ([]string, error) {
+	var res activities.AuthCertificateResult
+	in := activities.AuthCertificateInput{Target: r.in.Target, Thumbprint: r.read.AuthConfig.Current}
+	if err := workflow.ExecuteActivity(r.onprem(ctx), renewalActs.ClearPreviousAuthCertificate, in).Get(ctx, &res); err != nil {
+		return nil, err
+	}
+	r.record(RenewStepClear, res.StepResult)
+	r.observe(res.AuthConfig)
+	r.st.Retired = res.Retired
+	return res.Retired, nil
+}
+
+// removeKeyStep takes the retired certificates' keys out of Entra, unless
+// the previous certificate was not cleared (skipped by an operator: it may
+// still be in use, so its key stays).
+func (r *renewal) removeKeyStep(ctx workflow.Context, retired []string) error {
+	switch {
+	case r.certOnly:
 		r.notNeeded(RenewStepRemoveKey, "the tenant is not set up for the dedicated application yet, so no key of it is in Entra to remove; setup uploads the current one")
-	} else if st := r.stepState(RenewStepClear); st.Status != StatusDone {
-		// Skipped by an operator: the previous certificate may still be in
-		// use, so its key stays.
+		return nil
+	case r.stepState(RenewStepClear).Status != StatusDone:
 		r.notNeeded(RenewStepRemoveKey, "the previous certificate was not cleared; its key stays in Entra")
-	} else if err := r.do(ctx, RenewStepRemoveKey, func(ctx workflow.Context) error {
+		return nil
+	}
+	return r.do(ctx, RenewStepRemoveKey, func(ctx workflow.Context) error {
 		keep := []string{r.read.AuthConfig.Current}
 		if r.read.AuthConfig.Next != "" {
 			keep = append(keep, r.read.AuthConfig.Next)
@@ -606,17 +712,7 @@ func (r *renewal) runSteps(ctx workflow.Context) error {
 		r.record(RenewStepRemoveKey, res.StepResult)
 		r.observeKeys(res.Keys)
 		return nil
-	}); err != nil {
-		return err
-	}
-
-	if r.certOnly {
-		r.notNeeded(RenewStepVerifyFinal, "no hybrid trust is configured yet; setup verifies it")
-	} else if err := r.do(ctx, RenewStepVerifyFinal, func(ctx workflow.Context) error { return r.verify(ctx, RenewStepVerifyFinal) }); err != nil {
-		return err
-	}
-	r.setState(ctx, StateRenewed, "")
-	return nil
+	})
 }
 
 // takeLock takes the tenant's write lock unless the run holds it (or only
@@ -683,59 +779,76 @@ func (r *renewal) checkStagedKey(ctx workflow.Context) error {
 // readAll reads on-prem (auth config, certificates, mode), then the Entra
 // object the mode uses.
 func (r *renewal) readAll(ctx workflow.Context) error {
-	t := r.in.Target
-	if err := workflow.ExecuteActivity(r.onprem(ctx), renewalActs.ReadAuthCertificate, t).Get(ctx, &r.read); err != nil {
+	if err := workflow.ExecuteActivity(r.onprem(ctx), renewalActs.ReadAuthCertificate, r.in.Target).Get(ctx, &r.read); err != nil {
 		return err
 	}
-	if r.v1 {
-		blocked, err := r.decideMode(ctx)
-		if err != nil {
-			return err
-		}
-		if blocked {
-			return nil // a report of a tenant whose mode cannot be decided
-		}
-	} else {
-		switch r.in.Mode {
-		case string(plan.ModeDedicatedApp):
-			r.mode, r.st.ModeReason = plan.ModeDedicatedApp, "mode dedicated-app requested"
-		case string(plan.ModeLegacyFirstParty):
-			r.mode, r.st.ModeReason = plan.ModeLegacyFirstParty, "mode legacy-first-party requested"
-		default:
-			if r.read.DedicatedAppID != "" {
-				r.mode, r.st.ModeReason = plan.ModeDedicatedApp, "detected: the evoSTS auth server uses application "+r.read.DedicatedAppID
-			} else {
-				r.mode, r.st.ModeReason = plan.ModeLegacyFirstParty, "detected: no evoSTS auth server names a dedicated application"
-			}
-		}
+	blocked, err := r.resolveMode(ctx)
+	if err != nil || blocked {
+		return err // blocked: a report of a tenant whose mode cannot be decided
 	}
-	r.st.Mode = string(r.mode)
-	if r.mode == plan.ModeDedicatedApp {
-		guid := strings.ToLower(r.in.Tenant.OrganizationGUID)
-		if guid == "" {
-			guid = r.read.OrganizationGUID
-		}
-		if guid == "" {
-			return temporal.NewNonRetryableApplicationError("the Exchange organization GUID is unknown (Get-OrganizationConfig), and the dedicated application is named after it; set organization_guid in the inventory",
-				activities.ErrInvalidInput, nil)
-		}
-		r.appName = plan.DedicatedAppPrefix + guid
-	}
-	if err := workflow.ExecuteActivity(r.cloud(ctx), renewalActs.ReadAuthCertificateKeys, r.keysInput()).Get(ctx, &r.keys); err != nil {
+	if err := r.resolveAppName(); err != nil {
 		return err
 	}
-	if r.mode == plan.ModeDedicatedApp && r.keys.Found && r.read.DedicatedAppID != "" && !strings.EqualFold(r.keys.AppID, r.read.DedicatedAppID) {
-		r.warn(ctx, "application %s has appId %s, but the evoSTS auth server names %s", r.appName, r.keys.AppID, r.read.DedicatedAppID)
-	}
-	if r.v1 && r.mode == plan.ModeDedicatedApp && !r.keys.Found && r.read.DedicatedAppID == "" {
-		r.certOnly = true
-		r.warn(ctx, "tenant %s is not set up for the dedicated Exchange hybrid application (no application %s, no evoSTS auth server naming one): this renewal keeps the on-premises auth certificate current only; run setup, which uploads it and verifies", r.st.TenantID, r.appName)
+	if err := r.readKeys(ctx); err != nil {
+		return err
 	}
 	r.st.AsOf = workflow.Now(ctx)
 	r.refresh()
 	st := r.stepState(RenewStepRead)
 	st.Outcome = string(activities.Unchanged)
 	st.Detail = fmt.Sprintf("current %s, %d day(s) left; %s", orDash(r.read.AuthConfig.Current), r.st.DaysLeft, r.st.EntraObject)
+	return nil
+}
+
+// resolveMode decides where the keys live: by plan.RenewalMode in a local
+// activity (version 1 of renewalModeChange), or by the rule runs started
+// before it still replay through (plan.RenewalModeV0).
+func (r *renewal) resolveMode(ctx workflow.Context) (blocked bool, err error) {
+	if r.v1 {
+		if blocked, err := r.decideMode(ctx); err != nil || blocked {
+			return blocked, err
+		}
+	} else {
+		d := plan.RenewalModeV0(r.in.Mode, r.read.DedicatedAppID)
+		r.mode, r.st.ModeReason = d.Mode, d.Reason
+	}
+	r.st.Mode = string(r.mode)
+	return false, nil
+}
+
+// resolveAppName names the dedicated application after the organisation's
+// GUID (the inventory's, else the one read).
+func (r *renewal) resolveAppName() error {
+	if r.mode != plan.ModeDedicatedApp {
+		return nil
+	}
+	guid := strings.ToLower(r.in.Tenant.OrganizationGUID)
+	if guid == "" {
+		guid = r.read.OrganizationGUID
+	}
+	if guid == "" {
+		return temporal.NewNonRetryableApplicationError("the Exchange organization GUID is unknown (Get-OrganizationConfig), and the dedicated application is named after it; set organization_guid in the inventory",
+			activities.ErrInvalidInput, nil)
+	}
+	r.appName = plan.DedicatedAppPrefix + guid
+	return nil
+}
+
+// readKeys reads the keys on the Entra object the mode uses. A tenant not
+// set up for the dedicated application (no application, no evoSTS auth
+// server naming one) gets its on-prem certificate renewed only.
+func (r *renewal) readKeys(ctx workflow.Context) error {
+	if err := workflow.ExecuteActivity(r.cloud(ctx), renewalActs.ReadAuthCertificateKeys, r.keysInput()).Get(ctx, &r.keys); err != nil {
+		return err
+	}
+	dedicated := r.mode == plan.ModeDedicatedApp
+	if dedicated && r.keys.Found && r.read.DedicatedAppID != "" && !strings.EqualFold(r.keys.AppID, r.read.DedicatedAppID) {
+		r.warn(ctx, "application %s has appId %s, but the evoSTS auth server names %s", r.appName, r.keys.AppID, r.read.DedicatedAppID)
+	}
+	if r.v1 && dedicated && !r.keys.Found && r.read.DedicatedAppID == "" {
+		r.certOnly = true
+		r.warn(ctx, "tenant %s is not set up for the dedicated Exchange hybrid application (no application %s, no evoSTS auth server naming one): this renewal keeps the on-premises auth certificate current only; run setup, which uploads it and verifies", r.st.TenantID, r.appName)
+	}
 	return nil
 }
 
@@ -817,7 +930,7 @@ func (r *renewal) refresh() {
 		c := &RenewalCertificate{Thumbprint: strings.ToUpper(tp), InEntra: r.keys.Has(tp)}
 		if cert, ok := r.read.Certificate(tp); ok {
 			c.NotBefore, c.NotAfter, c.InStore = cert.NotBefore, cert.NotAfter, true
-			c.DaysLeft = daysLeft(cert.NotAfter, now)
+			c.DaysLeft = plan.RenewalDaysLeft(cert.NotAfter, now)
 		}
 		return c
 	}
@@ -840,113 +953,6 @@ func (r *renewal) refresh() {
 	case r.keys.ObjectKind != "":
 		r.st.EntraObject = fmt.Sprintf("%s %s (%d key(s))", r.keys.ObjectKind, r.keys.Name, len(r.keys.Keys))
 	}
-}
-
-// daysLeft rounds down: a certificate expiring in 23 hours has 0 days left.
-func daysLeft(notAfter, now time.Time) int {
-	return int(math.Floor(notAfter.Sub(now).Hours() / 24))
-}
-
-// usableStaged: a staged certificate the renewal can carry through.
-func usableStaged(c activities.AuthCertificate, now, effective time.Time) bool {
-	at := effective
-	if at.Before(now) {
-		at = now
-	}
-	return c.Exportable && len(c.DER) > 0 && c.ValidAt(now) && c.ValidAt(at)
-}
-
-// decide turns what was read into this run's plan. Order matters: an
-// emergency wins; a staged certificate is carried through before anything
-// new is created; a published one's clean-up is finished even far from
-// expiry; only then does the window decide.
-func (r *renewal) decide(now time.Time) renewalPlan {
-	o := r.in.Options
-	ac := r.read.AuthConfig
-	cur, hasCur := r.read.Certificate(ac.Current)
-	var p renewalPlan
-	if hasCur {
-		p.outlive = cur.NotAfter
-	}
-	var staged *activities.AuthCertificate
-	if ac.Next != "" && !certs.SameThumbprint(ac.Next, ac.Current) {
-		if n, ok := r.read.Certificate(ac.Next); ok && usableStaged(n, now, ac.NextEffective) {
-			staged = &n
-		} else {
-			p.replace = ac.Next
-		}
-	}
-	var retiredInEntra []string
-	for _, tp := range r.read.Retired() {
-		if r.keys.Has(tp) {
-			retiredInEntra = append(retiredInEntra, tp)
-		}
-	}
-	left := daysLeft(cur.NotAfter, now)
-	switch {
-	case !hasCur || !cur.NotAfter.After(now.Add(o.EmergencyThreshold)):
-		p.action, p.emergency, p.publish, p.effective = RenewalActionEmergency, true, true, now
-		switch {
-		case ac.Current == "":
-			p.reason = "Get-AuthConfig shows no current certificate"
-		case !hasCur:
-			p.reason = fmt.Sprintf("the current certificate %s is not in the certificate store", ac.Current)
-		case cur.NotAfter.Before(now):
-			p.reason = fmt.Sprintf("the current certificate %s expired on %s: OAuth (free/busy) is down until a new one is published", ac.Current, cur.NotAfter.UTC().Format(time.RFC3339))
-		default:
-			p.reason = fmt.Sprintf("the current certificate %s expires on %s, within the emergency threshold of %s", ac.Current, cur.NotAfter.UTC().Format(time.RFC3339), o.EmergencyThreshold)
-		}
-		if staged != nil {
-			p.staged = staged
-			p.reason += fmt.Sprintf("; publishing the staged certificate %s now", staged.Thumbprint)
-		} else {
-			p.create = true
-			p.reason += "; a new certificate takes effect now"
-		}
-	case staged != nil:
-		p.action, p.staged, p.effective = RenewalActionResume, staged, ac.NextEffective
-		if p.effective.IsZero() {
-			p.effective = now
-		}
-		if p.effective.After(now.Add(o.Window)) {
-			p.stagedLater = true
-			p.reason = fmt.Sprintf("certificate %s is staged for %s, beyond the %s window: its key is uploaded now, a later run publishes it",
-				staged.Thumbprint, p.effective.UTC().Format(time.DateOnly), renewalDays(o.Window))
-		} else {
-			p.wait, p.publish = true, true
-			p.reason = fmt.Sprintf("certificate %s is already staged, effective %s; carrying it through", staged.Thumbprint, p.effective.UTC().Format(time.RFC3339))
-		}
-	case !cur.NotAfter.After(now.Add(o.Window)):
-		p.action, p.create, p.wait, p.publish = RenewalActionRenew, true, true, true
-		p.effective = now.Add(o.LeadTime)
-		if latest := cur.NotAfter.Add(-o.EmergencyThreshold); latest.Before(p.effective) {
-			p.effective = latest
-		}
-		p.reason = fmt.Sprintf("the current certificate %s expires on %s (%d day(s) left), within the %s window; the new one takes effect %s",
-			ac.Current, cur.NotAfter.UTC().Format(time.DateOnly), left, renewalDays(o.Window), p.effective.UTC().Format(time.RFC3339))
-	case ac.Previous != "" || len(retiredInEntra) > 0:
-		p.action = RenewalActionFinish
-		var parts []string
-		if ac.Previous != "" {
-			parts = append(parts, "previous certificate "+ac.Previous+" is still set")
-		}
-		if len(retiredInEntra) > 0 {
-			parts = append(parts, "retired certificate key(s) "+strings.Join(retiredInEntra, ", ")+" still in Entra")
-		}
-		p.reason = "finishing an earlier renewal: " + strings.Join(parts, "; ")
-	default:
-		p.action = RenewalActionNone
-		p.reason = fmt.Sprintf("the current certificate %s expires on %s: %d day(s) left, outside the %s window",
-			ac.Current, cur.NotAfter.UTC().Format(time.DateOnly), left, renewalDays(o.Window))
-	}
-	return p
-}
-
-func renewalDays(d time.Duration) string {
-	if d%(24*time.Hour) == 0 {
-		return fmt.Sprintf("%d-day", int(d/(24*time.Hour)))
-	}
-	return d.String()
 }
 
 // upload puts every certificate in service and valid now (the current one

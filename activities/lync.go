@@ -40,6 +40,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/hybridflow/hybridflow/contract"
 	"github.com/hybridflow/hybridflow/internal/exchange"
 	"github.com/hybridflow/hybridflow/internal/plan"
 )
@@ -78,29 +79,6 @@ type (
 	LyncReplica              = plan.LyncReplica
 	LyncExternalAccessPolicy = plan.LyncExternalAccessPolicy
 	LyncObserved             = plan.LyncObserved
-)
-
-// Stable error types of the Lync steps.
-const (
-	// ErrReplicationLagging: a Central Management store replica was still
-	// not up to date when the bounded wait ended (non-retryable: the wait
-	// was the retry; an operator looks at the named replicas).
-	ErrReplicationLagging = "ReplicationLagging"
-	// ErrEdgeNotUpdated: the Edge Server's replica (or another replica
-	// checked with it) has not yet applied a snapshot made after the
-	// provider was written (retryable).
-	ErrEdgeNotUpdated = "EdgeNotUpdated"
-)
-
-// Undo kinds of the Lync steps (System SystemLync).
-const (
-	// UndoLyncSetAllowFederatedUsers sets AllowFederatedUsers back to Enabled.
-	UndoLyncSetAllowFederatedUsers = "lync-set-allow-federated-users"
-	// UndoLyncRemoveHostingProvider removes the provider Name this run created.
-	UndoLyncRemoveHostingProvider = "lync-remove-hosting-provider"
-	// UndoLyncRestoreHostingProvider puts Provider back exactly: set back in
-	// place, or removed and re-created when the ProxyFqdn differs.
-	UndoLyncRestoreHostingProvider = "lync-restore-hosting-provider"
 )
 
 // lyncNewCommand is New-CsHostingProvider with every setting of p.
@@ -220,25 +198,9 @@ func lyncExternalAccessFromRows(rows []exchange.Row) []LyncExternalAccessPolicy 
 	return out
 }
 
-// LyncPlanInput is what the Lync plan is computed from. EdgeFqdns names
-// the Edge Servers' replicas the Edge step checks (none: every replica).
-type LyncPlanInput struct {
-	Cloud             string       `json:"cloud"`
-	ProxyFqdnOverride string       `json:"proxy_fqdn_override,omitempty"`
-	Observed          LyncObserved `json:"observed"`
-	EdgeFqdns         []string     `json:"edge_fqdns,omitempty"`
-}
-
-// LyncPlan is the desired hosting provider and the ordered actions.
-type LyncPlan struct {
-	Desired  LyncHostingProvider `json:"desired"`
-	Actions  []plan.Action       `json:"actions"`
-	Warnings []string            `json:"warnings,omitempty"`
-}
-
 // PlanLync derives the desired provider and the plan. It is pure but runs
-// as a local activity (no registration needed) so that its answer is
-// recorded in history, like PlanSetup.
+// as a local activity (registered by name on the cloud worker) so that its
+// answer is recorded in history, like PlanSetup.
 func PlanLync(_ context.Context, in LyncPlanInput) (LyncPlan, error) {
 	want, warnings, err := DesiredLyncProvider(in.Cloud, in.ProxyFqdnOverride)
 	if err != nil {
@@ -254,66 +216,10 @@ func BuildLyncPlan(o LyncObserved, want LyncHostingProvider, edge []string) ([]p
 	return plan.BuildLyncPlan(o, want, edge)
 }
 
-// LyncUndoRecord is one reversible Lync change: the common record (System
-// lync, Kind, Name = the provider's identity, Enabled = the previous
-// AllowFederatedUsers) plus the previous provider for restores, which
-// UndoRecord has no field for.
-type LyncUndoRecord struct {
-	UndoRecord
-	Provider *LyncHostingProvider `json:"provider,omitempty"`
-}
-
-// LyncStepResult is what every Lync step returns (the StepResult contract
-// with Lync undo records, and what the read steps observed).
-type LyncStepResult struct {
-	Outcome  Outcome          `json:"outcome"`
-	Detail   string           `json:"detail"`
-	Undo     []LyncUndoRecord `json:"undo,omitempty"`
-	Warnings []string         `json:"warnings,omitempty"`
-	// Replication: the last status read and how many reads it took.
-	Replicas []LyncReplica `json:"replicas,omitempty"`
-	Polls    int           `json:"polls,omitempty"`
-	// External access: every policy, and those that allow remote users.
-	Policies []LyncExternalAccessPolicy `json:"policies,omitempty"`
-	Allowing []string                   `json:"allowing,omitempty"`
-	// Provider is what the step found or left (hosting provider, Edge).
-	Provider *LyncHostingProvider `json:"provider,omitempty"`
-	// Baseline is the replication status the hosting-provider step read
-	// just before its first write; the Edge step wants a snapshot newer
-	// than each replica's here. Empty when the step wrote nothing.
-	Baseline []LyncReplica `json:"baseline,omitempty"`
-}
-
-// LyncProviderInput names the provider a step ensures or confirms. The
-// Edge step also takes the hosting-provider step's Baseline and the Edge
-// Servers' FQDNs (none: every replica is checked).
-type LyncProviderInput struct {
-	Target    Target              `json:"target"`
-	Desired   LyncHostingProvider `json:"desired"`
-	Baseline  []LyncReplica       `json:"baseline,omitempty"`
-	EdgeFqdns []string            `json:"edge_fqdns,omitempty"`
-}
-
-// LyncReplicationInput bounds the replication wait.
-type LyncReplicationInput struct {
-	Target Target `json:"target"`
-	// Timeout bounds the whole wait (default 15m), across retried attempts;
-	// PollInterval is the time between status reads (default 10s).
-	Timeout      time.Duration `json:"timeout,omitempty"`
-	PollInterval time.Duration `json:"poll_interval,omitempty"`
-}
-
-// LyncUndoInput is what UndoLync receives.
-type LyncUndoInput struct {
-	Target Target         `json:"target"`
-	Record LyncUndoRecord `json:"record"`
-}
-
-// Defaults of the replication wait.
-const (
-	DefaultLyncReplicationTimeout = 15 * time.Minute
-	DefaultLyncReplicationPoll    = 10 * time.Second
-)
+// LyncUndoRecord is the undo record of a Lync change: System lync, Kind,
+// Name (the provider's identity), Enabled (the previous
+// AllowFederatedUsers) and, for restores, the previous Provider.
+type LyncUndoRecord = contract.UndoRecord
 
 // lyncBefore[T] is the state a write step found before its first write, kept
 // in heartbeat details across attempts; Baseline is the replication status
@@ -385,7 +291,7 @@ func (a *Lync) EnsureLyncEdgeFederation(ctx context.Context, t Target) (LyncStep
 		return LyncStepResult{Outcome: Unchanged, Detail: "AllowFederatedUsers already $True"}, nil
 	}
 	return LyncStepResult{Outcome: Updated, Detail: "AllowFederatedUsers $False → $True",
-		Undo: []LyncUndoRecord{{UndoRecord: UndoRecord{System: SystemLync, Kind: UndoLyncSetAllowFederatedUsers, Name: "Global", Enabled: false}}}}, nil
+		Undo: []LyncUndoRecord{{System: SystemLync, Kind: UndoLyncSetAllowFederatedUsers, Name: "Global", Enabled: false}}}, nil
 }
 
 // readProvider reads one provider from the Central Management store.
@@ -495,7 +401,7 @@ func (a *Lync) EnsureLyncHostingProvider(ctx context.Context, in LyncProviderInp
 	switch {
 	case orig == nil:
 		return LyncStepResult{Outcome: Created, Detail: "created " + want.String(), Provider: &final, Baseline: baseline,
-			Undo: []LyncUndoRecord{{UndoRecord: UndoRecord{System: SystemLync, Kind: UndoLyncRemoveHostingProvider, Name: want.Identity}}}}, nil
+			Undo: []LyncUndoRecord{{System: SystemLync, Kind: UndoLyncRemoveHostingProvider, Name: want.Identity}}}, nil
 	case orig.Equal(want):
 		return LyncStepResult{Outcome: Unchanged, Detail: fmt.Sprintf("%q already has the documented settings (ProxyFqdn %s)", want.Identity, want.ProxyFqdn), Provider: &final}, nil
 	}
@@ -507,7 +413,7 @@ func (a *Lync) EnsureLyncHostingProvider(ctx context.Context, in LyncProviderInp
 }
 
 func lyncRestoreRecord(prev LyncHostingProvider) LyncUndoRecord {
-	return LyncUndoRecord{UndoRecord: UndoRecord{System: SystemLync, Kind: UndoLyncRestoreHostingProvider, Name: prev.Identity}, Provider: &prev}
+	return LyncUndoRecord{System: SystemLync, Kind: UndoLyncRestoreHostingProvider, Name: prev.Identity, Provider: &prev}
 }
 
 // lyncWithUndo attaches an undo record to a step's failure as the
@@ -521,17 +427,6 @@ func lyncWithUndo(err error, rec LyncUndoRecord) error {
 	}
 	return temporal.NewApplicationErrorWithOptions(app.Message(), app.Type(), temporal.ApplicationErrorOptions{
 		NonRetryable: app.NonRetryable(), Cause: errors.Unwrap(app), NextRetryDelay: app.NextRetryDelay(), Details: []any{rec}})
-}
-
-// LyncUndoFromError returns the undo record a failed Lync step attached to
-// its error, if any.
-func LyncUndoFromError(err error) (LyncUndoRecord, bool) {
-	var app *temporal.ApplicationError
-	var rec LyncUndoRecord
-	if !errors.As(err, &app) || !app.HasDetails() || app.Details(&rec) != nil || rec.Kind == "" {
-		return LyncUndoRecord{}, false
-	}
-	return rec, true
 }
 
 // lyncReplicationProgress is the wait's heartbeat: where it stands, and when
@@ -674,21 +569,6 @@ func (a *Lync) ConfirmLyncEdgeProvider(ctx context.Context, in LyncProviderInput
 	}
 	return LyncStepResult{Outcome: Unchanged, Provider: cms, Replicas: got,
 		Detail: fmt.Sprintf("the Central Management store holds %q → %s (%s); %s: %s", cms.Identity, cms.ProxyFqdn, cms.VerificationLevel, strings.Join(names, ", "), since)}, nil
-}
-
-// LyncEdgeFqdns checks and normalises the Edge Servers' FQDNs (edge_fqdns).
-func LyncEdgeFqdns(in []string) ([]string, error) {
-	var out []string
-	for _, f := range in {
-		n := plan.LyncNormFqdn(f)
-		if n == "" || strings.ContainsAny(n, " /:@\\*") || !strings.Contains(n, ".") {
-			return nil, nonRetryable(ErrInvalidInput, "edge_fqdns: %q is not a fully qualified domain name", f)
-		}
-		if !slices.Contains(out, n) {
-			out = append(out, n)
-		}
-	}
-	return out, nil
 }
 
 // replicaStatus reads the named replicas, one -ReplicaFqdn read each in

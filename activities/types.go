@@ -51,6 +51,12 @@ type (
 	UndoInput                  = contract.UndoInput
 	VerifyInput                = contract.VerifyInput
 	VerifyResult               = contract.VerifyResult
+	LyncPlanInput              = contract.LyncPlanInput
+	LyncPlan                   = contract.LyncPlan
+	LyncStepResult             = contract.LyncStepResult
+	LyncProviderInput          = contract.LyncProviderInput
+	LyncReplicationInput       = contract.LyncReplicationInput
+	LyncUndoInput              = contract.LyncUndoInput
 )
 
 const (
@@ -94,8 +100,20 @@ const (
 	UndoRemoveAssignment           = contract.UndoRemoveAssignment
 )
 
+const (
+	ErrReplicationLagging          = contract.ErrReplicationLagging
+	ErrEdgeNotUpdated              = contract.ErrEdgeNotUpdated
+	UndoLyncSetAllowFederatedUsers = contract.UndoLyncSetAllowFederatedUsers
+	UndoLyncRemoveHostingProvider  = contract.UndoLyncRemoveHostingProvider
+	UndoLyncRestoreHostingProvider = contract.UndoLyncRestoreHostingProvider
+	DefaultLyncReplicationTimeout  = contract.DefaultLyncReplicationTimeout
+	DefaultLyncReplicationPoll     = contract.DefaultLyncReplicationPoll
+)
+
 var (
-	StepBefore     = contract.StepBefore
-	MergeObserved  = contract.MergeObserved
-	FailedProgress = contract.FailedProgress
+	LyncUndoFromError = contract.LyncUndoFromError
+	LyncEdgeFqdns     = contract.LyncEdgeFqdns
+	StepBefore        = contract.StepBefore
+	MergeObserved     = contract.MergeObserved
+	FailedProgress    = contract.FailedProgress
 )

@@ -136,6 +136,9 @@ type UndoRecord struct {
 	Keys         []plan.Key `json:"keys,omitempty"`
 	SPNs         []string   `json:"spns,omitempty"`
 	AssignmentID string     `json:"assignment_id,omitempty"`
+	// Provider is the Lync hosting provider as it was before the change
+	// (lync-restore-hosting-provider records only).
+	Provider *plan.LyncHostingProvider `json:"provider,omitempty"`
 }
 
 // RRA is a requiredResourceAccess entry, kept for restores.

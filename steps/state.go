@@ -113,7 +113,7 @@ func (l *Ledger) Note(line string) { *l.notes = append(*l.notes, line) }
 func (l *Ledger) Held() []activities.UndoRecord {
 	held := make([]activities.UndoRecord, len(l.Undo))
 	for i, e := range l.Undo {
-		held[i] = e.Rec.UndoRecord
+		held[i] = e.Rec
 	}
 	return held
 }

@@ -176,7 +176,7 @@ func (r *Run) Record(step plan.Step, res activities.StepResult) {
 	st.Outcome, st.Detail = string(acc.Outcome), acc.Detail
 	r.L.Wrote(res.Outcome)
 	for _, u := range res.Undo {
-		r.L.Push(string(step), UndoRecord{UndoRecord: u})
+		r.L.Push(string(step), u)
 	}
 	if res.AppID != "" {
 		r.AppID = res.AppID

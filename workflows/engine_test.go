@@ -76,7 +76,7 @@ func engineTestWorkflow(ctx workflow.Context, in engineTestInput) (engineTestSta
 				return err
 			}
 			e.Wrote(out)
-			e.Push(name, steps.UndoRecord{UndoRecord: activities.UndoRecord{Kind: "remove", Name: name}})
+			e.Push(name, steps.UndoRecord{Kind: "remove", Name: name})
 			return nil
 		}})
 	}

@@ -470,12 +470,12 @@ func (c setupCaller) Cancelled() bool             { return c.ctx.Err() != nil }
 
 // undo is the engine's compensation of one record.
 func (s *setup) undo(ctx workflow.Context, e steps.Entry) error {
-	return s.runUndo(ctx, e.Rec.UndoRecord)
+	return s.runUndo(ctx, e.Rec)
 }
 
 // describeSetupUndo names an undo record for the compensation list.
 func describeSetupUndo(e steps.Entry) string {
-	return e.Step + ": " + steps.DescribeRecord(e.Rec.UndoRecord)
+	return e.Step + ": " + steps.DescribeRecord(e.Rec)
 }
 
 // runUndo runs one undo record on the activity struct of its system.

@@ -90,12 +90,7 @@ and follows its steps. Setups started by workers older than this release publish
 step.`,
 		Example: "  hybridflow list --state paused",
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, _, err := a.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
+		RunE: a.connected(func(cmd *cobra.Command, c client.Client) error {
 			rows, err := listSetups(cmd.Context(), c, filterQuery(state, step))
 			if err != nil {
 				return err
@@ -108,7 +103,7 @@ step.`,
 				a.printf("%-38s %-8s %-10s %-28s %s\n", r.TenantID, r.Cloud, r.State, r.Step, r.Status)
 			}
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&state, "state", "", "only setups in this state (e.g. paused)")
 	cmd.Flags().StringVar(&step, "step", "", "only setups whose state last changed at this step (e.g. paused at it)")

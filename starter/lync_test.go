@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,9 +12,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
-	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
 
@@ -145,22 +141,9 @@ func TestLyncFlagsResolveTheSite(t *testing.T) {
 // TestLyncCommandsAgainstDevServer drives `hybridflow lync` and `lync
 // plan` / `abort` against the real dev server and a simulated worker.
 func TestLyncCommandsAgainstDevServer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test: starts the Temporal dev server")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	srv, err := devserver.Start(ctx, devserver.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = srv.Stop() }()
-	c, err := client.Dial(client.Options{HostPort: srv.FrontendHostPort(), Namespace: "default",
-		Logger: tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	srv, c := devserver.ForTest(t, ctx)
 
 	world := "tenants:\n" + lyncWorldTenant(lyncA, "Lync A", "global", "lynca.onmicrosoft.com", "lync-a", 2) +
 		lyncWorldTenant(lyncB, "Lync B", "china", "lyncb.partner.onmschina.cn", "lync-b", 1) +

@@ -12,7 +12,6 @@ import (
 
 	"github.com/hybridflow/hybridflow/internal/config"
 	"github.com/hybridflow/hybridflow/internal/plan"
-	"github.com/hybridflow/hybridflow/internal/temporalx"
 	"github.com/hybridflow/hybridflow/workflows"
 )
 
@@ -132,25 +131,13 @@ Exit status: 0 verified, 1 failed, 3 paused.`,
 				}
 				defer c.Close()
 			}
-			id := workflows.SetupWorkflowID(t.ID)
 			// FAIL, not USE_EXISTING: attaching to a running setup in another
 			// mode would not be the migration that was asked for.
-			in := workflows.InputFromTenant(t, opts)
-			run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-				ID: id, TaskQueue: temporalx.CloudQueue,
-				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-				WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-				TypedSearchAttributes:    workflows.SetupStartAttributes(in),
-				StaticSummary:            workflows.TenantSummary(t),
-			}, workflows.Setup, in)
+			id, run, err := startSetup(ctx, c, t, opts, enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL)
 			if err != nil {
 				return fmt.Errorf("start migration of %s (a setup of the tenant may be running; finish it first): %w", t.ID, err)
 			}
-			if noWait {
-				a.printf("migrate %s run %s\n", id, run.GetRunID())
-				return nil
-			}
-			return a.follow(ctx, c, id, run)
+			return a.followOrPrint(ctx, c, "migrate", id, run, noWait)
 		},
 	}
 	tf.add(cmd)

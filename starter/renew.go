@@ -140,17 +140,9 @@ writes nothing.`,
 			if every <= 0 && cron == "" {
 				return errors.New("--every must be positive")
 			}
-			inv, err := config.LoadInventory(file)
+			_, tenants, err := inventoryTenants(file, tenant)
 			if err != nil {
 				return err
-			}
-			tenants := inv.Tenants
-			if tenant != "" {
-				t, ok := inv.LookupByID(tenant)
-				if !ok {
-					return fmt.Errorf("tenant %s is not in %s", tenant, file)
-				}
-				tenants = []config.Tenant{t}
 			}
 			spec := client.ScheduleSpec{Jitter: jitter}
 			if cron != "" {
@@ -229,35 +221,12 @@ func ensureRenewalSchedule(ctx context.Context, c client.Client, t config.Tenant
 		StaticSummary:         workflows.TenantSummary(t),
 	}
 	note := "auth certificate renewal for " + t.DisplayName
-	_, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{
+	var err error
+	res.Result, _, err = upsertSchedule(ctx, c, client.ScheduleOptions{
 		ID: id, Spec: spec, Action: action, Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, CatchupWindow: catchup,
 		Paused: paused, Note: note, Memo: map[string]any{"tenant": t.ID},
 	})
-	if err == nil {
-		res.Result = "created"
-		return res, nil
-	}
-	if !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
-		return res, err
-	}
-	err = c.ScheduleClient().GetHandle(ctx, id).Update(ctx, client.ScheduleUpdateOptions{
-		DoUpdate: func(u client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
-			s := u.Description.Schedule
-			sp := spec
-			s.Spec = &sp
-			s.Action = action
-			if s.Policy == nil {
-				s.Policy = &client.SchedulePolicies{}
-			}
-			s.Policy.Overlap, s.Policy.CatchupWindow = enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, catchup
-			return &client.ScheduleUpdate{Schedule: &s}, nil
-		},
-	})
-	if err != nil {
-		return res, err
-	}
-	res.Result = "updated"
-	return res, nil
+	return res, err
 }
 
 // renewScheduleEntry is one line of `renew list`.
@@ -336,12 +305,7 @@ func (a *app) renewListCommand() *cobra.Command {
 		Use:   "list",
 		Short: "List the renewal schedules",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, _, err := a.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
+		RunE: a.connected(func(cmd *cobra.Command, c client.Client) error {
 			rows, err := listRenewalSchedules(cmd.Context(), c)
 			if err != nil {
 				return fmt.Errorf("list schedules: %w", err)
@@ -365,7 +329,7 @@ func (a *app) renewListCommand() *cobra.Command {
 				a.printf("%-56s %-7s %-28s %-20s %s\n", r.ScheduleID, state, r.Spec, timeOrDash(r.NextRun), timeOrDash(r.LastRun))
 			}
 			return nil
-		},
+		}),
 	}
 }
 
@@ -415,12 +379,7 @@ func (a *app) renewStateCommand(verb, short string) *cobra.Command {
 		Long: short + `. Only the schedule's state changes (the other verb
 reverses it) and no tenant is touched, so there is no --dry-run.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, _, err := a.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
+		RunE: a.connected(func(cmd *cobra.Command, c client.Client) error {
 			h, err := renewHandle(cmd.Context(), c, tenant)
 			if err != nil {
 				return err
@@ -441,7 +400,7 @@ reverses it) and no tenant is touched, so there is no --dry-run.`,
 			}
 			a.printf("%sd %s\n", verb, h.GetID())
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().StringVarP(&tenant, "tenant", "t", "", "tenant ID")
 	cmd.Flags().StringVar(&note, "note", "", "note recorded on the schedule")
@@ -461,12 +420,7 @@ renewed automatically (a renewal already running goes on). On a terminal it asks
 first; anywhere else it needs --yes. There is no --dry-run: renew list shows the
 schedule it would delete.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, _, err := a.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
+		RunE: a.connected(func(cmd *cobra.Command, c client.Client) error {
 			h, err := renewHandle(cmd.Context(), c, tenant)
 			if err != nil {
 				return err
@@ -482,7 +436,7 @@ schedule it would delete.`,
 			}
 			a.printf("deleted %s\n", h.GetID())
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().StringVarP(&tenant, "tenant", "t", "", "tenant ID")
 	cmd.Flags().BoolVar(&yes, "yes", false, "confirm the deletion without being asked")
@@ -551,14 +505,11 @@ func (a *app) renewNowDryRun(ctx context.Context, file, tenant string) error {
 	if file == "" || tenant == "" {
 		return errors.New("--dry-run reads the tenant from the inventory: name it with -f and the tenant with -t")
 	}
-	inv, err := config.LoadInventory(file)
+	_, ts, err := inventoryTenants(file, tenant)
 	if err != nil {
 		return err
 	}
-	t, ok := inv.LookupByID(tenant)
-	if !ok {
-		return fmt.Errorf("tenant %s is not in %s", tenant, file)
-	}
+	t := ts[0]
 	c, cfg, err := a.client(ctx)
 	if err != nil {
 		return err
@@ -688,10 +639,7 @@ gives the same rows.`,
 		Example: "  hybridflow renew report -f configs/inventory.demo.yaml\n  hybridflow renew report -f inv.yaml -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if file == "" {
-				return errors.New("name the inventory with -f")
-			}
-			inv, err := config.LoadInventory(file)
+			inv, err := loadInventory(file)
 			if err != nil {
 				return err
 			}

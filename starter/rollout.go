@@ -17,7 +17,6 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/hybridflow/hybridflow/internal/config"
 	"github.com/hybridflow/hybridflow/internal/temporalx"
 	"github.com/hybridflow/hybridflow/workflows"
 )
@@ -57,10 +56,7 @@ go on. --watch follows progress until the rollout ends.`,
 		Example: "  hybridflow rollout -f configs/inventory.demo.yaml --concurrency 5 --watch",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if file == "" {
-				return errors.New("name the inventory with -f")
-			}
-			inv, err := config.LoadInventory(file)
+			inv, err := loadInventory(file)
 			if err != nil {
 				return err
 			}

@@ -62,10 +62,7 @@ is planned (a dry-run rollout) and a per-tenant summary follows the plans.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			if tf.tenant == "" {
-				if tf.inventory == "" {
-					return errors.New("name the inventory with -f")
-				}
-				inv, err := config.LoadInventory(tf.inventory)
+				inv, err := loadInventory(tf.inventory)
 				if err != nil {
 					return err
 				}
@@ -197,23 +194,11 @@ Exit status: 0 verified, 1 failed, 3 paused.`,
 				return err
 			}
 			defer c.Close()
-			id := workflows.SetupWorkflowID(t.ID)
-			in := workflows.InputFromTenant(t, opts)
-			run, err := c.ExecuteWorkflow(cmd.Context(), client.StartWorkflowOptions{
-				ID: id, TaskQueue: temporalx.CloudQueue,
-				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-				WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-				TypedSearchAttributes:    workflows.SetupStartAttributes(in),
-				StaticSummary:            workflows.TenantSummary(t),
-			}, workflows.Setup, in)
+			id, run, err := startSetup(cmd.Context(), c, t, opts, enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING)
 			if err != nil {
 				return fmt.Errorf("start setup for %s: %w", t.ID, err)
 			}
-			if noWait {
-				a.printf("setup %s run %s\n", id, run.GetRunID())
-				return nil
-			}
-			return a.follow(cmd.Context(), c, id, run)
+			return a.followOrPrint(cmd.Context(), c, "setup", id, run, noWait)
 		},
 	}
 	tf.add(cmd)

@@ -11,7 +11,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/hybridflow/hybridflow/internal/temporalx"
 	"github.com/hybridflow/hybridflow/workflows"
@@ -105,32 +104,15 @@ func (a *app) verifySchedule(ctx context.Context, c client.Client, f verifyFlags
 		TaskQueue: temporalx.CloudQueue, WorkflowExecutionTimeout: 6 * time.Hour,
 	}
 	res := verifyScheduleResult{ScheduleID: id, Spec: describeSpec(&spec), Tenants: len(in.Tenants), Inventory: in.InventoryPath}
-	_, err = c.ScheduleClient().Create(ctx, client.ScheduleOptions{
+	var updating bool
+	res.Result, updating, err = upsertSchedule(ctx, c, client.ScheduleOptions{
 		ID: id, Spec: spec, Action: action, Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, CatchupWindow: f.sched.catchup,
 		Paused: f.sched.paused, Note: "drift check of inventory " + in.Name,
 	})
 	switch {
-	case err == nil:
-		res.Result = "created"
-	case errors.Is(err, temporal.ErrScheduleAlreadyRunning):
-		err = c.ScheduleClient().GetHandle(ctx, id).Update(ctx, client.ScheduleUpdateOptions{
-			DoUpdate: func(u client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
-				s := u.Description.Schedule
-				sp := spec
-				s.Spec = &sp
-				s.Action = action
-				if s.Policy == nil {
-					s.Policy = &client.SchedulePolicies{}
-				}
-				s.Policy.Overlap, s.Policy.CatchupWindow = enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, f.sched.catchup
-				return &client.ScheduleUpdate{Schedule: &s}, nil
-			},
-		})
-		if err != nil {
-			return fmt.Errorf("update schedule %s: %w", id, err)
-		}
-		res.Result = "updated"
-	default:
+	case err != nil && updating:
+		return fmt.Errorf("update schedule %s: %w", id, err)
+	case err != nil:
 		return fmt.Errorf("--schedule: create schedule %s: %w", id, err)
 	}
 	if in.InventoryPath != "" {

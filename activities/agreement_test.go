@@ -11,12 +11,12 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
-	"go.uber.org/zap"
 
 	"github.com/hybridflow/hybridflow/internal/backend"
 	"github.com/hybridflow/hybridflow/internal/cloud"
 	"github.com/hybridflow/hybridflow/internal/plan"
 	"github.com/hybridflow/hybridflow/internal/sim"
+	"github.com/hybridflow/hybridflow/internal/simtest"
 )
 
 // The organisation of configs/sim/hcw-worldwide.yaml: worldwide, as the
@@ -53,13 +53,7 @@ func newAgreement(t *testing.T, mutate func(tn *sim.Tenant)) *agreement {
 	if mutate != nil && !w.Update(hcwTenant, mutate) {
 		t.Fatal("no tenant")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	be, err := backend.NewSimulated(ctx, w, zap.NewNop(), backend.SimOptions{DirectShell: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(be.Close)
+	be := simtest.Backend(t, w, backend.SimOptions{DirectShell: true})
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(&OnPrem{Hosts: be})

@@ -1,7 +1,6 @@
 package activities
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -16,12 +15,12 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
-	"go.uber.org/zap"
 
 	"github.com/hybridflow/hybridflow/internal/backend"
 	"github.com/hybridflow/hybridflow/internal/cloud"
 	"github.com/hybridflow/hybridflow/internal/plan"
 	"github.com/hybridflow/hybridflow/internal/sim"
+	"github.com/hybridflow/hybridflow/internal/simtest"
 )
 
 // crashRig runs one fresh tenant's steps (stepRig) for the crash-window
@@ -587,17 +586,8 @@ func crashHeartbeatWorkflow(ctx workflow.Context, in AuthServersInput) (StepResu
 // heartbeats carry the undo record of the write it has already made, so
 // that a retry after the worker died would still report it.
 func TestOnPremStepHeartbeatsThroughASlowCmdlet(t *testing.T) {
-	w, err := sim.Load(filepath.Join("..", "configs", "sim", "small.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	be, err := backend.NewSimulated(ctx, w, zap.NewNop(), backend.SimOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(be.Close)
+	w := simtest.World(t, filepath.Join("..", "configs", "sim", "small.yaml"))
+	be := simtest.Backend(t, w, backend.SimOptions{})
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.SetTestTimeout(time.Minute) // the heartbeat timeout is what must not fire

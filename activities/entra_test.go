@@ -12,13 +12,13 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
-	"go.uber.org/zap"
 
 	"github.com/hybridflow/hybridflow/internal/backend"
 	"github.com/hybridflow/hybridflow/internal/cloud"
 	"github.com/hybridflow/hybridflow/internal/graph"
 	"github.com/hybridflow/hybridflow/internal/plan"
 	"github.com/hybridflow/hybridflow/internal/sim"
+	"github.com/hybridflow/hybridflow/internal/simtest"
 )
 
 // Tenants of configs/sim/small.yaml.
@@ -37,17 +37,8 @@ type entraTest struct {
 
 func newEntraTest(t *testing.T) *entraTest {
 	t.Helper()
-	w, err := sim.Load(filepath.Join("..", "configs", "sim", "small.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	be, err := backend.NewSimulated(ctx, w, zap.NewNop(), backend.SimOptions{DirectShell: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(be.Close)
+	w := simtest.World(t, filepath.Join("..", "configs", "sim", "small.yaml"))
+	be := simtest.Backend(t, w, backend.SimOptions{DirectShell: true})
 	a := &Entra{Clients: be, Now: w.Now}
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()

@@ -8,11 +8,11 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
-	"go.uber.org/zap"
 
 	"github.com/hybridflow/hybridflow/internal/backend"
 	"github.com/hybridflow/hybridflow/internal/plan"
 	"github.com/hybridflow/hybridflow/internal/sim"
+	"github.com/hybridflow/hybridflow/internal/simtest"
 )
 
 // stepRigTenant is the tenant stepRig runs: configs/sim/small.yaml's
@@ -39,17 +39,8 @@ type stepRig struct {
 // client); otherwise the backend's clients serve it.
 func newStepRig(t *testing.T, entra func(be *backend.Backend, w *sim.World) *Entra) *stepRig {
 	t.Helper()
-	w, err := sim.Load(filepath.Join("..", "configs", "sim", "small.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	be, err := backend.NewSimulated(ctx, w, zap.NewNop(), backend.SimOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(be.Close)
+	w := simtest.World(t, filepath.Join("..", "configs", "sim", "small.yaml"))
+	be := simtest.Backend(t, w, backend.SimOptions{})
 	e := &Entra{Clients: be, Now: w.Now}
 	if entra != nil {
 		e = entra(be, w)

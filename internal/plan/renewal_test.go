@@ -55,6 +55,8 @@ func TestDecideRenewal(t *testing.T) {
 		{"a window of the operator's", with(withCur(far), func(f *RenewalFacts) { f.Window = 120 * day }), RenewalWithinWindow, RenewalActionRenew, "within the 120-day window", nil},
 		{"previous still set", with(withCur(far), func(f *RenewalFacts) { f.Previous = "OLD" }), RenewalCleanupPending, RenewalActionFinish,
 			"finishing an earlier renewal: previous certificate OLD is still set", nil},
+		{"the window wins over an unfinished clean-up", with(withCur(soon), func(f *RenewalFacts) { f.Previous = "OLD" }), RenewalWithinWindow, RenewalActionRenew,
+			"within the 60-day window", nil},
 		{"retired key still in Entra", with(withCur(far), func(f *RenewalFacts) { f.Retired, f.EntraKeys = []string{"OLD"}, []string{"cur", "old"} }),
 			RenewalCleanupPending, RenewalActionFinish, "retired certificate key(s) OLD still in Entra", nil},
 		{"retired key already gone", with(withCur(far), func(f *RenewalFacts) { f.Retired, f.EntraKeys = []string{"OLD"}, []string{"CUR"} }),

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,11 +15,9 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/interceptor"
 	"go.uber.org/zap"
-	"gopkg.in/yaml.v3"
 
 	"github.com/hybridflow/hybridflow/internal/backend"
 	"github.com/hybridflow/hybridflow/internal/chaos"
@@ -43,30 +40,13 @@ func TestMain(m *testing.M) {
 	flag.Parse()
 	var dir string
 	if !testing.Short() {
-		dir, standIn, standInErr = buildStandIn()
+		dir, standIn, standInErr = chaos.BuildStandIn("cluster")
 	}
 	code := m.Run()
 	if dir != "" {
 		_ = os.RemoveAll(dir)
 	}
 	os.Exit(code)
-}
-
-func buildStandIn() (dir, bin string, err error) {
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		return "", "", fmt.Errorf("build the PowerShell stand-in: %w", err)
-	}
-	dir, err = os.MkdirTemp("", "cluster-pwsh-")
-	if err != nil {
-		return "", "", err
-	}
-	bin = filepath.Join(dir, "hybridflow-pwsh")
-	const pkg = "github.com/hybridflow/hybridflow/internal/sim/cmd/hybridflow-pwsh"
-	if out, err := exec.Command(goTool, "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-		return dir, "", fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
-	}
-	return dir, bin, nil
 }
 
 // rolloutTenants is the size of the cluster rollout.
@@ -149,10 +129,10 @@ func TestClusterRollout(t *testing.T) {
 	at := func() string { return "+" + time.Since(rolloutStart).Round(100*time.Millisecond).String() }
 	var last workflows.RolloutProgress
 	for {
-		p, err := progress(ctx, cl, id)
+		p, err := chaos.Progress(ctx, cl, id)
 		if err == nil {
 			last = p
-			ended := p.Done + len(pausedOf(p))
+			ended := p.Done + len(chaos.PausedOf(p))
 			if fig.killed == 0 && ended >= killAt {
 				t.Logf("%s %d ended: SIGKILL the server", at(), ended)
 				fig.killedAt = ended
@@ -182,7 +162,7 @@ func TestClusterRollout(t *testing.T) {
 				fig.progressAfterCrash = waitProgress(ctx, t, cl, id, ended)
 				t.Logf("%s PostgreSQL back after %s; the rollout moved on %s later", at(), fig.pgDown.Round(100*time.Millisecond), fig.progressAfterCrash.Round(100*time.Millisecond))
 			}
-			if settled(p) {
+			if chaos.Settled(p) {
 				break
 			}
 		}
@@ -198,7 +178,7 @@ func TestClusterRollout(t *testing.T) {
 	// A tenant paused by the outage (its retries spent while the server
 	// or the database was away) must say why, and an operator retry must
 	// carry it to the end.
-	for _, a := range pausedOf(last) {
+	for _, a := range chaos.PausedOf(last) {
 		if a.Step == "" || a.ErrorType == "" || a.Error == "" {
 			t.Errorf("%s paused without a reason: %+v", a.TenantID, a)
 		}
@@ -311,7 +291,7 @@ func waitProgress(ctx context.Context, t *testing.T, cl client.Client, id string
 	t.Helper()
 	t0 := time.Now()
 	for {
-		if p, err := progress(ctx, cl, id); err == nil && (p.Done+len(pausedOf(p)) > ended || settled(p)) {
+		if p, err := chaos.Progress(ctx, cl, id); err == nil && (p.Done+len(chaos.PausedOf(p)) > ended || chaos.Settled(p)) {
 			return time.Since(t0)
 		}
 		select {
@@ -345,28 +325,9 @@ func startWorker(ctx context.Context, t *testing.T, c *cluster.Cluster, cfg *con
 		t.Fatalf("dial: %v", err)
 	}
 	w := &worker{cli: hc, be: be}
-	var cloud, onprem []config.Role
-	for _, role := range cfg.Roles {
-		if role.Kind == config.RoleCloud {
-			cloud = append(cloud, role)
-		} else {
-			onprem = append(onprem, role)
-		}
-	}
-	for _, set := range []struct {
-		roles []config.Role
-		opts  workerhost.Options
-	}{
-		{cloud, workerhost.Options{Identity: "cluster-worker", StopTimeout: time.Second, MaxConcurrentActivities: 100}},
-		{onprem, workerhost.Options{Identity: "cluster-worker", StopTimeout: time.Second, MaxConcurrentActivities: 100,
-			WorkflowTaskPollers: cfg.Pollers.WorkflowTasks, ActivityTaskPollers: cfg.Pollers.ActivityTasks}},
-	} {
-		h, err := workerhost.Start(hc, set.roles, workerhost.ForBackend(be, "cluster-worker"), zap.NewNop(), set.opts)
-		if err != nil {
-			w.stop()
-			t.Fatalf("worker: %v", err)
-		}
-		w.hosts = append(w.hosts, h)
+	if w.hosts, err = chaos.StartHosts(hc, be, cfg, "cluster-worker", time.Second); err != nil {
+		w.stop()
+		t.Fatalf("worker: %v", err)
 	}
 	_ = ctx
 	return w
@@ -383,46 +344,14 @@ func (w *worker) stop() {
 }
 
 // workerConfig is the configuration an operator would deploy against the
-// simulator, read by the worker's own loader: the cloud role and an
-// on-prem role per site, endpoints at the simulator, a client secret from
-// its file, and each site's host the stand-in in a remote session.
+// simulator (chaos.WorkerConfig): the cloud role and an on-prem role per
+// site, each site's host the stand-in in a remote session.
 func workerConfig(t *testing.T, s *simserver.Server, sites []string) *config.WorkerConfig {
 	t.Helper()
-	roles := []string{"cloud"}
-	onprem := map[string]any{}
-	for _, site := range sites {
-		roles = append(roles, "onprem:"+site)
-		onprem[site] = map[string]any{"shell": map[string]any{
-			"command":        simserver.StandInCommand(standIn),
-			"session":        config.SessionRemote,
-			"connection_uri": s.ExchangeURL(site),
-			"start_timeout":  "5s",
-			"call_timeout":   "15s",
-		}}
-	}
-	doc := map[string]any{
-		"roles":     roles,
-		"log_level": "warn",
-		"endpoints": s.Endpoints(),
-		"credentials": map[string]any{"default": map[string]any{
-			"kind":      "client-secret",
-			"client_id": "33333333-3333-4333-8333-0000000000c5",
-			"secret":    "file:" + s.ClientSecretFile(),
-		}},
-		"pollers": map[string]any{"workflow_tasks": 2, "activity_tasks": 1},
-		"onprem":  map[string]any{"sites": onprem},
-	}
-	data, err := yaml.Marshal(doc)
+	cfg, err := chaos.WorkerConfig(s, chaos.WorkerSpec{StandIn: standIn, Sites: sites, CallTimeout: 15 * time.Second,
+		WorkflowPollers: 2, ActivityPollers: 1}, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "worker.yaml")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.LoadWorkerConfig(path, func(string) string { return "" })
-	if err != nil {
-		t.Fatalf("the worker config: %v", err)
 	}
 	return cfg
 }
@@ -432,18 +361,7 @@ func workerConfig(t *testing.T, s *simserver.Server, sites []string) *config.Wor
 // and half-configured state for the invariants to guard.
 func newWorld(t *testing.T, n int, seed int64) *sim.World {
 	t.Helper()
-	now := time.Now().UTC().Truncate(time.Second)
-	ts, err := sim.GenerateTenants(sim.GenerateSpec{Tenants: n, Prefix: "cluster", Sites: n,
-		Clouds:    []string{"global", "gcc", "gcchigh", "dod", "china"},
-		OldBuilds: 0.1, LegacyServers: 0.05, ForeignKeys: 0.4, ExpiredKeys: 0.2, HalfConfigured: 0.4, HCWNames: 0.2}, seed, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := (&sim.World{Seed: seed, Tenants: ts}).Dump()
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := sim.Parse(t.Name(), data)
+	w, err := chaos.NewWorld(t.Name(), "cluster", n, seed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -452,62 +370,19 @@ func newWorld(t *testing.T, n int, seed int64) *sim.World {
 
 func dumpWorld(ctx context.Context, t *testing.T, admin *simserver.Client, what string) *sim.World {
 	t.Helper()
-	data, err := admin.Dump(ctx)
+	w, err := chaos.DumpWorld(ctx, admin, what)
 	if err != nil {
-		t.Fatalf("dump the world %s the rollout: %v", what, err)
-	}
-	w, err := sim.Parse("world "+what, data)
-	if err != nil {
-		t.Fatalf("the world dumped %s the rollout: %v", what, err)
+		t.Fatal(err)
 	}
 	return w
-}
-
-func progress(ctx context.Context, cl client.Client, id string) (workflows.RolloutProgress, error) {
-	var p workflows.RolloutProgress
-	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	v, err := cl.QueryWorkflow(qctx, id, "", workflows.QueryProgress)
-	if err != nil {
-		return p, err
-	}
-	return p, v.Get(&p)
-}
-
-func pausedOf(p workflows.RolloutProgress) []workflows.TenantOutcome {
-	var out []workflows.TenantOutcome
-	for _, a := range p.Attention {
-		if a.State == workflows.StatePaused {
-			out = append(out, a)
-		}
-	}
-	return out
-}
-
-func settled(p workflows.RolloutProgress) bool {
-	n := len(pausedOf(p))
-	return p.Finished || (p.Total > 0 && p.Pending == 0 && p.Running == n)
 }
 
 // setupRuns lists every Setup execution in PostgreSQL's visibility store.
 func setupRuns(ctx context.Context, t *testing.T, cl client.Client) []chaos.Run {
 	t.Helper()
-	var out []chaos.Run
-	var token []byte
-	for {
-		resp, err := cl.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: "WorkflowType = 'Setup'", PageSize: 1000, NextPageToken: token})
-		if err != nil {
-			t.Fatalf("list setup runs: %v", err)
-		}
-		for _, e := range resp.GetExecutions() {
-			r := chaos.Run{WorkflowID: e.GetExecution().GetWorkflowId(), RunID: e.GetExecution().GetRunId(), Start: e.GetStartTime().AsTime()}
-			if e.GetCloseTime() != nil && e.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-				r.Close = e.GetCloseTime().AsTime()
-			}
-			out = append(out, r)
-		}
-		if token = resp.GetNextPageToken(); len(token) == 0 {
-			return out
-		}
+	runs, err := chaos.SetupRuns(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return runs
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/hybridflow/hybridflow/internal/exchange"
 	"github.com/hybridflow/hybridflow/internal/exchange/online"
 	"github.com/hybridflow/hybridflow/internal/graph"
-	"github.com/hybridflow/hybridflow/internal/plan"
 )
 
 // nonRetryable returns an application error that Temporal will not retry.
@@ -75,19 +74,6 @@ func classify(what string, err error) error {
 	}
 	// Transport errors (connection refused, reset) are worth another try.
 	return temporal.NewApplicationErrorWithCause(msg, ErrTransient, err)
-}
-
-// planErrorType is the stable type of a planning error: the most decisive
-// cause wins, since the setup pauses with one type however many problems
-// the plan lists (a blocked path is not fixed by any inventory value).
-func planErrorType(err error) string {
-	switch {
-	case errors.Is(err, plan.ErrLegacyPathBlocked):
-		return ErrLegacyPathBlocked
-	case errors.Is(err, plan.ErrUnsupportedVersion):
-		return ErrUnsupportedVersion
-	}
-	return ErrInvalidInput
 }
 
 // skippable reports whether a failed optional read (a mailbox to test

@@ -198,17 +198,7 @@ func lyncExternalAccessFromRows(rows []exchange.Row) []LyncExternalAccessPolicy 
 	return out
 }
 
-// PlanLync derives the desired provider and the plan. It is pure but runs
-// as a local activity (registered by name on the cloud worker) so that its
-// answer is recorded in history, like PlanSetup.
-func PlanLync(_ context.Context, in LyncPlanInput) (LyncPlan, error) {
-	want, warnings, err := DesiredLyncProvider(in.Cloud, in.ProxyFqdnOverride)
-	if err != nil {
-		return LyncPlan{}, nonRetryable(ErrInvalidInput, "Lync plan: %v", err)
-	}
-	actions, more := BuildLyncPlan(in.Observed, want, in.EdgeFqdns)
-	return LyncPlan{Desired: want, Actions: actions, Warnings: append(warnings, more...)}, nil
-}
+var PlanLync = contract.PlanLync
 
 // BuildLyncPlan says, per Lync step, what a run would change and why
 // (plan.BuildLyncPlan's chain of policies).

@@ -211,46 +211,9 @@ func (a *Renewal) ReadAuthCertificate(ctx context.Context, t Target) (AuthCertif
 	return s, nil
 }
 
-// DecideRenewalMode decides where the renewal keeps the keys, by the rule
-// setup uses (plan.RenewalMode). It is pure, but runs as a local activity
-// so that its answer is recorded in the renewal's history, as PlanSetup's
-// is in the setup's. A blocked first-party path is LegacyPathBlocked, never
-// retried.
-func DecideRenewalMode(_ context.Context, in RenewalModeInput) (RenewalModeOutput, error) {
-	p, err := cloud.Lookup(in.Tenant.Cloud)
-	if err != nil {
-		return RenewalModeOutput{}, nonRetryable(ErrInvalidInput, "%v", err)
-	}
-	path, err := plan.LegacyPath(p, in.Tenant.LegacyFirstPartyBlocked)
-	if err != nil {
-		return RenewalModeOutput{}, nonRetryable(planErrorType(err), "renewal of %s: %v", in.Tenant.ID, err)
-	}
-	servers, perr := plan.ParseServers(in.Servers)
-	d, err := plan.RenewalMode(plan.RenewalModeInput{Requested: in.Requested, Setting: in.Tenant.ModeSetting, Path: path,
-		DedicatedAppID: in.DedicatedAppID, Servers: servers})
-	if err != nil {
-		if perr != nil {
-			err = errors.Join(err, perr)
-		}
-		return RenewalModeOutput{}, nonRetryable(planErrorType(err), "renewal of %s: %v", in.Tenant.ID, err)
-	}
-	out := RenewalModeOutput{Mode: d.Mode, Reason: d.Reason, Warnings: d.Warnings}
-	if perr != nil {
-		// The builds did not decide this one (the organisation's own
-		// configuration did); say what could not be read.
-		out.Warnings = append(out.Warnings, perr.Error())
-	}
-	return out, nil
-}
+var DecideRenewalMode = contract.DecideRenewalMode
 
-// DecideRenewal decides what a renewal run does with the certificate it
-// read (plan.DecideRenewal's chain of policies, with the workflow's clock
-// in the facts). It is pure, but runs as a local activity so that the
-// decision is recorded in the renewal's history: a release with other
-// thresholds cannot change, on replay, what a sleeping renewal decided.
-func DecideRenewal(_ context.Context, in plan.RenewalFacts) (plan.RenewalDecision, error) {
-	return plan.DecideRenewal(in), nil
-}
+var DecideRenewal = contract.DecideRenewal
 
 // authCertificateServers are the servers that must hold the auth
 // certificate, as Microsoft's monitoring script selects them: Mailbox or

@@ -61,9 +61,11 @@ const (
 	ActLoadInventoryPage = "LoadInventoryPage"
 
 	// Pure decisions the workflows run as local activities, so that their
-	// answer is recorded in history (registered under these names on the
-	// cloud worker, which runs the workflows).
+	// answer is recorded in history (the functions of the same names in
+	// this package; the cloud worker, which runs the workflows, registers
+	// them under these names too).
 	ActPlanSetup         = "PlanSetup"
 	ActPlanLync          = "PlanLync"
 	ActDecideRenewalMode = "DecideRenewalMode"
+	ActDecideRenewal     = "DecideRenewal"
 )

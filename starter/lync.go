@@ -51,7 +51,7 @@ func (f *lyncFlags) input(o workflows.LyncOptions) (workflows.LyncInput, error) 
 	}
 	f.inv = inv
 	if f.tenant == "" {
-		return workflows.LyncInputForSite(inv, f.site, o)
+		return lyncInputForSite(inv, f.site, o)
 	}
 	t, ok := inv.LookupByID(f.tenant)
 	if !ok {
@@ -63,7 +63,7 @@ func (f *lyncFlags) input(o workflows.LyncOptions) (workflows.LyncInput, error) 
 	if f.site != "" && !strings.EqualFold(f.site, t.LyncSite) {
 		return workflows.LyncInput{}, fmt.Errorf("tenant %s is at Lync site %s, not %s", t.ID, t.LyncSite, f.site)
 	}
-	return workflows.LyncInputFromTenant(t, o), nil
+	return lyncInputFromTenant(t, o), nil
 }
 
 func (a *app) lyncCommand() *cobra.Command {

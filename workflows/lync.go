@@ -9,8 +9,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/hybridflow/hybridflow/activities"
-	"github.com/hybridflow/hybridflow/internal/config"
+	"github.com/hybridflow/hybridflow/contract"
 	"github.com/hybridflow/hybridflow/internal/plan"
 	"github.com/hybridflow/hybridflow/internal/temporalx"
 	"github.com/hybridflow/hybridflow/steps"
@@ -36,7 +35,7 @@ type LyncInput struct {
 	Cloud string `json:"cloud"`
 	// Target is the tenant whose Lync deployment this is (the simulator
 	// keys deployments by tenant; real workers by Target.LyncSite).
-	Target activities.Target `json:"target"`
+	Target contract.Target `json:"target"`
 	// ProxyFqdnOverride replaces the cloud's ProxyFqdn
 	// (inventory overrides.lync_proxy_fqdn).
 	ProxyFqdnOverride string `json:"proxy_fqdn_override,omitempty"`
@@ -53,7 +52,7 @@ type LyncOptions struct {
 	FailurePolicy string `json:"failure_policy,omitempty"`
 	// DryRun discovers and plans, then stops: no writes.
 	DryRun bool `json:"dry_run,omitempty"`
-	// SkipSteps are Lync steps (activities.LyncSteps) not to run.
+	// SkipSteps are Lync steps (plan.LyncSteps) not to run.
 	SkipSteps []string `json:"skip_steps,omitempty"`
 	// ReplicationTimeout bounds the wait for Central Management store
 	// replication (default 15m); ReplicationPollInterval is the time
@@ -69,103 +68,39 @@ type LyncOptions struct {
 
 // LyncState is what the state query returns, and the workflow's result.
 type LyncState struct {
-	Site         string                          `json:"site"`
-	Cloud        string                          `json:"cloud"`
-	TenantID     string                          `json:"tenant_id,omitempty"`
-	State        string                          `json:"state"`
-	CurrentStep  string                          `json:"current_step,omitempty"`
-	Desired      *activities.LyncHostingProvider `json:"desired,omitempty"`
-	Observed     *activities.LyncObserved        `json:"observed,omitempty"`
-	Plan         []plan.Action                   `json:"plan,omitempty"`
-	Steps        []*StepState                    `json:"steps"`
-	Paused       *Pause                          `json:"paused,omitempty"`
-	Warnings     []string                        `json:"warnings,omitempty"`
-	Replicas     []activities.LyncReplica        `json:"replicas,omitempty"`
-	RemoteAccess []string                        `json:"remote_access_policies,omitempty"`
-	Undo         int                             `json:"undo_records"`
-	Compensation []string                        `json:"compensation,omitempty"`
-	Writes       int                             `json:"writes"`
-	Error        string                          `json:"error,omitempty"`
+	Site         string                    `json:"site"`
+	Cloud        string                    `json:"cloud"`
+	TenantID     string                    `json:"tenant_id,omitempty"`
+	State        string                    `json:"state"`
+	CurrentStep  string                    `json:"current_step,omitempty"`
+	Desired      *plan.LyncHostingProvider `json:"desired,omitempty"`
+	Observed     *plan.LyncObserved        `json:"observed,omitempty"`
+	Plan         []plan.Action             `json:"plan,omitempty"`
+	Steps        []*StepState              `json:"steps"`
+	Paused       *Pause                    `json:"paused,omitempty"`
+	Warnings     []string                  `json:"warnings,omitempty"`
+	Replicas     []plan.LyncReplica        `json:"replicas,omitempty"`
+	RemoteAccess []string                  `json:"remote_access_policies,omitempty"`
+	Undo         int                       `json:"undo_records"`
+	Compensation []string                  `json:"compensation,omitempty"`
+	Writes       int                       `json:"writes"`
+	Error        string                    `json:"error,omitempty"`
 }
 
 // LyncResult is the workflow's result.
 type LyncResult = LyncState
 
-// LyncInputFromTenant is the Lync integration of a tenant's lync_site
-// (t.LyncSite must be set): the tenant's cloud and proxy override, and a
-// target naming the tenant and its sites. Only references travel.
-func LyncInputFromTenant(t config.Tenant, o LyncOptions) LyncInput {
-	return LyncInput{
-		Site: t.LyncSite, Cloud: t.Cloud, ProxyFqdnOverride: t.Overrides.LyncProxyFQDN, Options: o,
-		Target: activities.Target{TenantID: t.ID, Cloud: t.Cloud, Site: t.Site, LyncSite: t.LyncSite,
-			Credential: t.Credential, ExchangeOnlineHost: t.Overrides.ExchangeOnlineHost},
-	}
-}
-
-// LyncTenants lists the inventory's tenants at a Lync site, in order.
-func LyncTenants(inv *config.Inventory, site string) []config.Tenant {
-	var out []config.Tenant
-	for _, t := range inv.Tenants {
-		if t.LyncSite != "" && strings.EqualFold(t.LyncSite, site) {
-			out = append(out, t)
-		}
-	}
-	return out
-}
-
-// LyncSites lists the inventory's Lync sites in inventory order.
-func LyncSites(inv *config.Inventory) []string {
-	var out []string
-	for _, t := range inv.Tenants {
-		if t.LyncSite != "" && !slices.Contains(out, t.LyncSite) {
-			out = append(out, t.LyncSite)
-		}
-	}
-	return out
-}
-
-// LyncInputForSite builds the request for a Lync site from the tenants at
-// that site. A site is one Lync deployment with one "Exchange Online"
-// hosting provider, so its tenants must agree on the ProxyFqdn (their
-// clouds' value or their overrides); the first tenant is the target.
-func LyncInputForSite(inv *config.Inventory, site string, o LyncOptions) (LyncInput, error) {
-	ts := LyncTenants(inv, site)
-	if len(ts) == 0 {
-		sites := LyncSites(inv)
-		if len(sites) == 0 {
-			return LyncInput{}, fmt.Errorf("no tenant in %s has a lync_site", inv.File)
-		}
-		return LyncInput{}, fmt.Errorf("no tenant in %s has lync_site %q (Lync sites: %s)", inv.File, site, strings.Join(sites, ", "))
-	}
-	var first string
-	var parts []string
-	for i, t := range ts {
-		want, _, err := activities.DesiredLyncProvider(t.Cloud, t.Overrides.LyncProxyFQDN)
-		if err != nil {
-			return LyncInput{}, fmt.Errorf("tenant %s: %w", t.ID, err)
-		}
-		parts = append(parts, fmt.Sprintf("%s (%s) %s", t.ID, t.Cloud, want.ProxyFqdn))
-		if i == 0 {
-			first = want.ProxyFqdn
-		} else if want.ProxyFqdn != first {
-			return LyncInput{}, fmt.Errorf("the tenants at Lync site %s need different hosting-provider ProxyFqdn values (%s); one Lync deployment has one %q provider: give them separate lync_site values, or name one tenant with -t",
-				site, strings.Join(parts, ", "), activities.LyncProviderIdentity)
-		}
-	}
-	in := LyncInputFromTenant(ts[0], o)
-	in.Site = site
-	in.Target.LyncSite = site
-	return in, nil
-}
+// The inventory-to-input mapping of a Lync site is the CLI's (starter):
+// this workflow needs none of it at run time.
 
 type lync struct {
 	in  LyncInput
 	st  LyncState
 	eng *engine
-	out activities.LyncPlan
+	out contract.LyncPlan
 	// baseline is the replication status the hosting-provider step read
 	// before it wrote, for the Edge step.
-	baseline []activities.LyncReplica
+	baseline []plan.LyncReplica
 }
 
 // LyncIntegration configures a Lync Server 2013 / Skype for Business
@@ -214,7 +149,7 @@ func (l *lync) setup(ctx workflow.Context) error {
 // field, before anything runs.
 func (l *lync) validate() error {
 	invalid := func(format string, args ...any) error {
-		return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), activities.ErrInvalidInput, nil)
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), contract.ErrInvalidInput, nil)
 	}
 	o := &l.in.Options
 	if o.FailurePolicy == "" {
@@ -243,14 +178,14 @@ func (l *lync) validate() error {
 	case l.in.Cloud == "":
 		return invalid("no cloud for Lync site %s", l.in.Site)
 	}
-	if _, _, err := activities.DesiredLyncProvider(l.in.Cloud, l.in.ProxyFqdnOverride); err != nil {
+	if _, _, err := plan.DesiredLyncProvider(l.in.Cloud, l.in.ProxyFqdnOverride); err != nil {
 		return invalid("Lync site %s: %v", l.in.Site, err)
 	}
-	if _, err := activities.LyncEdgeFqdns(l.in.EdgeFqdns); err != nil {
+	if _, err := contract.LyncEdgeFqdns(l.in.EdgeFqdns); err != nil {
 		return invalid("Lync site %s: %v", l.in.Site, err)
 	}
 	for _, s := range o.SkipSteps {
-		if !slices.Contains(activities.LyncSteps, plan.Step(s)) {
+		if !slices.Contains(plan.LyncSteps, plan.Step(s)) {
 			return invalid("unknown Lync step %q to skip (steps: %s)", s, lyncStepList())
 		}
 	}
@@ -259,7 +194,7 @@ func (l *lync) validate() error {
 
 func lyncStepList() string {
 	var s []string
-	for _, st := range activities.LyncSteps {
+	for _, st := range plan.LyncSteps {
 		s = append(s, string(st))
 	}
 	return strings.Join(s, ", ")
@@ -292,7 +227,7 @@ func (l *lync) runSteps(ctx workflow.Context) error {
 	if err := l.eng.runSteps(ctx, l.planned()); err != nil {
 		return err
 	}
-	if st := l.eng.Lookup(string(activities.LyncStepEdgeStore)); st == nil || st.Status != StatusDone {
+	if st := l.eng.Lookup(string(plan.LyncStepEdgeStore)); st == nil || st.Status != StatusDone {
 		// The changes are in place, but nothing confirmed the Edge has them
 		// (the Edge step was skipped).
 		l.setState(ctx, StateUnverified, "")
@@ -327,7 +262,7 @@ func (l *lync) admit(a plan.Action) bool {
 		st.Status = StatusNotNeeded
 		return false
 	case plan.ChangeNone:
-		st.Status, st.Outcome, st.Detail = StatusDone, string(activities.Unchanged), a.Reason
+		st.Status, st.Outcome, st.Detail = StatusDone, string(contract.Unchanged), a.Reason
 		return false
 	}
 	return true
@@ -336,7 +271,7 @@ func (l *lync) admit(a plan.Action) bool {
 func (l *lync) activityOptions() workflow.ActivityOptions {
 	o := l.in.Options
 	return stepActivityOptions(temporalx.LyncQueue(l.in.Site), o.Retry, o.ScheduleToStart, 0, true,
-		activities.ErrInvalidInput, activities.ErrMissingPermission, activities.ErrConflict, activities.ErrReplicationLagging)
+		contract.ErrInvalidInput, contract.ErrMissingPermission, contract.ErrConflict, contract.ErrReplicationLagging)
 }
 
 func (l *lync) site(ctx workflow.Context) workflow.Context {
@@ -345,13 +280,13 @@ func (l *lync) site(ctx workflow.Context) workflow.Context {
 
 // replicationWait bounds the replication activity: its own deadline plus
 // room for the last read, heartbeats a few poll intervals apart.
-func (l *lync) replicationWait(ctx workflow.Context) (workflow.Context, activities.LyncReplicationInput) {
-	in := activities.LyncReplicationInput{Target: l.in.Target, Timeout: l.in.Options.ReplicationTimeout, PollInterval: l.in.Options.ReplicationPollInterval}
+func (l *lync) replicationWait(ctx workflow.Context) (workflow.Context, contract.LyncReplicationInput) {
+	in := contract.LyncReplicationInput{Target: l.in.Target, Timeout: l.in.Options.ReplicationTimeout, PollInterval: l.in.Options.ReplicationPollInterval}
 	if in.Timeout <= 0 {
-		in.Timeout = activities.DefaultLyncReplicationTimeout
+		in.Timeout = contract.DefaultLyncReplicationTimeout
 	}
 	if in.PollInterval <= 0 {
-		in.PollInterval = activities.DefaultLyncReplicationPoll
+		in.PollInterval = contract.DefaultLyncReplicationPoll
 	}
 	o := l.activityOptions()
 	o.StartToCloseTimeout = in.Timeout + 2*time.Minute
@@ -364,8 +299,8 @@ func (l *lync) replicationWait(ctx workflow.Context) (workflow.Context, activiti
 // nothing is configured, and the steps, which read before they write,
 // still change only what differs.
 func (l *lync) discover(ctx workflow.Context) error {
-	var obs activities.LyncObserved
-	if err := workflow.ExecuteActivity(l.site(ctx), "DiscoverLync", l.in.Target).Get(ctx, &obs); err != nil {
+	var obs plan.LyncObserved
+	if err := workflow.ExecuteActivity(l.site(ctx), contract.ActDiscoverLync, l.in.Target).Get(ctx, &obs); err != nil {
 		return err
 	}
 	l.st.Observed = &obs
@@ -375,7 +310,7 @@ func (l *lync) discover(ctx workflow.Context) error {
 
 // plan runs in a local activity so that its answer is recorded in history.
 func (l *lync) plan(ctx workflow.Context) error {
-	in := activities.LyncPlanInput{Cloud: l.in.Cloud, ProxyFqdnOverride: l.in.ProxyFqdnOverride, EdgeFqdns: l.in.EdgeFqdns}
+	in := contract.LyncPlanInput{Cloud: l.in.Cloud, ProxyFqdnOverride: l.in.ProxyFqdnOverride, EdgeFqdns: l.in.EdgeFqdns}
 	if l.st.Observed != nil {
 		in.Observed = *l.st.Observed
 	} else {
@@ -383,7 +318,7 @@ func (l *lync) plan(ctx workflow.Context) error {
 	}
 	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 3}, Summary: LyncStepSummary(stepPlan)})
-	if err := workflow.ExecuteLocalActivity(lctx, activities.PlanLync, in).Get(ctx, &l.out); err != nil {
+	if err := workflow.ExecuteLocalActivity(lctx, contract.PlanLync, in).Get(ctx, &l.out); err != nil {
 		return err
 	}
 	d := l.out.Desired
@@ -397,7 +332,7 @@ func (l *lync) plan(ctx workflow.Context) error {
 }
 
 // record keeps a step's outcome, undo records and what it observed.
-func (l *lync) record(name string, r activities.LyncStepResult) {
+func (l *lync) record(name string, r contract.LyncStepResult) {
 	st := l.eng.State(name)
 	st.Outcome, st.Detail = string(r.Outcome), r.Detail
 	l.eng.Wrote(r.Outcome)
@@ -417,7 +352,7 @@ func (l *lync) record(name string, r activities.LyncStepResult) {
 // recordFailedUndo keeps the undo record a failed step attached to its
 // error (a provider removed and not put back), once.
 func (l *lync) recordFailedUndo(name string, err error) {
-	rec, ok := activities.LyncUndoFromError(err)
+	rec, ok := contract.LyncUndoFromError(err)
 	if !ok {
 		return
 	}
@@ -432,24 +367,24 @@ func (l *lync) recordFailedUndo(name string, err error) {
 
 // lyncActivities are the activity types of the Lync steps.
 var lyncActivities = map[plan.Step]string{
-	activities.LyncStepFederation:      "EnsureLyncEdgeFederation",
-	activities.LyncStepHostingProvider: "EnsureLyncHostingProvider",
-	activities.LyncStepReplication:     "WaitLyncReplication",
-	activities.LyncStepEdgeStore:       "ConfirmLyncEdgeProvider",
-	activities.LyncStepExternalAccess:  "CheckLyncExternalAccess",
+	plan.LyncStepFederation:      contract.ActEnsureLyncEdgeFederation,
+	plan.LyncStepHostingProvider: contract.ActEnsureLyncHostingProvider,
+	plan.LyncStepReplication:     contract.ActWaitLyncReplication,
+	plan.LyncStepEdgeStore:       contract.ActConfirmLyncEdgeProvider,
+	plan.LyncStepExternalAccess:  contract.ActCheckLyncExternalAccess,
 }
 
 // execute runs a plan action's activity.
 func (l *lync) execute(ctx workflow.Context, a plan.Action) error {
 	name, act := string(a.Step), lyncActivities[a.Step]
 	if act == "" {
-		return temporal.NewNonRetryableApplicationError("no activity for Lync step "+name, activities.ErrInvalidInput, nil)
+		return temporal.NewNonRetryableApplicationError("no activity for Lync step "+name, contract.ErrInvalidInput, nil)
 	}
 	actx, arg := l.site(ctx), l.argument(a.Step)
-	if a.Step == activities.LyncStepReplication {
+	if a.Step == plan.LyncStepReplication {
 		actx, arg = l.replicationWait(ctx)
 	}
-	var r activities.LyncStepResult
+	var r contract.LyncStepResult
 	if err := workflow.ExecuteActivity(actx, act, arg).Get(ctx, &r); err != nil {
 		l.recordFailedUndo(name, err)
 		return err
@@ -460,11 +395,11 @@ func (l *lync) execute(ctx workflow.Context, a plan.Action) error {
 
 // argument is a Lync step activity's input.
 func (l *lync) argument(step plan.Step) any {
-	provider := activities.LyncProviderInput{Target: l.in.Target, Desired: l.out.Desired}
+	provider := contract.LyncProviderInput{Target: l.in.Target, Desired: l.out.Desired}
 	switch step {
-	case activities.LyncStepHostingProvider:
+	case plan.LyncStepHostingProvider:
 		return provider
-	case activities.LyncStepEdgeStore:
+	case plan.LyncStepEdgeStore:
 		provider.Baseline, provider.EdgeFqdns = l.baseline, l.in.EdgeFqdns
 		return provider
 	}
@@ -476,7 +411,7 @@ func (l *lync) undo(ctx workflow.Context, e steps.Entry) error {
 	o := l.activityOptions()
 	o.RetryPolicy.MaximumAttempts = 10
 	uctx := workflow.WithActivityOptions(ctx, summarized(ctx, o))
-	return workflow.ExecuteActivity(uctx, "UndoLync", activities.LyncUndoInput{Target: l.in.Target, Record: e.Rec}).Get(ctx, nil)
+	return workflow.ExecuteActivity(uctx, contract.ActUndoLync, contract.LyncUndoInput{Target: l.in.Target, Record: e.Rec}).Get(ctx, nil)
 }
 
 // describeLyncUndo names a Lync undo record for the compensation list.

@@ -139,11 +139,16 @@ func (h *lyncHarness) input(s lyncSpec, o workflows.LyncOptions) workflows.LyncI
 	for i := range inv.Tenants {
 		inv.Tenants[i].Overrides.LyncProxyFQDN = h.specs[inv.Tenants[i].LyncSite].override
 	}
-	in, err := workflows.LyncInputForSite(inv, s.site(), o)
-	if err != nil {
-		h.t.Fatal(err)
+	// As the CLI maps a site (starter's lyncInputForSite): its first tenant
+	// decides the cloud and the target.
+	for _, tn := range inv.Tenants {
+		if strings.EqualFold(tn.LyncSite, s.site()) {
+			return workflows.LyncInput{Site: s.site(), Cloud: tn.Cloud, ProxyFqdnOverride: tn.Overrides.LyncProxyFQDN, Options: o,
+				Target: workflows.TargetFromTenant(tn)}
+		}
 	}
-	return in
+	h.t.Fatalf("no tenant at Lync site %s", s.site())
+	return workflows.LyncInput{}
 }
 
 // lyncTestLog sends the test environment's warnings and errors to t.Log.
@@ -756,31 +761,7 @@ func TestLyncEdgeWaitsForTheSnapshot(t *testing.T) {
 	lyncCheckConverged(t, h.deployment(s), "exap.um.outlook.com")
 }
 
-func TestLyncInputForSite(t *testing.T) {
-	inv := &config.Inventory{File: "inv.yaml", Tenants: []config.Tenant{
-		{ID: "a", Cloud: "global", Site: "s1", LyncSite: "edge-1"},
-		{ID: "b", Cloud: "gcc", Site: "s2", LyncSite: "edge-1"},
-		{ID: "c", Cloud: "china", Site: "s3", LyncSite: "edge-2"},
-		{ID: "d", Cloud: "global", Site: "s4", LyncSite: "edge-2"},
-		{ID: "e", Cloud: "global", Site: "s5"},
-	}}
-	in, err := workflows.LyncInputForSite(inv, "edge-1", workflows.LyncOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if in.Site != "edge-1" || in.Cloud != "global" || in.Target.TenantID != "a" || in.Target.LyncSite != "edge-1" || in.Target.Site != "s1" {
-		t.Fatalf("%+v", in)
-	}
-	if _, err := workflows.LyncInputForSite(inv, "edge-2", workflows.LyncOptions{}); err == nil || !strings.Contains(err.Error(), "exap.um.partner.outlook.cn") {
-		t.Fatalf("conflict not reported: %v", err)
-	}
-	inv.Tenants[3].Overrides.LyncProxyFQDN = "exap.um.partner.outlook.cn"
-	if _, err := workflows.LyncInputForSite(inv, "edge-2", workflows.LyncOptions{}); err != nil {
-		t.Fatalf("override agrees, still: %v", err)
-	}
-	if _, err := workflows.LyncInputForSite(inv, "edge-3", workflows.LyncOptions{}); err == nil || !strings.Contains(err.Error(), "edge-1, edge-2") {
-		t.Fatalf("unknown site: %v", err)
-	}
+func TestLyncWorkflowID(t *testing.T) {
 	if got := workflows.LyncWorkflowID("Edge-1"); got != "hybridflow/lync/edge-1" {
 		t.Fatal(got)
 	}

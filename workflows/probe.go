@@ -1,6 +1,7 @@
 // Package workflows holds hybridflow's deterministic workflow code: no
 // clock, randomness, map iteration, goroutines or I/O — only the workflow
-// APIs. Activities are referenced by method value on nil struct pointers.
+// APIs. Activities are scheduled by name (package contract), so workflow
+// code links none of their implementations.
 package workflows
 
 import (
@@ -10,7 +11,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/hybridflow/hybridflow/activities"
+	"github.com/hybridflow/hybridflow/contract"
 )
 
 // ProbeInput names the task queues to probe.
@@ -20,16 +21,15 @@ type ProbeInput struct {
 
 // ProbeOutcome is one queue's answer.
 type ProbeOutcome struct {
-	Queue  string                  `json:"queue"`
-	Result *activities.ProbeResult `json:"result,omitempty"`
-	Error  string                  `json:"error,omitempty"`
+	Queue  string                `json:"queue"`
+	Result *contract.ProbeResult `json:"result,omitempty"`
+	Error  string                `json:"error,omitempty"`
 }
 
 // Probe runs the Health probe on every queue concurrently, each bounded by
 // a short schedule-to-start timeout so a queue nobody serves is reported
 // instead of waited on forever.
 func Probe(ctx workflow.Context, in ProbeInput) ([]ProbeOutcome, error) {
-	var h *activities.Health
 	futures := make([]workflow.Future, len(in.Queues))
 	for i, q := range in.Queues {
 		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
@@ -38,12 +38,12 @@ func Probe(ctx workflow.Context, in ProbeInput) ([]ProbeOutcome, error) {
 			StartToCloseTimeout:    time.Minute,
 			RetryPolicy:            &temporal.RetryPolicy{MaximumAttempts: 2},
 		})
-		futures[i] = workflow.ExecuteActivity(actx, h.Probe)
+		futures[i] = workflow.ExecuteActivity(actx, contract.ActProbe)
 	}
 	out := make([]ProbeOutcome, len(in.Queues))
 	for i, f := range futures {
 		out[i].Queue = in.Queues[i]
-		var r activities.ProbeResult
+		var r contract.ProbeResult
 		if err := f.Get(ctx, &r); err != nil {
 			out[i].Error = fmt.Sprintf("%v", err)
 			continue

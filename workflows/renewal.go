@@ -10,7 +10,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/hybridflow/hybridflow/activities"
+	"github.com/hybridflow/hybridflow/contract"
 	"github.com/hybridflow/hybridflow/internal/certs"
 	"github.com/hybridflow/hybridflow/internal/config"
 	"github.com/hybridflow/hybridflow/internal/plan"
@@ -100,8 +100,8 @@ const (
 
 // RenewalInput is one tenant's renewal request. It carries no secret.
 type RenewalInput struct {
-	Tenant plan.TenantFacts  `json:"tenant"`
-	Target activities.Target `json:"target"`
+	Tenant plan.TenantFacts `json:"tenant"`
+	Target contract.Target  `json:"target"`
 	// Mode: detect (default), dedicated-app or legacy-first-party.
 	Mode    string         `json:"mode,omitempty"`
 	Options RenewalOptions `json:"options"`
@@ -195,21 +195,19 @@ type RenewalState struct {
 // RenewalResult is the workflow's result.
 type RenewalResult = RenewalState
 
-var renewalActs *activities.Renewal
-
 type renewal struct {
 	in    RenewalInput
 	st    RenewalState
 	op    operator
 	steps map[string]*StepState
-	undo  []activities.UndoRecord
+	undo  []contract.UndoRecord
 
-	read    activities.AuthCertificateState
-	keys    activities.AuthKeysState
+	read    contract.AuthCertificateState
+	keys    contract.AuthKeysState
 	mode    plan.Mode
 	appName string
 	// newCert is the certificate being carried to current.
-	newCert *activities.AuthCertificate
+	newCert *contract.AuthCertificate
 	// verification targets, resolved before the first verification.
 	verifyIn *renewalVerify
 	// v1: the run takes version 1 of renewalModeChange (mode decided by
@@ -280,12 +278,12 @@ func (r *renewal) setup(ctx workflow.Context) error {
 		r.st.TenantID = r.in.Tenant.ID
 	}
 	if o.FailurePolicy != PolicyPause && o.FailurePolicy != PolicyFail {
-		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("renewal failure policy %q: use pause or fail (a renewal is resumed, never compensated)", o.FailurePolicy), activities.ErrInvalidInput, nil)
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("renewal failure policy %q: use pause or fail (a renewal is resumed, never compensated)", o.FailurePolicy), contract.ErrInvalidInput, nil)
 	}
 	switch r.in.Mode {
 	case "", RenewalModeDetect, string(plan.ModeDedicatedApp), string(plan.ModeLegacyFirstParty):
 	default:
-		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("renewal mode %q: use %s, %s or %s", r.in.Mode, RenewalModeDetect, plan.ModeDedicatedApp, plan.ModeLegacyFirstParty), activities.ErrInvalidInput, nil)
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("renewal mode %q: use %s, %s or %s", r.in.Mode, RenewalModeDetect, plan.ModeDedicatedApp, plan.ModeLegacyFirstParty), contract.ErrInvalidInput, nil)
 	}
 	r.op = operator{policy: o.FailurePolicy, onState: r.setState}
 	if err := workflow.SetQueryHandler(ctx, QueryState, func() (RenewalState, error) {
@@ -359,8 +357,8 @@ func (r *renewal) do(ctx workflow.Context, name string, f func(workflow.Context)
 func (r *renewal) activityOptions(queue string) workflow.ActivityOptions {
 	o := r.in.Options
 	return stepActivityOptions(queue, o.Retry, o.ScheduleToStart, 0, false,
-		activities.ErrInvalidInput, activities.ErrMissingPermission, activities.ErrConflict, activities.ErrWrongQueue, activities.ErrNotSetUp,
-		activities.ErrCertificateMissingOnServers, activities.ErrLegacyPathBlocked)
+		contract.ErrInvalidInput, contract.ErrMissingPermission, contract.ErrConflict, contract.ErrWrongQueue, contract.ErrNotSetUp,
+		contract.ErrCertificateMissingOnServers, contract.ErrLegacyPathBlocked)
 }
 
 // onprem routes the PowerShell methods to the tenant's site queue.
@@ -373,10 +371,10 @@ func (r *renewal) cloud(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, summarized(ctx, r.activityOptions(temporalx.CloudQueue)))
 }
 
-func (r *renewal) record(name string, res activities.StepResult) {
+func (r *renewal) record(name string, res contract.StepResult) {
 	st := r.stepState(name)
 	st.Outcome, st.Detail = string(res.Outcome), res.Detail
-	if res.Outcome != activities.Unchanged && res.Outcome != "" {
+	if res.Outcome != contract.Unchanged && res.Outcome != "" {
 		r.st.Writes++
 	}
 	r.undo = append(r.undo, res.Undo...)
@@ -473,7 +471,7 @@ func (r *renewal) decide(ctx workflow.Context) (plan.RenewalDecision, error) {
 	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1}, Summary: "Renewal: decide what this run does (renew, resume, finish, emergency or nothing)"})
 	var d plan.RenewalDecision
-	err := workflow.ExecuteLocalActivity(lctx, activities.DecideRenewal, f).Get(ctx, &d)
+	err := workflow.ExecuteLocalActivity(lctx, contract.DecideRenewal, f).Get(ctx, &d)
 	return d, err
 }
 
@@ -511,13 +509,13 @@ func (r *renewal) createOrCarry(ctx workflow.Context, p *plan.RenewalDecision) e
 			return err
 		}
 		if r.newCert == nil {
-			return temporal.NewNonRetryableApplicationError("no certificate to stage", activities.ErrInvalidInput, nil)
+			return temporal.NewNonRetryableApplicationError("no certificate to stage", contract.ErrInvalidInput, nil)
 		}
 		return r.do(ctx, RenewStepStage, func(ctx workflow.Context) error { return r.stage(ctx, p) })
 	case p.Staged != "":
 		c, ok := r.read.Certificate(p.Staged)
 		if !ok {
-			return temporal.NewNonRetryableApplicationError("the staged certificate "+p.Staged+" was not read", activities.ErrInvalidInput, nil)
+			return temporal.NewNonRetryableApplicationError("the staged certificate "+p.Staged+" was not read", contract.ErrInvalidInput, nil)
 		}
 		r.newCert = &c
 		why := fmt.Sprintf("%s is already staged, effective %s", c.Thumbprint, p.Effective.UTC().Format(time.RFC3339))
@@ -533,9 +531,9 @@ func (r *renewal) createOrCarry(ctx workflow.Context, p *plan.RenewalDecision) e
 // create makes (or reuses a spare) certificate valid at the effective date
 // and outliving the current one.
 func (r *renewal) create(ctx workflow.Context, p plan.RenewalDecision) error {
-	var res activities.AuthCertificateResult
-	in := activities.CreateAuthCertificateInput{Target: r.in.Target, Outlive: p.Outlive, ValidAt: p.Effective}
-	if err := workflow.ExecuteActivity(r.onprem(ctx), renewalActs.CreateAuthCertificate, in).Get(ctx, &res); err != nil {
+	var res contract.AuthCertificateResult
+	in := contract.CreateAuthCertificateInput{Target: r.in.Target, Outlive: p.Outlive, ValidAt: p.Effective}
+	if err := workflow.ExecuteActivity(r.onprem(ctx), contract.ActCreateAuthCertificate, in).Get(ctx, &res); err != nil {
 		return err
 	}
 	r.record(RenewStepCreate, res.StepResult)
@@ -546,9 +544,9 @@ func (r *renewal) create(ctx workflow.Context, p plan.RenewalDecision) error {
 
 // stage sets the new certificate as the next one for the effective date.
 func (r *renewal) stage(ctx workflow.Context, p *plan.RenewalDecision) error {
-	var res activities.AuthCertificateResult
-	in := activities.StageAuthCertificateInput{Target: r.in.Target, Thumbprint: r.newCert.Thumbprint, EffectiveDate: p.Effective, Replace: p.Replace}
-	if err := workflow.ExecuteActivity(r.onprem(ctx), renewalActs.StageAuthCertificate, in).Get(ctx, &res); err != nil {
+	var res contract.AuthCertificateResult
+	in := contract.StageAuthCertificateInput{Target: r.in.Target, Thumbprint: r.newCert.Thumbprint, EffectiveDate: p.Effective, Replace: p.Replace}
+	if err := workflow.ExecuteActivity(r.onprem(ctx), contract.ActStageAuthCertificate, in).Get(ctx, &res); err != nil {
 		return err
 	}
 	r.record(RenewStepStage, res.StepResult)
@@ -607,7 +605,7 @@ func (r *renewal) wait(ctx workflow.Context, effective time.Time) error {
 	d := effective.Sub(workflow.Now(ctx))
 	st := r.stepState(RenewStepWait)
 	if d <= 0 {
-		st.Outcome, st.Detail = string(activities.Unchanged), "effective date "+effective.UTC().Format(time.RFC3339)+" already reached"
+		st.Outcome, st.Detail = string(contract.Unchanged), "effective date "+effective.UTC().Format(time.RFC3339)+" already reached"
 		return nil
 	}
 	r.setState(ctx, StateRenewalWaiting, RenewStepWait)
@@ -624,9 +622,9 @@ func (r *renewal) wait(ctx workflow.Context, effective time.Time) error {
 // checkServers asks every Mailbox and Client Access server for the new
 // certificate before it is published.
 func (r *renewal) checkServers(ctx workflow.Context) error {
-	var res activities.ServerCertificateResult
-	in := activities.ServerCertificateInput{Target: r.in.Target, Thumbprint: r.newCert.Thumbprint}
-	if err := workflow.ExecuteActivity(r.onprem(ctx), renewalActs.CheckAuthCertificateOnServers, in).Get(ctx, &res); err != nil {
+	var res contract.ServerCertificateResult
+	in := contract.ServerCertificateInput{Target: r.in.Target, Thumbprint: r.newCert.Thumbprint}
+	if err := workflow.ExecuteActivity(r.onprem(ctx), contract.ActCheckAuthCertificateOnServers, in).Get(ctx, &res); err != nil {
 		return err
 	}
 	r.record(RenewStepCheckServers, res.StepResult)
@@ -635,9 +633,9 @@ func (r *renewal) checkServers(ctx workflow.Context) error {
 
 // publish makes the new certificate the current one.
 func (r *renewal) publish(ctx workflow.Context) error {
-	var res activities.AuthCertificateResult
-	in := activities.AuthCertificateInput{Target: r.in.Target, Thumbprint: r.newCert.Thumbprint}
-	if err := workflow.ExecuteActivity(r.onprem(ctx), renewalActs.PublishAuthCertificate, in).Get(ctx, &res); err != nil {
+	var res contract.AuthCertificateResult
+	in := contract.AuthCertificateInput{Target: r.in.Target, Thumbprint: r.newCert.Thumbprint}
+	if err := workflow.ExecuteActivity(r.onprem(ctx), contract.ActPublishAuthCertificate, in).Get(ctx, &res); err != nil {
 		return err
 	}
 	r.record(RenewStepPublish, res.StepResult)
@@ -676,9 +674,9 @@ func (r *renewal) retireOld(ctx workflow.Context, p plan.RenewalDecision) error 
 // clearPrevious clears the previous certificate and returns the
 // certificates it retired.
 func (r *renewal) clearPrevious(ctx workflow.Context) ([]string, error) {
-	var res activities.AuthCertificateResult
-	in := activities.AuthCertificateInput{Target: r.in.Target, Thumbprint: r.read.AuthConfig.Current}
-	if err := workflow.ExecuteActivity(r.onprem(ctx), renewalActs.ClearPreviousAuthCertificate, in).Get(ctx, &res); err != nil {
+	var res contract.AuthCertificateResult
+	in := contract.AuthCertificateInput{Target: r.in.Target, Thumbprint: r.read.AuthConfig.Current}
+	if err := workflow.ExecuteActivity(r.onprem(ctx), contract.ActClearPreviousAuthCertificate, in).Get(ctx, &res); err != nil {
 		return nil, err
 	}
 	r.record(RenewStepClear, res.StepResult)
@@ -704,9 +702,9 @@ func (r *renewal) removeKeyStep(ctx workflow.Context, retired []string) error {
 		if r.read.AuthConfig.Next != "" {
 			keep = append(keep, r.read.AuthConfig.Next)
 		}
-		var res activities.AuthKeysResult
-		in := activities.RemoveRetiredAuthKeysInput{AuthKeysInput: r.keysInput(), Thumbprints: retired, Keep: keep}
-		if err := workflow.ExecuteActivity(r.cloud(ctx), renewalActs.RemoveRetiredAuthKeys, in).Get(ctx, &res); err != nil {
+		var res contract.AuthKeysResult
+		in := contract.RemoveRetiredAuthKeysInput{AuthKeysInput: r.keysInput(), Thumbprints: retired, Keep: keep}
+		if err := workflow.ExecuteActivity(r.cloud(ctx), contract.ActRemoveRetiredAuthKeys, in).Get(ctx, &res); err != nil {
 			return err
 		}
 		r.record(RenewStepRemoveKey, res.StepResult)
@@ -747,17 +745,17 @@ func (r *renewal) checkStagedKey(ctx workflow.Context) error {
 	}
 	st := r.stepState(RenewStepCheckKey)
 	if r.certOnly {
-		st.Outcome, st.Detail = string(activities.Unchanged), "lock taken; no Entra object carries the keys yet"
+		st.Outcome, st.Detail = string(contract.Unchanged), "lock taken; no Entra object carries the keys yet"
 		return nil
 	}
 	tp := r.newCert.Thumbprint
-	var k activities.AuthKeysState
-	if err := workflow.ExecuteActivity(r.cloud(ctx), renewalActs.ReadAuthCertificateKeys, r.keysInput()).Get(ctx, &k); err != nil {
+	var k contract.AuthKeysState
+	if err := workflow.ExecuteActivity(r.cloud(ctx), contract.ActReadAuthCertificateKeys, r.keysInput()).Get(ctx, &k); err != nil {
 		return err
 	}
 	r.observeKeys(k)
 	if r.keys.Has(tp) {
-		st.Outcome, st.Detail = string(activities.Unchanged), "the key of "+strings.ToUpper(tp)+" is on "+r.st.EntraObject
+		st.Outcome, st.Detail = string(contract.Unchanged), "the key of "+strings.ToUpper(tp)+" is on "+r.st.EntraObject
 		return nil
 	}
 	if !r.keyGoneReported {
@@ -772,14 +770,14 @@ func (r *renewal) checkStagedKey(ctx workflow.Context) error {
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("uploaded the key of the staged certificate %s again, but %s %s still does not show it", strings.ToUpper(tp), r.keys.ObjectKind, orDash(r.keys.Name)), ErrStagedKeyMissing, nil)
 	}
 	// r.upload counted the write and kept its undo records.
-	st.Outcome, st.Detail = string(activities.Updated), "uploaded the key of "+strings.ToUpper(tp)+" again after it had disappeared"
+	st.Outcome, st.Detail = string(contract.Updated), "uploaded the key of "+strings.ToUpper(tp)+" again after it had disappeared"
 	return nil
 }
 
 // readAll reads on-prem (auth config, certificates, mode), then the Entra
 // object the mode uses.
 func (r *renewal) readAll(ctx workflow.Context) error {
-	if err := workflow.ExecuteActivity(r.onprem(ctx), renewalActs.ReadAuthCertificate, r.in.Target).Get(ctx, &r.read); err != nil {
+	if err := workflow.ExecuteActivity(r.onprem(ctx), contract.ActReadAuthCertificate, r.in.Target).Get(ctx, &r.read); err != nil {
 		return err
 	}
 	blocked, err := r.resolveMode(ctx)
@@ -795,7 +793,7 @@ func (r *renewal) readAll(ctx workflow.Context) error {
 	r.st.AsOf = workflow.Now(ctx)
 	r.refresh()
 	st := r.stepState(RenewStepRead)
-	st.Outcome = string(activities.Unchanged)
+	st.Outcome = string(contract.Unchanged)
 	st.Detail = fmt.Sprintf("current %s, %d day(s) left; %s", orDash(r.read.AuthConfig.Current), r.st.DaysLeft, r.st.EntraObject)
 	return nil
 }
@@ -828,7 +826,7 @@ func (r *renewal) resolveAppName() error {
 	}
 	if guid == "" {
 		return temporal.NewNonRetryableApplicationError("the Exchange organization GUID is unknown (Get-OrganizationConfig), and the dedicated application is named after it; set organization_guid in the inventory",
-			activities.ErrInvalidInput, nil)
+			contract.ErrInvalidInput, nil)
 	}
 	r.appName = plan.DedicatedAppPrefix + guid
 	return nil
@@ -838,7 +836,7 @@ func (r *renewal) resolveAppName() error {
 // set up for the dedicated application (no application, no evoSTS auth
 // server naming one) gets its on-prem certificate renewed only.
 func (r *renewal) readKeys(ctx workflow.Context) error {
-	if err := workflow.ExecuteActivity(r.cloud(ctx), renewalActs.ReadAuthCertificateKeys, r.keysInput()).Get(ctx, &r.keys); err != nil {
+	if err := workflow.ExecuteActivity(r.cloud(ctx), contract.ActReadAuthCertificateKeys, r.keysInput()).Get(ctx, &r.keys); err != nil {
 		return err
 	}
 	dedicated := r.mode == plan.ModeDedicatedApp
@@ -857,7 +855,7 @@ func (r *renewal) readKeys(ctx workflow.Context) error {
 // cannot be decided reports why instead of pausing (blocked = true, no
 // keys read).
 func (r *renewal) decideMode(ctx workflow.Context) (blocked bool, err error) {
-	in := activities.RenewalModeInput{Tenant: r.in.Tenant, Requested: r.in.Mode, DedicatedAppID: r.read.DedicatedAppID, Servers: r.read.Servers}
+	in := contract.RenewalModeInput{Tenant: r.in.Tenant, Requested: r.in.Mode, DedicatedAppID: r.read.DedicatedAppID, Servers: r.read.Servers}
 	if in.Tenant.Cloud == "" {
 		in.Tenant.Cloud = r.in.Target.Cloud
 	}
@@ -866,8 +864,8 @@ func (r *renewal) decideMode(ctx workflow.Context) (blocked bool, err error) {
 	}
 	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1}, Summary: "Renewal: decide the mode (dedicated application or shared first-party service principal)"})
-	var out activities.RenewalModeOutput
-	if err := workflow.ExecuteLocalActivity(lctx, activities.DecideRenewalMode, in).Get(ctx, &out); err != nil {
+	var out contract.RenewalModeOutput
+	if err := workflow.ExecuteLocalActivity(lctx, contract.DecideRenewalMode, in).Get(ctx, &out); err != nil {
 		if !r.in.Options.ReportOnly {
 			return false, err
 		}
@@ -877,7 +875,7 @@ func (r *renewal) decideMode(ctx workflow.Context) (blocked bool, err error) {
 		r.st.AsOf = workflow.Now(ctx)
 		r.refresh()
 		st := r.stepState(RenewStepRead)
-		st.Outcome = string(activities.Unchanged)
+		st.Outcome = string(contract.Unchanged)
 		st.Detail = fmt.Sprintf("current %s, %d day(s) left; keys not read: %s", orDash(r.read.AuthConfig.Current), r.st.DaysLeft, msg)
 		return true, nil
 	}
@@ -895,14 +893,14 @@ func orDash(s string) string {
 	return s
 }
 
-func (r *renewal) keysInput() activities.AuthKeysInput {
-	return activities.AuthKeysInput{Target: r.in.Target, Mode: r.mode, AppName: r.appName}
+func (r *renewal) keysInput() contract.AuthKeysInput {
+	return contract.AuthKeysInput{Target: r.in.Target, Mode: r.mode, AppName: r.appName}
 }
 
 // observe folds an auth config reported by a step into what the workflow
 // knows, so the query and later steps see the truth, not the plan.
-func (r *renewal) observe(ac activities.AuthConfigView) {
-	if ac == (activities.AuthConfigView{}) {
+func (r *renewal) observe(ac contract.AuthConfigView) {
+	if ac == (contract.AuthConfigView{}) {
 		return
 	}
 	r.read.AuthConfig = ac
@@ -914,7 +912,7 @@ func (r *renewal) observe(ac activities.AuthConfigView) {
 	r.refresh()
 }
 
-func (r *renewal) observeKeys(k activities.AuthKeysState) {
+func (r *renewal) observeKeys(k contract.AuthKeysState) {
 	r.keys = k
 	r.refresh()
 }
@@ -959,8 +957,8 @@ func (r *renewal) refresh() {
 // and the one being carried through) on the Entra object, next to the
 // keys already there.
 func (r *renewal) upload(ctx workflow.Context, now time.Time) error {
-	var list []activities.AuthCertificate
-	add := func(c activities.AuthCertificate) {
+	var list []contract.AuthCertificate
+	add := func(c contract.AuthCertificate) {
 		for _, x := range list {
 			if certs.SameThumbprint(x.Thumbprint, c.Thumbprint) {
 				return
@@ -977,11 +975,11 @@ func (r *renewal) upload(ctx workflow.Context, now time.Time) error {
 		add(*r.newCert)
 	}
 	if len(list) == 0 {
-		return temporal.NewNonRetryableApplicationError("no valid auth certificate to upload", activities.ErrInvalidInput, nil)
+		return temporal.NewNonRetryableApplicationError("no valid auth certificate to upload", contract.ErrInvalidInput, nil)
 	}
-	var res activities.AuthKeysResult
-	in := activities.UploadAuthKeysInput{AuthKeysInput: r.keysInput(), Certificates: list}
-	if err := workflow.ExecuteActivity(r.cloud(ctx), renewalActs.UploadAuthCertificateKeys, in).Get(ctx, &res); err != nil {
+	var res contract.AuthKeysResult
+	in := contract.UploadAuthKeysInput{AuthKeysInput: r.keysInput(), Certificates: list}
+	if err := workflow.ExecuteActivity(r.cloud(ctx), contract.ActUploadAuthCertificateKeys, in).Get(ctx, &res); err != nil {
 		return err
 	}
 	r.record(RenewStepUpload, res.StepResult)
@@ -1003,7 +1001,7 @@ func (r *renewal) verifyTargets(ctx workflow.Context) (*renewalVerify, error) {
 	}
 	if v.cloudMailbox == "" {
 		var o plan.Observed
-		if err := workflow.ExecuteActivity(r.cloud(ctx), onlineActs.DiscoverOnline, r.in.Target).Get(ctx, &o); err != nil {
+		if err := workflow.ExecuteActivity(r.cloud(ctx), contract.ActDiscoverOnline, r.in.Target).Get(ctx, &o); err != nil {
 			return nil, err
 		}
 		if len(o.CloudMailboxes) > 0 {
@@ -1024,7 +1022,7 @@ func (r *renewal) verifyTargets(ctx workflow.Context) (*renewalVerify, error) {
 		missing = append(missing, "an Exchange Online mailbox (set cloud_mailbox)")
 	}
 	if len(missing) > 0 {
-		return nil, temporal.NewNonRetryableApplicationError("cannot verify: missing "+strings.Join(missing, ", "), activities.ErrInvalidInput, nil)
+		return nil, temporal.NewNonRetryableApplicationError("cannot verify: missing "+strings.Join(missing, ", "), contract.ErrInvalidInput, nil)
 	}
 	r.verifyIn = v
 	return v, nil
@@ -1060,9 +1058,9 @@ func (r *renewal) verify(ctx workflow.Context, name string) error {
 	}
 	t := r.in.Target
 	for {
-		fOn := workflow.ExecuteActivity(r.onprem(ctx), onPremActs.VerifyFromOnPrem, activities.VerifyInput{Target: t, TargetURI: v.cloudTarget, Mailbox: v.onPremMailbox})
-		fCl := workflow.ExecuteActivity(r.cloud(ctx), onlineActs.VerifyFromOnline, activities.VerifyInput{Target: t, TargetURI: v.onPremTarget, Mailbox: v.cloudMailbox})
-		var on, cl activities.VerifyResult
+		fOn := workflow.ExecuteActivity(r.onprem(ctx), contract.ActVerifyFromOnPrem, contract.VerifyInput{Target: t, TargetURI: v.cloudTarget, Mailbox: v.onPremMailbox})
+		fCl := workflow.ExecuteActivity(r.cloud(ctx), contract.ActVerifyFromOnline, contract.VerifyInput{Target: t, TargetURI: v.onPremTarget, Mailbox: v.cloudMailbox})
+		var on, cl contract.VerifyResult
 		if err := fOn.Get(ctx, &on); err != nil {
 			return err
 		}
@@ -1078,7 +1076,7 @@ func (r *renewal) verify(ctx workflow.Context, name string) error {
 		}
 		if !workflow.Now(ctx).Add(wait).Before(end) {
 			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("verification did not succeed within %s: on-prem → Exchange Online: %s; Exchange Online → on-prem: %s",
-				deadline, verdict(on), verdict(cl)), activities.ErrVerification, nil)
+				deadline, verdict(on), verdict(cl)), contract.ErrVerification, nil)
 		}
 		if err := workflow.Sleep(ctx, wait); err != nil {
 			return err

@@ -2,7 +2,6 @@ package workflows
 
 import (
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -10,7 +9,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/hybridflow/hybridflow/activities"
 	"github.com/hybridflow/hybridflow/internal/config"
 )
 
@@ -126,9 +124,15 @@ type rollout struct {
 	carry      RolloutCarry
 	running    []child
 	deferred   []config.Tenant // another setup of the tenant was running
-	page       []config.Tenant
-	pageAt     int
+	inventory  inventoryPager
 	finished   bool
+	// This run's loop: tenant-state signals, the tenants it started (by ID,
+	// for lookups only, never iterated), how many, and whether the
+	// inventory has no more.
+	signals        workflow.ReceiveChannel
+	byID           map[string]config.Tenant
+	startedThisRun int
+	exhausted      bool
 }
 
 // Rollout sets up every tenant of an inventory with bounded concurrency,
@@ -159,6 +163,11 @@ func (r *rollout) setup(ctx workflow.Context) error {
 	} else {
 		r.carry = RolloutCarry{Counts: map[string]int{}, Started: workflow.Now(ctx)}
 	}
+	r.inventory = inventoryPager{path: r.in.InventoryPath, inline: r.in.Tenants, next: &r.carry.Next, total: &r.carry.Total,
+		sha: &r.carry.InventorySHA256, hashed: func(ctx workflow.Context) bool {
+			// Runs before this change neither sent nor kept the file's hash.
+			return workflow.GetVersion(ctx, inventoryContentHash, workflow.DefaultVersion, 1) >= 1
+		}}
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (RolloutProgress, error) { return r.progress(ctx), nil }); err != nil {
 		return err
 	}
@@ -203,57 +212,6 @@ func (r *rollout) progress(ctx workflow.Context) RolloutProgress {
 		}
 	}
 	return p
-}
-
-// nextTenant returns the next tenant to start, paging the inventory
-// through the activity when it is given by reference.
-func (r *rollout) nextTenant(ctx workflow.Context) (config.Tenant, bool, error) {
-	if r.in.InventoryPath == "" {
-		r.carry.Total = len(r.in.Tenants)
-		if r.carry.Next >= len(r.in.Tenants) {
-			return config.Tenant{}, false, nil
-		}
-		t := r.in.Tenants[r.carry.Next]
-		r.carry.Next++
-		return t, true, nil
-	}
-	if r.carry.Next >= r.pageAt+len(r.page) || r.page == nil {
-		if r.carry.Total > 0 && r.carry.Next >= r.carry.Total {
-			return config.Tenant{}, false, nil
-		}
-		var inv *activities.Inventory
-		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute,
-			RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 5, NonRetryableErrorTypes: []string{activities.ErrInvalidInput}}})
-		req := activities.InventoryPageInput{Path: r.in.InventoryPath, Offset: r.carry.Next, Limit: inventoryPageSize}
-		// Runs before this change neither sent nor kept the file's hash.
-		hashed := workflow.GetVersion(ctx, inventoryContentHash, workflow.DefaultVersion, 1) >= 1
-		if hashed {
-			req.SHA256 = r.carry.InventorySHA256
-		}
-		var page activities.InventoryPage
-		if err := workflow.ExecuteActivity(actx, inv.LoadInventoryPage, req).Get(ctx, &page); err != nil {
-			return config.Tenant{}, false, fmt.Errorf("load inventory page at %d: %w", r.carry.Next, err)
-		}
-		if hashed {
-			switch {
-			case r.carry.InventorySHA256 == "":
-				r.carry.InventorySHA256 = page.SHA256
-			case page.SHA256 != "" && page.SHA256 != r.carry.InventorySHA256:
-				// The activity compares too; this holds even against a
-				// worker that did not.
-				return config.Tenant{}, false, temporal.NewNonRetryableApplicationError(
-					fmt.Sprintf("load inventory page at %d: inventory %s changed after the rollout read its first page (SHA-256 then %.12s…, now %.12s…)",
-						r.carry.Next, r.in.InventoryPath, r.carry.InventorySHA256, page.SHA256), activities.ErrInventoryChanged, nil)
-			}
-		}
-		r.page, r.pageAt, r.carry.Total = page.Tenants, r.carry.Next, page.Total
-		if len(page.Tenants) == 0 {
-			return config.Tenant{}, false, nil
-		}
-	}
-	t := r.page[r.carry.Next-r.pageAt]
-	r.carry.Next++
-	return t, true, nil
 }
 
 func (r *rollout) start(ctx workflow.Context, t config.Tenant) {
@@ -398,110 +356,155 @@ func (r *rollout) pausedRunning() []string {
 	return out
 }
 
+// run starts tenants and waits for them until the inventory is done, the
+// rollout is cancelled, or it is time to continue as new.
 func (r *rollout) run(ctx workflow.Context) (RolloutProgress, error) {
-	logger := workflow.GetLogger(ctx)
-	signals := workflow.GetSignalChannel(ctx, SignalTenantState)
-	byID := map[string]config.Tenant{} // lookups only, never iterated
-	startedThisRun := 0
-	exhausted := false
+	r.signals = workflow.GetSignalChannel(ctx, SignalTenantState)
+	r.byID = map[string]config.Tenant{}
 	for ctx.Err() == nil {
-		// Start while there is room, work and no pause; stop starting at the
-		// continue-as-new threshold so the next run takes over.
-		for !r.carry.Paused && len(r.running) < r.in.Concurrency && startedThisRun < r.in.ContinueAsNewEvery {
-			var t config.Tenant
-			if len(r.deferred) > 0 && r.deferTimer != nil && r.deferTimer.IsReady() {
-				t, r.deferred = r.deferred[0], r.deferred[1:]
-			} else if !exhausted {
-				next, ok, err := r.nextTenant(ctx)
-				if err != nil {
-					return r.progress(ctx), err
-				}
-				if !ok {
-					exhausted = true
-					continue
-				}
-				t = next
-			} else {
-				break
-			}
-			byID[t.ID] = t
-			r.start(ctx, t)
-			startedThisRun++
+		if err := r.startTenants(ctx); err != nil {
+			return r.progress(ctx), err
 		}
-		paused := r.pausedRunning()
-		if len(r.running) == 0 && exhausted && len(r.deferred) == 0 && len(r.carry.Carried) == 0 {
+		if r.allDone() {
 			break
 		}
-		if len(r.running) == len(paused) && startedThisRun >= r.in.ContinueAsNewEvery && !(exhausted && len(r.deferred) == 0 && len(r.running) == 0) {
-			// Drain the signals first: one may say a paused child resumed.
-			for {
-				var o TenantOutcome
-				if !signals.ReceiveAsync(&o) {
-					break
-				}
-				r.onTenantState(o)
-			}
-			if len(r.running) == len(r.pausedRunning()) {
-				r.carry.Runs++
-				r.carry.Deferred = r.deferred
-				// Paused children wait for a person; hand them over
-				// instead of holding every other tenant back.
-				r.carry.Carried = append(r.carry.Carried, r.pausedRunning()...)
-				next := r.in
-				carry := r.carry
-				next.Carry = &carry
-				logger.Info("continuing as new", "next", r.carry.Next, "total", r.carry.Total, "runs", r.carry.Runs, "carried", len(r.carry.Carried))
-				return RolloutProgress{}, workflow.NewContinueAsNewError(ctx, Rollout, next)
+		if r.timeToContinueAsNew() {
+			if err := r.continueAsNew(ctx); err != nil {
+				return RolloutProgress{}, err
 			}
 		}
-		// Wait for a child to finish, a tenant to report, the deferral
-		// timer, an update (pause/resume) or cancellation.
-		sel := workflow.NewSelector(ctx)
-		for i := range r.running {
-			c := r.running[i]
-			sel.AddFuture(c.future, func(workflow.Future) {
-				r.running = removeChild(r.running, c.tenant)
-				r.outcome(ctx, c, byID[c.tenant])
-			})
+		if r.wait(ctx) {
+			break
 		}
-		sel.AddReceive(signals, func(ch workflow.ReceiveChannel, _ bool) {
-			var o TenantOutcome
-			ch.Receive(ctx, &o)
-			r.onTenantState(o)
-		})
-		sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
-		if r.deferTimer != nil && !r.deferTimer.IsReady() {
-			sel.AddFuture(r.deferTimer, func(workflow.Future) {})
-		}
-		wasPaused := r.carry.Paused
-		if wasPaused {
-			// Only an update, a signal or a finishing child can change
-			// anything; re-check after each.
-			if err := workflow.Await(ctx, func() bool { return !r.carry.Paused || sel.HasPending() }); err != nil {
-				break
-			}
-			if !r.carry.Paused && !sel.HasPending() {
-				continue
-			}
-		}
-		sel.Select(ctx)
 	}
 	if ctx.Err() != nil {
-		// Cancelled: no new starts. Running setups finish (or, under the
-		// compensate policy, were cancelled with us and undo their changes);
-		// wait for them so the summary is complete.
-		dctx, cancel := workflow.NewDisconnectedContext(ctx)
-		defer cancel()
-		for len(r.running) > 0 {
-			c := r.running[0]
-			r.running = r.running[1:]
-			r.outcome(dctx, c, byID[c.tenant])
-		}
-		r.finished = true
-		return r.progress(dctx), temporal.NewCanceledError("rollout cancelled: no new tenants were started; running setups finished or compensated")
+		return r.cancelled(ctx)
 	}
 	r.finished = true
 	return r.progress(ctx), nil
+}
+
+// startTenants starts tenants while there is room, work and no pause, and
+// stops at the continue-as-new threshold so the next run takes over.
+func (r *rollout) startTenants(ctx workflow.Context) error {
+	for !r.carry.Paused && len(r.running) < r.in.Concurrency && r.startedThisRun < r.in.ContinueAsNewEvery {
+		t, ok, err := r.nextToStart(ctx)
+		if err != nil || !ok {
+			return err
+		}
+		r.byID[t.ID] = t
+		r.start(ctx, t)
+		r.startedThisRun++
+	}
+	return nil
+}
+
+// nextToStart is a deferred tenant whose wait is over, else the
+// inventory's next tenant; ok is false when there is neither.
+func (r *rollout) nextToStart(ctx workflow.Context) (config.Tenant, bool, error) {
+	if len(r.deferred) > 0 && r.deferTimer != nil && r.deferTimer.IsReady() {
+		t := r.deferred[0]
+		r.deferred = r.deferred[1:]
+		return t, true, nil
+	}
+	if r.exhausted {
+		return config.Tenant{}, false, nil
+	}
+	t, ok, err := r.inventory.nextTenant(ctx)
+	if err != nil || ok {
+		return t, ok, err
+	}
+	r.exhausted = true
+	return r.nextToStart(ctx)
+}
+
+// allDone: nothing runs, waits or is left to start, and no carried child
+// is still to report its end.
+func (r *rollout) allDone() bool {
+	return len(r.running) == 0 && r.exhausted && len(r.deferred) == 0 && len(r.carry.Carried) == 0
+}
+
+// timeToContinueAsNew: this run started its share and every child still
+// running waits for an operator, while work remains.
+func (r *rollout) timeToContinueAsNew() bool {
+	return len(r.running) == len(r.pausedRunning()) && r.startedThisRun >= r.in.ContinueAsNewEvery &&
+		!(r.exhausted && len(r.deferred) == 0 && len(r.running) == 0)
+}
+
+// continueAsNew hands the rollout to a new run, carrying its state and its
+// paused children; nil when a signal drained first shows a child resumed.
+func (r *rollout) continueAsNew(ctx workflow.Context) error {
+	// Drain the signals first: one may say a paused child resumed.
+	for {
+		var o TenantOutcome
+		if !r.signals.ReceiveAsync(&o) {
+			break
+		}
+		r.onTenantState(o)
+	}
+	if len(r.running) != len(r.pausedRunning()) {
+		return nil
+	}
+	r.carry.Runs++
+	r.carry.Deferred = r.deferred
+	// Paused children wait for a person; hand them over instead of
+	// holding every other tenant back.
+	r.carry.Carried = append(r.carry.Carried, r.pausedRunning()...)
+	next := r.in
+	carry := r.carry
+	next.Carry = &carry
+	workflow.GetLogger(ctx).Info("continuing as new", "next", r.carry.Next, "total", r.carry.Total, "runs", r.carry.Runs, "carried", len(r.carry.Carried))
+	return workflow.NewContinueAsNewError(ctx, Rollout, next)
+}
+
+// wait blocks until a child finishes, a tenant reports, the deferral timer
+// fires, an update (pause/resume) arrives or the rollout is cancelled;
+// stop says the loop must end (cancelled while paused).
+func (r *rollout) wait(ctx workflow.Context) (stop bool) {
+	sel := workflow.NewSelector(ctx)
+	for i := range r.running {
+		c := r.running[i]
+		sel.AddFuture(c.future, func(workflow.Future) {
+			r.running = removeChild(r.running, c.tenant)
+			r.outcome(ctx, c, r.byID[c.tenant])
+		})
+	}
+	sel.AddReceive(r.signals, func(ch workflow.ReceiveChannel, _ bool) {
+		var o TenantOutcome
+		ch.Receive(ctx, &o)
+		r.onTenantState(o)
+	})
+	sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
+	if r.deferTimer != nil && !r.deferTimer.IsReady() {
+		sel.AddFuture(r.deferTimer, func(workflow.Future) {})
+	}
+	if r.carry.Paused {
+		// Only an update, a signal or a finishing child can change
+		// anything; re-check after each.
+		if err := workflow.Await(ctx, func() bool { return !r.carry.Paused || sel.HasPending() }); err != nil {
+			return true
+		}
+		if !r.carry.Paused && !sel.HasPending() {
+			return false
+		}
+	}
+	sel.Select(ctx)
+	return false
+}
+
+// cancelled ends a cancelled rollout: no new starts. Running setups finish
+// (or, under the compensate policy, were cancelled with it and undo their
+// changes); it waits for them so the summary is complete.
+func (r *rollout) cancelled(ctx workflow.Context) (RolloutProgress, error) {
+	dctx, cancel := workflow.NewDisconnectedContext(ctx)
+	defer cancel()
+	for len(r.running) > 0 {
+		c := r.running[0]
+		r.running = r.running[1:]
+		r.outcome(dctx, c, r.byID[c.tenant])
+	}
+	r.finished = true
+	return r.progress(dctx), temporal.NewCanceledError("rollout cancelled: no new tenants were started; running setups finished or compensated")
 }
 
 func removeChild(cs []child, tenant string) []child {

@@ -8,7 +8,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/hybridflow/hybridflow/activities"
+	"github.com/hybridflow/hybridflow/contract"
 	"github.com/hybridflow/hybridflow/internal/plan"
 	"github.com/hybridflow/hybridflow/internal/temporalx"
 	"github.com/hybridflow/hybridflow/steps"
@@ -22,9 +22,9 @@ func SetupWorkflowID(tenantID string) string { return "hybridflow/setup/" + stri
 // SetupInput is one tenant's setup request. It carries no secret: the
 // credential is a name the worker resolves.
 type SetupInput struct {
-	Tenant  plan.TenantFacts  `json:"tenant"`
-	Target  activities.Target `json:"target"`
-	Options SetupOptions      `json:"options"`
+	Tenant  plan.TenantFacts `json:"tenant"`
+	Target  contract.Target  `json:"target"`
+	Options SetupOptions     `json:"options"`
 }
 
 // SetupOptions tune one run.
@@ -69,23 +69,23 @@ type RetryOptions struct {
 
 // SetupState is what the state query returns.
 type SetupState struct {
-	TenantID     string             `json:"tenant_id"`
-	Cloud        string             `json:"cloud"`
-	State        string             `json:"state"`
-	CurrentStep  string             `json:"current_step,omitempty"`
-	Mode         string             `json:"mode,omitempty"`
-	ModeReason   string             `json:"mode_reason,omitempty"`
-	Plan         []plan.Action      `json:"plan,omitempty"`
-	Steps        []*StepState       `json:"steps"`
-	Paused       *Pause             `json:"paused,omitempty"`
-	Warnings     []string           `json:"warnings,omitempty"`
-	Verification map[string]string  `json:"verification,omitempty"`
-	Undo         int                `json:"undo_records"`
-	Compensation []string           `json:"compensation,omitempty"`
-	Writes       int                `json:"writes"`
-	Error        string             `json:"error,omitempty"`
-	Desired      *plan.Desired      `json:"desired,omitempty"`
-	Result       *activities.Target `json:"-"`
+	TenantID     string            `json:"tenant_id"`
+	Cloud        string            `json:"cloud"`
+	State        string            `json:"state"`
+	CurrentStep  string            `json:"current_step,omitempty"`
+	Mode         string            `json:"mode,omitempty"`
+	ModeReason   string            `json:"mode_reason,omitempty"`
+	Plan         []plan.Action     `json:"plan,omitempty"`
+	Steps        []*StepState      `json:"steps"`
+	Paused       *Pause            `json:"paused,omitempty"`
+	Warnings     []string          `json:"warnings,omitempty"`
+	Verification map[string]string `json:"verification,omitempty"`
+	Undo         int               `json:"undo_records"`
+	Compensation []string          `json:"compensation,omitempty"`
+	Writes       int               `json:"writes"`
+	Error        string            `json:"error,omitempty"`
+	Desired      *plan.Desired     `json:"desired,omitempty"`
+	Result       *contract.Target  `json:"-"`
 }
 
 // SetupResult is the workflow's result.
@@ -178,7 +178,7 @@ func (s *setup) setup(ctx workflow.Context) error {
 	switch s.in.Options.FailurePolicy {
 	case PolicyPause, PolicyCompensate, PolicyFail:
 	default:
-		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("unknown failure policy %q (pause, compensate, fail)", s.in.Options.FailurePolicy), activities.ErrInvalidInput, nil)
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("unknown failure policy %q (pause, compensate, fail)", s.in.Options.FailurePolicy), contract.ErrInvalidInput, nil)
 	}
 	s.st = SetupState{TenantID: s.in.Tenant.ID, Cloud: s.in.Tenant.Cloud, State: StateRunning}
 	var err error
@@ -367,7 +367,7 @@ const OnPremHeartbeatTimeout = time.Minute
 func (s *setup) activityOptions(queue string) workflow.ActivityOptions {
 	o := s.in.Options
 	ao := stepActivityOptions(queue, o.Retry, o.ScheduleToStart, o.StartToClose, true,
-		activities.ErrInvalidInput, activities.ErrMissingPermission, activities.ErrUnsupportedVersion, activities.ErrConflict)
+		contract.ErrInvalidInput, contract.ErrMissingPermission, contract.ErrUnsupportedVersion, contract.ErrConflict)
 	if queue != temporalx.CloudQueue {
 		ao.HeartbeatTimeout = OnPremHeartbeatTimeout
 	}
@@ -420,14 +420,7 @@ func (s *setup) cloudLocal(ctx workflow.Context) workflow.Context {
 		StartToCloseTimeout: o.StartToCloseTimeout, ScheduleToCloseTimeout: 24 * time.Hour, RetryPolicy: o.RetryPolicy, Summary: summaryIn(ctx)})
 }
 
-// The activity structs, for the workflows that still call activities
-// through their methods (the methods' names are the activity types).
-var (
-	onPremActs *activities.OnPrem
-	onlineActs *activities.Online
-)
-
-func verdict(r activities.VerifyResult) string { return steps.Verdict(r) }
+func verdict(r contract.VerifyResult) string { return steps.Verdict(r) }
 
 // setupCaller runs the setup's steps' activities in the workflow: on-prem
 // ones on the site's task queue, cloud ones as local activities (task-queue
@@ -450,15 +443,15 @@ func (c setupCaller) CloudWrite(name string, arg any) steps.Future {
 	return workflowFuture{c.ctx, c.s.cloudWrite(c.ctx, name, arg)}
 }
 
-func (c setupCaller) Plan(in activities.PlanInput) steps.Future {
+func (c setupCaller) Plan(in contract.PlanInput) steps.Future {
 	lctx := workflow.WithLocalActivityOptions(c.ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1}, Summary: SetupStepSummary(stepPlan)})
-	return workflowFuture{c.ctx, workflow.ExecuteLocalActivity(lctx, "PlanSetup", in)}
+	return workflowFuture{c.ctx, workflow.ExecuteLocalActivity(lctx, contract.ActPlanSetup, in)}
 }
 
 // Undo runs on a disconnected context: the restore must happen even when
 // the workflow is being cancelled.
-func (c setupCaller) Undo(step string, rec activities.UndoRecord) error {
+func (c setupCaller) Undo(step string, rec contract.UndoRecord) error {
 	dctx, cancel := workflow.NewDisconnectedContext(c.ctx)
 	defer cancel()
 	return c.s.runUndo(withSummary(dctx, undoSummary(SetupStepSummary(step))), rec)
@@ -479,20 +472,20 @@ func describeSetupUndo(e steps.Entry) string {
 }
 
 // runUndo runs one undo record on the activity struct of its system.
-func (s *setup) runUndo(ctx workflow.Context, u activities.UndoRecord) error {
-	in := activities.UndoInput{Target: s.in.Target, Record: u}
+func (s *setup) runUndo(ctx workflow.Context, u contract.UndoRecord) error {
+	in := contract.UndoInput{Target: s.in.Target, Record: u}
 	o := s.activityOptions(temporalx.CloudQueue)
 	o.RetryPolicy.MaximumAttempts = 10
 	var name string
 	switch u.System {
-	case activities.SystemOnPrem:
+	case contract.SystemOnPrem:
 		o.TaskQueue = temporalx.OnPremQueue(s.in.Target.Site)
 		o.HeartbeatTimeout = OnPremHeartbeatTimeout
-		name = "UndoOnPrem"
-	case activities.SystemOnline:
-		name = "UndoOnline"
-	case activities.SystemEntra:
-		name = "UndoEntra"
+		name = contract.ActUndoOnPrem
+	case contract.SystemOnline:
+		name = contract.ActUndoOnline
+	case contract.SystemEntra:
+		name = contract.ActUndoEntra
 	default:
 		return fmt.Errorf("undo record for unknown system %q", u.System)
 	}

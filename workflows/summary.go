@@ -8,7 +8,6 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/hybridflow/hybridflow/activities"
 	"github.com/hybridflow/hybridflow/internal/config"
 	"github.com/hybridflow/hybridflow/internal/plan"
 )
@@ -35,7 +34,7 @@ func TenantSummary(t config.Tenant) string {
 }
 
 // LyncSummary is the static summary of a Lync run at a Lync site for the
-// tenant that decides it (LyncInputForSite's first tenant, or -t).
+// tenant that decides it (the CLI's first tenant at the site, or -t).
 func LyncSummary(t config.Tenant, lyncSite string) string {
 	return joinSummary(tenantName(t), t.InitialDomain, t.Cloud, "Lync "+lyncSite)
 }
@@ -126,13 +125,13 @@ var renewalStepSummaries = map[string]string{
 
 // lyncStepSummaries name the Lync integration's steps.
 var lyncStepSummaries = map[string]string{
-	stepDiscover:                          "Discover the Lync deployment",
-	stepPlan:                              "Plan the Lync steps from what discovery read",
-	string(activities.LyncStepFederation): "Lync: allow federated users on the access edge (shared SIP address space)",
-	string(activities.LyncStepHostingProvider): "Lync: configure the Exchange Online hosting provider",
-	string(activities.LyncStepReplication):     "Lync: wait for Central Management store replication",
-	string(activities.LyncStepEdgeStore):       "Lync: confirm the Edge Server's replica has the hosting provider",
-	string(activities.LyncStepExternalAccess):  "Lync: check the external access policy",
+	stepDiscover:                         "Discover the Lync deployment",
+	stepPlan:                             "Plan the Lync steps from what discovery read",
+	string(plan.LyncStepFederation):      "Lync: allow federated users on the access edge (shared SIP address space)",
+	string(plan.LyncStepHostingProvider): "Lync: configure the Exchange Online hosting provider",
+	string(plan.LyncStepReplication):     "Lync: wait for Central Management store replication",
+	string(plan.LyncStepEdgeStore):       "Lync: confirm the Edge Server's replica has the hosting provider",
+	string(plan.LyncStepExternalAccess):  "Lync: check the external access policy",
 }
 
 // SetupStepSummary, RenewalStepSummary and LyncStepSummary are the

@@ -1,7 +1,6 @@
 package workflows
 
 import (
-	"fmt"
 	"strings"
 	"time"
 
@@ -9,7 +8,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/hybridflow/hybridflow/activities"
 	"github.com/hybridflow/hybridflow/internal/config"
 	"github.com/hybridflow/hybridflow/internal/plan"
 )
@@ -171,8 +169,7 @@ type verify struct {
 	// deferred tenants wait for deferTimer.
 	deferred   []deferredTenant
 	deferTimer workflow.Future
-	page       []config.Tenant
-	pageAt     int
+	inventory  inventoryPager
 }
 
 // VerifyInventory verifies every tenant of an inventory (see the comment
@@ -198,6 +195,7 @@ func VerifyInventory(ctx workflow.Context, in VerifyInput) (VerifyReport, error)
 		v.carry = VerifyCarry{Started: workflow.Now(ctx)}
 	}
 	v.in.Carry = nil
+	v.inventory = inventoryPager{path: v.in.InventoryPath, inline: v.in.Tenants, next: &v.carry.Next, total: &v.carry.Total}
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (VerifyReport, error) { return v.report(ctx), nil }); err != nil {
 		return VerifyReport{}, err
 	}
@@ -213,7 +211,7 @@ func (v *verify) run(ctx workflow.Context) (VerifyReport, error) {
 			if len(v.deferred) > 0 && v.deferTimer != nil && v.deferTimer.IsReady() {
 				t, v.deferred = v.deferred[0], v.deferred[1:]
 			} else if !exhausted {
-				next, ok, err := v.nextTenant(ctx)
+				next, ok, err := v.inventory.nextTenant(ctx)
 				if err != nil {
 					return v.report(ctx), err
 				}
@@ -263,39 +261,6 @@ func (v *verify) run(ctx workflow.Context) (VerifyReport, error) {
 		workflow.GetLogger(ctx).Warn("upsert search attributes", "error", err)
 	}
 	return rep, nil
-}
-
-// nextTenant returns the next tenant of the inventory, paging it through
-// the cloud worker's inventory activity when it is given by reference.
-func (v *verify) nextTenant(ctx workflow.Context) (config.Tenant, bool, error) {
-	if v.in.InventoryPath == "" {
-		v.carry.Total = len(v.in.Tenants)
-		if v.carry.Next >= len(v.in.Tenants) {
-			return config.Tenant{}, false, nil
-		}
-		t := v.in.Tenants[v.carry.Next]
-		v.carry.Next++
-		return t, true, nil
-	}
-	if v.page == nil || v.carry.Next >= v.pageAt+len(v.page) {
-		if v.carry.Total > 0 && v.carry.Next >= v.carry.Total {
-			return config.Tenant{}, false, nil
-		}
-		var inv *activities.Inventory
-		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute,
-			RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 5, NonRetryableErrorTypes: []string{activities.ErrInvalidInput}}})
-		var page activities.InventoryPage
-		if err := workflow.ExecuteActivity(actx, inv.LoadInventoryPage, activities.InventoryPageInput{Path: v.in.InventoryPath, Offset: v.carry.Next, Limit: inventoryPageSize}).Get(ctx, &page); err != nil {
-			return config.Tenant{}, false, fmt.Errorf("load inventory page at %d: %w", v.carry.Next, err)
-		}
-		v.page, v.pageAt, v.carry.Total = page.Tenants, v.carry.Next, page.Total
-		if len(page.Tenants) == 0 {
-			return config.Tenant{}, false, nil
-		}
-	}
-	t := v.page[v.carry.Next-v.pageAt]
-	v.carry.Next++
-	return t, true, nil
 }
 
 // start begins a tenant's read-only runs. Neither pauses: a failure ends

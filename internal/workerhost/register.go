@@ -63,11 +63,12 @@ func ForBackend(b *backend.Backend, identity string, opts ...RegisterOption) Reg
 			r.RegisterActivity(&activities.Inventory{Dir: reg.inventoryDir})
 			// Renewal's Graph methods; its PowerShell methods run on-prem.
 			r.RegisterActivity(&activities.Renewal{Clients: clients})
-			// The planning functions run as local activities of the
-			// workflows on this worker, which schedule them by name.
+			// The planning functions the workflows on this worker run as
+			// local activities.
 			r.RegisterActivityWithOptions(activities.PlanSetup, activity.RegisterOptions{Name: contract.ActPlanSetup})
 			r.RegisterActivityWithOptions(activities.PlanLync, activity.RegisterOptions{Name: contract.ActPlanLync})
 			r.RegisterActivityWithOptions(activities.DecideRenewalMode, activity.RegisterOptions{Name: contract.ActDecideRenewalMode})
+			r.RegisterActivityWithOptions(activities.DecideRenewal, activity.RegisterOptions{Name: contract.ActDecideRenewal})
 		case config.RoleOnPrem:
 			hosts := activities.OnPremHostsFor(b, role, reg.rules)
 			r.RegisterActivity(&activities.OnPrem{Hosts: hosts})

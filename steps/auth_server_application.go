@@ -1,17 +1,17 @@
 package steps
 
 import (
-	"github.com/hybridflow/hybridflow/activities"
+	"github.com/hybridflow/hybridflow/contract"
 	"github.com/hybridflow/hybridflow/internal/plan"
 )
 
 // AuthServerApplication is the on-prem half of the dedicated application:
 // Set-AuthServer -ApplicationIdentifier -DomainName on the evoSTS auth
 // server. Its undo restores the properties it changed.
-var AuthServerApplication = Step{Name: plan.StepOnPremAuthServerApp, Exec: func(r *Run, a plan.Action) error {
+var AuthServerApplication = Step{Name: plan.StepOnPremAuthServerApp, Decide: plan.DecideAuthServerAppStep, Exec: func(r *Run, a plan.Action) error {
 	if err := r.NeedAppID(); err != nil {
 		return err
 	}
 	d := r.Plan.Desired
-	return r.OnPrem(a.Step, actSetAuthServerApplication, activities.AuthServerAppInput{Target: r.Target, EvoSTS: d.EvoSTS, AppID: r.AppID, Domains: d.AuthServerDomains})
+	return r.OnPrem(a.Step, contract.ActSetAuthServerApplication, contract.AuthServerAppInput{Target: r.Target, EvoSTS: d.EvoSTS, AppID: r.AppID, Domains: d.AuthServerDomains})
 }}

@@ -1,7 +1,7 @@
 package steps
 
 import (
-	"github.com/hybridflow/hybridflow/activities"
+	"github.com/hybridflow/hybridflow/contract"
 	"github.com/hybridflow/hybridflow/internal/plan"
 )
 
@@ -11,18 +11,18 @@ import (
 // runs all three again and finds the earlier ones unchanged, their undo
 // already recorded. Its undo deletes what it created and revokes the
 // consent it granted.
-var DedicatedApplication = Step{Name: plan.StepDedicatedApp, Exec: dedicatedApplication}
+var DedicatedApplication = Step{Name: plan.StepDedicatedApp, Decide: plan.DecideDedicatedAppStep, Exec: dedicatedApplication}
 
 func dedicatedApplication(r *Run, a plan.Action) error {
 	t := r.Target
 	before := r.Before(a.Step)
-	if err := r.Cloud(a.Step, actEnsureDedicatedApplication, activities.DedicatedAppInput{Target: t, Name: r.Plan.Desired.DedicatedAppName}); err != nil {
+	if err := r.Cloud(a.Step, contract.ActEnsureDedicatedApplication, contract.DedicatedAppInput{Target: t, Name: r.Plan.Desired.DedicatedAppName}); err != nil {
 		return err
 	}
-	if err := r.Cloud(a.Step, actEnsureDedicatedSP, activities.AppIDInput{Target: t, AppID: r.AppID}); err != nil {
+	if err := r.Cloud(a.Step, contract.ActEnsureDedicatedServicePrincipal, contract.AppIDInput{Target: t, AppID: r.AppID}); err != nil {
 		return err
 	}
-	return r.Cloud(a.Step, actGrantDedicatedConsent, activities.AppIDInput{Target: t, AppID: r.AppID, Before: before})
+	return r.Cloud(a.Step, contract.ActGrantDedicatedConsent, contract.AppIDInput{Target: t, AppID: r.AppID, Before: before})
 }
 
 // consentGranted says whether the dedicated application has admin consent

@@ -1,13 +1,13 @@
 package steps
 
 import (
-	"github.com/hybridflow/hybridflow/activities"
+	"github.com/hybridflow/hybridflow/contract"
 	"github.com/hybridflow/hybridflow/internal/plan"
 )
 
 // Discovery is what a setup's discovery and planning found.
 type Discovery struct {
-	Plan activities.PlanOutput
+	Plan contract.PlanOutput
 	// Observed is the three systems as read, before any write.
 	Observed plan.Observed
 	// AppID of the dedicated application, when it exists.
@@ -17,9 +17,9 @@ type Discovery struct {
 // Discover reads the three systems (on-prem and Exchange Online in
 // parallel, then Entra, which needs the organisation GUID for the
 // dedicated application's name) and plans.
-func Discover(c Caller, tenant plan.TenantFacts, t activities.Target, resetFirstPartyKeys bool) (Discovery, error) {
-	fOn := c.OnPrem(actDiscoverOnPrem, t)
-	fOl := c.CloudRead(actDiscoverOnline, t)
+func Discover(c Caller, tenant plan.TenantFacts, t contract.Target, resetFirstPartyKeys bool) (Discovery, error) {
+	fOn := c.OnPrem(contract.ActDiscoverOnPrem, t)
+	fOl := c.CloudRead(contract.ActDiscoverOnline, t)
 	var onprem, online, entra plan.Observed
 	if err := fOn.Get(&onprem); err != nil {
 		return Discovery{}, err
@@ -31,17 +31,17 @@ func Discover(c Caller, tenant plan.TenantFacts, t activities.Target, resetFirst
 	if guid == "" {
 		guid = onprem.OrganizationGUID
 	}
-	ein := activities.EntraDiscoverInput{Target: t}
+	ein := contract.EntraDiscoverInput{Target: t}
 	if guid != "" {
 		ein.DedicatedAppName = plan.DedicatedAppPrefix + guid
 	}
-	if err := c.CloudRead(actDiscoverEntra, ein).Get(&entra); err != nil {
+	if err := c.CloudRead(contract.ActDiscoverEntra, ein).Get(&entra); err != nil {
 		return Discovery{}, err
 	}
 	now := c.Now()
-	in := activities.PlanInput{Tenant: tenant, Observed: activities.MergeObserved(onprem, online, entra, now), Now: now,
+	in := contract.PlanInput{Tenant: tenant, Observed: contract.MergeObserved(onprem, online, entra, now), Now: now,
 		ResetFirstPartyKeys: resetFirstPartyKeys}
-	var out activities.PlanOutput
+	var out contract.PlanOutput
 	if err := c.Plan(in).Get(&out); err != nil {
 		return Discovery{}, err
 	}

@@ -3,7 +3,7 @@ package steps
 import (
 	"strings"
 
-	"github.com/hybridflow/hybridflow/activities"
+	"github.com/hybridflow/hybridflow/contract"
 	"github.com/hybridflow/hybridflow/internal/plan"
 )
 
@@ -11,11 +11,11 @@ import (
 // Discovery already read the public DER of the certificates Get-AuthConfig
 // names, so the step calls nothing and writes nothing; it records which
 // certificates the upload will use. Nothing to undo.
-var ExportCertificate = Step{Name: plan.StepExportCert, Exec: func(r *Run, a plan.Action) error {
+var ExportCertificate = Step{Name: plan.StepExportCert, Decide: plan.DecideExportCertStep, Exec: func(r *Run, a plan.Action) error {
 	var tps []string
 	for _, k := range r.Plan.Desired.Keys {
 		tps = append(tps, k.Thumbprint)
 	}
-	r.Record(a.Step, activities.StepResult{Outcome: activities.Unchanged, Detail: "exported " + strings.Join(tps, ", ")})
+	r.Record(a.Step, contract.StepResult{Outcome: contract.Unchanged, Detail: "exported " + strings.Join(tps, ", ")})
 	return nil
 }}

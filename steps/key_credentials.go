@@ -1,7 +1,7 @@
 package steps
 
 import (
-	"github.com/hybridflow/hybridflow/activities"
+	"github.com/hybridflow/hybridflow/contract"
 	"github.com/hybridflow/hybridflow/internal/plan"
 )
 
@@ -11,7 +11,7 @@ import (
 // the planned service principal names go in the same PATCH, and step 5
 // (RegisterSPNs) is then done with it. Its undo removes exactly the keys
 // (and names) it added.
-var KeyCredentials = Step{Name: plan.StepKeys, Exec: keyCredentials}
+var KeyCredentials = Step{Name: plan.StepKeys, Decide: plan.DecideKeysStep, Exec: keyCredentials}
 
 func keyCredentials(r *Run, a plan.Action) error {
 	d, t := r.Plan.Desired, r.Target
@@ -20,18 +20,18 @@ func keyCredentials(r *Run, a plan.Action) error {
 		if err := r.NeedAppID(); err != nil {
 			return err
 		}
-		return r.Cloud(a.Step, actEnsureApplicationKeys, activities.AppKeysInput{Target: t, AppID: r.AppID, Name: d.DedicatedAppName, Keys: d.Keys, Before: before})
+		return r.Cloud(a.Step, contract.ActEnsureApplicationKeys, contract.AppKeysInput{Target: t, AppID: r.AppID, Name: d.DedicatedAppName, Keys: d.Keys, Before: before})
 	}
-	in := activities.FirstPartyInput{Target: t, Keys: d.Keys, Before: before}
+	in := contract.FirstPartyInput{Target: t, Keys: d.Keys, Before: before}
 	if spn := r.Planned(plan.StepSPNs); spn.Change.Writes() && !r.Skipped(plan.StepSPNs) {
 		in.SPNs = d.SPNs
 	}
 	n := len(r.L.Undo)
-	if err := r.Cloud(a.Step, actEnsureFirstPartySP, in); err != nil {
+	if err := r.Cloud(a.Step, contract.ActEnsureFirstPartyServicePrincipal, in); err != nil {
 		return err
 	}
 	for i := n; i < len(r.L.Undo); i++ {
-		if r.L.Undo[i].Rec.Kind == activities.UndoRemoveSPNs {
+		if r.L.Undo[i].Rec.Kind == contract.UndoRemoveSPNs {
 			r.L.Undo[i].Step = string(plan.StepSPNs) // compensation marks the step it reverses
 		}
 	}

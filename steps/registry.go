@@ -2,13 +2,18 @@ package steps
 
 import (
 	"strings"
+	"time"
 
-	"github.com/hybridflow/hybridflow/activities"
+	"github.com/hybridflow/hybridflow/contract"
 	"github.com/hybridflow/hybridflow/internal/plan"
 )
 
-// Registry is the setup's steps in the documented order. A run follows
-// its recorded plan's order and finds each step here by name.
+// Registry is the setup's steps in the documented order: the manual
+// procedure's steps, with the dedicated application in place of the
+// legacy upload and the setting override after the connectors it depends
+// on, verification, then the legacy-key clean-up and a second
+// verification. The plan has one action per entry, in this order; a run
+// follows its recorded plan's order and finds each step here by name.
 var Registry = []Step{
 	AuthServers,
 	PartnerApplication,
@@ -26,6 +31,17 @@ var Registry = []Step{
 	VerifyAfterRemoval,
 }
 
+// BuildPlan is the setup's plan: each registered step's decision, in the
+// registry's order (plan.BuildPlanWith). The planning local activity runs
+// it, so that the plan is recorded in the run's history.
+func BuildPlan(d plan.Desired, o plan.Observed, now time.Time) []plan.Action {
+	chain := make([]plan.Decision, len(Registry))
+	for i, s := range Registry {
+		chain[i] = plan.Decision{Step: s.Name, Decide: s.Decide}
+	}
+	return plan.BuildPlanWith(chain, d, o, now)
+}
+
 // Lookup finds a step by name; an unknown one (a plan from a release that
 // had it) is a step without activities, which Execute refuses.
 func Lookup(name plan.Step) Step {
@@ -39,7 +55,7 @@ func Lookup(name plan.Step) Step {
 
 // DescribeRecord names an undo record in the compensation list: its kind,
 // the Exchange object's name, the Graph object.
-func DescribeRecord(u activities.UndoRecord) string {
+func DescribeRecord(u contract.UndoRecord) string {
 	parts := []string{u.Kind}
 	if u.Name != "" {
 		parts = append(parts, u.Name)

@@ -5,7 +5,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/hybridflow/hybridflow/activities"
+	"github.com/hybridflow/hybridflow/contract"
 	"github.com/hybridflow/hybridflow/internal/plan"
 )
 
@@ -16,7 +16,7 @@ import (
 // may lose its legacy key. If the second verification fails, the removed
 // keys are put back before the failure is reported; its undo (at
 // compensation) also puts them back.
-var RemoveLegacyKey = Step{Name: plan.StepRemoveLegacyKey, Gate: removeLegacyKeyGate, Exec: removeLegacyKey}
+var RemoveLegacyKey = Step{Name: plan.StepRemoveLegacyKey, Decide: plan.DecideRemoveLegacyKeyStep, Gate: removeLegacyKeyGate, Exec: removeLegacyKey}
 
 func removeLegacyKeyGate(r *Run, a plan.Action) (string, string) {
 	if a.Change.Writes() && !r.Verified() {
@@ -26,16 +26,16 @@ func removeLegacyKeyGate(r *Run, a plan.Action) (string, string) {
 }
 
 func removeLegacyKey(r *Run, a plan.Action) error {
-	var res activities.StepResult
+	var res contract.StepResult
 	// ResetAll comes from the recorded plan, so the activity does what the
 	// plan showed; a plan recorded without the field is the ordinary clean-up.
 	d := r.Plan.Desired
-	in := activities.RemoveLegacyKeysInput{Target: r.Target, Thumbprints: d.LegacyThumbprints, ResetAll: d.ResetFirstPartyKeys}
-	if err := r.C.CloudWrite(actRemoveLegacyKeys, in).Get(&res); err != nil {
+	in := contract.RemoveLegacyKeysInput{Target: r.Target, Thumbprints: d.LegacyThumbprints, ResetAll: d.ResetFirstPartyKeys}
+	if err := r.C.CloudWrite(contract.ActRemoveLegacyKeys, in).Get(&res); err != nil {
 		return err
 	}
 	r.Record(a.Step, res)
-	if res.Outcome == activities.Unchanged {
+	if res.Outcome == contract.Unchanged {
 		return nil // verify-after-removal runs as its own step
 	}
 	vst := r.L.State(string(plan.StepVerifyAfterRemoval))
@@ -58,7 +58,7 @@ func removeLegacyKey(r *Run, a plan.Action) error {
 // restoreLegacyKeys puts the removed keys back at once: the trust worked
 // with them. Restores are idempotent, so on failure every record stays
 // for compensation.
-func (r *Run) restoreLegacyKeys(step plan.Step, recs []activities.UndoRecord, verr error) error {
+func (r *Run) restoreLegacyKeys(step plan.Step, recs []contract.UndoRecord, verr error) error {
 	for i := len(recs) - 1; i >= 0; i-- {
 		if err := r.C.Undo(string(step), recs[i]); err != nil {
 			r.L.Note(fmt.Sprintf("FAILED to restore the legacy key after verification failed: %v", err))
@@ -69,5 +69,5 @@ func (r *Run) restoreLegacyKeys(step plan.Step, recs []activities.UndoRecord, ve
 	r.L.Undo = r.L.Undo[:len(r.L.Undo)-len(recs)]
 	r.L.Note("restored the removed first-party keys after verification failed")
 	lastErr := r.L.State(string(plan.StepVerifyAfterRemoval)).LastError
-	return temporal.NewNonRetryableApplicationError("verification failed after removing keys from the first-party service principal; every removed key was restored: "+lastErr, activities.ErrVerification, verr)
+	return temporal.NewNonRetryableApplicationError("verification failed after removing keys from the first-party service principal; every removed key was restored: "+lastErr, contract.ErrVerification, verr)
 }

@@ -1,7 +1,7 @@
 package steps
 
 import (
-	"github.com/hybridflow/hybridflow/activities"
+	"github.com/hybridflow/hybridflow/contract"
 	"github.com/hybridflow/hybridflow/internal/plan"
 )
 
@@ -9,21 +9,21 @@ import (
 // with a setting override, then refreshes VariantConfiguration so that
 // Exchange loads it. The activity cannot ask Entra whether consent is
 // there, so the run tells it. Its undo removes an override it created.
-var SettingOverride = Step{Name: plan.StepSettingOverride, Exec: settingOverride}
+var SettingOverride = Step{Name: plan.StepSettingOverride, Decide: plan.DecideSettingOverrideStep, Exec: settingOverride}
 
 func settingOverride(r *Run, a plan.Action) error {
-	in := activities.SettingOverrideInput{Target: r.Target, ConsentGranted: r.consentGranted(),
+	in := contract.SettingOverrideInput{Target: r.Target, ConsentGranted: r.consentGranted(),
 		ConnectorsFirst: r.PlannedBefore(plan.StepIOCOnPrem, plan.StepSettingOverride), Before: r.Before(a.Step)}
 	// EnsureSettingOverride refreshes on every attempt, so an operator
 	// retry after a failed refresh still loads an override created by the
 	// first attempt.
 	if r.OneCall {
-		return r.OnPrem(a.Step, actEnsureSettingOverride, in)
+		return r.OnPrem(a.Step, contract.ActEnsureSettingOverride, in)
 	}
 	// Setups from before that schedule their own refresh as well: a
 	// second, harmless one.
-	if err := r.OnPrem(a.Step, actEnsureSettingOverride, in); err != nil {
+	if err := r.OnPrem(a.Step, contract.ActEnsureSettingOverride, in); err != nil {
 		return err
 	}
-	return r.OnPrem(a.Step, actRefreshVariantConfiguration, r.Target)
+	return r.OnPrem(a.Step, contract.ActRefreshVariantConfiguration, r.Target)
 }

@@ -6,7 +6,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/hybridflow/hybridflow/activities"
+	"github.com/hybridflow/hybridflow/contract"
 )
 
 // Step statuses as the state query shows them.
@@ -42,7 +42,7 @@ type StepState struct {
 
 // UndoRecord is one reversible change of any workflow: the common record,
 // with the previous Lync hosting provider when it is a Lync change.
-type UndoRecord = activities.LyncUndoRecord
+type UndoRecord = contract.UndoRecord
 
 // Entry is an undo record and the step whose change it reverses, so that
 // compensation marks exactly the steps it reversed.
@@ -100,8 +100,8 @@ func (l *Ledger) Push(step string, recs ...UndoRecord) {
 }
 
 // Wrote counts a write when the outcome is one.
-func (l *Ledger) Wrote(o activities.Outcome) {
-	if o != activities.Unchanged && o != "" {
+func (l *Ledger) Wrote(o contract.Outcome) {
+	if o != contract.Unchanged && o != "" {
 		*l.writes++
 	}
 }
@@ -110,8 +110,8 @@ func (l *Ledger) Wrote(o activities.Outcome) {
 func (l *Ledger) Note(line string) { *l.notes = append(*l.notes, line) }
 
 // Held is the undo records the run holds, oldest first.
-func (l *Ledger) Held() []activities.UndoRecord {
-	held := make([]activities.UndoRecord, len(l.Undo))
+func (l *Ledger) Held() []contract.UndoRecord {
+	held := make([]contract.UndoRecord, len(l.Undo))
 	for i, e := range l.Undo {
 		held[i] = e.Rec
 	}

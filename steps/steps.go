@@ -1,7 +1,7 @@
 // Package steps holds the setup's documented steps, one file per step
-// named after it: when it runs (its run-time gate, beyond the plan's
-// decision), the activities it calls, by name, and how its undo records
-// read in the compensation list. registry.go lists them in the documented
+// named after it: its plan decision, when it runs (its run-time gate,
+// beyond the plan's decision), the activities it calls, by name, and what
+// its undo does. registry.go lists them in the documented
 // order. The setup workflow and the bench's baselines run the same steps
 // through a Caller: futures, local activities and durable timers in the
 // workflow, direct calls in the baselines.
@@ -13,7 +13,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/hybridflow/hybridflow/activities"
+	"github.com/hybridflow/hybridflow/contract"
 	"github.com/hybridflow/hybridflow/internal/plan"
 )
 
@@ -42,10 +42,10 @@ type Caller interface {
 	CloudWrite(activity string, arg any) Future
 	// Plan runs the pure planning function (a local activity in the
 	// workflow, so that its answer is recorded).
-	Plan(in activities.PlanInput) Future
+	Plan(in contract.PlanInput) Future
 	// Undo runs one undo record of step at once, even while the run is
 	// being cancelled.
-	Undo(step string, rec activities.UndoRecord) error
+	Undo(step string, rec contract.UndoRecord) error
 	// Cancelled reports whether the run is being cancelled.
 	Cancelled() bool
 }
@@ -53,6 +53,10 @@ type Caller interface {
 // Step is one documented setup step.
 type Step struct {
 	Name plan.Step
+	// Decide is the step's plan decision, pure, with its reason: the
+	// planning local activity runs it (BuildPlan), so that the plan is in
+	// the run's history.
+	Decide func(plan.Input) plan.Action
 	// Gate, when set, may keep the step from running in this run whatever
 	// the plan says: a non-empty status is the one it ends with.
 	Gate func(r *Run, a plan.Action) (status, detail string)
@@ -70,8 +74,8 @@ type Run struct {
 	L *Ledger
 	// Target is the tenant; Plan the recorded plan, Observed what
 	// discovery saw before the run wrote anything.
-	Target   activities.Target
-	Plan     activities.PlanOutput
+	Target   contract.Target
+	Plan     contract.PlanOutput
 	Observed plan.Observed
 	// SkipSteps are the steps the operator does not want run.
 	SkipSteps []string
@@ -113,7 +117,7 @@ func (s Step) Admit(r *Run, a plan.Action) bool {
 		return false
 	case plan.ChangeNone:
 		if !s.Check {
-			st.Status, st.Outcome = StatusDone, string(activities.Unchanged)
+			st.Status, st.Outcome = StatusDone, string(contract.Unchanged)
 			return false
 		}
 	}
@@ -123,7 +127,7 @@ func (s Step) Admit(r *Run, a plan.Action) bool {
 // Execute runs the step's activities; a step without any is refused.
 func (s Step) Execute(r *Run, a plan.Action) error {
 	if s.Exec == nil {
-		return temporal.NewNonRetryableApplicationError("no activity for step "+string(a.Step), activities.ErrInvalidInput, nil)
+		return temporal.NewNonRetryableApplicationError("no activity for step "+string(a.Step), contract.ErrInvalidInput, nil)
 	}
 	return s.Exec(r, a)
 }
@@ -160,19 +164,19 @@ func (r *Run) PlannedBefore(a, b plan.Step) bool {
 // discovery saw them, and those the run holds undo records for): a step
 // that finds its object after a lost result claims it, with an undo
 // record, only when it is not among them.
-func (r *Run) Before(step plan.Step) *activities.Before {
-	return activities.StepBefore(r.Observed, step, r.Plan.Desired.Mode, r.L.Held())
+func (r *Run) Before(step plan.Step) *contract.Before {
+	return contract.StepBefore(r.Observed, step, r.Plan.Desired.Mode, r.L.Held())
 }
 
 // Record keeps a step's outcome and undo records; a step of several
 // activities (the dedicated application) accumulates them.
-func (r *Run) Record(step plan.Step, res activities.StepResult) {
+func (r *Run) Record(step plan.Step, res contract.StepResult) {
 	st := r.L.State(string(step))
-	acc := activities.StepResult{Outcome: activities.Outcome(st.Outcome), Detail: st.Detail}
+	acc := contract.StepResult{Outcome: contract.Outcome(st.Outcome), Detail: st.Detail}
 	if st.Status != StatusRunning || st.Outcome == "" {
-		acc = activities.StepResult{}
+		acc = contract.StepResult{}
 	}
-	acc.Merge(activities.StepResult{Outcome: res.Outcome, Detail: res.Detail})
+	acc.Merge(contract.StepResult{Outcome: res.Outcome, Detail: res.Detail})
 	st.Outcome, st.Detail = string(acc.Outcome), acc.Detail
 	r.L.Wrote(res.Outcome)
 	for _, u := range res.Undo {
@@ -187,9 +191,9 @@ func (r *Run) Record(step plan.Step, res activities.StepResult) {
 // failed after writing, what it wrote is recorded too, so that
 // compensation knows.
 func (r *Run) Await(step plan.Step, f Future) error {
-	var res activities.StepResult
+	var res contract.StepResult
 	if err := f.Get(&res); err != nil {
-		if done, ok := activities.FailedProgress(err); ok {
+		if done, ok := contract.FailedProgress(err); ok {
 			r.Record(step, done)
 		}
 		return err
@@ -216,7 +220,7 @@ func (r *Run) NeedAppID() error {
 		return nil
 	}
 	return temporal.NewNonRetryableApplicationError("the dedicated application's appId is unknown: the "+string(plan.StepDedicatedApp)+" step did not create it (skipped?); retry after it exists, or abort",
-		activities.ErrInvalidInput, nil)
+		contract.ErrInvalidInput, nil)
 }
 
 // Verified reports whether the first verification passed in this run.

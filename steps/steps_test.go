@@ -9,7 +9,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/hybridflow/hybridflow/activities"
+	"github.com/hybridflow/hybridflow/contract"
 	"github.com/hybridflow/hybridflow/internal/plan"
 )
 
@@ -19,7 +19,7 @@ type fakeCaller struct {
 	now     time.Time
 	calls   []string
 	results map[string][]any
-	undone  []activities.UndoRecord
+	undone  []contract.UndoRecord
 	undoErr error
 	slept   []time.Duration
 }
@@ -53,8 +53,8 @@ func (c *fakeCaller) next(name string) Future {
 func (c *fakeCaller) OnPrem(name string, _ any) Future     { return c.next(name) }
 func (c *fakeCaller) CloudRead(name string, _ any) Future  { return c.next(name) }
 func (c *fakeCaller) CloudWrite(name string, _ any) Future { return c.next(name) }
-func (c *fakeCaller) Plan(activities.PlanInput) Future     { return c.next("PlanSetup") }
-func (c *fakeCaller) Undo(_ string, r activities.UndoRecord) error {
+func (c *fakeCaller) Plan(contract.PlanInput) Future       { return c.next("PlanSetup") }
+func (c *fakeCaller) Undo(_ string, r contract.UndoRecord) error {
 	c.undone = append(c.undone, r)
 	return c.undoErr
 }
@@ -72,7 +72,7 @@ func newRun(c *fakeCaller, mode plan.Mode, actions ...plan.Action) *Run {
 	var notes []string
 	var verdicts map[string]string
 	return &Run{C: c, L: NewLedger(&states, &writes, &notes), OneCall: true, Verification: &verdicts,
-		Plan: activities.PlanOutput{Desired: plan.Desired{Mode: mode}, Actions: actions}}
+		Plan: contract.PlanOutput{Desired: plan.Desired{Mode: mode}, Actions: actions}}
 }
 
 // run admits and executes one action as the engine does.
@@ -95,9 +95,9 @@ func run(t *testing.T, r *Run, a plan.Action) error {
 // is then done and the SPN undo record belongs to it (compensation marks
 // the step it reverses).
 func TestKeyCredentialsWritesSPNsInOnePatch(t *testing.T) {
-	spnUndo := activities.UndoRecord{System: activities.SystemEntra, Kind: activities.UndoRemoveSPNs}
-	keyUndo := activities.UndoRecord{System: activities.SystemEntra, Kind: activities.UndoRemoveKeys}
-	c := &fakeCaller{results: map[string][]any{"EnsureFirstPartyServicePrincipal": {activities.StepResult{Outcome: activities.Updated, Undo: []activities.UndoRecord{keyUndo, spnUndo}}}}}
+	spnUndo := contract.UndoRecord{System: contract.SystemEntra, Kind: contract.UndoRemoveSPNs}
+	keyUndo := contract.UndoRecord{System: contract.SystemEntra, Kind: contract.UndoRemoveKeys}
+	c := &fakeCaller{results: map[string][]any{"EnsureFirstPartyServicePrincipal": {contract.StepResult{Outcome: contract.Updated, Undo: []contract.UndoRecord{keyUndo, spnUndo}}}}}
 	keys := plan.Action{Step: plan.StepKeys, Change: plan.ChangeUpdate}
 	spns := plan.Action{Step: plan.StepSPNs, Change: plan.ChangeUpdate}
 	r := newRun(c, plan.ModeLegacyFirstParty, keys, spns)
@@ -139,11 +139,11 @@ func TestRemoveLegacyKeyOnlyAfterVerification(t *testing.T) {
 // A failed verification after the removal puts the removed keys back at
 // once (in reverse), drops their records and says so.
 func TestRemoveLegacyKeyRestoresOnFailedVerification(t *testing.T) {
-	k1 := activities.UndoRecord{System: activities.SystemEntra, Kind: activities.UndoRestoreKeys, Name: "k1"}
-	k2 := activities.UndoRecord{System: activities.SystemEntra, Kind: activities.UndoRestoreKeys, Name: "k2"}
-	fail := activities.VerifyResult{Detail: "401"}
+	k1 := contract.UndoRecord{System: contract.SystemEntra, Kind: contract.UndoRestoreKeys, Name: "k1"}
+	k2 := contract.UndoRecord{System: contract.SystemEntra, Kind: contract.UndoRestoreKeys, Name: "k2"}
+	fail := contract.VerifyResult{Detail: "401"}
 	c := &fakeCaller{now: time.Unix(0, 0), results: map[string][]any{
-		"RemoveLegacyKeys": {activities.StepResult{Outcome: activities.Removed, Undo: []activities.UndoRecord{k1, k2}}},
+		"RemoveLegacyKeys": {contract.StepResult{Outcome: contract.Removed, Undo: []contract.UndoRecord{k1, k2}}},
 		"VerifyFromOnPrem": {fail, fail}, "VerifyFromOnline": {fail, fail},
 	}}
 	a := plan.Action{Step: plan.StepRemoveLegacyKey, Change: plan.ChangeUpdate}
@@ -152,7 +152,7 @@ func TestRemoveLegacyKeyRestoresOnFailedVerification(t *testing.T) {
 	r.VerifyDeadline, r.VerifyInterval = 90*time.Second, time.Minute
 	err := run(t, r, a)
 	var app *temporal.ApplicationError
-	if !errors.As(err, &app) || app.Type() != activities.ErrVerification {
+	if !errors.As(err, &app) || app.Type() != contract.ErrVerification {
 		t.Fatalf("error %v", err)
 	}
 	if len(c.undone) != 2 || c.undone[0].Name != "k2" || c.undone[1].Name != "k1" || len(r.L.Undo) != 0 {

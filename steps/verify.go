@@ -6,13 +6,13 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/hybridflow/hybridflow/activities"
+	"github.com/hybridflow/hybridflow/contract"
 	"github.com/hybridflow/hybridflow/internal/plan"
 )
 
 // Verify runs Test-OAuthConnectivity in both directions until both pass,
 // while the configuration propagates. It changes nothing: nothing to undo.
-var Verify = Step{Name: plan.StepVerify, Check: true, Exec: func(r *Run, a plan.Action) error {
+var Verify = Step{Name: plan.StepVerify, Decide: plan.DecideVerifyStep, Check: true, Exec: func(r *Run, a plan.Action) error {
 	return r.verify(a.Step)
 }}
 
@@ -47,7 +47,7 @@ func Rounds(c Clock, deadline, interval time.Duration, try func(round int) (done
 }
 
 // Verdict is a verification result as the state query shows it.
-func Verdict(r activities.VerifyResult) string {
+func Verdict(r contract.VerifyResult) string {
 	if r.Success {
 		return "Success"
 	}
@@ -61,10 +61,10 @@ func (r *Run) verify(step plan.Step) error {
 	if *r.Verification == nil {
 		*r.Verification = map[string]string{}
 	}
-	var on, cl activities.VerifyResult
+	var on, cl contract.VerifyResult
 	rounds, ok, err := Rounds(r.C, deadline, cmp(r.VerifyInterval, DefaultVerifyInterval), func(round int) (bool, error) {
-		fOn := r.C.OnPrem(actVerifyFromOnPrem, activities.VerifyInput{Target: t, TargetURI: d.VerifyCloudTarget, Mailbox: d.OnPremMailbox})
-		fCl := r.C.CloudRead(actVerifyFromOnline, activities.VerifyInput{Target: t, TargetURI: d.VerifyOnPremTarget, Mailbox: d.CloudMailbox})
+		fOn := r.C.OnPrem(contract.ActVerifyFromOnPrem, contract.VerifyInput{Target: t, TargetURI: d.VerifyCloudTarget, Mailbox: d.OnPremMailbox})
+		fCl := r.C.CloudRead(contract.ActVerifyFromOnline, contract.VerifyInput{Target: t, TargetURI: d.VerifyOnPremTarget, Mailbox: d.CloudMailbox})
 		if err := fOn.Get(&on); err != nil {
 			return false, err
 		}
@@ -85,7 +85,7 @@ func (r *Run) verify(step plan.Step) error {
 		return nil
 	}
 	return temporal.NewNonRetryableApplicationError(fmt.Sprintf("verification did not succeed within %s (%d rounds): on-prem → Exchange Online: %s; Exchange Online → on-prem: %s",
-		deadline, rounds, Verdict(on), Verdict(cl)), activities.ErrVerification, nil)
+		deadline, rounds, Verdict(on), Verdict(cl)), contract.ErrVerification, nil)
 }
 
 // cmp is d, or def when d is zero.

@@ -9,63 +9,44 @@ import (
 	"github.com/hybridflow/hybridflow/internal/cloud"
 )
 
-// input is what every step function sees.
-type input struct {
-	d   Desired
-	o   Observed
-	now time.Time
+// Input is what every step's decision sees: the desired configuration,
+// what discovery saw, and the time that decides which keys have expired.
+type Input struct {
+	Desired  Desired
+	Observed Observed
+	Now      time.Time
 }
 
-// stepFunc decides one step. Each is small and pure so that a test can
+// Decision is one step's pure decision: each is small so that a test can
 // pin one step's decision without building a whole tenant around it.
-type stepFunc func(in input) Action
-
-// chain is the setup workflow's order (Steps): the manual procedure's
-// steps, with the dedicated application in place of the legacy upload and
-// the setting override after the connectors it depends on, verification,
-// then the legacy-key clean-up and a second verification. Its length and
-// order never depend on the tenant: skipped steps stay in the plan with
-// their reason, so every tenant's plan reads the same way. A running
-// setup keeps the order its plan was recorded with.
-var chain = []struct {
-	step Step
-	fn   stepFunc
-}{
-	{StepAuthServers, authServersStep},
-	{StepPartnerApp, partnerAppStep},
-	{StepExportCert, exportCertStep},
-	{StepDedicatedApp, dedicatedAppStep},
-	{StepKeys, keysStep},
-	{StepSPNs, spnsStep},
-	{StepOnPremAuthServerApp, authServerAppStep},
-	{StepIOCOnPrem, iocOnPremStep},
-	{StepIOCOnline, iocOnlineStep},
-	{StepSettingOverride, settingOverrideStep},
-	{StepAvailability, availabilityStep},
-	{StepVerify, verifyStep},
-	{StepRemoveLegacyKey, removeLegacyKeyStep},
-	{StepVerifyAfterRemoval, verifyAfterRemovalStep},
+type Decision struct {
+	Step   Step
+	Decide func(Input) Action
 }
 
-// BuildPlan compares the desired configuration with what discovery saw and
-// returns one action per step, in the order the workflow runs them. now
-// decides which keys have expired. A plan whose actions are all none, skip
-// or check (Converged) means a run writes nothing.
+// BuildPlanWith compares the desired configuration with what discovery saw
+// and returns one action per step of chain, in its order: the setup's
+// steps (package steps lists them, each with its decision). now decides
+// which keys have expired. A plan whose actions are all none, skip or
+// check (Converged) means a run writes nothing. The chain's length and
+// order never depend on the tenant: skipped steps stay in the plan with
+// their reason, so every tenant's plan reads the same way; a running setup
+// keeps the order its plan was recorded with.
 //
-// It is named BuildPlan rather than Build because Build is the Exchange
+// It is named BuildPlan… rather than Build… because Build is the Exchange
 // build number type.
-func BuildPlan(d Desired, o Observed, now time.Time) []Action {
-	in := input{d: d, o: o, now: now}
+func BuildPlanWith(chain []Decision, d Desired, o Observed, now time.Time) []Action {
+	in := Input{Desired: d, Observed: o, Now: now}
 	out := make([]Action, 0, len(chain))
 	for _, c := range chain {
-		a := c.fn(in)
-		a.Step = c.step
+		a := c.Decide(in)
+		a.Step = c.Step
 		out = append(out, a)
 	}
 	return out
 }
 
-func dedicated(in input) bool { return in.d.Mode == ModeDedicatedApp }
+func dedicated(in Input) bool { return in.Desired.Mode == ModeDedicatedApp }
 
 // skipLegacy says why a dedicated-app step does not apply. Only the
 // dedicated-app step repeats the mode's full reason; five copies of it
@@ -76,14 +57,14 @@ func skipLegacy(what string) Action {
 
 // --- step 1 ---
 
-// authServersStep recognises the tenant's auth servers by type and realm,
+// DecideAuthServersStep recognises the tenant's auth servers by type and realm,
 // not by name or metadata URL: the Hybrid Configuration Wizard calls them
 // "ACS - <GUID>" and "EvoSts - <GUID>" and puts the tenant ID in the ACS
 // URL, and Exchange refuses a second server for the same realm
 // (ErrorExistingAuthServerWithSameRealm).
-func authServersStep(in input) Action {
-	acs := DecideAuthServer("ACS", in.o.AuthServers, in.d.ACS)
-	evo := DecideAuthServer("evoSTS", in.o.AuthServers, in.d.EvoSTS)
+func DecideAuthServersStep(in Input) Action {
+	acs := DecideAuthServer("ACS", in.Observed.AuthServers, in.Desired.ACS)
+	evo := DecideAuthServer("evoSTS", in.Observed.AuthServers, in.Desired.EvoSTS)
 	return Action{
 		Change:  strongest(acs.Change, evo.Change),
 		Reason:  acs.Reason + "; " + evo.Reason,
@@ -93,9 +74,9 @@ func authServersStep(in input) Action {
 
 // afterAuthServers is the auth server list as step 1 leaves it, for the
 // steps after it to plan on.
-func afterAuthServers(in input) []AuthServer {
-	list := slices.Clone(in.o.AuthServers)
-	for _, spec := range []AuthServerSpec{in.d.ACS, in.d.EvoSTS} {
+func afterAuthServers(in Input) []AuthServer {
+	list := slices.Clone(in.Observed.AuthServers)
+	for _, spec := range []AuthServerSpec{in.Desired.ACS, in.Desired.EvoSTS} {
 		dec := DecideAuthServer("", list, spec)
 		switch dec.Change {
 		case ChangeUpdate:
@@ -113,32 +94,32 @@ func afterAuthServers(in input) []AuthServer {
 
 // --- step 2 ---
 
-func partnerAppStep(in input) Action {
-	c, reason := DecidePartnerApp(in.o.PartnerApp)
+func DecidePartnerAppStep(in Input) Action {
+	c, reason := DecidePartnerApp(in.Observed.PartnerApp)
 	a := Action{Change: c, Reason: reason}
 	if c == ChangeUpdate {
-		a.Details = []string{fmt.Sprintf("Set-PartnerApplication -Identity '%s' -Enabled $true", in.o.PartnerApp.Name)}
+		a.Details = []string{fmt.Sprintf("Set-PartnerApplication -Identity '%s' -Enabled $true", in.Observed.PartnerApp.Name)}
 	}
 	return a
 }
 
 // --- step 3 ---
 
-// exportCertStep is a read: discovery already holds the public DER, so it
+// DecideExportCertStep is a read: discovery already holds the public DER, so it
 // never writes, but its reason tells the admin which certificates the
 // upload will use and until when they are valid.
-func exportCertStep(in input) Action {
-	if len(in.d.Keys) == 0 {
+func DecideExportCertStep(in Input) Action {
+	if len(in.Desired.Keys) == 0 {
 		return Action{Change: ChangeNone, Reason: "no auth certificate to export"}
 	}
-	parts := []string{fmt.Sprintf("the current auth certificate %s (valid until %s) is exported from the Exchange certificate store", short(in.d.Keys[0].Thumbprint), day(in.d.Keys[0].End))}
-	if len(in.d.Keys) > 1 {
-		parts = append(parts, fmt.Sprintf("the next one, %s, staged for %s, is exported too", short(in.d.Keys[1].Thumbprint), day(in.o.AuthConfig.NextEffective)))
+	parts := []string{fmt.Sprintf("the current auth certificate %s (valid until %s) is exported from the Exchange certificate store", short(in.Desired.Keys[0].Thumbprint), day(in.Desired.Keys[0].End))}
+	if len(in.Desired.Keys) > 1 {
+		parts = append(parts, fmt.Sprintf("the next one, %s, staged for %s, is exported too", short(in.Desired.Keys[1].Thumbprint), day(in.Observed.AuthConfig.NextEffective)))
 	}
 	var details []string
-	for _, k := range in.d.Keys {
+	for _, k := range in.Desired.Keys {
 		details = append(details, fmt.Sprintf("%s valid %s to %s", k.Thumbprint, day(k.Start), day(k.End)))
-		if expiredAt(k, in.now) {
+		if expiredAt(k, in.Now) {
 			parts = append(parts, fmt.Sprintf("%s expired on %s and will not be uploaded", short(k.Thumbprint), day(k.End)))
 		}
 	}
@@ -147,12 +128,12 @@ func exportCertStep(in input) Action {
 
 // --- dedicated application: the application, its service principal, consent ---
 
-func dedicatedAppStep(in input) Action {
+func DecideDedicatedAppStep(in Input) Action {
 	if !dedicated(in) {
-		return Action{Change: ChangeSkip, Reason: "legacy-first-party mode uploads the key to the shared first-party service principal instead: " + in.d.ModeReason}
+		return Action{Change: ChangeSkip, Reason: "legacy-first-party mode uploads the key to the shared first-party service principal instead: " + in.Desired.ModeReason}
 	}
-	app, sp := in.o.DedicatedApp, in.o.DedicatedSP
-	name := in.d.DedicatedAppName
+	app, sp := in.Observed.DedicatedApp, in.Observed.DedicatedSP
+	name := in.Desired.DedicatedAppName
 	var todo []string
 	if !app.Exists {
 		todo = append(todo, fmt.Sprintf("create application %s (signInAudience AzureADMyOrg)", name))
@@ -163,7 +144,7 @@ func dedicatedAppStep(in input) Action {
 	if !sp.Exists {
 		todo = append(todo, "create its service principal")
 	}
-	if !in.o.ConsentGranted {
+	if !in.Observed.ConsentGranted {
 		todo = append(todo, "grant admin consent for full_access_as_app")
 	}
 	switch {
@@ -177,27 +158,27 @@ func dedicatedAppStep(in input) Action {
 
 // --- step 4: the keys ---
 
-// keysStep puts the auth certificates where the mode's tokens are checked:
+// DecideKeysStep puts the auth certificates where the mode's tokens are checked:
 // the dedicated application, or the shared first-party service principal
 // on the legacy path. Never both: the legacy key is what the clean-up
 // later removes.
-func keysStep(in input) Action {
-	if len(in.d.Keys) == 0 {
+func DecideKeysStep(in Input) Action {
+	if len(in.Desired.Keys) == 0 {
 		return Action{Change: ChangeNone, Reason: "no auth certificate to upload"}
 	}
 	target := "the Exchange Online first-party service principal"
-	existing := in.o.FirstPartySP.Keys
+	existing := in.Observed.FirstPartySP.Keys
 	if dedicated(in) {
-		target = "application " + in.d.DedicatedAppName
-		existing = in.o.DedicatedApp.Keys
-		if !in.o.DedicatedApp.Exists {
-			dec := MergeKeys(nil, in.d.Keys, in.now, MergeOptions{})
+		target = "application " + in.Desired.DedicatedAppName
+		existing = in.Observed.DedicatedApp.Keys
+		if !in.Observed.DedicatedApp.Exists {
+			dec := MergeKeys(nil, in.Desired.Keys, in.Now, MergeOptions{})
 			return Action{Change: ChangeCreate,
 				Reason:  fmt.Sprintf("on %s, once it is created: %s", target, dec.Reason),
 				Details: keyDetails(dec)}
 		}
 	}
-	dec := MergeKeys(existing, in.d.Keys, in.now, MergeOptions{})
+	dec := MergeKeys(existing, in.Desired.Keys, in.Now, MergeOptions{})
 	c := ChangeNone
 	if dec.Changed {
 		c = ChangeUpdate
@@ -226,12 +207,12 @@ func keyDetails(d KeyDecision) []string {
 
 // --- step 5 ---
 
-// spnsStep always targets the first-party service principal, in both
+// DecideSPNsStep always targets the first-party service principal, in both
 // modes: Test-OAuthConnectivity from Exchange Online checks the on-prem
 // host against its names, and the legacy-key clean-up leaves them alone
 // (removing keys never touches servicePrincipalNames).
-func spnsStep(in input) Action {
-	dec := UnionSPNs(in.o.FirstPartySP.SPNs, in.d.SPNs)
+func DecideSPNsStep(in Input) Action {
+	dec := UnionSPNs(in.Observed.FirstPartySP.SPNs, in.Desired.SPNs)
 	c := ChangeNone
 	if dec.Changed {
 		c = ChangeUpdate
@@ -245,24 +226,24 @@ func spnsStep(in input) Action {
 
 // --- on-prem half of the dedicated application ---
 
-// authServerAppStep plans Set-AuthServer -ApplicationIdentifier
+// DecideAuthServerAppStep plans Set-AuthServer -ApplicationIdentifier
 // -DomainName on the evoSTS server step 1 leaves behind (DecideAuthServerApp).
-func authServerAppStep(in input) Action {
+func DecideAuthServerAppStep(in Input) Action {
 	if !dedicated(in) {
 		return skipLegacy("leaves the evoSTS auth server's ApplicationIdentifier unset")
 	}
 	appID := ""
-	if in.o.DedicatedApp.Exists {
-		appID = in.o.DedicatedApp.AppID
+	if in.Observed.DedicatedApp.Exists {
+		appID = in.Observed.DedicatedApp.AppID
 	}
-	dec := DecideAuthServerApp(afterAuthServers(in), in.d.EvoSTS, appID, in.d.AuthServerDomains)
+	dec := DecideAuthServerApp(afterAuthServers(in), in.Desired.EvoSTS, appID, in.Desired.AuthServerDomains)
 	if dec.Change == ChangeUpdate && appID == "" {
-		dec.Reason += fmt.Sprintf(" once application %s exists", in.d.DedicatedAppName)
+		dec.Reason += fmt.Sprintf(" once application %s exists", in.Desired.DedicatedAppName)
 	}
 	return Action{Change: dec.Change, Reason: dec.Reason, Details: dec.Details}
 }
 
-// settingOverrideStep follows ConfigureExchangeHybridApplication.ps1: an
+// DecideSettingOverrideStep follows ConfigureExchangeHybridApplication.ps1: an
 // existing override for the section (any name) means nothing is created;
 // one that does not enable the feature blocks the step, since someone
 // made it on purpose and the dedicated application cannot work under it.
@@ -270,17 +251,17 @@ func authServerAppStep(in input) Action {
 // and an enabled connector are in place, counting what the earlier steps
 // of this plan will do. Whether Exchange reloaded an existing override
 // cannot be read, so it counts as done unless the caller knows otherwise.
-func settingOverrideStep(in input) Action {
+func DecideSettingOverrideStep(in Input) Action {
 	if !dedicated(in) {
 		return skipLegacy("needs no setting override")
 	}
-	enabling, other := OverrideState(in.o.SettingOverrides)
+	enabling, other := OverrideState(in.Observed.SettingOverrides)
 	if c := OverrideConflict(other); c != "" {
 		return Action{Change: ChangeBlocked, Reason: c}
 	}
 	if len(enabling) > 0 {
 		so := enabling[0]
-		switch r := in.o.VariantConfigRefreshed; {
+		switch r := in.Observed.VariantConfigRefreshed; {
 		case r != nil && !*r:
 			return Action{Change: ChangeUpdate,
 				Reason:  fmt.Sprintf("setting override '%s' exists but Exchange has not reloaded its VariantConfiguration since; it will be refreshed", so.Name),
@@ -304,19 +285,19 @@ func settingOverrideStep(in input) Action {
 
 // overridePreconditions is the state the setting override step will find,
 // counting what the earlier steps of the plan write.
-func overridePreconditions(in input) OverridePreconditions {
+func overridePreconditions(in Input) OverridePreconditions {
 	var p OverridePreconditions
-	p.Consent = in.o.ConsentGranted || dedicatedAppStep(in).Change.Writes()
-	switch c, _ := DecidePartnerApp(in.o.PartnerApp); c {
+	p.Consent = in.Observed.ConsentGranted || DecideDedicatedAppStep(in).Change.Writes()
+	switch c, _ := DecidePartnerApp(in.Observed.PartnerApp); c {
 	case ChangeNone, ChangeUpdate:
 		p.PartnerApp = true
 	default:
 		p.PartnerAppWhy = "step " + string(StepPartnerApp) + " is blocked"
 	}
-	p.Connector = slices.ContainsFunc(in.o.OnPremIOCs, func(c IOC) bool { return c.Enabled })
+	p.Connector = slices.ContainsFunc(in.Observed.OnPremIOCs, func(c IOC) bool { return c.Enabled })
 	if !p.Connector {
 		// A connector step that is not blocked leaves its connector enabled.
-		if DecideIOC("", in.o.OnPremIOCs, in.d.OnPremIOC).Change != ChangeBlocked {
+		if DecideIOC("", in.Observed.OnPremIOCs, in.Desired.OnPremIOC).Change != ChangeBlocked {
 			p.Connector = true
 		} else {
 			p.ConnectorWhy = "step " + string(StepIOCOnPrem) + " is blocked"
@@ -327,12 +308,12 @@ func overridePreconditions(in input) OverridePreconditions {
 
 // --- steps 6 and 7 ---
 
-func iocOnPremStep(in input) Action {
-	return iocAction(DecideIOC("on-premises", in.o.OnPremIOCs, in.d.OnPremIOC))
+func DecideIOCOnPremStep(in Input) Action {
+	return iocAction(DecideIOC("on-premises", in.Observed.OnPremIOCs, in.Desired.OnPremIOC))
 }
 
-func iocOnlineStep(in input) Action {
-	return iocAction(DecideIOC("Exchange Online", in.o.OnlineIOCs, in.d.OnlineIOC))
+func DecideIOCOnlineStep(in Input) Action {
+	return iocAction(DecideIOC("Exchange Online", in.Observed.OnlineIOCs, in.Desired.OnlineIOC))
 }
 
 func iocAction(d IOCDecision) Action {
@@ -341,13 +322,13 @@ func iocAction(d IOCDecision) Action {
 
 // --- step 8 ---
 
-func availabilityStep(in input) Action {
-	a := in.d.Availability
+func DecideAvailabilityStep(in Input) Action {
+	a := in.Desired.Availability
 	if !a.Needed {
 		return Action{Change: ChangeSkip, Reason: "no availability address space is needed: " + a.Reason}
 	}
 	add := fmt.Sprintf("Add-AvailabilityAddressSpace -AccessMethod InternalProxy -ProxyUrl %s -ForestName %s -UseServiceAccount $true", a.ProxyURL, a.ForestName)
-	for _, s := range in.o.AvailabilitySpaces {
+	for _, s := range in.Observed.AvailabilitySpaces {
 		if !strings.EqualFold(s.ForestName, a.ForestName) {
 			continue
 		}
@@ -367,23 +348,23 @@ func availabilityStep(in input) Action {
 
 // --- verification ---
 
-func verifyStep(in input) Action {
+func DecideVerifyStep(in Input) Action {
 	return Action{Change: ChangeCheck, Reason: verifyReason(in), Details: verifyDetails(in)}
 }
 
-func verifyReason(in input) string {
+func verifyReason(in Input) string {
 	s := fmt.Sprintf("Test-OAuthConnectivity from on-premises to %s as %s, and from Exchange Online to %s as %s",
-		in.d.VerifyCloudTarget, orUnknown(in.d.OnPremMailbox), orNone(in.d.VerifyOnPremTarget), orUnknown(in.d.CloudMailbox))
-	if in.d.OnPremMailbox == "" || in.d.CloudMailbox == "" {
+		in.Desired.VerifyCloudTarget, orUnknown(in.Desired.OnPremMailbox), orNone(in.Desired.VerifyOnPremTarget), orUnknown(in.Desired.CloudMailbox))
+	if in.Desired.OnPremMailbox == "" || in.Desired.CloudMailbox == "" {
 		s += "; a mailbox is missing, so set onprem_mailbox / cloud_mailbox or verification cannot pass"
 	}
 	return s
 }
 
-func verifyDetails(in input) []string {
+func verifyDetails(in Input) []string {
 	return []string{
-		fmt.Sprintf("on-premises: Test-OAuthConnectivity -Service EWS -TargetUri %s -Mailbox %s", in.d.VerifyCloudTarget, orUnknown(in.d.OnPremMailbox)),
-		fmt.Sprintf("Exchange Online: Test-OAuthConnectivity -Service EWS -TargetUri %s -Mailbox %s", orNone(in.d.VerifyOnPremTarget), orUnknown(in.d.CloudMailbox)),
+		fmt.Sprintf("on-premises: Test-OAuthConnectivity -Service EWS -TargetUri %s -Mailbox %s", in.Desired.VerifyCloudTarget, orUnknown(in.Desired.OnPremMailbox)),
+		fmt.Sprintf("Exchange Online: Test-OAuthConnectivity -Service EWS -TargetUri %s -Mailbox %s", orNone(in.Desired.VerifyOnPremTarget), orUnknown(in.Desired.CloudMailbox)),
 	}
 }
 
@@ -392,19 +373,19 @@ func verifyDetails(in input) []string {
 // legacyRemoval is the clean-up's key decision, the same one the clean-up
 // activity makes: the Exchange auth certificates (LegacyKeyRemoval), or
 // every key when the operator asked for Microsoft's reset (ResetKeys).
-func legacyRemoval(in input) KeyDecision {
-	if in.d.ResetFirstPartyKeys {
-		return ResetKeys(in.o.FirstPartySP.Keys)
+func legacyRemoval(in Input) KeyDecision {
+	if in.Desired.ResetFirstPartyKeys {
+		return ResetKeys(in.Observed.FirstPartySP.Keys)
 	}
-	return LegacyKeyRemoval(in.o.FirstPartySP.Keys, in.d.LegacyThumbprints, in.now)
+	return LegacyKeyRemoval(in.Observed.FirstPartySP.Keys, in.Desired.LegacyThumbprints, in.Now)
 }
 
-func removeLegacyKeyStep(in input) Action {
+func DecideRemoveLegacyKeyStep(in Input) Action {
 	if !dedicated(in) {
 		return skipLegacy("keeps the auth certificate on the shared first-party service principal")
 	}
 	dec := legacyRemoval(in)
-	if in.d.ResetFirstPartyKeys {
+	if in.Desired.ResetFirstPartyKeys {
 		return resetAction(in, dec)
 	}
 	if !dec.Changed {
@@ -418,13 +399,13 @@ func removeLegacyKeyStep(in input) Action {
 // resetAction describes the reset the operator asked for: which keys go,
 // and which of them are not Exchange auth certificates, since those are
 // other applications' keys that the ordinary clean-up would have kept.
-func resetAction(in input, dec KeyDecision) Action {
+func resetAction(in Input, dec KeyDecision) Action {
 	const asked = "as the operator asked (Microsoft's -ResetFirstPartyServicePrincipalKeyCredentials)"
 	if !dec.Changed {
 		return Action{Change: ChangeNone, Reason: "reset of the Exchange Online first-party service principal's keys, " + asked + ": the service principal holds no key, so there is nothing to remove"}
 	}
-	ours := make(map[string]bool, len(in.d.LegacyThumbprints))
-	for _, t := range in.d.LegacyThumbprints {
+	ours := make(map[string]bool, len(in.Desired.LegacyThumbprints))
+	for _, t := range in.Desired.LegacyThumbprints {
 		if t = normThumbprint(t); t != "" {
 			ours[t] = true
 		}
@@ -460,18 +441,18 @@ func resetAction(in input, dec KeyDecision) Action {
 	return Action{Change: ChangeUpdate, Reason: reason, Details: details}
 }
 
-func verifyAfterRemovalStep(in input) Action {
+func DecideVerifyAfterRemovalStep(in Input) Action {
 	if !dedicated(in) {
 		return skipLegacy("removes no key, so there is nothing to verify again")
 	}
 	if !legacyRemoval(in).Changed {
-		if in.d.ResetFirstPartyKeys {
+		if in.Desired.ResetFirstPartyKeys {
 			return Action{Change: ChangeSkip, Reason: "the first-party service principal has no key to reset, so the first verification stands"}
 		}
 		return Action{Change: ChangeSkip, Reason: "no legacy key is removed, so the first verification stands"}
 	}
 	what := "the legacy key is removed"
-	if in.d.ResetFirstPartyKeys {
+	if in.Desired.ResetFirstPartyKeys {
 		what = "every key of the first-party service principal is removed"
 	}
 	return Action{Change: ChangeCheck, Reason: "again after " + what + ", to prove the dedicated application carries the trust alone: " + verifyReason(in), Details: verifyDetails(in)}

@@ -166,17 +166,34 @@ func TestRemoveLegacyKeyRestoresOnFailedVerification(t *testing.T) {
 	}
 }
 
-// Every step of the plan has its file in the registry, in the plan's
-// documented order.
-func TestRegistryFollowsThePlanOrder(t *testing.T) {
-	var names []plan.Step
+// Every registered step decides and acts, once, and the plan has one
+// action per registered step, in the registry's order.
+func TestRegistryBuildsThePlan(t *testing.T) {
+	seen := map[plan.Step]bool{}
 	for _, s := range Registry {
-		if s.Exec == nil {
-			t.Errorf("step %s has no activities", s.Name)
+		if s.Exec == nil || s.Decide == nil || seen[s.Name] {
+			t.Errorf("step %s: exec %v, decide %v, seen before %v", s.Name, s.Exec != nil, s.Decide != nil, seen[s.Name])
 		}
-		names = append(names, s.Name)
+		seen[s.Name] = true
 	}
-	if !slices.Equal(names, plan.Steps) {
-		t.Fatalf("registry %v\nplan      %v", names, plan.Steps)
+	got := BuildPlan(plan.Desired{Mode: plan.ModeDedicatedApp}, plan.Observed{}, time.Unix(0, 0))
+	if len(got) != len(Registry) {
+		t.Fatalf("%d actions for %d steps", len(got), len(Registry))
+	}
+	for i, a := range got {
+		if a.Step != Registry[i].Name || a.Reason == "" {
+			t.Errorf("action %d: %s (%q), want step %s with a reason", i, a.Step, a.Reason, Registry[i].Name)
+		}
+	}
+	// The documented steps the plan package's tests pin keep their
+	// relative order.
+	i := 0
+	for _, r := range Registry {
+		if i < len(plan.Steps) && r.Name == plan.Steps[i] {
+			i++
+		}
+	}
+	if i != len(plan.Steps) {
+		t.Fatalf("the registry lacks %s, or holds it out of the documented order", plan.Steps[i])
 	}
 }

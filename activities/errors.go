@@ -23,7 +23,7 @@ func retryable(typ, format string, args ...any) error {
 }
 
 // classify turns a backend error into a Temporal application error with a
-// stable type, deciding retryability once, here (activity contract §3).
+// stable type, deciding retryability once, here.
 // what names the step for the message ("create auth server evoSTS").
 func classify(what string, err error) error {
 	if err == nil {

@@ -23,7 +23,7 @@ const (
 )
 
 // AuthCertificate is one certificate of the Exchange servers' store: its
-// public part only (activity contract §5).
+// public part only (no private key crosses into a workflow).
 type AuthCertificate struct {
 	Thumbprint string    `json:"thumbprint"`
 	Subject    string    `json:"subject,omitempty"`

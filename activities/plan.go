@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 
+	"github.com/hybridflow/hybridflow/contract"
 	"github.com/hybridflow/hybridflow/internal/cloud"
 	"github.com/hybridflow/hybridflow/internal/plan"
 	"github.com/hybridflow/hybridflow/steps"
@@ -22,7 +23,7 @@ func PlanSetup(_ context.Context, in PlanInput) (PlanOutput, error) {
 	}
 	d, warnings, err := plan.Derive(in.Tenant, p, in.Observed)
 	if err != nil {
-		return PlanOutput{}, nonRetryable(planErrorType(err), "plan for %s: %v", in.Tenant.ID, err)
+		return PlanOutput{}, nonRetryable(contract.PlanErrorType(err), "plan for %s: %v", in.Tenant.ID, err)
 	}
 	d.ResetFirstPartyKeys = in.ResetFirstPartyKeys
 	return PlanOutput{Desired: d, Actions: steps.BuildPlan(d, in.Observed, in.Now), Warnings: warnings}, nil

@@ -1,7 +1,6 @@
 package workflows
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -196,11 +195,12 @@ type RenewalState struct {
 type RenewalResult = RenewalState
 
 type renewal struct {
-	in    RenewalInput
-	st    RenewalState
-	op    operator
-	steps map[string]*StepState
-	undo  []contract.UndoRecord
+	in  RenewalInput
+	st  RenewalState
+	eng *engine
+	// notes is the engine's compensation list, which stays empty: a
+	// renewal never compensates.
+	notes []string
 
 	read    contract.AuthCertificateState
 	keys    contract.AuthKeysState
@@ -249,7 +249,7 @@ type renewalVerify struct {
 // only what is missing, so a run interrupted anywhere is finished by the
 // next one.
 func Renewal(ctx workflow.Context, in RenewalInput) (RenewalResult, error) {
-	r := &renewal{in: in, steps: map[string]*StepState{}}
+	r := &renewal{in: in}
 	if err := r.setup(ctx); err != nil {
 		return r.st, err
 	}
@@ -285,16 +285,17 @@ func (r *renewal) setup(ctx workflow.Context) error {
 	default:
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("renewal mode %q: use %s, %s or %s", r.in.Mode, RenewalModeDetect, plan.ModeDedicatedApp, plan.ModeLegacyFirstParty), contract.ErrInvalidInput, nil)
 	}
-	r.op = operator{policy: o.FailurePolicy, onState: r.setState}
-	if err := workflow.SetQueryHandler(ctx, QueryState, func() (RenewalState, error) {
-		st := r.st
-		st.Paused = r.op.paused
-		st.Undo = len(r.undo)
-		return st, nil
-	}); err != nil {
+	eng, err := newEngine(ctx, r.engineConfig(), engineState{Steps: &r.st.Steps, Writes: &r.st.Writes, Compensation: &r.notes, Error: &r.st.Error})
+	if err != nil {
 		return err
 	}
-	if err := r.op.register(ctx); err != nil {
+	r.eng = eng
+	if err := workflow.SetQueryHandler(ctx, QueryState, func() (RenewalState, error) {
+		st := r.st
+		st.Paused = r.eng.op.paused
+		st.Undo = len(r.eng.Undo)
+		return st, nil
+	}); err != nil {
 		return err
 	}
 	return workflow.UpsertTypedSearchAttributes(ctx,
@@ -317,41 +318,47 @@ func (r *renewal) setState(ctx workflow.Context, state, step string) {
 	mirrorState(ctx, &r.st.State, &r.st.CurrentStep, state, step, sa)
 }
 
-func (r *renewal) stepState(name string) *StepState { return stepIn(&r.st.Steps, r.steps, name) }
+// engineConfig: a renewal never compensates (undoing a published
+// certificate would break the trust); an abort or a cancel stops it where
+// it is, and the next renewal resumes from there.
+func (r *renewal) engineConfig() engineConfig {
+	return engineConfig{policy: r.in.Options.FailurePolicy, summary: RenewalStepSummary, onState: r.setState,
+		noUndoCancelled: "renewal cancelled; nothing was undone: the next renewal resumes where this one stopped",
+		noUndoAborted: func() string {
+			return fmt.Sprintf("renewal of %s stopped by an operator at %s; nothing was undone: the next renewal resumes where this one stopped",
+				r.st.TenantID, r.st.CurrentStep)
+		}}
+}
+
+func (r *renewal) stepState(name string) *StepState { return r.eng.State(name) }
+
+// notNeededIf admits a step unless skip holds; then the step is recorded
+// as not needed, with why.
+func (r *renewal) notNeededIf(name, why string, skip func() bool) func() bool {
+	return func() bool {
+		if skip() {
+			r.notNeeded(name, why)
+			return false
+		}
+		return true
+	}
+}
 
 func (r *renewal) notNeeded(name, why string) {
 	st := r.stepState(name)
 	st.Status, st.Detail = StatusNotNeeded, why
 }
 
+// run runs the steps; the engine ends the run (failed, or stopped by an
+// operator or a cancel with nothing undone).
 func (r *renewal) run(ctx workflow.Context) (RenewalResult, error) {
-	err := r.runSteps(ctx)
-	switch {
-	case err == nil:
-		return r.st, nil
-	case temporal.IsCanceledError(err) || ctx.Err() != nil:
-		dctx, cancel := workflow.NewDisconnectedContext(ctx)
-		defer cancel()
-		r.setState(dctx, StateAborted, "")
-		return r.st, temporal.NewCanceledError("renewal cancelled; nothing was undone: the next renewal resumes where this one stopped")
-	case errors.Is(err, errAborted):
-		r.setState(ctx, StateAborted, "")
-		return r.st, temporal.NewNonRetryableApplicationError(fmt.Sprintf("renewal of %s stopped by an operator at %s; nothing was undone: the next renewal resumes where this one stopped",
-			r.st.TenantID, r.st.CurrentStep), "Aborted", nil)
-	default:
-		r.st.Error = err.Error()
-		r.setState(ctx, StateFailed, "")
-		return r.st, err
-	}
+	err := r.eng.finish(ctx, r.runSteps(ctx))
+	return r.st, err
 }
 
 // do runs one step under the operator's pause / retry / skip / abort loop.
 func (r *renewal) do(ctx workflow.Context, name string, f func(workflow.Context) error) error {
-	aborted, _, err := r.op.runStep(withSummary(ctx, RenewalStepSummary(name)), r.stepState(name), f)
-	if err != nil || !aborted {
-		return err
-	}
-	return errAborted
+	return r.eng.do(ctx, name, "", f)
 }
 
 func (r *renewal) activityOptions(queue string) workflow.ActivityOptions {
@@ -371,13 +378,13 @@ func (r *renewal) cloud(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, summarized(ctx, r.activityOptions(temporalx.CloudQueue)))
 }
 
+// record keeps a step's outcome, counts its write and keeps its undo
+// records (the query counts them; nothing undoes them).
 func (r *renewal) record(name string, res contract.StepResult) {
 	st := r.stepState(name)
 	st.Outcome, st.Detail = string(res.Outcome), res.Detail
-	if res.Outcome != contract.Unchanged && res.Outcome != "" {
-		r.st.Writes++
-	}
-	r.undo = append(r.undo, res.Undo...)
+	r.eng.Wrote(res.Outcome)
+	r.eng.Push(name, res.Undo...)
 }
 
 func (r *renewal) warn(ctx workflow.Context, format string, args ...any) {
@@ -571,31 +578,17 @@ func (r *renewal) uploadStep(ctx workflow.Context) error {
 // still in Entra and that every server holds the certificate, and
 // publishes it.
 func (r *renewal) publishNew(ctx workflow.Context, p plan.RenewalDecision) error {
-	if p.Wait {
-		if err := r.do(ctx, RenewStepWait, func(ctx workflow.Context) error { return r.wait(ctx, p.Effective) }); err != nil {
-			return err
-		}
-	} else {
-		r.notNeeded(RenewStepWait, "nothing to wait for")
-	}
-	publishing := p.Publish && r.newCert != nil
-	if r.locking && publishing {
-		if err := r.do(ctx, RenewStepCheckKey, r.checkStagedKey); err != nil {
-			return err
-		}
-	}
-	if r.v1 && publishing {
-		if err := r.do(ctx, RenewStepCheckServers, r.checkServers); err != nil {
-			return err
-		}
-	} else if r.v1 {
-		r.notNeeded(RenewStepCheckServers, "nothing is published in this run")
-	}
-	if !publishing {
-		r.notNeeded(RenewStepPublish, "the new certificate is already current")
-		return nil
-	}
-	return r.do(ctx, RenewStepPublish, r.publish)
+	notPublishing := func() bool { return !p.Publish || r.newCert == nil }
+	return r.eng.runSteps(ctx, []engineStep{
+		{name: RenewStepWait, admit: r.notNeededIf(RenewStepWait, "nothing to wait for", func() bool { return !p.Wait }),
+			run: func(ctx workflow.Context) error { return r.wait(ctx, p.Effective) }},
+		{name: RenewStepCheckKey, admit: func() bool { return r.locking && !notPublishing() }, run: r.checkStagedKey},
+		{name: RenewStepCheckServers, admit: func() bool {
+			return r.v1 && r.notNeededIf(RenewStepCheckServers, "nothing is published in this run", notPublishing)()
+		},
+			run: r.checkServers},
+		{name: RenewStepPublish, admit: r.notNeededIf(RenewStepPublish, "the new certificate is already current", notPublishing), run: r.publish},
+	})
 }
 
 // wait sleeps on a durable timer until the effective date, without the
@@ -647,28 +640,18 @@ func (r *renewal) publish(ctx workflow.Context) error {
 // way back; the emergency path has no working way back to keep), clears
 // it, THEN takes retired keys out of Entra, and verifies again.
 func (r *renewal) retireOld(ctx workflow.Context, p plan.RenewalDecision) error {
-	switch {
-	case r.certOnly:
-		r.notNeeded(RenewStepVerify, "no hybrid trust is configured yet; setup verifies it")
-	case p.Emergency:
-		r.notNeeded(RenewStepVerify, "emergency path: the previous certificate had no working trust to keep")
-	default:
-		if err := r.do(ctx, RenewStepVerify, func(ctx workflow.Context) error { return r.verify(ctx, RenewStepVerify) }); err != nil {
-			return err
-		}
-	}
+	noTrust := func() bool { return r.certOnly }
 	var retired []string
-	if err := r.do(ctx, RenewStepClear, func(ctx workflow.Context) (err error) { retired, err = r.clearPrevious(ctx); return err }); err != nil {
-		return err
-	}
-	if err := r.removeKeyStep(ctx, retired); err != nil {
-		return err
-	}
-	if r.certOnly {
-		r.notNeeded(RenewStepVerifyFinal, "no hybrid trust is configured yet; setup verifies it")
-		return nil
-	}
-	return r.do(ctx, RenewStepVerifyFinal, func(ctx workflow.Context) error { return r.verify(ctx, RenewStepVerifyFinal) })
+	return r.eng.runSteps(ctx, []engineStep{
+		{name: RenewStepVerify, admit: func() bool {
+			return r.notNeededIf(RenewStepVerify, "no hybrid trust is configured yet; setup verifies it", noTrust)() &&
+				r.notNeededIf(RenewStepVerify, "emergency path: the previous certificate had no working trust to keep", func() bool { return p.Emergency })()
+		}, run: func(ctx workflow.Context) error { return r.verify(ctx, RenewStepVerify) }},
+		{name: RenewStepClear, run: func(ctx workflow.Context) (err error) { retired, err = r.clearPrevious(ctx); return err }},
+		{name: RenewStepRemoveKey, admit: r.removeKeyAdmit, run: func(ctx workflow.Context) error { return r.removeKeys(ctx, retired) }},
+		{name: RenewStepVerifyFinal, admit: r.notNeededIf(RenewStepVerifyFinal, "no hybrid trust is configured yet; setup verifies it", noTrust),
+			run: func(ctx workflow.Context) error { return r.verify(ctx, RenewStepVerifyFinal) }},
+	})
 }
 
 // clearPrevious clears the previous certificate and returns the
@@ -685,32 +668,36 @@ func (r *renewal) clearPrevious(ctx workflow.Context) ([]string, error) {
 	return res.Retired, nil
 }
 
-// removeKeyStep takes the retired certificates' keys out of Entra, unless
-// the previous certificate was not cleared (skipped by an operator: it may
-// still be in use, so its key stays).
-func (r *renewal) removeKeyStep(ctx workflow.Context, retired []string) error {
+// removeKeyAdmit: retired keys leave Entra only once the previous
+// certificate is cleared (skipped by an operator, it may still be in use,
+// so its key stays), and only where the keys are on an Entra object.
+func (r *renewal) removeKeyAdmit() bool {
 	switch {
 	case r.certOnly:
 		r.notNeeded(RenewStepRemoveKey, "the tenant is not set up for the dedicated application yet, so no key of it is in Entra to remove; setup uploads the current one")
-		return nil
+		return false
 	case r.stepState(RenewStepClear).Status != StatusDone:
 		r.notNeeded(RenewStepRemoveKey, "the previous certificate was not cleared; its key stays in Entra")
-		return nil
+		return false
 	}
-	return r.do(ctx, RenewStepRemoveKey, func(ctx workflow.Context) error {
-		keep := []string{r.read.AuthConfig.Current}
-		if r.read.AuthConfig.Next != "" {
-			keep = append(keep, r.read.AuthConfig.Next)
-		}
-		var res contract.AuthKeysResult
-		in := contract.RemoveRetiredAuthKeysInput{AuthKeysInput: r.keysInput(), Thumbprints: retired, Keep: keep}
-		if err := workflow.ExecuteActivity(r.cloud(ctx), contract.ActRemoveRetiredAuthKeys, in).Get(ctx, &res); err != nil {
-			return err
-		}
-		r.record(RenewStepRemoveKey, res.StepResult)
-		r.observeKeys(res.Keys)
-		return nil
-	})
+	return true
+}
+
+// removeKeys takes the retired certificates' keys out of Entra, keeping
+// the current and the next one.
+func (r *renewal) removeKeys(ctx workflow.Context, retired []string) error {
+	keep := []string{r.read.AuthConfig.Current}
+	if r.read.AuthConfig.Next != "" {
+		keep = append(keep, r.read.AuthConfig.Next)
+	}
+	var res contract.AuthKeysResult
+	in := contract.RemoveRetiredAuthKeysInput{AuthKeysInput: r.keysInput(), Thumbprints: retired, Keep: keep}
+	if err := workflow.ExecuteActivity(r.cloud(ctx), contract.ActRemoveRetiredAuthKeys, in).Get(ctx, &res); err != nil {
+		return err
+	}
+	r.record(RenewStepRemoveKey, res.StepResult)
+	r.observeKeys(res.Keys)
+	return nil
 }
 
 // takeLock takes the tenant's write lock unless the run holds it (or only
@@ -1038,7 +1025,8 @@ func firstOf(s ...string) string {
 }
 
 // verify tests both directions (the setup's Verify activities) until both
-// succeed or the deadline passes, on durable timers with doubling waits.
+// succeed or the deadline passes, in the engine's verification rounds
+// (durable timers, doubling waits).
 func (r *renewal) verify(ctx workflow.Context, name string) error {
 	v, err := r.verifyTargets(ctx)
 	if err != nil {
@@ -1052,35 +1040,33 @@ func (r *renewal) verify(ctx workflow.Context, name string) error {
 	if wait == 0 {
 		wait = 15 * time.Second
 	}
-	end := workflow.Now(ctx).Add(deadline)
 	if r.st.Verification == nil {
 		r.st.Verification = map[string]string{}
 	}
 	t := r.in.Target
-	for {
+	var on, cl contract.VerifyResult
+	_, ok, err := r.eng.verifyRounds(ctx, deadline, wait, func(int) (bool, error) {
 		fOn := workflow.ExecuteActivity(r.onprem(ctx), contract.ActVerifyFromOnPrem, contract.VerifyInput{Target: t, TargetURI: v.cloudTarget, Mailbox: v.onPremMailbox})
 		fCl := workflow.ExecuteActivity(r.cloud(ctx), contract.ActVerifyFromOnline, contract.VerifyInput{Target: t, TargetURI: v.onPremTarget, Mailbox: v.cloudMailbox})
-		var on, cl contract.VerifyResult
+		on, cl = contract.VerifyResult{}, contract.VerifyResult{}
 		if err := fOn.Get(ctx, &on); err != nil {
-			return err
+			return false, err
 		}
 		if err := fCl.Get(ctx, &cl); err != nil {
-			return err
+			return false, err
 		}
 		r.st.Verification["onprem-to-online"] = verdict(on)
 		r.st.Verification["online-to-onprem"] = verdict(cl)
-		if on.Success && cl.Success {
-			st := r.stepState(name)
-			st.Outcome, st.Detail = "verified", "Test-OAuthConnectivity succeeded in both directions with certificate "+r.read.AuthConfig.Current
-			return nil
-		}
-		if !workflow.Now(ctx).Add(wait).Before(end) {
-			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("verification did not succeed within %s: on-prem → Exchange Online: %s; Exchange Online → on-prem: %s",
-				deadline, verdict(on), verdict(cl)), contract.ErrVerification, nil)
-		}
-		if err := workflow.Sleep(ctx, wait); err != nil {
-			return err
-		}
-		wait = min(wait*2, 5*time.Minute)
+		return on.Success && cl.Success, nil
+	})
+	if err != nil {
+		return err
 	}
+	if !ok {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("verification did not succeed within %s: on-prem → Exchange Online: %s; Exchange Online → on-prem: %s",
+			deadline, verdict(on), verdict(cl)), contract.ErrVerification, nil)
+	}
+	st := r.stepState(name)
+	st.Outcome, st.Detail = "verified", "Test-OAuthConnectivity succeeded in both directions with certificate "+r.read.AuthConfig.Current
+	return nil
 }

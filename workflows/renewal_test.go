@@ -1021,3 +1021,82 @@ func TestRenewalPausesForAnOperatorAndRetries(t *testing.T) {
 	}
 	h.converged(0, old, env.Now())
 }
+
+// failOnce makes the named renewal activity fail once, non-retryably, and
+// then run for real.
+func failOnce[In, Out any](env *testsuite.TestWorkflowEnvironment, name string, real func(context.Context, In) (Out, error)) {
+	var mu sync.Mutex
+	calls := 0
+	env.OnActivity(name, mock.Anything, mock.Anything).Return(func(ctx context.Context, in In) (Out, error) {
+		mu.Lock()
+		calls++
+		n := calls
+		mu.Unlock()
+		if n == 1 {
+			var zero Out
+			return zero, temporal.NewNonRetryableApplicationError("Exchange is unreachable", "Transient", nil)
+		}
+		return real(ctx, in)
+	})
+}
+
+// decideRenewal sends an operator's decision once the renewal has paused.
+func decideRenewal(t *testing.T, env *testsuite.TestWorkflowEnvironment, update string, after time.Duration) {
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(update, update+"-1", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { t.Errorf("%s rejected: %v", update, err) },
+			OnAccept: func() {}, OnComplete: func(any, error) {},
+		}, workflows.OperatorAction{Reason: "operator"})
+	}, after)
+}
+
+// TestRenewalAbortStopsWithoutUndoing: an operator's abort stops a renewal
+// where it is and undoes nothing (a renewal never compensates): the new
+// certificate stays staged with its key in Entra, the current one stays
+// current, and the run ends Aborted naming the step, for the next renewal
+// to resume.
+func TestRenewalAbortStopsWithoutUndoing(t *testing.T) {
+	h := newRenewHarness(t)
+	old := h.replaceCurrent(0, renewBase.AddDate(0, 0, 45))
+	h.setUp(0, renewBase)
+	env := h.newEnv(renewBase)
+	ren := &activities.Renewal{Hosts: h.be, Clients: h.be, Now: env.Now}
+	failOnce(env, "PublishAuthCertificate", ren.PublishAuthCertificate)
+	decideRenewal(t, env, workflows.UpdateAbort, 31*24*time.Hour)
+	_, err := runRenewal(t, env, h.input(0, workflows.RenewalOptions{}))
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || app.Type() != "Aborted" ||
+		!strings.Contains(app.Message(), "stopped by an operator at "+workflows.RenewStepPublish+"; nothing was undone: the next renewal resumes where this one stopped") {
+		t.Fatalf("renewal ended with %v; want an Aborted error naming %s", err, workflows.RenewStepPublish)
+	}
+	s := h.snap(0)
+	if !certs.SameThumbprint(s.current, old) || s.next == "" || certs.SameThumbprint(s.next, old) || !s.hasKey(s.next) || !s.hasKey(old) {
+		t.Fatalf("after the abort: %+v; want %s current and the new certificate staged with its key", s, old)
+	}
+}
+
+// TestRenewalSkippedClearKeepsTheRetiredKey: when an operator skips
+// clearing the previous certificate, its key stays in Entra (it may still
+// be in use) and the renewal finishes.
+func TestRenewalSkippedClearKeepsTheRetiredKey(t *testing.T) {
+	h := newRenewHarness(t)
+	old := h.replaceCurrent(0, renewBase.AddDate(0, 0, 45))
+	h.setUp(0, renewBase)
+	env := h.newEnv(renewBase)
+	ren := &activities.Renewal{Hosts: h.be, Clients: h.be, Now: env.Now}
+	failOnce(env, "ClearPreviousAuthCertificate", ren.ClearPreviousAuthCertificate)
+	decideRenewal(t, env, workflows.UpdateSkip, 31*24*time.Hour)
+	res, err := runRenewal(t, env, h.input(0, workflows.RenewalOptions{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := stepOf(res, workflows.RenewStepClear); st.Status != workflows.StatusSkipped {
+		t.Fatalf("clear step %+v; want skipped", st)
+	}
+	if st := stepOf(res, workflows.RenewStepRemoveKey); st.Status != workflows.StatusNotNeeded || st.Detail != "the previous certificate was not cleared; its key stays in Entra" {
+		t.Fatalf("remove-key step %+v; want not needed because the clear was skipped", st)
+	}
+	if res.State != workflows.StateRenewed || !h.snap(0).hasKey(old) {
+		t.Fatalf("state %s, keys %v; want renewed with %s's key kept", res.State, h.snap(0).keys, old)
+	}
+}

@@ -394,10 +394,15 @@ func (r *renewal) warn(ctx workflow.Context, format string, args ...any) {
 }
 
 // renewalDecisionChange versions where the run's decision is made.
-// Version 0 (DefaultVersion) evaluated plan.DecideRenewal in workflow code;
-// version 1 evaluates it in a local activity, so that the decision is in
-// the history and a release with other thresholds or policies never
-// changes, on replay, what a sleeping renewal already decided.
+// Version 0 (DefaultVersion) decided in workflow code; version 1 evaluates
+// plan.DecideRenewal in a local activity, so that the decision is in the
+// history and a release with other thresholds or policies never changes,
+// on replay, what a sleeping renewal already decided. Runs at version 0
+// still decide inline, with plan.DecideRenewal (the same rule they
+// started with): a release that changes the policy chain while such a run
+// may still be waiting for its effective date (at most the lead time
+// after this change was deployed) must keep a copy of the old chain for
+// them.
 const renewalDecisionChange = "renewal-decision-in-local-activity"
 
 // runSteps reads, decides, and carries the decision out: a successor is

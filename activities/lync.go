@@ -312,94 +312,131 @@ func (a *Lync) EnsureLyncHostingProvider(ctx context.Context, in LyncProviderInp
 	if err := lyncValidProvider(want); err != nil {
 		return LyncStepResult{}, err
 	}
-	what := fmt.Sprintf("ensure hosting provider %q on %s", want.Identity, lyncWhere(in.Target))
-	r := a.runner(in.Target)
-	cur, err := a.readProvider(ctx, r, want.Identity)
+	w := &lyncProviderWrite{ctx: ctx, r: a.runner(in.Target), want: want,
+		what: fmt.Sprintf("ensure hosting provider %q on %s", want.Identity, lyncWhere(in.Target))}
+	cur, err := a.readProvider(ctx, w.r, want.Identity)
 	if err != nil {
-		return LyncStepResult{}, classify(what, err)
+		return LyncStepResult{}, classify(w.what, err)
 	}
 	prev, earlier := lyncEarlier[*LyncHostingProvider](ctx)
-	orig, baseline := prev.Value, prev.Baseline
+	w.cur, w.orig, w.baseline, w.earlier = cur, prev.Value, prev.Baseline, earlier
 	if !earlier {
-		orig = cur
+		w.orig = cur
 	}
-	// remember reads the replication status and keeps it, with what was
-	// found, in the heartbeat before the first write.
-	remember := func() error {
-		if earlier {
-			return nil
-		}
-		rows, err := r.Run(ctx, cmd("Get-CsManagementStoreReplicationStatus"))
-		if err != nil {
-			return classify(what+": read the replication status before the change", err)
-		}
-		baseline = lyncReplicasFromRows(rows)
-		lyncRecord(ctx, lyncBefore[*LyncHostingProvider]{Seen: true, Value: cur, Baseline: baseline})
-		earlier = true
+	did, err := w.apply(plan.DecideLyncProvider(cur, want))
+	if err != nil {
+		return LyncStepResult{}, err
+	}
+	return w.result(did), nil
+}
+
+// lyncProviderWrite is one attempt of the hosting-provider step: what it
+// found (cur), what was there before the first write of any attempt
+// (orig, from the heartbeat when an earlier attempt wrote), and the
+// replication status read just before that write (baseline).
+type lyncProviderWrite struct {
+	ctx       context.Context
+	r         exchange.Runner
+	what      string
+	want      LyncHostingProvider
+	cur, orig *LyncHostingProvider
+	baseline  []LyncReplica
+	// earlier: what was there before the first write is in the heartbeat.
+	earlier bool
+}
+
+// apply makes the change plan.DecideLyncProvider chose and says what it
+// did ("" when nothing was needed).
+func (w *lyncProviderWrite) apply(d plan.LyncProviderDecision) (string, error) {
+	if d.Change == plan.LyncProviderKeep {
+		return "", nil
+	}
+	if err := w.remember(); err != nil {
+		return "", err
+	}
+	switch d.Change {
+	case plan.LyncProviderCreate:
+		return "created", w.create()
+	case plan.LyncProviderReplace:
+		return fmt.Sprintf("removed and re-created (ProxyFqdn %s → %s; it cannot change in place)", w.cur.ProxyFqdn, w.want.ProxyFqdn), w.replace()
+	}
+	d.Params["Identity"] = w.cur.Identity
+	if _, err := w.r.Run(w.ctx, exchange.Command{Cmdlet: "Set-CsHostingProvider", Parameters: d.Params}); err != nil {
+		return "", w.fail(classify(w.what, err))
+	}
+	return "set in place: " + strings.Join(d.Words, ", "), nil
+}
+
+// remember reads the replication status and keeps it, with what was
+// found, in the heartbeat before the first write.
+func (w *lyncProviderWrite) remember() error {
+	if w.earlier {
 		return nil
 	}
-	// fail keeps the original provider with a failure that may have left
-	// it removed, so that the workflow can still put it back on abort.
-	fail := func(err error) error {
-		if orig == nil {
-			return err
-		}
-		return lyncWithUndo(err, lyncRestoreRecord(*orig))
+	rows, err := w.r.Run(w.ctx, cmd("Get-CsManagementStoreReplicationStatus"))
+	if err != nil {
+		return classify(w.what+": read the replication status before the change", err)
 	}
-	var did string
-	switch d := plan.DecideLyncProvider(cur, want); d.Change {
-	case plan.LyncProviderCreate:
-		if err := remember(); err != nil {
-			return LyncStepResult{}, err
-		}
-		if _, err := r.Run(ctx, lyncNewCommand(want)); err != nil {
-			if exchange.IsAlreadyExists(err) {
-				return LyncStepResult{}, fail(retryable(ErrTransient, "%s: created concurrently by someone else; the next attempt re-reads it", what))
-			}
-			return LyncStepResult{}, fail(classify(what, err))
-		}
-		did = "created"
-	case plan.LyncProviderReplace:
-		if err := remember(); err != nil {
-			return LyncStepResult{}, err
-		}
-		if _, err := r.Run(ctx, cmd("Remove-CsHostingProvider", "Identity", cur.Identity)); err != nil && !exchange.IsNotFound(err) {
-			return LyncStepResult{}, fail(classify(what+": remove the provider with ProxyFqdn "+cur.ProxyFqdn, err))
-		}
-		if _, err := r.Run(ctx, lyncNewCommand(want)); err != nil {
-			// Put the old provider back at once so that nothing is left
-			// half-done; the heartbeat and the error keep it anyway.
-			_, perr := r.Run(ctx, lyncNewCommand(*cur))
-			back := "the previous provider was put back"
-			if perr != nil {
-				back = fmt.Sprintf("putting the previous provider back failed too (%v); the next attempt or an abort restores it", perr)
-			}
-			return LyncStepResult{}, fail(classify(fmt.Sprintf("%s: re-create with ProxyFqdn %s (%s)", what, want.ProxyFqdn, back), err))
-		}
-		did = fmt.Sprintf("removed and re-created (ProxyFqdn %s → %s; it cannot change in place)", cur.ProxyFqdn, want.ProxyFqdn)
-	case plan.LyncProviderSet:
-		if err := remember(); err != nil {
-			return LyncStepResult{}, err
-		}
-		d.Params["Identity"] = cur.Identity
-		if _, err := r.Run(ctx, exchange.Command{Cmdlet: "Set-CsHostingProvider", Parameters: d.Params}); err != nil {
-			return LyncStepResult{}, fail(classify(what, err))
-		}
-		did = "set in place: " + strings.Join(d.Words, ", ")
+	w.baseline = lyncReplicasFromRows(rows)
+	lyncRecord(w.ctx, lyncBefore[*LyncHostingProvider]{Seen: true, Value: w.cur, Baseline: w.baseline})
+	w.earlier = true
+	return nil
+}
+
+// fail keeps the original provider with a failure that may have left it
+// removed, so that the workflow can still put it back on abort.
+func (w *lyncProviderWrite) fail(err error) error {
+	if w.orig == nil {
+		return err
 	}
+	return lyncWithUndo(err, lyncRestoreRecord(*w.orig))
+}
+
+func (w *lyncProviderWrite) create() error {
+	if _, err := w.r.Run(w.ctx, lyncNewCommand(w.want)); err != nil {
+		if exchange.IsAlreadyExists(err) {
+			return w.fail(retryable(ErrTransient, "%s: created concurrently by someone else; the next attempt re-reads it", w.what))
+		}
+		return w.fail(classify(w.what, err))
+	}
+	return nil
+}
+
+// replace removes the provider and creates it with the wanted ProxyFqdn.
+func (w *lyncProviderWrite) replace() error {
+	cur, want := w.cur, w.want
+	if _, err := w.r.Run(w.ctx, cmd("Remove-CsHostingProvider", "Identity", cur.Identity)); err != nil && !exchange.IsNotFound(err) {
+		return w.fail(classify(w.what+": remove the provider with ProxyFqdn "+cur.ProxyFqdn, err))
+	}
+	if _, err := w.r.Run(w.ctx, lyncNewCommand(want)); err != nil {
+		// Put the old provider back at once so that nothing is left
+		// half-done; the heartbeat and the error keep it anyway.
+		_, perr := w.r.Run(w.ctx, lyncNewCommand(*cur))
+		back := "the previous provider was put back"
+		if perr != nil {
+			back = fmt.Sprintf("putting the previous provider back failed too (%v); the next attempt or an abort restores it", perr)
+		}
+		return w.fail(classify(fmt.Sprintf("%s: re-create with ProxyFqdn %s (%s)", w.what, want.ProxyFqdn, back), err))
+	}
+	return nil
+}
+
+// result is the step's outcome, with the undo record that reverses it.
+func (w *lyncProviderWrite) result(did string) LyncStepResult {
+	want, orig := w.want, w.orig
 	final := want
 	switch {
 	case orig == nil:
-		return LyncStepResult{Outcome: Created, Detail: "created " + want.String(), Provider: &final, Baseline: baseline,
-			Undo: []LyncUndoRecord{{System: SystemLync, Kind: UndoLyncRemoveHostingProvider, Name: want.Identity}}}, nil
+		return LyncStepResult{Outcome: Created, Detail: "created " + want.String(), Provider: &final, Baseline: w.baseline,
+			Undo: []LyncUndoRecord{{System: SystemLync, Kind: UndoLyncRemoveHostingProvider, Name: want.Identity}}}
 	case orig.Equal(want):
-		return LyncStepResult{Outcome: Unchanged, Detail: fmt.Sprintf("%q already has the documented settings (ProxyFqdn %s)", want.Identity, want.ProxyFqdn), Provider: &final}, nil
+		return LyncStepResult{Outcome: Unchanged, Detail: fmt.Sprintf("%q already has the documented settings (ProxyFqdn %s)", want.Identity, want.ProxyFqdn), Provider: &final}
 	}
 	if did == "" { // an earlier attempt wrote and did not get to report it
 		did = "changed by an earlier attempt: " + strings.Join(orig.Differences(want), ", ")
 	}
-	return LyncStepResult{Outcome: Updated, Detail: fmt.Sprintf("%q %s", want.Identity, did), Provider: &final, Baseline: baseline,
-		Undo: []LyncUndoRecord{lyncRestoreRecord(*orig)}}, nil
+	return LyncStepResult{Outcome: Updated, Detail: fmt.Sprintf("%q %s", want.Identity, did), Provider: &final, Baseline: w.baseline,
+		Undo: []LyncUndoRecord{lyncRestoreRecord(*orig)}}
 }
 
 func lyncRestoreRecord(prev LyncHostingProvider) LyncUndoRecord {

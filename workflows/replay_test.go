@@ -45,19 +45,20 @@ import (
 // auth servers, say) replays without complaint, so such changes need the
 // same care without this test's help.
 //
-// A vN- file is a run recorded at version N of its workflow type's
-// versioned change (versionedChanges below; v0-: before the change,
-// DefaultVersion) and must replay through that branch; a file without a
-// prefix is at the current version. Refresh every history with
+// A vN- file is a run recorded at version N of its workflow type
+// (versionShapes below: which version of each of the type's versioned
+// changes that is; v0-: before the first change) and must replay through
+// those branches; a file without a prefix is at the current version.
+// Refresh every history with
 //
 //	make histories
 //
 // (it runs the recording tests with HYBRIDFLOW_RECORD_HISTORIES=1, then
-// this test). Before refreshing after a versioned change, rename the files
-// the new recordings replace to the old version's prefix (setup-x.json to
-// v2-setup-x.json) and keep them, and every other vN- file, while a
-// workflow started at that version may still run; then commit
-// testdata/histories.
+// this test). Before refreshing after a versioned change, append its
+// shape to versionShapes and rename the files the new recordings replace
+// to the old version's prefix (setup-x.json to v2-setup-x.json); keep
+// them, and every other vN- file, while a workflow started at that
+// version may still run; then commit testdata/histories.
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := histories.Load(filepath.Join("testdata", "histories"))
 	if err != nil {
@@ -66,31 +67,36 @@ func TestReplayRecordedHistories(t *testing.T) {
 	if len(files) == 0 {
 		t.Fatal("no recorded histories in testdata/histories (see this test's comment to record them)")
 	}
-	byVersion := map[string]map[int][]string{}
+	byShape := map[string]map[int][]string{}
 	for _, f := range files {
 		t.Run(f.Name, func(t *testing.T) {
 			wf, ok := replayable[f.Type]
 			if !ok {
 				t.Fatalf("history %s is a run of workflow type %q, which this test does not know: add it to replayable", f.Path, f.Type)
 			}
-			if c, ok := versionedChanges[f.Type]; ok {
-				want := c.current
+			if shapes, ok := versionShapes[f.Type]; ok {
+				n := len(shapes) - 1
 				if v, ok := versionPrefix(filepath.Base(f.Path)); ok {
-					want = v
+					n = v
+				}
+				if n >= len(shapes) {
+					t.Fatalf("history %s: %s has versions v0 to v%d, not v%d", f.Path, f.Type, len(shapes)-1, n)
 				}
 				vs, err := histories.Versions(f.History)
 				if err != nil {
 					t.Fatalf("%s: %v", f.Path, err)
 				}
-				if got := vs[c.id]; got != want {
-					t.Fatalf("history %s: %s version %d; want %d (0: no marker)", f.Path, c.id, got, want)
+				for _, c := range shapes[n] {
+					if got := vs[c.id]; got != c.version {
+						t.Fatalf("history %s (v%d of %s): %s version %d; want %d (0: no marker)", f.Path, n, f.Type, c.id, got, c.version)
+					}
 				}
-				if byVersion[f.Type] == nil {
-					byVersion[f.Type] = map[int][]string{}
+				if byShape[f.Type] == nil {
+					byShape[f.Type] = map[int][]string{}
 				}
-				byVersion[f.Type][want] = append(byVersion[f.Type][want], f.Name)
+				byShape[f.Type][n] = append(byShape[f.Type][n], f.Name)
 			} else if _, ok := versionPrefix(filepath.Base(f.Path)); ok {
-				t.Fatalf("history %s has a version prefix, but %s has no versioned change in versionedChanges", f.Path, f.Type)
+				t.Fatalf("history %s has a version prefix, but %s has no versioned change in versionShapes", f.Path, f.Type)
 			}
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflow(wf)
@@ -99,17 +105,16 @@ func TestReplayRecordedHistories(t *testing.T) {
 			}
 		})
 	}
-	// Each branch of a versioned change must stay covered.
-	types := make([]string, 0, len(versionedChanges))
-	for typ := range versionedChanges {
+	// Each version of a workflow type must stay covered.
+	types := make([]string, 0, len(versionShapes))
+	for typ := range versionShapes {
 		types = append(types, typ)
 	}
 	sort.Strings(types)
 	for _, typ := range types {
-		c := versionedChanges[typ]
-		for v := 0; v <= c.current; v++ {
-			if len(byVersion[typ][v]) == 0 {
-				t.Errorf("no recorded %s history at version %d of %s (have %v)", typ, v, c.id, byVersion[typ])
+		for n := range versionShapes[typ] {
+			if len(byShape[typ][n]) == 0 {
+				t.Errorf("no recorded %s history at v%d (have %v)", typ, n, byShape[typ])
 			}
 		}
 	}
@@ -127,25 +132,40 @@ var replayable = map[string]any{
 	"VerifyInventory": workflows.VerifyInventory,
 }
 
-// versionedChange is the change whose versions a workflow type's vN-
-// history files name, and the version new runs take.
-type versionedChange struct {
+// change is a workflow.GetVersion change ID and the version a run took.
+type change struct {
 	id      string
-	current int
+	version int
 }
 
-// versionedChanges: Setup's v0- files were recorded before
-// "setup-local-cloud-steps", v1- with the cloud steps as local activities
-// and HybridflowStep published on state changes only, the current ones
-// (2) with a step's on-prem writes in one activity, started with
-// SetupStartAttributes. Renewal's v0- file was recorded before
-// "renewal-mode-rule-and-server-check" (mode detected inline, no server
-// check before publishing). Rollout's v0- files before
-// "inventory-content-hash" (no hash kept or sent).
-var versionedChanges = map[string]versionedChange{
-	"Setup":   {"setup-local-cloud-steps", 2},
-	"Renewal": {"renewal-mode-rule-and-server-check", 1},
-	"Rollout": {"inventory-content-hash", 1},
+// versionShapes lists, per workflow type, the versions of its versioned
+// changes a run takes, oldest first: a vN- file must carry shape N, a file
+// without a prefix the last one (what new runs take). Setup's v0- files
+// were recorded before "setup-local-cloud-steps", v1- with the cloud steps
+// as local activities and HybridflowStep published on state changes only,
+// the current ones (2) with a step's on-prem writes in one activity,
+// started with SetupStartAttributes. Renewal's v0- file was recorded
+// before "renewal-mode-rule-and-server-check" (mode detected inline, no
+// server check before publishing), its v1- files before
+// "renewal-decision-in-local-activity" (deciding in workflow code).
+// Rollout's v0- files before "inventory-content-hash" (no hash kept or
+// sent). A new versioned change appends a shape (and the files it
+// replaces are renamed to the old shape's prefix).
+var versionShapes = map[string][][]change{
+	"Setup": {
+		{{"setup-local-cloud-steps", 0}},
+		{{"setup-local-cloud-steps", 1}},
+		{{"setup-local-cloud-steps", 2}},
+	},
+	"Renewal": {
+		{{"renewal-mode-rule-and-server-check", 0}, {"renewal-decision-in-local-activity", 0}},
+		{{"renewal-mode-rule-and-server-check", 1}, {"renewal-decision-in-local-activity", 0}},
+		{{"renewal-mode-rule-and-server-check", 1}, {"renewal-decision-in-local-activity", 1}},
+	},
+	"Rollout": {
+		{{"inventory-content-hash", 0}},
+		{{"inventory-content-hash", 1}},
+	},
 }
 
 // versionPrefix reads the N of a "vN-" file name.

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/hybridflow/hybridflow/activities"
+	"github.com/hybridflow/hybridflow/contract"
 	"github.com/hybridflow/hybridflow/internal/plan"
 	"github.com/hybridflow/hybridflow/steps"
 	"github.com/hybridflow/hybridflow/workflows"
@@ -54,7 +55,7 @@ func newScript(acts Acts, in workflows.SetupInput) *script {
 	s := &script{acts: acts, in: in,
 		retryInitial: time.Second, retryMax: time.Minute, retryAttempts: 5,
 		startToClose: 5 * time.Minute, verifyDeadline: steps.DefaultVerifyDeadline, verifyInterval: steps.DefaultVerifyInterval,
-		nonRetryable: []string{activities.ErrInvalidInput, activities.ErrMissingPermission, activities.ErrUnsupportedVersion, activities.ErrConflict},
+		nonRetryable: []string{contract.ErrInvalidInput, contract.ErrMissingPermission, contract.ErrUnsupportedVersion, contract.ErrConflict},
 	}
 	if o.Retry.InitialInterval > 0 {
 		s.retryInitial = o.Retry.InitialInterval
@@ -178,18 +179,18 @@ func (c directCaller) CloudWrite(name string, arg any) steps.Future { return c.s
 
 // Plan is a local activity in the workflow (a marker in its history) with
 // one attempt.
-func (c directCaller) Plan(in activities.PlanInput) steps.Future {
-	c.s.logCall("PlanSetup")
+func (c directCaller) Plan(in contract.PlanInput) steps.Future {
+	c.s.logCall(contract.ActPlanSetup)
 	out, err := activities.PlanSetup(c.ctx, in)
 	return done(out, err)
 }
 
-func (c directCaller) Undo(step string, rec activities.UndoRecord) error {
-	name := map[activities.System]string{activities.SystemOnPrem: "UndoOnPrem", activities.SystemOnline: "UndoOnline", activities.SystemEntra: "UndoEntra"}[rec.System]
+func (c directCaller) Undo(step string, rec contract.UndoRecord) error {
+	name := map[contract.System]string{contract.SystemOnPrem: contract.ActUndoOnPrem, contract.SystemOnline: contract.ActUndoOnline, contract.SystemEntra: contract.ActUndoEntra}[rec.System]
 	if name == "" {
 		return fmt.Errorf("undo record for unknown system %q", rec.System)
 	}
-	return c.start(name, activities.UndoInput{Target: c.s.in.Target, Record: rec}).Get(nil)
+	return c.start(name, contract.UndoInput{Target: c.s.in.Target, Record: rec}).Get(nil)
 }
 
 func (c directCaller) Sleep(d time.Duration) error {
@@ -224,7 +225,7 @@ func (s *script) invoke(ctx context.Context, name string, arg any) (any, error) 
 			continue
 		}
 		if t := m.Type(); t.NumIn() != 2 || !reflect.TypeOf(arg).AssignableTo(t.In(1)) {
-			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("activity %s does not take %T", name, arg), activities.ErrInvalidInput, nil)
+			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("activity %s does not take %T", name, arg), contract.ErrInvalidInput, nil)
 		}
 		out := m.Call([]reflect.Value{reflect.ValueOf(ctx), reflect.ValueOf(arg)})
 		err, _ := out[len(out)-1].Interface().(error)
@@ -233,7 +234,7 @@ func (s *script) invoke(ctx context.Context, name string, arg any) (any, error) 
 		}
 		return out[0].Interface(), err
 	}
-	return nil, temporal.NewNonRetryableApplicationError("no activity "+name, activities.ErrInvalidInput, nil)
+	return nil, temporal.NewNonRetryableApplicationError("no activity "+name, contract.ErrInvalidInput, nil)
 }
 
 // future is a direct call's result.

@@ -14,6 +14,7 @@ import (
 	"github.com/hybridflow/hybridflow/internal/config"
 	"github.com/hybridflow/hybridflow/internal/plan"
 	"github.com/hybridflow/hybridflow/internal/sim"
+	"github.com/hybridflow/hybridflow/steps"
 	"github.com/hybridflow/hybridflow/workflows"
 )
 
@@ -144,8 +145,8 @@ func TestPlanDemoWorldWritesNothing(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("plan -o json is not a setup result: %v\n%s", err, out)
 	}
-	if res.State != workflows.StatePlanned || len(res.Plan) != len(plan.Steps) || res.Writes != 0 {
-		t.Errorf("plan -o json: state %s, %d actions, %d writes; want planned, %d, 0", res.State, len(res.Plan), res.Writes, len(plan.Steps))
+	if res.State != workflows.StatePlanned || len(res.Plan) != len(steps.Registry) || res.Writes != 0 {
+		t.Errorf("plan -o json: state %s, %d actions, %d writes; want planned, %d, 0", res.State, len(res.Plan), res.Writes, len(steps.Registry))
 	}
 
 	after, err := world.Dump()
@@ -189,8 +190,8 @@ func checkPlanOutput(t *testing.T, tn config.Tenant, out string) (string, int) {
 		if len(f) == 0 {
 			continue
 		}
-		for _, s := range plan.Steps {
-			if f[0] != string(s) {
+		for _, s := range steps.Registry {
+			if f[0] != string(s.Name) {
 				continue
 			}
 			found[f[0]]++
@@ -206,9 +207,9 @@ func checkPlanOutput(t *testing.T, tn config.Tenant, out string) (string, int) {
 			}
 		}
 	}
-	for _, s := range plan.Steps {
-		if found[string(s)] != 1 {
-			t.Errorf("%s: step %s listed %d times, want once:\n%s", tn.ID, s, found[string(s)], out)
+	for _, s := range steps.Registry {
+		if found[string(s.Name)] != 1 {
+			t.Errorf("%s: step %s listed %d times, want once:\n%s", tn.ID, s.Name, found[string(s.Name)], out)
 		}
 	}
 	last := lines[len(lines)-1]

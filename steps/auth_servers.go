@@ -8,7 +8,8 @@ import (
 // AuthServers is step 1: the auth servers for ACS and evoSTS
 // (New-AuthServer, or Set-AuthServer -Enabled on one that exists).
 // Its undo removes a server it created or disables one it enabled.
-var AuthServers = Step{Name: plan.StepAuthServers, Decide: plan.DecideAuthServersStep, Exec: authServers}
+var AuthServers = Step{Name: plan.StepAuthServers, Summary: "Step 1: create the authorization server objects for Exchange Online (ACS and evoSTS)",
+	Decide: plan.DecideAuthServersStep, Exec: authServers}
 
 func authServers(r *Run, a plan.Action) error {
 	d, t := r.Plan.Desired, r.Target

@@ -11,7 +11,8 @@ import (
 // runs all three again and finds the earlier ones unchanged, their undo
 // already recorded. Its undo deletes what it created and revokes the
 // consent it granted.
-var DedicatedApplication = Step{Name: plan.StepDedicatedApp, Decide: plan.DecideDedicatedAppStep, Exec: dedicatedApplication}
+var DedicatedApplication = Step{Name: plan.StepDedicatedApp, Summary: "Step 4: create the dedicated Exchange hybrid application in Entra, its service principal and admin consent",
+	Decide: plan.DecideDedicatedAppStep, Exec: dedicatedApplication}
 
 func dedicatedApplication(r *Run, a plan.Action) error {
 	t := r.Target

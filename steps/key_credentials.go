@@ -11,7 +11,8 @@ import (
 // the planned service principal names go in the same PATCH, and step 5
 // (RegisterSPNs) is then done with it. Its undo removes exactly the keys
 // (and names) it added.
-var KeyCredentials = Step{Name: plan.StepKeys, Decide: plan.DecideKeysStep, Exec: keyCredentials}
+var KeyCredentials = Step{Name: plan.StepKeys, Summary: "Step 4: upload the on-premises authorization certificate to Microsoft Entra",
+	Decide: plan.DecideKeysStep, Exec: keyCredentials}
 
 func keyCredentials(r *Run, a plan.Action) error {
 	d, t := r.Plan.Desired, r.Target

@@ -11,6 +11,7 @@ import (
 // marks this step done, so it runs on its own only in dedicated mode (or
 // when the keys needed no change). Its undo removes exactly the names it
 // added.
-var RegisterSPNs = Step{Name: plan.StepSPNs, Decide: plan.DecideSPNsStep, Exec: func(r *Run, a plan.Action) error {
-	return r.Cloud(a.Step, contract.ActEnsureFirstPartyServicePrincipal, contract.FirstPartyInput{Target: r.Target, SPNs: r.Plan.Desired.SPNs, Before: r.Before(a.Step)})
-}}
+var RegisterSPNs = Step{Name: plan.StepSPNs, Summary: "Step 5: register the on-premises Exchange host names with Microsoft Entra ID",
+	Decide: plan.DecideSPNsStep, Exec: func(r *Run, a plan.Action) error {
+		return r.Cloud(a.Step, contract.ActEnsureFirstPartyServicePrincipal, contract.FirstPartyInput{Target: r.Target, SPNs: r.Plan.Desired.SPNs, Before: r.Before(a.Step)})
+	}}

@@ -16,7 +16,8 @@ import (
 // may lose its legacy key. If the second verification fails, the removed
 // keys are put back before the failure is reported; its undo (at
 // compensation) also puts them back.
-var RemoveLegacyKey = Step{Name: plan.StepRemoveLegacyKey, Decide: plan.DecideRemoveLegacyKeyStep, Gate: removeLegacyKeyGate, Exec: removeLegacyKey}
+var RemoveLegacyKey = Step{Name: plan.StepRemoveLegacyKey, Summary: "Remove the on-premises certificate from the shared first-party service principal",
+	Decide: plan.DecideRemoveLegacyKeyStep, Gate: removeLegacyKeyGate, Exec: removeLegacyKey}
 
 func removeLegacyKeyGate(r *Run, a plan.Action) (string, string) {
 	if a.Change.Writes() && !r.Verified() {

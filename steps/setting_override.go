@@ -9,7 +9,8 @@ import (
 // with a setting override, then refreshes VariantConfiguration so that
 // Exchange loads it. The activity cannot ask Entra whether consent is
 // there, so the run tells it. Its undo removes an override it created.
-var SettingOverride = Step{Name: plan.StepSettingOverride, Decide: plan.DecideSettingOverrideStep, Exec: settingOverride}
+var SettingOverride = Step{Name: plan.StepSettingOverride, Summary: "Step 4 (dedicated application): switch on-premises Exchange to it with a setting override",
+	Decide: plan.DecideSettingOverrideStep, Exec: settingOverride}
 
 func settingOverride(r *Run, a plan.Action) error {
 	in := contract.SettingOverrideInput{Target: r.Target, ConsentGranted: r.consentGranted(),

@@ -53,6 +53,9 @@ type Caller interface {
 // Step is one documented setup step.
 type Step struct {
 	Name plan.Step
+	// Summary names the step in the Web UI (each of its activities carries
+	// it): as Microsoft's manual procedure numbers it, where it has a number.
+	Summary string
 	// Decide is the step's plan decision, pure, with its reason: the
 	// planning local activity runs it (BuildPlan), so that the plan is in
 	// the run's history.

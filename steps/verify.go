@@ -12,9 +12,10 @@ import (
 
 // Verify runs Test-OAuthConnectivity in both directions until both pass,
 // while the configuration propagates. It changes nothing: nothing to undo.
-var Verify = Step{Name: plan.StepVerify, Decide: plan.DecideVerifyStep, Check: true, Exec: func(r *Run, a plan.Action) error {
-	return r.verify(a.Step)
-}}
+var Verify = Step{Name: plan.StepVerify, Summary: "Verify: Test-OAuthConnectivity in both directions",
+	Decide: plan.DecideVerifyStep, Check: true, Exec: func(r *Run, a plan.Action) error {
+		return r.verify(a.Step)
+	}}
 
 // Verification defaults: how long to wait for propagation, the first wait
 // between rounds, and the longest.

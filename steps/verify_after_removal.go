@@ -7,9 +7,10 @@ import "github.com/hybridflow/hybridflow/internal/plan"
 // step runs it at once and marks it done; it runs here on its own only
 // when the removal found nothing to remove, and is not needed when the
 // removal was skipped. Nothing to undo.
-var VerifyAfterRemoval = Step{Name: plan.StepVerifyAfterRemoval, Decide: plan.DecideVerifyAfterRemovalStep, Check: true, Gate: verifyAfterRemovalGate, Exec: func(r *Run, a plan.Action) error {
-	return r.verify(a.Step)
-}}
+var VerifyAfterRemoval = Step{Name: plan.StepVerifyAfterRemoval, Summary: "Verify again after the legacy key is removed: Test-OAuthConnectivity in both directions",
+	Decide: plan.DecideVerifyAfterRemovalStep, Check: true, Gate: verifyAfterRemovalGate, Exec: func(r *Run, a plan.Action) error {
+		return r.verify(a.Step)
+	}}
 
 func verifyAfterRemovalGate(r *Run, _ plan.Action) (string, string) {
 	if r.L.Status(string(plan.StepRemoveLegacyKey)) == StatusSkipped {

@@ -216,18 +216,6 @@ func (o *operator) runStep(ctx workflow.Context, st *StepState, f func(workflow.
 	}
 }
 
-// stepIn returns the named step's state from a workflow's ordered step
-// list, adding it (pending) on first use; index finds it by name.
-func stepIn(steps *[]*StepState, index map[string]*StepState, name string) *StepState {
-	if st := index[name]; st != nil {
-		return st
-	}
-	st := &StepState{Step: name, Status: StatusPending}
-	*steps = append(*steps, st)
-	index[name] = st
-	return st
-}
-
 // mirrorState records a workflow's state and current step and upserts the
 // search attributes that changed, only on change: every upsert is a
 // history event. saStep is the step as the attribute shows it.

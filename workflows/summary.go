@@ -10,6 +10,7 @@ import (
 
 	"github.com/hybridflow/hybridflow/internal/config"
 	"github.com/hybridflow/hybridflow/internal/plan"
+	"github.com/hybridflow/hybridflow/steps"
 )
 
 // Temporal's user metadata: a workflow's static summary and each
@@ -85,26 +86,12 @@ func oneLine(s string) string {
 	return s[:cut] + ellipsis
 }
 
-// setupStepSummaries name the setup's steps as Microsoft's manual
-// procedure numbers them (README, "The steps it automates"); the steps the
-// dedicated application adds to step 4 say so.
+// setupStepSummaries name the setup's steps outside the registry; each
+// registered step carries its own Summary (steps/), numbered as Microsoft's
+// manual procedure numbers it.
 var setupStepSummaries = map[string]string{
-	stepDiscover:                         "Discover: read on-premises Exchange, Exchange Online and Entra, then plan the steps",
-	stepPlan:                             "Plan the steps from what discovery read",
-	string(plan.StepAuthServers):         "Step 1: create the authorization server objects for Exchange Online (ACS and evoSTS)",
-	string(plan.StepPartnerApp):          "Step 2: enable the partner application for Exchange Online",
-	string(plan.StepExportCert):          "Step 3: export the on-premises authorization certificate",
-	string(plan.StepDedicatedApp):        "Step 4: create the dedicated Exchange hybrid application in Entra, its service principal and admin consent",
-	string(plan.StepKeys):                "Step 4: upload the on-premises authorization certificate to Microsoft Entra",
-	string(plan.StepSPNs):                "Step 5: register the on-premises Exchange host names with Microsoft Entra ID",
-	string(plan.StepOnPremAuthServerApp): "Step 4 (dedicated application): name the application on the evoSTS authorization server",
-	string(plan.StepIOCOnPrem):           "Step 6: create an IntraOrganizationConnector from on-premises to Exchange Online",
-	string(plan.StepIOCOnline):           "Step 7: create an IntraOrganizationConnector from Exchange Online to on-premises",
-	string(plan.StepSettingOverride):     "Step 4 (dedicated application): switch on-premises Exchange to it with a setting override",
-	string(plan.StepAvailability):        "Step 8: configure an AvailabilityAddressSpace for pre-Exchange 2013 SP1 servers",
-	string(plan.StepVerify):              "Verify: Test-OAuthConnectivity in both directions",
-	string(plan.StepRemoveLegacyKey):     "Remove the on-premises certificate from the shared first-party service principal",
-	string(plan.StepVerifyAfterRemoval):  "Verify again after the legacy key is removed: Test-OAuthConnectivity in both directions",
+	stepDiscover: "Discover: read on-premises Exchange, Exchange Online and Entra, then plan the steps",
+	stepPlan:     "Plan the steps from what discovery read",
 }
 
 // renewalStepSummaries name the renewal's steps.
@@ -136,7 +123,12 @@ var lyncStepSummaries = map[string]string{
 
 // SetupStepSummary, RenewalStepSummary and LyncStepSummary are the
 // activity summaries of a workflow's steps; an unknown step is named as is.
-func SetupStepSummary(step string) string   { return stepSummary(setupStepSummaries, step) }
+func SetupStepSummary(step string) string {
+	if s := steps.Lookup(plan.Step(step)); s.Summary != "" {
+		return oneLine(s.Summary)
+	}
+	return stepSummary(setupStepSummaries, step)
+}
 func RenewalStepSummary(step string) string { return stepSummary(renewalStepSummaries, step) }
 func LyncStepSummary(step string) string    { return stepSummary(lyncStepSummaries, step) }
 

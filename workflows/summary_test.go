@@ -11,6 +11,7 @@ import (
 	"github.com/hybridflow/hybridflow/internal/codec"
 	"github.com/hybridflow/hybridflow/internal/config"
 	"github.com/hybridflow/hybridflow/internal/plan"
+	"github.com/hybridflow/hybridflow/steps"
 )
 
 func TestTenantSummary(t *testing.T) {
@@ -63,9 +64,9 @@ func TestSummaryIsOneBoundedLine(t *testing.T) {
 // Every step of every workflow has a summary of its own: a new step
 // without one would show in the Web UI under its bare name.
 func TestEveryStepHasASummary(t *testing.T) {
-	for _, s := range plan.Steps {
-		if _, ok := setupStepSummaries[string(s)]; !ok {
-			t.Errorf("setup step %s has no summary", s)
+	for _, s := range steps.Registry {
+		if s.Summary == "" {
+			t.Errorf("setup step %s has no summary", s.Name)
 		}
 	}
 	for _, s := range activities.LyncSteps {

@@ -360,8 +360,7 @@ func (w *lyncProviderWrite) apply(d plan.LyncProviderDecision) (string, error) {
 	case plan.LyncProviderReplace:
 		return fmt.Sprintf("removed and re-created (ProxyFqdn %s → %s; it cannot change in place)", w.cur.ProxyFqdn, w.want.ProxyFqdn), w.replace()
 	}
-	d.Params["Identity"] = w.cur.Identity
-	if _, err := w.r.Run(w.ctx, exchange.Command{Cmdlet: "Set-CsHostingProvider", Parameters: d.Params}); err != nil {
+	if _, err := w.r.Run(w.ctx, setProviderCommand(w.cur.Identity, w.want, d)); err != nil {
 		return "", w.fail(classify(w.what, err))
 	}
 	return "set in place: " + strings.Join(d.Words, ", "), nil
@@ -699,8 +698,7 @@ func (a *Lync) restoreProvider(ctx context.Context, r exchange.Runner, t Target,
 	case plan.LyncProviderKeep:
 		return nil
 	case plan.LyncProviderSet:
-		d.Params["Identity"] = cur.Identity
-		_, err := r.Run(ctx, exchange.Command{Cmdlet: "Set-CsHostingProvider", Parameters: d.Params})
+		_, err := r.Run(ctx, setProviderCommand(cur.Identity, prev, d))
 		return classify(what, err)
 	case plan.LyncProviderReplace:
 		if _, err := r.Run(ctx, cmd("Remove-CsHostingProvider", "Identity", cur.Identity)); err != nil && !exchange.IsNotFound(err) {
@@ -714,4 +712,28 @@ func (a *Lync) restoreProvider(ctx context.Context, r exchange.Runner, t Target,
 		return classify(what, err)
 	}
 	return nil
+}
+
+// setProviderCommand is Set-CsHostingProvider for the settings decision d
+// found different, set to want's values. The parameter names are literals
+// so that the cmdlet reference check can read every parameter the product
+// sends; d.Params (plan.LyncHostingProvider.SetDiff) says which apply.
+func setProviderCommand(identity string, want plan.LyncHostingProvider, d plan.LyncProviderDecision) exchange.Command {
+	p := map[string]any{"Identity": identity}
+	if _, ok := d.Params["Enabled"]; ok {
+		p["Enabled"] = want.Enabled
+	}
+	if _, ok := d.Params["EnabledSharedAddressSpace"]; ok {
+		p["EnabledSharedAddressSpace"] = want.EnabledSharedAddressSpace
+	}
+	if _, ok := d.Params["HostsOCSUsers"]; ok {
+		p["HostsOCSUsers"] = want.HostsOCSUsers
+	}
+	if _, ok := d.Params["IsLocal"]; ok {
+		p["IsLocal"] = want.IsLocal
+	}
+	if _, ok := d.Params["VerificationLevel"]; ok {
+		p["VerificationLevel"] = want.VerificationLevel
+	}
+	return exchange.Command{Cmdlet: "Set-CsHostingProvider", Parameters: p}
 }

@@ -5,59 +5,17 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"reflect"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
-	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/worker"
-	"go.temporal.io/sdk/workflow"
 	"go.uber.org/zap"
 
 	"github.com/hybridflow/hybridflow/internal/backend"
 	"github.com/hybridflow/hybridflow/internal/config"
 	"github.com/hybridflow/hybridflow/internal/sim"
 )
-
-// activityNames records the activity type names a Registrar registers,
-// as the Go SDK names them: every exported method of a registered struct
-// whose last result is an error, and a function under its RegisterOptions
-// name (or its own name without one).
-type activityNames struct {
-	worker.Registry // not called: panics if ForBackend uses something else
-	names           []string
-}
-
-func (r *activityNames) RegisterWorkflow(any)                                      {}
-func (r *activityNames) RegisterWorkflowWithOptions(any, workflow.RegisterOptions) {}
-
-func (r *activityNames) RegisterActivity(a any) {
-	r.RegisterActivityWithOptions(a, activity.RegisterOptions{})
-}
-
-func (r *activityNames) RegisterActivityWithOptions(a any, o activity.RegisterOptions) {
-	v := reflect.ValueOf(a)
-	if v.Kind() == reflect.Func {
-		name := o.Name
-		if name == "" {
-			full := runtime.FuncForPC(v.Pointer()).Name()
-			name = strings.TrimSuffix(full[strings.LastIndex(full, ".")+1:], "-fm")
-		}
-		r.names = append(r.names, name)
-		return
-	}
-	errType := reflect.TypeFor[error]()
-	for i := range v.Type().NumMethod() {
-		m := v.Type().Method(i)
-		if n := m.Type.NumOut(); n == 0 || m.Type.Out(n-1) != errType {
-			continue
-		}
-		r.names = append(r.names, o.Name+m.Name)
-	}
-}
 
 // contractActivityNames reads the Act* constants of package contract from
 // its source, so a constant added there is checked without being listed
@@ -119,11 +77,11 @@ func TestContractActivityNamesRegistered(t *testing.T) {
 	reg := ForBackend(be, "names@test")
 	registered := map[string]bool{}
 	for _, role := range []config.Role{{Kind: config.RoleCloud}, {Kind: config.RoleOnPrem, Site: "site-1"}, {Kind: config.RoleLync, Site: "site-1"}} {
-		var r activityNames
+		var r recorder
 		if err := reg(role, &r); err != nil {
 			t.Fatal(err)
 		}
-		for _, n := range r.names {
+		for _, n := range r.activities {
 			registered[n] = true
 		}
 	}

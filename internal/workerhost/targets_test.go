@@ -8,10 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
-	"go.temporal.io/sdk/worker"
-	"go.temporal.io/sdk/workflow"
 	"go.uber.org/zap"
 
 	"github.com/hybridflow/hybridflow/activities"
@@ -20,22 +17,9 @@ import (
 	"github.com/hybridflow/hybridflow/internal/sim"
 )
 
-// registered records what a Registrar registers for one role.
-type registered struct {
-	worker.Registry // not called: panics if ForBackend uses something else
-	acts            []any
-}
-
-func (r *registered) RegisterWorkflow(any)                                      {}
-func (r *registered) RegisterWorkflowWithOptions(any, workflow.RegisterOptions) {}
-func (r *registered) RegisterActivity(a any)                                    { r.acts = append(r.acts, a) }
-func (r *registered) RegisterActivityWithOptions(a any, _ activity.RegisterOptions) {
-	r.acts = append(r.acts, a)
-}
-
 func registeredFor[T any](t *testing.T, reg Registrar, role config.Role) T {
 	t.Helper()
-	var r registered
+	var r recorder
 	if err := reg(role, &r); err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package workflows_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -785,23 +784,9 @@ func lyncRegistrar(be *backend.Backend) workerhost.Registrar {
 // dev server, with workers on the cloud and Lync task queues and the real
 // PowerShell-host client talking to the simulated Lync deployments.
 func TestLyncIntegrationDevServer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test: starts the Temporal dev server")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	srv, err := devserver.Start(ctx, devserver.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = srv.Stop() }()
-	// A client of our own: the dev server's logs every activity at debug.
-	c, err := client.Dial(client.Options{HostPort: srv.FrontendHostPort(), Namespace: "default",
-		Logger: tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	_, c := devserver.ForTest(t, ctx)
 
 	fresh := lyncSpec{n: 21, cloud: "global", feLag: 2}
 	china := lyncSpec{n: 22, cloud: "china", feLag: 2}

@@ -7,8 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +16,6 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
-	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
@@ -69,22 +66,9 @@ func writeInventoryFile(t *testing.T, dir string, n int) (string, []config.Tenan
 // written to testdata/histories/rollout for the replay test (rename the
 // files they replace to the older version's vN- prefix first).
 func TestRolloutPagedDevServer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test: starts the Temporal dev server")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	srv, err := devserver.Start(ctx, devserver.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = srv.Stop() }()
-	c, err := client.Dial(client.Options{HostPort: srv.FrontendHostPort(), Namespace: "default",
-		Logger: tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	_, c := devserver.ForTest(t, ctx)
 
 	dir := t.TempDir()
 	path, tenants := writeInventoryFile(t, dir, 130)

@@ -1,6 +1,7 @@
 package chaos_test
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -276,6 +277,66 @@ func TestWindowsAreValidAndLoseOnlyWrites(t *testing.T) {
 			case r.Protocol != sim.ProtoGraph && (r.Cmdlet == "" || verb == "get" || verb == "test"):
 				t.Errorf("window %s: %s apply_then_drop rule %+v is not limited to write cmdlets", name, r.Protocol, r)
 			}
+		}
+	}
+}
+
+// A window held open past its slice overlaps the next one; each must
+// still tell its own faults. No two windows share a protocol and fault
+// kind, and Fired, fed by the simulator's own counts with every window
+// open at once, gives each window exactly what its rules injected.
+func TestWindowsTellTheirFaultsApartWhenOpenTogether(t *testing.T) {
+	owner := map[string]string{}
+	var all []sim.FaultRule
+	for _, name := range chaos.WindowNames() {
+		for _, r := range chaos.Windows[name] {
+			k := sim.FiredKey(r.Protocol, r.Kind)
+			if o, ok := owner[k]; ok && o != name {
+				t.Errorf("windows %s and %s both inject %s: open together, their faults would mix", o, name, k)
+			}
+			owner[k] = name
+			r.Rate = 0.3
+			all = append(all, r)
+		}
+	}
+	w := &sim.World{}
+	if err := w.AddFaults(all); err != nil {
+		t.Fatal(err)
+	}
+	// Requests each rule matches, many times over (the seeded rates let
+	// every window fire beside the others); the first matching
+	// misbehaviour wins, and a latency adds to it.
+	want := map[string]map[string]int{}
+	for range 40 {
+		for _, name := range chaos.WindowNames() {
+			for _, r := range chaos.Windows[name] {
+				req := sim.FaultRequest{Protocol: r.Protocol, Method: r.Method, Cmdlet: r.Cmdlet + "Thing", Operation: r.Cmdlet + "Thing", Tenant: "t"}
+				f := w.DecideRequest(req)
+				var kinds []string
+				if f.Delay > 0 {
+					kinds = append(kinds, sim.FaultLatency)
+				}
+				if f.Kind != "" {
+					kinds = append(kinds, f.Kind)
+				}
+				for _, kind := range kinds {
+					o := owner[sim.FiredKey(r.Protocol, kind)]
+					if want[o] == nil {
+						want[o] = map[string]int{}
+					}
+					want[o][kind]++
+				}
+			}
+		}
+	}
+	by := w.FaultsFiredBy()
+	for _, name := range chaos.WindowNames() {
+		got := chaos.Fired(name, by)
+		if fmt.Sprint(got) != fmt.Sprint(want[name]) {
+			t.Errorf("window %s: Fired says %v, the requests it answered were %v", name, got, want[name])
+		}
+		if len(got) == 0 {
+			t.Errorf("window %s: nothing attributed to it", name)
 		}
 	}
 }

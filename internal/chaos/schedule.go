@@ -94,12 +94,13 @@ const (
 // is asked to renew (two in three), or only to read and find nothing due.
 func RenewalWrites(i int) bool { return i%3 != 2 }
 
-// Windows are the fault windows, by name; each is open for a slice of the
-// rollout and only one is open at a time, so every fault counted while it
-// is open is its own (World.FaultsFired counts by kind, whatever the
-// protocol). HungWindow is the exception: its faults are delays, which
-// FaultsFired counts apart (latency), so it runs on a track of its own,
-// alongside the others.
+// Windows are the fault windows, by name. The schedule gives each a slice
+// of the rollout, one after the other; a window that has injected nothing
+// by the end of its slice stays open (on a track of its own) until it
+// has, so windows may overlap. Each window's faults are its own all the
+// same: no two windows share a protocol and fault kind (a test holds it),
+// and the simulator counts by both (World.FaultsFiredBy, read through
+// Fired).
 //
 // The apply-then-drop windows lose the reply of writes the simulator has
 // applied: a Graph or Exchange Online write whose connection closes after
@@ -169,6 +170,24 @@ func hostWritesLost(rate float64) []sim.FaultRule {
 	var out []sim.FaultRule
 	for _, v := range HostWriteVerbs {
 		out = append(out, sim.FaultRule{Protocol: sim.ProtoShell, Cmdlet: v, Kind: sim.FaultApplyThenDrop, Rate: rate})
+	}
+	return out
+}
+
+// Fired is what window injected, by fault kind, out of the simulator's
+// counts by protocol and kind (World.FaultsFiredBy).
+func Fired(window string, by map[string]int) map[string]int {
+	out := map[string]int{}
+	seen := map[string]bool{}
+	for _, r := range Windows[window] {
+		k := sim.FiredKey(r.Protocol, r.Kind)
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		if by[k] > 0 {
+			out[r.Kind] += by[k]
+		}
 	}
 	return out
 }

@@ -124,10 +124,13 @@ type injector struct {
 	rules []FaultRule
 	hits  map[string]int // rule index + tenant -> matching requests seen
 	fired map[string]int // kind -> count, for reports
+	// firedBy counts by protocol and kind (FiredKey), so that fault
+	// windows open at once can each tell their own faults.
+	firedBy map[string]int
 }
 
 func newInjector(seed int64, rules []FaultRule) *injector {
-	return &injector{rng: rand.New(rand.NewSource(seed)), rules: slices.Clone(rules), hits: map[string]int{}, fired: map[string]int{}}
+	return &injector{rng: rand.New(rand.NewSource(seed)), rules: slices.Clone(rules), hits: map[string]int{}, fired: map[string]int{}, firedBy: map[string]int{}}
 }
 
 // SetFaults replaces the fault rules and starts counting afresh: "first N"
@@ -237,6 +240,27 @@ func (w *World) FaultsFired() map[string]int {
 	return out
 }
 
+// FiredKey names a protocol and fault kind in FaultsFiredBy.
+func FiredKey(protocol, kind string) string { return protocol + " " + kind }
+
+// FaultsFiredBy reports how many faults were injected by protocol and
+// kind, keyed by FiredKey (latency counts the requests it delayed).
+func (w *World) FaultsFiredBy() map[string]int {
+	w.mu.Lock()
+	in := w.faults
+	w.mu.Unlock()
+	out := map[string]int{}
+	if in == nil {
+		return out
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for k, v := range in.firedBy {
+		out[k] = v
+	}
+	return out
+}
+
 // matches reports whether r applies to req (firing aside).
 func (r FaultRule) matches(req FaultRequest) bool {
 	switch {
@@ -289,6 +313,7 @@ func (in *injector) decide(req FaultRequest) Fault {
 				f.Delay += d
 				if r.Kind == FaultLatency {
 					in.fired[FaultLatency]++
+					in.firedBy[FiredKey(req.Protocol, FaultLatency)]++
 				}
 			}
 		}
@@ -297,6 +322,7 @@ func (in *injector) decide(req FaultRequest) Fault {
 		}
 		f.Kind, f.Status, f.RetryAfter, f.ErrorType, f.Message = r.Kind, r.Status, r.RetryAfter, r.ErrorType, r.Message
 		in.fired[r.Kind]++
+		in.firedBy[FiredKey(req.Protocol, r.Kind)]++
 	}
 	return f
 }

@@ -555,10 +555,13 @@ func (s *shellServer) handle(side Side, tenant string, line []byte, note *Reques
 	results := make([]exchange.Result, len(cmds))
 	for i, cmd := range cmds {
 		f := s.w.Decide(ProtoShell, cmd.Cmdlet, tenant)
-		note.add(f.Kind)
 		if !s.sleep(f.Delay, stop) {
+			// The session went while the cmdlet hung: a fault decided
+			// for after the delay never took effect, so the log does
+			// not name it.
 			return nil, true
 		}
+		note.add(f.Kind)
 		if f.Crash() {
 			// The host dies before the cmdlet runs.
 			return nil, true

@@ -60,7 +60,7 @@ SIM_STATE  := $(DATA)/sim
 # (.data/temporal.db); make reset removes both.
 SIM_SAVED  := $(SIM_STATE)/world.yaml
 
-.PHONY: all build run server sim worker stop reset test vet fmt-check windows-build clean help bench cluster temporal-server postgresql histories
+.PHONY: all build run server sim worker stop reset test vet fmt-check windows-build windows-check clean help bench cluster temporal-server postgresql histories
 
 all: build
 
@@ -76,11 +76,32 @@ help:
 	@echo "make server / make sim / make worker   start only that part; each does nothing if already running"
 	@echo "make bench  micro-benchmarks + rollout benchmark (durable vs concurrent vs sequential) into bench/results/"
 
-# The CLI is built only when missing: the first build takes minutes.
+# The Temporal CLI (its dev server), the server and its SQL tool are built
+# together from tools/go.mod: one module graph, the CLI release and the
+# server release it embeds, at the dependency versions that CLI release
+# ships its dev server with. Their common packages (the server's, gRPC,
+# the API) compile once, not twice. The CLI is built only when missing,
+# the server and SQL tool when missing or of another release; the first
+# build takes minutes (docs/testing.md, "The first make test").
+TEMPORAL_TOOLS_STAGE := $(BIN)/.temporal-tools
 $(TEMPORAL):
 	@mkdir -p $(BIN)
-	@echo "building the Temporal CLI $(TEMPORAL_CLI_VERSION) into bin/ (first time only, ~4 min)"
-	GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION)
+	@echo "building the Temporal CLI $(TEMPORAL_CLI_VERSION) and server $(TEMPORAL_SERVER_VERSION) into bin/ from tools/go.mod (first time only, ~6 min)"
+	@$(MAKE) --no-print-directory temporal-tools-build TOOLS_PKGS="github.com/temporalio/cli/cmd/temporal $$($(server_current) || echo $(TEMPORAL_SERVER_PKGS))"
+
+TEMPORAL_SERVER_PKGS := go.temporal.io/server/cmd/server go.temporal.io/server/cmd/tools/sql
+server_current = [ -x $(TEMPORAL_SERVER) ] && [ -x $(TEMPORAL_SQL_TOOL) ] && \
+	[ "$$($(TEMPORAL_SERVER) --version 2>/dev/null)" = "temporal version $(TEMPORAL_SERVER_VERSION:v%=%)" ]
+
+.PHONY: temporal-tools-build
+temporal-tools-build:
+	rm -rf $(TEMPORAL_TOOLS_STAGE) && mkdir -p $(TEMPORAL_TOOLS_STAGE)
+	$(GO) -C tools build -o $(TEMPORAL_TOOLS_STAGE)/ $(TOOLS_PKGS)
+	@# go build names the binaries after their packages.
+	@[ ! -e $(TEMPORAL_TOOLS_STAGE)/temporal ] || mv $(TEMPORAL_TOOLS_STAGE)/temporal $(TEMPORAL)
+	@[ ! -e $(TEMPORAL_TOOLS_STAGE)/server ] || mv $(TEMPORAL_TOOLS_STAGE)/server $(TEMPORAL_SERVER)
+	@[ ! -e $(TEMPORAL_TOOLS_STAGE)/sql ] || mv $(TEMPORAL_TOOLS_STAGE)/sql $(TEMPORAL_SQL_TOOL)
+	@rm -rf $(TEMPORAL_TOOLS_STAGE)
 
 # promtool (Prometheus 3.16.0's rule checker) for alerts-check, built from
 # the Go module proxy only when missing. remove_all_sd leaves out the
@@ -98,25 +119,20 @@ $(PROMTOOL):
 # exported, and the mutation check (each alert's expression broken in turn
 # must fail that alert's tests).
 .PHONY: alerts-check
-alerts-check: $(PROMTOOL)
+ALERTS_AFTER ?=
+alerts-check: $(PROMTOOL) | $(ALERTS_AFTER)
 	$(PROMTOOL) check rules deploy/prometheus/alerts.yml
 	$(PROMTOOL) check config deploy/prometheus/prometheus.yml
 	cd deploy/prometheus && $(PROMTOOL) test rules alerts_test.yml alerts_days_test.yml
 	PROMTOOL=$(PROMTOOL) HYBRIDFLOW_REQUIRE_PROMTOOL=1 HYBRIDFLOW_ALERTS_MUTATE=1 $(GO) test -count=1 -v \
 		-run 'TestAlertRules|TestAlertMetricsExist|TestComposeMonitoring' ./internal/deploytest
 
-# The server and its SQL tool, built only when missing or of another
-# release (the first build takes minutes). go install names them after
-# their packages (server, sql): built aside, then renamed.
-temporal-server:
-	@if [ -x $(TEMPORAL_SERVER) ] && [ -x $(TEMPORAL_SQL_TOOL) ] && \
-		[ "$$($(TEMPORAL_SERVER) --version 2>/dev/null)" = "temporal version $(TEMPORAL_SERVER_VERSION:v%=%)" ]; then :; else \
-		echo "building the Temporal server and SQL tool $(TEMPORAL_SERVER_VERSION) into bin/ (first time only, ~4 min)"; \
-		rm -rf $(BIN)/.temporal-server && mkdir -p $(BIN)/.temporal-server && \
-		GOBIN=$(BIN)/.temporal-server $(GO) install go.temporal.io/server/cmd/server@$(TEMPORAL_SERVER_VERSION) \
-			go.temporal.io/server/cmd/tools/sql@$(TEMPORAL_SERVER_VERSION) && \
-		mv $(BIN)/.temporal-server/server $(TEMPORAL_SERVER) && mv $(BIN)/.temporal-server/sql $(TEMPORAL_SQL_TOOL) && \
-		rmdir $(BIN)/.temporal-server; \
+# The server and its SQL tool (built with the CLI, above), rebuilt alone
+# when missing or of another release.
+temporal-server: $(TEMPORAL)
+	@if $(server_current); then :; else \
+		echo "building the Temporal server and SQL tool $(TEMPORAL_SERVER_VERSION) into bin/ from tools/go.mod"; \
+		$(MAKE) --no-print-directory temporal-tools-build TOOLS_PKGS="$(TEMPORAL_SERVER_PKGS)"; \
 	fi
 
 # PostgreSQL's server programs (initdb, postgres), installed with apt-get
@@ -302,7 +318,16 @@ psgrammar-check: $(PSGRAMMAR_DIR)/node_modules/.package-lock.json
 	fi; \
 	echo "psgrammar: $(PSGRAMMAR_BROKEN): rejected as expected ($$(echo "$$out" | head -n 1))"
 
-# Windows build of everything: the on-prem worker runs on Windows hosts.
+# Windows: the on-prem worker runs on Windows hosts. make test type-checks
+# every package and its dependencies for windows/amd64 from source
+# (windows-check, internal/repocheck/cmd/oscheck): what breaks there is a
+# file for one system using or leaving out what another declares, which the
+# type-checker finds without compiling the whole tree a second time.
+# windows-build is the full build, for a release.
+.PHONY: windows-check
+windows-check:
+	$(GO) run ./internal/repocheck/cmd/oscheck -goos windows -goarch amd64 ./...
+
 windows-build:
 	GOOS=windows GOARCH=amd64 $(GO) build ./...
 
@@ -311,7 +336,8 @@ windows-build:
 # root, no package mirror) make goes on and the test skips, saying so.
 CHROMIUM ?= /usr/bin/chromium
 .PHONY: browser
-browser:
+BROWSER_AFTER ?=
+browser: | $(BROWSER_AFTER)
 	@if [ -x $(CHROMIUM) ]; then :; else \
 		echo "installing Debian's chromium for the Web UI test (first time only)"; \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
@@ -325,9 +351,19 @@ browser:
 # figures (its kill and restart, the tenants verified, the invariants) are
 # written to a file and printed after the tests.
 CLUSTER_FIGURES := $(DATA)/cluster-rollout-figures.txt
-test: $(TEMPORAL) temporal-server postgresql vet fmt-check windows-build psgrammar-check browser alerts-check | $(DATA)
+# The preparations run side by side (make -j3): the tool builds and the
+# package installs wait on the network and the linker as much as on the
+# CPU. alerts-check's Go test comes after vet, so that it reuses vet's
+# compiled dependencies rather than compiling them at the same moment, and
+# the browser's install after PostgreSQL's (apt-get holds one lock).
+# Then the tests, the longest packages first, so that they do not start
+# last and run alone (docs/testing.md, "The first make test").
+TEST_PREP := $(TEMPORAL) temporal-server postgresql vet fmt-check windows-check psgrammar-check browser alerts-check
+TEST_FIRST := ./starter ./internal/bench ./internal/e2e ./internal/cluster ./internal/chaos ./internal/realpath ./workflows ./internal/webui
+test: | $(DATA)
+	@$(MAKE) --no-print-directory -j3 --output-sync=target $(TEST_PREP) ALERTS_AFTER=vet BROWSER_AFTER=postgresql
 	@rm -f $(CLUSTER_FIGURES)
-	HYBRIDFLOW_CLUSTER_FIGURES=$(CLUSTER_FIGURES) $(GO) test -count=1 -timeout 30m ./...
+	HYBRIDFLOW_CLUSTER_FIGURES=$(CLUSTER_FIGURES) $(GO) test -count=1 -timeout 30m $(TEST_FIRST) ./...
 	@cat $(CLUSTER_FIGURES) 2>/dev/null || echo "(the cluster rollout did not run: no $(CLUSTER_FIGURES))"
 
 # The long chaos suite (internal/chaos): 300 generated tenants rolled out

@@ -425,6 +425,17 @@ func TestMakefileRunsTheComposeServer(t *testing.T) {
 	if got := varOf("TEMPORAL_SERVER_VERSION"); got != "v"+cluster.ServerVersion {
 		t.Errorf("Makefile TEMPORAL_SERVER_VERSION = %s, want v%s", got, cluster.ServerVersion)
 	}
+	// The binaries are built from tools/go.mod: it must select the
+	// releases the Makefile names.
+	tools, err := os.ReadFile("../../tools/go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for mod, v := range map[string]string{"go.temporal.io/server": varOf("TEMPORAL_SERVER_VERSION"), "github.com/temporalio/cli": varOf("TEMPORAL_CLI_VERSION")} {
+		if !regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(mod) + `\s+` + regexp.QuoteMeta(v) + `\b`).Match(tools) {
+			t.Errorf("tools/go.mod does not require %s %s, the release the Makefile names", mod, v)
+		}
+	}
 	p, err := Load(context.Background(), composeFile, composeEnv)
 	if err != nil {
 		t.Fatal(err)

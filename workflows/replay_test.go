@@ -32,6 +32,9 @@ import (
 //
 // setup-legacy-21vianet was recorded before setup refused the legacy path
 // in 21Vianet and is kept, not re-recorded, for setups still running.
+// v2-setup-locked-* are version 2 runs that take the tenant's lock
+// (changeTenantLock) and release it by cancelling; the other v2- files
+// predate the lock. lock/lock-released-by-cancel is such a run's lock.
 // internal/workerhost's TestEveryWorkflowTypeHasRecordedHistory fails when
 // a registered workflow type has no history here.
 //
@@ -156,6 +159,7 @@ var versionShapes = map[string][][]change{
 		{{"setup-local-cloud-steps", 0}},
 		{{"setup-local-cloud-steps", 1}},
 		{{"setup-local-cloud-steps", 2}},
+		{{"setup-local-cloud-steps", 3}},
 	},
 	"Renewal": {
 		{{"renewal-mode-rule-and-server-check", 0}, {"renewal-decision-in-local-activity", 0}},

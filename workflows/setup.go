@@ -108,8 +108,8 @@ type setup struct {
 	// discovery saw before the run wrote anything, the dedicated
 	// application's appId once known.
 	run *steps.Run
-	// v1, v2: this run has changeLocalCloudSteps version 1, 2.
-	v1, v2 bool
+	// v1, v2, v3: this run has changeLocalCloudSteps version 1, 2, 3.
+	v1, v2, v3 bool
 	// publishedStep is the step HybridflowStep shows (v1).
 	publishedStep string
 	// locking: this run takes the tenant's write lock (changeTenantLock);
@@ -140,6 +140,16 @@ type setup struct {
 // keeps its undo record in the failure's details (and across attempts in
 // heartbeat details), so no undo is lost by the merge.
 //
+// From version 3, every run that writes takes the tenant's write lock
+// without asking changeTenantLock (one GetVersion marker and
+// TemporalChangeVersion upsert fewer), and the run's close releases it:
+// the lock child's parent close policy terminates it, where before the
+// run cancelled it and waited for it to close. A setup's history is 11
+// events and 2 workflow tasks shorter, the lock's 4 events and 1 task
+// (docs/one-writer-per-tenant.md). The next
+// holder may find the lock still running for the moment the server takes
+// to terminate it, and waits for it as for any holder (lockPollFirst).
+//
 // New shape changes bump this change's version rather than adding a
 // change ID: every GetVersion marker also upserts TemporalChangeVersion,
 // a history event and a visibility write per setup.
@@ -155,7 +165,10 @@ func Setup(ctx workflow.Context, in SetupInput) (SetupResult, error) {
 		return s.st, err
 	}
 	res, err := s.runAll(ctx)
-	s.lock.release(ctx)
+	if !s.v3 {
+		// From v3 the run's close releases the lock (changeLocalCloudSteps).
+		s.lock.release(ctx)
+	}
 	s.lock = nil
 	if s.everPaused {
 		// A rollout that continued as new while this setup waited for an
@@ -202,12 +215,13 @@ func (s *setup) setup(ctx workflow.Context) error {
 	o := s.in.Options
 	s.run = &steps.Run{L: s.eng.Ledger, Target: s.in.Target, SkipSteps: o.SkipSteps,
 		VerifyDeadline: o.VerifyDeadline, VerifyInterval: o.VerifyInterval, Verification: &s.st.Verification}
-	v := workflow.GetVersion(ctx, changeLocalCloudSteps, workflow.DefaultVersion, 2)
-	s.v1, s.v2 = v >= 1, v >= 2
+	v := workflow.GetVersion(ctx, changeLocalCloudSteps, workflow.DefaultVersion, 3)
+	s.v1, s.v2, s.v3 = v >= 1, v >= 2, v >= 3
 	s.run.OneCall = s.v2
-	// The tenant's write lock is one change shared with Renewal, so it has
-	// its own change ID rather than a version of the shape above.
-	s.locking = workflow.GetVersion(ctx, changeTenantLock, workflow.DefaultVersion, 1) >= 1
+	// The tenant's write lock came as a change of its own, shared with
+	// Renewal; from v3 every setup takes it, and the older runs replay
+	// asking that change as they did.
+	s.locking = s.v3 || workflow.GetVersion(ctx, changeTenantLock, workflow.DefaultVersion, 1) >= 1
 	s.publishedStep = stepDiscover
 	if startedWith(workflow.GetTypedSearchAttributes(ctx), s.in) {
 		// The starter set them (SetupStartAttributes): an upsert would

@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/hybridflow/hybridflow/activities"
 	"github.com/hybridflow/hybridflow/internal/config"
@@ -255,10 +257,14 @@ func TestE2ETenantLockWaiter(t *testing.T) {
 	if holder.GetRunID() == waiter.GetRunID() {
 		t.Fatalf("the setup and the renewal share the lock run %s", holder.GetRunID())
 	}
-	for _, run := range []client.WorkflowRun{holder, waiter} {
-		if err := run.Get(ctx, nil); err != nil {
-			t.Errorf("lock run %s: %v", run.GetRunID(), err)
-		}
+	// A setup's close releases its lock (the child's parent close policy
+	// terminates it); a renewal cancels its lock and waits for it.
+	var terminated *temporal.TerminatedError
+	if err := holder.Get(ctx, nil); !errors.As(err, &terminated) {
+		t.Errorf("the setup's lock run %s: %v; want it terminated by the setup's close", holder.GetRunID(), err)
+	}
+	if err := waiter.Get(ctx, nil); err != nil {
+		t.Errorf("the renewal's lock run %s: %v", waiter.GetRunID(), err)
 	}
 	// The renewal's first try to take the lock failed: it was busy.
 	busy := 0

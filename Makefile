@@ -96,7 +96,7 @@ server_current = [ -x $(TEMPORAL_SERVER) ] && [ -x $(TEMPORAL_SQL_TOOL) ] && \
 .PHONY: temporal-tools-build
 temporal-tools-build:
 	rm -rf $(TEMPORAL_TOOLS_STAGE) && mkdir -p $(TEMPORAL_TOOLS_STAGE)
-	$(GO) -C tools build -o $(TEMPORAL_TOOLS_STAGE)/ $(TOOLS_PKGS)
+	$(GO) -C tools build -ldflags='-s -w' -o $(TEMPORAL_TOOLS_STAGE)/ $(TOOLS_PKGS)
 	@# go build names the binaries after their packages.
 	@[ ! -e $(TEMPORAL_TOOLS_STAGE)/temporal ] || mv $(TEMPORAL_TOOLS_STAGE)/temporal $(TEMPORAL)
 	@[ ! -e $(TEMPORAL_TOOLS_STAGE)/server ] || mv $(TEMPORAL_TOOLS_STAGE)/server $(TEMPORAL_SERVER)
@@ -111,7 +111,7 @@ PROMTOOL_VERSION := v0.316.0
 $(PROMTOOL):
 	@mkdir -p $(BIN)
 	@echo "building promtool $(PROMTOOL_VERSION) into bin/ (first time only, ~4 min)"
-	GOBIN=$(BIN) $(GO) install -tags remove_all_sd github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
+	GOBIN=$(BIN) $(GO) install -tags remove_all_sd -ldflags='-s -w' github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
 
 # The alerting rules (deploy/prometheus): promtool check rules and config,
 # the rules' unit tests, then internal/deploytest's checks: every alert
@@ -119,8 +119,7 @@ $(PROMTOOL):
 # exported, and the mutation check (each alert's expression broken in turn
 # must fail that alert's tests).
 .PHONY: alerts-check
-ALERTS_AFTER ?=
-alerts-check: $(PROMTOOL) | $(ALERTS_AFTER)
+alerts-check: $(PROMTOOL)
 	$(PROMTOOL) check rules deploy/prometheus/alerts.yml
 	$(PROMTOOL) check config deploy/prometheus/prometheus.yml
 	cd deploy/prometheus && $(PROMTOOL) test rules alerts_test.yml alerts_days_test.yml
@@ -351,20 +350,26 @@ browser: | $(BROWSER_AFTER)
 # figures (its kill and restart, the tenants verified, the invariants) are
 # written to a file and printed after the tests.
 CLUSTER_FIGURES := $(DATA)/cluster-rollout-figures.txt
-# The preparations run side by side (make -j3): the tool builds and the
-# package installs wait on the network and the linker as much as on the
-# CPU. alerts-check's Go test comes after vet, so that it reuses vet's
-# compiled dependencies rather than compiling them at the same moment, and
-# the browser's install after PostgreSQL's (apt-get holds one lock).
-# Then the tests, the longest packages first, so that they do not start
-# last and run alone (docs/testing.md, "The first make test").
-TEST_PREP := $(TEMPORAL) temporal-server postgresql vet fmt-check windows-check psgrammar-check browser alerts-check
+ALERTS_LOG      := $(DATA)/alerts-check.log
+# On a clean machine most of make test is compiling (docs/testing.md, "The
+# first make test"), so the work is spread over both cores: the
+# preparations run side by side (make -j3; the browser's install after
+# PostgreSQL's, apt-get holds one lock), then the tests, three packages at
+# a time and the longest first, so that none starts last and runs alone,
+# while alerts-check (promtool's first build is mostly CPU) runs beside
+# them; its output follows theirs.
+TEST_PREP := $(TEMPORAL) temporal-server postgresql vet fmt-check windows-check psgrammar-check browser
 TEST_FIRST := ./starter ./internal/bench ./internal/e2e ./internal/cluster ./internal/chaos ./internal/realpath ./workflows ./internal/webui
 test: | $(DATA)
-	@$(MAKE) --no-print-directory -j3 --output-sync=target $(TEST_PREP) ALERTS_AFTER=vet BROWSER_AFTER=postgresql
+	@$(MAKE) --no-print-directory -j3 --output-sync=target $(TEST_PREP) BROWSER_AFTER=postgresql
 	@rm -f $(CLUSTER_FIGURES)
-	HYBRIDFLOW_CLUSTER_FIGURES=$(CLUSTER_FIGURES) $(GO) test -count=1 -timeout 30m $(TEST_FIRST) ./...
-	@cat $(CLUSTER_FIGURES) 2>/dev/null || echo "(the cluster rollout did not run: no $(CLUSTER_FIGURES))"
+	@$(MAKE) --no-print-directory alerts-check > $(ALERTS_LOG) 2>&1 & alerts=$$!; \
+	echo "HYBRIDFLOW_CLUSTER_FIGURES=$(CLUSTER_FIGURES) $(GO) test -p 3 -count=1 -timeout 30m $(TEST_FIRST) ./...  (alerts-check beside it)"; \
+	HYBRIDFLOW_CLUSTER_FIGURES=$(CLUSTER_FIGURES) $(GO) test -p 3 -count=1 -timeout 30m $(TEST_FIRST) ./...; status=$$?; \
+	wait $$alerts; alerts_status=$$?; \
+	echo "--- alerts-check (exit $$alerts_status)"; cat $(ALERTS_LOG); \
+	cat $(CLUSTER_FIGURES) 2>/dev/null || echo "(the cluster rollout did not run: no $(CLUSTER_FIGURES))"; \
+	[ $$status = 0 ] && [ $$alerts_status = 0 ]
 
 # The long chaos suite (internal/chaos): 300 generated tenants rolled out
 # while the worker is killed 8 times, the dev server SIGKILLed and restarted

@@ -355,17 +355,18 @@ ALERTS_LOG      := $(DATA)/alerts-check.log
 # first make test"), so the work is spread over both cores: the
 # preparations run side by side (make -j3; the browser's install after
 # PostgreSQL's, apt-get holds one lock), then the tests, three packages at
-# a time and the longest first, so that none starts last and runs alone,
-# while alerts-check (promtool's first build is mostly CPU) runs beside
-# them; its output follows theirs.
+# a time and the longest first, so that none starts last and runs alone
+# (-vet=off: go vet ./... has run every analyzer already), while
+# alerts-check (promtool's first build is mostly CPU) runs beside them;
+# its output follows theirs.
 TEST_PREP := $(TEMPORAL) temporal-server postgresql vet fmt-check windows-check psgrammar-check browser
 TEST_FIRST := ./starter ./internal/bench ./internal/e2e ./internal/cluster ./internal/chaos ./internal/realpath ./workflows ./internal/webui
 test: | $(DATA)
 	@$(MAKE) --no-print-directory -j3 --output-sync=target $(TEST_PREP) BROWSER_AFTER=postgresql
 	@rm -f $(CLUSTER_FIGURES)
 	@$(MAKE) --no-print-directory alerts-check > $(ALERTS_LOG) 2>&1 & alerts=$$!; \
-	echo "HYBRIDFLOW_CLUSTER_FIGURES=$(CLUSTER_FIGURES) $(GO) test -p 3 -count=1 -timeout 30m $(TEST_FIRST) ./...  (alerts-check beside it)"; \
-	HYBRIDFLOW_CLUSTER_FIGURES=$(CLUSTER_FIGURES) $(GO) test -p 3 -count=1 -timeout 30m $(TEST_FIRST) ./...; status=$$?; \
+	echo "HYBRIDFLOW_CLUSTER_FIGURES=$(CLUSTER_FIGURES) $(GO) test -p 3 -vet=off -count=1 -timeout 30m $(TEST_FIRST) ./...  (alerts-check beside it)"; \
+	HYBRIDFLOW_CLUSTER_FIGURES=$(CLUSTER_FIGURES) $(GO) test -p 3 -vet=off -count=1 -timeout 30m $(TEST_FIRST) ./...; status=$$?; \
 	wait $$alerts; alerts_status=$$?; \
 	echo "--- alerts-check (exit $$alerts_status)"; cat $(ALERTS_LOG); \
 	cat $(CLUSTER_FIGURES) 2>/dev/null || echo "(the cluster rollout did not run: no $(CLUSTER_FIGURES))"; \

@@ -225,6 +225,11 @@ func (w *World) DecideRequest(req FaultRequest) Fault {
 // FaultsFired reports how many faults of each kind were injected (latency
 // counts the requests it delayed).
 func (w *World) FaultsFired() map[string]int {
+	return w.faultCounts(func(in *injector) map[string]int { return in.fired })
+}
+
+// faultCounts copies one of the injector's counters.
+func (w *World) faultCounts(counter func(*injector) map[string]int) map[string]int {
 	w.mu.Lock()
 	in := w.faults
 	w.mu.Unlock()
@@ -234,7 +239,7 @@ func (w *World) FaultsFired() map[string]int {
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	for k, v := range in.fired {
+	for k, v := range counter(in) {
 		out[k] = v
 	}
 	return out
@@ -246,19 +251,7 @@ func FiredKey(protocol, kind string) string { return protocol + " " + kind }
 // FaultsFiredBy reports how many faults were injected by protocol and
 // kind, keyed by FiredKey (latency counts the requests it delayed).
 func (w *World) FaultsFiredBy() map[string]int {
-	w.mu.Lock()
-	in := w.faults
-	w.mu.Unlock()
-	out := map[string]int{}
-	if in == nil {
-		return out
-	}
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	for k, v := range in.firedBy {
-		out[k] = v
-	}
-	return out
+	return w.faultCounts(func(in *injector) map[string]int { return in.firedBy })
 }
 
 // matches reports whether r applies to req (firing aside).

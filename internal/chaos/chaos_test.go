@@ -484,8 +484,9 @@ func TestChaosRollout(t *testing.T) {
 		}
 	}
 	w.ClearFaults()
+	firedBy := w.FaultsFiredBy()
 	for _, name := range chaos.WindowNames() {
-		sum.Faults[name] = chaos.Fired(name, w.FaultsFiredBy())
+		sum.Faults[name] = chaos.Fired(name, firedBy)
 	}
 	if ran < len(events) {
 		t.Errorf("the rollout settled before the schedule ended: %d of %d events ran", ran, len(events))

@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 
 	"golang.org/x/tools/go/packages"
 )
@@ -53,11 +54,7 @@ func check(goos, goarch string, patterns []string) (int, error) {
 		}
 	})
 	if len(errs) > 0 {
-		msg := fmt.Sprintf("%d error(s) for %s/%s:", len(errs), goos, goarch)
-		for _, e := range errs {
-			msg += "\n  " + e
-		}
-		return 0, fmt.Errorf("%s", msg)
+		return 0, fmt.Errorf("%d error(s) for %s/%s:\n  %s", len(errs), goos, goarch, strings.Join(errs, "\n  "))
 	}
 	return len(pkgs), nil
 }

@@ -31,8 +31,10 @@ type TenantRun struct {
 	// Calls are the activity types in the order they were scheduled
 	// (baselines: the script's call log; durable: from the history).
 	Calls []string
-	// Events is the setup workflow's history length (durable only, sampled).
+	// Events is the setup workflow's history length (durable only,
+	// sampled); Shape counts its events by what they record.
 	Events int
+	Shape  Shape
 	// Waits is where the setup's time went (durable only, sampled).
 	Waits Waits
 }

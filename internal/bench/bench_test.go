@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/client"
+
 	"github.com/hybridflow/hybridflow/internal/sim"
 )
 
@@ -151,5 +153,32 @@ func TestMarkdownReport(t *testing.T) {
 	}
 	if err := r.UpdateReadme(filepath.Join(dir, "latest.md")); err == nil {
 		t.Fatal("a file without markers must be refused")
+	}
+}
+
+// TestShapeCountsARecordedSetup counts the events of a recorded Setup
+// history (workflows/testdata/histories) by kind: every event lands in one
+// kind, each kind as the history shows it.
+func TestShapeCountsARecordedSetup(t *testing.T) {
+	f, err := os.Open(filepath.Join("..", "..", "workflows", "testdata", "histories", "setup-dedicated-half-configured.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h, err := client.HistoryFromJSON(f, client.HistoryJSONOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s Shape
+	for _, ev := range h.GetEvents() {
+		s.observe(ev)
+	}
+	want := Shape{WorkflowTasks: 7, Activities: 5, LocalActivities: 12, Versions: 1, Upserts: 2, Children: 2, Other: 2}
+	if s != want {
+		t.Fatalf("shape %+v, want %+v", s, want)
+	}
+	total := 3*s.WorkflowTasks + 3*s.Activities + s.LocalActivities + s.Versions + s.Upserts + s.Children + s.Timers + s.Other
+	if int(total) != len(h.GetEvents()) {
+		t.Fatalf("kinds add up to %v events, the history has %d", total, len(h.GetEvents()))
 	}
 }

@@ -381,6 +381,7 @@ func (d *Durable) child(ctx context.Context, tenantID string, history bool) (Ten
 			return tr, fmt.Errorf("history of %s: %w", id, err)
 		}
 		tr.Events++
+		tr.Shape.observe(ev)
 		if name, ok := activityCall(ev); ok {
 			tr.Calls = append(tr.Calls, name)
 		}
@@ -388,6 +389,67 @@ func (d *Durable) child(ctx context.Context, tenantID string, history bool) (Ten
 	}
 	tr.Waits = w.Waits
 	return tr, nil
+}
+
+// Shape counts a setup history's events by what they record: the server's
+// work per tenant beyond the documented steps' own calls is everything but
+// Activities and LocalActivities.
+type Shape struct {
+	// WorkflowTasks is the number of workflow tasks (each three events:
+	// scheduled, started, completed).
+	WorkflowTasks float64 `json:"workflow_tasks"`
+	// Activities is the number of task-queue (on-prem) activities (each
+	// three events); LocalActivities the local activities' markers.
+	Activities      float64 `json:"activities"`
+	LocalActivities float64 `json:"local_activities"`
+	// Versions are GetVersion markers, Upserts search-attribute upserts,
+	// Children child-workflow events, Timers timer events, Other the rest
+	// (start, close, signals, updates).
+	Versions float64 `json:"version_markers"`
+	Upserts  float64 `json:"upserts"`
+	Children float64 `json:"child_events"`
+	Timers   float64 `json:"timer_events"`
+	Other    float64 `json:"other"`
+}
+
+func (s *Shape) observe(ev *historypb.HistoryEvent) {
+	switch t := ev.GetEventType(); t {
+	case enumspb.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
+		s.WorkflowTasks++
+	case enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED, enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+		enumspb.EVENT_TYPE_WORKFLOW_TASK_FAILED, enumspb.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+	case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+		s.Activities++
+	case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED, enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+		enumspb.EVENT_TYPE_ACTIVITY_TASK_FAILED, enumspb.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT,
+		enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED, enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCELED:
+	case enumspb.EVENT_TYPE_MARKER_RECORDED:
+		if ev.GetMarkerRecordedEventAttributes().GetMarkerName() == "LocalActivity" {
+			s.LocalActivities++
+		} else {
+			s.Versions++
+		}
+	case enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+		s.Upserts++
+	case enumspb.EVENT_TYPE_TIMER_STARTED, enumspb.EVENT_TYPE_TIMER_FIRED, enumspb.EVENT_TYPE_TIMER_CANCELED:
+		s.Timers++
+	default:
+		if strings.Contains(strings.ToLower(t.String()), "childworkflow") {
+			s.Children++
+		} else {
+			s.Other++
+		}
+	}
+}
+
+func (s *Shape) add(o Shape, k float64) {
+	for i, p := range s.fields() {
+		*p += k * *o.fields()[i]
+	}
+}
+
+func (s *Shape) fields() []*float64 {
+	return []*float64{&s.WorkflowTasks, &s.Activities, &s.LocalActivities, &s.Versions, &s.Upserts, &s.Children, &s.Timers, &s.Other}
 }
 
 // waitClock accumulates Waits from a history's event times.

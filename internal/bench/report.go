@@ -59,6 +59,8 @@ type Events struct {
 	Sampled int     `json:"sampled"`
 	Mean    float64 `json:"mean"`
 	Max     int     `json:"max"`
+	// Shape is the mean count of each kind of event.
+	Shape Shape `json:"shape"`
 }
 
 // Machine is where the numbers were measured.
@@ -169,10 +171,14 @@ func (r *Report) setMain(cfg Config, dur, floor, seq, conv RunResult, legacy map
 			r.EventsPerSetup.Mean += float64(t.Events)
 			r.EventsPerSetup.Max = max(r.EventsPerSetup.Max, t.Events)
 			r.WaitsPerSetup.add(t.Waits)
+			r.EventsPerSetup.Shape.add(t.Shape, 1)
 		}
 	}
 	if n := r.EventsPerSetup.Sampled; n > 0 {
 		r.EventsPerSetup.Mean /= float64(n)
+		var mean Shape
+		mean.add(r.EventsPerSetup.Shape, 1/float64(n))
+		r.EventsPerSetup.Shape = mean
 		w := &r.WaitsPerSetup
 		for _, d := range []*time.Duration{&w.WorkflowTaskQueue, &w.WorkflowTask, &w.ActivityQueue, &w.Activity} {
 			*d /= time.Duration(n)
@@ -237,6 +243,9 @@ func (r *Report) Markdown() string {
 	row("durable / concurrent floor (tenants/min)", "%.2f", r.RatioDurableFloor)
 	row("durable speed-up over sequential", "%.1f×", r.SpeedupOverSequential)
 	row("history events per Setup workflow (mean / max)", "%.0f / %d (%d sampled)", r.EventsPerSetup.Mean, r.EventsPerSetup.Max, r.EventsPerSetup.Sampled)
+	sh := r.EventsPerSetup.Shape
+	row("per Setup: workflow tasks / on-prem activities / local-activity markers (3, 3 and 1 events each)", "%.1f / %.1f / %.1f", sh.WorkflowTasks, sh.Activities, sh.LocalActivities)
+	row("per Setup: version markers / search-attribute upserts / child-workflow events / timer events / other events", "%.1f / %.1f / %.1f / %.1f / %.1f", sh.Versions, sh.Upserts, sh.Children, sh.Timers, sh.Other)
 	w := r.WaitsPerSetup
 	row("a durable setup's time: workflow task queue / workflow task (incl. cloud local activities) / on-prem activity queue / on-prem activity", "%.0f / %.0f / %.0f / %.0f ms",
 		ms(w.WorkflowTaskQueue), ms(w.WorkflowTask), ms(w.ActivityQueue), ms(w.Activity))

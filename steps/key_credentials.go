@@ -10,9 +10,10 @@ import (
 // the Exchange Online first-party service principal. On the legacy path
 // the planned service principal names go in the same PATCH, and step 5
 // (RegisterSPNs) is then done with it. Its undo removes exactly the keys
-// (and names) it added.
+// (and names) it added. It needs the exported certificates and, in
+// dedicated mode, the application they go to.
 var KeyCredentials = Step{Name: plan.StepKeys, Summary: "Step 4: upload the on-premises authorization certificate to Microsoft Entra",
-	Decide: plan.DecideKeysStep, Exec: keyCredentials}
+	Decide: plan.DecideKeysStep, Exec: keyCredentials, After: []plan.Step{plan.StepExportCert, plan.StepDedicatedApp}}
 
 func keyCredentials(r *Run, a plan.Action) error {
 	d, t := r.Plan.Desired, r.Target

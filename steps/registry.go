@@ -1,6 +1,7 @@
 package steps
 
 import (
+	"slices"
 	"strings"
 	"time"
 
@@ -64,4 +65,21 @@ func DescribeRecord(u contract.UndoRecord) string {
 		parts = append(parts, u.ObjectKind+" "+u.ObjectID)
 	}
 	return strings.Join(parts, " ")
+}
+
+// Graph is the step graph of a recorded plan: for each action, the indices
+// of the earlier actions it waits for (its step's After among them, or all
+// of them when AfterAll). Only earlier actions count, so that any recorded
+// order stays runnable; actions with no entry start together.
+func Graph(actions []plan.Action) [][]int {
+	deps := make([][]int, len(actions))
+	for i, a := range actions {
+		s := Lookup(a.Step)
+		for j := range i {
+			if s.AfterAll || slices.Contains(s.After, actions[j].Step) {
+				deps[i] = append(deps[i], j)
+			}
+		}
+	}
+	return deps
 }

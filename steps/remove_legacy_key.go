@@ -17,7 +17,7 @@ import (
 // keys are put back before the failure is reported; its undo (at
 // compensation) also puts them back.
 var RemoveLegacyKey = Step{Name: plan.StepRemoveLegacyKey, Summary: "Remove the on-premises certificate from the shared first-party service principal",
-	Decide: plan.DecideRemoveLegacyKeyStep, Gate: removeLegacyKeyGate, Exec: removeLegacyKey}
+	Decide: plan.DecideRemoveLegacyKeyStep, Gate: removeLegacyKeyGate, Exec: removeLegacyKey, AfterAll: true}
 
 func removeLegacyKeyGate(r *Run, a plan.Action) (string, string) {
 	if a.Change.Writes() && !r.Verified() {

@@ -9,8 +9,13 @@ import (
 // with a setting override, then refreshes VariantConfiguration so that
 // Exchange loads it. The activity cannot ask Entra whether consent is
 // there, so the run tells it. Its undo removes an override it created.
+// It switches Exchange over only once the application is complete (its
+// keys, the auth server naming it, consent), the partner application is
+// enabled and both connectors exist (Microsoft's script refuses the
+// override without an enabled partner application and connector).
 var SettingOverride = Step{Name: plan.StepSettingOverride, Summary: "Step 4 (dedicated application): switch on-premises Exchange to it with a setting override",
-	Decide: plan.DecideSettingOverrideStep, Exec: settingOverride}
+	Decide: plan.DecideSettingOverrideStep, Exec: settingOverride,
+	After: []plan.Step{plan.StepPartnerApp, plan.StepDedicatedApp, plan.StepKeys, plan.StepSPNs, plan.StepOnPremAuthServerApp, plan.StepIOCOnPrem, plan.StepIOCOnline}}
 
 func settingOverride(r *Run, a plan.Action) error {
 	in := contract.SettingOverrideInput{Target: r.Target, ConsentGranted: r.consentGranted(),

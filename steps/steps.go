@@ -68,12 +68,24 @@ type Step struct {
 	// Exec runs the step's activities through r.C and records their
 	// results in r.
 	Exec func(r *Run, a plan.Action) error
+	// After names the earlier steps whose results this one needs (Graph):
+	// it starts once those the plan holds have ended. AfterAll: every
+	// earlier step (verification and what follows it).
+	After    []plan.Step
+	AfterAll bool
 }
 
-// Run is one setup run as its steps see it.
+// Run is one setup run as a step sees it: the caller that runs this
+// step's activities (each step running at the same time as others has its
+// own, With) and the run's shared state.
 type Run struct {
 	// C runs the activities of the step being run.
 	C Caller
+	*Shared
+}
+
+// Shared is what every step of one run reads and records.
+type Shared struct {
 	L *Ledger
 	// Target is the tenant; Plan the recorded plan, Observed what
 	// discovery saw before the run wrote anything.
@@ -93,6 +105,9 @@ type Run struct {
 	// Verification holds each direction's last verdict.
 	Verification *map[string]string
 }
+
+// With is the run as a step sees it when its activities go through c.
+func (r *Run) With(c Caller) *Run { return &Run{C: c, Shared: r.Shared} }
 
 // Admit decides whether step s runs for action a in this run: not when the
 // operator asked to skip it, an earlier step did it already, its gate

@@ -71,8 +71,8 @@ func newRun(c *fakeCaller, mode plan.Mode, actions ...plan.Action) *Run {
 	var writes int
 	var notes []string
 	var verdicts map[string]string
-	return &Run{C: c, L: NewLedger(&states, &writes, &notes), OneCall: true, Verification: &verdicts,
-		Plan: contract.PlanOutput{Desired: plan.Desired{Mode: mode}, Actions: actions}}
+	return &Run{C: c, Shared: &Shared{L: NewLedger(&states, &writes, &notes), OneCall: true, Verification: &verdicts,
+		Plan: contract.PlanOutput{Desired: plan.Desired{Mode: mode}, Actions: actions}}}
 }
 
 // run admits and executes one action as the engine does.
@@ -195,5 +195,60 @@ func TestRegistryBuildsThePlan(t *testing.T) {
 	}
 	if i != len(plan.Steps) {
 		t.Fatalf("the registry lacks %s, or holds it out of the documented order", plan.Steps[i])
+	}
+}
+
+// TestGraphOfTheFullPlan: in a plan of every registered step, the first
+// steps wait for nothing, the application's halves for what they need,
+// the setting override for everything it switches over to, and
+// verification and what follows it for every earlier step.
+func TestGraphOfTheFullPlan(t *testing.T) {
+	var actions []plan.Action
+	for _, s := range Registry {
+		actions = append(actions, plan.Action{Step: s.Name})
+	}
+	deps := Graph(actions)
+	names := func(i int) []string {
+		var out []string
+		for _, j := range deps[i] {
+			out = append(out, string(actions[j].Step))
+		}
+		return out
+	}
+	want := map[plan.Step][]string{
+		plan.StepAuthServers:         nil,
+		plan.StepPartnerApp:          nil,
+		plan.StepExportCert:          nil,
+		plan.StepDedicatedApp:        nil,
+		plan.StepKeys:                {"export-certificate", "dedicated-app"},
+		plan.StepSPNs:                {"key-credentials"},
+		plan.StepOnPremAuthServerApp: {"auth-servers", "dedicated-app"},
+		plan.StepIOCOnPrem:           nil,
+		plan.StepIOCOnline:           nil,
+		plan.StepSettingOverride:     {"partner-application", "dedicated-app", "key-credentials", "service-principal-names", "auth-server-app-id", "ioc-onprem-to-online", "ioc-online-to-onprem"},
+		plan.StepAvailability:        nil,
+	}
+	for i, a := range actions {
+		got := names(i)
+		if w, ok := want[a.Step]; ok {
+			if !slices.Equal(got, w) {
+				t.Errorf("%s waits for %v, want %v", a.Step, got, w)
+			}
+			continue
+		}
+		if len(got) != i { // verification, the clean-up and the second verification
+			t.Errorf("%s waits for %v, want all %d earlier steps", a.Step, got, i)
+		}
+	}
+	// A recorded plan in another order stays runnable: only earlier
+	// actions count, so a step never waits for a later one.
+	rev := slices.Clone(actions)
+	slices.Reverse(rev)
+	for i, d := range Graph(rev) {
+		for _, j := range d {
+			if j >= i {
+				t.Errorf("reversed plan: %s waits for later action %s", rev[i].Step, rev[j].Step)
+			}
+		}
 	}
 }

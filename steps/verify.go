@@ -11,9 +11,10 @@ import (
 )
 
 // Verify runs Test-OAuthConnectivity in both directions until both pass,
-// while the configuration propagates. It changes nothing: nothing to undo.
+// while the configuration propagates, once every earlier step has ended.
+// It changes nothing: nothing to undo.
 var Verify = Step{Name: plan.StepVerify, Summary: "Verify: Test-OAuthConnectivity in both directions",
-	Decide: plan.DecideVerifyStep, Check: true, Exec: func(r *Run, a plan.Action) error {
+	Decide: plan.DecideVerifyStep, Check: true, AfterAll: true, Exec: func(r *Run, a plan.Action) error {
 		return r.verify(a.Step)
 	}}
 

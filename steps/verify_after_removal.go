@@ -8,7 +8,7 @@ import "github.com/hybridflow/hybridflow/internal/plan"
 // when the removal found nothing to remove, and is not needed when the
 // removal was skipped. Nothing to undo.
 var VerifyAfterRemoval = Step{Name: plan.StepVerifyAfterRemoval, Summary: "Verify again after the legacy key is removed: Test-OAuthConnectivity in both directions",
-	Decide: plan.DecideVerifyAfterRemovalStep, Check: true, Gate: verifyAfterRemovalGate, Exec: func(r *Run, a plan.Action) error {
+	Decide: plan.DecideVerifyAfterRemovalStep, Check: true, AfterAll: true, Gate: verifyAfterRemovalGate, Exec: func(r *Run, a plan.Action) error {
 		return r.verify(a.Step)
 	}}
 

@@ -34,6 +34,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -112,6 +113,53 @@ func (e *engine) runSteps(ctx workflow.Context, list []engineStep) error {
 		}
 	}
 	return nil
+}
+
+// runGraph runs the list as a step graph: each step starts once the steps
+// it waits for (deps[i], indices into list) have ended, so that
+// independent steps' activities go out in one workflow task and their
+// completions share the next ones. Each step runs in a workflow coroutine
+// under the operator loop; pauses take turns (one at a time, as the
+// updates expect), and no step starts while one waits for an operator.
+// After an abort, a failure or a cancellation no further step starts, and
+// the run ends with the first of them once every started step has ended:
+// a write in flight is never abandoned, and its undo record is kept.
+func (e *engine) runGraph(ctx workflow.Context, list []engineStep, deps [][]int) error {
+	ended := make([]bool, len(list))
+	var first error
+	for i, s := range list {
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			defer func() { ended[i] = true }()
+			err := workflow.Await(ctx, func() bool {
+				return e.op.halted || (e.op.idle() && allEnded(ended, deps[i]))
+			})
+			if err == nil && !e.op.halted && (s.admit == nil || s.admit()) {
+				err = e.do(ctx, s.name, s.change, s.run)
+			}
+			if err != nil && first == nil {
+				first = err
+				e.op.halted = true
+			}
+		})
+	}
+	// Wait on a disconnected context: a cancelled run still waits for its
+	// steps to end before it compensates.
+	dctx, cancel := workflow.NewDisconnectedContext(ctx)
+	defer cancel()
+	if err := workflow.Await(dctx, func() bool { return !slices.Contains(ended, false) }); err != nil {
+		return err
+	}
+	return first
+}
+
+// allEnded reports whether the steps idx names have ended.
+func allEnded(ended []bool, idx []int) bool {
+	for _, j := range idx {
+		if !ended[j] {
+			return false
+		}
+	}
+	return true
 }
 
 // do runs one step under the operator's pause / retry / skip / abort loop.

@@ -111,7 +111,17 @@ type operator struct {
 	// unskippable names steps an operator may retry or abort but not skip
 	// (the setup's discovery: without it there is no plan).
 	unskippable []string
+	// Steps running at the same time (engine.runGraph): queued counts
+	// failed steps waiting for their turn to pause; halted is set once
+	// one of them aborted, failed or was cancelled, and ends the others'
+	// wait with an abort.
+	queued int
+	halted bool
 }
+
+// idle reports whether no step waits for an operator: only then may
+// another step start.
+func (o *operator) idle() bool { return o.paused == nil && o.queued == 0 }
 
 func (o *operator) register(ctx workflow.Context) error {
 	for _, name := range []string{UpdateRetry, UpdateSkip, UpdateAbort} {
@@ -149,6 +159,16 @@ func (o *operator) onFailure(ctx workflow.Context, st *StepState, err error) (st
 		return "", err
 	case PolicyCompensate:
 		return UpdateAbort, nil
+	}
+	// Another step may be paused: wait for its decision first.
+	o.queued++
+	werr := workflow.Await(ctx, func() bool { return o.paused == nil || o.halted })
+	o.queued--
+	if werr != nil {
+		return "", werr // cancelled while waiting
+	}
+	if o.halted {
+		return UpdateAbort, nil // another step's abort ends the run
 	}
 	o.paused = &Pause{Step: st.Step, Error: st.LastError, ErrorType: st.ErrorType, Since: workflow.Now(ctx)}
 	st.Status = StatusPaused

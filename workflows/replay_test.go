@@ -146,8 +146,10 @@ type change struct {
 // without a prefix the last one (what new runs take). Setup's v0- files
 // were recorded before "setup-local-cloud-steps", v1- with the cloud steps
 // as local activities and HybridflowStep published on state changes only,
-// the current ones (2) with a step's on-prem writes in one activity,
-// started with SetupStartAttributes. Renewal's v0- file was recorded
+// v2- with a step's on-prem writes in one activity, started with
+// SetupStartAttributes, v3- with the lock taken without its own marker and
+// released by the run's close, the current ones (4) with the planned steps
+// run as a step graph. Renewal's v0- file was recorded
 // before "renewal-mode-rule-and-server-check" (mode detected inline, no
 // server check before publishing), its v1- files before
 // "renewal-decision-in-local-activity" (deciding in workflow code).
@@ -160,6 +162,7 @@ var versionShapes = map[string][][]change{
 		{{"setup-local-cloud-steps", 1}},
 		{{"setup-local-cloud-steps", 2}},
 		{{"setup-local-cloud-steps", 3}},
+		{{"setup-local-cloud-steps", 4}},
 	},
 	"Renewal": {
 		{{"renewal-mode-rule-and-server-check", 0}, {"renewal-decision-in-local-activity", 0}},

@@ -108,8 +108,8 @@ type setup struct {
 	// discovery saw before the run wrote anything, the dedicated
 	// application's appId once known.
 	run *steps.Run
-	// v1, v2, v3: this run has changeLocalCloudSteps version 1, 2, 3.
-	v1, v2, v3 bool
+	// v1 … v4: this run has changeLocalCloudSteps version 1 … 4.
+	v1, v2, v3, v4 bool
 	// publishedStep is the step HybridflowStep shows (v1).
 	publishedStep string
 	// locking: this run takes the tenant's write lock (changeTenantLock);
@@ -149,6 +149,13 @@ type setup struct {
 // (docs/one-writer-per-tenant.md). The next
 // holder may find the lock still running for the moment the server takes
 // to terminate it, and waits for it as for any holder (lockPollFirst).
+//
+// From version 4, the planned steps run as a step graph (steps.Graph):
+// each starts once the earlier steps it needs have ended, so that
+// independent steps (the auth servers, the partner application, the
+// on-prem connector and the availability address space; the dedicated
+// application beside them) go out in one workflow task and their
+// completions share the next ones (docs/design.md, "The step graph").
 //
 // New shape changes bump this change's version rather than adding a
 // change ID: every GetVersion marker also upserts TemporalChangeVersion,
@@ -213,10 +220,10 @@ func (s *setup) setup(ctx workflow.Context) error {
 		return err
 	}
 	o := s.in.Options
-	s.run = &steps.Run{L: s.eng.Ledger, Target: s.in.Target, SkipSteps: o.SkipSteps,
-		VerifyDeadline: o.VerifyDeadline, VerifyInterval: o.VerifyInterval, Verification: &s.st.Verification}
-	v := workflow.GetVersion(ctx, changeLocalCloudSteps, workflow.DefaultVersion, 3)
-	s.v1, s.v2, s.v3 = v >= 1, v >= 2, v >= 3
+	s.run = &steps.Run{Shared: &steps.Shared{L: s.eng.Ledger, Target: s.in.Target, SkipSteps: o.SkipSteps,
+		VerifyDeadline: o.VerifyDeadline, VerifyInterval: o.VerifyInterval, Verification: &s.st.Verification}}
+	v := workflow.GetVersion(ctx, changeLocalCloudSteps, workflow.DefaultVersion, 4)
+	s.v1, s.v2, s.v3, s.v4 = v >= 1, v >= 2, v >= 3, v >= 4
 	s.run.OneCall = s.v2
 	// The tenant's write lock came as a change of its own, shared with
 	// Renewal; from v3 every setup takes it, and the older runs replay
@@ -305,7 +312,7 @@ func (s *setup) runSteps(ctx workflow.Context) error {
 		s.setState(ctx, StatePlanned, "")
 		return nil
 	}
-	if err := s.eng.runSteps(ctx, s.planned()); err != nil {
+	if err := s.runPlanned(ctx); err != nil {
 		return err
 	}
 	if !s.run.Verified() {
@@ -318,6 +325,15 @@ func (s *setup) runSteps(ctx workflow.Context) error {
 	return nil
 }
 
+// runPlanned runs the recorded plan's steps: as a step graph from
+// changeLocalCloudSteps version 4, in the plan's order before.
+func (s *setup) runPlanned(ctx workflow.Context) error {
+	if s.v4 {
+		return s.eng.runGraph(ctx, s.planned(), steps.Graph(s.run.Plan.Actions))
+	}
+	return s.eng.runSteps(ctx, s.planned())
+}
+
 // planned is the recorded plan's actions as the engine's list, each run by
 // its step in the registry.
 func (s *setup) planned() []engineStep {
@@ -327,8 +343,7 @@ func (s *setup) planned() []engineStep {
 		list = append(list, engineStep{name: string(a.Step), change: string(a.Change),
 			admit: func() bool { return step.Admit(s.run, a) },
 			run: func(ctx workflow.Context) error {
-				s.run.C = setupCaller{s: s, ctx: ctx}
-				return step.Execute(s.run, a)
+				return step.Execute(s.run.With(setupCaller{s: s, ctx: ctx}), a)
 			}})
 	}
 	return list

@@ -990,22 +990,24 @@ func TestSetupAbortAfterPartialStep(t *testing.T) {
 // TestSetupOperatorRetryAfterPartialStep: the dedicated-app step fails at
 // consent after creating the application and its service principal; the
 // operator retries once consent works. The retry finds both objects, adds
-// only the consent, and an abort at a later step still removes all three.
+// only the consent, and an abort at a later step (the setting override,
+// which waits for the application) still removes all three.
 func TestSetupOperatorRetryAfterPartialStep(t *testing.T) {
 	h := newHarness(t, "small.yaml")
 	id := h.inv.Tenants[0].ID
 	before := h.config(id)
+	denyOverride := sim.FaultRule{Protocol: sim.ProtoShell, Operation: "New-SettingOverride", Kind: sim.FaultFail, ErrorType: exchange.TypeAccessDenied, Rate: 1}
 	h.world.SetFaults([]sim.FaultRule{{Protocol: sim.ProtoGraph, Operation: "POST servicePrincipals/appRoleAssignments", Kind: sim.FaultFail, ErrorType: "403 Authorization_RequestDenied", Rate: 1},
-		{Protocol: sim.ProtoEXO, Operation: "New-IntraOrganizationConnector", Kind: sim.FaultFail, ErrorType: exchange.TypeAccessDenied, Rate: 1}})
+		denyOverride})
 	env := h.env()
 	whilePaused(t, env, plan.StepDedicatedApp, activities.ErrMissingPermission, func(workflows.SetupState) {
-		h.world.SetFaults([]sim.FaultRule{{Protocol: sim.ProtoEXO, Operation: "New-IntraOrganizationConnector", Kind: sim.FaultFail, ErrorType: exchange.TypeAccessDenied, Rate: 1}})
+		h.world.SetFaults([]sim.FaultRule{denyOverride})
 		sendUpdate(env, workflows.UpdateRetry)
 	})
 	env.RegisterDelayedCallback(func() {
 		st := state(t, env)
-		if st.Paused == nil || st.Paused.Step != string(plan.StepIOCOnline) {
-			t.Errorf("want a pause at %s, got %+v", plan.StepIOCOnline, st.Paused)
+		if st.Paused == nil || st.Paused.Step != string(plan.StepSettingOverride) {
+			t.Errorf("want a pause at %s, got %+v", plan.StepSettingOverride, st.Paused)
 		}
 		if tn := h.tenant(id); dedicatedApp(tn) == nil || len(tn.Entra.AppRoleAssignments) != 2 {
 			t.Errorf("after the retry: app %v, %d assignments", dedicatedApp(tn) != nil, len(tn.Entra.AppRoleAssignments))

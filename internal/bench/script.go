@@ -28,15 +28,20 @@ type Acts struct {
 
 // script is one tenant's setup done the way a script following the
 // documents would do it: the same steps (the registry in package steps,
-// which the workflow runs too), in the same order, with the same retry
+// which the workflow runs too), as the same step graph, with the same retry
 // policy and verification waits, but without Temporal (no history, no
 // durable timers, nothing survives a crash). Its Caller calls the activity
 // structs' methods directly, by the names the workflow schedules;
-// TestHarnessSmoke compares the activity sequence of both for fresh and
+// TestHarnessSmoke compares the activities of both for fresh and
 // converged tenants of each mode.
 type script struct {
-	acts           Acts
-	in             workflows.SetupInput
+	acts Acts
+	in   workflows.SetupInput
+	// turn is held by whichever of the tenant's goroutines runs step code
+	// and released while it waits for a call or a timer: the steps run one
+	// at a time between waits, as workflow coroutines do, so the ledger
+	// they share needs no other lock.
+	turn           sync.Mutex
 	mu             sync.Mutex
 	calls          []string // activity types, in the order the workflow schedules them
 	nonRetryable   []string
@@ -120,6 +125,8 @@ func call[T any](ctx context.Context, s *script, name string, f func(context.Con
 // run is the tenant's whole setup; it returns the final state name the
 // workflow would report (verified / unverified) or an error.
 func (s *script) run(ctx context.Context) (string, error) {
+	s.turn.Lock()
+	defer s.turn.Unlock()
 	c := directCaller{s: s, ctx: ctx}
 	found, err := steps.Discover(c, s.in.Tenant, s.in.Target, s.in.Options.ResetFirstPartyKeys)
 	if err != nil {
@@ -131,18 +138,50 @@ func (s *script) run(ctx context.Context) (string, error) {
 		notes        []string
 		verification map[string]string
 	)
-	r := &steps.Run{C: c, L: steps.NewLedger(&states, &writes, &notes), Target: s.in.Target, Plan: found.Plan, Observed: found.Observed,
+	r := &steps.Run{C: c, Shared: &steps.Shared{L: steps.NewLedger(&states, &writes, &notes), Target: s.in.Target, Plan: found.Plan, Observed: found.Observed,
 		AppID: found.AppID, SkipSteps: s.in.Options.SkipSteps, OneCall: true,
-		VerifyDeadline: s.verifyDeadline, VerifyInterval: s.verifyInterval, Verification: &verification}
-	for _, a := range found.Plan.Actions {
-		if err := runStep(r, a); err != nil {
-			return workflows.StateFailed, fmt.Errorf("step %s: %w", a.Step, err)
-		}
+		VerifyDeadline: s.verifyDeadline, VerifyInterval: s.verifyInterval, Verification: &verification}}
+	if err := s.runGraph(r, found.Plan.Actions); err != nil {
+		return workflows.StateFailed, err
 	}
 	if !r.Verified() {
 		return workflows.StateUnverified, nil
 	}
 	return workflows.StateVerified, nil
+}
+
+// runGraph runs the plan's actions as the workflow does (steps.Graph): each
+// in a goroutine that starts once the actions it waits for have ended; no
+// action starts after one failed. The caller holds s.turn.
+func (s *script) runGraph(r *steps.Run, actions []plan.Action) error {
+	deps := steps.Graph(actions)
+	ended := make([]chan struct{}, len(actions))
+	for i := range ended {
+		ended[i] = make(chan struct{})
+	}
+	var first error
+	for i, a := range actions {
+		go func() {
+			defer close(ended[i])
+			for _, j := range deps[i] {
+				<-ended[j]
+			}
+			s.turn.Lock()
+			defer s.turn.Unlock()
+			if first != nil {
+				return
+			}
+			if err := runStep(r, a); err != nil && first == nil {
+				first = fmt.Errorf("step %s: %w", a.Step, err)
+			}
+		}()
+	}
+	s.turn.Unlock()
+	for _, c := range ended {
+		<-c
+	}
+	s.turn.Lock()
+	return first
 }
 
 // runStep runs one plan action by its registered step, as the workflow's
@@ -194,6 +233,8 @@ func (c directCaller) Undo(step string, rec contract.UndoRecord) error {
 }
 
 func (c directCaller) Sleep(d time.Duration) error {
+	c.s.turn.Unlock()
+	defer c.s.turn.Lock()
 	select {
 	case <-c.ctx.Done():
 		return c.ctx.Err()
@@ -208,7 +249,7 @@ func (c directCaller) Cancelled() bool { return c.ctx.Err() != nil }
 // start logs the call and runs it in the background.
 func (c directCaller) start(name string, arg any) steps.Future {
 	c.s.logCall(name)
-	f := &future{done: make(chan struct{})}
+	f := &future{done: make(chan struct{}), turn: &c.s.turn}
 	go func() {
 		defer close(f.done)
 		f.v, f.err = call(c.ctx, c.s, name, func(ctx context.Context) (any, error) { return c.s.invoke(ctx, name, arg) })
@@ -240,6 +281,8 @@ func (s *script) invoke(ctx context.Context, name string, arg any) (any, error) 
 // future is a direct call's result.
 type future struct {
 	done chan struct{}
+	// turn, when set, is released while Get waits (script.turn).
+	turn *sync.Mutex
 	v    any
 	err  error
 }
@@ -252,6 +295,15 @@ func done(v any, err error) *future {
 
 // Get waits for the call and stores its result in valuePtr (nil: drop it).
 func (f *future) Get(valuePtr any) error {
+	if f.turn != nil {
+		select {
+		case <-f.done:
+		default:
+			f.turn.Unlock()
+			<-f.done
+			f.turn.Lock()
+		}
+	}
 	<-f.done
 	if f.err != nil || valuePtr == nil || f.v == nil {
 		return f.err

@@ -30,7 +30,7 @@ func slowWorld(t *testing.T, seed int64) *sim.World {
 	w.SetFaults([]sim.FaultRule{
 		lat("New-AuthServer", 1500*time.Millisecond),
 		lat("Set-PartnerApplication", 300*time.Millisecond),
-		lat("New-SettingOverride", 300*time.Millisecond),
+		lat("New-SettingOverride", 1500*time.Millisecond),
 		lat("New-IntraOrganizationConnector", 1500*time.Millisecond),
 		lat("Test-OAuthConnectivity", 100*time.Millisecond),
 	})
@@ -57,11 +57,16 @@ func slowWorld(t *testing.T, seed int64) *sim.World {
 //     PowerShell stand-in mid-call, and the SDK reports the attempt as
 //     failed, so the server retries it on the new worker after the retry
 //     interval (2 s).
-//  2. Step 6, New-IntraOrganizationConnector in flight: the worker is
+//  2. The setting override, New-SettingOverride in flight (the last
+//     write: it waits for every other step, so it first runs on the
+//     second incarnation, while the first steps run beside each other
+//     on the first): the worker is
 //     killed hard (SIGKILL): its Temporal connection closes first, so
 //     nothing is reported, and the server notices only when the attempt's
-//     StartToClose timeout (SetupOptions.StartToClose, 4 s here; 5 min by
-//     default) expires, then retries on the new worker.
+//     StartToClose timeout (SetupOptions.StartToClose, 6 s here; 5 min by
+//     default) expires, then retries on the new worker. (The first steps
+//     share the site's one host, so an attempt of two 1.5 s creates may
+//     also wait for a sibling's 1.5 s call: 6 s leaves room for that.)
 //  3. While the workflow sleeps on a verification timer (no activity in
 //     flight), killed hard again: when the timer fires, the workflow task
 //     goes to the dead worker's sticky queue, times out there (5 s) and the
@@ -84,7 +89,7 @@ func TestE2EWorkerKilledAndRestarted(t *testing.T) {
 	run := e.start(ctx, e.tenant(tn.ID), workflows.SetupOptions{
 		Retry:          workflows.RetryOptions{InitialInterval: 2 * time.Second, MaximumInterval: 2 * time.Second, MaximumAttempts: 5},
 		VerifyInterval: time.Second,
-		StartToClose:   4 * time.Second,
+		StartToClose:   6 * time.Second,
 	})
 	at := func() string { return "+" + time.Since(began).Round(time.Millisecond).String() }
 
@@ -96,8 +101,8 @@ func TestE2EWorkerKilledAndRestarted(t *testing.T) {
 	e.startWorker()
 
 	// Death 2: killed mid-write, nothing reported.
-	e.awaitRunning(ctx, "EnsureOnPremConnector")
-	time.Sleep(400 * time.Millisecond) // New-IntraOrganizationConnector in flight
+	e.awaitRunning(ctx, "EnsureSettingOverride")
+	time.Sleep(400 * time.Millisecond) // New-SettingOverride in flight
 	e.killWorker()
 	death2 := at()
 	e.startWorker()
@@ -127,7 +132,7 @@ func TestE2EWorkerKilledAndRestarted(t *testing.T) {
 	for _, c := range []struct {
 		typ string
 		gen int
-	}{{"EnsureAuthServers", 1}, {"EnsureOnPremConnector", 2}} {
+	}{{"EnsureAuthServers", 1}, {"EnsureSettingOverride", 2}} {
 		xs := e.rec.OfType(c.typ)
 		if len(xs) < 2 || xs[0].Worker != c.gen || !xs[0].Cancelled || xs[len(xs)-1].Worker <= c.gen || xs[len(xs)-1].Err != "" {
 			t.Errorf("%s executions %+v: want a failed one on worker %d, then a successful one on a later worker", c.typ, xs, c.gen)
@@ -157,8 +162,8 @@ func TestE2EWorkerKilledAndRestarted(t *testing.T) {
 	if f := lastFailure["EnsureAuthServers"]; f == nil || f.GetTimeoutFailureInfo() != nil {
 		t.Errorf("EnsureAuthServers: previous attempt's failure %v; want the failure the stopped worker reported", f)
 	}
-	if f := lastFailure["EnsureOnPremConnector"]; f.GetTimeoutFailureInfo().GetTimeoutType() != enumspb.TIMEOUT_TYPE_START_TO_CLOSE {
-		t.Errorf("EnsureOnPremConnector: previous attempt's failure %v; want a StartToClose timeout (the killed worker reported nothing)", f)
+	if f := lastFailure["EnsureSettingOverride"]; f.GetTimeoutFailureInfo().GetTimeoutType() != enumspb.TIMEOUT_TYPE_START_TO_CLOSE {
+		t.Errorf("EnsureSettingOverride: previous attempt's failure %v; want a StartToClose timeout (the killed worker reported nothing)", f)
 	}
 	if len(ids) < 3 {
 		t.Errorf("workflow tasks completed by %v; want at least three worker incarnations", ids)

@@ -60,7 +60,7 @@ SIM_STATE  := $(DATA)/sim
 # (.data/temporal.db); make reset removes both.
 SIM_SAVED  := $(SIM_STATE)/world.yaml
 
-.PHONY: all build run server sim worker stop reset test vet fmt-check windows-build windows-check clean help bench cluster temporal-server postgresql histories
+.PHONY: all build run server sim worker stop reset test vet fmt-check windows-build windows-check clean help bench bench-scale cluster temporal-server postgresql histories
 
 all: build
 
@@ -75,6 +75,7 @@ help:
 	@echo "make reset  stop, then forget the saved simulated world and the dev server's history together (a fresh demo)"
 	@echo "make server / make sim / make worker   start only that part; each does nothing if already running"
 	@echo "make bench  micro-benchmarks + rollout benchmark (durable vs concurrent vs sequential) into bench/results/"
+	@echo "make bench-scale  rollouts of 100, 500, 1,000 and 10,000 fresh tenants: cost against N into bench/results/scale/"
 
 # The Temporal CLI (its dev server), the server and its SQL tool are built
 # together from tools/go.mod: one module graph, the CLI release and the
@@ -417,6 +418,17 @@ bench: $(TEMPORAL) temporal-server postgresql
 	$(GO) build -o $(SIMHOST) ./internal/sim/cmd/hybridflow-simhost
 	$(BIN)/rolloutbench -out bench/results -readme $(BENCH_README) $(BENCH_FLAGS)
 	$(BIN)/rolloutbench -out bench/results/tenth -readme $(BENCH_README) -readme-block bench-tenth -sweep "" -seq-tenants 12 $(BENCH_TENTH_FLAGS)
+
+# Cost against rollout size: 100, 500, 1,000 and 10,000 fresh tenants, each
+# durable (a dev server of its own) and as the concurrent floor, at C=50;
+# tenants/min, CPU per tenant, peak RSS, continue-as-new handovers and
+# bench/results/scale/cost.svg. About 30 minutes on 2 cores.
+BENCH_SCALE ?= 100,500,1000,10000
+bench-scale: $(TEMPORAL)
+	@mkdir -p bench/results/scale
+	$(GO) build -o $(BIN)/rolloutbench ./internal/bench/cmd/rolloutbench
+	$(GO) build -o $(SIMHOST) ./internal/sim/cmd/hybridflow-simhost
+	$(BIN)/rolloutbench -scale $(BENCH_SCALE) -out bench/results/scale -readme $(BENCH_README) -readme-block bench-scale $(BENCH_SCALE_FLAGS)
 
 # The second profile: the main point again at a tenth of the real systems'
 # latencies (assumed typical values, not measured here: an on-prem cmdlet

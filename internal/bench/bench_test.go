@@ -182,3 +182,29 @@ func TestShapeCountsARecordedSetup(t *testing.T) {
 		t.Fatalf("kinds add up to %v events, the history has %d", total, len(h.GetEvents()))
 	}
 }
+
+// TestScaleMarkdown: the scale table has a row per N, and the largest N
+// is compared with the point nearest 500 tenants.
+func TestScaleMarkdown(t *testing.T) {
+	pt := func(n int, perMin, cpu, srv float64, handovers int) ScalePoint {
+		return ScalePoint{Tenants: n, Handovers: handovers,
+			Durable: RunStats{PerMinute: perMin, CPUPerTenantMs: cpu, ServerCPUPerTenantMs: srv},
+			Floor:   RunStats{PerMinute: 2 * perMin, CPUPerTenantMs: 50}}
+	}
+	r := &ScaleReport{Machine: Machine{Cores: 2}, Concurrency: 50,
+		Points: []ScalePoint{pt(100, 400, 70, 110, 0), pt(500, 600, 70, 100, 0), pt(1000, 590, 70, 100, 1), pt(10000, 540, 75, 112, 19)}}
+	md := r.Markdown()
+	for _, want := range []string{
+		"| 500 | 600 | 1200 | 0.50 | 70 + 100 = 170 ms | 50 ms |",
+		"| 10000 | 540 | 1080 | 0.50 | 75 + 112 = 187 ms | 50 ms |",
+		"| 19 |",
+		"10000 tenants against 500: tenants/min 0.90×, CPU per tenant +10% (durable).",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("scale Markdown lacks %q:\n%s", want, md)
+		}
+	}
+	if err := r.Write(t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -344,6 +344,12 @@ func (r *Report) UpdateReadme(path string) error { return r.UpdateReadmeBlock(pa
 // UpdateReadmeBlock is UpdateReadme for the markers <!-- name:begin -->
 // and <!-- name:end --> (one block per profile).
 func (r *Report) UpdateReadmeBlock(path, name string) error {
+	return replaceBlock(path, name, r.Markdown())
+}
+
+// replaceBlock replaces what lies between <!-- name:begin --> and
+// <!-- name:end --> in the file at path with content.
+func replaceBlock(path, name, content string) error {
 	readmeBegin, readmeEnd := "<!-- "+name+":begin -->", "<!-- "+name+":end -->"
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -354,6 +360,6 @@ func (r *Report) UpdateReadmeBlock(path, name string) error {
 	if i < 0 || j < i {
 		return fmt.Errorf("%s: no %s … %s block to replace", path, readmeBegin, readmeEnd)
 	}
-	out := s[:i+len(readmeBegin)] + "\n" + r.Markdown() + s[j:]
+	out := s[:i+len(readmeBegin)] + "\n" + content + s[j:]
 	return os.WriteFile(path, []byte(out), 0o644)
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -345,4 +346,44 @@ func TestBatchURLsLookLikeDirectOnes(t *testing.T) {
 		}
 	}
 	t.Logf("batch urls: %q", seen)
+}
+
+// plainBodies is a transport that counts requests with a body and those
+// among them sent compressed.
+type plainBodies struct {
+	next            http.RoundTripper
+	bodies, encoded *int
+}
+
+func (p plainBodies) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil && req.Body != http.NoBody {
+		*p.bodies++
+		if req.Header.Get("Content-Encoding") != "" {
+			*p.encoded++
+		}
+	}
+	return p.next.RoundTrip(req)
+}
+
+// TestRequestBodiesGoPlain: the client sends its request bodies (the
+// discovery $batch, a PATCH of keys and names) as plain JSON, without a
+// Content-Encoding: compressing bodies this small costs CPU for nothing.
+func TestRequestBodiesGoPlain(t *testing.T) {
+	e := start(t)
+	var bodies, encoded int
+	c := e.client(t, tenantGlobal, func(o *graph.Options) {
+		o.HTTPClient = &http.Client{Transport: plainBodies{next: e.srv.Transport(), bodies: &bodies, encoded: &encoded}, Timeout: 30 * time.Second}
+	})
+	st, err := c.ReadEntraState(ctx(t), cloud.FirstPartyAppID, dedicatedName)
+	if err != nil || st.FirstParty == nil {
+		t.Fatalf("%+v %v", st, err)
+	}
+	sp := st.FirstParty
+	names := append(slices.Clone(sp.ServicePrincipalNames), "https://plain.example.com/")
+	if err := c.UpdateServicePrincipal(ctx(t), sp.ID, graph.Patch{ServicePrincipalNames: &names}); err != nil {
+		t.Fatal(err)
+	}
+	if bodies < 2 || encoded != 0 {
+		t.Fatalf("%d request bodies, %d of them with a Content-Encoding; want at least 2, none encoded", bodies, encoded)
+	}
 }

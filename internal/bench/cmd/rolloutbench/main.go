@@ -72,6 +72,8 @@ func run() error {
 	flag.StringVar(&readmeBlock, "readme-block", "bench", "with -readme: the table between <!-- NAME:begin --> and <!-- NAME:end -->")
 	var cpuProfile string
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write this process's CPU profile (worker, simulated world and its servers; not the relay processes nor the Temporal server) to this file for go tool pprof")
+	var scale string
+	flag.StringVar(&scale, "scale", "", "instead of the main point, sweep and cluster: roll out each of these numbers of fresh tenants (comma-separated), durable and floor, at -concurrency, and report cost against N (make bench-scale)")
 	flag.BoolVar(&cfg.Cluster, "cluster", true, "also run the durable main point on the cluster engine (bin/temporal-server on PostgreSQL, deploy/temporal's configuration; make builds the server)")
 	flag.Parse()
 	for _, kv := range strings.Split(serverConfig, ",") {
@@ -108,6 +110,9 @@ func run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if scale != "" {
+		return runScale(ctx, cfg, scale, out, readme, readmeBlock)
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
@@ -126,5 +131,35 @@ func run() error {
 	}
 	fmt.Println(rep.Markdown())
 	fmt.Fprintf(os.Stderr, "wrote %s/latest.json and latest.md (and throughput.svg when there is a sweep)\n", out)
+	return nil
+}
+
+// runScale is -scale: one rollout per N, durable and floor.
+func runScale(ctx context.Context, cfg bench.Config, list, out, readme, block string) error {
+	var ns []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return fmt.Errorf("-scale: %q is not a positive number of tenants", f)
+		}
+		ns = append(ns, n)
+	}
+	ctx, cancel := context.WithTimeout(ctx, bench.ScaleTimeout)
+	defer cancel()
+	start := time.Now()
+	rep, err := bench.RunScale(ctx, cfg, ns, zap.NewNop())
+	if err != nil {
+		return err
+	}
+	rep.Notes = append(rep.Notes, fmt.Sprintf("Harness wall time %s (every point, durable and floor).", time.Since(start).Round(time.Second)))
+	if err := rep.Write(out); err != nil {
+		return err
+	}
+	if readme != "" {
+		if err := rep.UpdateReadmeBlock(readme, block); err != nil {
+			return err
+		}
+	}
+	fmt.Print(rep.Markdown())
 	return nil
 }

@@ -76,6 +76,8 @@ type RunResult struct {
 	CPU, ServerCPU, PostgresCPU time.Duration
 	// Engine is the durable runs' server (EngineDevServer, EngineCluster).
 	Engine string
+	// Load is the machine's one-minute load average when the run started.
+	Load float64
 }
 
 // Verified counts tenants that ended verified.
@@ -104,7 +106,7 @@ func RunBaseline(ctx context.Context, w *sim.World, concurrency int, opts workfl
 	if concurrency <= 1 {
 		name, concurrency = RunSequential, 1
 	}
-	res := RunResult{Runner: name, Concurrency: concurrency, Tenants: make([]TenantRun, len(tenants))}
+	res := RunResult{Runner: name, Concurrency: concurrency, Tenants: make([]TenantRun, len(tenants)), Load: loadAvg()}
 	resetPeakRSS()
 	cpu0 := cpuTime()
 	start := time.Now()

@@ -283,6 +283,7 @@ func (s *Session) Rollout(ctx context.Context, name string, concurrency int, opt
 		in.InventoryPath = path
 	}
 	before := s.world.Stats()
+	load := loadAvg()
 	cpu0, srv0, pg0 := cpuTime(), d.serverCPU(), d.pgCPU()
 	resetPeakRSS()
 	start := time.Now()
@@ -299,7 +300,7 @@ func (s *Session) Rollout(ctx context.Context, name string, concurrency int, opt
 		return RunResult{}, fmt.Errorf("rollout %s: %w%s", name, err, d.diagnose(tenants))
 	}
 	res := RunResult{Runner: RunDurable, Concurrency: concurrency, Wall: time.Since(start), PeakRSS: peakRSS(),
-		CPU: cpuTime() - cpu0, ServerCPU: d.serverCPU() - srv0, PostgresCPU: d.pgCPU() - pg0, Engine: d.engine}
+		CPU: cpuTime() - cpu0, ServerCPU: d.serverCPU() - srv0, PostgresCPU: d.pgCPU() - pg0, Engine: d.engine, Load: load}
 	res.Stats = diffStats(before, s.world.Stats())
 	res.Tenants = make([]TenantRun, len(tenants))
 	// Per-tenant durations and states from the children themselves.

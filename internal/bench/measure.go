@@ -86,6 +86,25 @@ func CostsOf(st sim.Counters, tenantIDs []string, legacy map[string]bool) Costs 
 // does nothing and the peak covers the whole process lifetime.
 func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
 
+// loadAvg is the machine's one-minute load average (-1 when unknown):
+// CPU per tenant grows with the load, so each runner records it at its
+// start to tell a loaded run from a regression.
+func loadAvg() float64 {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(data))
+	if len(f) == 0 {
+		return -1
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return -1
+	}
+	return v
+}
+
 // peakRSS is VmHWM of this process in bytes (0 when unknown).
 func peakRSS() int64 { return statusKB("/proc/self/status", "VmHWM:") * 1024 }
 

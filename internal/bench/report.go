@@ -30,6 +30,8 @@ type RunStats struct {
 	// Engine is the durable runs' server (EngineDevServer, EngineCluster).
 	Engine string   `json:"engine,omitempty"`
 	Errors []string `json:"errors,omitempty"`
+	// Load is the machine's one-minute load average when the run started.
+	Load float64 `json:"load_at_start"`
 }
 
 func statsOf(runner string, r RunResult) RunStats {
@@ -43,7 +45,7 @@ func statsOf(runner string, r RunResult) RunStats {
 	}
 	out := RunStats{Runner: runner, Concurrency: r.Concurrency, Tenants: len(r.Tenants), WallSeconds: r.Wall.Seconds(),
 		PerMinute: PerMinute(len(r.Tenants), r.Wall), P50Ms: ms(Percentile(ds, 50)), P95Ms: ms(Percentile(ds, 95)),
-		Verified: r.Verified(), PeakRSSMB: float64(r.PeakRSS) / (1 << 20), Errors: errs, Engine: r.Engine}
+		Verified: r.Verified(), PeakRSSMB: float64(r.PeakRSS) / (1 << 20), Errors: errs, Engine: r.Engine, Load: r.Load}
 	if n := len(r.Tenants); n > 0 {
 		out.CPUPerTenantMs = ms(r.CPU) / float64(n)
 		out.ServerCPUPerTenantMs = ms(r.ServerCPU) / float64(n)
@@ -119,6 +121,7 @@ func (r *Report) setCluster(d *Durable, dur, conv RunResult) {
 	}
 	r.Notes = append(r.Notes,
 		"The cluster rows ran the same main point on "+r.ClusterEngine+", after the dev server had stopped. Its dynamic config is deploy/temporal/dynamicconfig.yaml (the compose stack's), not the dev server's -server-config. CPU per tenant there is harness + temporal-server + PostgreSQL (the postmaster and every backend, exited ones included, from /proc).",
+		fmt.Sprintf("Load average (1 min) when the cluster runs started: %.1f and %.1f (converged).", dur.Load, conv.Load),
 	)
 }
 
@@ -195,6 +198,8 @@ func (r *Report) setMain(cfg Config, dur, floor, seq, conv RunResult, legacy map
 		"Per-tenant costs come from the simulator's request counters (sim.World.Stats): a Graph $batch counts as one request, a PowerShell-host round trip is one batch of cmdlets.",
 		"Legacy-mode tenants write Graph only on the first-party service principal, so their maximum Graph writes bound the PATCHes to it.",
 		"429 / 503 are injected on Graph and Exchange Online (HTTP answers); the on-prem shell's transient failures are the chaos suite's subject (make chaos).",
+		fmt.Sprintf("Load average (1 min) when each runner started: durable %.1f, converged re-run %.1f, concurrent %.1f, sequential %.1f. CPU per tenant grows with the load: compare builds side by side, not across runs.",
+			dur.Load, conv.Load, floor.Load, seq.Load),
 	)
 }
 

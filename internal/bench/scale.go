@@ -158,17 +158,17 @@ func (r *ScaleReport) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Measured %s on %d cores (%s), %s, %s.  \n", r.Machine.Date, r.Machine.Cores, r.Machine.CPU, r.Machine.GoVersion, r.Machine.OS)
 	fmt.Fprintf(&b, "Profile: %s. On-prem shell: %s. Concurrency %d.\n\n", r.ProfileText, r.ShellMode, r.Concurrency)
-	b.WriteString("| tenants | durable tenants/min | floor tenants/min | durable / floor | durable CPU per tenant (harness + dev server) | floor CPU per tenant | harness peak RSS (durable / floor) | dev server peak RSS | continue-as-new handovers | history events per Setup (mean) |\n")
-	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| tenants | durable tenants/min | floor tenants/min | durable / floor | durable CPU per tenant (harness + dev server) | floor CPU per tenant | harness peak RSS (durable / floor) | dev server peak RSS | continue-as-new handovers | history events per Setup (mean) | load at start (durable / floor) |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, p := range r.Points {
 		ratio := 0.0
 		if p.Floor.PerMinute > 0 {
 			ratio = p.Durable.PerMinute / p.Floor.PerMinute
 		}
-		fmt.Fprintf(&b, "| %d | %.0f | %.0f | %.2f | %.0f + %.0f = %.0f ms | %.0f ms | %.0f / %.0f MB | %.0f MB | %d | %.0f |\n",
+		fmt.Fprintf(&b, "| %d | %.0f | %.0f | %.2f | %.0f + %.0f = %.0f ms | %.0f ms | %.0f / %.0f MB | %.0f MB | %d | %.0f | %.1f / %.1f |\n",
 			p.Tenants, p.Durable.PerMinute, p.Floor.PerMinute, ratio,
 			p.Durable.CPUPerTenantMs, p.Durable.ServerCPUPerTenantMs, p.Durable.CPUPerTenantMs+p.Durable.ServerCPUPerTenantMs,
-			p.Floor.CPUPerTenantMs, p.Durable.PeakRSSMB, p.Floor.PeakRSSMB, p.ServerPeakRSSMB, p.Handovers, p.EventsPerSetup.Mean)
+			p.Floor.CPUPerTenantMs, p.Durable.PeakRSSMB, p.Floor.PeakRSSMB, p.ServerPeakRSSMB, p.Handovers, p.EventsPerSetup.Mean, p.Durable.Load, p.Floor.Load)
 	}
 	if ref, big, ok := r.compare(); ok {
 		cpu := func(p ScalePoint) float64 { return p.Durable.CPUPerTenantMs + p.Durable.ServerCPUPerTenantMs }

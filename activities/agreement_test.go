@@ -17,6 +17,7 @@ import (
 	"github.com/hybridflow/hybridflow/internal/plan"
 	"github.com/hybridflow/hybridflow/internal/sim"
 	"github.com/hybridflow/hybridflow/internal/simtest"
+	"github.com/hybridflow/hybridflow/steps"
 )
 
 // The organisation of configs/sim/hcw-worldwide.yaml: worldwide, as the
@@ -100,6 +101,10 @@ func (a *agreement) planWith(reset bool) {
 	a.out, err = PlanSetup(context.Background(), PlanInput{Tenant: facts, Observed: MergeObserved(on, ol, en, now), Now: now, ResetFirstPartyKeys: reset})
 	if err != nil {
 		a.t.Fatalf("plan: %v", err)
+	}
+	// The plan carries its step graph, so a running setup keeps it.
+	if want := steps.Graph(a.out.Actions); !reflect.DeepEqual(a.out.After, want) {
+		a.t.Fatalf("plan's step graph %v, want %v", a.out.After, want)
 	}
 	a.consent, a.appID = en.ConsentGranted, en.DedicatedApp.AppID
 }

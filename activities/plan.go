@@ -26,5 +26,6 @@ func PlanSetup(_ context.Context, in PlanInput) (PlanOutput, error) {
 		return PlanOutput{}, nonRetryable(contract.PlanErrorType(err), "plan for %s: %v", in.Tenant.ID, err)
 	}
 	d.ResetFirstPartyKeys = in.ResetFirstPartyKeys
-	return PlanOutput{Desired: d, Actions: steps.BuildPlan(d, in.Observed, in.Now), Warnings: warnings}, nil
+	actions := steps.BuildPlan(d, in.Observed, in.Now)
+	return PlanOutput{Desired: d, Actions: actions, Warnings: warnings, After: steps.Graph(actions)}, nil
 }

@@ -23,6 +23,11 @@ type PlanOutput struct {
 	Desired  plan.Desired  `json:"desired"`
 	Actions  []plan.Action `json:"actions"`
 	Warnings []string      `json:"warnings,omitempty"`
+	// After is the step graph: for each action, the indices of the
+	// earlier actions it waits for. It is recorded with the plan, so a
+	// running setup keeps the graph it was planned with when a release
+	// changes which step waits for which.
+	After [][]int `json:"after,omitempty"`
 }
 
 // MergeObserved combines the three discovery halves (on-prem, Exchange

@@ -67,7 +67,24 @@ func DescribeRecord(u contract.UndoRecord) string {
 	return strings.Join(parts, " ")
 }
 
-// Graph is the step graph of a recorded plan: for each action, the indices
+// Graph is the run's step graph: the one recorded with its plan
+// (PlanOutput.After), or for a plan recorded without a well-formed one
+// (each action waiting only for earlier ones), Graph of its actions.
+func (r *Run) Graph() [][]int {
+	a := r.Plan.After
+	ok := len(a) == len(r.Plan.Actions)
+	for i := 0; ok && i < len(a); i++ {
+		for _, j := range a[i] {
+			ok = ok && j >= 0 && j < i
+		}
+	}
+	if ok {
+		return a
+	}
+	return Graph(r.Plan.Actions)
+}
+
+// Graph is the step graph of a plan's actions: for each action, the indices
 // of the earlier actions it waits for (its step's After among them, or all
 // of them when AfterAll). Only earlier actions count, so that any recorded
 // order stays runnable; actions with no entry start together.

@@ -252,3 +252,24 @@ func TestGraphOfTheFullPlan(t *testing.T) {
 		}
 	}
 }
+
+// TestRunKeepsItsRecordedGraph: a run follows the graph recorded with its
+// plan, not the one today's steps would give; a malformed one (waiting
+// for a later action) or none falls back to today's.
+func TestRunKeepsItsRecordedGraph(t *testing.T) {
+	actions := []plan.Action{{Step: plan.StepAuthServers}, {Step: plan.StepPartnerApp}, {Step: plan.StepVerify}}
+	r := newRun(&fakeCaller{}, plan.ModeDedicatedApp, actions...)
+	today := Graph(actions)
+	if got := r.Graph(); !reflect.DeepEqual(got, today) {
+		t.Fatalf("no recorded graph: %v, want today's %v", got, today)
+	}
+	recorded := [][]int{nil, {0}, {1}} // one after another, as an older release planned
+	r.Plan.After = recorded
+	if got := r.Graph(); !reflect.DeepEqual(got, recorded) {
+		t.Fatalf("recorded graph: %v, want %v", got, recorded)
+	}
+	r.Plan.After = [][]int{{1}, nil, nil}
+	if got := r.Graph(); !reflect.DeepEqual(got, today) {
+		t.Fatalf("malformed recorded graph: %v, want today's %v", got, today)
+	}
+}

@@ -149,6 +149,11 @@ func (e *engine) runGraph(ctx workflow.Context, list []engineStep, deps [][]int)
 	if err := workflow.Await(dctx, func() bool { return !slices.Contains(ended, false) }); err != nil {
 		return err
 	}
+	if first == nil && ctx.Err() != nil {
+		// Cancelled while the last steps' writes finished: the run still
+		// ends cancelled, and compensates them.
+		first = temporal.NewCanceledError()
+	}
 	return first
 }
 

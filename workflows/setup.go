@@ -329,7 +329,7 @@ func (s *setup) runSteps(ctx workflow.Context) error {
 // changeLocalCloudSteps version 4, in the plan's order before.
 func (s *setup) runPlanned(ctx workflow.Context) error {
 	if s.v4 {
-		return s.eng.runGraph(ctx, s.planned(), steps.Graph(s.run.Plan.Actions))
+		return s.eng.runGraph(ctx, s.planned(), s.run.Graph())
 	}
 	return s.eng.runSteps(ctx, s.planned())
 }
@@ -460,8 +460,24 @@ type setupCaller struct {
 	ctx workflow.Context
 }
 
+// OnPrem schedules an on-prem activity. From changeLocalCloudSteps
+// version 4, where several on-prem steps are in flight at once, it runs on
+// a disconnected context, as cloudWrite does: cancelling the workflow does
+// not cancel a write in flight (a cancelled activity's reply carries no
+// result, so the undo record of a write it made would be lost); the step
+// records its result, and no new activity starts once the run is
+// cancelled.
 func (c setupCaller) OnPrem(name string, arg any) steps.Future {
-	return workflowFuture{c.ctx, workflow.ExecuteActivity(c.s.onprem(c.ctx), name, arg)}
+	if !c.s.v4 {
+		return workflowFuture{c.ctx, workflow.ExecuteActivity(c.s.onprem(c.ctx), name, arg)}
+	}
+	if c.ctx.Err() != nil {
+		f, set := workflow.NewFuture(c.ctx)
+		set.SetError(temporal.NewCanceledError())
+		return workflowFuture{c.ctx, f}
+	}
+	dctx, _ := workflow.NewDisconnectedContext(c.ctx)
+	return workflowFuture{c.ctx, workflow.ExecuteActivity(c.s.onprem(dctx), name, arg)}
 }
 
 func (c setupCaller) CloudRead(name string, arg any) steps.Future {

@@ -24,6 +24,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/hybridflow/hybridflow/activities"
+	"github.com/hybridflow/hybridflow/contract"
 	"github.com/hybridflow/hybridflow/internal/backend"
 	"github.com/hybridflow/hybridflow/internal/cloud"
 	"github.com/hybridflow/hybridflow/internal/config"
@@ -1056,6 +1057,37 @@ func TestSetupCancelCompensates(t *testing.T) {
 			t.Errorf("%s ran after the cancel: %s", plan.StepKeys, s.Status)
 		}
 		sameConfig(t, "cancel during a cloud write", before, h.config(id))
+	})
+	t.Run("during-an-on-prem-write", func(t *testing.T) {
+		// Cancelled as the auth servers' activity starts, while other
+		// steps run beside it: the activity is not cancelled, its result
+		// (the servers it created) is recorded, and compensation removes
+		// them; no step starts after the cancel.
+		h := newHarness(t, "small.yaml")
+		id := h.inv.Tenants[0].ID
+		before := h.config(id)
+		env := h.env()
+		var cancelled atomic.Bool
+		env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+			if info.ActivityType.Name == contract.ActEnsureAuthServers && cancelled.CompareAndSwap(false, true) {
+				env.CancelWorkflow()
+			}
+		})
+		_, err := h.run(env, h.input(0, workflows.SetupOptions{}))
+		if !cancelled.Load() || !temporal.IsCanceledError(err) {
+			t.Fatalf("cancelled %v, error %v; want a cancelled run", cancelled.Load(), err)
+		}
+		st := state(t, env)
+		if s := setupStep(st, plan.StepAuthServers); s.Status != workflows.StatusCompensated {
+			logSetup(t, st)
+			t.Errorf("auth-servers %s after the cancel, want compensated (its write recorded and undone)", s.Status)
+		}
+		for _, s := range []plan.Step{plan.StepOnPremAuthServerApp, plan.StepSettingOverride, plan.StepVerify} {
+			if x := setupStep(st, s); x.Attempts != 0 {
+				t.Errorf("%s started after the cancel (%s)", s, x.Status)
+			}
+		}
+		sameConfig(t, "cancel during an on-prem write", before, h.config(id))
 	})
 	t.Run("while-paused", func(t *testing.T) {
 		h := newHarness(t, "small.yaml")

@@ -154,7 +154,7 @@ func (s *script) run(ctx context.Context) (string, error) {
 // in a goroutine that starts once the actions it waits for have ended; no
 // action starts after one failed. The caller holds s.turn.
 func (s *script) runGraph(r *steps.Run, actions []plan.Action) error {
-	deps := steps.Graph(actions)
+	deps := r.Graph()
 	ended := make([]chan struct{}, len(actions))
 	for i := range ended {
 		ended[i] = make(chan struct{})

@@ -159,6 +159,42 @@ func cpuModel() string {
 	return ""
 }
 
+// eventsOf summarises the history lengths and shapes of the sampled
+// setups (those whose history was read).
+func eventsOf(tenants []TenantRun) Events {
+	var e Events
+	var sum Shape
+	for _, t := range tenants {
+		if t.Events > 0 {
+			e.Sampled++
+			e.Mean += float64(t.Events)
+			e.Max = max(e.Max, t.Events)
+			sum.add(t.Shape, 1)
+		}
+	}
+	if e.Sampled > 0 {
+		e.Mean /= float64(e.Sampled)
+		e.Shape.add(sum, 1/float64(e.Sampled))
+	}
+	return e
+}
+
+// writeReport saves v as latest.json and md, under a title, as latest.md
+// in dir.
+func writeReport(dir string, v any, title, md string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "latest.json"), append(data, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "latest.md"), []byte("# "+title+"\n\n"+md), 0o644)
+}
+
 func (r *Report) setMain(cfg Config, dur, floor, seq, conv RunResult, legacy map[string]bool, ids []string) {
 	r.Durable, r.Concurrent, r.Sequential = statsOf(RunDurable, dur), statsOf(RunConcurrent, floor), statsOf(RunSequential, seq)
 	r.Converged = statsOf("durable (converged re-run)", conv)
@@ -168,20 +204,13 @@ func (r *Report) setMain(cfg Config, dur, floor, seq, conv RunResult, legacy map
 	if r.Sequential.PerMinute > 0 {
 		r.SpeedupOverSequential = r.Durable.PerMinute / r.Sequential.PerMinute
 	}
+	r.EventsPerSetup = eventsOf(dur.Tenants)
 	for _, t := range dur.Tenants {
 		if t.Events > 0 {
-			r.EventsPerSetup.Sampled++
-			r.EventsPerSetup.Mean += float64(t.Events)
-			r.EventsPerSetup.Max = max(r.EventsPerSetup.Max, t.Events)
 			r.WaitsPerSetup.add(t.Waits)
-			r.EventsPerSetup.Shape.add(t.Shape, 1)
 		}
 	}
 	if n := r.EventsPerSetup.Sampled; n > 0 {
-		r.EventsPerSetup.Mean /= float64(n)
-		var mean Shape
-		mean.add(r.EventsPerSetup.Shape, 1/float64(n))
-		r.EventsPerSetup.Shape = mean
 		w := &r.WaitsPerSetup
 		for _, d := range []*time.Duration{&w.WorkflowTaskQueue, &w.WorkflowTask, &w.ActivityQueue, &w.Activity} {
 			*d /= time.Duration(n)
@@ -322,18 +351,7 @@ func (r *Report) sweepPairs() []sweepPair {
 
 // Write saves latest.json, latest.md and throughput.svg in dir.
 func (r *Report) Write(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	data, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "latest.json"), append(data, '\n'), 0o644); err != nil {
-		return err
-	}
-	md := "# Rollout benchmark: latest run\n\n" + r.Markdown()
-	if err := os.WriteFile(filepath.Join(dir, "latest.md"), []byte(md), 0o644); err != nil {
+	if err := writeReport(dir, r, "Rollout benchmark: latest run", r.Markdown()); err != nil {
 		return err
 	}
 	if len(r.Sweep) == 0 {

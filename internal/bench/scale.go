@@ -2,10 +2,8 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"image/color"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -99,20 +97,7 @@ func scalePoint(ctx context.Context, cfg Config, n int, logger *zap.Logger) (Sca
 	if p.Handovers, err = d.handovers(ctx, workflows.RolloutWorkflowID(name)); err != nil {
 		return p, err
 	}
-	for _, t := range dur.Tenants {
-		if t.Events > 0 {
-			p.EventsPerSetup.Sampled++
-			p.EventsPerSetup.Mean += float64(t.Events)
-			p.EventsPerSetup.Max = max(p.EventsPerSetup.Max, t.Events)
-			p.EventsPerSetup.Shape.add(t.Shape, 1)
-		}
-	}
-	if k := p.EventsPerSetup.Sampled; k > 0 {
-		p.EventsPerSetup.Mean /= float64(k)
-		var mean Shape
-		mean.add(p.EventsPerSetup.Shape, 1/float64(k))
-		p.EventsPerSetup.Shape = mean
-	}
+	p.EventsPerSetup = eventsOf(dur.Tenants)
 	d.Close()
 
 	cfg.logf("scale N=%d: concurrent floor", n)
@@ -203,17 +188,7 @@ func abs(x int) int { return max(x, -x) }
 
 // Write saves latest.json, latest.md and cost.svg in dir.
 func (r *ScaleReport) Write(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	data, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "latest.json"), append(data, '\n'), 0o644); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "latest.md"), []byte("# Rollout benchmark at scale: latest run\n\n"+r.Markdown()), 0o644); err != nil {
+	if err := writeReport(dir, r, "Rollout benchmark at scale: latest run", r.Markdown()); err != nil {
 		return err
 	}
 	return r.Chart(filepath.Join(dir, "cost.svg"))

@@ -422,7 +422,8 @@ bench: $(TEMPORAL) temporal-server postgresql
 # Cost against rollout size: 100, 500, 1,000 and 10,000 fresh tenants, each
 # durable (a dev server of its own) and as the concurrent floor, at C=50;
 # tenants/min, CPU per tenant, peak RSS, continue-as-new handovers and
-# bench/results/scale/cost.svg. About 30 minutes on 2 cores.
+# bench/results/scale/cost.svg. 36 minutes on this 2-core machine (the 10,000-tenant
+# durable rollout alone is 24).
 BENCH_SCALE ?= 100,500,1000,10000
 bench-scale: $(TEMPORAL)
 	@mkdir -p bench/results/scale

@@ -108,9 +108,9 @@ type setup struct {
 	// discovery saw before the run wrote anything, the dedicated
 	// application's appId once known.
 	run *steps.Run
-	// v1 … v4: this run has changeLocalCloudSteps version 1 … 4.
-	v1, v2, v3, v4 bool
-	// publishedStep is the step HybridflowStep shows (v1).
+	// shape is this run's changeLocalCloudSteps version (shapeLocalCloud …).
+	shape workflow.Version
+	// publishedStep is the step HybridflowStep shows (shapeLocalCloud).
 	publishedStep string
 	// locking: this run takes the tenant's write lock (changeTenantLock);
 	// lock is the lock while it holds it.
@@ -162,6 +162,14 @@ type setup struct {
 // a history event and a visibility write per setup.
 const changeLocalCloudSteps = "setup-local-cloud-steps"
 
+// The versions of changeLocalCloudSteps, each named after what it added.
+const (
+	shapeLocalCloud  workflow.Version = 1 // cloud steps as local activities
+	shapeOneCall     workflow.Version = 2 // a step's on-prem writes in one activity
+	shapeLockByClose workflow.Version = 3 // the lock taken without a marker, released by the close
+	shapeGraph       workflow.Version = 4 // the step graph; on-prem writes not cancelled
+)
+
 // Setup configures OAuth between one tenant's on-prem Exchange and
 // Exchange Online: discover → plan → the documented steps in order →
 // verify both directions → (dedicated mode) remove the legacy key →
@@ -172,7 +180,7 @@ func Setup(ctx workflow.Context, in SetupInput) (SetupResult, error) {
 		return s.st, err
 	}
 	res, err := s.runAll(ctx)
-	if !s.v3 {
+	if s.shape < shapeLockByClose {
 		// From v3 the run's close releases the lock (changeLocalCloudSteps).
 		s.lock.release(ctx)
 	}
@@ -222,13 +230,12 @@ func (s *setup) setup(ctx workflow.Context) error {
 	o := s.in.Options
 	s.run = &steps.Run{Shared: &steps.Shared{L: s.eng.Ledger, Target: s.in.Target, SkipSteps: o.SkipSteps,
 		VerifyDeadline: o.VerifyDeadline, VerifyInterval: o.VerifyInterval, Verification: &s.st.Verification}}
-	v := workflow.GetVersion(ctx, changeLocalCloudSteps, workflow.DefaultVersion, 4)
-	s.v1, s.v2, s.v3, s.v4 = v >= 1, v >= 2, v >= 3, v >= 4
-	s.run.OneCall = s.v2
+	s.shape = workflow.GetVersion(ctx, changeLocalCloudSteps, workflow.DefaultVersion, shapeGraph)
+	s.run.OneCall = s.shape >= shapeOneCall
 	// The tenant's write lock came as a change of its own, shared with
 	// Renewal; from v3 every setup takes it, and the older runs replay
 	// asking that change as they did.
-	s.locking = s.v3 || workflow.GetVersion(ctx, changeTenantLock, workflow.DefaultVersion, 1) >= 1
+	s.locking = s.shape >= shapeLockByClose || workflow.GetVersion(ctx, changeTenantLock, workflow.DefaultVersion, 1) >= 1
 	s.publishedStep = stepDiscover
 	if startedWith(workflow.GetTypedSearchAttributes(ctx), s.in) {
 		// The starter set them (SetupStartAttributes): an upsert would
@@ -278,7 +285,7 @@ func (s *setup) setState(ctx workflow.Context, state, step string) {
 			notifyParent(ctx, TenantOutcome{TenantID: s.in.Tenant.ID, State: state})
 		}
 	}
-	if !s.v1 {
+	if s.shape < shapeLocalCloud {
 		mirrorState(ctx, &s.st.State, &s.st.CurrentStep, state, step, step)
 		return
 	}
@@ -328,7 +335,7 @@ func (s *setup) runSteps(ctx workflow.Context) error {
 // runPlanned runs the recorded plan's steps: as a step graph from
 // changeLocalCloudSteps version 4, in the plan's order before.
 func (s *setup) runPlanned(ctx workflow.Context) error {
-	if s.v4 {
+	if s.shape >= shapeGraph {
 		return s.eng.runGraph(ctx, s.planned(), s.run.Graph())
 	}
 	return s.eng.runSteps(ctx, s.planned())
@@ -413,7 +420,7 @@ func (s *setup) cloud(ctx workflow.Context) workflow.Context {
 
 // cloudRead runs a read-only Graph or Exchange Online activity.
 func (s *setup) cloudRead(ctx workflow.Context, name string, arg any) workflow.Future {
-	if !s.v1 {
+	if s.shape < shapeLocalCloud {
 		return workflow.ExecuteActivity(s.cloud(ctx), name, arg)
 	}
 	return workflow.ExecuteLocalActivity(s.cloudLocal(ctx), name, arg)
@@ -425,17 +432,29 @@ func (s *setup) cloudRead(ctx workflow.Context, name string, arg any) workflow.F
 // compensation needs (the task-queue activity waits for cancellation for
 // the same reason).
 func (s *setup) cloudWrite(ctx workflow.Context, name string, arg any) workflow.Future {
-	if !s.v1 {
+	if s.shape < shapeLocalCloud {
 		return workflow.ExecuteActivity(s.cloud(ctx), name, arg)
 	}
+	dctx, cancelled := writeContext(ctx)
+	if cancelled != nil {
+		return cancelled
+	}
+	return workflow.ExecuteLocalActivity(s.cloudLocal(dctx), name, arg)
+}
+
+// writeContext is the context to start a write on: disconnected from
+// ctx's cancellation, so that cancelling the workflow does not abandon the
+// write in flight (whose undo record the compensation needs). When ctx is
+// already cancelled no write starts: cancelled is a future that fails with
+// a cancellation, as ExecuteActivity's would.
+func writeContext(ctx workflow.Context) (dctx workflow.Context, cancelled workflow.Future) {
 	if ctx.Err() != nil {
-		// Cancelled before it started: no new write (as ExecuteActivity).
 		f, set := workflow.NewFuture(ctx)
 		set.SetError(temporal.NewCanceledError())
-		return f
+		return nil, f
 	}
-	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	return workflow.ExecuteLocalActivity(s.cloudLocal(dctx), name, arg)
+	dctx, _ = workflow.NewDisconnectedContext(ctx)
+	return dctx, nil
 }
 
 // cloudLocal gives a local activity the task-queue activity's per-attempt
@@ -468,15 +487,13 @@ type setupCaller struct {
 // records its result, and no new activity starts once the run is
 // cancelled.
 func (c setupCaller) OnPrem(name string, arg any) steps.Future {
-	if !c.s.v4 {
+	if c.s.shape < shapeGraph {
 		return workflowFuture{c.ctx, workflow.ExecuteActivity(c.s.onprem(c.ctx), name, arg)}
 	}
-	if c.ctx.Err() != nil {
-		f, set := workflow.NewFuture(c.ctx)
-		set.SetError(temporal.NewCanceledError())
-		return workflowFuture{c.ctx, f}
+	dctx, cancelled := writeContext(c.ctx)
+	if cancelled != nil {
+		return workflowFuture{c.ctx, cancelled}
 	}
-	dctx, _ := workflow.NewDisconnectedContext(c.ctx)
 	return workflowFuture{c.ctx, workflow.ExecuteActivity(c.s.onprem(dctx), name, arg)}
 }
 

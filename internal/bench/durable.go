@@ -414,7 +414,7 @@ type Shape struct {
 }
 
 func (s *Shape) observe(ev *historypb.HistoryEvent) {
-	switch t := ev.GetEventType(); t {
+	switch ev.GetEventType() {
 	case enumspb.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
 		s.WorkflowTasks++
 	case enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED, enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
@@ -434,12 +434,13 @@ func (s *Shape) observe(ev *historypb.HistoryEvent) {
 		s.Upserts++
 	case enumspb.EVENT_TYPE_TIMER_STARTED, enumspb.EVENT_TYPE_TIMER_FIRED, enumspb.EVENT_TYPE_TIMER_CANCELED:
 		s.Timers++
+	case enumspb.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED, enumspb.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_FAILED,
+		enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED, enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED,
+		enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED, enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_CANCELED,
+		enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TIMED_OUT, enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TERMINATED:
+		s.Children++
 	default:
-		if strings.Contains(strings.ToLower(t.String()), "childworkflow") {
-			s.Children++
-		} else {
-			s.Other++
-		}
+		s.Other++
 	}
 }
 

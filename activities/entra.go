@@ -48,17 +48,19 @@ func (a *Entra) client(t Target) (*graph.Client, error) {
 // DiscoverEntra reads the first-party service principal (keys and SPNs), the
 // dedicated application, its service principal and consent, and the
 // tenant's domains: the Entra half of plan.Observed. It is one Graph JSON
-// batch, plus one more for the keys' certificates when there are keys
-// (Graph sends those only to a single-object $select=keyCredentials read,
-// and the plan judges keys by their certificates); see
-// graph.ReadEntraState for the rare cases that need more.
+// batch, plus one more for the keys' certificates when the first-party
+// service principal has keys, or the application has keys and lacks one
+// of the organisation's auth certificates (Graph sends certificates only
+// to a single-object $select=keyCredentials read); see
+// graph.ReadEntraState for when the certificates are read and for the
+// rare cases that need more.
 func (a *Entra) DiscoverEntra(ctx context.Context, in EntraDiscoverInput) (plan.Observed, error) {
 	var o plan.Observed
 	c, err := a.client(in.Target)
 	if err != nil {
 		return o, err
 	}
-	st, err := c.ReadEntraState(ctx, cloud.FirstPartyAppID, in.DedicatedAppName)
+	st, err := c.ReadEntraState(ctx, cloud.FirstPartyAppID, in.DedicatedAppName, in.AuthThumbprints...)
 	if err != nil {
 		return o, classify("read the tenant's Entra state", err)
 	}

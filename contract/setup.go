@@ -154,6 +154,11 @@ func keyThumbprints(ks []plan.Key) []string {
 type EntraDiscoverInput struct {
 	Target           Target `json:"target"`
 	DedicatedAppName string `json:"dedicated_app_name,omitempty"`
+	// AuthThumbprints are the organisation's auth certificates as
+	// Get-AuthConfig lists them (current, and next when staged): when the
+	// dedicated application already holds each of them, its keys need no
+	// second read for their certificates (graph.ReadEntraState).
+	AuthThumbprints []string `json:"auth_thumbprints,omitempty"`
 }
 
 // FirstPartyInput is what steps 4 (legacy) and 5 write to the Exchange

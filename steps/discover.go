@@ -32,6 +32,11 @@ func Discover(c Caller, tenant plan.TenantFacts, t contract.Target, resetFirstPa
 		guid = onprem.OrganizationGUID
 	}
 	ein := contract.EntraDiscoverInput{Target: t}
+	for _, tp := range []string{onprem.AuthConfig.CurrentThumbprint, onprem.AuthConfig.NextThumbprint} {
+		if tp != "" {
+			ein.AuthThumbprints = append(ein.AuthThumbprints, tp)
+		}
+	}
 	if guid != "" {
 		ein.DedicatedAppName = plan.DedicatedAppPrefix + guid
 	}

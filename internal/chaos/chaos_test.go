@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/interceptor"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"gopkg.in/yaml.v3"
 
 	"github.com/hybridflow/hybridflow/internal/backend"
@@ -74,6 +75,9 @@ type rig struct {
 	c   client.Client // the starter's and operator's connection
 	cfg *config.WorkerConfig
 	rec *chaos.Recorder
+	// log takes every incarnation's warnings and errors (the SDK's
+	// included), shown when the test fails.
+	log *zap.Logger
 
 	mu      sync.Mutex
 	gen     int
@@ -116,7 +120,8 @@ func (r *rig) startWorker(ctx context.Context) {
 	defer r.mu.Unlock()
 	r.gen++
 	identity := fmt.Sprintf("chaos-worker-%d", r.gen)
-	be, err := backend.NewReal(r.cfg, zap.NewNop(), func(string) string { return "" })
+	log := r.log.With(zap.String("worker", identity))
+	be, err := backend.NewReal(r.cfg, log, func(string) string { return "" })
 	if err != nil {
 		r.t.Fatalf("worker %d: backend: %v", r.gen, err)
 	}
@@ -127,7 +132,7 @@ func (r *rig) startWorker(ctx context.Context) {
 	var hc client.Client
 	for {
 		hc, err = client.Dial(client.Options{HostPort: r.srv.HostPort(), Namespace: "default", Identity: identity,
-			Logger:       logging.NewTemporal(zap.NewNop()),
+			Logger:       logging.NewTemporal(log),
 			Interceptors: []interceptor.ClientInterceptor{r.rec.Interceptor(r.gen)}})
 		if err == nil || ctx.Err() != nil {
 			break
@@ -288,7 +293,7 @@ func TestChaosRollout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = srv.Stop() }()
-	c, err := client.Dial(client.Options{HostPort: srv.HostPort(), Namespace: "default", Identity: "chaos-operator", Logger: logging.NewTemporal(zap.NewNop())})
+	c, err := client.Dial(client.Options{HostPort: srv.HostPort(), Namespace: "default", Identity: "chaos-operator", Logger: logging.NewTemporal(fileLogger(t, filepath.Join(dir, "operator.log")))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +305,7 @@ func TestChaosRollout(t *testing.T) {
 			sites = append(sites, tn.Site)
 		}
 	}
-	r := &rig{t: t, srv: srv, c: c, cfg: workerConfig(t, sims, sites), rec: &chaos.Recorder{}}
+	r := &rig{t: t, srv: srv, c: c, cfg: workerConfig(t, sims, sites), rec: &chaos.Recorder{}, log: fileLogger(t, filepath.Join(dir, "worker.log"))}
 	defer r.closing.Wait()
 	r.startWorker(ctx)
 	defer r.killWorker()
@@ -872,4 +877,27 @@ func settledSessions(ctx context.Context, t *testing.T, admin *simserver.Client)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// fileLogger writes warnings and errors to path; when the test fails, its
+// last lines are shown (the directory is gone after the test).
+func fileLogger(t *testing.T, path string) *zap.Logger {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := zap.NewDevelopmentEncoderConfig()
+	log := zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.Lock(f), zap.WarnLevel))
+	t.Cleanup(func() {
+		_ = log.Sync()
+		if t.Failed() {
+			if data, err := os.ReadFile(path); err == nil {
+				lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+				t.Logf("%s (last lines):\n%s", filepath.Base(path), strings.Join(lines[max(0, len(lines)-40):], "\n"))
+			}
+		}
+		_ = f.Close()
+	})
+	return log
 }

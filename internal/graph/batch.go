@@ -76,10 +76,20 @@ const maxExpandedAssignments = 20
 // by name; it is then matched to the application by appId.
 //
 // Keys: Graph sends a key's certificate bytes only to a single-object read
-// with $select=keyCredentials, so when the first-party service principal
-// or the application has keys, a second batch reads them that way (one
-// more round trip, both objects in it). The plan classifies keys by their
-// certificates and must see them.
+// with $select=keyCredentials, so a second batch reads them that way (one
+// more round trip) for:
+//   - the first-party service principal, whenever it has keys: on that
+//     shared object the plan tells an Exchange auth certificate from
+//     another application's key by the certificate itself;
+//   - the application, when it has keys but not yet every one of
+//     authThumbprints (the organisation's auth certificates), identified
+//     by each key's customKeyIdentifier. Graph gives a certificate key
+//     its thumbprint there when the uploader sends none, hybridflow sends
+//     it, and Microsoft's own scripts match the dedicated application's
+//     keys by it. An application that holds them all is one the keys step
+//     leaves alone, and reading its certificates would change nothing;
+//     one that lacks one is written, and its keys are read with their
+//     certificates here (and again by the step, before its PATCH).
 //
 // A few honest extra requests remain for the rare cases one batch cannot
 // settle: a nextLink on any list, an application whose service principal
@@ -91,7 +101,7 @@ const maxExpandedAssignments = 20
 // MaxRetryWait budget as any other call; past it the error is Throttled or
 // Server with RetryAfter set. Errors report the read that failed as Op,
 // e.g. "ApplicationByDisplayName".
-func (c *Client) ReadEntraState(ctx context.Context, firstPartyAppID, appName string) (*EntraState, error) {
+func (c *Client) ReadEntraState(ctx context.Context, firstPartyAppID, appName string, authThumbprints ...string) (*EntraState, error) {
 	fpFilter := "appId eq " + odataQuote(firstPartyAppID)
 	steps := []batchStep{{op: "ServicePrincipalByAppID", info: func() (*abs.RequestInformation, error) {
 		return c.sdk.ServicePrincipals().ToGetRequestInformation(ctx, &serviceprincipals.ServicePrincipalsRequestBuilderGetRequestConfiguration{
@@ -158,7 +168,7 @@ func (c *Client) ReadEntraState(ctx context.Context, firstPartyAppID, appName st
 			return nil, err
 		}
 	}
-	if err := c.readEntraKeys(ctx, st); err != nil {
+	if err := c.readEntraKeys(ctx, st, authThumbprints); err != nil {
 		return nil, err
 	}
 	return st, nil
@@ -166,8 +176,10 @@ func (c *Client) ReadEntraState(ctx context.Context, firstPartyAppID, appName st
 
 // readEntraKeys replaces the keys the discovery lists showed (without
 // their certificates) with the same objects' keys read one by one with
-// $select=keyCredentials, in one batch. Objects without keys need no read.
-func (c *Client) readEntraKeys(ctx context.Context, st *EntraState) error {
+// $select=keyCredentials, in one batch. Objects without keys need no read,
+// nor an application that already holds every auth certificate (see
+// ReadEntraState).
+func (c *Client) readEntraKeys(ctx context.Context, st *EntraState, authThumbprints []string) error {
 	var steps []batchStep
 	var sp, app int = -1, -1
 	if fp := st.FirstParty; fp != nil && len(fp.KeyCredentials) > 0 {
@@ -178,7 +190,7 @@ func (c *Client) readEntraKeys(ctx context.Context, st *EntraState) error {
 				QueryParameters: &serviceprincipals.ServicePrincipalItemRequestBuilderGetQueryParameters{Select: keySelect}})
 		}})
 	}
-	if a := st.Application; a != nil && len(a.KeyCredentials) > 0 {
+	if a := st.Application; a != nil && len(a.KeyCredentials) > 0 && !holdsAll(a.KeyCredentials, authThumbprints) {
 		id := a.ID
 		app = len(steps)
 		steps = append(steps, batchStep{op: "ApplicationKeys", info: func() (*abs.RequestInformation, error) {
@@ -220,6 +232,30 @@ func (c *Client) readEntraKeys(ctx context.Context, st *EntraState) error {
 		st.Application.KeyCredentials = fromSDKKeys(m.GetKeyCredentials())
 	}
 	return nil
+}
+
+// holdsAll reports whether keys, each identified by a thumbprint as its
+// customKeyIdentifier, include every one of thumbprints (at least one).
+// A key whose identifier is not a thumbprint makes it false: only its
+// certificate can say what it is.
+func holdsAll(keys []KeyCredential, thumbprints []string) bool {
+	if len(thumbprints) == 0 {
+		return false
+	}
+	held := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		tp := IdentifierThumbprint(k.CustomKeyIdentifier)
+		if tp == "" {
+			return false
+		}
+		held[tp] = true
+	}
+	for _, tp := range thumbprints {
+		if !held[strings.ToUpper(strings.TrimSpace(tp))] {
+			return false
+		}
+	}
+	return true
 }
 
 // decodeItem parses a step's single-object answer with the SDK's models.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hybridflow/hybridflow/internal/certs"
 	"github.com/hybridflow/hybridflow/internal/cloud"
 	"github.com/hybridflow/hybridflow/internal/graph"
 	"github.com/hybridflow/hybridflow/internal/sim"
@@ -152,6 +153,81 @@ func TestReadEntraStateIsOneRequestWithTheIndividualReadsData(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReadEntraStateSkipsTheCertificatesOfAConvergedApplication: an
+// application that holds every auth certificate, each key identified by
+// its thumbprint as customKeyIdentifier, costs no second read; the keys
+// then carry no certificate (shared/reference/graph-entities.tsv NOTE
+// "keyCredential.key read-back") and are known by their identifiers
+// (NOTE "customKeyIdentifier" and "customKeyIdentifier wire form": Graph's
+// default for a certificate key, and how Microsoft's scripts match keys).
+// Anything short of that reads the certificates as before.
+func TestReadEntraStateSkipsTheCertificatesOfAConvergedApplication(t *testing.T) {
+	e := start(t)
+	c := e.client(t, tenantGlobal) // no keys on the first-party SP
+	app, _ := dedicated(t, c)
+	der := authCertDER(t, e.w, tenantGlobal)
+	tp := certs.Thumbprint(der)
+	key, err := graph.CertificateKey(der, "hybridflow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []graph.KeyCredential{key}
+	if err := c.UpdateApplication(ctx(t), app.ID, graph.ApplicationPatch{KeyCredentials: &keys}); err != nil {
+		t.Fatal(err)
+	}
+	const other = "0123456789ABCDEF0123456789ABCDEF01234567"
+	read := func(t *testing.T, want int, thumbprints ...string) *graph.EntraState {
+		t.Helper()
+		before := graphReads(e, tenantGlobal)
+		st, err := c.ReadEntraState(ctx(t), cloud.FirstPartyAppID, dedicatedName, thumbprints...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := graphReads(e, tenantGlobal) - before; got != int64(want) || st.Requests != want {
+			t.Fatalf("%d Graph reads, %d requests; want %d", got, st.Requests, want)
+		}
+		if st.Application == nil || len(st.Application.KeyCredentials) != 1 || st.Application.KeyCredentials[0].Thumbprint() != tp {
+			t.Fatalf("application keys: %+v, want the one of %s", st.Application, tp)
+		}
+		return st
+	}
+	t.Run("holds every auth certificate", func(t *testing.T) {
+		st := read(t, 1, strings.ToLower(tp))
+		if k := st.Application.KeyCredentials[0]; len(k.Key) != 0 {
+			t.Errorf("certificate read anyway: %d bytes", len(k.Key))
+		}
+	})
+	for _, tc := range []struct {
+		name        string
+		thumbprints []string
+	}{{"lacks the next certificate", []string{tp, other}}, {"no auth certificate named", nil}} {
+		t.Run(tc.name, func(t *testing.T) {
+			if k := read(t, 2, tc.thumbprints...).Application.KeyCredentials[0]; len(k.Key) == 0 {
+				t.Error("keys without their certificates")
+			}
+		})
+	}
+	t.Run("an identifier that is no thumbprint", func(t *testing.T) {
+		e.w.Update(tenantGlobal, func(tn *sim.Tenant) {
+			for _, a := range tn.Entra.Applications {
+				if a.ID == app.ID {
+					a.KeyCredentials = append(a.KeyCredentials, sim.KeyCredential{KeyID: "9d6a0000-0000-4000-8000-000000000001",
+						CustomKeyIdentifier: "b3RoZXI=", Type: "AsymmetricX509Cert", Usage: "Verify",
+						StartDateTime: a.KeyCredentials[0].StartDateTime, EndDateTime: a.KeyCredentials[0].EndDateTime, Key: a.KeyCredentials[0].Key})
+				}
+			}
+		})
+		before := graphReads(e, tenantGlobal)
+		st, err := c.ReadEntraState(ctx(t), cloud.FirstPartyAppID, dedicatedName, tp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := graphReads(e, tenantGlobal) - before; got != 2 || len(st.Application.KeyCredentials) != 2 || len(st.Application.KeyCredentials[1].Key) == 0 {
+			t.Fatalf("%d Graph reads, keys %+v; want the certificates read", got, st.Application.KeyCredentials)
+		}
+	})
 }
 
 func TestReadEntraStateRareCasesReadMore(t *testing.T) {

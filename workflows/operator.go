@@ -117,7 +117,18 @@ type operator struct {
 	// wait with an abort.
 	queued int
 	halted bool
+	// applied remembers the last decisions by Update ID, so that an
+	// Update delivered a second time gets the first delivery's answer
+	// instead of a rejection (see validate).
+	applied []appliedDecision
 }
+
+// appliedDecision is one operator decision taken, by its Update ID.
+type appliedDecision struct{ id, step string }
+
+// maxApplied bounds operator.applied: a re-delivery follows the first
+// within seconds, and a workflow sees few decisions.
+const maxApplied = 8
 
 // idle reports whether no step waits for an operator: only then may
 // another step start.
@@ -128,27 +139,73 @@ func (o *operator) register(ctx workflow.Context) error {
 		name := name
 		err := workflow.SetUpdateHandlerWithOptions(ctx, name,
 			func(ctx workflow.Context, _ OperatorAction) (string, error) {
-				step := o.paused.Step
-				o.decision = name
-				return step, nil
+				return o.apply(name, updateID(ctx)), nil
 			},
 			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, _ OperatorAction) error {
-				if o.paused == nil {
-					return fmt.Errorf("%s: the workflow is not paused; %s is accepted only while a step waits for an operator", name, name)
-				}
-				if o.decision != "" {
-					return fmt.Errorf("%s: a decision (%s) is already being applied", name, o.decision)
-				}
-				if name == UpdateSkip && slices.Contains(o.unskippable, o.paused.Step) {
-					return fmt.Errorf("skip: step %s cannot be skipped (nothing after it can run without it); retry or abort", o.paused.Step)
-				}
-				return nil
+				return o.validate(name, updateID(ctx))
 			}})
 		if err != nil {
 			return fmt.Errorf("register update %s: %w", name, err)
 		}
 	}
 	return nil
+}
+
+func updateID(ctx workflow.Context) string {
+	if info := workflow.GetCurrentUpdateInfo(ctx); info != nil {
+		return info.ID
+	}
+	return ""
+}
+
+// validate accepts decision name (Update id) only while a step waits for
+// an operator and no decision is being applied, or when id is a decision
+// already taken. Temporal deduplicates Updates by ID, and the handlers do
+// too: a copy of an applied Update that reaches the workflow again (a
+// client's retry racing the first delivery) must get the first answer,
+// since rejecting it would tell the operator that a decision which was
+// applied failed. The chaos suite once saw exactly that answer for a
+// retry whose acceptance is in the history.
+func (o *operator) validate(name, id string) error {
+	if _, ok := o.appliedStep(id); ok {
+		return nil
+	}
+	if o.paused == nil {
+		return fmt.Errorf("%s: the workflow is not paused; %s is accepted only while a step waits for an operator", name, name)
+	}
+	if o.decision != "" {
+		return fmt.Errorf("%s: a decision (%s) is already being applied", name, o.decision)
+	}
+	if name == UpdateSkip && slices.Contains(o.unskippable, o.paused.Step) {
+		return fmt.Errorf("skip: step %s cannot be skipped (nothing after it can run without it); retry or abort", o.paused.Step)
+	}
+	return nil
+}
+
+// apply takes decision name for the paused step and returns the step; a
+// decision already taken under id returns its step and changes nothing.
+func (o *operator) apply(name, id string) string {
+	if step, ok := o.appliedStep(id); ok {
+		return step
+	}
+	step := o.paused.Step
+	o.decision = name
+	if id != "" {
+		o.applied = append(o.applied, appliedDecision{id: id, step: step})
+		if len(o.applied) > maxApplied {
+			o.applied = o.applied[1:]
+		}
+	}
+	return step
+}
+
+func (o *operator) appliedStep(id string) (string, bool) {
+	for _, a := range o.applied {
+		if id != "" && a.id == id {
+			return a.step, true
+		}
+	}
+	return "", false
 }
 
 // onFailure decides what a failed step does next according to the policy:

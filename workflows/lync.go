@@ -98,6 +98,9 @@ type lync struct {
 	st  LyncState
 	eng *engine
 	out contract.LyncPlan
+	// keepWrites: from changeLyncKeepWrites version 1, a write in flight
+	// when the run is cancelled finishes and is recorded (see execute).
+	keepWrites bool
 	// baseline is the replication status the hosting-provider step read
 	// before it wrote, for the Edge step.
 	baseline []plan.LyncReplica
@@ -213,7 +216,15 @@ func (l *lync) warn(ws ...string) {
 	}
 }
 
+// changeLyncKeepWrites: the federation and hosting-provider writes run on
+// a disconnected context (version 1).
+const changeLyncKeepWrites = "lync-keep-writes-on-cancel"
+
+// lyncWrites are the steps whose activity changes the deployment.
+var lyncWrites = []plan.Step{plan.LyncStepFederation, plan.LyncStepHostingProvider}
+
 func (l *lync) runSteps(ctx workflow.Context) error {
+	l.keepWrites = workflow.GetVersion(ctx, changeLyncKeepWrites, workflow.DefaultVersion, 1) >= 1
 	if err := l.eng.do(ctx, stepDiscover, "", l.discover); err != nil {
 		return err
 	}
@@ -383,6 +394,16 @@ func (l *lync) execute(ctx workflow.Context, a plan.Action) error {
 	actx, arg := l.site(ctx), l.argument(a.Step)
 	if a.Step == plan.LyncStepReplication {
 		actx, arg = l.replicationWait(ctx)
+	}
+	if l.keepWrites && slices.Contains(lyncWrites, a.Step) {
+		// Cancelling the run must not cancel a write in flight: a
+		// cancelled activity's reply carries no result, and the undo
+		// record of what it changed would be lost to the compensation.
+		dctx, cancelled := writeContext(ctx)
+		if cancelled != nil {
+			return cancelled.Get(ctx, nil)
+		}
+		actx = l.site(dctx)
 	}
 	var r contract.LyncStepResult
 	if err := workflow.ExecuteActivity(actx, act, arg).Get(ctx, &r); err != nil {

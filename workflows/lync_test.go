@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -677,6 +678,28 @@ func TestLyncPolicies(t *testing.T) {
 		}
 		if after := lyncConfiguration(t, h.deployment(s)); after != before {
 			t.Fatalf("not restored:\n%s\nwant\n%s", after, before)
+		}
+	})
+	t.Run("cancel during the provider write", func(t *testing.T) {
+		// Cancelled as the hosting provider's activity starts: the write
+		// is not cancelled, its undo record is kept, and the compensation
+		// takes the provider away again with the federation setting.
+		s := lyncSpec{n: 39, cloud: "global", feLag: -1}
+		h := newLyncHarness(t, true, s)
+		before := lyncConfiguration(t, h.deployment(s))
+		env := h.env()
+		var cancelled atomic.Bool
+		env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+			if info.ActivityType.Name == "EnsureLyncHostingProvider" && cancelled.CompareAndSwap(false, true) {
+				env.CancelWorkflow()
+			}
+		})
+		res, err := h.run(env, h.input(s, lyncFast))
+		if !cancelled.Load() || !temporal.IsCanceledError(err) {
+			t.Fatalf("cancelled %v, error %v; want a cancelled run", cancelled.Load(), err)
+		}
+		if after := lyncConfiguration(t, h.deployment(s)); after != before {
+			t.Fatalf("not restored (compensation %v):\n%s\nwant\n%s", res.Compensation, after, before)
 		}
 	})
 	t.Run("cancel while paused", func(t *testing.T) {

@@ -154,7 +154,8 @@ type change struct {
 // server check before publishing), its v1- files before
 // "renewal-decision-in-local-activity" (deciding in workflow code).
 // Rollout's v0- files before "inventory-content-hash" (no hash kept or
-// sent). A new versioned change appends a shape (and the files it
+// sent). LyncIntegration's v0- files before "lync-keep-writes-on-cancel"
+// (writes cancelled with the run). A new versioned change appends a shape (and the files it
 // replaces are renamed to the old shape's prefix).
 var versionShapes = map[string][][]change{
 	"Setup": {
@@ -172,6 +173,10 @@ var versionShapes = map[string][][]change{
 	"Rollout": {
 		{{"inventory-content-hash", 0}},
 		{{"inventory-content-hash", 1}},
+	},
+	"LyncIntegration": {
+		{{"lync-keep-writes-on-cancel", 0}},
+		{{"lync-keep-writes-on-cancel", 1}},
 	},
 }
 

@@ -161,11 +161,10 @@ func updateID(ctx workflow.Context) string {
 // validate accepts decision name (Update id) only while a step waits for
 // an operator and no decision is being applied, or when id is a decision
 // already taken. Temporal deduplicates Updates by ID, and the handlers do
-// too: a copy of an applied Update that reaches the workflow again (a
-// client's retry racing the first delivery) must get the first answer,
-// since rejecting it would tell the operator that a decision which was
-// applied failed. The chaos suite once saw exactly that answer for a
-// retry whose acceptance is in the history.
+// too: a copy of an applied Update that reaches the workflow again must
+// get the first answer, since rejecting it would tell the operator that a
+// decision which was applied failed. The chaos suite once saw exactly
+// that answer for a retry whose acceptance is in the history.
 func (o *operator) validate(name, id string) error {
 	if _, ok := o.appliedStep(id); ok {
 		return nil

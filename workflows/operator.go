@@ -198,9 +198,13 @@ func (o *operator) apply(name, id string) string {
 	return step
 }
 
+// appliedStep is the step of the decision taken under Update id, if any.
 func (o *operator) appliedStep(id string) (string, bool) {
+	if id == "" {
+		return "", false
+	}
 	for _, a := range o.applied {
-		if id != "" && a.id == id {
+		if a.id == id {
 			return a.step, true
 		}
 	}

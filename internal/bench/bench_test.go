@@ -118,7 +118,7 @@ func TestMarkdownReport(t *testing.T) {
 		},
 	}
 	md := r.Markdown()
-	for _, want := range []string{
+	mustContain(t, "Markdown", md,
 		"| durable | 500 | 50 | 60.0 s | 500 | 1200 ms | 2100 ms | 500/500 | 0 MB | 0 + 0 ms |",
 		"| durable / concurrent floor (tenants/min) | 0.83 |",
 		"| durable speed-up over sequential | 8.3× |",
@@ -128,11 +128,7 @@ func TestMarkdownReport(t *testing.T) {
 		"| 1 | 20 | 30 | 40 | 0.75 |",
 		"| 10 | 100 | 150 | 200 | 0.75 |",
 		"2 cores",
-	} {
-		if !strings.Contains(md, want) {
-			t.Errorf("Markdown lacks %q:\n%s", want, md)
-		}
-	}
+	)
 	if strings.Index(md, "| 1 | 20 |") > strings.Index(md, "| 10 | 100 |") {
 		t.Errorf("sweep rows must be sorted by concurrency:\n%s", md)
 	}
@@ -194,17 +190,23 @@ func TestScaleMarkdown(t *testing.T) {
 	r := &ScaleReport{Machine: Machine{Cores: 2}, Concurrency: 50,
 		Points: []ScalePoint{pt(100, 400, 70, 110, 0), pt(500, 600, 70, 100, 0), pt(1000, 590, 70, 100, 1), pt(10000, 540, 75, 112, 19)}}
 	md := r.Markdown()
-	for _, want := range []string{
+	mustContain(t, "scale Markdown", md,
 		"| 500 | 600 | 1200 | 0.50 | 70 + 100 = 170 ms | 50 ms |",
 		"| 10000 | 540 | 1080 | 0.50 | 75 + 112 = 187 ms | 50 ms |",
 		"| 19 |",
 		"10000 tenants against 500: tenants/min 0.90×, CPU per tenant +10% (durable).",
-	} {
-		if !strings.Contains(md, want) {
-			t.Errorf("scale Markdown lacks %q:\n%s", want, md)
-		}
-	}
+	)
 	if err := r.Write(t.TempDir()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// mustContain reports each of wants that the text (named what) lacks.
+func mustContain(t *testing.T, what, text string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(text, want) {
+			t.Errorf("%s lacks %q:\n%s", what, want, text)
+		}
 	}
 }

@@ -115,21 +115,12 @@ func scalePoint(ctx context.Context, cfg Config, n int, logger *zap.Logger) (Sca
 // handovers counts the continue-as-new handovers of the workflow id: its
 // closed runs that continued as new.
 func (d *Durable) handovers(ctx context.Context, id string) (int, error) {
-	n := 0
-	var token []byte
-	for {
-		resp, err := d.c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Query:         fmt.Sprintf("WorkflowId = '%s' AND ExecutionStatus = 'ContinuedAsNew'", id),
-			NextPageToken: token,
-		})
-		if err != nil {
-			return 0, fmt.Errorf("list the runs of %s: %w", id, err)
-		}
-		n += len(resp.GetExecutions())
-		if token = resp.GetNextPageToken(); len(token) == 0 {
-			return n, nil
-		}
+	resp, err := d.c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{
+		Query: fmt.Sprintf("WorkflowId = '%s' AND ExecutionStatus = 'ContinuedAsNew'", id)})
+	if err != nil {
+		return 0, fmt.Errorf("count the runs of %s: %w", id, err)
 	}
+	return int(resp.GetCount()), nil
 }
 
 // Markdown is the scale table and what it says about the largest N

@@ -280,14 +280,7 @@ func TestChaosRollout(t *testing.T) {
 	}
 	defer srvLog.Close()
 	// t.TempDir is gone after the test: show the server's last words here.
-	t.Cleanup(func() {
-		if t.Failed() {
-			if data, err := os.ReadFile(srvLog.Name()); err == nil {
-				lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-				t.Logf("dev server log (last lines):\n%s", strings.Join(lines[max(0, len(lines)-20):], "\n"))
-			}
-		}
-	})
+	t.Cleanup(func() { logTail(t, "dev server log", srvLog.Name(), 20) })
 	srv, err := devserver.StartProcess(ctx, devserver.ProcessOptions{DBFile: filepath.Join(dir, "temporal.db"), Log: srvLog})
 	if err != nil {
 		t.Fatal(err)
@@ -891,13 +884,20 @@ func fileLogger(t *testing.T, path string) *zap.Logger {
 	log := zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.Lock(f), zap.WarnLevel))
 	t.Cleanup(func() {
 		_ = log.Sync()
-		if t.Failed() {
-			if data, err := os.ReadFile(path); err == nil {
-				lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-				t.Logf("%s (last lines):\n%s", filepath.Base(path), strings.Join(lines[max(0, len(lines)-40):], "\n"))
-			}
-		}
+		logTail(t, filepath.Base(path), path, 40)
 		_ = f.Close()
 	})
 	return log
+}
+
+// logTail shows the last n lines of the file at path when the test has
+// failed (t.TempDir is gone after the test).
+func logTail(t *testing.T, what, path string, n int) {
+	if !t.Failed() {
+		return
+	}
+	if data, err := os.ReadFile(path); err == nil {
+		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+		t.Logf("%s (last lines):\n%s", what, strings.Join(lines[max(0, len(lines)-n):], "\n"))
+	}
 }

@@ -251,7 +251,7 @@ func holdsAll(keys []KeyCredential, thumbprints []string) bool {
 		held[tp] = true
 	}
 	for _, tp := range thumbprints {
-		if !held[strings.ToUpper(strings.TrimSpace(tp))] {
+		if !held[IdentifierThumbprint(tp)] {
 			return false
 		}
 	}

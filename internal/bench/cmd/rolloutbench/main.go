@@ -121,15 +121,9 @@ func run() error {
 		return err
 	}
 	rep.Notes = append(rep.Notes, fmt.Sprintf("Harness wall time %s (all runners, the converged re-run and the sweep).", time.Since(start).Round(time.Second)))
-	if err := rep.Write(out); err != nil {
+	if err := publish(rep, out, readme, readmeBlock); err != nil {
 		return err
 	}
-	if readme != "" {
-		if err := rep.UpdateReadmeBlock(readme, readmeBlock); err != nil {
-			return err
-		}
-	}
-	fmt.Println(rep.Markdown())
 	fmt.Fprintf(os.Stderr, "wrote %s/latest.json and latest.md (and throughput.svg when there is a sweep)\n", out)
 	return nil
 }
@@ -152,6 +146,19 @@ func runScale(ctx context.Context, cfg bench.Config, list, out, readme, block st
 		return err
 	}
 	rep.Notes = append(rep.Notes, fmt.Sprintf("Harness wall time %s (every point, durable and floor).", time.Since(start).Round(time.Second)))
+	return publish(rep, out, readme, block)
+}
+
+// report is what both kinds of run produce (bench.Report, bench.ScaleReport).
+type report interface {
+	Write(dir string) error
+	UpdateReadmeBlock(path, name string) error
+	Markdown() string
+}
+
+// publish writes the report into out, replaces its block in the README
+// when one is named, and prints its tables.
+func publish(rep report, out, readme, block string) error {
 	if err := rep.Write(out); err != nil {
 		return err
 	}
@@ -160,6 +167,6 @@ func runScale(ctx context.Context, cfg bench.Config, list, out, readme, block st
 			return err
 		}
 	}
-	fmt.Print(rep.Markdown())
+	fmt.Println(rep.Markdown())
 	return nil
 }

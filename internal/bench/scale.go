@@ -227,6 +227,8 @@ func (r *ScaleReport) Chart(path string) error {
 	return p.Save(7*vg.Inch, 4.5*vg.Inch, path)
 }
 
-// ScaleTimeout is how long a scale run may take in all (make bench-scale
-// is meant to finish within 30 minutes on 2 cores).
-const ScaleTimeout = 40 * time.Minute
+// ScaleTimeout is how long a scale run may take in all. make bench-scale
+// is meant to finish within 30 minutes on 2 cores and took 36 here; the
+// bound leaves room for a slower day rather than failing a run that is
+// merely slow.
+const ScaleTimeout = 60 * time.Minute

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	commonpb "go.temporal.io/api/common/v1"
@@ -145,10 +146,27 @@ func bulkTargets(ctx context.Context, c client.Client, step, errorType string) (
 	return out, nil
 }
 
-// sendOperator sends one operator update to one setup (or dry-run plan) workflow.
+// sendOperator sends one operator update to one setup, Lync or dry-run
+// plan workflow and returns the step it applied to. The Update is named
+// after the pause it answers (decisionID): running the same command again,
+// after a timeout or a lost connection, sends the same Update, which the
+// workflow answers with its first answer instead of rejecting it as "not
+// paused" when the first one was applied.
 func sendOperator(ctx context.Context, c client.Client, name, id, reason string) (string, error) {
+	var st struct {
+		Paused    *workflows.Pause `json:"paused"`
+		LastPause *workflows.Pause `json:"last_pause"`
+	}
+	v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryState)
+	if err == nil {
+		err = v.Get(&st)
+	}
+	if err != nil {
+		return "", fmt.Errorf("%s %s: read the pause it answers: %w", name, id, err)
+	}
 	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: id, UpdateName: name, Args: []any{workflows.OperatorAction{Reason: reason}},
+		WorkflowID: id, UpdateID: decisionID(name, st.Paused, st.LastPause),
+		UpdateName: name, Args: []any{workflows.OperatorAction{Reason: reason}},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	if err != nil {
@@ -159,6 +177,21 @@ func sendOperator(ctx context.Context, c client.Client, name, id, reason string)
 		return "", fmt.Errorf("%s %s: %w", name, id, err)
 	}
 	return step, nil
+}
+
+// decisionID is the Update ID of decision name on the workflow's pause, or
+// on its last pause when none is open (the decision may already have been
+// applied); "" (a fresh ID) when it never paused. A step paused twice has
+// two pause times, so a decision on the second pause is a new Update.
+func decisionID(name string, paused, last *workflows.Pause) string {
+	p := paused
+	if p == nil {
+		p = last
+	}
+	if p == nil {
+		return ""
+	}
+	return name + "/" + p.Step + "/" + p.Since.UTC().Format(time.RFC3339Nano)
 }
 
 func (a *app) resumeCommand() *cobra.Command {

@@ -312,16 +312,9 @@ terminal it asks first; anywhere else it needs --yes).`,
 			}
 			defer c.Close()
 			id := workflows.LyncWorkflowID(site)
-			h, err := c.UpdateWorkflow(cmd.Context(), client.UpdateWorkflowOptions{
-				WorkflowID: id, UpdateName: name, Args: []any{workflows.OperatorAction{Reason: reason}},
-				WaitForStage: client.WorkflowUpdateStageCompleted,
-			})
+			step, err := sendOperator(cmd.Context(), c, name, id, reason)
 			if err != nil {
-				return fmt.Errorf("%s %s: %w", name, id, err)
-			}
-			var step string
-			if err := h.Get(cmd.Context(), &step); err != nil {
-				return fmt.Errorf("%s %s: %w", name, id, err)
+				return err
 			}
 			if a.output == "json" {
 				return a.printJSON(map[string]string{"workflow_id": id, "action": name, "step": step})

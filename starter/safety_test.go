@@ -13,6 +13,7 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
 
 	"github.com/hybridflow/hybridflow/internal/certs"
 	"github.com/hybridflow/hybridflow/internal/cloud"
@@ -166,6 +167,33 @@ func TestOperatorSafetyOnDevServer(t *testing.T) {
 				t.Fatal("demo 6 never paused")
 			}
 		}
+		// Running `retry` again is the same decision: with demo 6's
+		// cmdlets slowed down, the second run (as after a timeout) finds
+		// no open pause, is answered with the first run's step, and the
+		// history holds one retry. A fresh Update ID per run would get
+		// "the workflow is not paused".
+		faults := world.Faults()
+		if err := world.AddFaults([]sim.FaultRule{{Protocol: sim.ProtoShell, Tenant: demo6, Kind: sim.FaultLatency, Latency: 2 * time.Second}}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2 {
+			code, out, errOut := cli(noTTY(), "retry", "-t", demo6)
+			if code != 0 || !strings.Contains(out, "retry sent to "+demo6+" (step ioc-onprem-to-online)") {
+				t.Fatalf("retry run %d: exit %d\n%s%s", i+1, code, out, errOut)
+			}
+			if st, err := querySetup(ctx, c, id); err != nil || st.Paused != nil {
+				t.Fatalf("after retry run %d the setup is paused again already (or the query failed: %v); the test needs the step still running", i+1, err)
+			}
+		}
+		world.SetFaults(faults) // the demo's own: demo 6 fails again
+		for deadline := time.Now().Add(90 * time.Second); !paused(); time.Sleep(300 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("demo 6 did not pause again after the retry")
+			}
+		}
+		if n := acceptedUpdates(t, ctx, c, id, workflows.UpdateRetry); n != 1 {
+			t.Fatalf("%d retries accepted for two runs of the same retry; want 1", n)
+		}
 		// Attaching to the paused setup follows it: its steps, the pause
 		// and how to go on, exit status 3.
 		if code, out, errOut := cli(noTTY(), "setup", "-f", demoInventory, "-t", demo6); code != 3 ||
@@ -238,4 +266,21 @@ func TestOperatorSafetyOnDevServer(t *testing.T) {
 func isNotFound(err error) bool {
 	var nf *serviceerror.NotFound
 	return errors.As(err, &nf)
+}
+
+// acceptedUpdates counts the Updates named name that workflow id accepted.
+func acceptedUpdates(t *testing.T, ctx context.Context, c client.Client, id, name string) int {
+	t.Helper()
+	n := 0
+	it := c.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			t.Fatalf("history of %s: %v", id, err)
+		}
+		if a := e.GetWorkflowExecutionUpdateAcceptedEventAttributes(); a != nil && a.GetAcceptedRequest().GetInput().GetName() == name {
+			n++
+		}
+	}
+	return n
 }

@@ -354,7 +354,10 @@ func (a *app) operatorCommand(name, short string) *cobra.Command {
 func operatorLong(name string) string {
 	common := `
 With -t it acts on one tenant's setup (hybridflow/setup/<tenant>); with
---all-paused on every paused setup, narrowed by --step and --error-type.`
+--all-paused on every paused setup, narrowed by --step and --error-type.
+The decision is named after the pause it answers, so running the command
+again (after a timeout, say) is the same decision, answered as the first
+was; a later pause of the same step takes a new one.`
 	switch name {
 	case workflows.UpdateRetry:
 		return `retry runs the step a setup paused at again (after the cause was fixed).

@@ -78,6 +78,7 @@ type LyncState struct {
 	Plan         []plan.Action             `json:"plan,omitempty"`
 	Steps        []*StepState              `json:"steps"`
 	Paused       *Pause                    `json:"paused,omitempty"`
+	LastPause    *Pause                    `json:"last_pause,omitempty"` // the most recent pause, kept after its decision
 	Warnings     []string                  `json:"warnings,omitempty"`
 	Replicas     []plan.LyncReplica        `json:"replicas,omitempty"`
 	RemoteAccess []string                  `json:"remote_access_policies,omitempty"`
@@ -135,7 +136,7 @@ func (l *lync) setup(ctx workflow.Context) error {
 	}
 	if err := workflow.SetQueryHandler(ctx, QueryState, func() (LyncState, error) {
 		st := l.st
-		st.Paused = l.eng.op.paused
+		st.Paused, st.LastPause = l.eng.op.paused, l.eng.op.last
 		st.Undo = len(l.eng.Undo)
 		return st, nil
 	}); err != nil {

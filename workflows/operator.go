@@ -103,8 +103,12 @@ func (e *abortError) causeOrNil() error {
 // workflows: it registers the three updates, and turns a step failure into
 // a pause that waits for a decision.
 type operator struct {
-	policy   string
-	paused   *Pause
+	policy string
+	paused *Pause
+	// last is the most recent pause, kept after its decision: the CLI
+	// names a decision after the pause it answers (see the query's
+	// last_pause), so that sending it again is the same Update.
+	last     *Pause
 	decision string
 	// onState lets the owner mirror state into search attributes.
 	onState func(ctx workflow.Context, state, step string)
@@ -231,6 +235,7 @@ func (o *operator) onFailure(ctx workflow.Context, st *StepState, err error) (st
 		return UpdateAbort, nil // another step's abort ends the run
 	}
 	o.paused = &Pause{Step: st.Step, Error: st.LastError, ErrorType: st.ErrorType, Since: workflow.Now(ctx)}
+	o.last = o.paused
 	st.Status = StatusPaused
 	o.setState(ctx, StatePaused, st.Step)
 	workflow.GetLogger(ctx).Warn("step paused for an operator", "step", st.Step, "error", st.LastError, "error_type", st.ErrorType)

@@ -184,6 +184,7 @@ type RenewalState struct {
 	Retired      []string            `json:"retired,omitempty"`
 	Steps        []*StepState        `json:"steps"`
 	Paused       *Pause              `json:"paused,omitempty"`
+	LastPause    *Pause              `json:"last_pause,omitempty"` // the most recent pause, kept after its decision
 	Verification map[string]string   `json:"verification,omitempty"`
 	Warnings     []string            `json:"warnings,omitempty"`
 	Writes       int                 `json:"writes"`
@@ -292,7 +293,7 @@ func (r *renewal) setup(ctx workflow.Context) error {
 	r.eng = eng
 	if err := workflow.SetQueryHandler(ctx, QueryState, func() (RenewalState, error) {
 		st := r.st
-		st.Paused = r.eng.op.paused
+		st.Paused, st.LastPause = r.eng.op.paused, r.eng.op.last
 		st.Undo = len(r.eng.Undo)
 		return st, nil
 	}); err != nil {

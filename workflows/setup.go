@@ -78,6 +78,7 @@ type SetupState struct {
 	Plan         []plan.Action     `json:"plan,omitempty"`
 	Steps        []*StepState      `json:"steps"`
 	Paused       *Pause            `json:"paused,omitempty"`
+	LastPause    *Pause            `json:"last_pause,omitempty"` // the most recent pause, kept after its decision
 	Warnings     []string          `json:"warnings,omitempty"`
 	Verification map[string]string `json:"verification,omitempty"`
 	Undo         int               `json:"undo_records"`
@@ -221,7 +222,7 @@ func (s *setup) setup(ctx workflow.Context) error {
 	}
 	if err := workflow.SetQueryHandler(ctx, QueryState, func() (SetupState, error) {
 		st := s.st
-		st.Paused = s.eng.op.paused
+		st.Paused, st.LastPause = s.eng.op.paused, s.eng.op.last
 		st.Undo = len(s.eng.Undo)
 		return st, nil
 	}); err != nil {

@@ -49,7 +49,8 @@ func (a *Entra) client(t Target) (*graph.Client, error) {
 // dedicated application, its service principal and consent, and the
 // tenant's domains: the Entra half of plan.Observed. It is one Graph JSON
 // batch, plus one more for the keys' certificates when the first-party
-// service principal has keys, or the application has keys and lacks one
+// service principal has keys and this worker has not yet learnt its object
+// ID, or the application has keys and lacks one
 // of the organisation's auth certificates (Graph sends certificates only
 // to a single-object $select=keyCredentials read); see
 // graph.ReadEntraState for when the certificates are read and for the

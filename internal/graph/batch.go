@@ -46,10 +46,10 @@ type EntraState struct {
 	Assignments []AppRoleAssignment
 	Domains     []Domain
 	// Requests is how many HTTP requests the read made: 1, plus one for
-	// the key read when the first-party service principal or the
-	// application has keys, plus one per retried batch, followed nextLink
-	// or fallback read (the transport's own retries of a whole batch not
-	// counted).
+	// the key read when the first-party service principal (not yet known
+	// to the client) or the application has keys whose certificates are
+	// needed, plus one per retried batch, followed nextLink or fallback
+	// read (the transport's own retries of a whole batch not counted).
 	Requests int
 }
 
@@ -91,6 +91,13 @@ const maxExpandedAssignments = 20
 //     one that lacks one is written, and its keys are read with their
 //     certificates here (and again by the step, before its PATCH).
 //
+// The first-party service principal's object ID, once a discovery has
+// found it, is remembered by the client (one per tenant in a worker): the
+// next discovery adds that object's single-object key read to its first
+// batch, so a converged tenant costs one request. It is used only when the
+// list finds the same object; otherwise (first discovery, object deleted
+// and made again) the keys are read afterwards as above.
+//
 // A few honest extra requests remain for the rare cases one batch cannot
 // settle: a nextLink on any list, an application whose service principal
 // is not found under its name (read by appId instead), and 20 expanded
@@ -126,13 +133,18 @@ func (c *Client) ReadEntraState(ctx context.Context, firstPartyAppID, appName st
 						Filter: &nameFilter, Select: discoverAppSPSelect, Expand: []string{"appRoleAssignments"}}})
 			}})
 	}
+	required := len(steps)
+	knownID := c.knownServicePrincipal(firstPartyAppID)
+	if knownID != "" {
+		steps = append(steps, c.keysStep(ctx, "ServicePrincipalKeys", knownID))
+	}
 	st := &EntraState{}
 	if err := c.sendBatch(ctx, steps, &st.Requests); err != nil {
 		return nil, err
 	}
 	// Report failures in the order the individual reads used to happen.
 	for _, i := range []int{stepFirstParty, stepApp, stepAppSP, stepDomains} {
-		if i < len(steps) && steps[i].err != nil {
+		if i < required && steps[i].err != nil {
 			return nil, steps[i].err
 		}
 	}
@@ -151,6 +163,18 @@ func (c *Client) ReadEntraState(ctx context.Context, firstPartyAppID, appName st
 	default:
 		return nil, &Error{Op: steps[stepFirstParty].op, Kind: Ambiguous, Message: fmt.Sprintf("%d service principals for appId %s", len(fps), firstPartyAppID)}
 	}
+	fpKeysRead := false
+	if fp := st.FirstParty; fp != nil && knownID != "" && strings.EqualFold(fp.ID, knownID) && steps[required].err == nil {
+		// The object the list found is the one whose keys the batch read.
+		if fpKeysRead = true; len(fp.KeyCredentials) > 0 {
+			keys, err := decodeKeys(steps[required])
+			if err != nil {
+				return nil, err
+			}
+			fp.KeyCredentials = keys
+		}
+	}
+	c.learnServicePrincipal(firstPartyAppID, st.FirstParty)
 
 	ds, err := decodeList(steps[stepDomains], models.CreateDomainCollectionResponseFromDiscriminatorValue,
 		func(u string) (models.DomainCollectionResponseable, error) {
@@ -168,7 +192,7 @@ func (c *Client) ReadEntraState(ctx context.Context, firstPartyAppID, appName st
 			return nil, err
 		}
 	}
-	if err := c.readEntraKeys(ctx, st, authThumbprints); err != nil {
+	if err := c.readEntraKeys(ctx, st, !fpKeysRead, authThumbprints); err != nil {
 		return nil, err
 	}
 	return st, nil
@@ -179,16 +203,12 @@ func (c *Client) ReadEntraState(ctx context.Context, firstPartyAppID, appName st
 // $select=keyCredentials, in one batch. Objects without keys need no read,
 // nor an application that already holds every auth certificate (see
 // ReadEntraState).
-func (c *Client) readEntraKeys(ctx context.Context, st *EntraState, authThumbprints []string) error {
+func (c *Client) readEntraKeys(ctx context.Context, st *EntraState, firstParty bool, authThumbprints []string) error {
 	var steps []batchStep
 	var sp, app int = -1, -1
-	if fp := st.FirstParty; fp != nil && len(fp.KeyCredentials) > 0 {
-		id := fp.ID
+	if fp := st.FirstParty; firstParty && fp != nil && len(fp.KeyCredentials) > 0 {
 		sp = len(steps)
-		steps = append(steps, batchStep{op: "ServicePrincipalKeys", info: func() (*abs.RequestInformation, error) {
-			return c.sdk.ServicePrincipals().ByServicePrincipalId(id).ToGetRequestInformation(ctx, &serviceprincipals.ServicePrincipalItemRequestBuilderGetRequestConfiguration{
-				QueryParameters: &serviceprincipals.ServicePrincipalItemRequestBuilderGetQueryParameters{Select: keySelect}})
-		}})
+		steps = append(steps, c.keysStep(ctx, "ServicePrincipalKeys", fp.ID))
 	}
 	if a := st.Application; a != nil && len(a.KeyCredentials) > 0 && !holdsAll(a.KeyCredentials, authThumbprints) {
 		id := a.ID
@@ -210,15 +230,11 @@ func (c *Client) readEntraKeys(ctx context.Context, st *EntraState, authThumbpri
 		}
 	}
 	if sp >= 0 {
-		v, err := decodeItem(steps[sp], models.CreateServicePrincipalFromDiscriminatorValue)
+		keys, err := decodeKeys(steps[sp])
 		if err != nil {
 			return err
 		}
-		m, ok := v.(models.ServicePrincipalable)
-		if !ok {
-			return &Error{Op: steps[sp].op, Kind: Unknown, Message: fmt.Sprintf("batch answer parsed as %T", v)}
-		}
-		st.FirstParty.KeyCredentials = fromSDKKeys(m.GetKeyCredentials())
+		st.FirstParty.KeyCredentials = keys
 	}
 	if app >= 0 {
 		v, err := decodeItem(steps[app], models.CreateApplicationFromDiscriminatorValue)
@@ -232,6 +248,52 @@ func (c *Client) readEntraKeys(ctx context.Context, st *EntraState, authThumbpri
 		st.Application.KeyCredentials = fromSDKKeys(m.GetKeyCredentials())
 	}
 	return nil
+}
+
+// keysStep reads service principal id's keys with their certificates:
+// a single-object read with $select=keyCredentials.
+func (c *Client) keysStep(ctx context.Context, op, id string) batchStep {
+	return batchStep{op: op, info: func() (*abs.RequestInformation, error) {
+		return c.sdk.ServicePrincipals().ByServicePrincipalId(id).ToGetRequestInformation(ctx, &serviceprincipals.ServicePrincipalItemRequestBuilderGetRequestConfiguration{
+			QueryParameters: &serviceprincipals.ServicePrincipalItemRequestBuilderGetQueryParameters{Select: keySelect}})
+	}}
+}
+
+// decodeKeys parses the keys of a service principal's keysStep answer.
+func decodeKeys(s batchStep) ([]KeyCredential, error) {
+	v, err := decodeItem(s, models.CreateServicePrincipalFromDiscriminatorValue)
+	if err != nil {
+		return nil, err
+	}
+	m, ok := v.(models.ServicePrincipalable)
+	if !ok {
+		return nil, &Error{Op: s.op, Kind: Unknown, Message: fmt.Sprintf("batch answer parsed as %T", v)}
+	}
+	return fromSDKKeys(m.GetKeyCredentials()), nil
+}
+
+// knownServicePrincipal is the object ID of appID's service principal as
+// the last discovery found it, "" when none did.
+func (c *Client) knownServicePrincipal(appID string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.spIDs[strings.ToLower(appID)]
+}
+
+// learnServicePrincipal records (or, for nil, forgets) appID's service
+// principal. An object ID never changes; one deleted and made again only
+// costs the read the known ID would have saved.
+func (c *Client) learnServicePrincipal(appID string, sp *ServicePrincipal) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if sp == nil {
+		delete(c.spIDs, strings.ToLower(appID))
+		return
+	}
+	if c.spIDs == nil {
+		c.spIDs = map[string]string{}
+	}
+	c.spIDs[strings.ToLower(appID)] = sp.ID
 }
 
 // holdsAll reports whether keys, each identified by a thumbprint as its

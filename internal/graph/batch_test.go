@@ -119,7 +119,9 @@ func sameState(t *testing.T, batched, single *graph.EntraState) {
 // first-party service principal or the application has keys (Graph sends
 // the certificates only to that read; shared/reference/graph-entities.tsv
 // NOTE "keyCredential.key read-back"), and the same data as the individual
-// reads, certificates included.
+// reads, certificates included. Once the client knows the first-party
+// service principal's object ID, that read rides in the first batch: the
+// later reads are one request each, with the same data.
 func TestReadEntraStateIsOneRequestWithTheIndividualReadsData(t *testing.T) {
 	e := start(t)
 	c := e.client(t, tenantChina) // a foreign and an expired key on the first-party SP
@@ -130,15 +132,19 @@ func TestReadEntraStateIsOneRequestWithTheIndividualReadsData(t *testing.T) {
 		tn.Entra.ServicePrincipals = append(tn.Entra.ServicePrincipals, &sim.ServicePrincipal{
 			ID: "decoy000-0000-4000-8000-000000000000", AppID: "decoy000-0000-4000-8000-0000000000ff", DisplayName: dedicatedName})
 	})
-	for _, tc := range []struct{ name, app string }{{"dedicated app", dedicatedName}, {"no such app", "ExchangeServerApp-none"}, {"no name", ""}} {
+	for i, tc := range []struct{ name, app string }{{"dedicated app", dedicatedName}, {"no such app", "ExchangeServerApp-none"}, {"no name", ""}} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := graphReads(e, tenantChina)
 			st, err := c.ReadEntraState(ctx(t), cloud.FirstPartyAppID, tc.app)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := graphReads(e, tenantChina) - before; got != 2 || st.Requests != 2 {
-				t.Fatalf("%d Graph reads, %d requests; want the discovery batch and the key batch", got, st.Requests)
+			want, what := 1, "one batch (the service principal known)"
+			if i == 0 {
+				want, what = 2, "the discovery batch and the key batch"
+			}
+			if got := graphReads(e, tenantChina) - before; got != int64(want) || st.Requests != want {
+				t.Fatalf("%d Graph reads, %d requests; want %s", got, st.Requests, what)
 			}
 			single := individually(t, c, tc.app)
 			if tc.app == "" {
@@ -153,6 +159,45 @@ func TestReadEntraStateIsOneRequestWithTheIndividualReadsData(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReadEntraStateWithAStaleServicePrincipal: the first-party service
+// principal deleted and made again under another object ID after the
+// client learnt the first: the read in the first batch finds nothing
+// (404), the keys are read afterwards as for an unknown object, and the
+// next read knows the new ID.
+func TestReadEntraStateWithAStaleServicePrincipal(t *testing.T) {
+	e := start(t)
+	c := e.client(t, tenantChina) // keys on the first-party SP
+	read := func(want int) *graph.EntraState {
+		t.Helper()
+		before := graphReads(e, tenantChina)
+		st, err := c.ReadEntraState(ctx(t), cloud.FirstPartyAppID, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := graphReads(e, tenantChina) - before; got != int64(want) || st.Requests != want {
+			t.Fatalf("%d Graph reads, %d requests; want %d", got, st.Requests, want)
+		}
+		if st.FirstParty == nil || len(st.FirstParty.KeyCredentials) != 2 || len(st.FirstParty.KeyCredentials[0].Key) == 0 {
+			t.Fatalf("first-party keys without their certificates: %+v", st.FirstParty)
+		}
+		return st
+	}
+	old := read(2).FirstParty.ID
+	read(1)
+	const renewed = "5e1f0000-0000-4000-8000-00000000f00d"
+	e.w.Update(tenantChina, func(tn *sim.Tenant) {
+		for _, sp := range tn.Entra.ServicePrincipals {
+			if sp.ID == old {
+				sp.ID = renewed
+			}
+		}
+	})
+	if st := read(2); st.FirstParty.ID != renewed {
+		t.Fatalf("first party %s, want %s", st.FirstParty.ID, renewed)
+	}
+	read(1)
 }
 
 // TestReadEntraStateSkipsTheCertificatesOfAConvergedApplication: an

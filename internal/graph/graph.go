@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -110,6 +111,12 @@ type Client struct {
 	maxRetryWait time.Duration
 	// maxPages bounds the pages of one list (Options.MaxPages).
 	maxPages int
+	// spIDs maps an application's appId to the object ID of its service
+	// principal in this tenant, as ReadEntraState last found it: knowing
+	// it, the next discovery reads that object's keys with their
+	// certificates in its first batch (see ReadEntraState).
+	mu    sync.Mutex
+	spIDs map[string]string
 }
 
 // New builds a client. It makes no request.

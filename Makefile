@@ -413,7 +413,7 @@ BENCH_FLAGS ?=
 BENCH_README ?= bench/README.md
 bench: $(TEMPORAL) temporal-server postgresql
 	@mkdir -p bench/results
-	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem ./internal/plan ./internal/sim | tee bench/results/micro.txt
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem ./internal/plan ./internal/sim ./activities | tee bench/results/micro.txt
 	$(GO) build -o $(BIN)/rolloutbench ./internal/bench/cmd/rolloutbench
 	$(GO) build -o $(SIMHOST) ./internal/sim/cmd/hybridflow-simhost
 	$(BIN)/rolloutbench -out bench/results -readme $(BENCH_README) $(BENCH_FLAGS)

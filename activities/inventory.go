@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/hybridflow/hybridflow/internal/config"
 )
@@ -27,12 +28,27 @@ type Inventory struct {
 	// Dir is the directory inventory files are read from; "" refuses
 	// every path. A relative Dir is relative to the working directory.
 	Dir string
+
+	// last is the last inventory parsed, by path and SHA-256: a rollout
+	// asks for every page of the same file in turn, and parsing and
+	// validating the whole file for each page made a rollout's cost
+	// grow with the square of its size.
+	mu   sync.Mutex
+	last parsedInventory
+}
+
+// parsedInventory is one inventory file's parse, by its path and the
+// SHA-256 of the bytes it was parsed from.
+type parsedInventory struct {
+	path, sha256 string
+	inv          *config.Inventory
 }
 
 // LoadInventoryPage validates the whole inventory (every problem is an
 // InvalidInput error naming file, line and field) and returns one page.
-// The file is read once: the hash and the tenants come from the same
-// bytes.
+// The file is read once per call: the hash and the tenants come from the
+// same bytes. The bytes are parsed only when their hash is not the one
+// parsed last, since the same bytes parse to the same inventory.
 func (a *Inventory) LoadInventoryPage(_ context.Context, in InventoryPageInput) (InventoryPage, error) {
 	data, err := a.read(in.Path)
 	if err != nil {
@@ -45,13 +61,33 @@ func (a *Inventory) LoadInventoryPage(_ context.Context, in InventoryPageInput) 
 			"inventory %s changed after the rollout read its first page (SHA-256 then %s…, now %s…): the rollout pages through the file by position and would skip or repeat tenants; put the original file back, or start a new rollout for the new one",
 			clipPath(in.Path), prefix(in.SHA256), prefix(hash))
 	}
-	inv, err := config.ParseInventory(in.Path, data)
+	inv, err := a.parse(in.Path, hash, data)
 	if err != nil {
 		return InventoryPage{}, nonRetryable(ErrInvalidInput, "inventory %s: %v", clipPath(in.Path), err)
 	}
 	total := len(inv.Tenants)
 	lo, hi := min(max(in.Offset, 0), total), min(max(in.Offset, 0)+max(in.Limit, 0), total)
 	return InventoryPage{Tenants: inv.Tenants[lo:hi], Total: total, SHA256: hash}, nil
+}
+
+// parse is config.ParseInventory of data (whose SHA-256 is hash) read
+// from path, reusing the last parse of the same path and bytes. Callers
+// only slice the result's tenants, never change them.
+func (a *Inventory) parse(path, hash string, data []byte) (*config.Inventory, error) {
+	a.mu.Lock()
+	last := a.last
+	a.mu.Unlock()
+	if last.inv != nil && last.path == path && last.sha256 == hash {
+		return last.inv, nil
+	}
+	inv, err := config.ParseInventory(path, data)
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	a.last = parsedInventory{path: path, sha256: hash, inv: inv}
+	a.mu.Unlock()
+	return inv, nil
 }
 
 // prefix is the start of a hex hash, enough to tell two apart in a message.

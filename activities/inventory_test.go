@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -128,5 +129,86 @@ func TestInventoryHash(t *testing.T) {
 	refusedAs(t, "changed file", err, ErrInventoryChanged, first[:12])
 	if !strings.Contains(err.Error(), now[:12]) {
 		t.Errorf("error %q does not name the new hash's prefix %s", err, now[:12])
+	}
+}
+
+// manyTenants is an inventory of n tenants.
+func manyTenants(n int) string {
+	var b strings.Builder
+	b.WriteString("tenants:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  - id: 33333333-3333-4333-8333-%012d\n    display_name: T%[1]d\n    cloud: global\n    initial_domain: t%[1]d.onmicrosoft.com\n    site: site-%[1]d\n", i)
+	}
+	return b.String()
+}
+
+// TestInventoryPagesParseTheFileOnce: a rollout reads a file's pages in
+// turn; after the first, a page of unchanged bytes costs fewer
+// allocations than the file has tenants (parsing it again costs dozens
+// per tenant), and a rewritten file is parsed again.
+func TestInventoryPagesParseTheFileOnce(t *testing.T) {
+	const n = 2000
+	dir := t.TempDir()
+	path := filepath.Join(dir, "inv.yaml")
+	writeFile(t, path, manyTenants(n))
+	a := &Inventory{Dir: dir}
+	ctx := context.Background()
+	page := func(offset int) InventoryPage {
+		t.Helper()
+		p, err := a.LoadInventoryPage(ctx, InventoryPageInput{Path: path, Offset: offset, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if p := page(0); p.Total != n || len(p.Tenants) != 100 {
+		t.Fatalf("first page: total %d, %d tenants", p.Total, len(p.Tenants))
+	}
+	offset := 100
+	allocs := testing.AllocsPerRun(5, func() {
+		if p := page(offset); p.Tenants[0].DisplayName != fmt.Sprintf("T%d", offset) {
+			t.Fatalf("page at %d starts with %s", offset, p.Tenants[0].DisplayName)
+		}
+		offset += 100
+	})
+	if allocs >= n {
+		t.Errorf("%.0f allocations per page of an unchanged %d-tenant file: parsed again", allocs, n)
+	}
+	writeFile(t, path, strings.Replace(manyTenants(n), "display_name: T0\n", "display_name: Zero\n", 1))
+	if p := page(0); p.Tenants[0].DisplayName != "Zero" {
+		t.Fatalf("after the file changed the first tenant is %s; want Zero", p.Tenants[0].DisplayName)
+	}
+}
+
+// BenchmarkInventoryPages pages through a whole inventory file as a
+// rollout does (100 tenants a page): "parsed per page" with a new
+// Inventory for each page (the file parsed each time, as before the
+// worker kept its last parse), "parsed once" with one Inventory.
+func BenchmarkInventoryPages(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		dir := b.TempDir()
+		path := filepath.Join(dir, "inv.yaml")
+		if err := os.WriteFile(path, []byte(manyTenants(n)), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		for _, fresh := range []bool{true, false} {
+			name := fmt.Sprintf("tenants=%d/parsed-once", n)
+			if fresh {
+				name = fmt.Sprintf("tenants=%d/parsed-per-page", n)
+			}
+			b.Run(name, func(b *testing.B) {
+				for b.Loop() {
+					a := &Inventory{Dir: dir}
+					for off := 0; off < n; off += 100 {
+						if fresh {
+							a = &Inventory{Dir: dir}
+						}
+						if _, err := a.LoadInventoryPage(context.Background(), InventoryPageInput{Path: path, Offset: off, Limit: 100}); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+			})
+		}
 	}
 }

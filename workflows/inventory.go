@@ -61,6 +61,16 @@ func (p *inventoryPager) nextTenant(ctx workflow.Context) (config.Tenant, bool, 
 	return t, true, nil
 }
 
+// handedOut reports whether every tenant has been handed out, as far as
+// the pager knows without reading: the inventory's size is known (inline,
+// or from a page read) and the position has reached it.
+func (p *inventoryPager) handedOut() bool {
+	if p.path == "" {
+		return *p.next >= len(p.inline)
+	}
+	return *p.total > 0 && *p.next >= *p.total
+}
+
 // load reads the page that starts at the next tenant.
 func (p *inventoryPager) load(ctx workflow.Context) (contract.InventoryPage, error) {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute,

@@ -154,7 +154,8 @@ type change struct {
 // server check before publishing), its v1- files before
 // "renewal-decision-in-local-activity" (deciding in workflow code).
 // Rollout's v0- files before "inventory-content-hash" (no hash kept or
-// sent). LyncIntegration's v0- files before "lync-keep-writes-on-cancel"
+// sent), its v1- files before "inventory-no-empty-handover" (the second
+// run continues as new with no tenant left). LyncIntegration's v0- files before "lync-keep-writes-on-cancel"
 // (writes cancelled with the run). A new versioned change appends a shape (and the files it
 // replaces are renamed to the old shape's prefix).
 var versionShapes = map[string][][]change{
@@ -171,8 +172,9 @@ var versionShapes = map[string][][]change{
 		{{"renewal-mode-rule-and-server-check", 1}, {"renewal-decision-in-local-activity", 1}},
 	},
 	"Rollout": {
-		{{"inventory-content-hash", 0}},
-		{{"inventory-content-hash", 1}},
+		{{"inventory-content-hash", 0}, {"inventory-no-empty-handover", 0}},
+		{{"inventory-content-hash", 1}, {"inventory-no-empty-handover", 0}},
+		{{"inventory-content-hash", 1}, {"inventory-no-empty-handover", 1}},
 	},
 	"LyncIntegration": {
 		{{"lync-keep-writes-on-cancel", 0}},

@@ -28,6 +28,16 @@ const (
 // requests.
 const inventoryContentHash = "inventory-content-hash"
 
+// changeNoEmptyHandover versions a rollout run's knowing that its
+// inventory is done when the start that completes its share was the last
+// tenant (version 1). Earlier runs learnt it only by asking for one more
+// tenant, which the share no longer allowed, so a rollout whose size is a
+// multiple of the share continued as new once more with nothing to start.
+// Only a run's last command differs (complete instead of continue as new),
+// which replay does not compare; the version keeps runs started before the
+// change ending as they began.
+const changeNoEmptyHandover = "inventory-no-empty-handover"
+
 // DefaultContinueAsNewEvery is how many tenants one rollout run starts
 // before it continues as new. Each tenant costs about eight events in the
 // rollout's history (child initiated, started, completed, a signal or two,
@@ -133,6 +143,8 @@ type rollout struct {
 	byID           map[string]config.Tenant
 	startedThisRun int
 	exhausted      bool
+	// endKnown: the run is at changeNoEmptyHandover version 1.
+	endKnown bool
 }
 
 // Rollout sets up every tenant of an inventory with bounded concurrency,
@@ -148,6 +160,7 @@ func Rollout(ctx workflow.Context, in RolloutInput) (RolloutProgress, error) {
 }
 
 func (r *rollout) setup(ctx workflow.Context) error {
+	r.endKnown = workflow.GetVersion(ctx, changeNoEmptyHandover, workflow.DefaultVersion, 1) >= 1
 	if r.in.Concurrency <= 0 {
 		r.in.Concurrency = DefaultConcurrency
 	}
@@ -395,6 +408,10 @@ func (r *rollout) startTenants(ctx workflow.Context) error {
 		r.byID[t.ID] = t
 		r.start(ctx, t)
 		r.startedThisRun++
+	}
+	if r.endKnown && !r.exhausted && r.startedThisRun >= r.in.ContinueAsNewEvery && r.inventory.handedOut() {
+		// The share's last start was the inventory's last tenant.
+		r.exhausted = true
 	}
 	return nil
 }

@@ -156,7 +156,8 @@ type change struct {
 // Rollout's v0- files before "inventory-content-hash" (no hash kept or
 // sent), its v1- files before "inventory-no-empty-handover" (the second
 // run continues as new with no tenant left). LyncIntegration's v0- files before "lync-keep-writes-on-cancel"
-// (writes cancelled with the run). A new versioned change appends a shape (and the files it
+// (writes cancelled with the run). VerifyInventory's v0- file before
+// "inventory-no-empty-handover". A new versioned change appends a shape (and the files it
 // replaces are renamed to the old shape's prefix).
 var versionShapes = map[string][][]change{
 	"Setup": {
@@ -179,6 +180,10 @@ var versionShapes = map[string][][]change{
 	"LyncIntegration": {
 		{{"lync-keep-writes-on-cancel", 0}},
 		{{"lync-keep-writes-on-cancel", 1}},
+	},
+	"VerifyInventory": {
+		{{"inventory-no-empty-handover", 0}},
+		{{"inventory-no-empty-handover", 1}},
 	},
 }
 

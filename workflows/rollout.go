@@ -28,11 +28,12 @@ const (
 // requests.
 const inventoryContentHash = "inventory-content-hash"
 
-// changeNoEmptyHandover versions a rollout run's knowing that its
-// inventory is done when the start that completes its share was the last
-// tenant (version 1). Earlier runs learnt it only by asking for one more
-// tenant, which the share no longer allowed, so a rollout whose size is a
-// multiple of the share continued as new once more with nothing to start.
+// changeNoEmptyHandover versions a Rollout or VerifyInventory run's
+// knowing that its inventory is done when the start that completes its
+// share was the last tenant (version 1). Earlier runs learnt it only by
+// asking for one more tenant, which the share no longer allowed, so one
+// whose size is a multiple of the share continued as new once more with
+// nothing to start.
 // Only a run's last command differs (complete instead of continue as new),
 // which replay does not compare; the version keeps runs started before the
 // change ending as they began.

@@ -163,9 +163,13 @@ type verifyTenant struct {
 }
 
 type verify struct {
-	in      VerifyInput
-	carry   VerifyCarry
-	running []*verifyTenant
+	// endKnown: the run is at changeNoEmptyHandover version 1 (see
+	// Rollout): a run whose share ends with the last tenant ends the
+	// verify.
+	endKnown bool
+	in       VerifyInput
+	carry    VerifyCarry
+	running  []*verifyTenant
 	// deferred tenants wait for deferTimer.
 	deferred   []deferredTenant
 	deferTimer workflow.Future
@@ -176,6 +180,7 @@ type verify struct {
 // at the top of this file).
 func VerifyInventory(ctx workflow.Context, in VerifyInput) (VerifyReport, error) {
 	v := &verify{in: in}
+	v.endKnown = workflow.GetVersion(ctx, changeNoEmptyHandover, workflow.DefaultVersion, 1) >= 1
 	if v.in.Concurrency <= 0 {
 		v.in.Concurrency = DefaultConcurrency
 	}
@@ -225,6 +230,9 @@ func (v *verify) run(ctx workflow.Context) (VerifyReport, error) {
 			}
 			v.start(ctx, t)
 			started++
+		}
+		if v.endKnown && !exhausted && started >= v.in.ContinueAsNewEvery && v.inventory.handedOut() {
+			exhausted = true
 		}
 		if len(v.running) == 0 {
 			if exhausted && len(v.deferred) == 0 {

@@ -14,6 +14,31 @@ import (
 	"github.com/hybridflow/hybridflow/workflows"
 )
 
+// TestVerifyEndsInTheRunOfItsLastTenant: three tenants, three a run: the
+// first run starts the last tenant and ends the verify itself, with no
+// second, empty run.
+func TestVerifyEndsInTheRunOfItsLastTenant(t *testing.T) {
+	h := newRenewHarness(t)
+	env := h.newEnv(renewBase)
+	env.RegisterWorkflow(workflows.VerifyInventory)
+	env.RegisterActivity(&activities.Inventory{})
+	env.OnUpsertTypedSearchAttributes(mock.Anything).Return(nil)
+	env.ExecuteWorkflow(workflows.VerifyInventory, workflows.VerifyInput{Name: "three", Tenants: h.inv.Tenants, Concurrency: 3, ContinueAsNewEvery: 3})
+	if !env.IsWorkflowCompleted() {
+		t.Fatal("verify did not complete")
+	}
+	if _, ok := asContinueAsNew(env.GetWorkflowError()); ok {
+		t.Fatal("the run that started the last of 3 tenants continued as new; want it to end the verify")
+	}
+	var rep workflows.VerifyReport
+	if err := env.GetWorkflowResult(&rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Total != 3 || len(rep.Tenants) != 3 || rep.Runs != 0 {
+		t.Fatalf("report: total %d, %d verdicts, %d handovers; want 3, 3, 0", rep.Total, len(rep.Tenants), rep.Runs)
+	}
+}
+
 // TestVerifyInventoryVerdicts: small.yaml with tenant 0 set up and the two
 // others not, tenant 1 with a next auth certificate staged, tenant 2's
 // current one taken out of the store (its plan cannot be made), verified

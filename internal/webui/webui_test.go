@@ -108,23 +108,35 @@ func TestWebUIShowsDecodedSetupAndPausedTenants(t *testing.T) {
 	if os.Getenv(CodecEndpointEnv) != "off" {
 		devArgs = append(devArgs, "--ui-codec-endpoint", codecURL)
 	}
-	devLog, err := os.Create(filepath.Join(shots, "devserver.log"))
+	devLogPath := filepath.Join(shots, "devserver.log")
+	devLog, err := os.Create(devLogPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer devLog.Close()
-	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
-		ExistingPath:  temporalCLI,
-		ClientOptions: &client.Options{HostPort: fmt.Sprintf("127.0.0.1:%d", frontend), Namespace: "default"},
-		EnableUI:      true,
-		UIPort:        strconv.Itoa(uiPort),
-		LogLevel:      "warn",
-		ExtraArgs:     devArgs,
-		Stdout:        devLog,
-		Stderr:        devLog,
-	})
-	if err != nil {
-		t.Fatal(err)
+	var srv *testsuite.DevServer
+	// A free port can be taken by another test process between freePort
+	// and the server's bind ("address already in use"): try another.
+	for try := 1; ; try++ {
+		srv, err = testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
+			ExistingPath:  temporalCLI,
+			ClientOptions: &client.Options{HostPort: fmt.Sprintf("127.0.0.1:%d", frontend), Namespace: "default"},
+			EnableUI:      true,
+			UIPort:        strconv.Itoa(uiPort),
+			LogLevel:      "warn",
+			ExtraArgs:     devArgs,
+			Stdout:        devLog,
+			Stderr:        devLog,
+		})
+		if err == nil {
+			break
+		}
+		logged, _ := os.ReadFile(devLogPath)
+		if try == 3 || !strings.Contains(string(logged), fmt.Sprintf("127.0.0.1:%d: bind: address already in use", frontend)) {
+			t.Fatal(err)
+		}
+		t.Logf("dev server start %d: port %d was taken; trying another", try, frontend)
+		frontend = freePort(t)
 	}
 	defer func() { _ = srv.Stop() }()
 	env["HYBRIDFLOW_TEMPORAL_ADDRESS"] = srv.FrontendHostPort()

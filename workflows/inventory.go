@@ -28,8 +28,11 @@ type inventoryPager struct {
 	// page from a file with another hash is refused.
 	hashed func(workflow.Context) bool
 	sha    *string
-	page   []config.Tenant
-	pageAt int
+	// endKnown: the run is at changeNoEmptyHandover version 1
+	// (knowsItsEnd), so doneAtShare may answer yes.
+	endKnown bool
+	page     []config.Tenant
+	pageAt   int
 }
 
 // nextTenant returns the next tenant; ok is false past the last one.
@@ -61,10 +64,31 @@ func (p *inventoryPager) nextTenant(ctx workflow.Context) (config.Tenant, bool, 
 	return t, true, nil
 }
 
-// handedOut reports whether every tenant has been handed out, as far as
-// the pager knows without reading: the inventory's size is known (inline,
-// or from a page read) and the position has reached it.
-func (p *inventoryPager) handedOut() bool {
+// changeNoEmptyHandover versions a Rollout or VerifyInventory run's
+// knowing that its inventory is done when the start that completes its
+// share was the last tenant (version 1). Earlier runs learnt it only by
+// asking for one more tenant, which the share no longer allowed, so one
+// whose size is a multiple of the share continued as new once more with
+// nothing to start. Only a run's last command differs (complete instead of
+// continue as new), which replay does not compare; the version keeps runs
+// started before the change ending as they began.
+const changeNoEmptyHandover = "inventory-no-empty-handover"
+
+// knowsItsEnd asks, once at the start of a run, whether the run is at
+// changeNoEmptyHandover version 1.
+func knowsItsEnd(ctx workflow.Context) bool {
+	return workflow.GetVersion(ctx, changeNoEmptyHandover, workflow.DefaultVersion, 1) >= 1
+}
+
+// doneAtShare reports whether a run that has started started tenants of
+// its share of every has handed out the inventory's last one, as far as
+// the pager knows without reading: the share is complete, the inventory's
+// size is known (inline, or from a page read) and the position has
+// reached it. Always false before changeNoEmptyHandover.
+func (p *inventoryPager) doneAtShare(started, every int) bool {
+	if !p.endKnown || started < every {
+		return false
+	}
 	if p.path == "" {
 		return *p.next >= len(p.inline)
 	}

@@ -28,17 +28,6 @@ const (
 // requests.
 const inventoryContentHash = "inventory-content-hash"
 
-// changeNoEmptyHandover versions a Rollout or VerifyInventory run's
-// knowing that its inventory is done when the start that completes its
-// share was the last tenant (version 1). Earlier runs learnt it only by
-// asking for one more tenant, which the share no longer allowed, so one
-// whose size is a multiple of the share continued as new once more with
-// nothing to start.
-// Only a run's last command differs (complete instead of continue as new),
-// which replay does not compare; the version keeps runs started before the
-// change ending as they began.
-const changeNoEmptyHandover = "inventory-no-empty-handover"
-
 // DefaultContinueAsNewEvery is how many tenants one rollout run starts
 // before it continues as new. Each tenant costs about eight events in the
 // rollout's history (child initiated, started, completed, a signal or two,
@@ -144,8 +133,6 @@ type rollout struct {
 	byID           map[string]config.Tenant
 	startedThisRun int
 	exhausted      bool
-	// endKnown: the run is at changeNoEmptyHandover version 1.
-	endKnown bool
 }
 
 // Rollout sets up every tenant of an inventory with bounded concurrency,
@@ -161,7 +148,7 @@ func Rollout(ctx workflow.Context, in RolloutInput) (RolloutProgress, error) {
 }
 
 func (r *rollout) setup(ctx workflow.Context) error {
-	r.endKnown = workflow.GetVersion(ctx, changeNoEmptyHandover, workflow.DefaultVersion, 1) >= 1
+	endKnown := knowsItsEnd(ctx)
 	if r.in.Concurrency <= 0 {
 		r.in.Concurrency = DefaultConcurrency
 	}
@@ -177,7 +164,7 @@ func (r *rollout) setup(ctx workflow.Context) error {
 	} else {
 		r.carry = RolloutCarry{Counts: map[string]int{}, Started: workflow.Now(ctx)}
 	}
-	r.inventory = inventoryPager{path: r.in.InventoryPath, inline: r.in.Tenants, next: &r.carry.Next, total: &r.carry.Total,
+	r.inventory = inventoryPager{path: r.in.InventoryPath, inline: r.in.Tenants, next: &r.carry.Next, total: &r.carry.Total, endKnown: endKnown,
 		sha: &r.carry.InventorySHA256, hashed: func(ctx workflow.Context) bool {
 			// Runs before this change neither sent nor kept the file's hash.
 			return workflow.GetVersion(ctx, inventoryContentHash, workflow.DefaultVersion, 1) >= 1
@@ -410,10 +397,7 @@ func (r *rollout) startTenants(ctx workflow.Context) error {
 		r.start(ctx, t)
 		r.startedThisRun++
 	}
-	if r.endKnown && !r.exhausted && r.startedThisRun >= r.in.ContinueAsNewEvery && r.inventory.handedOut() {
-		// The share's last start was the inventory's last tenant.
-		r.exhausted = true
-	}
+	r.exhausted = r.exhausted || r.inventory.doneAtShare(r.startedThisRun, r.in.ContinueAsNewEvery)
 	return nil
 }
 

@@ -163,13 +163,9 @@ type verifyTenant struct {
 }
 
 type verify struct {
-	// endKnown: the run is at changeNoEmptyHandover version 1 (see
-	// Rollout): a run whose share ends with the last tenant ends the
-	// verify.
-	endKnown bool
-	in       VerifyInput
-	carry    VerifyCarry
-	running  []*verifyTenant
+	in      VerifyInput
+	carry   VerifyCarry
+	running []*verifyTenant
 	// deferred tenants wait for deferTimer.
 	deferred   []deferredTenant
 	deferTimer workflow.Future
@@ -180,7 +176,7 @@ type verify struct {
 // at the top of this file).
 func VerifyInventory(ctx workflow.Context, in VerifyInput) (VerifyReport, error) {
 	v := &verify{in: in}
-	v.endKnown = workflow.GetVersion(ctx, changeNoEmptyHandover, workflow.DefaultVersion, 1) >= 1
+	endKnown := knowsItsEnd(ctx)
 	if v.in.Concurrency <= 0 {
 		v.in.Concurrency = DefaultConcurrency
 	}
@@ -200,7 +196,7 @@ func VerifyInventory(ctx workflow.Context, in VerifyInput) (VerifyReport, error)
 		v.carry = VerifyCarry{Started: workflow.Now(ctx)}
 	}
 	v.in.Carry = nil
-	v.inventory = inventoryPager{path: v.in.InventoryPath, inline: v.in.Tenants, next: &v.carry.Next, total: &v.carry.Total}
+	v.inventory = inventoryPager{path: v.in.InventoryPath, inline: v.in.Tenants, next: &v.carry.Next, total: &v.carry.Total, endKnown: endKnown}
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (VerifyReport, error) { return v.report(ctx), nil }); err != nil {
 		return VerifyReport{}, err
 	}
@@ -231,9 +227,7 @@ func (v *verify) run(ctx workflow.Context) (VerifyReport, error) {
 			v.start(ctx, t)
 			started++
 		}
-		if v.endKnown && !exhausted && started >= v.in.ContinueAsNewEvery && v.inventory.handedOut() {
-			exhausted = true
-		}
+		exhausted = exhausted || v.inventory.doneAtShare(started, v.in.ContinueAsNewEvery)
 		if len(v.running) == 0 {
 			if exhausted && len(v.deferred) == 0 {
 				break

@@ -163,15 +163,12 @@ func (c *Client) ReadEntraState(ctx context.Context, firstPartyAppID, appName st
 	default:
 		return nil, &Error{Op: steps[stepFirstParty].op, Kind: Ambiguous, Message: fmt.Sprintf("%d service principals for appId %s", len(fps), firstPartyAppID)}
 	}
-	fpKeysRead := false
-	if fp := st.FirstParty; fp != nil && knownID != "" && strings.EqualFold(fp.ID, knownID) && steps[required].err == nil {
-		// The object the list found is the one whose keys the batch read.
-		if fpKeysRead = true; len(fp.KeyCredentials) > 0 {
-			keys, err := decodeKeys(steps[required])
-			if err != nil {
-				return nil, err
-			}
-			fp.KeyCredentials = keys
+	// The batch read the keys of the object the list found.
+	fp := st.FirstParty
+	fpKeysRead := fp != nil && knownID != "" && strings.EqualFold(fp.ID, knownID) && steps[required].err == nil
+	if fpKeysRead && len(fp.KeyCredentials) > 0 {
+		if fp.KeyCredentials, err = decodeKeys(steps[required]); err != nil {
+			return nil, err
 		}
 	}
 	c.learnServicePrincipal(firstPartyAppID, st.FirstParty)

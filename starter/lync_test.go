@@ -266,12 +266,7 @@ func TestLyncCommandsAgainstDevServer(t *testing.T) {
 		t.Errorf("summary of %s = %q (%v)", id, got, err)
 	}
 	var summaries []string
-	it := c.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for it.HasNext() {
-		ev, err := it.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, ev := range historyEvents(t, ctx, c, id) {
 		if ev.GetEventType() != enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED {
 			continue
 		}

@@ -216,13 +216,8 @@ func TestRenewCommandsOnDevServer(t *testing.T) {
 		if got, err := d.GetStaticSummary(); err != nil || got != workflows.TenantSummary(tn) || !strings.Contains(got, tn.InitialDomain) {
 			t.Errorf("summary of %s = %q (%v), want %q", id, got, err, workflows.TenantSummary(tn))
 		}
-		it := srv.Client().GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 		read := 0
-		for it.HasNext() {
-			ev, err := it.Next()
-			if err != nil {
-				t.Fatal(err)
-			}
+		for _, ev := range historyEvents(t, ctx, srv.Client(), id) {
 			if ev.GetEventType() != enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED {
 				continue
 			}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
@@ -272,15 +273,25 @@ func isNotFound(err error) bool {
 func acceptedUpdates(t *testing.T, ctx context.Context, c client.Client, id, name string) int {
 	t.Helper()
 	n := 0
+	for _, e := range historyEvents(t, ctx, c, id) {
+		if a := e.GetWorkflowExecutionUpdateAcceptedEventAttributes(); a != nil && a.GetAcceptedRequest().GetInput().GetName() == name {
+			n++
+		}
+	}
+	return n
+}
+
+// historyEvents is the history of workflow id's current run.
+func historyEvents(t *testing.T, ctx context.Context, c client.Client, id string) []*historypb.HistoryEvent {
+	t.Helper()
+	var out []*historypb.HistoryEvent
 	it := c.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
 		e, err := it.Next()
 		if err != nil {
 			t.Fatalf("history of %s: %v", id, err)
 		}
-		if a := e.GetWorkflowExecutionUpdateAcceptedEventAttributes(); a != nil && a.GetAcceptedRequest().GetInput().GetName() == name {
-			n++
-		}
+		out = append(out, e)
 	}
-	return n
+	return out
 }

@@ -44,19 +44,7 @@ func TestClusterDurableSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess, err := d.Open(ctx, w, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
-	fresh, err := sess.Rollout(ctx, "cluster-smoke", c, DefaultSetup(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conv, err := sess.Rollout(ctx, "cluster-smoke-converged", c, DefaultSetup(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fresh, conv := freshThenConverged(t, ctx, d, w, c, "cluster-smoke", 1, 0)
 	for _, r := range []RunResult{fresh, conv} {
 		if r.Verified() != n || r.Engine != EngineCluster {
 			t.Fatalf("%s on %s: %d of %d verified", r.Runner, r.Engine, r.Verified(), n)

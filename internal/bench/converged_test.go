@@ -35,18 +35,7 @@ func TestConvergedTenantsReadGraphOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess, err := d.Open(ctx, w, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
-	if _, err := sess.Rollout(ctx, "once-fresh", 10, DefaultSetup(), 0); err != nil {
-		t.Fatal(err)
-	}
-	conv, err := sess.Rollout(ctx, "once-converged", 10, DefaultSetup(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, conv := freshThenConverged(t, ctx, d, w, 10, "once", 0, 0)
 	withKeys := 0
 	for _, id := range tenantIDs(w) {
 		w.View(id, func(tn *sim.Tenant) {

@@ -28,6 +28,26 @@ func smokeProfile() Profile {
 	return p
 }
 
+// freshThenConverged opens a session on w and rolls it out twice at
+// concurrency c with DefaultSetup: fresh ("<name>-fresh"), then converged
+// ("<name>-converged"), reading every k-th setup's history as
+// historyFresh and historyConverged say (0: none).
+func freshThenConverged(t *testing.T, ctx context.Context, d *Durable, w *sim.World, c int, name string, historyFresh, historyConverged int) (fresh, conv RunResult) {
+	t.Helper()
+	sess, err := d.Open(ctx, w, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	if fresh, err = sess.Rollout(ctx, name+"-fresh", c, DefaultSetup(), historyFresh); err != nil {
+		t.Fatal(err)
+	}
+	if conv, err = sess.Rollout(ctx, name+"-converged", c, DefaultSetup(), historyConverged); err != nil {
+		t.Fatal(err)
+	}
+	return fresh, conv
+}
+
 // TestHarnessSmoke runs all three runners on six fresh tenants (both
 // modes) with concurrency 3, through the real dev server and relay
 // processes, and checks what the issue relies on: every tenant verified
@@ -62,20 +82,7 @@ func TestHarnessSmoke(t *testing.T) {
 		t.Fatalf("the smoke world must hold both modes, got legacy=%d dedicated=%d", modes[true], modes[false])
 	}
 	ids := tenantIDs(w)
-	sess, err := d.Open(ctx, w, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dur, err := sess.Rollout(ctx, "smoke-fresh", c, opts, 1)
-	if err != nil {
-		sess.Close()
-		t.Fatal(err)
-	}
-	conv, err := sess.Rollout(ctx, "smoke-converged", c, opts, 1)
-	sess.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	dur, conv := freshThenConverged(t, ctx, d, w, c, "smoke", 1, 1)
 
 	wf, err := NewWorld(n, seed, p)
 	if err != nil {
